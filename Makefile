@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` (a real transfer with progress) and `make test`.
+# Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_DIR := tests/interop/node
+
+.PHONY: demo test lint node clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+
+node: $(NODE_DIR)/node_modules/.package-lock.json
+
+demo: $(STAMP)
+	$(BIN)/sio-stream demo $(ARGS)
+
+test: $(STAMP) node
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check sio_stream tests benchmarks examples
+	$(BIN)/ruff format --check sio_stream tests benchmarks examples
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules

@@ -1,0 +1,51 @@
+"""sio_stream: socket.io-stream for python-socketio.
+
+Streams of bytes or objects, multiplexed with flow control over a Socket.IO connection you
+already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
+
+    from sio_stream import ss, create_stream
+
+    streams = ss(sio)
+
+    @streams.on("upload")
+    async def upload(sid, stream, meta):
+        async for chunk in stream:
+            ...
+"""
+
+from ._errors import (
+    ConnectionAbortedStreamError,
+    InvalidChunkError,
+    InvalidOptionError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    StreamBrokenError,
+    StreamBusyError,
+    StreamClosedError,
+    StreamEnded,
+    StreamError,
+    StreamTimeoutError,
+)
+from ._socket import StreamSocket, ss
+from ._stream import IOStream, create_stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectionAbortedStreamError",
+    "IOStream",
+    "InvalidChunkError",
+    "InvalidOptionError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "StreamBrokenError",
+    "StreamBusyError",
+    "StreamClosedError",
+    "StreamEnded",
+    "StreamError",
+    "StreamSocket",
+    "StreamTimeoutError",
+    "__version__",
+    "create_stream",
+    "ss",
+]

@@ -1,0 +1,148 @@
+"""Chunks on the wire: what a ``$stream-write`` may carry, and how bytes are cut and joined.
+
+A byte stream's chunk is ``bytes`` (a Socket.IO binary attachment), or text in a Node
+encoding (``base64`` from ``forceBase64`` peers). An object-mode chunk is any JSON value.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections import deque
+from typing import Any
+
+from ._errors import InvalidChunkError
+from ._wire import BASE64, BUFFER, UTF8
+
+# Node's text encodings that Python names differently (Buffer.from(string, encoding)).
+_NODE_ENCODINGS = {
+    "utf8": "utf-8",
+    "utf-8": "utf-8",
+    "ascii": "ascii",
+    "latin1": "latin-1",
+    "binary": "latin-1",
+    "ucs2": "utf-16-le",
+    "ucs-2": "utf-16-le",
+    "utf16le": "utf-16-le",
+    "utf-16le": "utf-16-le",
+}
+
+
+def decode_chunk(chunk: Any, encoding: Any, object_mode: bool) -> Any:
+    """The value a reader delivers for an incoming chunk; raises :class:`InvalidChunkError`."""
+    if object_mode:
+        return chunk
+    if isinstance(chunk, (bytes, bytearray)):
+        return bytes(chunk)
+    if isinstance(chunk, str):
+        if encoding == BASE64:
+            try:
+                return binascii.a2b_base64(chunk.encode("ascii"), strict_mode=True)
+            except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+                raise InvalidChunkError(f"invalid base64 chunk: {exc}") from None
+        if encoding == "hex":
+            try:
+                return bytes.fromhex(chunk)
+            except ValueError as exc:
+                raise InvalidChunkError(f"invalid hex chunk: {exc}") from None
+        codec = _NODE_ENCODINGS.get(str(encoding).lower() if encoding is not None else UTF8)
+        if codec is None:
+            raise InvalidChunkError(f"unsupported chunk encoding: {encoding!r}")
+        try:
+            return chunk.encode(codec)
+        except UnicodeEncodeError as exc:
+            raise InvalidChunkError(f"chunk not encodable as {encoding}: {exc}") from None
+    raise InvalidChunkError(f"a byte stream cannot carry a {type(chunk).__name__} chunk")
+
+
+def wire_chunk(data: Any, object_mode: bool, force_base64: bool) -> tuple[Any, str]:
+    """``(chunk, encoding)`` arguments of an outgoing ``$stream-write``."""
+    if object_mode:
+        return data, UTF8
+    if force_base64:
+        return binascii.b2a_base64(data, newline=False).decode("ascii"), BASE64
+    return data, BUFFER
+
+
+def as_bytes(data: Any) -> bytes:
+    """What a byte stream accepts from ``write()``: bytes-like, or ``str`` as UTF-8 (Node's
+    ``decodeStrings``); anything else raises :class:`InvalidChunkError`."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    raise InvalidChunkError(f"a byte stream accepts bytes, not {type(data).__name__}")
+
+
+class ByteQueue:
+    """A FIFO of byte strings with a running size; joins and splits without copying more than once."""
+
+    __slots__ = ("_items", "_offset", "size")
+
+    def __init__(self) -> None:
+        self._items: deque[bytes] = deque()
+        self._offset = 0  # bytes of the head item already taken
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def append(self, data: bytes) -> None:
+        if data:
+            self._items.append(data)
+            self.size += len(data)
+
+    def take(self, limit: int) -> bytes:
+        """Remove and return up to ``limit`` bytes (at least one byte if any is queued)."""
+        items = self._items
+        if not items:
+            return b""
+        head = items[0]
+        remaining = len(head) - self._offset
+        if remaining >= limit:
+            piece = head[self._offset : self._offset + limit]
+            self._advance_head(limit, remaining)
+            return piece
+        parts = [head[self._offset :] if self._offset else head]
+        total = remaining
+        items.popleft()
+        self._offset = 0
+        while items and total + len(items[0]) <= limit:
+            item = items.popleft()
+            parts.append(item)
+            total += len(item)
+        if items and total < limit:
+            want = limit - total
+            parts.append(items[0][:want])
+            self._offset = want
+            total = limit
+        self.size -= total
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def take_head(self, limit: int) -> tuple[bytes, bool]:
+        """Up to ``limit`` bytes of the head item only; the flag says whether the item is used up."""
+        head = self._items[0]
+        remaining = len(head) - self._offset
+        if remaining <= limit:
+            piece = head[self._offset :] if self._offset else head
+            self._items.popleft()
+            self._offset = 0
+            self.size -= remaining
+            return piece, True
+        piece = head[self._offset : self._offset + limit]
+        self._advance_head(limit, remaining)
+        return piece, False
+
+    def _advance_head(self, count: int, remaining: int) -> None:
+        if count == remaining:
+            self._items.popleft()
+            self._offset = 0
+        else:
+            self._offset += count
+        self.size -= count
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._offset = 0
+        self.size = 0

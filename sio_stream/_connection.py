@@ -1,0 +1,80 @@
+"""One connection's streams and its ordered sender.
+
+Every packet sio_stream sends on a connection goes through :class:`Connection`'s single sender
+task, in the order the protocol core queued it: python-socketio's ``emit`` is not safe to call
+concurrently for binary packets, and a stream must be announced before its reads and writes.
+The sender task exists only while there is something to send, so an idle connection holds no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from ._stream import IOStream
+
+logger = logging.getLogger("sio_stream")
+
+#: Sends one event: ``(event, args, ack callback or None)``.
+EmitFunction = Callable[[str, tuple[Any, ...], Callable[..., Any] | None], Awaitable[None]]
+
+
+class Connection:
+    """The streams of one Socket.IO connection in one namespace, and the task that sends for them."""
+
+    def __init__(self, emit: EmitFunction, config: CoreConfig, label: str) -> None:
+        self.core = ProtocolCore(config)
+        self.core.on_outgoing = self._start_sender
+        self._emit = emit
+        self._sender: asyncio.Task[None] | None = None
+        self.label = label
+        self.hello_sent = False
+
+    # -- streams -------------------------------------------------------------------------------
+    def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
+        """An IOStream for a placeholder the peer sent (failed at once if it was bad)."""
+        return IOStream(self.core.decode_placeholder(stream_id, options))
+
+    def queue(self, item: Outgoing) -> None:
+        self.core.queue(item)
+
+    def send_hello(self) -> None:
+        if not self.hello_sent and not self.core.closed:
+            self.hello_sent = True
+            self.core.queue(self.core.hello())
+
+    # -- the sender ------------------------------------------------------------------------------
+    def _start_sender(self) -> None:
+        if self._sender is None and not self.core.closed:
+            self._sender = asyncio.get_running_loop().create_task(
+                self._run_sender(), name=f"sio_stream sender {self.label}"
+            )
+
+    async def _run_sender(self) -> None:
+        try:
+            while (item := self.core.next_outgoing()) is not None:
+                try:
+                    await self._emit(item.event, item.args, item.on_ack)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the connection is gone: python-socketio says so by raising
+                    logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
+                    self.core.connection_lost()
+                    return
+        finally:
+            self._sender = None
+
+    # -- the end -----------------------------------------------------------------------------------
+    def lost(self) -> None:
+        """The connection dropped: fail every stream with "Connection aborted" and stop sending."""
+        self.core.connection_lost()
+        sender = self._sender
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+
+    @property
+    def streams(self) -> dict[str, StreamCore]:
+        return self.core.streams

@@ -1,0 +1,529 @@
+"""The protocol core: every stream of one connection, as a pure state machine.
+
+``ProtocolCore`` takes the peer's events (``receive_*``) and the application's calls
+(``write``, ``end``, ``take``, ...), keeps each stream's state and buffers, and queues what
+must go on the wire in :attr:`ProtocolCore.outbox`, in the order it must be sent. It does no
+I/O and imports no async library: the glue drains the outbox with :meth:`next_outgoing`, and
+each stream's ``listener`` is called whenever something a waiting task may care about changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _wire as wire
+from ._chunks import ByteQueue, decode_chunk, wire_chunk
+from ._errors import (
+    ConnectionAbortedStreamError,
+    InvalidChunkError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    StreamBrokenError,
+    StreamClosedError,
+    StreamError,
+)
+from ._options import StreamOptions
+from ._state import ReadInput, ReadState, WriteInput, WriteState, next_read_state, next_write_state
+from ._window import ReadWindow, WriteCredit
+
+#: Largest chunk a writer puts in one ``$stream-write``: under python-socketio's default
+#: 1,000,000-byte message limit with room for the packet header, and large enough that the
+#: per-packet cost of python-socketio (~50 us) is small beside the bytes (see the README).
+DEFAULT_MAX_CHUNK = 256 * 1024
+#: Chunks a reader keeps in flight: 8 x 256 KiB = 2 MiB per stream, enough to keep ~40 MB/s
+#: flowing over a 50 ms round trip while bounding what one stream can make a reader hold.
+DEFAULT_WINDOW = 8
+
+#: Features this implementation announces in its ``$stream-hello``.
+FEATURE_BATCH_READ = "batch-read"  # one $stream-read may grant several chunks (count argument)
+FEATURE_UNACKED_WRITE = "unacked-write"  # writes carry no ack; $stream-end carries one instead
+PROTOCOL_VERSION = 1
+OUR_FEATURES = frozenset({FEATURE_BATCH_READ, FEATURE_UNACKED_WRITE})
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """One event to emit. ``on_ack`` (when set) receives the peer's ack arguments."""
+
+    event: str
+    args: tuple[Any, ...]
+    on_ack: Callable[..., None] | None = None
+
+
+class StreamCore:
+    """The protocol state of one stream: both directions, their buffers and credits."""
+
+    def __init__(self, options: StreamOptions, stream_id: str | None = None) -> None:
+        self.id = stream_id if stream_id is not None else str(uuid.uuid4())
+        self.options = options
+        self.object_mode = options.object_mode
+        self.read_state = ReadState.IDLE
+        self.write_state = WriteState.OPEN
+        self.error: StreamError | None = None
+        self.owner: ProtocolCore | None = None
+        self.announced = False
+        self.wants_read = False  # the application asked for data before the stream was bound
+        self.window: ReadWindow | None = None
+        self.credit = WriteCredit(limit=1)
+        self.inbox: ByteQueue | deque[Any] = deque() if self.object_mode else ByteQueue()
+        self.pending: ByteQueue | deque[Any] = deque() if self.object_mode else ByteQueue()
+        self.scheduled = False  # a write token for this stream sits in the outbox
+        self.end_ack_pending = False
+        self.owed_reads = 0  # consumed chunks not yet granted back (batched toward sio_stream peers)
+        self.listener: Callable[[], None] = _nothing
+        self.settled = False  # removed from its connection's registry
+
+    # -- derived state -------------------------------------------------------------------
+    @property
+    def pending_size(self) -> int:
+        """Buffered outgoing data: bytes, or objects in object mode."""
+        return self.pending.size if isinstance(self.pending, ByteQueue) else len(self.pending)
+
+    @property
+    def readable_ended(self) -> bool:
+        """True once no more data will arrive and the inbox is empty."""
+        return self.read_state is ReadState.ENDED and not self.inbox
+
+    @property
+    def write_finished(self) -> bool:
+        """True once ``$stream-end`` was queued and every chunk was acknowledged."""
+        return self.write_state is WriteState.ENDED and self.credit.unacked == 0 and not self.end_ack_pending
+
+    def check_alive(self) -> None:
+        """Raise the stream's error if it failed."""
+        if self.error is not None:
+            raise self.error
+
+    # -- state moves (the only place states change) --------------------------------------
+    def move_read(self, event: ReadInput) -> bool:
+        new = next_read_state(self.read_state, event)
+        if new is None:
+            return False
+        self.read_state = new
+        return True
+
+    def move_write(self, event: WriteInput) -> bool:
+        new = next_write_state(self.write_state, event)
+        if new is None:
+            return False
+        self.write_state = new
+        return True
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class CoreConfig:
+    """Settings of one connection's core (see the README for how the defaults were chosen)."""
+
+    window: int = DEFAULT_WINDOW
+    max_chunk: int = DEFAULT_MAX_CHUNK
+    force_base64: bool = False
+    #: Most credits a writer keeps from a peer: more reads than this are ignored.
+    max_credit: int = 1024
+    features: frozenset[str] = field(default=OUR_FEATURES)
+
+
+class ProtocolCore:
+    """All streams of one Socket.IO connection (one namespace of one socket), sans I/O."""
+
+    def __init__(self, config: CoreConfig | None = None) -> None:
+        self.config = config or CoreConfig()
+        self.streams: dict[str, StreamCore] = {}
+        self.outbox: deque[Outgoing | StreamCore] = deque()
+        self.peer_features: frozenset[str] = frozenset()
+        self.closed = False
+        #: Called when the outbox goes from empty to non-empty (the glue wakes its sender).
+        self.on_outgoing: Callable[[], None] = _nothing
+
+    # -- negotiation -----------------------------------------------------------------------
+    def hello(self) -> Outgoing:
+        """Our ``$stream-hello``, to send first on a new connection."""
+        info = {"version": PROTOCOL_VERSION, "features": sorted(self.config.features)}
+        return Outgoing(wire.HELLO, (info,))
+
+    def receive_hello(self, info: Any) -> None:
+        """The peer is a sio_stream peer: use the features both sides announced."""
+        if not isinstance(info, dict):
+            return
+        features = info.get("features")
+        if isinstance(features, list):
+            theirs = {f for f in features if isinstance(f, str)}
+            self.peer_features = frozenset(theirs & self.config.features)
+
+    # -- queueing --------------------------------------------------------------------------
+    def _queue(self, item: Outgoing | StreamCore) -> None:
+        was_empty = not self.outbox
+        self.outbox.append(item)
+        if was_empty:
+            self.on_outgoing()
+
+    def queue(self, item: Outgoing) -> None:
+        """Queue an application event (already encoded) behind everything queued so far."""
+        if self.closed:
+            raise ConnectionAbortedStreamError(wire.CONNECTION_ABORTED)
+        self._queue(item)
+
+    def next_outgoing(self) -> Outgoing | None:
+        """The next event to emit, or ``None`` when nothing is queued."""
+        while self.outbox:
+            item = self.outbox.popleft()
+            if isinstance(item, Outgoing):
+                return item
+            item.scheduled = False
+            out = self._next_write(item)
+            if out is not None:
+                return out
+        return None
+
+    # -- binding streams to this connection ----------------------------------------------
+    def attach(self, stream: StreamCore, *, announced: bool) -> dict[str, Any]:
+        """Register a local stream that is being sent; return its placeholder.
+
+        ``announced`` is true when the placeholder travels in an event queued on this
+        connection's outbox (so anything queued later reaches the peer after it).
+        Raises :class:`LocalProtocolError` for a stream sent before or destroyed.
+        """
+        if stream.owner is not None or stream.settled:
+            raise LocalProtocolError(f"stream {stream.id} was already sent")
+        if stream.error is not None:
+            raise LocalProtocolError(f"stream {stream.id} was destroyed: {stream.error}")
+        if self.closed:
+            raise ConnectionAbortedStreamError(wire.CONNECTION_ABORTED)
+        if stream.id in self.streams:
+            raise LocalProtocolError(f"a stream with id {stream.id} already exists")
+        self._bind(stream)
+        placeholder: dict[str, Any] = {wire.PLACEHOLDER_KEY: stream.id}
+        options = stream.options.to_wire()
+        if options is not None:
+            placeholder["options"] = options
+        if announced:
+            self.announce(stream)
+        return placeholder
+
+    def _bind(self, stream: StreamCore) -> None:
+        stream.owner = self
+        stream.window = ReadWindow(self.config.window)
+        stream.credit.limit = self.config.max_credit
+        self.streams[stream.id] = stream
+
+    def announce(self, stream: StreamCore) -> None:
+        """The peer now knows ``stream``: reads and writes for it may be queued."""
+        if stream.announced or stream.owner is not self:
+            return
+        stream.announced = True
+        if stream.wants_read:
+            self._open_window(stream)
+        # Ending or failing before the announcement left nothing on the wire yet.
+        self._after_write_change(stream)
+        if stream.error is not None and not stream.error.remote:
+            self._queue(Outgoing(wire.ERROR, (stream.id, stream.error.message)))
+
+    def decode_placeholder(self, stream_id: Any, options: Any) -> StreamCore:
+        """A stream the peer sent us. Never raises: a bad placeholder yields a failed stream."""
+        try:
+            opts = StreamOptions.from_wire(options)
+        except StreamError as exc:
+            opts = StreamOptions()
+            failure: StreamError | None = RemoteProtocolError(f"bad stream options: {exc}")
+        else:
+            failure = None
+        if not isinstance(stream_id, str) or not stream_id:
+            stream = StreamCore(opts)
+            stream.settled = True
+            self._fail_unbound(stream, RemoteProtocolError(f"bad stream id: {stream_id!r}"))
+            return stream
+        stream = StreamCore(opts, stream_id)
+        if stream_id in self.streams or self.closed:
+            message = f"Decoded stream already exists: {stream_id}"
+            stream.settled = True
+            if self.closed:
+                self._fail_unbound(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+            else:
+                self._fail_unbound(stream, RemoteProtocolError(message))
+                self._queue(Outgoing(wire.ERROR, (stream_id, message)))
+            return stream
+        self._bind(stream)
+        stream.announced = True
+        if failure is not None:
+            self.fail(stream, failure)
+        return stream
+
+    @staticmethod
+    def _fail_unbound(stream: StreamCore, error: StreamError) -> None:
+        stream.error = error
+        stream.move_read(ReadInput.FAIL)
+        stream.move_write(WriteInput.FAIL)
+
+    # -- the peer's events ---------------------------------------------------------------
+    def receive_read(self, stream_id: Any, size: Any = None, count: Any = 1) -> None:
+        """``$stream-read``: one credit (or ``count`` from a sio_stream peer). Unknown ids are ignored."""
+        stream = self._lookup(stream_id)
+        if stream is None or stream.write_state is WriteState.FAILED:
+            return
+        grant = 1
+        if FEATURE_BATCH_READ in self.peer_features and count != 1:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                self.fail(stream, RemoteProtocolError(f"bad read count: {count!r}"))
+                return
+            grant = count
+        stream.credit.granted(grant)
+        self._schedule(stream)
+
+    def receive_write(self, stream_id: Any, chunk: Any, encoding: Any = None) -> str | None:
+        """``$stream-write``: returns the ack argument (``None`` for an empty ack)."""
+        stream = self._lookup(stream_id)
+        if stream is None:
+            return f"invalid stream id: {stream_id}"
+        if stream.read_state is not ReadState.READING:
+            if stream.read_state is ReadState.ENDED and stream.write_state is not WriteState.FAILED:
+                message = f"write after end on stream {stream.id}"
+            else:
+                message = f"write without a read on stream {stream.id}"
+            return self._refuse(stream, message)
+        assert stream.window is not None
+        try:
+            value = decode_chunk(chunk, encoding, stream.object_mode)
+        except InvalidChunkError as exc:
+            return self._refuse(stream, str(exc))
+        if not stream.window.received():
+            return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
+        if stream.object_mode:
+            assert isinstance(stream.inbox, deque)
+            stream.inbox.append(value)
+        elif value:
+            assert isinstance(stream.inbox, ByteQueue)
+            stream.inbox.append(value)
+        else:
+            # An empty chunk still used a credit: grant it back straight away.
+            self._consumed(stream)
+        stream.listener()
+        return None
+
+    def _refuse(self, stream: StreamCore, message: str) -> str:
+        self.fail(stream, RemoteProtocolError(message))
+        return message
+
+    def receive_end(self, stream_id: Any) -> None:
+        """``$stream-end``: the peer's writing side finished. Unknown ids are ignored."""
+        stream = self._lookup(stream_id)
+        if stream is None or not stream.move_read(ReadInput.REMOTE_END):
+            return
+        if not stream.options.allow_half_open:
+            self.end(stream)
+        stream.listener()
+        self._maybe_settle(stream)
+
+    def receive_error(self, stream_id: Any, message: Any) -> None:
+        """``$stream-error``: the peer failed the stream; not echoed back."""
+        stream = self._lookup(stream_id)
+        if stream is None:
+            return
+        self.fail(stream, StreamBrokenError(str(message), remote=True))
+
+    def connection_lost(self) -> None:
+        """The connection dropped: every stream fails with "Connection aborted"."""
+        self.closed = True
+        self.outbox.clear()
+        for stream in list(self.streams.values()):
+            self.fail(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
+        self.streams.clear()
+
+    def _lookup(self, stream_id: Any) -> StreamCore | None:
+        if not isinstance(stream_id, str):
+            return None
+        return self.streams.get(stream_id)
+
+    # -- the application's calls: reading -------------------------------------------------
+    def start_reading(self, stream: StreamCore) -> None:
+        """The application wants data: grant the window (once), when the peer knows the stream."""
+        stream.wants_read = True
+        if stream.owner is self and stream.announced:
+            self._open_window(stream)
+
+    def _open_window(self, stream: StreamCore) -> None:
+        if not stream.move_read(ReadInput.OPEN) or stream.read_state is not ReadState.READING:
+            return
+        assert stream.window is not None
+        grant = stream.window.open()
+        self._grant(stream, grant)
+
+    def _grant(self, stream: StreamCore, count: int) -> None:
+        if count <= 0:
+            return
+        if FEATURE_BATCH_READ in self.peer_features:
+            self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, count)))
+        else:
+            for _ in range(count):
+                self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk)))
+
+    def take(self, stream: StreamCore, max_bytes: int) -> Any:
+        """Remove data from the inbox: up to ``max_bytes`` of the head chunk, or one object.
+
+        The caller checks that the inbox is not empty. A chunk used up grants one credit back.
+        """
+        if stream.object_mode:
+            assert isinstance(stream.inbox, deque)
+            value = stream.inbox.popleft()
+            done = True
+        else:
+            assert isinstance(stream.inbox, ByteQueue)
+            value, done = stream.inbox.take_head(max_bytes)
+        if done:
+            self._consumed(stream)
+        return value
+
+    def _consumed(self, stream: StreamCore) -> None:
+        assert stream.window is not None
+        stream.window.consumed()
+        if stream.read_state is not ReadState.READING or stream.owner is not self:
+            return
+        if FEATURE_BATCH_READ in self.peer_features:
+            # Toward a sio_stream peer, grant in batches of half a window: one packet instead of
+            # several, while half a window still keeps the writer busy.
+            stream.owed_reads += 1
+            if stream.owed_reads * 2 >= stream.window.size:
+                self._grant(stream, stream.owed_reads)
+                stream.owed_reads = 0
+        else:
+            self._grant(stream, 1)
+
+    # -- the application's calls: writing -------------------------------------------------
+    def write(self, stream: StreamCore, data: Any) -> None:
+        """Buffer ``data`` (bytes or one object) for sending. The caller applies backpressure.
+
+        Raises the stream's error if it failed, :class:`StreamClosedError` after ``end``.
+        """
+        stream.check_alive()
+        if not stream.move_write(WriteInput.WRITE):
+            raise StreamClosedError(f"write after end on stream {stream.id}")
+        stream.pending.append(data)
+        if stream.owner is self:
+            self._schedule(stream)
+
+    def end(self, stream: StreamCore) -> None:
+        """End the writable side: ``$stream-end`` follows the buffered data."""
+        stream.check_alive()
+        stream.move_write(WriteInput.END)
+        if stream.owner is self:
+            self._after_write_change(stream)
+
+    def _schedule(self, stream: StreamCore) -> None:
+        if (
+            not stream.scheduled
+            and stream.announced
+            and stream.credit.available > 0
+            and stream.pending_size > 0
+            and stream.write_state in (WriteState.OPEN, WriteState.ENDING)
+        ):
+            stream.scheduled = True
+            self._queue(stream)
+
+    def _next_write(self, stream: StreamCore) -> Outgoing | None:
+        if stream.error is not None or stream.credit.available <= 0 or not stream.pending_size:
+            return None
+        if stream.object_mode:
+            assert isinstance(stream.pending, deque)
+            data = stream.pending.popleft()
+        else:
+            assert isinstance(stream.pending, ByteQueue)
+            data = stream.pending.take(self.config.max_chunk)
+        chunk, encoding = wire_chunk(data, stream.object_mode, self.config.force_base64)
+        stream.credit.available -= 1
+        on_ack: Callable[..., None] | None = None
+        if FEATURE_UNACKED_WRITE not in self.peer_features:
+            stream.credit.unacked += 1
+            on_ack = _WriteAck(self, stream)
+        self._schedule(stream)
+        self._after_write_change(stream)
+        stream.listener()
+        return Outgoing(wire.WRITE, (stream.id, chunk, encoding), on_ack)
+
+    def _after_write_change(self, stream: StreamCore) -> None:
+        if (
+            stream.write_state is WriteState.ENDING
+            and not stream.pending_size
+            and stream.announced
+            and stream.move_write(WriteInput.FLUSHED)
+        ):
+            on_ack: Callable[..., None] | None = None
+            if FEATURE_UNACKED_WRITE in self.peer_features:
+                stream.end_ack_pending = True
+                on_ack = _EndAck(self, stream)
+            self._queue(Outgoing(wire.END, (stream.id,), on_ack))
+            if not stream.options.allow_half_open:
+                stream.move_read(ReadInput.LOCAL_END)
+            stream.listener()
+        self._maybe_settle(stream)
+
+    def write_acked(self, stream: StreamCore, args: tuple[Any, ...]) -> None:
+        """The peer acknowledged one write; a non-empty ack means it refused the chunk."""
+        stream.credit.acknowledged()
+        if args and args[0]:
+            self.fail(stream, RemoteProtocolError(str(args[0]), remote=True), notify=False)
+            return
+        stream.listener()
+        self._maybe_settle(stream)
+
+    def end_acked(self, stream: StreamCore) -> None:
+        """A sio_stream peer processed our ``$stream-end`` (and so every write before it)."""
+        stream.end_ack_pending = False
+        stream.listener()
+        self._maybe_settle(stream)
+
+    # -- lifetime --------------------------------------------------------------------------
+    def fail(self, stream: StreamCore, error: StreamError, *, notify: bool = True) -> None:
+        """Fail ``stream``: wake its waiters with ``error``, tell the peer unless the peer told
+        us (``error.remote``) or ``notify`` is false, and drop it from the registry."""
+        if stream.error is not None:
+            return
+        stream.error = error
+        stream.move_read(ReadInput.FAIL)
+        stream.move_write(WriteInput.FAIL)
+        stream.inbox.clear()
+        stream.pending.clear()
+        if notify and not error.remote and stream.owner is self and stream.announced and not self.closed:
+            self._queue(Outgoing(wire.ERROR, (stream.id, error.message)))
+        self._remove(stream)
+        stream.listener()
+
+    def _maybe_settle(self, stream: StreamCore) -> None:
+        if stream.settled or stream.owner is not self:
+            return
+        if stream.read_state is ReadState.ENDED and stream.write_finished:
+            self._remove(stream)
+
+    def _remove(self, stream: StreamCore) -> None:
+        if stream.owner is self and self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+        stream.settled = stream.owner is not None or stream.settled
+
+    def streams_in(self, values: Iterable[StreamCore]) -> list[StreamCore]:
+        """The registered streams among ``values`` (helper for the glue's bookkeeping)."""
+        return [s for s in values if self.streams.get(s.id) is s]
+
+
+class _WriteAck:
+    """Ack callback of one ``$stream-write`` (a small object rather than a closure per chunk)."""
+
+    __slots__ = ("core", "stream")
+
+    def __init__(self, core: ProtocolCore, stream: StreamCore) -> None:
+        self.core = core
+        self.stream = stream
+
+    def __call__(self, *args: Any) -> None:
+        self.core.write_acked(self.stream, args)
+
+
+class _EndAck(_WriteAck):
+    __slots__ = ()
+
+    def __call__(self, *args: Any) -> None:
+        self.core.end_acked(self.stream)

@@ -1,0 +1,115 @@
+"""The python-socketio side: what differs between an AsyncServer and an AsyncClient.
+
+Servers address a peer by ``sid`` and pass it first to handlers; clients have one peer and
+pass no sid. :class:`Host` hides that, so :mod:`sio_stream._socket` is written once.
+
+Connection lifetime is observed by wrapping the instance's ``_trigger_event``: it is the one
+place python-socketio reports every ``connect``/``disconnect``, whether the application
+registered plain handlers (before or after us) or a class-based namespace, and wrapping it
+leaves all of those working. Each wrapper is installed once per socketio object.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from ._errors import LocalProtocolError
+
+#: Called with ``(event, namespace, peer key, args)`` before the application's handlers run.
+LifecycleHook = Callable[[str, str, Any], None]
+
+_hooks: weakref.WeakKeyDictionary[Any, dict[str, LifecycleHook]] = weakref.WeakKeyDictionary()
+
+
+def _install_lifecycle(sio: Any, namespace: str, hook: LifecycleHook, is_server: bool) -> None:
+    hooks = _hooks.get(sio)
+    if hooks is None:
+        hooks = _hooks[sio] = {}
+        original = sio._trigger_event
+
+        async def trigger_event(event: str, namespace: str, *args: Any) -> Any:
+            if event in ("connect", "disconnect"):
+                hook_fn = hooks.get(namespace or "/")
+                if hook_fn is not None and event == "disconnect":
+                    hook_fn(event, namespace or "/", args[0] if is_server and args else None)
+                result = await original(event, namespace, *args)
+                if hook_fn is not None and event == "connect" and result is not False:
+                    hook_fn(event, namespace or "/", args[0] if is_server and args else None)
+                return result
+            return await original(event, namespace, *args)
+
+        sio._trigger_event = trigger_event
+    hooks[namespace] = hook
+
+
+class Host:
+    """A python-socketio AsyncServer or AsyncClient, seen from sio_stream."""
+
+    def __init__(self, sio: Any, namespace: str) -> None:
+        if isinstance(sio, socketio.AsyncServer):
+            self.is_server = True
+            if not sio.async_handlers:
+                raise LocalProtocolError(
+                    "sio_stream needs AsyncServer(async_handlers=True) (the default): with "
+                    "async_handlers=False python-socketio runs one handler at a time, so a "
+                    "handler reading a stream would wait forever for data queued behind it"
+                )
+        elif isinstance(sio, socketio.AsyncClient):
+            self.is_server = False
+        else:
+            raise TypeError(
+                f"ss() takes a socketio.AsyncServer or socketio.AsyncClient, not {type(sio).__name__}"
+            )
+        self.sio = sio
+        self.namespace = namespace
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        """Register ``handler(peer, *args)``: ``peer`` is the sid on a server, ``None`` on a client."""
+        if self.is_server:
+            self.sio.on(event, handler, namespace=self.namespace)
+        else:
+
+            def client_handler(*args: Any) -> Any:
+                return handler(None, *args)
+
+            self.sio.on(event, client_handler, namespace=self.namespace)
+
+    def on_lifecycle(self, hook: LifecycleHook) -> None:
+        _install_lifecycle(self.sio, self.namespace, hook, self.is_server)
+
+    def emitter(self, peer: Any) -> Callable[[str, tuple[Any, ...], Any], Awaitable[None]]:
+        """An emit function bound to one peer. Every internal emit bypasses any message-queue
+        manager (``ignore_queue``): stream traffic belongs to this process's connection."""
+        sio, namespace = self.sio, self.namespace
+        if self.is_server:
+
+            async def emit_to(event: str, args: tuple[Any, ...], callback: Any) -> None:
+                await sio.emit(
+                    event, args, to=peer, namespace=namespace, callback=callback, ignore_queue=True
+                )
+
+            return emit_to
+
+        async def emit(event: str, args: tuple[Any, ...], callback: Any) -> None:
+            await sio.emit(event, args, namespace=namespace, callback=callback)
+
+        return emit
+
+    def check_peer(self, peer: Any) -> None:
+        """Raise :class:`LocalProtocolError` unless ``peer`` is connected to this process."""
+        if self.is_server:
+            if peer is None:
+                raise LocalProtocolError("a server emits streams to one client: pass to=sid")
+            if not isinstance(peer, str) or self.sio.manager.eio_sid_from_sid(peer, self.namespace) is None:
+                raise LocalProtocolError(
+                    f"client {peer!r} is not connected to namespace {self.namespace!r} in this process"
+                )
+        else:
+            if peer is not None:
+                raise LocalProtocolError("a client emits to its server: do not pass to=")
+            if self.namespace not in self.sio.namespaces:
+                raise LocalProtocolError(f"the client is not connected to namespace {self.namespace!r}")

@@ -1,0 +1,316 @@
+"""StreamSocket: socket.io-stream's ``ss(socket)`` for a python-socketio server or client.
+
+It routes the five wire events into each connection's protocol core (synchronously, before
+any ``await``, so chunks are queued in arrival order), turns application events that carry
+streams into calls of the handlers registered with :meth:`StreamSocket.on`, and sends every
+outgoing packet through the connection's ordered sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import _placeholder as placeholders
+from . import _wire as wire
+from ._connection import Connection
+from ._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW, CoreConfig, Outgoing
+from ._errors import InvalidOptionError, LocalProtocolError, StreamError, StreamTimeoutError
+from ._host import Host
+from ._stream import IOStream
+
+logger = logging.getLogger("sio_stream")
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+_sockets: weakref.WeakKeyDictionary[Any, dict[str, StreamSocket]] = weakref.WeakKeyDictionary()
+# Application callbacks that returned coroutines run as tasks; hold them until they finish.
+_background: set[asyncio.Task[Any]] = set()
+
+
+def ss(
+    sio: Any,
+    namespace: str = "/",
+    *,
+    window: int | None = None,
+    max_chunk: int | None = None,
+    force_base64: bool | None = None,
+) -> StreamSocket:
+    """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
+
+    There is one per ``(sio, namespace)``: calling ``ss()`` again returns the same instance
+    (options given then must match, or :class:`InvalidOptionError` is raised). ``window``
+    (chunks a reader keeps in flight, default 8), ``max_chunk`` (largest chunk sent, default
+    256 KiB) and ``force_base64`` (send chunks as base64 text, as JavaScript's
+    ``ss.forceBase64``) apply to every stream of that socket.
+    Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
+    """
+    per_sio = _sockets.get(sio)
+    if per_sio is None:
+        per_sio = _sockets[sio] = {}
+    existing = per_sio.get(namespace)
+    if existing is not None:
+        existing._check_same(window, max_chunk, force_base64)
+        return existing
+    config = CoreConfig(
+        window=DEFAULT_WINDOW if window is None else window,
+        max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
+        force_base64=bool(force_base64),
+    )
+    socket = StreamSocket(Host(sio, namespace), config)
+    per_sio[namespace] = socket
+    return socket
+
+
+class StreamSocket:
+    """Streams over one python-socketio server or client, in one namespace.
+
+    Use :func:`ss` to get one. Handlers registered with :meth:`on` receive decoded
+    arguments (streams as :class:`IOStream`); on a server the client's sid comes first.
+    """
+
+    def __init__(self, host: Host, config: CoreConfig) -> None:
+        if not isinstance(config.window, int) or config.window < 1:
+            raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
+        if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
+            raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
+        self._host = host
+        self._config = config
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._connections: dict[Any, Connection] = {}
+        host.on(wire.STREAM, self._on_stream)
+        host.on(wire.READ, self._on_read)
+        host.on(wire.WRITE, self._on_write)
+        host.on(wire.END, self._on_end)
+        host.on(wire.ERROR, self._on_error)
+        host.on(wire.HELLO, self._on_hello)
+        host.on_lifecycle(self._on_lifecycle)
+
+    def _check_same(self, window: int | None, max_chunk: int | None, force_base64: bool | None) -> None:
+        for name, given, current in (
+            ("window", window, self._config.window),
+            ("max_chunk", max_chunk, self._config.max_chunk),
+            ("force_base64", force_base64, self._config.force_base64),
+        ):
+            if given is not None and given != current:
+                raise InvalidOptionError(f"ss() was already set up for this socket with {name}={current!r}")
+
+    @property
+    def sio(self) -> Any:
+        """The python-socketio server or client."""
+        return self._host.sio
+
+    @property
+    def namespace(self) -> str:
+        return self._host.namespace
+
+    # -- registering handlers --------------------------------------------------------------------
+    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+        """Register ``handler`` for application events named ``event`` that carry streams.
+
+        Use as ``streams.on("file", handler)`` or as a decorator. Server handlers are called as
+        ``handler(sid, *args)``, client handlers as ``handler(*args)``; they may be coroutines.
+        The return value is sent as the ack (a tuple for several arguments); streams in it are
+        sent too. Returns the handler.
+        """
+        if not isinstance(event, str):
+            raise TypeError("event names are strings")
+
+        def register(fn: Handler) -> Handler:
+            self._handlers[event] = fn
+            return fn
+
+        if handler is None:
+            return register
+        return register(handler)
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def emit(
+        self,
+        event: str,
+        *args: Any,
+        to: str | None = None,
+        callback: Callable[..., Any] | None = None,
+    ) -> None:
+        """Send application event ``event`` with ``args``; streams in them (at any depth) are sent.
+
+        On a server, ``to`` is the client's sid (streams go to one peer). ``callback`` receives
+        the peer's ack arguments, decoded (streams in them arrive as IOStream). Returns once the
+        event is queued on the connection's ordered sender. Raises :class:`LocalProtocolError`
+        when the peer is not connected or a stream was already sent.
+        """
+        connection = self._connection_for_emit(to)
+        on_ack = _AppAck(self, connection, callback) if callback is not None else None
+        encoded = self._encode(connection, list(args), announced=True)
+        connection.queue(Outgoing(wire.STREAM, (event, *encoded), on_ack))
+
+    async def call(self, event: str, *args: Any, to: str | None = None, timeout: float | None = 60) -> Any:
+        """Emit ``event`` and wait for the ack: its single argument, or a tuple of several
+        (``None`` for an empty ack). Raises :class:`StreamTimeoutError` after ``timeout`` seconds.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def resolve(*ack: Any) -> None:
+            if not future.done():
+                future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
+
+        await self.emit(event, *args, to=to, callback=resolve)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise StreamTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+
+    def _connection_for_emit(self, peer: str | None) -> Connection:
+        self._host.check_peer(peer)
+        return self._connection(peer)
+
+    def _connection(self, peer: Any) -> Connection:
+        connection = self._connections.get(peer)
+        if connection is None:
+            label = f"{self.namespace} {peer}" if peer is not None else self.namespace
+            connection = Connection(self._host.emitter(peer), self._config, label)
+            self._connections[peer] = connection
+            if not self._host.is_server:
+                connection.send_hello()
+        return connection
+
+    def _encode(self, connection: Connection, value: Any, *, announced: bool) -> Any:
+        def to_placeholder(obj: Any) -> dict[str, Any] | None:
+            if isinstance(obj, IOStream):
+                return connection.core.attach(obj._core, announced=announced)
+            return None
+
+        return placeholders.encode(value, to_placeholder)
+
+    def _decode(self, connection: Connection, value: Any, found: list[IOStream]) -> Any:
+        def from_placeholder(stream_id: Any, options: Any) -> IOStream:
+            stream = connection.decode_stream(stream_id, options)
+            found.append(stream)
+            return stream
+
+        return placeholders.decode(value, from_placeholder)
+
+    # -- wire events (synchronous: each records its input before anything else runs) ------------
+    def _on_read(self, peer: Any, *args: Any) -> None:
+        if args:
+            self._connection(peer).core.receive_read(*args[:3])
+
+    def _on_write(self, peer: Any, *args: Any) -> str | None:
+        stream_id = args[0] if args else None
+        chunk = args[1] if len(args) > 1 else None
+        encoding = args[2] if len(args) > 2 else None
+        return self._connection(peer).core.receive_write(stream_id, chunk, encoding)
+
+    def _on_end(self, peer: Any, *args: Any) -> None:
+        if args:
+            self._connection(peer).core.receive_end(args[0])
+
+    def _on_error(self, peer: Any, *args: Any) -> None:
+        if args:
+            self._connection(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
+
+    def _on_hello(self, peer: Any, *args: Any) -> None:
+        connection = self._connection(peer)
+        connection.core.receive_hello(args[0] if args else None)
+        connection.send_hello()
+
+    def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        if event == "disconnect":
+            connection = self._connections.pop(peer, None)
+            if connection is not None:
+                connection.lost()
+        elif event == "connect" and not self._host.is_server:
+            # A reconnected client starts afresh (its old streams failed at the disconnect).
+            old = self._connections.pop(None, None)
+            if old is not None:
+                old.lost()
+            self._connection(None)
+
+    async def _on_stream(self, peer: Any, *args: Any) -> Any:
+        if not args or not isinstance(args[0], str):
+            logger.warning("sio_stream: ignoring a %s event without an event name", wire.STREAM)
+            return None
+        event = args[0]
+        connection = self._connection(peer)
+        decoded_streams: list[IOStream] = []
+        try:
+            decoded = self._decode(connection, list(args[1:]), decoded_streams)
+        except StreamError as exc:
+            for stream in decoded_streams:
+                stream.destroy(exc)
+            logger.warning("sio_stream: bad %r event: %s", event, exc)
+            return None
+        handler = self._handlers.get(event)
+        if handler is None:
+            for stream in decoded_streams:
+                stream.destroy(f"no handler for event {event!r}")
+            logger.warning("sio_stream: no handler for event %r; its streams were refused", event)
+            return None
+        call_args = (peer, *decoded) if self._host.is_server else tuple(decoded)
+        try:
+            result = handler(*call_args)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            logger.exception("sio_stream: handler for %r raised", event)
+            for stream in decoded_streams:
+                stream.destroy(exc)
+            return None
+        return self._encode_ack(connection, result)
+
+    def _encode_ack(self, connection: Connection, result: Any) -> Any:
+        if result is None:
+            return None
+        is_tuple = isinstance(result, tuple)
+        attached: list[IOStream] = []
+
+        def to_placeholder(obj: Any) -> dict[str, Any] | None:
+            if isinstance(obj, IOStream):
+                attached.append(obj)
+                return connection.core.attach(obj._core, announced=False)
+            return None
+
+        encoded = placeholders.encode(list(result) if is_tuple else result, to_placeholder)
+        # python-socketio queues the ack as soon as this handler returns, before the sender task
+        # can run again: reads and writes queued now for these streams reach the peer after it.
+        for stream in attached:
+            connection.core.announce(stream._core)
+        return tuple(encoded) if is_tuple else encoded
+
+    # -- introspection -----------------------------------------------------------------------------
+    def stream_count(self) -> int:
+        """Streams registered on all connections of this socket (for tests and monitoring)."""
+        return sum(len(c.streams) for c in self._connections.values())
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+
+class _AppAck:
+    """Ack callback of an application event: decode the streams in the ack, then call the user."""
+
+    def __init__(self, socket: StreamSocket, connection: Connection, callback: Callable[..., Any]) -> None:
+        self.socket = socket
+        self.connection = connection
+        self.callback = callback
+
+    def __call__(self, *args: Any) -> None:
+        found: list[IOStream] = []
+        try:
+            decoded = self.socket._decode(self.connection, list(args), found)
+        except StreamError as exc:
+            logger.warning("sio_stream: bad ack: %s", exc)
+            return
+        result = self.callback(*decoded)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+
+__all__ = ["StreamSocket", "ss", "LocalProtocolError"]

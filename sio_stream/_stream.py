@@ -1,0 +1,270 @@
+"""IOStream: one sub-stream of a Socket.IO connection, as an ``anyio.abc.ByteStream``.
+
+The protocol state lives in a :class:`~sio_stream._core.StreamCore`; this class adds waiting
+(backpressure, data arrival, acknowledgements) and the file-like conveniences.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._chunks import as_bytes
+from ._core import ProtocolCore, StreamCore
+from ._errors import (
+    InvalidChunkError,
+    StreamBusyError,
+    StreamClosedError,
+    StreamEnded,
+    StreamError,
+)
+from ._options import StreamOptions
+from ._state import ReadState, WriteState
+
+# Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
+# and remembers a wish to read, and nothing it queues is ever sent.
+_DETACHED = ProtocolCore()
+
+#: ``receive()``'s default size, as in anyio.
+DEFAULT_RECEIVE_SIZE = 65536
+
+
+class IOStream(anyio.abc.ByteStream):
+    """A duplex stream carried over a Socket.IO connection (socket.io-stream's ``IOStream``).
+
+    Create one with :func:`create_stream` and send it inside ``StreamSocket.emit`` arguments
+    or an ack; streams the peer sends arrive as ``IOStream`` objects in handler arguments.
+    In object mode it carries JSON values instead of bytes (``send``/``receive`` take and
+    return one value each).
+    """
+
+    def __init__(self, core: StreamCore) -> None:
+        self._core = core
+        core.listener = self._wake
+        self._changed: anyio.Event | None = None
+        self._reader_busy = False
+        self._writer_busy = False
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The wire id: a UUID-4 string chosen by the stream's creator."""
+        return self._core.id
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The wire options as JavaScript sends them (camelCase keys); ``{}`` when none were set."""
+        return self._core.options.to_wire() or {}
+
+    @property
+    def object_mode(self) -> bool:
+        return self._core.object_mode
+
+    @property
+    def error(self) -> StreamError | None:
+        """The error the stream failed with, or ``None``."""
+        return self._core.error
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream has failed, or both directions have finished."""
+        core = self._core
+        return core.error is not None or (core.readable_ended and core.write_finished)
+
+    def __repr__(self) -> str:
+        core = self._core
+        return (
+            f"<IOStream {core.id} read={core.read_state.value} write={core.write_state.value}"
+            f"{' error=' + repr(core.error.message) if core.error else ''}>"
+        )
+
+    # -- waiting -----------------------------------------------------------------------------
+    def _wake(self) -> None:
+        event = self._changed
+        if event is not None:
+            self._changed = None
+            event.set()
+
+    async def _wait(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
+    @property
+    def _owner(self) -> ProtocolCore:
+        return self._core.owner or _DETACHED
+
+    def _raise_error(self) -> None:
+        error = self._core.error
+        if error is not None:
+            fresh = type(error)(error.message, remote=error.remote)
+            raise fresh from error.__cause__ or error
+
+    # -- reading -----------------------------------------------------------------------------
+    async def receive(self, max_bytes: int = DEFAULT_RECEIVE_SIZE) -> Any:
+        """Return the next data: up to ``max_bytes`` bytes (object mode: the next object).
+
+        Waits until data arrives. Raises :class:`StreamEnded` (``anyio.EndOfStream``) once the
+        peer ended and everything was read; :class:`StreamBrokenError` if the peer or the
+        connection failed the stream; :class:`StreamClosedError` after a local destroy;
+        :class:`StreamBusyError` if another task is already receiving. Cancellation leaves the
+        stream usable and loses no data.
+        """
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
+        if self._reader_busy:
+            raise StreamBusyError("another task is already reading this stream")
+        self._reader_busy = True
+        try:
+            core = self._core
+            while True:
+                if core.inbox:
+                    return self._owner.take(core, max_bytes)
+                self._raise_error()
+                if core.read_state is ReadState.ENDED:
+                    raise StreamEnded()
+                self._owner.start_reading(core)
+                await self._wait()
+        finally:
+            self._reader_busy = False
+
+    def __aiter__(self) -> IOStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        """Whole chunks as they arrived (objects in object mode)."""
+        try:
+            return await self.receive(sys.maxsize)
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def read(self, size: int = -1) -> Any:
+        """Read up to ``size`` bytes, or to the end when ``size`` is negative.
+
+        Returns ``b""`` at end of stream (object mode: the next object, ``None`` at the end).
+        Raises as :meth:`receive` does.
+        """
+        if self.object_mode:
+            try:
+                return await self.receive()
+            except anyio.EndOfStream:
+                return None
+        if size is None or size < 0:
+            parts = [chunk async for chunk in self]
+            return b"".join(parts)
+        if size == 0:
+            return b""
+        try:
+            return await self.receive(size)
+        except anyio.EndOfStream:
+            return b""
+
+    # -- writing -----------------------------------------------------------------------------
+    async def send(self, item: Any) -> None:
+        """Queue ``item`` (bytes-like, ``str`` as UTF-8, or one JSON value in object mode).
+
+        Returns once the stream's buffer is at or below its high-water mark: the data may
+        still be on its way. Raises :class:`StreamClosedError` after ``end()``/``destroy()``,
+        :class:`StreamBrokenError` if the stream failed, :class:`InvalidChunkError` for data
+        of the wrong kind (nothing is queued then). If cancelled while waiting, the item
+        stays queued and will be sent.
+        """
+        core = self._core
+        data = item if core.object_mode else as_bytes(item)
+        if core.object_mode and item is None:
+            raise InvalidChunkError("None cannot be written to an object-mode stream")
+        if self._writer_busy:
+            raise StreamBusyError("another task is already writing this stream")
+        self._raise_error()
+        self._owner.write(core, data)
+        if core.pending_size <= core.options.effective_high_water_mark:
+            return
+        self._writer_busy = True
+        try:
+            while core.pending_size > core.options.effective_high_water_mark:
+                self._raise_error()
+                await self._wait()
+            self._raise_error()
+        finally:
+            self._writer_busy = False
+
+    async def write(self, data: Any) -> None:
+        """Alias of :meth:`send` (the name socket.io-stream users know)."""
+        await self.send(data)
+
+    async def end(self, data: Any = None) -> None:
+        """End the writable side (after writing ``data`` if given).
+
+        Returns once ``$stream-end`` is sent and the peer has acknowledged every chunk.
+        Raises :class:`StreamBrokenError` if the stream fails first. Calling it again is a no-op.
+        """
+        core = self._core
+        if data is not None:
+            await self.send(data)
+        self._raise_error()
+        self._owner.end(core)
+        while not core.write_finished:
+            self._raise_error()
+            await self._wait()
+
+    async def send_eof(self) -> None:
+        """anyio's name for :meth:`end`."""
+        await self.end()
+
+    def destroy(self, exc: BaseException | str | None = None) -> None:
+        """Fail the stream here and at the peer (which receives ``str(exc)``).
+
+        Pending and buffered data is dropped. Later I/O raises :class:`StreamClosedError`,
+        chained to ``exc``. No-op on a stream that already failed.
+        """
+        core = self._core
+        if core.error is not None:
+            return
+        message = str(exc) if exc is not None and str(exc) else "stream destroyed"
+        error = StreamClosedError(message)
+        if isinstance(exc, BaseException):
+            error.__cause__ = exc
+        self._owner.fail(core, error)
+
+    async def aclose(self) -> None:
+        """Close the stream: end the writable side gracefully, and if the peer is still
+        writing to us (we were reading and it has not ended), destroy the stream so that
+        its writer stops. No-op on a failed or finished stream.
+        """
+        core = self._core
+        if core.error is not None:
+            return
+        if core.read_state is ReadState.READING:
+            self.destroy("stream closed by the reader")
+            return
+        if core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED):
+            await self.end()
+
+    # -- anyio typed attributes: none beyond the defaults ---------------------------------------
+
+
+def create_stream(
+    *,
+    high_water_mark: int | None = None,
+    encoding: str | None = None,
+    object_mode: bool | None = None,
+    allow_half_open: bool | None = None,
+    decode_strings: bool | None = None,
+) -> IOStream:
+    """A new stream to send in an event or an ack (``ss.createStream()`` in JavaScript).
+
+    Options left as ``None`` are not sent and take their defaults: ``high_water_mark`` 256 KiB
+    (16 objects in object mode), byte mode, ``allow_half_open`` false (ending one direction
+    ends the other). Raises :class:`InvalidOptionError` for bad values.
+    """
+    options = StreamOptions.create(
+        high_water_mark=high_water_mark,
+        encoding=encoding,
+        object_mode=object_mode,
+        allow_half_open=allow_half_open,
+        decode_strings=decode_strings,
+    )
+    return IOStream(StreamCore(options))

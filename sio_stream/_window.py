@@ -1,0 +1,82 @@
+"""Credit-window flow control. The unit of credit is one chunk (one ``$stream-write``).
+
+A reader grants credit with ``$stream-read``; a writer spends one credit per chunk. Chunk
+size is bounded separately (the writer's maximum chunk, the receiver's message limit), so a
+reader's memory is bounded by ``window`` chunks.
+"""
+
+from __future__ import annotations
+
+
+class ReadWindow:
+    """The reading side's window: how many chunks it has asked for and holds.
+
+    Rule for granting: :meth:`open` grants the whole window once, when the application starts
+    reading; after that :meth:`consumed` grants exactly one chunk back for each chunk the
+    application has finished with (JavaScript writers remember surplus reads only as "one
+    pending read", so a reader that waited to refill in batches would deadlock against them).
+    Invariant: ``outstanding + buffered <= size``.
+    """
+
+    __slots__ = ("size", "outstanding", "buffered", "opened")
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a read window holds at least one chunk")
+        self.size = size
+        self.outstanding = 0  # granted, not yet arrived
+        self.buffered = 0  # arrived, not yet consumed
+        self.opened = False
+
+    def open(self) -> int:
+        """Start reading: the number of credits to grant now (0 if already open)."""
+        if self.opened:
+            return 0
+        self.opened = True
+        grant = self.size - self.outstanding - self.buffered
+        self.outstanding += grant
+        return grant
+
+    def received(self) -> bool:
+        """A chunk arrived. False when it came without credit (a protocol violation)."""
+        if self.outstanding <= 0:
+            return False
+        self.outstanding -= 1
+        self.buffered += 1
+        return True
+
+    def consumed(self) -> int:
+        """The application finished one chunk: the number of credits to grant back (1)."""
+        self.buffered -= 1
+        self.outstanding += 1
+        return 1
+
+
+class WriteCredit:
+    """The writing side's view: credits the peer granted and chunks not yet acknowledged.
+
+    Credits above ``limit`` are ignored, so a peer flooding ``$stream-read`` cannot make the
+    writer put more than ``limit`` chunks on the wire ahead of the reader.
+    """
+
+    __slots__ = ("available", "unacked", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.available = 0
+        self.unacked = 0
+        self.limit = limit
+
+    def granted(self, count: int = 1) -> None:
+        """The peer granted ``count`` more chunks."""
+        self.available = min(self.available + count, self.limit)
+
+    def spend(self) -> None:
+        """One chunk was put on the wire (waiting for its acknowledgement)."""
+        if self.available <= 0:
+            raise RuntimeError("spent a credit that was never granted")
+        self.available -= 1
+        self.unacked += 1
+
+    def acknowledged(self) -> None:
+        """The peer acknowledged one chunk."""
+        self.unacked = max(0, self.unacked - 1)

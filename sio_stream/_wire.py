@@ -1,0 +1,38 @@
+"""The wire vocabulary of socket.io-stream: event names and chunk encodings.
+
+These names are the contract with JavaScript peers (``../shared/PROTOCOL.md``); every module
+that speaks to the wire takes them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: An application event that carries streams as placeholders.
+STREAM: Final = "$stream"
+#: The reading side grants one chunk of credit (``id, size_hint[, count]``).
+READ: Final = "$stream-read"
+#: One chunk from the writing side (``id, chunk, encoding`` plus an ack).
+WRITE: Final = "$stream-write"
+#: The writing side is finished (``id``).
+END: Final = "$stream-end"
+#: The stream failed on the sending side (``id, message``).
+ERROR: Final = "$stream-error"
+#: sio_stream-only handshake announcing optional features; JavaScript peers ignore it.
+HELLO: Final = "$stream-hello"
+
+#: Every event a StreamSocket listens to, in the order of the protocol description.
+EVENTS: Final = (STREAM, READ, WRITE, END, ERROR, HELLO)
+
+#: ``encoding`` argument of a binary chunk.
+BUFFER: Final = "buffer"
+#: ``encoding`` argument of a base64 text chunk (``forceBase64`` peers).
+BASE64: Final = "base64"
+#: ``encoding`` JavaScript sends with object-mode chunks.
+UTF8: Final = "utf8"
+
+#: Key that marks a placeholder object.
+PLACEHOLDER_KEY: Final = "$stream"
+
+#: The message every stream of a dropped connection fails with (as in JavaScript).
+CONNECTION_ABORTED: Final = "Connection aborted"
