@@ -11,6 +11,7 @@ leaves all of those working. Each wrapper is installed once per socketio object.
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -71,6 +72,12 @@ class Host:
         """Register ``handler(peer, *args)``: ``peer`` is the sid on a server, ``None`` on a client."""
         if self.is_server:
             self.sio.on(event, handler, namespace=self.namespace)
+        elif inspect.iscoroutinefunction(handler):
+
+            async def client_coroutine(*args: Any) -> Any:
+                return await handler(None, *args)
+
+            self.sio.on(event, client_coroutine, namespace=self.namespace)
         else:
 
             def client_handler(*args: Any) -> Any:

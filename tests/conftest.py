@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import socketio
-from aiohttp import web
 
 import sio_stream
 from sio_stream import StreamSocket
+from tests.support import start_server, wait_for
 
 
 @pytest.fixture
@@ -47,27 +46,6 @@ class Pair:
         client = socketio.AsyncClient(**kwargs)
         await client.connect(self.url, transports=["websocket"], namespaces=[self.namespace])
         return client
-
-
-async def start_server(server: socketio.AsyncServer, *, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    server.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://{host}:{port}"
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait until ``predicate()`` is true, polling the event loop (never a fixed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

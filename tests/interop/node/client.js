@@ -34,6 +34,8 @@
  *   base64       with ss.forceBase64 = true: 1 MiB upload via sha, and the 'binary' echo
  *   reverse      handles ss 'upload'(size, ack) by ack(new stream) fed with `size` random bytes, and ss
  *                'sha'(stream, ack) by ack(sha, n); emits reverse({size: 1 MiB}, cb) and checks cb's report
+ *   drop         emit drop(up, cb); cb(down): writes random bytes into `up` and reads `down` until they fail; the
+ *                server disconnects mid-transfer, so both must fail with 'Connection aborted'
  */
 const crypto = require('crypto');
 const assert = require('assert');
@@ -249,6 +251,19 @@ const scenarios = {
     assert.strictEqual(r.uploadBytes, size);
     assert.strictEqual(r.clientSha, r.sentSha, 'client hashed what the server sent');
     assert.strictEqual(r.clientBytes, size);
+  },
+
+  async drop(ss, s) {
+    const up = ss.createStream();
+    const upError = c.errorOf(up);
+    const [down] = await emitAck(s, 'drop', up);
+    const downError = c.errorOf(down);
+    down.resume(); // read and discard
+    c.writeUntilError(up);
+    const [upMsg, downMsg] = await Promise.all([upError, downError]);
+    assert.strictEqual(upMsg, 'Connection aborted', 'upload stream error');
+    assert.strictEqual(downMsg, 'Connection aborted', 'download stream error');
+    return { up: upMsg, down: downMsg };
   },
 };
 

@@ -61,6 +61,20 @@ function writeChunks(stream, buf, sizes = CHUNK_SIZES) {
   })();
 }
 
+// Writes random 64 KiB chunks into `stream` (honouring backpressure) until the stream fails.
+function writeUntilError(stream) {
+  const chunk = crypto.randomBytes(65536);
+  let failed = false;
+  stream.on('error', () => { failed = true; });
+  (function next() {
+    while (!failed && stream.write(chunk));
+    if (!failed) stream.once('drain', next);
+  })();
+}
+
+// Resolves with the message of the first error `stream` emits.
+const errorOf = (stream) => new Promise((resolve) => stream.once('error', (e) => resolve(e.message)));
+
 // Resolves with the concatenated Buffer (or the array of objects in object mode) once `stream` ends.
 function collect(stream) {
   return new Promise((resolve, reject) => {
@@ -98,4 +112,4 @@ function trace(socket, label) {
   socket.onAnyOutgoing((ev, ...args) => process.stderr.write(`${label} -> ${ev} ${show(args)}\n`));
 }
 
-module.exports = { PACKAGES, parseArgs, loadStreamPackage, sha256, CHUNK_SIZES, writeChunks, collect, hashStream, trace };
+module.exports = { PACKAGES, parseArgs, loadStreamPackage, sha256, CHUNK_SIZES, writeChunks, writeUntilError, errorOf, collect, hashStream, trace };

@@ -30,6 +30,9 @@
  *                                    then emits ss 'sha'(s, ack3) to the client, writes `size` random bytes
  *                                    into s, the client acks (sha256hex, byteCount). Finally
  *                                    ack({uploadSha, uploadBytes, sentSha, clientSha, clientBytes}).
+ *   drop      (up, ack)              creates a stream `down`, ack(down), writes random bytes into `down` until it
+ *                                    fails, reads `up`; once 262144 bytes of `up` arrived, disconnects the client.
+ *                                    When both streams failed, prints `DROPPED {"up": msg, "down": msg}` on stdout.
  */
 const http = require('http');
 const fs = require('fs');
@@ -106,7 +109,25 @@ function onConnection(socket) {
       });
     });
   });
+
+  s.on('drop', (up, ack) => {
+    const down = ss.createStream();
+    const errors = Promise.all([c.errorOf(up), c.errorOf(down)]);
+    ack(down);
+    c.writeUntilError(down);
+    let received = 0;
+    up.on('data', (chunk) => {
+      received += chunk.length;
+      if (received >= DROP_AFTER && socket.connected) socket.disconnect(true);
+    });
+    errors.then(([upMsg, downMsg]) => {
+      process.stdout.write(`DROPPED ${JSON.stringify({ up: upMsg, down: downMsg })}\n`);
+    });
+  });
 }
+
+// `drop` disconnects the client once this many bytes of its upload arrived (the transfer is then mid-way).
+const DROP_AFTER = 262144;
 
 const httpServer = http.createServer();
 const io = new Server(httpServer, { maxHttpBufferSize: 1e7 });

@@ -1,0 +1,270 @@
+"""The protocol core driven back to back (no network), by hand and by hypothesis."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, given, settings
+
+from sio_stream import RemoteProtocolError, StreamBrokenError, StreamClosedError
+from sio_stream import _wire as wire
+from sio_stream._core import FEATURE_BATCH_READ, CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream._options import StreamOptions
+from sio_stream._state import ReadState, WriteState
+from tests.corepair import CorePair
+
+
+def drain(core: ProtocolCore, stream: StreamCore, max_bytes: int = 1 << 30) -> bytes:
+    out = bytearray()
+    while stream.inbox:
+        out += core.take(stream, max_bytes)
+    return bytes(out)
+
+
+def test_bytes_flow_and_both_registries_empty_after_end():
+    pair = CorePair(CoreConfig(window=2, max_chunk=4), CoreConfig(window=3, max_chunk=5))
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    received = bytearray()
+    pair.a.write(sender, b"hello world, this is a stream")
+    pair.a.end(sender)
+    for _ in range(100):
+        pair.flush()
+        received += drain(pair.b, receiver)
+        if receiver.readable_ended:
+            break
+    pair.flush()
+    assert bytes(received) == b"hello world, this is a stream"
+    assert receiver.readable_ended and sender.write_finished
+    assert pair.a.streams == {} and pair.b.streams == {}
+
+
+def test_plain_peer_gets_one_read_per_credit_and_acked_writes():
+    pair = CorePair(CoreConfig(window=4), CoreConfig(window=4), hello=False)
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    while pair.send(pair.b):
+        pass
+    reads = [item for item in pair.wires[id(pair.b)] if isinstance(item, Outgoing)]
+    assert [r.event for r in reads] == [wire.READ] * 4
+    assert all(len(r.args) == 2 for r in reads), "no count argument toward a plain peer"
+    while pair.deliver(pair.b):
+        pass
+    pair.a.write(sender, b"x")
+    item = pair.a.next_outgoing()
+    assert item is not None and item.event == wire.WRITE and item.on_ack is not None
+
+
+def test_batched_reads_and_unacked_writes_between_sio_stream_peers():
+    pair = CorePair(CoreConfig(window=8), CoreConfig(window=8))
+    assert FEATURE_BATCH_READ in pair.a.peer_features
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    item = pair.b.next_outgoing()
+    assert item is not None and item.event == wire.READ and item.args[2] == 8
+    pair.a.receive_read(*item.args)
+    pair.a.write(sender, b"data")
+    write = pair.a.next_outgoing()
+    assert write is not None and write.event == wire.WRITE and write.on_ack is None
+
+
+def test_write_without_credit_fails_the_stream_on_both_sides():
+    pair = CorePair()
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    # The receiver never read: no credit was granted, yet a write arrives.
+    ack = pair.b.receive_write(sender.id, b"unasked", "buffer")
+    assert ack is not None and "without a read" in ack
+    assert isinstance(receiver.error, RemoteProtocolError)
+    assert pair.b.streams == {}
+    item = pair.b.next_outgoing()
+    assert item is not None and item.event == wire.ERROR and item.args[0] == sender.id
+    pair.a.receive_error(*item.args)
+    assert isinstance(sender.error, StreamBrokenError) and sender.error.remote
+    assert pair.a.streams == {}
+
+
+def test_write_beyond_credit_is_refused():
+    pair = CorePair(CoreConfig(window=1), CoreConfig(window=1))
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    assert pair.b.receive_write(sender.id, b"one", "buffer") is None
+    refused = pair.b.receive_write(sender.id, b"two", "buffer")
+    assert refused is not None and "beyond granted credit" in refused
+    assert receiver.error is not None
+
+
+def test_unknown_ids_are_answered_or_ignored_as_in_javascript():
+    core = ProtocolCore()
+    assert core.receive_write("nope", b"x", "buffer") == "invalid stream id: nope"
+    core.receive_read("nope", 100)
+    core.receive_end("nope")
+    core.receive_error("nope", "boom")
+    core.receive_write(42, b"x", "buffer")
+    assert core.next_outgoing() is None
+
+
+def test_decoded_duplicate_id_is_refused_with_the_javascript_message():
+    core = ProtocolCore()
+    first = core.decode_placeholder("abc", None)
+    second = core.decode_placeholder("abc", None)
+    assert first.error is None
+    assert second.error is not None and "Decoded stream already exists: abc" in second.error.message
+    item = core.next_outgoing()
+    assert item is not None and item.args == ("abc", "Decoded stream already exists: abc")
+    assert core.streams == {"abc": first}
+
+
+def test_sending_a_stream_twice_or_after_destroy_is_a_local_error():
+    import pytest
+
+    from sio_stream import LocalProtocolError
+
+    core = ProtocolCore()
+    stream = StreamCore(StreamOptions())
+    core.attach(stream, announced=True)
+    with pytest.raises(LocalProtocolError):
+        core.attach(stream, announced=True)
+    other = ProtocolCore()
+    with pytest.raises(LocalProtocolError):
+        other.attach(stream, announced=True)
+    destroyed = StreamCore(StreamOptions())
+    core.fail(destroyed, StreamClosedError("gone"))
+    with pytest.raises(LocalProtocolError):
+        core.attach(destroyed, announced=True)
+
+
+def test_end_in_default_mode_ends_both_directions_and_half_open_keeps_reading():
+    pair = CorePair()
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    pair.flush()
+    pair.a.end(sender)
+    pair.flush()
+    assert sender.read_state is ReadState.ENDED
+    assert receiver.write_state is WriteState.ENDED  # the reader's own side ended too
+    half = StreamCore(StreamOptions.create(allow_half_open=True))
+    peer = pair.open_stream(pair.a, half)
+    pair.a.start_reading(half)
+    pair.flush()
+    pair.b.end(peer)  # the peer finished writing; our writable side stays open
+    pair.flush()
+    assert half.read_state is ReadState.ENDED and half.write_state is WriteState.OPEN
+    pair.a.write(half, b"still writing")
+    pair.b.start_reading(peer)
+    pair.flush()
+    assert drain(pair.b, peer) == b"still writing"
+
+
+def test_connection_lost_fails_everything_and_empties_the_registry():
+    pair = CorePair()
+    streams = [StreamCore(StreamOptions()) for _ in range(5)]
+    for s in streams:
+        pair.open_stream(pair.a, s)
+    pair.a.connection_lost()
+    assert pair.a.streams == {}
+    assert all(s.error is not None and s.error.message == wire.CONNECTION_ABORTED for s in streams)
+    assert pair.a.next_outgoing() is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    payload=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=20),
+    window=st.integers(min_value=1, max_value=6),
+    max_chunk=st.integers(min_value=1, max_value=900),
+    read_sizes=st.lists(st.integers(min_value=1, max_value=1000), min_size=1, max_size=10),
+    hello=st.booleans(),
+    schedule=st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=60),
+)
+def test_random_bytes_arrive_identical_and_credit_is_never_exceeded(
+    payload, cuts, window, max_chunk, read_sizes, hello, schedule
+):
+    pair = CorePair(CoreConfig(max_chunk=max_chunk), CoreConfig(window=window), hello=hello)
+    a, b = pair.a, pair.b
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(a, sender)
+    pieces, pos, i = [], 0, 0
+    while pos < len(payload):
+        pieces.append(payload[pos : pos + cuts[i % len(cuts)]])
+        pos += cuts[i % len(cuts)]
+        i += 1
+    received = bytearray()
+    steps = 0
+    ended = False
+    while not receiver.readable_ended:
+        steps += 1
+        assert steps < 200_000, "no progress"
+        action = schedule[steps % len(schedule)] if steps < 5000 else steps % 6
+        if action == 0 and pieces:
+            a.write(sender, pieces.pop(0))
+        elif action == 0 and not ended:
+            a.end(sender)
+            ended = True
+        elif action == 1:
+            pair.send(a)
+        elif action == 2:
+            pair.deliver(a)
+        elif action == 3:
+            pair.send(b)
+            pair.deliver(b)
+        elif action == 4:
+            b.start_reading(receiver)
+            if receiver.inbox:
+                received += b.take(receiver, read_sizes[steps % len(read_sizes)])
+        else:
+            if not pieces and not ended:
+                a.end(sender)
+                ended = True
+            b.start_reading(receiver)
+            pair.flush()
+            received += drain(b, receiver)
+        # Invariants of the credit window, after every step:
+        assert receiver.error is None and sender.error is None
+        assert receiver.window is not None
+        win = receiver.window
+        assert win.outstanding + win.buffered <= win.size
+        assert pair.in_flight_writes(a, sender.id) <= win.outstanding
+        assert sender.credit.available <= win.outstanding
+    pair.flush()
+    assert bytes(received) == payload
+    assert a.streams == {} and b.streams == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ).filter(lambda v: v is not None),
+        max_size=30,
+    ),
+    window=st.integers(min_value=1, max_value=5),
+)
+def test_objects_arrive_in_order(values, window):
+    pair = CorePair(CoreConfig(), CoreConfig(window=window))
+    sender = StreamCore(StreamOptions.create(object_mode=True))
+    receiver = pair.open_stream(pair.a, sender)
+    assert receiver.object_mode
+    pair.b.start_reading(receiver)
+    got = []
+    for value in values:
+        pair.a.write(sender, value)
+        pair.flush()
+        while receiver.inbox:
+            got.append(pair.b.take(receiver, 1))
+    pair.a.end(sender)
+    pair.flush()
+    while receiver.inbox:
+        got.append(pair.b.take(receiver, 1))
+    pair.flush()
+    assert got == values
+    assert receiver.readable_ended
