@@ -183,11 +183,11 @@ class ProtocolCore:
         return None
 
     # -- binding streams to this connection ----------------------------------------------
-    def attach(self, stream: StreamCore, *, announced: bool) -> dict[str, Any]:
+    def attach(self, stream: StreamCore) -> dict[str, Any]:
         """Register a local stream that is being sent; return its placeholder.
 
-        ``announced`` is true when the placeholder travels in an event queued on this
-        connection's outbox (so anything queued later reaches the peer after it).
+        Nothing is sent for it until :meth:`announce`, which the caller invokes once the
+        event or ack carrying the placeholder is queued ahead of anything else for the stream.
         Raises :class:`LocalProtocolError` for a stream sent before or destroyed.
         """
         if stream.owner is not None or stream.settled:
@@ -203,8 +203,6 @@ class ProtocolCore:
         options = stream.options.to_wire()
         if options is not None:
             placeholder["options"] = options
-        if announced:
-            self.announce(stream)
         return placeholder
 
     def _bind(self, stream: StreamCore) -> None:

@@ -145,8 +145,12 @@ class StreamSocket:
         """
         connection = self._connection_for_emit(to)
         on_ack = _AppAck(self, connection, callback) if callback is not None else None
-        encoded = self._encode(connection, list(args), announced=True)
+        encoded, attached = self._encode(connection, list(args))
         connection.queue(Outgoing(wire.STREAM, (event, *encoded), on_ack))
+        # Announce only now: reads queued for a stream someone already reads, or an early end,
+        # must reach the peer after the event that carries its placeholder.
+        for stream in attached:
+            connection.core.announce(stream._core)
 
     async def call(self, event: str, *args: Any, to: str | None = None, timeout: float | None = 60) -> Any:
         """Emit ``event`` and wait for the ack: its single argument, or a tuple of several
@@ -178,13 +182,17 @@ class StreamSocket:
                 connection.send_hello()
         return connection
 
-    def _encode(self, connection: Connection, value: Any, *, announced: bool) -> Any:
+    def _encode(self, connection: Connection, value: Any) -> tuple[Any, list[IOStream]]:
+        """``value`` with its streams attached to ``connection`` (not yet announced)."""
+        attached: list[IOStream] = []
+
         def to_placeholder(obj: Any) -> dict[str, Any] | None:
             if isinstance(obj, IOStream):
-                return connection.core.attach(obj._core, announced=announced)
+                attached.append(obj)
+                return connection.core.attach(obj._core)
             return None
 
-        return placeholders.encode(value, to_placeholder)
+        return placeholders.encode(value, to_placeholder), attached
 
     def _decode(self, connection: Connection, value: Any, found: list[IOStream]) -> Any:
         def from_placeholder(stream_id: Any, options: Any) -> IOStream:
@@ -266,15 +274,7 @@ class StreamSocket:
         if result is None:
             return None
         is_tuple = isinstance(result, tuple)
-        attached: list[IOStream] = []
-
-        def to_placeholder(obj: Any) -> dict[str, Any] | None:
-            if isinstance(obj, IOStream):
-                attached.append(obj)
-                return connection.core.attach(obj._core, announced=False)
-            return None
-
-        encoded = placeholders.encode(list(result) if is_tuple else result, to_placeholder)
+        encoded, attached = self._encode(connection, list(result) if is_tuple else result)
         # python-socketio queues the ack as soon as this handler returns, before the sender task
         # can run again: reads and writes queued now for these streams reach the peer after it.
         for stream in attached:

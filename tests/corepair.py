@@ -104,8 +104,9 @@ class CorePair:
 
     def open_stream(self, core: ProtocolCore, stream: StreamCore, event: str = "e") -> StreamCore:
         """Announce ``stream`` from ``core`` in an application event; return the peer's copy."""
-        placeholder = core.attach(stream, announced=True)
+        placeholder = core.attach(stream)
         core.queue(Outgoing(wire.STREAM, (event, placeholder)))
+        core.announce(stream)
         before = len(self.decoded[id(self.other(core))])
         self.send(core)
         while self.wires[id(core)]:

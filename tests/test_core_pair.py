@@ -125,16 +125,16 @@ def test_sending_a_stream_twice_or_after_destroy_is_a_local_error():
 
     core = ProtocolCore()
     stream = StreamCore(StreamOptions())
-    core.attach(stream, announced=True)
+    core.attach(stream)
     with pytest.raises(LocalProtocolError):
-        core.attach(stream, announced=True)
+        core.attach(stream)
     other = ProtocolCore()
     with pytest.raises(LocalProtocolError):
-        other.attach(stream, announced=True)
+        other.attach(stream)
     destroyed = StreamCore(StreamOptions())
     core.fail(destroyed, StreamClosedError("gone"))
     with pytest.raises(LocalProtocolError):
-        core.attach(destroyed, announced=True)
+        core.attach(destroyed)
 
 
 def test_end_in_default_mode_ends_both_directions_and_half_open_keeps_reading():
