@@ -3,12 +3,14 @@
  * Socket.IO 4 client (websocket transport) playing the CLIENT role of one interop scenario (see ../README.md).
  *
  *   node client.js <url> <scenario> [--pkg socket.io-stream|@sap_oss/node-socketio-stream|ss|sap]
- *                  [--base64] [--trace]
+ *                  [--base64] [--trace] [--linger]
  *   node client.js --scenarios          # prints the scenario names, one per line
  *   (env fallbacks: SS_PKG, SS_FORCE_BASE64=1, SS_TRACE=1; CLIENT_TIMEOUT_MS, default 30000)
  *
  * Prints one JSON line on stdout: {"ok":true,"scenario":...,"pkg":...,...details} and exits 0, or
  * {"ok":false,...,"error":...} (also on stderr) and exits 1; exits 2 after the timeout.
+ * --linger: after a scenario passed, print its result line at once but stay connected until stdin reaches
+ * EOF, then disconnect and print it again (lets a Python server check its state before the disconnect).
  *
  * Scenario -> what the client does (server events are documented in server.js):
  *   file         s1 = new stream, emit file(s1, {size: 300000}, ack(sha)); s2 = new stream,
@@ -294,8 +296,16 @@ async function main() {
     const started = Date.now();
     const details = await scenarios[name](ss, ss(socket));
     result.ok = true;
+    Object.assign(result, { ms: Date.now() - started }, details);
+    if (opts.linger) {
+      process.stdout.write(JSON.stringify(Object.assign({ lingering: true }, result)) + '\n');
+      await new Promise((resolve) => {
+        process.stdin.on('end', resolve);
+        process.stdin.resume();
+      });
+    }
     socket.disconnect();
-    finish(0, Object.assign({ ms: Date.now() - started }, details));
+    finish(0, {});
   } catch (e) {
     finish(1, { error: e && e.message ? e.message : String(e) });
   }

@@ -9,7 +9,7 @@ const PACKAGES = {
   sap: '@sap_oss/node-socketio-stream',
 };
 
-// Parses `--pkg NAME --port N --base64 --trace --no-stdin` plus positional args.
+// Parses `--pkg NAME --port N --base64 --trace --no-stdin --linger` plus positional args.
 // Env fallbacks: SS_PKG, PORT, SS_FORCE_BASE64=1, SS_TRACE=1.
 function parseArgs(argv) {
   const o = {
@@ -18,6 +18,7 @@ function parseArgs(argv) {
     base64: process.env.SS_FORCE_BASE64 === '1',
     trace: process.env.SS_TRACE === '1',
     stdin: true,
+    linger: false,
     positional: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -27,6 +28,7 @@ function parseArgs(argv) {
     else if (a === '--base64') o.base64 = true;
     else if (a === '--trace') o.trace = true;
     else if (a === '--no-stdin') o.stdin = false;
+    else if (a === '--linger') o.linger = true;
     else o.positional.push(a);
   }
   if (!PACKAGES[o.pkg]) throw new Error('unknown stream package: ' + o.pkg);

@@ -1,0 +1,141 @@
+"""Many streams at once: 1, 10 and 100 uploads on one connection, and N clients uploading at once.
+
+    python benchmarks/concurrency.py [--streams 1,10,100] [--clients 100] [--client-mib 10]
+                                     [--quick | --smoke] [--repeat N]
+
+Streams: one client process, one connection, N sio_stream uploads started together that share a
+fixed total (so every row moves the same bytes); aggregate MB/s is total / wall time, per-stream
+MB/s is each stream's bytes / its own duration. Baseline: the 1-stream row of the same run.
+Targets: 100 streams >= 0.8x one stream's aggregate, slowest/fastest per-stream rate within 1.5x.
+
+Clients: N python-socketio AsyncClients (in one client process, separate from the server), each
+uploading ``--client-mib`` MiB at once; sio_stream vs the raw python-socketio baseline with the
+same N clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from _harness import (
+    DEFAULT_CHUNK,
+    DEFAULT_WINDOW,
+    LABELS,
+    RAW,
+    SIO,
+    MiB,
+    Report,
+    common_args,
+    mb_s,
+    median,
+    mode_of,
+    ratio,
+    run_client,
+    server,
+    size_label,
+)
+
+TOTAL = {"full": 400 * MiB, "quick": 200 * MiB, "smoke": 4 * MiB}
+CLIENTS = {"full": (100, 10), "quick": (100, 1), "smoke": (10, 0.5)}
+REPEATS = {"full": 3, "quick": 2, "smoke": 1}
+AGGREGATE_TARGET = 0.8
+SPREAD_TARGET = 1.5
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    mode = mode_of(args)
+    report = Report("concurrency", mode)
+    repeats = args.repeat or REPEATS[mode]
+    counts = [int(x) for x in args.streams.split(",")]
+    total = args.total * MiB if args.total else TOTAL[mode]
+    n_clients = args.clients or CLIENTS[mode][0]
+    per_client = int((args.client_mib or CLIENTS[mode][1]) * MiB)
+    agg: dict[int, list[float]] = {}
+    spread: dict[int, list[tuple[float, float]]] = {}
+    clients: dict[str, list[dict[str, Any]]] = {}
+    with server(SIO) as py:
+        run_client(SIO, py.url, [{"op": "upload", "size": 4 * MiB}])  # warm-up
+        for _ in range(repeats):
+            for n in counts:
+                job = {
+                    "op": "multi",
+                    "streams": n,
+                    "size": total // n,
+                    "write": DEFAULT_CHUNK,
+                    "expect": total // n * n,
+                }
+                (result,) = run_client(SIO, py.url, [job])
+                agg.setdefault(n, []).append(mb_s(result))
+                per = result["per_stream_mb_s"]
+                spread.setdefault(n, []).append((min(per), max(per)))
+            if n_clients:
+                for impl in (SIO, RAW):
+                    job = {
+                        "op": "clients",
+                        "clients": n_clients,
+                        "size": per_client,
+                        "write": DEFAULT_CHUNK,
+                        "window": DEFAULT_WINDOW,
+                        "expect": per_client * n_clients,
+                    }
+                    (result,) = run_client(impl, py.url, [job])
+                    clients.setdefault(impl, []).append(result)
+    base = median(agg[counts[0]]) if counts[0] == 1 else median(agg.get(1, agg[counts[0]]))
+    for n in counts:
+        value = median(agg[n])
+        lo = median([s[0] for s in spread[n]])
+        hi = median([s[1] for s in spread[n]])
+        spread_ratio = median([s[1] / s[0] for s in spread[n]])
+        report.line(
+            f"{n} streams/1 conn, {size_label(total)} total, aggregate",
+            value,
+            "MB/s",
+            {"1 stream": ratio(value, base)},
+            f">={AGGREGATE_TARGET}x 1 stream" if n == max(counts) and n > 1 else None,
+            ratio(value, base) >= AGGREGATE_TARGET if n == max(counts) and n > 1 else None,
+            streams=n,
+        )
+        if n > 1:
+            report.line(
+                f"{n} streams/1 conn, per-stream max/min",
+                spread_ratio,
+                "x",
+                {},
+                f"<={SPREAD_TARGET}",
+                spread_ratio <= SPREAD_TARGET,
+                streams=n,
+                note=f"per-stream min {lo:.1f} MB/s, max {hi:.1f} MB/s",
+            )
+    if clients:
+        rate = {impl: median([mb_s(r) for r in rs]) for impl, rs in clients.items()}
+        for impl in (SIO, RAW):
+            per = [(min(r["per_stream_mb_s"]), max(r["per_stream_mb_s"])) for r in clients[impl]]
+            report.line(
+                f"{n_clients} clients x {size_label(per_client)} {LABELS[impl]} aggregate",
+                rate[impl],
+                "MB/s",
+                {LABELS[RAW]: ratio(rate[SIO], rate[RAW])}
+                if impl == SIO
+                else {"1 stream (sio)": ratio(rate[impl], base)},
+                impl=impl,
+                clients=n_clients,
+                note=f"per-client min {median([p[0] for p in per]):.1f} MB/s, "
+                f"max {median([p[1] for p in per]):.1f} MB/s",
+            )
+    return report.finish(args.json)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = common_args(__doc__.split("\n")[0])
+    p.add_argument("--streams", default="1,10,100", help="stream counts on one connection")
+    p.add_argument(
+        "--total", type=int, default=None, help="MiB shared by the streams (default 400; quick 200)"
+    )
+    p.add_argument("--clients", type=int, default=None, help="concurrent clients (default 100; 0 = skip)")
+    p.add_argument("--client-mib", type=float, default=None, help="MiB per client (default 10; quick 1)")
+    return p
+
+
+if __name__ == "__main__":
+    run(parser().parse_args())
