@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from ._errors import StreamBrokenError
 from ._stream import IOStream
 
 logger = logging.getLogger("sio_stream")
@@ -32,6 +34,7 @@ class Connection:
         self._sender: asyncio.Task[None] | None = None
         self.label = label
         self.hello_sent = False
+        self._claim_timers: set[asyncio.TimerHandle] = set()
 
     # -- streams -------------------------------------------------------------------------------
     def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
@@ -45,6 +48,35 @@ class Connection:
         if not self.hello_sent and not self.core.closed:
             self.hello_sent = True
             self.core.queue(self.core.hello())
+
+    def expect_claims(self, streams: list[StreamCore], timeout: float | None, event: str) -> None:
+        """Fail ``streams`` (returned through an ack) if the peer never uses them.
+
+        A handler cannot tell whether its event carried an ack; without one the returned
+        streams never reach the peer, and would hold their writers until the connection ends.
+        """
+        if timeout is None or not streams:
+            return
+        refs = [weakref.ref(s) for s in streams]
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            if handle is not None:
+                self._claim_timers.discard(handle)
+            for ref in refs:
+                stream = ref()
+                if stream is not None and not stream.peer_seen and self.core.streams.get(stream.id) is stream:
+                    self.core.fail(
+                        stream,
+                        StreamBrokenError(
+                            f"stream returned by the handler of {event!r} was never used by the peer "
+                            f"within {timeout} s (did the event carry an ack?)"
+                        ),
+                    )
+
+        handle = loop.call_later(timeout, check)
+        self._claim_timers.add(handle)
 
     # -- the sender ------------------------------------------------------------------------------
     def _start_sender(self) -> None:
@@ -71,6 +103,9 @@ class Connection:
     def lost(self) -> None:
         """The connection dropped: fail every stream with "Connection aborted" and stop sending."""
         self.core.connection_lost()
+        for timer in self._claim_timers:
+            timer.cancel()
+        self._claim_timers.clear()
         sender = self._sender
         if sender is not None and sender is not asyncio.current_task():
             sender.cancel()

@@ -76,6 +76,7 @@ class StreamCore:
         self.owed_reads = 0  # consumed chunks not yet granted back (batched toward sio_stream peers)
         self.listener: Callable[[], None] = _nothing
         self.settled = False  # removed from its connection's registry
+        self.peer_seen = False  # the peer sent an event for this stream (or created it)
 
     # -- derived state -------------------------------------------------------------------
     @property
@@ -249,6 +250,7 @@ class ProtocolCore:
             return stream
         self._bind(stream)
         stream.announced = True
+        stream.peer_seen = True
         if failure is not None:
             self.fail(stream, failure)
         return stream
@@ -336,7 +338,10 @@ class ProtocolCore:
     def _lookup(self, stream_id: Any) -> StreamCore | None:
         if not isinstance(stream_id, str):
             return None
-        return self.streams.get(stream_id)
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.peer_seen = True
+        return stream
 
     # -- the application's calls: reading -------------------------------------------------
     def start_reading(self, stream: StreamCore) -> None:

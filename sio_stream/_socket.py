@@ -39,6 +39,7 @@ def ss(
     window: int | None = None,
     max_chunk: int | None = None,
     force_base64: bool | None = None,
+    claim_timeout: float | None = 60.0,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -46,7 +47,9 @@ def ss(
     (options given then must match, or :class:`InvalidOptionError` is raised). ``window``
     (chunks a reader keeps in flight, default 8), ``max_chunk`` (largest chunk sent, default
     256 KiB) and ``force_base64`` (send chunks as base64 text, as JavaScript's
-    ``ss.forceBase64``) apply to every stream of that socket.
+    ``ss.forceBase64``) apply to every stream of that socket. Streams a handler returns are
+    failed if the peer has not used them after ``claim_timeout`` seconds (``None``: never),
+    since an event sent without an ack never delivers them.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio = _sockets.get(sio)
@@ -61,7 +64,7 @@ def ss(
         max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
         force_base64=bool(force_base64),
     )
-    socket = StreamSocket(Host(sio, namespace), config)
+    socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     per_sio[namespace] = socket
     return socket
 
@@ -73,13 +76,14 @@ class StreamSocket:
     arguments (streams as :class:`IOStream`); on a server the client's sid comes first.
     """
 
-    def __init__(self, host: Host, config: CoreConfig) -> None:
+    def __init__(self, host: Host, config: CoreConfig, *, claim_timeout: float | None = 60.0) -> None:
         if not isinstance(config.window, int) or config.window < 1:
             raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
         if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
             raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
         self._host = host
         self._config = config
+        self._claim_timeout = claim_timeout
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._connections: dict[Any, Connection] = {}
         host.on(wire.STREAM, self._on_stream)
@@ -268,9 +272,9 @@ class StreamSocket:
             for stream in decoded_streams:
                 stream.destroy(exc)
             return None
-        return self._encode_ack(connection, result)
+        return self._encode_ack(connection, result, event)
 
-    def _encode_ack(self, connection: Connection, result: Any) -> Any:
+    def _encode_ack(self, connection: Connection, result: Any, event: str) -> Any:
         if result is None:
             return None
         is_tuple = isinstance(result, tuple)
@@ -279,6 +283,7 @@ class StreamSocket:
         # can run again: reads and writes queued now for these streams reach the peer after it.
         for stream in attached:
             connection.core.announce(stream._core)
+        connection.expect_claims([s._core for s in attached], self._claim_timeout, event)
         return tuple(encoded) if is_tuple else encoded
 
     # -- introspection -----------------------------------------------------------------------------

@@ -161,7 +161,8 @@ async def test_disconnect_mid_transfer_fails_both_ends_and_leaves_nothing(pair):
     await wait_for(lambda: pair.server_streams.stream_count() == 0)
     await wait_for(lambda: pair.server_streams.connection_count == 0)
     assert pair.client_streams.stream_count() == 0
-    del writers, writer, server_errors
+    del writers, writer
+    server_errors.clear()
     gc.collect()
     assert [ref() for ref in server_side + client_side] == [None] * 6
     tasks = [t for t in asyncio.all_tasks() if "sio_stream" in t.get_name()]
@@ -186,3 +187,31 @@ async def test_client_reconnects_and_new_streams_work(pair):
     call = asyncio.ensure_future(pair.client_streams.call("size", stream))
     await stream.end(b"again")
     assert await call == 5
+
+
+async def test_streams_returned_to_an_event_without_ack_are_released():
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    streams = sio_stream.ss(server, claim_timeout=0.5)
+    returned: list[sio_stream.IOStream] = []
+
+    @streams.on("make")
+    async def make(sid):
+        stream = create_stream()
+        returned.append(stream)
+        return stream
+
+    runner, url = await start_server(server)
+    client = socketio.AsyncClient()
+    sio_stream.ss(client)
+    try:
+        await client.connect(url, transports=["websocket"])
+        await sio_stream.ss(client).emit("make")  # no callback: the stream never reaches us
+        await wait_for(lambda: bool(returned))
+        with pytest.raises(sio_stream.StreamBrokenError, match="never used by the peer"):
+            while True:
+                await returned[0].write(b"x" * 100_000)
+        assert streams.stream_count() == 0
+    finally:
+        await client.disconnect()
+        await server.shutdown()
+        await runner.cleanup()
