@@ -26,6 +26,7 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
+from ._files import TransferIncomplete, TransferTooLarge, pipe, receive_file, send_file
 from ._socket import StreamSocket, ss
 from ._stream import IOStream, create_stream
 
@@ -45,7 +46,12 @@ __all__ = [
     "StreamError",
     "StreamSocket",
     "StreamTimeoutError",
+    "TransferIncomplete",
+    "TransferTooLarge",
     "__version__",
     "create_stream",
+    "pipe",
+    "receive_file",
+    "send_file",
     "ss",
 ]
