@@ -142,6 +142,7 @@ async def test_writer_waits_at_the_high_water_mark_until_the_reader_reads(stream
 
 async def test_async_context_manager_ends_the_writer(streams):
     writer, reader = streams
+
     async def use() -> None:
         async with writer:
             await writer.send(b"in a with block")
