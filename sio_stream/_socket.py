@@ -9,6 +9,7 @@ outgoing packet through the connection's ordered sender.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import weakref
@@ -181,6 +182,11 @@ class StreamSocket:
         if connection is None:
             label = f"{self.namespace} {peer}" if peer is not None else self.namespace
             connection = Connection(self._host.emitter(peer), self._config, label)
+            if not self._host.is_connected(peer):
+                # An event python-socketio dispatched just before the peer left: its disconnect
+                # was already handled, so a registered connection would never be released.
+                connection.lost()
+                return connection
             self._connections[peer] = connection
             if not self._host.is_server:
                 connection.send_hello()
@@ -189,6 +195,11 @@ class StreamSocket:
     def _encode(self, connection: Connection, value: Any) -> tuple[Any, list[IOStream]]:
         """``value`` with its streams attached to ``connection`` (not yet announced)."""
         attached: list[IOStream] = []
+        return self._encode_into(connection, value, attached), attached
+
+    def _encode_into(self, connection: Connection, value: Any, attached: list[IOStream]) -> Any:
+        """``value`` with its streams attached to ``connection``; ``attached`` collects them
+        (also those attached before an error)."""
 
         def to_placeholder(obj: Any) -> dict[str, Any] | None:
             if isinstance(obj, IOStream):
@@ -196,7 +207,7 @@ class StreamSocket:
                 return connection.core.attach(obj._core)
             return None
 
-        return placeholders.encode(value, to_placeholder), attached
+        return placeholders.encode(value, to_placeholder)
 
     def _decode(self, connection: Connection, value: Any, found: list[IOStream]) -> Any:
         def from_placeholder(stream_id: Any, options: Any) -> IOStream:
@@ -243,18 +254,18 @@ class StreamSocket:
             self._connection(None)
 
     async def _on_stream(self, peer: Any, *args: Any) -> Any:
-        if not args or not isinstance(args[0], str):
-            logger.warning("sio_stream: ignoring a %s event without an event name", wire.STREAM)
-            return None
-        event = args[0]
         connection = self._connection(peer)
         decoded_streams: list[IOStream] = []
+        event = args[0] if args else None
         try:
             decoded = self._decode(connection, list(args[1:]), decoded_streams)
+            if not isinstance(event, str):
+                raise LocalProtocolError(f"bad event name: {event!r}")
         except StreamError as exc:
+            # Refuse every stream the event carried, so the peer's writers fail instead of hanging.
             for stream in decoded_streams:
                 stream.destroy(exc)
-            logger.warning("sio_stream: bad %r event: %s", event, exc)
+            logger.warning("sio_stream: bad %s event %r: %s", wire.STREAM, event, exc)
             return None
         handler = self._handlers.get(event)
         if handler is None:
@@ -278,7 +289,19 @@ class StreamSocket:
         if result is None:
             return None
         is_tuple = isinstance(result, tuple)
-        encoded, attached = self._encode(connection, list(result) if is_tuple else result)
+        attached: list[IOStream] = []
+        try:
+            encoded = self._encode_into(connection, list(result) if is_tuple else result, attached)
+        except StreamError as exc:
+            # The connection dropped while the handler ran (or a stream was sent twice): fail
+            # the streams that cannot reach the peer now, instead of raising out of
+            # python-socketio's task; streams already sent elsewhere are left alone.
+            for stream in attached:
+                stream.destroy(exc)
+            with contextlib.suppress(StreamError):
+                placeholders.encode(result, lambda obj: _destroy_unsent(obj, exc))
+            logger.warning("sio_stream: cannot send the ack of %r: %s", event, exc)
+            return None
         # python-socketio queues the ack as soon as this handler returns, before the sender task
         # can run again: reads and writes queued now for these streams reach the peer after it.
         for stream in attached:
@@ -294,6 +317,11 @@ class StreamSocket:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+
+def _destroy_unsent(obj: Any, exc: StreamError) -> None:
+    if isinstance(obj, IOStream) and obj._core.owner is None:
+        obj.destroy(exc)
 
 
 class _AppAck:
