@@ -292,7 +292,8 @@ class StreamSocket:
         attached: list[IOStream] = []
         try:
             encoded = self._encode_into(connection, list(result) if is_tuple else result, attached)
-        except StreamError as exc:
+        except StreamError as error:
+            exc = error  # the name an except clause binds is not visible to the lambda below
             # The connection dropped while the handler ran (or a stream was sent twice): fail
             # the streams that cannot reach the peer now, instead of raising out of
             # python-socketio's task; streams already sent elsewhere are left alone.

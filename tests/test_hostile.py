@@ -126,7 +126,7 @@ def _register(server: socketio.AsyncServer, arena_errors: list[BaseException], t
         async def hold(sid: str, stream: sio_stream.IOStream) -> None:
             # Take one byte, then hold every chunk without consuming it (a stalled reader).
             await stream.receive(1)
-            while not stream.closed:
+            while not stream.closed:  # noqa: ASYNC110 (polls the core's state, no event to await)
                 await asyncio.sleep(0.01)
 
         @streams.on("download")
