@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 from . import _placeholder as placeholders
 from . import _wire as wire
 from ._connection import Connection
-from ._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW, CoreConfig, Outgoing
+from ._core import (
+    DEFAULT_MAX_CHUNK,
+    DEFAULT_MAX_PLACEHOLDERS,
+    DEFAULT_MAX_READ_CHUNK,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_WINDOW,
+    CoreConfig,
+    Outgoing,
+)
 from ._errors import InvalidOptionError, LocalProtocolError, StreamError, StreamTimeoutError
 from ._host import Host
 from ._stream import IOStream
@@ -41,6 +49,9 @@ def ss(
     max_chunk: int | None = None,
     force_base64: bool | None = None,
     claim_timeout: float | None = 60.0,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -51,6 +62,12 @@ def ss(
     ``ss.forceBase64``) apply to every stream of that socket. Streams a handler returns are
     failed if the peer has not used them after ``claim_timeout`` seconds (``None``: never),
     since an event sent without an ack never delivers them.
+
+    Limits on what a peer can make each connection hold (exceeding one fails the offending
+    stream, or every stream of the offending event, with a ``$stream-error``; never the
+    connection): ``max_streams`` open streams (default 1000), ``max_read_chunk`` bytes in one
+    incoming chunk (default 1 MiB), ``max_placeholders`` streams in one event or ack (default 100).
+    They are fixed by the first ``ss()`` call for a socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio = _sockets.get(sio)
@@ -64,6 +81,9 @@ def ss(
         window=DEFAULT_WINDOW if window is None else window,
         max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
         force_base64=bool(force_base64),
+        max_streams=max_streams,
+        max_read_chunk=max_read_chunk,
+        max_placeholders=max_placeholders,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     per_sio[namespace] = socket
@@ -82,6 +102,10 @@ class StreamSocket:
             raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
         if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
             raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
+        for name in ("max_streams", "max_read_chunk", "max_placeholders"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
         self._host = host
         self._config = config
         self._claim_timeout = claim_timeout
@@ -210,12 +234,24 @@ class StreamSocket:
         return placeholders.encode(value, to_placeholder)
 
     def _decode(self, connection: Connection, value: Any, found: list[IOStream]) -> Any:
+        limit = self._config.max_placeholders
+        seen = 0
+
         def from_placeholder(stream_id: Any, options: Any) -> IOStream:
+            nonlocal seen
+            seen += 1
+            if seen > limit:
+                return IOStream(connection.core.refuse_placeholder(stream_id, too_many))
             stream = connection.decode_stream(stream_id, options)
             found.append(stream)
             return stream
 
-        return placeholders.decode(value, from_placeholder)
+        too_many = f"more than {limit} streams in one event"
+        decoded = placeholders.decode(value, from_placeholder)
+        if seen > limit:
+            # The caller destroys the streams accepted so far: the whole event is refused.
+            raise InvalidOptionError(f"{too_many} ({seen})")
+        return decoded
 
     # -- wire events (synchronous: each records its input before anything else runs) ------------
     def _on_read(self, peer: Any, *args: Any) -> None:
@@ -338,6 +374,8 @@ class _AppAck:
         try:
             decoded = self.socket._decode(self.connection, list(args), found)
         except StreamError as exc:
+            for stream in found:
+                stream.destroy(exc)
             logger.warning("sio_stream: bad ack: %s", exc)
             return
         result = self.callback(*decoded)
