@@ -56,7 +56,7 @@ def test_limits_must_be_positive_integers():
 
 
 @pytest.mark.anyio
-async def test_too_many_placeholders_in_one_event_refuses_every_stream(arena: Arena) -> None:
+async def test_too_many_placeholders_in_one_event_refuses_every_stream(arena: Arena) -> None:  # noqa: F811
     raw = arena.raw
     ids = [str(uuid.uuid4()) for _ in range(150)]
     await raw.send("$stream", "upload", [{"$stream": i} for i in ids])
@@ -67,7 +67,7 @@ async def test_too_many_placeholders_in_one_event_refuses_every_stream(arena: Ar
 
 
 @pytest.mark.anyio
-async def test_too_many_streams_on_one_connection(arena: Arena) -> None:
+async def test_too_many_streams_on_one_connection(arena: Arena) -> None:  # noqa: F811
     raw = arena.raw
     ids = [str(uuid.uuid4()) for _ in range(1005)]
     for start in range(0, len(ids), 100):
