@@ -30,6 +30,9 @@ _NODE_ENCODINGS = {
 def decode_chunk(chunk: Any, encoding: Any, object_mode: bool) -> Any:
     """The value a reader delivers for an incoming chunk; raises :class:`InvalidChunkError`."""
     if object_mode:
+        if chunk is None:
+            # Node ends a stream on push(null) and refuses to write null: no peer sends it.
+            raise InvalidChunkError("an object-mode stream cannot carry a null chunk")
         return chunk
     if isinstance(chunk, (bytes, bytearray)):
         return bytes(chunk)

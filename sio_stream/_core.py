@@ -38,6 +38,14 @@ DEFAULT_MAX_CHUNK = 256 * 1024
 #: flowing over a 50 ms round trip while bounding what one stream can make a reader hold.
 DEFAULT_WINDOW = 8
 
+#: Streams one connection may hold: a peer cannot make us keep more state than this.
+DEFAULT_MAX_STREAMS = 1000
+#: Largest chunk a reader accepts. Our writers send 256 KiB; JavaScript writers send what their
+#: application wrote, and python-socketio's 1,000,000-byte message limit stops most before this.
+DEFAULT_MAX_READ_CHUNK = 1024 * 1024
+#: Streams one event (or ack) may carry.
+DEFAULT_MAX_PLACEHOLDERS = 100
+
 #: Features this implementation announces in its ``$stream-hello``.
 FEATURE_BATCH_READ = "batch-read"  # one $stream-read may grant several chunks (count argument)
 FEATURE_UNACKED_WRITE = "unacked-write"  # writes carry no ack; $stream-end carries one instead
@@ -128,6 +136,12 @@ class CoreConfig:
     force_base64: bool = False
     #: Most credits a writer keeps from a peer: more reads than this are ignored.
     max_credit: int = 1024
+    #: Limits on what a peer can make us hold. Exceeding one fails the offending stream (or
+    #: every stream of the offending event) with a ``$stream-error``, never the connection.
+    #: A reader's memory is bounded by ``window * max_read_chunk`` bytes per byte stream.
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS
     features: frozenset[str] = field(default=OUR_FEATURES)
 
 
@@ -234,25 +248,34 @@ class ProtocolCore:
         else:
             failure = None
         if not isinstance(stream_id, str) or not stream_id:
-            stream = StreamCore(opts)
-            stream.settled = True
-            self._fail_unbound(stream, RemoteProtocolError(f"bad stream id: {stream_id!r}"))
-            return stream
+            return self.refuse_placeholder(stream_id, f"bad stream id: {stream_id!r}")
+        if stream_id in self.streams:
+            return self.refuse_placeholder(stream_id, f"Decoded stream already exists: {stream_id}")
+        if len(self.streams) >= self.config.max_streams:
+            return self.refuse_placeholder(
+                stream_id, f"too many streams on this connection (limit {self.config.max_streams})"
+            )
+        if self.closed:
+            return self.refuse_placeholder(stream_id, wire.CONNECTION_ABORTED)
         stream = StreamCore(opts, stream_id)
-        if stream_id in self.streams or self.closed:
-            message = f"Decoded stream already exists: {stream_id}"
-            stream.settled = True
-            if self.closed:
-                self._fail_unbound(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
-            else:
-                self._fail_unbound(stream, RemoteProtocolError(message))
-                self._queue(Outgoing(wire.ERROR, (stream_id, message)))
-            return stream
         self._bind(stream)
         stream.announced = True
         stream.peer_seen = True
         if failure is not None:
             self.fail(stream, failure)
+        return stream
+
+    def refuse_placeholder(self, stream_id: Any, message: str) -> StreamCore:
+        """A failed, unregistered stream for a placeholder we will not accept; the peer gets a
+        ``$stream-error`` for its id (when the id is a string and the connection is up)."""
+        stream = StreamCore(StreamOptions(), stream_id if isinstance(stream_id, str) else None)
+        stream.settled = True
+        if self.closed:
+            self._fail_unbound(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+            return stream
+        self._fail_unbound(stream, RemoteProtocolError(message))
+        if isinstance(stream_id, str) and stream_id:
+            self._queue(Outgoing(wire.ERROR, (stream_id, message)))
         return stream
 
     @staticmethod
@@ -292,6 +315,12 @@ class ProtocolCore:
             value = decode_chunk(chunk, encoding, stream.object_mode)
         except InvalidChunkError as exc:
             return self._refuse(stream, str(exc))
+        if not stream.object_mode and len(value) > self.config.max_read_chunk:
+            return self._refuse(
+                stream,
+                f"chunk of {len(value)} bytes exceeds the limit of {self.config.max_read_chunk} "
+                f"bytes on stream {stream.id}",
+            )
         if not stream.window.received():
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
         if stream.object_mode:

@@ -106,6 +106,13 @@ class Host:
 
         return emit
 
+    def is_connected(self, peer: Any) -> bool:
+        """False for a server sid that has left (or is leaving) this namespace; a client's one
+        connection is replaced on reconnect, so it always counts as connected."""
+        if not self.is_server:
+            return True
+        return bool(self.sio.manager.is_connected(peer, self.namespace))
+
     def check_peer(self, peer: Any) -> None:
         """Raise :class:`LocalProtocolError` unless ``peer`` is connected to this process."""
         if self.is_server:

@@ -81,7 +81,12 @@ class StreamOptions:
     ) -> StreamOptions:
         hwm = values.get("high_water_mark")
         if hwm is not None:
-            if isinstance(hwm, bool) or not isinstance(hwm, (int, float)) or not math.isfinite(hwm):
+            # isfinite() only for floats: it raises OverflowError for ints beyond a float's range.
+            if (
+                isinstance(hwm, bool)
+                or not isinstance(hwm, (int, float))
+                or (isinstance(hwm, float) and not math.isfinite(hwm))
+            ):
                 raise InvalidOptionError(f"highWaterMark must be a number, not {hwm!r}")
             if hwm < 0:
                 raise InvalidOptionError(f"highWaterMark must not be negative: {hwm!r}")

@@ -9,6 +9,7 @@ outgoing packet through the connection's ordered sender.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import weakref
@@ -18,7 +19,15 @@ from typing import Any, TypeVar
 from . import _placeholder as placeholders
 from . import _wire as wire
 from ._connection import Connection
-from ._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW, CoreConfig, Outgoing
+from ._core import (
+    DEFAULT_MAX_CHUNK,
+    DEFAULT_MAX_PLACEHOLDERS,
+    DEFAULT_MAX_READ_CHUNK,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_WINDOW,
+    CoreConfig,
+    Outgoing,
+)
 from ._errors import InvalidOptionError, LocalProtocolError, StreamError, StreamTimeoutError
 from ._host import Host
 from ._stream import IOStream
@@ -40,6 +49,9 @@ def ss(
     max_chunk: int | None = None,
     force_base64: bool | None = None,
     claim_timeout: float | None = 60.0,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -50,6 +62,12 @@ def ss(
     ``ss.forceBase64``) apply to every stream of that socket. Streams a handler returns are
     failed if the peer has not used them after ``claim_timeout`` seconds (``None``: never),
     since an event sent without an ack never delivers them.
+
+    Limits on what a peer can make each connection hold (exceeding one fails the offending
+    stream, or every stream of the offending event, with a ``$stream-error``; never the
+    connection): ``max_streams`` open streams (default 1000), ``max_read_chunk`` bytes in one
+    incoming chunk (default 1 MiB), ``max_placeholders`` streams in one event or ack (default 100).
+    They are fixed by the first ``ss()`` call for a socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio = _sockets.get(sio)
@@ -63,6 +81,9 @@ def ss(
         window=DEFAULT_WINDOW if window is None else window,
         max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
         force_base64=bool(force_base64),
+        max_streams=max_streams,
+        max_read_chunk=max_read_chunk,
+        max_placeholders=max_placeholders,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     per_sio[namespace] = socket
@@ -81,6 +102,10 @@ class StreamSocket:
             raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
         if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
             raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
+        for name in ("max_streams", "max_read_chunk", "max_placeholders"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
         self._host = host
         self._config = config
         self._claim_timeout = claim_timeout
@@ -181,6 +206,11 @@ class StreamSocket:
         if connection is None:
             label = f"{self.namespace} {peer}" if peer is not None else self.namespace
             connection = Connection(self._host.emitter(peer), self._config, label)
+            if not self._host.is_connected(peer):
+                # An event python-socketio dispatched just before the peer left: its disconnect
+                # was already handled, so a registered connection would never be released.
+                connection.lost()
+                return connection
             self._connections[peer] = connection
             if not self._host.is_server:
                 connection.send_hello()
@@ -189,6 +219,11 @@ class StreamSocket:
     def _encode(self, connection: Connection, value: Any) -> tuple[Any, list[IOStream]]:
         """``value`` with its streams attached to ``connection`` (not yet announced)."""
         attached: list[IOStream] = []
+        return self._encode_into(connection, value, attached), attached
+
+    def _encode_into(self, connection: Connection, value: Any, attached: list[IOStream]) -> Any:
+        """``value`` with its streams attached to ``connection``; ``attached`` collects them
+        (also those attached before an error)."""
 
         def to_placeholder(obj: Any) -> dict[str, Any] | None:
             if isinstance(obj, IOStream):
@@ -196,15 +231,27 @@ class StreamSocket:
                 return connection.core.attach(obj._core)
             return None
 
-        return placeholders.encode(value, to_placeholder), attached
+        return placeholders.encode(value, to_placeholder)
 
     def _decode(self, connection: Connection, value: Any, found: list[IOStream]) -> Any:
+        limit = self._config.max_placeholders
+        seen = 0
+
         def from_placeholder(stream_id: Any, options: Any) -> IOStream:
+            nonlocal seen
+            seen += 1
+            if seen > limit:
+                return IOStream(connection.core.refuse_placeholder(stream_id, too_many))
             stream = connection.decode_stream(stream_id, options)
             found.append(stream)
             return stream
 
-        return placeholders.decode(value, from_placeholder)
+        too_many = f"more than {limit} streams in one event"
+        decoded = placeholders.decode(value, from_placeholder)
+        if seen > limit:
+            # The caller destroys the streams accepted so far: the whole event is refused.
+            raise InvalidOptionError(f"{too_many} ({seen})")
+        return decoded
 
     # -- wire events (synchronous: each records its input before anything else runs) ------------
     def _on_read(self, peer: Any, *args: Any) -> None:
@@ -243,18 +290,18 @@ class StreamSocket:
             self._connection(None)
 
     async def _on_stream(self, peer: Any, *args: Any) -> Any:
-        if not args or not isinstance(args[0], str):
-            logger.warning("sio_stream: ignoring a %s event without an event name", wire.STREAM)
-            return None
-        event = args[0]
         connection = self._connection(peer)
         decoded_streams: list[IOStream] = []
+        event = args[0] if args else None
         try:
             decoded = self._decode(connection, list(args[1:]), decoded_streams)
+            if not isinstance(event, str):
+                raise LocalProtocolError(f"bad event name: {event!r}")
         except StreamError as exc:
+            # Refuse every stream the event carried, so the peer's writers fail instead of hanging.
             for stream in decoded_streams:
                 stream.destroy(exc)
-            logger.warning("sio_stream: bad %r event: %s", event, exc)
+            logger.warning("sio_stream: bad %s event %r: %s", wire.STREAM, event, exc)
             return None
         handler = self._handlers.get(event)
         if handler is None:
@@ -278,7 +325,20 @@ class StreamSocket:
         if result is None:
             return None
         is_tuple = isinstance(result, tuple)
-        encoded, attached = self._encode(connection, list(result) if is_tuple else result)
+        attached: list[IOStream] = []
+        try:
+            encoded = self._encode_into(connection, list(result) if is_tuple else result, attached)
+        except StreamError as error:
+            exc = error  # the name an except clause binds is not visible to the lambda below
+            # The connection dropped while the handler ran (or a stream was sent twice): fail
+            # the streams that cannot reach the peer now, instead of raising out of
+            # python-socketio's task; streams already sent elsewhere are left alone.
+            for stream in attached:
+                stream.destroy(exc)
+            with contextlib.suppress(StreamError):
+                placeholders.encode(result, lambda obj: _destroy_unsent(obj, exc))
+            logger.warning("sio_stream: cannot send the ack of %r: %s", event, exc)
+            return None
         # python-socketio queues the ack as soon as this handler returns, before the sender task
         # can run again: reads and writes queued now for these streams reach the peer after it.
         for stream in attached:
@@ -296,6 +356,11 @@ class StreamSocket:
         return len(self._connections)
 
 
+def _destroy_unsent(obj: Any, exc: StreamError) -> None:
+    if isinstance(obj, IOStream) and obj._core.owner is None:
+        obj.destroy(exc)
+
+
 class _AppAck:
     """Ack callback of an application event: decode the streams in the ack, then call the user."""
 
@@ -309,6 +374,8 @@ class _AppAck:
         try:
             decoded = self.socket._decode(self.connection, list(args), found)
         except StreamError as exc:
+            for stream in found:
+                stream.destroy(exc)
             logger.warning("sio_stream: bad ack: %s", exc)
             return
         result = self.callback(*decoded)

@@ -1,0 +1,81 @@
+"""Limits on what a peer can make one connection hold: each fails the offending stream or
+event with a ``$stream-error``, never the connection."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import socketio
+
+import sio_stream
+from sio_stream import InvalidOptionError, RemoteProtocolError
+from sio_stream import _wire as wire
+from sio_stream._core import CoreConfig, Outgoing, ProtocolCore
+from tests.support import wait_for
+from tests.test_hostile import Arena, arena  # noqa: F401 (the fixture)
+
+errors_of = lambda core: [o.args for o in core.outbox if isinstance(o, Outgoing) and o.event == wire.ERROR]  # noqa: E731
+
+
+def test_defaults_are_documented_values():
+    config = CoreConfig()
+    assert (config.max_streams, config.max_read_chunk, config.max_placeholders) == (1000, 1024 * 1024, 100)
+
+
+def test_max_streams_refuses_the_placeholder_beyond_it():
+    core = ProtocolCore(CoreConfig(max_streams=2))
+    first, second = (core.decode_placeholder(f"s{i}", None) for i in range(2))
+    third = core.decode_placeholder("s2", None)
+    assert isinstance(third.error, RemoteProtocolError) and "too many streams" in third.error.message
+    assert set(core.streams) == {"s0", "s1"} and first.error is None and second.error is None
+    assert errors_of(core) == [("s2", "too many streams on this connection (limit 2)")]
+    # A slot freed is a slot usable again.
+    core.fail(first, RemoteProtocolError("done"))
+    assert core.decode_placeholder("s3", None).error is None
+
+
+def test_max_read_chunk_fails_only_that_stream():
+    core = ProtocolCore(CoreConfig(max_read_chunk=10))
+    big, small = core.decode_placeholder("big", None), core.decode_placeholder("small", None)
+    for stream in (big, small):
+        core.start_reading(stream)
+    answer = core.receive_write("big", b"x" * 11, "buffer")
+    assert answer is not None and "exceeds the limit of 10 bytes" in answer
+    assert big.error is not None and "big" not in core.streams
+    assert core.receive_write("small", b"x" * 10, "buffer") is None
+    assert small.inbox.size == 10  # type: ignore[union-attr]
+    # Base64 text is measured decoded.
+    assert core.receive_write("small", "eHh4eHh4eHh4eHg=", "base64") is not None
+
+
+def test_limits_must_be_positive_integers():
+    for name in ("max_streams", "max_read_chunk", "max_placeholders"):
+        with pytest.raises(InvalidOptionError, match=name):
+            sio_stream.ss(socketio.AsyncServer(async_mode="aiohttp"), **{name: 0})
+
+
+@pytest.mark.anyio
+async def test_too_many_placeholders_in_one_event_refuses_every_stream(arena: Arena) -> None:  # noqa: F811
+    raw = arena.raw
+    ids = [str(uuid.uuid4()) for _ in range(150)]
+    await raw.send("$stream", "upload", [{"$stream": i} for i in ids])
+    for stream_id in ids:
+        assert "more than 100 streams in one event" in await raw.wait_error(stream_id)
+    assert arena.stream_count() == 0
+    await arena.honest_roundtrip()
+
+
+@pytest.mark.anyio
+async def test_too_many_streams_on_one_connection(arena: Arena) -> None:  # noqa: F811
+    raw = arena.raw
+    ids = [str(uuid.uuid4()) for _ in range(1005)]
+    for start in range(0, len(ids), 100):
+        await raw.send("$stream", "upload", *({"$stream": i} for i in ids[start : start + 100]))
+    for stream_id in ids[1000:]:
+        assert "too many streams on this connection" in await raw.wait_error(stream_id)
+    await wait_for(lambda: arena.streams().stream_count() == 1000)
+    # The connection still works, and the honest client is unaffected.
+    await arena.honest_roundtrip()
+    await raw.send("$stream-end", ids[0])
+    await wait_for(lambda: arena.streams().stream_count() == 999)
