@@ -314,6 +314,12 @@ class StreamSocket:
             result = handler(*call_args)
             if inspect.isawaitable(result):
                 result = await result
+        except StreamError as exc:
+            # A stream the peer failed or a dropped connection: expected, no traceback.
+            logger.warning("sio_stream: handler for %r stopped: %s", event, exc)
+            for stream in decoded_streams:
+                stream.destroy(exc)
+            return None
         except Exception as exc:
             logger.exception("sio_stream: handler for %r raised", event)
             for stream in decoded_streams:
