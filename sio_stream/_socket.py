@@ -44,7 +44,8 @@ def ss(
 
     There is one per ``(sio, namespace)``: calling ``ss()`` again returns the same instance
     (options given then must match, or :class:`InvalidOptionError` is raised). ``window``
-    (chunks a reader keeps in flight, default 8), ``max_chunk`` (largest chunk sent, default
+    (chunks a reader keeps in flight, default 8; object-mode streams keep 128 objects in flight),
+    ``max_chunk`` (largest chunk sent, default
     256 KiB) and ``force_base64`` (send chunks as base64 text, as JavaScript's
     ``ss.forceBase64``) apply to every stream of that socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
