@@ -413,10 +413,12 @@ class ProtocolCore:
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         if FEATURE_BATCH_READ in self.peer_features:
-            # Toward a sio_stream peer, grant in batches of half a window: one packet instead of
-            # several, while half a window still keeps the writer busy.
+            # Toward a sio_stream peer, grant in batches of a quarter window: one packet instead of
+            # several, while at least three quarters of the window stay in flight. (Half-window
+            # batches let the in-flight data drop to half a window before each refill: 0.85-0.93x
+            # of raw python-socketio at 20 ms RTT, against 0.95-0.96x with quarter batches.)
             stream.owed_reads += 1
-            if stream.owed_reads * 2 >= stream.window.size:
+            if stream.owed_reads * 4 >= stream.window.size:
                 self._grant(stream, stream.owed_reads)
                 stream.owed_reads = 0
         else:
