@@ -9,6 +9,8 @@ each stream's ``listener`` is called whenever something a waiting task may care 
 
 from __future__ import annotations
 
+import itertools
+import json
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -127,6 +129,15 @@ class StreamCore:
 
 def _nothing() -> None:
     return None
+
+
+def _json_size(value: Any) -> int | None:
+    """Length of ``value`` as python-socketio encodes it (compact JSON, ASCII), or ``None`` if it
+    is not plain JSON (bytes travel as binary attachments: such objects are never batched)."""
+    try:
+        return len(json.dumps(value, separators=(",", ":")))
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -461,17 +472,16 @@ class ProtocolCore:
         spent = 1
         if stream.object_mode:
             assert isinstance(stream.pending, deque)
+            chunk: Any = None
             if (
                 FEATURE_OBJECT_BATCH in self.peer_features
                 and stream.credit.available > 1
                 and len(stream.pending) > 1
             ):
-                # Toward a sio_stream peer: every queued object the credit allows, in one packet.
-                spent = min(stream.credit.available, len(stream.pending), MAX_OBJECT_BATCH)
-                pending = stream.pending
-                chunk: Any = [pending.popleft() for _ in range(spent)]
-                encoding = wire.OBJECT_BATCH
-            else:
+                batch = self._object_batch(stream.pending, stream.credit.available)
+                if batch is not None:
+                    chunk, encoding, spent = batch, wire.OBJECT_BATCH, len(batch)
+            if chunk is None:
                 chunk, encoding = wire_chunk(stream.pending.popleft(), True, False)
         else:
             assert isinstance(stream.pending, ByteQueue)
@@ -486,6 +496,25 @@ class ProtocolCore:
         self._after_write_change(stream)
         stream.listener()
         return Outgoing(wire.WRITE, (stream.id, chunk, encoding), on_ack)
+
+    def _object_batch(self, pending: deque[Any], credit: int) -> list[Any] | None:
+        """Toward a sio_stream peer: the queued objects that fit in one ``$stream-write`` (at most
+        ``credit`` and MAX_OBJECT_BATCH objects, and about ``max_chunk`` bytes of JSON so that a
+        batch stays under the peer's message limit), taken off ``pending``; ``None`` (nothing
+        taken) when fewer than two fit."""
+        budget = self.config.max_chunk
+        limit = min(credit, len(pending), MAX_OBJECT_BATCH)
+        used = 0
+        count = 0
+        for value in itertools.islice(pending, limit):
+            size = _json_size(value)
+            if size is None or used + size > budget:
+                break
+            used += size
+            count += 1
+        if count < 2:
+            return None
+        return [pending.popleft() for _ in range(count)]
 
     def _after_write_change(self, stream: StreamCore) -> None:
         if (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
@@ -328,3 +330,36 @@ def test_bad_object_batch_is_refused():
     pair.flush()
     assert pair.b.receive_write(receiver.id, [1, 2, 3, 4, 5], wire.OBJECT_BATCH) is not None
     assert receiver.error is not None
+
+
+def test_object_batches_stay_under_the_chunk_size():
+    """A batch holds about max_chunk bytes of JSON at most (the peer's message limit); objects
+    that are not plain JSON (bytes) or larger than that travel alone."""
+    pair = CorePair(CoreConfig(max_chunk=100), CoreConfig(object_window=64))
+    sender = StreamCore(StreamOptions.create(object_mode=True))
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    pair.flush()
+    writes: list[tuple[object, object]] = []
+    receive_write = pair.b.receive_write
+
+    def spy(stream_id, chunk, encoding=None):
+        writes.append((chunk, encoding))
+        return receive_write(stream_id, chunk, encoding)
+
+    pair.b.receive_write = spy  # type: ignore[method-assign]
+    values: list = ["x" * 40 for _ in range(6)] + [b"raw", "y" * 300, 1, 2, 3]
+    for value in values:
+        pair.a.write(sender, value)
+    pair.flush()
+    got = []
+    while receiver.inbox:
+        got.append(pair.b.take(receiver, 1))
+    assert got == values
+    for chunk, encoding in writes:
+        if encoding == wire.OBJECT_BATCH:
+            assert isinstance(chunk, list) and len(chunk) >= 2
+            assert len(json.dumps(chunk, separators=(",", ":"))) <= 100 + len(chunk) + 1
+            assert all(not isinstance(v, bytes) for v in chunk)
+    assert any(encoding == wire.OBJECT_BATCH for _, encoding in writes)
+    assert (b"raw", wire.UTF8) in writes and ("y" * 300, wire.UTF8) in writes
