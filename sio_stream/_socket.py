@@ -24,6 +24,7 @@ from ._core import (
     DEFAULT_MAX_PLACEHOLDERS,
     DEFAULT_MAX_READ_CHUNK,
     DEFAULT_MAX_STREAMS,
+    DEFAULT_OBJECT_WINDOW,
     DEFAULT_WINDOW,
     CoreConfig,
     Outgoing,
@@ -46,6 +47,7 @@ def ss(
     namespace: str = "/",
     *,
     window: int | None = None,
+    object_window: int | None = None,
     max_chunk: int | None = None,
     force_base64: bool | None = None,
     claim_timeout: float | None = 60.0,
@@ -57,7 +59,9 @@ def ss(
 
     There is one per ``(sio, namespace)``: calling ``ss()`` again returns the same instance
     (options given then must match, or :class:`InvalidOptionError` is raised). ``window``
-    (chunks a reader keeps in flight, default 8), ``max_chunk`` (largest chunk sent, default
+    (chunks a reader keeps in flight, default 8), ``object_window`` (objects an object-mode reader
+    keeps in flight, default 128: lower it when objects are large, as a reader may hold that many),
+    ``max_chunk`` (largest chunk sent, default
     256 KiB) and ``force_base64`` (send chunks as base64 text, as JavaScript's
     ``ss.forceBase64``) apply to every stream of that socket. Streams a handler returns are
     failed if the peer has not used them after ``claim_timeout`` seconds (``None``: never),
@@ -75,10 +79,11 @@ def ss(
         per_sio = _sockets[sio] = {}
     existing = per_sio.get(namespace)
     if existing is not None:
-        existing._check_same(window, max_chunk, force_base64)
+        existing._check_same(window, max_chunk, force_base64, object_window)
         return existing
     config = CoreConfig(
         window=DEFAULT_WINDOW if window is None else window,
+        object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
         max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
         force_base64=bool(force_base64),
         max_streams=max_streams,
@@ -100,6 +105,10 @@ class StreamSocket:
     def __init__(self, host: Host, config: CoreConfig, *, claim_timeout: float | None = 60.0) -> None:
         if not isinstance(config.window, int) or config.window < 1:
             raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
+        if not isinstance(config.object_window, int) or config.object_window < 1:
+            raise InvalidOptionError(
+                f"object_window must be a positive integer, not {config.object_window!r}"
+            )
         if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
             raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
         for name in ("max_streams", "max_read_chunk", "max_placeholders"):
@@ -119,9 +128,16 @@ class StreamSocket:
         host.on(wire.HELLO, self._on_hello)
         host.on_lifecycle(self._on_lifecycle)
 
-    def _check_same(self, window: int | None, max_chunk: int | None, force_base64: bool | None) -> None:
+    def _check_same(
+        self,
+        window: int | None,
+        max_chunk: int | None,
+        force_base64: bool | None,
+        object_window: int | None = None,
+    ) -> None:
         for name, given, current in (
             ("window", window, self._config.window),
+            ("object_window", object_window, self._config.object_window),
             ("max_chunk", max_chunk, self._config.max_chunk),
             ("force_base64", force_base64, self._config.force_base64),
         ):

@@ -6,6 +6,7 @@ The protocol state lives in a :class:`~sio_stream._core.StreamCore`; this class 
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -44,7 +45,8 @@ class IOStream(anyio.abc.ByteStream):
     def __init__(self, core: StreamCore) -> None:
         self._core = core
         core.listener = self._wake
-        self._changed: anyio.Event | None = None
+        # Futures of the tasks waiting for a change (the reader, the writer, end()); woken all at once.
+        self._waiters: list[asyncio.Future[None]] = []
         self._reader_busy = False
         self._writer_busy = False
 
@@ -83,15 +85,25 @@ class IOStream(anyio.abc.ByteStream):
 
     # -- waiting -----------------------------------------------------------------------------
     def _wake(self) -> None:
-        event = self._changed
-        if event is not None:
-            self._changed = None
-            event.set()
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _wait(self) -> None:
-        if self._changed is None:
-            self._changed = anyio.Event()
-        await self._changed.wait()
+        # One bare future per wait (the core's listener runs once per chunk on both sides): an
+        # anyio.Event costs an asyncio.Event, its deque and a future each time. One future per
+        # waiter, not a shared one: cancelling a task cancels the future it awaits.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
 
     @property
     def _owner(self) -> ProtocolCore:

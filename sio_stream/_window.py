@@ -37,12 +37,12 @@ class ReadWindow:
         self.outstanding += grant
         return grant
 
-    def received(self) -> bool:
-        """A chunk arrived. False when it came without credit (a protocol violation)."""
-        if self.outstanding <= 0:
+    def received(self, count: int = 1) -> bool:
+        """``count`` chunks arrived. False when they came without credit (a protocol violation)."""
+        if self.outstanding < count:
             return False
-        self.outstanding -= 1
-        self.buffered += 1
+        self.outstanding -= count
+        self.buffered += count
         return True
 
     def consumed(self) -> int:

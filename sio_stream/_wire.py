@@ -30,6 +30,9 @@ BUFFER: Final = "buffer"
 BASE64: Final = "base64"
 #: ``encoding`` JavaScript sends with object-mode chunks.
 UTF8: Final = "utf8"
+#: ``encoding`` of a sio_stream-only object-mode chunk that carries a list of several objects
+#: (negotiated feature ``object-batch``; never sent to a peer that did not announce it).
+OBJECT_BATCH: Final = "$objects"
 
 #: Key that marks a placeholder object.
 PLACEHOLDER_KEY: Final = "$stream"

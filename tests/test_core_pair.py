@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
@@ -250,7 +252,7 @@ def test_random_bytes_arrive_identical_and_credit_is_never_exceeded(
     window=st.integers(min_value=1, max_value=5),
 )
 def test_objects_arrive_in_order(values, window):
-    pair = CorePair(CoreConfig(), CoreConfig(window=window))
+    pair = CorePair(CoreConfig(), CoreConfig(object_window=window))
     sender = StreamCore(StreamOptions.create(object_mode=True))
     receiver = pair.open_stream(pair.a, sender)
     assert receiver.object_mode
@@ -268,3 +270,96 @@ def test_objects_arrive_in_order(values, window):
     pair.flush()
     assert got == values
     assert receiver.readable_ended
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=2), max_size=40),
+    window=st.integers(min_value=1, max_value=9),
+    hello=st.booleans(),
+    burst=st.integers(min_value=1, max_value=12),
+)
+def test_object_batches_stay_in_order_and_in_credit(values, window, hello, burst):
+    """Objects written in bursts go out in batches toward a sio_stream peer (one object per
+    write otherwise); the reader never holds more than its window, and order is kept."""
+    pair = CorePair(CoreConfig(), CoreConfig(object_window=window), hello=hello)
+    sender = StreamCore(StreamOptions.create(object_mode=True))
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    encodings: list[str] = []
+    receive_write = pair.b.receive_write
+
+    def spy(stream_id, chunk, encoding=None):
+        encodings.append(encoding)
+        result = receive_write(stream_id, chunk, encoding)
+        assert receiver.window is not None
+        assert receiver.window.outstanding + receiver.window.buffered <= window
+        assert len(receiver.inbox) <= window
+        return result
+
+    pair.b.receive_write = spy  # type: ignore[method-assign]
+    got: list = []
+    for start in range(0, len(values), burst):
+        for value in values[start : start + burst]:
+            pair.a.write(sender, value)
+        pair.flush()
+        while receiver.inbox:
+            while receiver.inbox:
+                got.append(pair.b.take(receiver, 1))
+            pair.flush()
+    pair.a.end(sender)
+    pair.flush()
+    while receiver.inbox:
+        got.append(pair.b.take(receiver, 1))
+    pair.flush()
+    assert got == values
+    assert receiver.readable_ended
+    assert receiver.error is None and sender.error is None
+    if not hello:
+        assert wire.OBJECT_BATCH not in encodings
+    elif burst > 1 and window > 1 and len(values) > 1:
+        assert wire.OBJECT_BATCH in encodings
+        assert len(encodings) < len(values)
+
+
+def test_bad_object_batch_is_refused():
+    pair = CorePair(CoreConfig(), CoreConfig(object_window=4))
+    sender = StreamCore(StreamOptions.create(object_mode=True))
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    pair.flush()
+    assert pair.b.receive_write(receiver.id, [1, 2, 3, 4, 5], wire.OBJECT_BATCH) is not None
+    assert receiver.error is not None
+
+
+def test_object_batches_stay_under_the_chunk_size():
+    """A batch holds about max_chunk bytes of JSON at most (the peer's message limit); objects
+    that are not plain JSON (bytes) or larger than that travel alone."""
+    pair = CorePair(CoreConfig(max_chunk=100), CoreConfig(object_window=64))
+    sender = StreamCore(StreamOptions.create(object_mode=True))
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    pair.flush()
+    writes: list[tuple[object, object]] = []
+    receive_write = pair.b.receive_write
+
+    def spy(stream_id, chunk, encoding=None):
+        writes.append((chunk, encoding))
+        return receive_write(stream_id, chunk, encoding)
+
+    pair.b.receive_write = spy  # type: ignore[method-assign]
+    values: list = ["x" * 40 for _ in range(6)] + [b"raw", "y" * 300, 1, 2, 3]
+    for value in values:
+        pair.a.write(sender, value)
+    pair.flush()
+    got = []
+    while receiver.inbox:
+        got.append(pair.b.take(receiver, 1))
+    assert got == values
+    for chunk, encoding in writes:
+        if encoding == wire.OBJECT_BATCH:
+            assert isinstance(chunk, list) and len(chunk) >= 2
+            assert len(json.dumps(chunk, separators=(",", ":"))) <= 100 + len(chunk) + 1
+            assert all(not isinstance(v, bytes) for v in chunk)
+    assert any(encoding == wire.OBJECT_BATCH for _, encoding in writes)
+    assert (b"raw", wire.UTF8) in writes and ("y" * 300, wire.UTF8) in writes

@@ -28,6 +28,11 @@ def test_ss_returns_one_instance_per_socket_and_namespace():
     assert sio_stream.ss(server, "/files") is not sio_stream.ss(server)
     with pytest.raises(sio_stream.InvalidOptionError):
         sio_stream.ss(server, window=3)
+    with pytest.raises(sio_stream.InvalidOptionError):
+        sio_stream.ss(server, object_window=3)
+    assert sio_stream.ss(server, "/small", object_window=4)._config.object_window == 4
+    with pytest.raises(sio_stream.InvalidOptionError):
+        sio_stream.ss(server, "/zero", object_window=0)
     with pytest.raises(TypeError):
         sio_stream.ss(object())
 
