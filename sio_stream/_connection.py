@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
-from ._errors import StreamBrokenError
+from ._errors import ConnectionAbortedStreamError, StreamBrokenError
 from ._stream import IOStream
+from ._wire import CONNECTION_ABORTED
 
 logger = logging.getLogger("sio_stream")
 
@@ -35,6 +36,8 @@ class Connection:
         self.label = label
         self.hello_sent = False
         self._claim_timers: set[asyncio.TimerHandle] = set()
+        #: Futures of StreamSocket.call() waiting for an ack on this connection.
+        self.pending_calls: set[asyncio.Future[Any]] = set()
 
     # -- streams -------------------------------------------------------------------------------
     def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
@@ -106,6 +109,10 @@ class Connection:
         for timer in self._claim_timers:
             timer.cancel()
         self._claim_timers.clear()
+        for future in self.pending_calls:
+            if not future.done():
+                future.set_exception(ConnectionAbortedStreamError(CONNECTION_ABORTED))
+        self.pending_calls.clear()
         sender = self._sender
         if sender is not None and sender is not asyncio.current_task():
             sender.cancel()

@@ -95,6 +95,7 @@ class StreamCore:
         self.scheduled = False  # a write token for this stream sits in the outbox
         self.end_ack_pending = False
         self.owed_reads = 0  # consumed chunks not yet granted back (batched toward sio_stream peers)
+        self.chunks_sent = 0
         self.listener: Callable[[], None] = _nothing
         self.settled = False  # removed from its connection's registry
         self.peer_seen = False  # the peer sent an event for this stream (or created it)
@@ -316,6 +317,8 @@ class ProtocolCore:
             return
         grant = 1
         if FEATURE_BATCH_READ in self.peer_features and count != 1:
+            if count == 0 and not isinstance(count, bool):
+                return  # a claim: the peer received the stream (see claim())
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 self.fail(stream, RemoteProtocolError(f"bad read count: {count!r}"))
                 return
@@ -380,15 +383,20 @@ class ProtocolCore:
         self.fail(stream, RemoteProtocolError(message))
         return message
 
-    def receive_end(self, stream_id: Any) -> None:
-        """``$stream-end``: the peer's writing side finished. Unknown ids are ignored."""
+    def receive_end(self, stream_id: Any) -> str | None:
+        """``$stream-end``: the peer's writing side finished. Unknown ids are ignored, as in
+        JavaScript; the return value answers a sio_stream peer that asked for an ack (see
+        :meth:`end_acked`): ``"invalid stream id: ..."`` when we do not know the stream."""
         stream = self._lookup(stream_id)
-        if stream is None or not stream.move_read(ReadInput.REMOTE_END):
-            return
+        if stream is None:
+            return f"invalid stream id: {stream_id}"
+        if not stream.move_read(ReadInput.REMOTE_END):
+            return None
         if not stream.options.allow_half_open:
             self.end(stream)
         stream.listener()
         self._maybe_settle(stream)
+        return None
 
     def receive_error(self, stream_id: Any, message: Any) -> None:
         """``$stream-error``: the peer failed the stream; not echoed back."""
@@ -413,6 +421,19 @@ class ProtocolCore:
             stream.peer_seen = True
         return stream
 
+    def claim(self, stream: StreamCore) -> None:
+        """Tell a sio_stream peer that a stream it returned through an ack arrived (a read
+        granting nothing), so it does not give up on the stream after its claim timeout."""
+        if FEATURE_BATCH_READ in self.peer_features and stream.owner is self and stream.error is None:
+            self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, 0)))
+
+    def detach(self, stream: StreamCore) -> None:
+        """Undo :meth:`attach` for a stream whose event could not be queued (nothing was sent)."""
+        if stream.owner is self and not stream.announced and self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+            stream.owner = None
+            stream.window = None
+
     # -- the application's calls: reading -------------------------------------------------
     def start_reading(self, stream: StreamCore) -> None:
         """The application wants data: grant the window (once), when the peer knows the stream."""
@@ -430,6 +451,8 @@ class ProtocolCore:
     def _grant(self, stream: StreamCore, count: int) -> None:
         if count <= 0:
             return
+        assert stream.window is not None
+        stream.window.grant(count)
         if FEATURE_BATCH_READ in self.peer_features:
             self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, count)))
         else:
@@ -522,6 +545,7 @@ class ProtocolCore:
             data = stream.pending.take(self.config.max_chunk)
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
         stream.credit.available -= spent
+        stream.chunks_sent += 1
         on_ack: Callable[..., None] | None = None
         if FEATURE_UNACKED_WRITE not in self.peer_features:
             stream.credit.unacked += 1
@@ -576,9 +600,17 @@ class ProtocolCore:
         stream.listener()
         self._maybe_settle(stream)
 
-    def end_acked(self, stream: StreamCore) -> None:
-        """A sio_stream peer processed our ``$stream-end`` (and so every write before it)."""
+    def end_acked(self, stream: StreamCore, args: tuple[Any, ...] = ()) -> None:
+        """A sio_stream peer processed our ``$stream-end`` (and so every write before it).
+
+        Writes toward a sio_stream peer carry no ack, so this is where a stream the peer no
+        longer knew shows up: if we sent it data, that data was lost and the stream fails.
+        (A reader echoing ``$stream-end`` after sending nothing loses nothing.)
+        """
         stream.end_ack_pending = False
+        if args and args[0] and stream.chunks_sent:
+            self.fail(stream, RemoteProtocolError(str(args[0]), remote=True), notify=False)
+            return
         stream.listener()
         self._maybe_settle(stream)
 
@@ -631,4 +663,4 @@ class _EndAck(_WriteAck):
     __slots__ = ()
 
     def __call__(self, *args: Any) -> None:
-        self.core.end_acked(self.stream)
+        self.core.end_acked(self.stream, args)

@@ -12,7 +12,6 @@ leaves all of those working. Each wrapper is installed once per socketio object.
 from __future__ import annotations
 
 import inspect
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,27 +19,29 @@ import socketio
 
 from ._errors import LocalProtocolError
 
-#: Called with ``(event, namespace, peer key, args)`` before the application's handlers run.
+#: Called with ``(event, namespace, peer key)`` before the application's handlers run.
 LifecycleHook = Callable[[str, str, Any], None]
 
-_hooks: weakref.WeakKeyDictionary[Any, dict[str, LifecycleHook]] = weakref.WeakKeyDictionary()
+# Per-socketio-object state lives on the object itself (a reference cycle the garbage
+# collector frees with it), never in a module-level map that would keep every server alive.
+_HOOKS_ATTRIBUTE = "_sio_stream_lifecycle_hooks"
 
 
 def _install_lifecycle(sio: Any, namespace: str, hook: LifecycleHook, is_server: bool) -> None:
-    hooks = _hooks.get(sio)
+    hooks: dict[str, LifecycleHook] | None = getattr(sio, _HOOKS_ATTRIBUTE, None)
     if hooks is None:
-        hooks = _hooks[sio] = {}
+        hooks = {}
+        setattr(sio, _HOOKS_ATTRIBUTE, hooks)
         original = sio._trigger_event
 
         async def trigger_event(event: str, namespace: str, *args: Any) -> Any:
-            if event in ("connect", "disconnect"):
+            # Before the application's handler runs: a disconnect fails the streams first (so
+            # the handler sees them failed); a client's connect starts a fresh connection
+            # record that the handler may already use to emit streams.
+            if event == "disconnect" or (event == "connect" and not is_server):
                 hook_fn = hooks.get(namespace or "/")
-                if hook_fn is not None and event == "disconnect":
+                if hook_fn is not None:
                     hook_fn(event, namespace or "/", args[0] if is_server and args else None)
-                result = await original(event, namespace, *args)
-                if hook_fn is not None and event == "connect" and result is not False:
-                    hook_fn(event, namespace or "/", args[0] if is_server and args else None)
-                return result
             return await original(event, namespace, *args)
 
         sio._trigger_event = trigger_event

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,7 +36,8 @@ logger = logging.getLogger("sio_stream")
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
-_sockets: weakref.WeakKeyDictionary[Any, dict[str, StreamSocket]] = weakref.WeakKeyDictionary()
+# The StreamSockets of a socketio object are kept on that object (see _host._HOOKS_ATTRIBUTE).
+_SOCKETS_ATTRIBUTE = "_sio_stream_sockets"
 # Application callbacks that returned coroutines run as tasks; hold them until they finish.
 _background: set[asyncio.Task[Any]] = set()
 
@@ -74,9 +74,9 @@ def ss(
     They are fixed by the first ``ss()`` call for a socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
-    per_sio = _sockets.get(sio)
+    per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
     if per_sio is None:
-        per_sio = _sockets[sio] = {}
+        per_sio = {}
     existing = per_sio.get(namespace)
     if existing is not None:
         existing._check_same(window, max_chunk, force_base64, object_window)
@@ -92,6 +92,7 @@ def ss(
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     per_sio[namespace] = socket
+    setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
 
 
@@ -190,8 +191,15 @@ class StreamSocket:
         """
         connection = self._connection_for_emit(to)
         on_ack = _AppAck(self, connection, callback) if callback is not None else None
-        encoded, attached = self._encode(connection, list(args))
-        connection.queue(Outgoing(wire.STREAM, (event, *encoded), on_ack))
+        attached: list[IOStream] = []
+        try:
+            encoded = self._encode_into(connection, list(args), attached)
+            connection.queue(Outgoing(wire.STREAM, (event, *encoded), on_ack))
+        except BaseException:
+            # Nothing was sent: the streams attached so far may be sent again later.
+            for stream in attached:
+                connection.core.detach(stream._core)
+            raise
         # Announce only now: reads queued for a stream someone already reads, or an early end,
         # must reach the peer after the event that carries its placeholder.
         for stream in attached:
@@ -204,14 +212,23 @@ class StreamSocket:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def resolve(*ack: Any) -> None:
-            if not future.done():
-                future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
+            if future.done():
+                # Too late: nobody will read the streams in this ack.
+                for value in ack:
+                    _destroy_streams_in(value, StreamTimeoutError(f"ack for {event!r} came too late"))
+                return
+            future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
 
+        connection = self._connection_for_emit(to)
         await self.emit(event, *args, to=to, callback=resolve)
+        # python-socketio drops pending acks when the connection drops: fail the call then.
+        connection.pending_calls.add(future)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise StreamTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+        finally:
+            connection.pending_calls.discard(future)
 
     def _connection_for_emit(self, peer: str | None) -> Connection:
         self._host.check_peer(peer)
@@ -243,8 +260,9 @@ class StreamSocket:
 
         def to_placeholder(obj: Any) -> dict[str, Any] | None:
             if isinstance(obj, IOStream):
+                placeholder = connection.core.attach(obj._core)
                 attached.append(obj)
-                return connection.core.attach(obj._core)
+                return placeholder
             return None
 
         return placeholders.encode(value, to_placeholder)
@@ -280,9 +298,10 @@ class StreamSocket:
         encoding = args[2] if len(args) > 2 else None
         return self._connection(peer).core.receive_write(stream_id, chunk, encoding)
 
-    def _on_end(self, peer: Any, *args: Any) -> None:
-        if args:
-            self._connection(peer).core.receive_end(args[0])
+    def _on_end(self, peer: Any, *args: Any) -> str | None:
+        # The return value is an ack only a sio_stream peer asks for (python-socketio sends
+        # nothing when the event carried no ack id, as from JavaScript).
+        return self._connection(peer).core.receive_end(args[0] if args else None)
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:
@@ -383,6 +402,14 @@ def _destroy_unsent(obj: Any, exc: StreamError) -> None:
         obj.destroy(exc)
 
 
+def _destroy_streams_in(value: Any, exc: StreamError) -> None:
+    def visit(obj: Any) -> None:
+        if isinstance(obj, IOStream):
+            obj.destroy(exc)
+
+    placeholders.encode(value, lambda obj: visit(obj))
+
+
 class _AppAck:
     """Ack callback of an application event: decode the streams in the ack, then call the user."""
 
@@ -400,6 +427,8 @@ class _AppAck:
                 stream.destroy(exc)
             logger.warning("sio_stream: bad ack: %s", exc)
             return
+        for stream in found:
+            self.connection.core.claim(stream._core)
         result = self.callback(*decoded)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)

@@ -26,7 +26,6 @@ class WriteState(enum.Enum):
 
 class ReadInput(enum.Enum):
     OPEN = "open"  # the application started reading
-    CHUNK = "chunk"  # a $stream-write arrived
     REMOTE_END = "remote end"  # a $stream-end arrived
     LOCAL_END = "local end"  # our writable side ended and half-open is off
     FAIL = "fail"
@@ -43,7 +42,6 @@ _READ_TABLE: dict[tuple[ReadState, ReadInput], ReadState] = {
     (ReadState.IDLE, ReadInput.OPEN): ReadState.READING,
     (ReadState.READING, ReadInput.OPEN): ReadState.READING,
     (ReadState.ENDED, ReadInput.OPEN): ReadState.ENDED,
-    (ReadState.READING, ReadInput.CHUNK): ReadState.READING,
     (ReadState.IDLE, ReadInput.REMOTE_END): ReadState.ENDED,
     (ReadState.READING, ReadInput.REMOTE_END): ReadState.ENDED,
     (ReadState.IDLE, ReadInput.LOCAL_END): ReadState.ENDED,

@@ -249,6 +249,11 @@ class IOStream(anyio.abc.ByteStream):
         core = self._core
         if core.error is not None:
             return
+        if core.owner is None:
+            # Never sent (the emit failed, or an exception left an `async with` block):
+            # nothing could ever finish it, so closing it destroys it.
+            self.destroy("stream closed before it was sent")
+            return
         if core.read_state is ReadState.READING:
             self.destroy("stream closed by the reader")
             return

@@ -11,11 +11,12 @@ from __future__ import annotations
 class ReadWindow:
     """The reading side's window: how many chunks it has asked for and holds.
 
-    Rule for granting: :meth:`open` grants the whole window once, when the application starts
-    reading; after that :meth:`consumed` grants exactly one chunk back for each chunk the
-    application has finished with (JavaScript writers remember surplus reads only as "one
-    pending read", so a reader that waited to refill in batches would deadlock against them).
-    Invariant: ``outstanding + buffered <= size``.
+    Rule for granting: :meth:`open` says how much to grant once, when the application starts
+    reading; after that one credit is granted back for each chunk :meth:`consumed` (toward a
+    JavaScript writer exactly one read per chunk: it remembers surplus reads only as "one
+    pending read", so a reader that waited to refill in batches would deadlock against it).
+    :meth:`grant` records credit actually sent, so ``outstanding`` never counts credit the
+    reader still holds back. Invariant: ``outstanding + buffered <= size``.
     """
 
     __slots__ = ("size", "outstanding", "buffered", "opened")
@@ -33,9 +34,11 @@ class ReadWindow:
         if self.opened:
             return 0
         self.opened = True
-        grant = self.size - self.outstanding - self.buffered
-        self.outstanding += grant
-        return grant
+        return self.size - self.outstanding - self.buffered
+
+    def grant(self, count: int) -> None:
+        """``count`` credits were put on the wire."""
+        self.outstanding += count
 
     def received(self, count: int = 1) -> bool:
         """``count`` chunks arrived. False when they came without credit (a protocol violation)."""
@@ -45,11 +48,9 @@ class ReadWindow:
         self.buffered += count
         return True
 
-    def consumed(self) -> int:
-        """The application finished one chunk: the number of credits to grant back (1)."""
+    def consumed(self) -> None:
+        """The application finished one chunk; its credit is the caller's to grant back."""
         self.buffered -= 1
-        self.outstanding += 1
-        return 1
 
 
 class WriteCredit:
@@ -69,13 +70,6 @@ class WriteCredit:
     def granted(self, count: int = 1) -> None:
         """The peer granted ``count`` more chunks."""
         self.available = min(self.available + count, self.limit)
-
-    def spend(self) -> None:
-        """One chunk was put on the wire (waiting for its acknowledgement)."""
-        if self.available <= 0:
-            raise RuntimeError("spent a credit that was never granted")
-        self.available -= 1
-        self.unacked += 1
 
     def acknowledged(self) -> None:
         """The peer acknowledged one chunk."""

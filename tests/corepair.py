@@ -67,7 +67,7 @@ class CorePair:
         elif item.event == wire.WRITE:
             return dst.receive_write(*args)
         elif item.event == wire.END:
-            dst.receive_end(*args)
+            return dst.receive_end(*args)
         elif item.event == wire.ERROR:
             dst.receive_error(*args)
         elif item.event == wire.STREAM:
