@@ -1,0 +1,25 @@
+"""A tiny run of every benchmark script, so they cannot rot (figures are not checked: the
+machines are shared and noisy; only that each study ran and printed its ratio lines)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_benchmark_runs_in_smoke_mode(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--no-chart"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for study in ("throughput", "latency", "memory", "concurrency", "objects"):
+        assert f"\n{study}" in out, f"{study} printed nothing:\n{out[-2000:]}"
+    assert "vs raw-socketio" in out
