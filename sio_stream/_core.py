@@ -62,8 +62,9 @@ FEATURE_UNACKED_WRITE = "unacked-write"  # writes carry no ack; $stream-end carr
 #: An object-mode $stream-write may carry a list of several objects (encoding ``$objects``),
 #: spending one credit per object: per-packet cost, not bytes, bounds small-object streams.
 FEATURE_OBJECT_BATCH = "object-batch"
+FEATURE_CLAIM = "claim"  # a read granting 0 chunks says "the stream you returned arrived"
 PROTOCOL_VERSION = 1
-OUR_FEATURES = frozenset({FEATURE_BATCH_READ, FEATURE_UNACKED_WRITE, FEATURE_OBJECT_BATCH})
+OUR_FEATURES = frozenset({FEATURE_BATCH_READ, FEATURE_UNACKED_WRITE, FEATURE_OBJECT_BATCH, FEATURE_CLAIM})
 
 
 @dataclass(eq=False)
@@ -96,6 +97,7 @@ class StreamCore:
         self.end_ack_pending = False
         self.owed_reads = 0  # consumed chunks not yet granted back (batched toward sio_stream peers)
         self.chunks_sent = 0
+        self.remote_ended = False  # the peer's $stream-end arrived
         self.listener: Callable[[], None] = _nothing
         self.settled = False  # removed from its connection's registry
         self.peer_seen = False  # the peer sent an event for this stream (or created it)
@@ -317,7 +319,7 @@ class ProtocolCore:
             return
         grant = 1
         if FEATURE_BATCH_READ in self.peer_features and count != 1:
-            if count == 0 and not isinstance(count, bool):
+            if count == 0 and not isinstance(count, bool) and FEATURE_CLAIM in self.peer_features:
                 return  # a claim: the peer received the stream (see claim())
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 self.fail(stream, RemoteProtocolError(f"bad read count: {count!r}"))
@@ -390,9 +392,22 @@ class ProtocolCore:
         stream = self._lookup(stream_id)
         if stream is None:
             return f"invalid stream id: {stream_id}"
+        stream.remote_ended = True
         if not stream.move_read(ReadInput.REMOTE_END):
+            self._maybe_settle(stream)
             return None
         if not stream.options.allow_half_open:
+            if stream.pending_size and stream.write_state in (WriteState.OPEN, WriteState.ENDING):
+                # The peer will read nothing more: what we still hold can never be sent. Our
+                # writer fails; what the peer sent us stays readable; the peer gets its end.
+                lost = StreamBrokenError(
+                    f"the peer ended stream {stream.id} before {stream.pending_size} buffered "
+                    f"{'objects' if stream.object_mode else 'bytes'} could be sent"
+                )
+                stream.pending.clear()
+                self.end(stream)
+                self.fail(stream, lost, notify=False, keep_inbox=True)
+                return None
             self.end(stream)
         stream.listener()
         self._maybe_settle(stream)
@@ -424,7 +439,7 @@ class ProtocolCore:
     def claim(self, stream: StreamCore) -> None:
         """Tell a sio_stream peer that a stream it returned through an ack arrived (a read
         granting nothing), so it does not give up on the stream after its claim timeout."""
-        if FEATURE_BATCH_READ in self.peer_features and stream.owner is self and stream.error is None:
+        if FEATURE_CLAIM in self.peer_features and stream.owner is self and stream.error is None:
             self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, 0)))
 
     def detach(self, stream: StreamCore) -> None:
@@ -615,15 +630,19 @@ class ProtocolCore:
         self._maybe_settle(stream)
 
     # -- lifetime --------------------------------------------------------------------------
-    def fail(self, stream: StreamCore, error: StreamError, *, notify: bool = True) -> None:
+    def fail(
+        self, stream: StreamCore, error: StreamError, *, notify: bool = True, keep_inbox: bool = False
+    ) -> None:
         """Fail ``stream``: wake its waiters with ``error``, tell the peer unless the peer told
-        us (``error.remote``) or ``notify`` is false, and drop it from the registry."""
+        us (``error.remote``) or ``notify`` is false, and drop it from the registry. With
+        ``keep_inbox`` the data already received stays readable before the error is raised."""
         if stream.error is not None:
             return
         stream.error = error
         stream.move_read(ReadInput.FAIL)
         stream.move_write(WriteInput.FAIL)
-        stream.inbox.clear()
+        if not keep_inbox:
+            stream.inbox.clear()
         stream.pending.clear()
         if notify and not error.remote and stream.owner is self and stream.announced and not self.closed:
             self._queue(Outgoing(wire.ERROR, (stream.id, error.message)))
@@ -634,6 +653,11 @@ class ProtocolCore:
         if stream.settled or stream.owner is not self:
             return
         if stream.read_state is ReadState.ENDED and stream.write_finished:
+            if FEATURE_UNACKED_WRITE in self.peer_features and not stream.remote_ended:
+                # We ended first (half-open off): keep the id until the peer's $stream-end
+                # arrives, so its end, answered "invalid stream id" otherwise, and any write
+                # still in flight meet a stream we know (see end_acked).
+                return
             self._remove(stream)
 
     def _remove(self, stream: StreamCore) -> None:

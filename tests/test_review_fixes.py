@@ -163,3 +163,70 @@ def test_sockets_given_to_ss_can_be_garbage_collected():
         del client, server
     gc.collect()
     assert [r() for r in refs] == [None] * 10
+
+
+def test_duplex_reply_after_a_request_is_kept_when_the_replier_ends_first():
+    pair = CorePair()
+    a = StreamCore(StreamOptions())
+    b = pair.open_stream(pair.a, a)
+    pair.a.start_reading(a)
+    pair.b.start_reading(b)
+    pair.flush()
+    pair.a.write(a, b"request")
+    pair.flush()
+    assert pair.b.take(b, 100) == b"request"
+    pair.b.write(b, b"reply")
+    pair.b.end(b)
+    pair.flush()
+    assert a.error is None and b.error is None
+    assert pair.a.take(a, 100) == b"reply"
+    pair.flush()
+    assert pair.a.streams == {} and pair.b.streams == {}
+
+
+@pytest.mark.parametrize("hello", [False, True])
+def test_a_writer_holding_data_when_the_reader_ends_fails_instead_of_hanging(hello):
+    pair = CorePair(hello=hello)
+    a = StreamCore(StreamOptions())
+    b = pair.open_stream(pair.a, a)
+    pair.b.start_reading(b)
+    pair.flush()
+    pair.a.write(a, b"x" * 10)
+    pair.flush()
+    pair.b.end(b)  # the reader ends (allowHalfOpen false) while the writer still writes
+    pair.a.write(a, b"never delivered")
+    pair.flush()
+    # The writer learns its data was not delivered: refused as a write to a stream the reader
+    # dropped (plain), or failed when the reader's end arrives with data still held (fast path).
+    assert a.error is not None
+    assert pair.a.streams == {} and pair.b.streams == {}
+
+
+def test_claims_go_only_to_peers_that_announced_them():
+    from sio_stream import _wire as wire
+    from sio_stream._core import FEATURE_CLAIM, OUR_FEATURES, CoreConfig
+
+    old_peer = CoreConfig(features=OUR_FEATURES - {FEATURE_CLAIM})
+    pair = CorePair(None, old_peer)
+    stream = StreamCore(StreamOptions())
+    peer_copy = pair.open_stream(pair.b, stream)
+    pair.a.claim(peer_copy)
+    assert pair.a.next_outgoing() is None
+    pair = CorePair()
+    stream = StreamCore(StreamOptions())
+    peer_copy = pair.open_stream(pair.b, stream)
+    pair.a.claim(peer_copy)
+    item = pair.a.next_outgoing()
+    assert item is not None and item.event == wire.READ and item.args[2] == 0
+
+
+@pytest.mark.parametrize("hello", [False, True])
+def test_a_writer_never_granted_credit_fails_when_the_reader_ends(hello):
+    pair = CorePair(hello=hello)
+    a = StreamCore(StreamOptions())
+    b = pair.open_stream(pair.a, a)
+    pair.a.write(a, b"buffered, never granted")
+    pair.b.end(b)
+    pair.flush()
+    assert a.error is not None and "before 23 buffered bytes" in a.error.message
+    assert pair.a.streams == {} and pair.b.streams == {}
