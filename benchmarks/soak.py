@@ -231,14 +231,14 @@ def rss_mb(pid: int) -> float:
 def count_stale_packets(totals: Totals) -> Any:
     """Loop exception handler: python-socketio's client drops its half-received binary packet
     when its transport is cut, and the tasks it had already started for that connection's last
-    messages then fail to decode them (a ValueError in ``_handle_eio_message``, never retrieved).
+    messages then fail to decode them (ValueError or TypeError in ``_handle_eio_message``).
     That is python-socketio's, harmless (the connection is gone): count it; report anything else."""
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         task = context.get("future")
         exc = context.get("exception")
         name = getattr(getattr(task, "get_coro", lambda: None)(), "__qualname__", "")
-        if isinstance(exc, ValueError) and name.endswith("_handle_eio_message"):
+        if isinstance(exc, (ValueError, TypeError)) and name.endswith("_handle_eio_message"):
             totals.stale_packets += 1
             return
         totals.errors.append(f"unhandled: {context.get('message')}: {exc!r}")
