@@ -55,6 +55,10 @@ DEFAULT_MAX_STREAMS = 1000
 DEFAULT_MAX_READ_CHUNK = 1024 * 1024
 #: Streams one event (or ack) may carry.
 DEFAULT_MAX_PLACEHOLDERS = 100
+#: Received bytes a connection holds unread, over all its streams. Each stream is bounded by its
+#: window already (2 MiB with our writers); this bounds a peer that opens many streams nobody
+#: reads: 64 such windows, or 16 of a JavaScript writer sending 1 MiB chunks.
+DEFAULT_MAX_BUFFERED = 128 * 1024 * 1024
 
 #: Features this implementation announces in its ``$stream-hello``.
 FEATURE_BATCH_READ = "batch-read"  # one $stream-read may grant several chunks (count argument)
@@ -169,6 +173,9 @@ class CoreConfig:
     max_streams: int = DEFAULT_MAX_STREAMS
     max_read_chunk: int = DEFAULT_MAX_READ_CHUNK
     max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS
+    #: Unread received bytes over all byte streams of the connection; a chunk beyond it fails
+    #: its stream. (Object-mode streams are bounded by object_window and the message limit.)
+    max_buffered: int = DEFAULT_MAX_BUFFERED
     features: frozenset[str] = field(default=OUR_FEATURES)
 
 
@@ -179,6 +186,8 @@ class ProtocolCore:
         self.config = config or CoreConfig()
         self.streams: dict[str, StreamCore] = {}
         self.outbox: deque[Outgoing | StreamCore] = deque()
+        #: Received bytes not yet taken by the application, over all byte streams.
+        self.buffered_bytes = 0
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
         #: Called when the outbox goes from empty to non-empty (the glue wakes its sender).
@@ -356,6 +365,12 @@ class ProtocolCore:
                 f"chunk of {len(value)} bytes exceeds the limit of {self.config.max_read_chunk} "
                 f"bytes on stream {stream.id}",
             )
+        if not stream.object_mode and self.buffered_bytes + len(value) > self.config.max_buffered:
+            return self._refuse(
+                stream,
+                f"connection holds {self.buffered_bytes} unread bytes; a chunk of {len(value)} "
+                f"bytes on stream {stream.id} exceeds the limit of {self.config.max_buffered}",
+            )
         if not stream.window.received():
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
         if stream.object_mode:
@@ -364,6 +379,7 @@ class ProtocolCore:
         elif value:
             assert isinstance(stream.inbox, ByteQueue)
             stream.inbox.append(value)
+            self.buffered_bytes += len(value)
         else:
             # An empty chunk still used a credit: grant it back straight away.
             self._consumed(stream)
@@ -486,6 +502,8 @@ class ProtocolCore:
         else:
             assert isinstance(stream.inbox, ByteQueue)
             value, done = stream.inbox.take_head(max_bytes)
+            if stream.owner is self:
+                self.buffered_bytes -= len(value)
         if done:
             self._consumed(stream)
         return value
@@ -642,6 +660,8 @@ class ProtocolCore:
         stream.move_read(ReadInput.FAIL)
         stream.move_write(WriteInput.FAIL)
         if not keep_inbox:
+            if isinstance(stream.inbox, ByteQueue) and stream.owner is self:
+                self.buffered_bytes -= stream.inbox.size
             stream.inbox.clear()
         stream.pending.clear()
         if notify and not error.remote and stream.owner is self and stream.announced and not self.closed:

@@ -19,6 +19,7 @@ from . import _placeholder as placeholders
 from . import _wire as wire
 from ._connection import Connection
 from ._core import (
+    DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_CHUNK,
     DEFAULT_MAX_PLACEHOLDERS,
     DEFAULT_MAX_READ_CHUNK,
@@ -54,6 +55,7 @@ def ss(
     max_streams: int = DEFAULT_MAX_STREAMS,
     max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
     max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
+    max_buffered: int = DEFAULT_MAX_BUFFERED,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -70,7 +72,8 @@ def ss(
     Limits on what a peer can make each connection hold (exceeding one fails the offending
     stream, or every stream of the offending event, with a ``$stream-error``; never the
     connection): ``max_streams`` open streams (default 1000), ``max_read_chunk`` bytes in one
-    incoming chunk (default 1 MiB), ``max_placeholders`` streams in one event or ack (default 100).
+    incoming chunk (default 1 MiB), ``max_placeholders`` streams in one event or ack (default 100),
+    ``max_buffered`` received bytes left unread over all streams (default 128 MiB).
     They are fixed by the first ``ss()`` call for a socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
@@ -89,6 +92,7 @@ def ss(
         max_streams=max_streams,
         max_read_chunk=max_read_chunk,
         max_placeholders=max_placeholders,
+        max_buffered=max_buffered,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     per_sio[namespace] = socket
@@ -112,7 +116,7 @@ class StreamSocket:
             )
         if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
             raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
-        for name in ("max_streams", "max_read_chunk", "max_placeholders"):
+        for name in ("max_streams", "max_read_chunk", "max_placeholders", "max_buffered"):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")

@@ -82,6 +82,9 @@ def check(core: ProtocolCore, seen: list[StreamCore]) -> None:
             assert core.streams.get(stream.id) is not stream
     decoded = sum(1 for s in core.streams.values() if s.peer_seen)
     assert decoded <= MAX_STREAMS + 1  # + the local stream the application sent
+    # The connection's unread-bytes count is exactly what its streams hold, and within its cap.
+    held = sum(s.inbox.size for s in seen if isinstance(s.inbox, ByteQueue) and s.owner is core)
+    assert core.buffered_bytes == held <= core.config.max_buffered
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

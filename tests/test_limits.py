@@ -9,9 +9,11 @@ import pytest
 import socketio
 
 import sio_stream
-from sio_stream import InvalidOptionError, RemoteProtocolError
+from sio_stream import InvalidOptionError, RemoteProtocolError, StreamBrokenError
 from sio_stream import _wire as wire
-from sio_stream._core import CoreConfig, Outgoing, ProtocolCore
+from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream._options import StreamOptions
+from tests.corepair import CorePair
 from tests.support import wait_for
 from tests.test_hostile import Arena, arena  # noqa: F401 (the fixture)
 
@@ -79,3 +81,30 @@ async def test_too_many_streams_on_one_connection(arena: Arena) -> None:  # noqa
     await arena.honest_roundtrip()
     await raw.send("$stream-end", ids[0])
     await wait_for(lambda: arena.streams().stream_count() == 999)
+
+
+def test_unread_bytes_of_a_connection_are_bounded_and_the_offending_stream_fails():
+    pair = CorePair(CoreConfig(max_chunk=100), CoreConfig(window=4, max_buffered=500))
+    writers = [StreamCore(StreamOptions()) for _ in range(3)]
+    readers = [pair.open_stream(pair.a, w) for w in writers]
+    for reader in readers:
+        pair.b.start_reading(reader)
+    pair.flush()
+    for writer in writers:
+        pair.a.write(writer, b"x" * 200)  # two chunks of 100 each
+    pair.flush()
+    # 600 bytes were sent to a connection that holds at most 500 unread: the last stream fails.
+    assert [r.error is None for r in readers] == [True, True, False]
+    assert isinstance(readers[2].error, RemoteProtocolError)
+    assert pair.b.buffered_bytes == 400
+    assert isinstance(writers[2].error, StreamBrokenError)
+    # Reading frees room: a new stream gets through.
+    assert pair.b.take(readers[0], 1000) == b"x" * 100
+    assert pair.b.buffered_bytes == 300
+    late = StreamCore(StreamOptions())
+    late_reader = pair.open_stream(pair.a, late)
+    pair.b.start_reading(late_reader)
+    pair.flush()
+    pair.a.write(late, b"y" * 150)
+    pair.flush()
+    assert late_reader.error is None and pair.b.buffered_bytes == 450
