@@ -38,11 +38,34 @@ class Connection:
         self._claim_timers: set[asyncio.TimerHandle] = set()
         #: Futures of StreamSocket.call() waiting for an ack on this connection.
         self.pending_calls: set[asyncio.Future[Any]] = set()
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- streams -------------------------------------------------------------------------------
     def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
         """An IOStream for a placeholder the peer sent (failed at once if it was bad)."""
-        return IOStream(self.core.decode_placeholder(stream_id, options))
+        stream = IOStream(self.core.decode_placeholder(stream_id, options))
+        self.watch_idle()
+        return stream
+
+    # The idle sweep runs every quarter of idle_timeout while the connection has streams, so an
+    # abandoned stream fails between 1 and 1.25 idle_timeout after its last activity.
+    _IDLE_SWEEPS = 4
+
+    def watch_idle(self) -> None:
+        """Make sure the idle sweep runs (call whenever a stream is registered)."""
+        timeout = self.core.config.idle_timeout
+        if timeout is None or self._idle_timer is not None or self.core.closed or not self.core.streams:
+            return
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(timeout / self._IDLE_SWEEPS, self._sweep_idle)
+
+    def _sweep_idle(self) -> None:
+        self._idle_timer = None
+        timeout = self.core.config.idle_timeout
+        self.core.sweep_idle(
+            self._IDLE_SWEEPS, f"stream idle: nobody read or wrote it for {timeout} s (idle_timeout)"
+        )
+        self.watch_idle()
 
     def queue(self, item: Outgoing) -> None:
         self.core.queue(item)
@@ -109,6 +132,9 @@ class Connection:
         for timer in self._claim_timers:
             timer.cancel()
         self._claim_timers.clear()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         for future in self.pending_calls:
             if not future.done():
                 future.set_exception(ConnectionAbortedStreamError(CONNECTION_ABORTED))

@@ -59,6 +59,9 @@ DEFAULT_MAX_PLACEHOLDERS = 100
 #: window already (2 MiB with our writers); this bounds a peer that opens many streams nobody
 #: reads: 64 such windows, or 16 of a JavaScript writer sending 1 MiB chunks.
 DEFAULT_MAX_BUFFERED = 128 * 1024 * 1024
+#: A stream nobody reads or writes for this long fails: it holds a window, a registry entry and
+#: perhaps a blocked writer. Ten minutes, so that only abandoned streams meet it.
+DEFAULT_IDLE_TIMEOUT = 600.0
 
 #: Features this implementation announces in its ``$stream-hello``.
 FEATURE_BATCH_READ = "batch-read"  # one $stream-read may grant several chunks (count argument)
@@ -102,6 +105,7 @@ class StreamCore:
         self.owed_reads = 0  # consumed chunks not yet granted back (batched toward sio_stream peers)
         self.chunks_sent = 0
         self.remote_ended = False  # the peer's $stream-end arrived
+        self.idle_sweeps = 0  # idle sweeps (see ProtocolCore.sweep_idle) since the last activity
         self.listener: Callable[[], None] = _nothing
         self.settled = False  # removed from its connection's registry
         self.peer_seen = False  # the peer sent an event for this stream (or created it)
@@ -176,6 +180,9 @@ class CoreConfig:
     #: Unread received bytes over all byte streams of the connection; a chunk beyond it fails
     #: its stream. (Object-mode streams are bounded by object_window and the message limit.)
     max_buffered: int = DEFAULT_MAX_BUFFERED
+    #: Seconds a registered stream may go without any activity before it fails (``None``:
+    #: never). The core only counts sweeps; the glue runs them on a timer.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
     features: frozenset[str] = field(default=OUR_FEATURES)
 
 
@@ -450,7 +457,19 @@ class ProtocolCore:
         stream = self.streams.get(stream_id)
         if stream is not None:
             stream.peer_seen = True
+            stream.idle_sweeps = 0
         return stream
+
+    def sweep_idle(self, limit: int, message: str) -> None:
+        """Count one idle sweep for every stream; fail those idle for more than ``limit`` sweeps.
+
+        Activity (any event from the peer for the stream, any read, write or end by the
+        application, any chunk sent) resets the count. The glue calls this on a timer.
+        """
+        for stream in list(self.streams.values()):
+            stream.idle_sweeps += 1
+            if stream.idle_sweeps > limit:
+                self.fail(stream, StreamBrokenError(message))
 
     def claim(self, stream: StreamCore) -> None:
         """Tell a sio_stream peer that a stream it returned through an ack arrived (a read
@@ -469,6 +488,7 @@ class ProtocolCore:
     def start_reading(self, stream: StreamCore) -> None:
         """The application wants data: grant the window (once), when the peer knows the stream."""
         stream.wants_read = True
+        stream.idle_sweeps = 0
         if stream.owner is self and stream.announced:
             self._open_window(stream)
 
@@ -495,6 +515,7 @@ class ProtocolCore:
 
         The caller checks that the inbox is not empty. A chunk used up grants one credit back.
         """
+        stream.idle_sweeps = 0
         if stream.object_mode:
             assert isinstance(stream.inbox, deque)
             value = stream.inbox.popleft()
@@ -532,6 +553,7 @@ class ProtocolCore:
         Raises the stream's error if it failed, :class:`StreamClosedError` after ``end``.
         """
         stream.check_alive()
+        stream.idle_sweeps = 0
         if not stream.move_write(WriteInput.WRITE):
             raise StreamClosedError(f"write after end on stream {stream.id}")
         stream.pending.append(data)
@@ -579,6 +601,7 @@ class ProtocolCore:
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
         stream.credit.available -= spent
         stream.chunks_sent += 1
+        stream.idle_sweeps = 0
         on_ack: Callable[..., None] | None = None
         if FEATURE_UNACKED_WRITE not in self.peer_features:
             stream.credit.unacked += 1

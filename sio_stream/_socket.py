@@ -19,6 +19,7 @@ from . import _placeholder as placeholders
 from . import _wire as wire
 from ._connection import Connection
 from ._core import (
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_CHUNK,
     DEFAULT_MAX_PLACEHOLDERS,
@@ -56,6 +57,7 @@ def ss(
     max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
     max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -73,7 +75,9 @@ def ss(
     stream, or every stream of the offending event, with a ``$stream-error``; never the
     connection): ``max_streams`` open streams (default 1000), ``max_read_chunk`` bytes in one
     incoming chunk (default 1 MiB), ``max_placeholders`` streams in one event or ack (default 100),
-    ``max_buffered`` received bytes left unread over all streams (default 128 MiB).
+    ``max_buffered`` received bytes left unread over all streams (default 128 MiB), and
+    ``idle_timeout``: seconds a stream may see no read, write or peer event (default 600; ``None``
+    disables it).
     They are fixed by the first ``ss()`` call for a socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
@@ -93,6 +97,7 @@ def ss(
         max_read_chunk=max_read_chunk,
         max_placeholders=max_placeholders,
         max_buffered=max_buffered,
+        idle_timeout=idle_timeout,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     per_sio[namespace] = socket
@@ -120,6 +125,9 @@ class StreamSocket:
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
+        idle = config.idle_timeout
+        if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
+            raise InvalidOptionError(f"idle_timeout must be a positive number or None, not {idle!r}")
         self._host = host
         self._config = config
         self._claim_timeout = claim_timeout
@@ -208,6 +216,7 @@ class StreamSocket:
         # must reach the peer after the event that carries its placeholder.
         for stream in attached:
             connection.core.announce(stream._core)
+        connection.watch_idle()
 
     async def call(self, event: str, *args: Any, to: str | None = None, timeout: float | None = 60) -> Any:
         """Emit ``event`` and wait for the ack: its single argument, or a tuple of several
@@ -389,6 +398,7 @@ class StreamSocket:
         for stream in attached:
             connection.core.announce(stream._core)
         connection.expect_claims([s._core for s in attached], self._claim_timeout, event)
+        connection.watch_idle()
         return tuple(encoded) if is_tuple else encoded
 
     # -- introspection -----------------------------------------------------------------------------

@@ -3,18 +3,19 @@ event with a ``$stream-error``, never the connection."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 import socketio
 
 import sio_stream
-from sio_stream import InvalidOptionError, RemoteProtocolError, StreamBrokenError
+from sio_stream import InvalidOptionError, RemoteProtocolError, StreamBrokenError, create_stream
 from sio_stream import _wire as wire
 from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream._options import StreamOptions
 from tests.corepair import CorePair
-from tests.support import wait_for
+from tests.support import start_server, wait_for
 from tests.test_hostile import Arena, arena  # noqa: F401 (the fixture)
 
 errors_of = lambda core: [o.args for o in core.outbox if isinstance(o, Outgoing) and o.event == wire.ERROR]  # noqa: E731
@@ -108,3 +109,41 @@ def test_unread_bytes_of_a_connection_are_bounded_and_the_offending_stream_fails
     pair.a.write(late, b"y" * 150)
     pair.flush()
     assert late_reader.error is None and pair.b.buffered_bytes == 450
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_stream_fails_after_the_idle_timeout_and_a_busy_one_does_not():
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    streams = sio_stream.ss(server, idle_timeout=1.0)
+    held: list[sio_stream.IOStream] = []
+
+    @streams.on("ignore")
+    async def ignore(sid, stream):
+        held.append(stream)  # never read: its writer blocks, nothing moves
+
+    @streams.on("trickle")
+    async def trickle(sid, stream):
+        return len(await stream.read())
+
+    runner, url = await start_server(server)
+    client = socketio.AsyncClient()
+    client_streams = sio_stream.ss(client, idle_timeout=1.0)
+    try:
+        await client.connect(url, transports=["websocket"])
+        ignored = create_stream()
+        await client_streams.emit("ignore", ignored)
+        busy = create_stream()
+        call = asyncio.ensure_future(client_streams.call("trickle", busy))
+        for _ in range(15):  # 1.5 s of small writes, each well within the idle timeout
+            await busy.write(b"t")
+            await asyncio.sleep(0.1)
+        await busy.end()
+        assert await asyncio.wait_for(call, 30) == 15
+        with pytest.raises(StreamBrokenError, match="idle"):
+            await asyncio.wait_for(ignored.end(b"x" * 10), 30)
+        await wait_for(lambda: bool(held) and held[0].error is not None)
+        await wait_for(lambda: streams.stream_count() == 0)
+    finally:
+        await client.disconnect()
+        await server.shutdown()
+        await runner.cleanup()
