@@ -28,8 +28,11 @@ EmitFunction = Callable[[str, tuple[Any, ...], Callable[..., Any] | None], Await
 class Connection:
     """The streams of one Socket.IO connection in one namespace, and the task that sends for them."""
 
-    def __init__(self, emit: EmitFunction, config: CoreConfig, label: str) -> None:
+    def __init__(
+        self, emit: EmitFunction, config: CoreConfig, label: str, is_connected: Callable[[], bool]
+    ) -> None:
         self.core = ProtocolCore(config)
+        self._is_connected = is_connected
         self.core.on_outgoing = self._start_sender
         self._emit = emit
         self._sender: asyncio.Task[None] | None = None
@@ -118,7 +121,14 @@ class Connection:
                     await self._emit(item.event, item.args, item.on_ack)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # the connection is gone: python-socketio says so by raising
+                except Exception as exc:
+                    if self._is_connected():
+                        # Still connected: python-socketio could not encode this packet (a value
+                        # that is not JSON). Fail only the streams it concerns, and tell the peer.
+                        logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
+                        self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
+                        continue
+                    # the connection is gone: python-socketio says so by raising
                     logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
                     self.core.connection_lost()
                     return

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _placeholder as placeholders
 from . import _wire as wire
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._errors import (
@@ -451,6 +452,18 @@ class ProtocolCore:
             self.fail(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
         self.streams.clear()
 
+    def fail_outgoing(self, item: Outgoing, message: str) -> None:
+        """``item`` could not be sent on a live connection: fail the streams it concerns."""
+        ids: list[Any] = []
+        if item.event == wire.STREAM:
+            placeholders.decode(list(item.args[1:]), lambda sid, _opts: ids.append(sid))
+        elif item.event in (wire.WRITE, wire.END, wire.READ) and item.args:
+            ids.append(item.args[0])
+        for stream_id in ids:
+            stream = self.streams.get(stream_id) if isinstance(stream_id, str) else None
+            if stream is not None:
+                self.fail(stream, LocalProtocolError(message))
+
     def _lookup(self, stream_id: Any) -> StreamCore | None:
         if not isinstance(stream_id, str):
             return None
@@ -523,7 +536,7 @@ class ProtocolCore:
         else:
             assert isinstance(stream.inbox, ByteQueue)
             value, done = stream.inbox.take_head(max_bytes)
-            if stream.owner is self:
+            if stream.owner is self and not stream.settled:
                 self.buffered_bytes -= len(value)
         if done:
             self._consumed(stream)
@@ -664,9 +677,11 @@ class ProtocolCore:
         (A reader echoing ``$stream-end`` after sending nothing loses nothing.)
         """
         stream.end_ack_pending = False
-        if args and args[0] and stream.chunks_sent:
-            self.fail(stream, RemoteProtocolError(str(args[0]), remote=True), notify=False)
-            return
+        if args and args[0]:
+            if stream.chunks_sent:
+                self.fail(stream, RemoteProtocolError(str(args[0]), remote=True), notify=False)
+                return
+            stream.remote_ended = True  # the peer does not know the stream: no $stream-end will come
         stream.listener()
         self._maybe_settle(stream)
 
@@ -683,7 +698,7 @@ class ProtocolCore:
         stream.move_read(ReadInput.FAIL)
         stream.move_write(WriteInput.FAIL)
         if not keep_inbox:
-            if isinstance(stream.inbox, ByteQueue) and stream.owner is self:
+            if isinstance(stream.inbox, ByteQueue) and stream.owner is self and not stream.settled:
                 self.buffered_bytes -= stream.inbox.size
             stream.inbox.clear()
         stream.pending.clear()
@@ -706,6 +721,10 @@ class ProtocolCore:
     def _remove(self, stream: StreamCore) -> None:
         if stream.owner is self and self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
+            if isinstance(stream.inbox, ByteQueue):
+                # Out of the registry no limit, sweep or abort can reclaim these bytes: stop
+                # counting them (take() no longer subtracts for a settled stream).
+                self.buffered_bytes -= stream.inbox.size
         stream.settled = stream.owner is not None or stream.settled
 
     def streams_in(self, values: Iterable[StreamCore]) -> list[StreamCore]:

@@ -114,6 +114,12 @@ class Host:
             return True
         return bool(self.sio.manager.is_connected(peer, self.namespace))
 
+    def is_live(self, peer: Any) -> bool:
+        """True while the Socket.IO connection to ``peer`` is really up (after a failed emit)."""
+        if self.is_server:
+            return bool(self.sio.manager.is_connected(peer, self.namespace))
+        return bool(self.sio.connected) and self.namespace in self.sio.namespaces
+
     def check_peer(self, peer: Any) -> None:
         """Raise :class:`LocalProtocolError` unless ``peer`` is connected to this process."""
         if self.is_server:

@@ -251,7 +251,9 @@ class StreamSocket:
         connection = self._connections.get(peer)
         if connection is None:
             label = f"{self.namespace} {peer}" if peer is not None else self.namespace
-            connection = Connection(self._host.emitter(peer), self._config, label)
+            connection = Connection(
+                self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer)
+            )
             if not self._host.is_connected(peer):
                 # An event python-socketio dispatched just before the peer left: its disconnect
                 # was already handled, so a registered connection would never be released.

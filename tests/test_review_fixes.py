@@ -230,3 +230,59 @@ def test_a_writer_never_granted_credit_fails_when_the_reader_ends(hello):
     pair.flush()
     assert a.error is not None and "before 23 buffered bytes" in a.error.message
     assert pair.a.streams == {} and pair.b.streams == {}
+
+
+@pytest.mark.parametrize("hello", [False, True])
+def test_unread_bytes_of_a_finished_stream_stop_counting_against_the_connection(hello):
+    pair = CorePair(hello=hello)
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.a.write(writer, b"h" * 1000)
+    pair.a.end(writer)
+    pair.flush()
+    assert pair.b.take(reader, 4) == b"hhhh"  # the handler read a header, then ignored the rest
+    pair.flush()
+    assert pair.b.streams == {}
+    assert pair.b.buffered_bytes == 0
+    assert reader.inbox.size == 996  # still readable by whoever holds the stream
+
+
+def test_an_end_acked_as_unknown_after_sending_nothing_releases_the_stream():
+    pair = CorePair()
+    stream = StreamCore(StreamOptions())
+    pair.a.attach(stream)
+    pair.a.announce(stream)  # as for a stream returned to an event that carried no ack
+    pair.a.end(stream)
+    while pair.send(pair.a) or pair.deliver(pair.a) or pair.deliver(pair.b):
+        pass
+    assert stream.error is None and stream.write_finished
+    assert pair.a.streams == {}
+
+
+async def test_an_object_python_socketio_cannot_encode_fails_only_its_stream(pair):
+    import datetime
+
+    @pair.server_streams.on("objects")
+    async def objects(sid, stream):
+        try:
+            return [value async for value in stream]
+        except sio_stream.StreamError as exc:
+            return f"failed: {exc}"
+
+    @pair.server_streams.on("size")
+    async def size(sid, stream):
+        return len(await stream.read())
+
+    bystander = create_stream()
+    size_call = asyncio.ensure_future(pair.client_streams.call("size", bystander))
+    await bystander.write(b"before")
+    objs = create_stream(object_mode=True)
+    call = asyncio.ensure_future(pair.client_streams.call("objects", objs))
+    await objs.write({"ok": 1})
+    await objs.write(datetime.datetime(2026, 1, 1))  # not JSON: python-socketio cannot send it
+    answer = await asyncio.wait_for(call, 30)
+    assert isinstance(answer, str) and "not JSON serializable" in answer
+    await bystander.end(b" and after")
+    assert await asyncio.wait_for(size_call, 30) == len(b"before and after")
+    assert pair.client.connected
