@@ -13,7 +13,7 @@ import itertools
 import json
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -726,10 +726,6 @@ class ProtocolCore:
                 # counting them (take() no longer subtracts for a settled stream).
                 self.buffered_bytes -= stream.inbox.size
         stream.settled = stream.owner is not None or stream.settled
-
-    def streams_in(self, values: Iterable[StreamCore]) -> list[StreamCore]:
-        """The registered streams among ``values`` (helper for the glue's bookkeeping)."""
-        return [s for s in values if self.streams.get(s.id) is s]
 
 
 class _WriteAck:

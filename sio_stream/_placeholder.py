@@ -40,11 +40,6 @@ def _encode(value: Any, to_placeholder: Callable[[Any], dict[str, Any] | None], 
     return value
 
 
-def is_placeholder(value: Any) -> bool:
-    """True for any object whose ``$stream`` key is truthy (JavaScript's rule)."""
-    return isinstance(value, dict) and bool(value.get(PLACEHOLDER_KEY))
-
-
 def decode(value: Any, from_placeholder: Callable[[Any, Any], Any]) -> Any:
     """Return ``value`` with every placeholder replaced by ``from_placeholder(id, options)``.
 

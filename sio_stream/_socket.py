@@ -384,15 +384,14 @@ class StreamSocket:
         attached: list[IOStream] = []
         try:
             encoded = self._encode_into(connection, list(result) if is_tuple else result, attached)
-        except StreamError as error:
-            exc = error  # the name an except clause binds is not visible to the lambda below
+        except StreamError as exc:
             # The connection dropped while the handler ran (or a stream was sent twice): fail
             # the streams that cannot reach the peer now, instead of raising out of
             # python-socketio's task; streams already sent elsewhere are left alone.
             for stream in attached:
                 stream.destroy(exc)
             with contextlib.suppress(StreamError):
-                placeholders.encode(result, lambda obj: _destroy_unsent(obj, exc))
+                _destroy_streams_in(result, exc, only_unsent=True)
             logger.warning("sio_stream: cannot send the ack of %r: %s", event, exc)
             return None
         # python-socketio queues the ack as soon as this handler returns, before the sender task
@@ -413,17 +412,14 @@ class StreamSocket:
         return len(self._connections)
 
 
-def _destroy_unsent(obj: Any, exc: StreamError) -> None:
-    if isinstance(obj, IOStream) and obj._core.owner is None:
-        obj.destroy(exc)
+def _destroy_streams_in(value: Any, exc: StreamError, *, only_unsent: bool = False) -> None:
+    """Destroy every stream in ``value`` (with ``only_unsent``: those not sent anywhere)."""
 
-
-def _destroy_streams_in(value: Any, exc: StreamError) -> None:
     def visit(obj: Any) -> None:
-        if isinstance(obj, IOStream):
+        if isinstance(obj, IOStream) and not (only_unsent and obj._core.owner is not None):
             obj.destroy(exc)
 
-    placeholders.encode(value, lambda obj: visit(obj))
+    placeholders.encode(value, visit)
 
 
 class _AppAck:
@@ -452,4 +448,4 @@ class _AppAck:
             task.add_done_callback(_background.discard)
 
 
-__all__ = ["StreamSocket", "ss", "LocalProtocolError"]
+__all__ = ["StreamSocket", "ss"]
