@@ -196,8 +196,8 @@ def test_demo_end_to_end(where):
 
 def test_console_script_failure_is_one_line():
     script = Path(sys.executable).with_name("sio-stream")
-    if not script.exists():
-        pytest.skip("sio-stream entry point not installed in this environment")
+    # The console script is part of the package (pyproject [project.scripts]); make installs it.
+    assert script.exists(), f"{script} missing: is the package installed (pip install -e .)?"
     result = subprocess.run(
         [str(script), "get", f"http://127.0.0.1:{free_port()}", "x"],
         capture_output=True,

@@ -431,16 +431,18 @@ async def test_handler_returning_a_stream_after_the_peer_left(arena: Arena) -> N
     raw = arena.raw
     returned: list[sio_stream.IOStream] = []
     left = asyncio.Event()
+    entered = asyncio.Event()
 
     @arena.streams().on("late")
     async def late(sid: str) -> sio_stream.IOStream:
+        entered.set()
         await left.wait()
         stream = create_stream()
         returned.append(stream)
         return stream
 
     await raw.sio.emit("$stream", ("late",), callback=lambda *args: None)
-    await asyncio.sleep(0.05)  # let the event reach the handler (no sync point: it is waiting)
+    await asyncio.wait_for(entered.wait(), 10)
     await raw.sio.disconnect()
     await wait_for(lambda: arena.streams().connection_count == 1)  # only the honest client
     left.set()

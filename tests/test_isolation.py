@@ -186,6 +186,27 @@ def _server_stream_of(arena: Arena, stream_id: str) -> Any:
     raise AssertionError(f"stream {stream_id} not on the server")
 
 
+def _stall_probes(arena: Arena, client: Any, sid: str, reader: Any, writer: Any) -> dict[str, Any]:
+    """What a stalled stream may hold, sampled on every loop turn: both cores and both queues."""
+    return {
+        "reader inbox": lambda: reader.inbox.size,
+        "reader buffered chunks": lambda: reader.window.buffered + reader.window.outstanding,
+        "writer pending": lambda: writer.pending_size,
+        "writer credit": lambda: writer.credit.available,
+        "server eio queue": lambda: arena.eio_queue(sid),
+        "client eio queue": lambda: client.eio.queue.qsize(),
+    }
+
+
+def _assert_bounded(peaks: dict[str, Any]) -> None:
+    assert peaks["reader inbox"] <= WINDOW_BYTES, peaks
+    assert peaks["reader buffered chunks"] <= DEFAULT_WINDOW, peaks
+    assert peaks["writer pending"] <= WRITER_BOUND, peaks
+    assert peaks["writer credit"] == 0, peaks
+    assert peaks["server eio queue"] <= EIO_QUEUE_BOUND, peaks
+    assert peaks["client eio queue"] <= EIO_QUEUE_BOUND, peaks
+
+
 async def test_a_stalled_download_holds_one_window_and_does_not_slow_the_connection(arena: Arena) -> None:
     client = await arena.client()
     try:
@@ -195,16 +216,7 @@ async def test_a_stalled_download_holds_one_window_and_does_not_slow_the_connect
         stalled = await _stall_a_download(client)
         reader = stalled._core
         writer = _server_stream_of(arena, stalled.id)
-        with Sampler(
-            {
-                "reader inbox": lambda: reader.inbox.size,
-                "reader buffered chunks": lambda: reader.window.buffered + reader.window.outstanding,
-                "writer pending": lambda: writer.pending_size,
-                "writer credit": lambda: writer.credit.available,
-                "server eio queue": lambda: arena.eio_queue(sid),
-                "client eio queue": lambda: client.eio.queue.qsize(),
-            }
-        ) as sampler:
+        with Sampler(_stall_probes(arena, client, sid, reader, writer)) as sampler:
             beside = await _timed_download(client)
             other = await arena.client()
             try:
@@ -213,13 +225,7 @@ async def test_a_stalled_download_holds_one_window_and_does_not_slow_the_connect
                 await other.disconnect()
             beside_up = await _timed_upload(client)
 
-        peaks = sampler.peaks
-        assert peaks["reader inbox"] <= WINDOW_BYTES, peaks
-        assert peaks["reader buffered chunks"] <= DEFAULT_WINDOW, peaks
-        assert peaks["writer pending"] <= WRITER_BOUND, peaks
-        assert peaks["writer credit"] == 0, peaks
-        assert peaks["server eio queue"] <= EIO_QUEUE_BOUND, peaks
-        assert peaks["client eio queue"] <= EIO_QUEUE_BOUND, peaks
+        _assert_bounded(sampler.peaks)
         # Still blocked: nothing moved on the stalled stream while the others ran.
         assert reader.window.buffered == reader.window.size
         assert writer.error is None and stalled.error is None
@@ -246,16 +252,7 @@ async def test_a_stalled_upload_reader_holds_one_window_and_does_not_slow_others
         stalled = await _stall_an_upload(arena, client)
         reader = arena.stalled[-1]._core
         writer = stalled._core
-        with Sampler(
-            {
-                "reader inbox": lambda: reader.inbox.size,
-                "reader buffered chunks": lambda: reader.window.buffered + reader.window.outstanding,
-                "writer pending": lambda: writer.pending_size,
-                "writer credit": lambda: writer.credit.available,
-                "server eio queue": lambda: arena.eio_queue(sid),
-                "client eio queue": lambda: client.eio.queue.qsize(),
-            }
-        ) as sampler:
+        with Sampler(_stall_probes(arena, client, sid, reader, writer)) as sampler:
             beside = await _timed_upload(client)
             other = await arena.client()
             try:
@@ -263,13 +260,7 @@ async def test_a_stalled_upload_reader_holds_one_window_and_does_not_slow_others
             finally:
                 await other.disconnect()
 
-        peaks = sampler.peaks
-        assert peaks["reader inbox"] <= WINDOW_BYTES, peaks
-        assert peaks["reader buffered chunks"] <= DEFAULT_WINDOW, peaks
-        assert peaks["writer pending"] <= WRITER_BOUND, peaks
-        assert peaks["writer credit"] == 0, peaks
-        assert peaks["server eio queue"] <= EIO_QUEUE_BOUND, peaks
-        assert peaks["client eio queue"] <= EIO_QUEUE_BOUND, peaks
+        _assert_bounded(sampler.peaks)
         assert reader.window.buffered == reader.window.size
         assert writer.error is None
 
