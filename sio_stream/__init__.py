@@ -15,6 +15,7 @@ already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
 
 from ._errors import (
     ConnectionAbortedStreamError,
+    HandlerError,
     InvalidChunkError,
     InvalidOptionError,
     LocalProtocolError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConnectionAbortedStreamError",
+    "HandlerError",
     "IOStream",
     "InvalidChunkError",
     "InvalidOptionError",

@@ -108,8 +108,20 @@ class Connection:
         self._claim_timers.add(handle)
 
     # -- the sender ------------------------------------------------------------------------------
+    def hold(self) -> None:
+        """Send nothing until :meth:`release`: the server's connect handler for this peer is
+        running, and python-socketio sends the CONNECT packet only after it returns."""
+        self.core.connecting = True
+
+    def release(self) -> None:
+        """The CONNECT packet is out: send what was queued meanwhile."""
+        if self.core.connecting:
+            self.core.connecting = False
+            if self.core.outbox:
+                self._start_sender()
+
     def _start_sender(self) -> None:
-        if self._sender is None and not self.core.closed:
+        if self._sender is None and not self.core.closed and not self.core.connecting:
             self._sender = asyncio.get_running_loop().create_task(
                 self._run_sender(), name=f"sio_stream sender {self.label}"
             )

@@ -71,8 +71,13 @@ FEATURE_UNACKED_WRITE = "unacked-write"  # writes carry no ack; $stream-end carr
 #: spending one credit per object: per-packet cost, not bytes, bounds small-object streams.
 FEATURE_OBJECT_BATCH = "object-batch"
 FEATURE_CLAIM = "claim"  # a read granting 0 chunks says "the stream you returned arrived"
+#: A handler that failed answers the event's ack with ``{"$stream-error": message}`` (the
+#: only value of the ack), so that the caller can tell a failure from an empty reply.
+FEATURE_ERROR_REPLY = "error-reply"
 PROTOCOL_VERSION = 1
-OUR_FEATURES = frozenset({FEATURE_BATCH_READ, FEATURE_UNACKED_WRITE, FEATURE_OBJECT_BATCH, FEATURE_CLAIM})
+OUR_FEATURES = frozenset(
+    {FEATURE_BATCH_READ, FEATURE_UNACKED_WRITE, FEATURE_OBJECT_BATCH, FEATURE_CLAIM, FEATURE_ERROR_REPLY}
+)
 
 
 @dataclass(eq=False)
@@ -107,6 +112,7 @@ class StreamCore:
         self.chunks_sent = 0
         self.remote_ended = False  # the peer's $stream-end arrived
         self.idle_sweeps = 0  # idle sweeps (see ProtocolCore.sweep_idle) since the last activity
+        self.activity = 0  # counts reads, writes, ends and peer events: "is it moving?"
         self.listener: Callable[[], None] = _nothing
         self.settled = False  # removed from its connection's registry
         self.peer_seen = False  # the peer sent an event for this stream (or created it)
@@ -126,6 +132,11 @@ class StreamCore:
     def write_finished(self) -> bool:
         """True once ``$stream-end`` was queued and every chunk was acknowledged."""
         return self.write_state is WriteState.ENDED and self.credit.unacked == 0 and not self.end_ack_pending
+
+    def touch(self) -> None:
+        """Something happened on the stream (the idle sweep and call timeouts watch this)."""
+        self.idle_sweeps = 0
+        self.activity += 1
 
     def check_alive(self) -> None:
         """Raise the stream's error if it failed."""
@@ -198,6 +209,9 @@ class ProtocolCore:
         self.buffered_bytes = 0
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
+        #: The peer has not been told the connection is open yet (a server's connect handler
+        #: is running): the outbox fills, and the glue sends it once the connection opens.
+        self.connecting = False
         #: Called when the outbox goes from empty to non-empty (the glue wakes its sender).
         self.on_outgoing: Callable[[], None] = _nothing
 
@@ -280,7 +294,7 @@ class ProtocolCore:
         # Ending or failing before the announcement left nothing on the wire yet.
         self._after_write_change(stream)
         if stream.error is not None and not stream.error.remote:
-            self._queue(Outgoing(wire.ERROR, (stream.id, stream.error.message)))
+            self._queue(Outgoing(wire.ERROR, (stream.id, stream.error.wire_message)))
 
     def decode_placeholder(self, stream_id: Any, options: Any) -> StreamCore:
         """A stream the peer sent us. Never raises: a bad placeholder yields a failed stream."""
@@ -470,7 +484,7 @@ class ProtocolCore:
         stream = self.streams.get(stream_id)
         if stream is not None:
             stream.peer_seen = True
-            stream.idle_sweeps = 0
+            stream.touch()
         return stream
 
     def sweep_idle(self, limit: int, message: str) -> None:
@@ -501,7 +515,7 @@ class ProtocolCore:
     def start_reading(self, stream: StreamCore) -> None:
         """The application wants data: grant the window (once), when the peer knows the stream."""
         stream.wants_read = True
-        stream.idle_sweeps = 0
+        stream.touch()
         if stream.owner is self and stream.announced:
             self._open_window(stream)
 
@@ -528,7 +542,7 @@ class ProtocolCore:
 
         The caller checks that the inbox is not empty. A chunk used up grants one credit back.
         """
-        stream.idle_sweeps = 0
+        stream.touch()
         if stream.object_mode:
             assert isinstance(stream.inbox, deque)
             value = stream.inbox.popleft()
@@ -566,7 +580,7 @@ class ProtocolCore:
         Raises the stream's error if it failed, :class:`StreamClosedError` after ``end``.
         """
         stream.check_alive()
-        stream.idle_sweeps = 0
+        stream.touch()
         if not stream.move_write(WriteInput.WRITE):
             raise StreamClosedError(f"write after end on stream {stream.id}")
         stream.pending.append(data)
@@ -614,7 +628,7 @@ class ProtocolCore:
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
         stream.credit.available -= spent
         stream.chunks_sent += 1
-        stream.idle_sweeps = 0
+        stream.touch()
         on_ack: Callable[..., None] | None = None
         if FEATURE_UNACKED_WRITE not in self.peer_features:
             stream.credit.unacked += 1
@@ -703,7 +717,7 @@ class ProtocolCore:
             stream.inbox.clear()
         stream.pending.clear()
         if notify and not error.remote and stream.owner is self and stream.announced and not self.closed:
-            self._queue(Outgoing(wire.ERROR, (stream.id, error.message)))
+            self._queue(Outgoing(wire.ERROR, (stream.id, error.wire_message)))
         self._remove(stream)
         stream.listener()
 

@@ -23,6 +23,8 @@ class StreamError(Exception):
     """
 
     remote: bool = False
+    #: What the peer is told instead of :attr:`message` (see :func:`peer_message`).
+    peer_text: str | None = None
 
     def __init__(self, message: str = "", *, remote: bool = False) -> None:
         super().__init__(message)
@@ -30,8 +32,13 @@ class StreamError(Exception):
 
     @property
     def message(self) -> str:
-        """The error text, as sent on the wire."""
+        """The error text (for an error from the peer: as it was sent)."""
         return str(self.args[0]) if self.args else ""
+
+    @property
+    def wire_message(self) -> str:
+        """The text sent to the peer for this error."""
+        return self.peer_text if self.peer_text is not None else self.message
 
 
 class StreamClosedError(StreamError, anyio.ClosedResourceError):
@@ -72,3 +79,33 @@ class InvalidOptionError(StreamError, ValueError):
 
 class StreamTimeoutError(StreamError, TimeoutError):
     """The peer did not acknowledge in time (``StreamSocket.call``)."""
+
+
+class HandlerError(StreamError):
+    """A stream handler failed; its message is meant for the peer.
+
+    Raise it from a handler registered with ``StreamSocket.on`` to refuse an event with a
+    message the peer may read: a sio_stream peer's ``call()`` raises ``HandlerError`` with that
+    message (``remote`` true), and the streams of the event fail with it. Any other exception
+    from a handler reaches the peer only as ``"handler for <event> failed (<type>)"``: its text
+    may hold local paths or internals, and is logged here instead.
+    """
+
+
+def peer_message(exc: BaseException | str) -> str:
+    """What the peer is told about ``exc``, a local failure the application passed on.
+
+    Text the application chose is sent as it is: a ``str``, a :class:`StreamError`'s message
+    (sio_stream's own messages name streams and limits, never local files), any other
+    exception's text. An ``OSError`` about a file is the exception: its text names it (``[Errno 2]
+    No such file or directory: '/srv/...'``), so the peer gets its description only (``No such
+    file or directory``) and the local error keeps the rest. (Exceptions a handler raises
+    without choosing to are not passed on at all: see :class:`HandlerError`.)
+    """
+    if isinstance(exc, str):
+        return exc
+    if isinstance(exc, StreamError):
+        return exc.wire_message
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.filename2 is not None):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__

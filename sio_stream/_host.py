@@ -17,6 +17,7 @@ from typing import Any
 
 import socketio
 
+from . import _connect_scope as connect_scope
 from ._errors import LocalProtocolError
 
 #: Called with ``(event, namespace, peer key)`` before the application's handlers run.
@@ -32,20 +33,64 @@ def _install_lifecycle(sio: Any, namespace: str, hook: LifecycleHook, is_server:
     if hooks is None:
         hooks = {}
         setattr(sio, _HOOKS_ATTRIBUTE, hooks)
-        original = sio._trigger_event
-
-        async def trigger_event(event: str, namespace: str, *args: Any) -> Any:
-            # Before the application's handler runs: a disconnect fails the streams first (so
-            # the handler sees them failed); a client's connect starts a fresh connection
-            # record that the handler may already use to emit streams.
-            if event == "disconnect" or (event == "connect" and not is_server):
-                hook_fn = hooks.get(namespace or "/")
-                if hook_fn is not None:
-                    hook_fn(event, namespace or "/", args[0] if is_server and args else None)
-            return await original(event, namespace, *args)
-
-        sio._trigger_event = trigger_event
+        _wrap_trigger_event(sio, hooks, is_server)
+        if is_server:
+            _wrap_manager_connect(sio, hooks)
     hooks[namespace] = hook
+
+
+def _fire(hooks: dict[str, LifecycleHook], event: str, namespace: str | None, peer: Any) -> None:
+    hook_fn = hooks.get(namespace or "/")
+    if hook_fn is not None:
+        hook_fn(event, namespace or "/", peer)
+
+
+def _wrap_trigger_event(sio: Any, hooks: dict[str, LifecycleHook], is_server: bool) -> None:
+    original = sio._trigger_event
+
+    async def trigger_event(event: str, namespace: str, *args: Any) -> Any:
+        # Before the application's handler runs: a disconnect fails the streams first (so
+        # the handler sees them failed); a client's connect starts a fresh connection
+        # record that the handler may already use to emit streams.
+        if event == "disconnect" or (event == "connect" and not is_server):
+            _fire(hooks, event, namespace, args[0] if is_server and args else None)
+        if event != "connect" or not is_server or not args:
+            return await original(event, namespace, *args)
+        # A server's connect handler runs before python-socketio sends the CONNECT packet:
+        # remember which task runs it (streams emitted now wait for the CONNECT, and waiting
+        # on the peer from this very task could never end), and release what the handler
+        # queued if it refuses the connection.
+        sid = args[0]
+        token = connect_scope.enter(sid)
+        try:
+            result = await original(event, namespace, *args)
+        except TypeError:
+            # python-socketio calls again with the legacy signature (no auth argument).
+            raise
+        except BaseException:
+            _fire(hooks, "refused", namespace, sid)
+            raise
+        finally:
+            connect_scope.leave(token)
+        if result is False:
+            _fire(hooks, "refused", namespace, sid)
+        return result
+
+    sio._trigger_event = trigger_event
+
+
+def _wrap_manager_connect(sio: Any, hooks: dict[str, LifecycleHook]) -> None:
+    # python-socketio marks a client connected (manager.connect) right after it sent the
+    # CONNECT packet: from then on events for the client may follow it on the wire.
+    manager = sio.manager
+    original = manager.connect
+
+    async def connect(sid: Any, namespace: str) -> Any:
+        result = await original(sid, namespace)
+        _fire(hooks, "connected", namespace, sid)
+        return result
+
+    manager.connect = connect
 
 
 class Host:
@@ -113,6 +158,13 @@ class Host:
         if not self.is_server:
             return True
         return bool(self.sio.manager.is_connected(peer, self.namespace))
+
+    def is_connecting(self, peer: Any) -> bool:
+        """True for a server sid whose connect handler is running: python-socketio has not
+        sent its CONNECT packet yet, so nothing may be sent to it before that."""
+        if not self.is_server:
+            return False
+        return bool(self.sio.manager.is_pre_connected(peer, self.namespace))
 
     def is_live(self, peer: Any) -> bool:
         """True while the Socket.IO connection to ``peer`` is really up (after a failed emit)."""

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from . import _connect_scope as connect_scope
 from . import _placeholder as placeholders
 from . import _wire as wire
 from ._connection import Connection
@@ -27,10 +28,17 @@ from ._core import (
     DEFAULT_MAX_STREAMS,
     DEFAULT_OBJECT_WINDOW,
     DEFAULT_WINDOW,
+    FEATURE_ERROR_REPLY,
     CoreConfig,
     Outgoing,
 )
-from ._errors import InvalidOptionError, LocalProtocolError, StreamError, StreamTimeoutError
+from ._errors import (
+    HandlerError,
+    InvalidOptionError,
+    LocalProtocolError,
+    StreamError,
+    StreamTimeoutError,
+)
 from ._host import Host
 from ._stream import IOStream
 
@@ -187,19 +195,23 @@ class StreamSocket:
         return register(handler)
 
     # -- sending ---------------------------------------------------------------------------------
-    async def emit(
+    def emit(
         self,
         event: str,
         *args: Any,
         to: str | None = None,
         callback: Callable[..., Any] | None = None,
-    ) -> None:
+    ) -> Queued:
         """Send application event ``event`` with ``args``; streams in them (at any depth) are sent.
 
         On a server, ``to`` is the client's sid (streams go to one peer). ``callback`` receives
-        the peer's ack arguments, decoded (streams in them arrive as IOStream). Returns once the
-        event is queued on the connection's ordered sender. Raises :class:`LocalProtocolError`
-        when the peer is not connected or a stream was already sent.
+        the peer's ack arguments, decoded (streams in them arrive as IOStream); when the peer's
+        handler failed (a sio_stream peer says so), it receives one :class:`HandlerError`
+        instead. The event is queued on the connection's ordered sender before this returns,
+        so ``await streams.emit(...)`` and a plain ``streams.emit(...)`` (as in JavaScript) do
+        the same. From a server's ``connect`` handler the event is sent right after
+        python-socketio's CONNECT packet. Raises :class:`LocalProtocolError` when the peer is
+        not connected or a stream was already sent.
         """
         connection = self._connection_for_emit(to)
         on_ack = _AppAck(self, connection, callback) if callback is not None else None
@@ -217,11 +229,26 @@ class StreamSocket:
         for stream in attached:
             connection.core.announce(stream._core)
         connection.watch_idle()
+        return _QUEUED
 
     async def call(self, event: str, *args: Any, to: str | None = None, timeout: float | None = 60) -> Any:
         """Emit ``event`` and wait for the ack: its single argument, or a tuple of several
-        (``None`` for an empty ack). Raises :class:`StreamTimeoutError` after ``timeout`` seconds.
+        (``None`` for an empty ack).
+
+        ``timeout`` counts seconds with neither the ack nor any progress on the streams in
+        ``args``: every chunk sent or received, read or end on them starts the count again, so
+        a long transfer is never cut while it moves, and the count runs from the moment its
+        streams finish or stall. ``None`` waits as long as the connection lasts.
+
+        Raises :class:`StreamTimeoutError` after ``timeout`` idle seconds,
+        :class:`HandlerError` (``remote`` true) when a sio_stream peer's handler failed,
+        :class:`ConnectionAbortedStreamError` if the connection drops first, and
+        :class:`LocalProtocolError` from a server's ``connect`` handler (the client cannot
+        answer before the handler returns).
         """
+        connection = self._connection_for_emit(to)
+        if connection.core.connecting and connect_scope.inside_connect_handler():
+            raise LocalProtocolError(f"call({event!r}) cannot wait for an ack: {connect_scope.ADVICE}")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def resolve(*ack: Any) -> None:
@@ -230,18 +257,31 @@ class StreamSocket:
                 for value in ack:
                     _destroy_streams_in(value, StreamTimeoutError(f"ack for {event!r} came too late"))
                 return
+            if len(ack) == 1 and isinstance(ack[0], HandlerError):
+                future.set_exception(ack[0])
+                return
             future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
 
-        connection = self._connection_for_emit(to)
-        await self.emit(event, *args, to=to, callback=resolve)
+        self.emit(event, *args, to=to, callback=resolve)
+        moving = [stream._core for stream in _streams_in(args)]
         # python-socketio drops pending acks when the connection drops: fail the call then.
         connection.pending_calls.add(future)
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise StreamTimeoutError(f"no ack for {event!r} within {timeout} s") from None
+            seen = -1
+            while True:
+                done, _ = await asyncio.wait((future,), timeout=timeout)
+                if done:
+                    return future.result()
+                activity = sum(stream.activity for stream in moving)
+                if activity == seen or not moving:
+                    raise StreamTimeoutError(
+                        f"no ack for {event!r} and no progress on its streams within {timeout} s"
+                    )
+                seen = activity
         finally:
             connection.pending_calls.discard(future)
+            if not future.done():
+                future.cancel()
 
     def _connection_for_emit(self, peer: str | None) -> Connection:
         self._host.check_peer(peer)
@@ -254,7 +294,10 @@ class StreamSocket:
             connection = Connection(
                 self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer)
             )
-            if not self._host.is_connected(peer):
+            if self._host.is_connecting(peer):
+                # Inside the server's connect handler: queue now, send after CONNECT.
+                connection.hold()
+            elif not self._host.is_connected(peer):
                 # An event python-socketio dispatched just before the peer left: its disconnect
                 # was already handled, so a registered connection would never be released.
                 connection.lost()
@@ -328,10 +371,14 @@ class StreamSocket:
         connection.send_hello()
 
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
-        if event == "disconnect":
+        if event in ("disconnect", "refused"):
             connection = self._connections.pop(peer, None)
             if connection is not None:
                 connection.lost()
+        elif event == "connected":
+            connection = self._connections.get(peer)
+            if connection is not None:
+                connection.release()
         elif event == "connect" and not self._host.is_server:
             # A reconnected client starts afresh (its old streams failed at the disconnect).
             old = self._connections.pop(None, None)
@@ -349,33 +396,41 @@ class StreamSocket:
                 raise LocalProtocolError(f"bad event name: {event!r}")
         except StreamError as exc:
             # Refuse every stream the event carried, so the peer's writers fail instead of hanging.
-            for stream in decoded_streams:
-                stream.destroy(exc)
             logger.warning("sio_stream: bad %s event %r: %s", wire.STREAM, event, exc)
-            return None
+            return self._refuse_event(connection, decoded_streams, exc)
         handler = self._handlers.get(event)
         if handler is None:
-            for stream in decoded_streams:
-                stream.destroy(f"no handler for event {event!r}")
             logger.warning("sio_stream: no handler for event %r; its streams were refused", event)
-            return None
+            return self._refuse_event(
+                connection, decoded_streams, HandlerError(f"no handler for event {event!r}")
+            )
         call_args = (peer, *decoded) if self._host.is_server else tuple(decoded)
         try:
             result = handler(*call_args)
             if inspect.isawaitable(result):
                 result = await result
         except StreamError as exc:
-            # A stream the peer failed or a dropped connection: expected, no traceback.
+            # A stream the peer failed, a dropped connection, or a HandlerError: expected, no
+            # traceback.
             logger.warning("sio_stream: handler for %r stopped: %s", event, exc)
-            for stream in decoded_streams:
-                stream.destroy(exc)
-            return None
+            return self._refuse_event(connection, decoded_streams, exc)
         except Exception as exc:
             logger.exception("sio_stream: handler for %r raised", event)
-            for stream in decoded_streams:
-                stream.destroy(exc)
-            return None
+            failure = HandlerError(str(exc))
+            failure.peer_text = f"handler for {event!r} failed ({type(exc).__name__})"
+            failure.__cause__ = exc
+            return self._refuse_event(connection, decoded_streams, failure)
         return self._encode_ack(connection, result, event)
+
+    @staticmethod
+    def _refuse_event(connection: Connection, streams: list[IOStream], exc: StreamError) -> Any:
+        """Fail the streams of an event the application could not handle; the ack reports it
+        to a sio_stream peer (a JavaScript peer gets an empty ack, as from socket.io-stream)."""
+        for stream in streams:
+            stream.destroy(exc)
+        if FEATURE_ERROR_REPLY in connection.core.peer_features:
+            return {wire.ERROR_REPLY_KEY: exc.wire_message}
+        return None
 
     def _encode_ack(self, connection: Connection, result: Any, event: str) -> Any:
         if result is None:
@@ -412,6 +467,43 @@ class StreamSocket:
         return len(self._connections)
 
 
+class Queued(Coroutine[Any, Any, None]):
+    """What :meth:`StreamSocket.emit` returns: the event is already queued, so awaiting it
+    (as python-socketio's ``await sio.emit(...)`` is written) returns ``None`` at once, and so
+    does a task made of it (``asyncio.create_task(streams.emit(...))``). Leaving it unawaited,
+    as a JavaScript ``ss(socket).emit(...)`` is written, is fine too: it is no real coroutine."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+    def send(self, value: Any) -> Any:
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self) -> None:
+        return None
+
+
+_QUEUED = Queued()
+
+
+def _streams_in(value: Any) -> list[IOStream]:
+    found: list[IOStream] = []
+
+    def visit(obj: Any) -> None:
+        if isinstance(obj, IOStream):
+            found.append(obj)
+
+    placeholders.encode(list(value), visit)
+    return found
+
+
 def _destroy_streams_in(value: Any, exc: StreamError, *, only_unsent: bool = False) -> None:
     """Destroy every stream in ``value`` (with ``only_unsent``: those not sent anywhere)."""
 
@@ -431,6 +523,17 @@ class _AppAck:
         self.callback = callback
 
     def __call__(self, *args: Any) -> None:
+        if (
+            len(args) == 1
+            and isinstance(args[0], dict)
+            and len(args[0]) == 1
+            and wire.ERROR_REPLY_KEY in args[0]
+            and FEATURE_ERROR_REPLY in self.connection.core.config.features
+        ):
+            # A sio_stream peer's handler failed (error-reply: only sent to peers that
+            # announced it, which we did).
+            self._deliver(HandlerError(str(args[0][wire.ERROR_REPLY_KEY]), remote=True))
+            return
         found: list[IOStream] = []
         try:
             decoded = self.socket._decode(self.connection, list(args), found)
@@ -441,11 +544,14 @@ class _AppAck:
             return
         for stream in found:
             self.connection.core.claim(stream._core)
-        result = self.callback(*decoded)
+        self._deliver(*decoded)
+
+    def _deliver(self, *args: Any) -> None:
+        result = self.callback(*args)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             _background.add(task)
             task.add_done_callback(_background.discard)
 
 
-__all__ = ["StreamSocket", "ss"]
+__all__ = ["Queued", "StreamSocket", "ss"]

@@ -13,14 +13,17 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from . import _connect_scope as connect_scope
 from ._chunks import as_bytes
 from ._core import ProtocolCore, StreamCore
 from ._errors import (
     InvalidChunkError,
+    LocalProtocolError,
     StreamBusyError,
     StreamClosedError,
     StreamEnded,
     StreamError,
+    peer_message,
 )
 from ._options import StreamOptions
 from ._state import ReadState, WriteState
@@ -96,6 +99,11 @@ class IOStream(anyio.abc.ByteStream):
         # One bare future per wait (the core's listener runs once per chunk on both sides): an
         # anyio.Event costs an asyncio.Event, its deque and a future each time. One future per
         # waiter, not a shared one: cancelling a task cancels the future it awaits.
+        if self._owner.connecting and connect_scope.inside_connect_handler():
+            raise LocalProtocolError(
+                f"stream {self._core.id} cannot wait for the peer inside the connect handler "
+                f"(what was written is still sent): {connect_scope.ADVICE}"
+            )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -185,13 +193,7 @@ class IOStream(anyio.abc.ByteStream):
         stays queued and will be sent.
         """
         core = self._core
-        data = item if core.object_mode else as_bytes(item)
-        if core.object_mode and item is None:
-            raise InvalidChunkError("None cannot be written to an object-mode stream")
-        if self._writer_busy:
-            raise StreamBusyError("another task is already writing this stream")
-        self._raise_error()
-        self._owner.write(core, data)
+        self._write_nowait(item)
         if core.pending_size <= core.options.effective_high_water_mark:
             return
         self._writer_busy = True
@@ -203,6 +205,17 @@ class IOStream(anyio.abc.ByteStream):
         finally:
             self._writer_busy = False
 
+    def _write_nowait(self, item: Any) -> None:
+        """Queue ``item`` whatever the high-water mark (raising as :meth:`send` does)."""
+        core = self._core
+        data = item if core.object_mode else as_bytes(item)
+        if core.object_mode and item is None:
+            raise InvalidChunkError("None cannot be written to an object-mode stream")
+        if self._writer_busy:
+            raise StreamBusyError("another task is already writing this stream")
+        self._raise_error()
+        self._owner.write(core, data)
+
     async def write(self, data: Any) -> None:
         """Alias of :meth:`send` (the name socket.io-stream users know)."""
         await self.send(data)
@@ -212,10 +225,13 @@ class IOStream(anyio.abc.ByteStream):
 
         Returns once ``$stream-end`` is sent and the peer has acknowledged every chunk.
         Raises :class:`StreamBrokenError` if the stream fails first. Calling it again is a no-op.
+        ``data`` is queued whatever the high-water mark (the caller holds it already, and the
+        wait for the peer's acknowledgements follows), so if the wait is cancelled or refused
+        the stream still ends after ``data``.
         """
         core = self._core
         if data is not None:
-            await self.send(data)
+            self._write_nowait(data)
         self._raise_error()
         self._owner.end(core)
         while not core.write_finished:
@@ -227,7 +243,11 @@ class IOStream(anyio.abc.ByteStream):
         await self.end()
 
     def destroy(self, exc: BaseException | str | None = None) -> None:
-        """Fail the stream here and at the peer (which receives ``str(exc)``).
+        """Fail the stream here and at the peer.
+
+        The peer receives ``exc`` when it is a string or a :class:`StreamError`; for any other
+        exception only its kind (see :func:`~sio_stream._errors.peer_message`: an exception's
+        text may hold local paths), while the local error keeps the full text.
 
         Pending and buffered data is dropped. Later I/O raises :class:`StreamClosedError`,
         chained to ``exc``. No-op on a stream that already failed.
@@ -239,6 +259,7 @@ class IOStream(anyio.abc.ByteStream):
         error = StreamClosedError(message)
         if isinstance(exc, BaseException):
             error.__cause__ = exc
+            error.peer_text = peer_message(exc) or "stream destroyed"
         self._owner.fail(core, error)
 
     async def aclose(self) -> None:

@@ -34,6 +34,9 @@ UTF8: Final = "utf8"
 #: (negotiated feature ``object-batch``; never sent to a peer that did not announce it).
 OBJECT_BATCH: Final = "$objects"
 
+#: Key of the one value of an ack that reports a failed handler (negotiated ``error-reply``).
+ERROR_REPLY_KEY: Final = "$stream-error"
+
 #: Key that marks a placeholder object.
 PLACEHOLDER_KEY: Final = "$stream"
 

@@ -1,0 +1,36 @@
+"""socket.io-stream's tutorial, served from Python: every client that connects is sent this
+very file as a stream, from the connect handler.
+
+Run: python examples/tutorial/server.py [port]   (default 3000), then either client:
+     node examples/tutorial/client.js             (the tutorial's JavaScript client)
+     python examples/tutorial/client.py
+"""
+
+import sys
+
+import socketio
+from aiohttp import web
+
+from sio_stream import create_stream, send_file, ss
+
+sio = socketio.AsyncServer(async_mode="aiohttp")
+streams = ss(sio)
+
+
+@sio.event
+async def connect(sid, environ, auth):
+    stream = create_stream()
+    # As in JavaScript, emitting only queues the event: python-socketio sends it right after
+    # the CONNECT packet, once this handler has returned. (`await streams.emit(...)` works too.)
+    streams.emit("script", stream, to=sid)
+    # fs.createReadStream(__filename).pipe(stream): the file flows in a task of its own, since
+    # the client can read nothing before this handler returns.
+    sio.start_background_task(send_file, stream, __file__)
+
+
+app = web.Application()
+sio.attach(app)
+
+if __name__ == "__main__":
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda _: print(f"listening on *:{port}", flush=True))

@@ -1,0 +1,44 @@
+"""Which task is running a server's ``connect`` handler right now.
+
+python-socketio sends the CONNECT packet only after the application's connect handler returns
+(``always_connect=False``, the default). Streams emitted from the handler are queued and go
+out after that packet; but a task that waits *inside the handler* for the peer (an ack, a
+read, a write beyond the high-water mark, ``end()``) would wait for a packet that cannot be
+sent before it returns. This module lets those waits recognise the situation and fail at
+once with advice instead of hanging.
+
+A context variable alone would not do: tasks started by the handler inherit its context, and
+they may wait (they run after the handler returns). So the scope records the handler's task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+_scope: contextvars.ContextVar[tuple[asyncio.Task[Any] | None, Any] | None] = contextvars.ContextVar(
+    "sio_stream_connect_scope", default=None
+)
+
+#: What to do instead, for every error raised from a wait inside a connect handler.
+ADVICE = (
+    "python-socketio sends the CONNECT packet only after the connect handler returns, so the "
+    "client cannot answer before then: emit the stream and return, and do the rest in a task "
+    "(asyncio.create_task(...)) or in a handler of a later event"
+)
+
+
+def enter(sid: Any) -> contextvars.Token[tuple[asyncio.Task[Any] | None, Any] | None]:
+    """The current task starts running the connect handler of ``sid``."""
+    return _scope.set((asyncio.current_task(), sid))
+
+
+def leave(token: contextvars.Token[tuple[asyncio.Task[Any] | None, Any] | None]) -> None:
+    _scope.reset(token)
+
+
+def inside_connect_handler() -> bool:
+    """True when the calling task is the one running a server's connect handler."""
+    scope = _scope.get()
+    return scope is not None and scope[0] is asyncio.current_task()
