@@ -159,6 +159,32 @@ class Host:
             return True
         return bool(self.sio.manager.is_connected(peer, self.namespace))
 
+    def recipients(self, to: Any, skip_sid: Any) -> list[str] | None:
+        """The sids an emit to ``to`` reaches, or ``None`` for one peer addressed directly (a
+        client's server, or a server's single sid with no ``skip_sid``).
+
+        ``to`` is a sid, a room, or a list of them, and ``skip_sid`` a sid or a list, as in
+        python-socketio; only clients connected to this process are listed. Raises
+        :class:`LocalProtocolError` when that leaves nobody.
+        """
+        if not self.is_server or to is None:
+            return None
+        manager = self.sio.manager
+        if isinstance(to, str) and skip_sid is None and manager.eio_sid_from_sid(to, self.namespace):
+            return None
+        rooms = [to] if isinstance(to, str) else list(to)
+        skip = {skip_sid} if isinstance(skip_sid, str) else set(skip_sid or ())
+        sids = [
+            sid
+            for sid, _ in manager.get_participants(self.namespace, rooms)
+            if sid not in skip and (self.is_connected(sid) or self.is_connecting(sid))
+        ]
+        if not sids:
+            raise LocalProtocolError(
+                f"no client in {to!r} is connected to namespace {self.namespace!r} in this process"
+            )
+        return sids
+
     def is_connecting(self, peer: Any) -> bool:
         """True for a server sid whose connect handler is running: python-socketio has not
         sent its CONNECT packet yet, so nothing may be sent to it before that."""

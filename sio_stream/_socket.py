@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Generator
@@ -33,12 +34,14 @@ from ._core import (
     Outgoing,
 )
 from ._errors import (
+    ConnectionAbortedStreamError,
     HandlerError,
     InvalidOptionError,
     LocalProtocolError,
     StreamError,
     StreamTimeoutError,
 )
+from ._fanout import Fanout
 from ._host import Host
 from ._stream import IOStream
 
@@ -199,8 +202,10 @@ class StreamSocket:
         self,
         event: str,
         *args: Any,
-        to: str | None = None,
+        to: str | list[str] | None = None,
         callback: Callable[..., Any] | None = None,
+        skip_sid: str | list[str] | None = None,
+        max_lag: int | None = None,
     ) -> Queued:
         """Send application event ``event`` with ``args``; streams in them (at any depth) are sent.
 
@@ -212,7 +217,19 @@ class StreamSocket:
         the same. From a server's ``connect`` handler the event is sent right after
         python-socketio's CONNECT packet. Raises :class:`LocalProtocolError` when the peer is
         not connected or a stream was already sent.
+
+        On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
+        (python-socketio's conventions; only clients connected to this process). Each recipient
+        then gets its own sub-stream of every stream in ``args``, fed from the one stream you
+        write (see :mod:`sio_stream._fanout` for the backpressure policy and ``max_lag``), and
+        ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
+        nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
+        recipients = self._host.recipients(to, skip_sid)
+        if recipients is not None:
+            self._emit_many(event, args, recipients, callback, max_lag, to)
+            return _QUEUED
+        assert to is None or isinstance(to, str)
         connection = self._connection_for_emit(to)
         on_ack = _AppAck(self, connection, callback) if callback is not None else None
         attached: list[IOStream] = []
@@ -231,7 +248,60 @@ class StreamSocket:
         connection.watch_idle()
         return _QUEUED
 
-    async def call(self, event: str, *args: Any, to: str | None = None, timeout: float | None = 60) -> Any:
+    def _emit_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        recipients: list[str],
+        callback: Callable[..., Any] | None,
+        max_lag: int | None,
+        to: Any,
+    ) -> list[str]:
+        """Send ``event`` to each of ``recipients``; return those it reached."""
+        if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int) or max_lag < 1):
+            raise InvalidOptionError(f"max_lag must be a positive integer or None, not {max_lag!r}")
+        fanouts: dict[int, Fanout] = {}
+        for stream in _streams_in(args):
+            if stream._core.owner is not None or stream._core.settled or stream.error is not None:
+                raise LocalProtocolError(f"stream {stream.id} was already sent or destroyed")
+            fanouts.setdefault(id(stream), Fanout(stream, max_lag, f"{self.namespace} {to!r}"))
+        reached: list[str] = []
+        for sid in recipients:
+            sent: list[IOStream] = []
+
+            def sub_stream(obj: Any, sid: str = sid, sent: list[IOStream] = sent) -> Any:
+                if isinstance(obj, IOStream):
+                    sub = fanouts[id(obj)].sub_stream(sid)
+                    sent.append(sub)
+                    return sub
+                return None
+
+            recipient_args = placeholders.encode(list(args), sub_stream)
+            on_ack = None if callback is None else functools.partial(callback, sid)
+            try:
+                self.emit(event, *recipient_args, to=sid, callback=on_ack)
+            except StreamError as exc:
+                # That recipient left meanwhile: the others still get the event.
+                logger.info("sio_stream: %r not sent to %s: %s", event, sid, exc)
+                for fanout in fanouts.values():
+                    fanout.subs.pop(sid, None)
+                continue
+            reached.append(sid)
+        if not reached:
+            raise LocalProtocolError(f"no client in {to!r} could be sent {event!r}")
+        for fanout in fanouts.values():
+            fanout.start()
+        return reached
+
+    async def call(
+        self,
+        event: str,
+        *args: Any,
+        to: str | list[str] | None = None,
+        timeout: float | None = 60,
+        skip_sid: str | list[str] | None = None,
+        max_lag: int | None = None,
+    ) -> Any:
         """Emit ``event`` and wait for the ack: its single argument, or a tuple of several
         (``None`` for an empty ack).
 
@@ -245,13 +315,21 @@ class StreamSocket:
         :class:`ConnectionAbortedStreamError` if the connection drops first, and
         :class:`LocalProtocolError` from a server's ``connect`` handler (the client cannot
         answer before the handler returns).
-        """
-        connection = self._connection_for_emit(to)
-        if connection.core.connecting and connect_scope.inside_connect_handler():
-            raise LocalProtocolError(f"call({event!r}) cannot wait for an ack: {connect_scope.ADVICE}")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-        def resolve(*ack: Any) -> None:
+        To a room or a list (see :meth:`emit`), it returns a dict of every recipient's sid to
+        its ack value, or to the exception above that stands for it: one recipient's failure
+        does not hide the others' answers.
+        """
+        recipients = self._host.recipients(to, skip_sid)
+        peers: list[Any] = [to] if recipients is None else recipients
+        connections = {peer: self._connection_for_emit(peer) for peer in peers}
+        if connect_scope.inside_connect_handler() and any(c.core.connecting for c in connections.values()):
+            raise LocalProtocolError(f"call({event!r}) cannot wait for an ack: {connect_scope.ADVICE}")
+        loop = asyncio.get_running_loop()
+        futures: dict[Any, asyncio.Future[Any]] = {peer: loop.create_future() for peer in peers}
+
+        def resolve(peer: Any, *ack: Any) -> None:
+            future = futures[peer]
             if future.done():
                 # Too late: nobody will read the streams in this ack.
                 for value in ack:
@@ -262,26 +340,43 @@ class StreamSocket:
                 return
             future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
 
-        self.emit(event, *args, to=to, callback=resolve)
+        if recipients is None:
+            self.emit(event, *args, to=to, callback=functools.partial(resolve, to))
+        else:
+            reached = self._emit_many(event, args, recipients, resolve, max_lag, to)
+            for peer in peers:
+                if peer not in reached:
+                    futures[peer].set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
         moving = [stream._core for stream in _streams_in(args)]
         # python-socketio drops pending acks when the connection drops: fail the call then.
-        connection.pending_calls.add(future)
+        for peer, connection in connections.items():
+            connection.pending_calls.add(futures[peer])
         try:
             seen = -1
             while True:
-                done, _ = await asyncio.wait((future,), timeout=timeout)
+                waiting = [future for future in futures.values() if not future.done()]
+                if not waiting:
+                    break
+                done, _ = await asyncio.wait(waiting, timeout=timeout)
                 if done:
-                    return future.result()
+                    continue
                 activity = sum(stream.activity for stream in moving)
                 if activity == seen or not moving:
-                    raise StreamTimeoutError(
+                    timed_out = StreamTimeoutError(
                         f"no ack for {event!r} and no progress on its streams within {timeout} s"
                     )
+                    for future in waiting:
+                        future.set_exception(timed_out)
+                    break
                 seen = activity
         finally:
-            connection.pending_calls.discard(future)
-            if not future.done():
-                future.cancel()
+            for peer, connection in connections.items():
+                connection.pending_calls.discard(futures[peer])
+                if not futures[peer].done():
+                    futures[peer].cancel()
+        if recipients is None:
+            return futures[to].result()
+        return {peer: future.exception() or future.result() for peer, future in futures.items()}
 
     def _connection_for_emit(self, peer: str | None) -> Connection:
         self._host.check_peer(peer)

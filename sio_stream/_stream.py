@@ -113,6 +113,17 @@ class IOStream(anyio.abc.ByteStream):
                 self._waiters.remove(waiter)
             raise
 
+    def _register_waiter(self) -> asyncio.Future[None]:
+        """A future resolved at the stream's next change (for a task waiting on several)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _forget_waiter(self, waiter: asyncio.Future[None]) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+        waiter.cancel()
+
     @property
     def _owner(self) -> ProtocolCore:
         return self._core.owner or _DETACHED

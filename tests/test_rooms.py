@@ -1,0 +1,202 @@
+"""One stream to many: emit to a room or a list of sids, over a real server and real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+
+from sio_stream import (
+    ConnectionAbortedStreamError,
+    LocalProtocolError,
+    StreamBrokenError,
+    create_stream,
+    ss,
+)
+from tests.support import start_server, wait_for
+
+pytestmark = pytest.mark.anyio
+
+DATA = os.urandom(3 * 1024 * 1024 + 123)
+
+
+@dataclass
+class Room:
+    server: socketio.AsyncServer
+    url: str
+    clients: list[socketio.AsyncClient] = field(default_factory=list)
+    sids: list[str] = field(default_factory=list)
+    #: What each client received, by its sid on the server.
+    received: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    #: Clients that take a stream but do not read it until ``wake`` is set.
+    stalled: set[str] = field(default_factory=set)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def join(self, count: int, *, stall: int = 0) -> None:
+        for i in range(count):
+            client = socketio.AsyncClient()
+            streams = ss(client)
+            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            stalls = i < stall
+
+            @streams.on("file")
+            async def on_file(stream: Any, meta: Any, future=future, stalls=stalls) -> str:
+                if stalls:
+                    await self.wake.wait()
+                try:
+                    data = await stream.read()
+                except StreamBrokenError as exc:
+                    future.set_exception(exc)
+                    raise
+                future.set_result(data)
+                return hashlib.sha256(data).hexdigest()
+
+            await client.connect(self.url, transports=["websocket"])
+            sid = client.get_sid()
+            assert sid is not None
+            self.clients.append(client)
+            self.sids.append(sid)
+            self.received[sid] = future
+            if stalls:
+                self.stalled.add(sid)
+        await wait_for(
+            lambda: len(list(self.server.manager.get_participants("/", "lobby"))) == len(self.sids)
+        )
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[Room]:
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    ss(server)
+
+    @server.event
+    async def connect(sid: str, environ: Any, auth: Any) -> None:
+        await server.enter_room(sid, "lobby")
+
+    runner, url = await start_server(server)
+    result = Room(server, url)
+    try:
+        yield result
+    finally:
+        for client in result.clients:
+            if client.connected:
+                await client.disconnect()
+        await server.shutdown()
+        await runner.cleanup()
+        gc.collect()
+
+
+async def feed(stream: Any, data: bytes = DATA) -> None:
+    for i in range(0, len(data), 100_000):
+        await stream.write(data[i : i + 100_000])
+    await stream.end()
+
+
+async def test_a_stream_to_a_room_reaches_everyone_intact(room):
+    await room.join(5)
+    streams = ss(room.server)
+    stream = create_stream()
+    reply = asyncio.create_task(streams.call("file", stream, {"name": "a"}, to="lobby"))
+    await feed(stream)
+    acks = await asyncio.wait_for(reply, 60)
+    digest = hashlib.sha256(DATA).hexdigest()
+    assert acks == {sid: digest for sid in room.sids}
+    for sid in room.sids:
+        assert await room.received[sid] == DATA
+    await wait_for(lambda: streams.stream_count() == 0)
+
+
+async def test_skip_sid_and_lists(room):
+    await room.join(3)
+    streams = ss(room.server)
+    stream = create_stream()
+    acked: list[str] = []
+    streams.emit(
+        "file",
+        stream,
+        {},
+        to=["lobby"],
+        skip_sid=room.sids[0],
+        callback=lambda sid, digest: acked.append(sid),
+    )
+    await feed(stream)
+    await wait_for(lambda: len(acked) == 2)
+    assert sorted(acked) == sorted(room.sids[1:])
+    assert not room.received[room.sids[0]].done()
+
+
+async def test_an_empty_room_is_refused_and_the_stream_stays_usable(room):
+    await room.join(1)
+    streams = ss(room.server)
+    stream = create_stream()
+    with pytest.raises(LocalProtocolError, match="no client in 'nobody-here'"):
+        streams.emit("file", stream, {}, to="nobody-here")
+    # The stream was not sent: it can still go to someone.
+    reply = asyncio.create_task(streams.call("file", stream, {}, to=room.sids[0]))
+    await feed(stream)
+    assert await asyncio.wait_for(reply, 60) == hashlib.sha256(DATA).hexdigest()
+
+
+async def test_a_recipient_that_stops_reading_is_dropped_with_max_lag(room):
+    await room.join(4, stall=1)
+    streams = ss(room.server)
+    stream = create_stream()
+    reply = asyncio.create_task(streams.call("file", stream, {}, to="lobby", max_lag=1024 * 1024))
+    await feed(stream)  # returns: the laggard does not hold the others back
+    (stalled,) = room.stalled
+    for sid in room.sids:
+        if sid != stalled:
+            assert await room.received[sid] == DATA
+    room.wake.set()
+    acks = await asyncio.wait_for(reply, 60)
+    digest = hashlib.sha256(DATA).hexdigest()
+    assert {sid: acks[sid] for sid in room.sids if sid != stalled} == {
+        sid: digest for sid in room.sids if sid != stalled
+    }
+    # The laggard's stream failed with the reason, and its handler's failure came back.
+    assert "fell behind by" in str(acks[stalled])
+    with pytest.raises(StreamBrokenError, match="fell behind by"):
+        await room.received[stalled]
+
+
+async def test_a_recipient_that_leaves_does_not_stop_the_others(room):
+    await room.join(3)
+    streams = ss(room.server)
+    stream = create_stream()
+    reply = asyncio.create_task(streams.call("file", stream, {}, to="lobby"))
+    await stream.write(DATA[:500_000])
+    await room.clients[0].disconnect()
+    await feed(stream, DATA[500_000:])
+    acks = await asyncio.wait_for(reply, 60)
+    assert isinstance(acks[room.sids[0]], ConnectionAbortedStreamError)
+    rest = DATA[500_000:]
+    for sid in room.sids[1:]:
+        assert await room.received[sid] == DATA[:500_000] + rest
+
+
+async def test_object_streams_to_a_room(room):
+    await room.join(2)
+    streams = ss(room.server)
+
+    got: dict[str, list[Any]] = {}
+    for client, sid in zip(room.clients, room.sids, strict=True):
+
+        @ss(client).on("ticks")
+        async def ticks(stream: Any, sid=sid) -> int:
+            got[sid] = [value async for value in stream]
+            return len(got[sid])
+
+    stream = create_stream(object_mode=True)
+    reply = asyncio.create_task(streams.call("ticks", stream, to="lobby"))
+    for i in range(300):
+        await stream.write({"tick": i})
+    await stream.end()
+    assert await asyncio.wait_for(reply, 60) == {sid: 300 for sid in room.sids}
+    assert all(values == [{"tick": i} for i in range(300)] for values in got.values())
