@@ -13,10 +13,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._chunks import as_bytes
+from ._chunks import as_bytes, as_object
 from ._core import ProtocolCore, StreamCore
 from ._errors import (
-    InvalidChunkError,
     StreamBusyError,
     StreamClosedError,
     StreamEnded,
@@ -185,9 +184,7 @@ class IOStream(anyio.abc.ByteStream):
         stays queued and will be sent.
         """
         core = self._core
-        data = item if core.object_mode else as_bytes(item)
-        if core.object_mode and item is None:
-            raise InvalidChunkError("None cannot be written to an object-mode stream")
+        data = as_object(item) if core.object_mode else as_bytes(item)
         if self._writer_busy:
             raise StreamBusyError("another task is already writing this stream")
         self._raise_error()

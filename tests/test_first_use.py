@@ -1,0 +1,127 @@
+"""What a new user hits first (issue 9): bad values refused when they are given, with an error
+that names what the user called. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from sio_stream import (
+    InvalidChunkError,
+    IOStream,
+    create_stream,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def collector(pair: Any, event: str) -> asyncio.Future[list[Any]]:
+    """A server handler for ``event`` that reads one object-mode stream to its end."""
+    received: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+    @pair.server_streams.on(event)
+    async def collect(sid: str, stream: IOStream) -> None:
+        received.set_result([value async for value in stream])
+
+    return received
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def names_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def self_containing() -> list[Any]:
+    value: list[Any] = [1]
+    value.append(value)
+    return value
+
+
+# -- object mode: non-JSON values are refused by write(), nothing queued -----------------------------
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({1, 2}, "set"),
+        (object(), "object"),
+        ({"a": {1, 2}}, "set at ['a']"),
+        ([1, {"x": object()}], "object at [1]['x']"),
+        ({1: "one"}, "dict key 1 (keys must be str)"),
+        ({"view": memoryview(b"x")}, "memoryview at ['view']"),
+        ({"stream": create_stream()}, "IOStream at ['stream']"),
+        (nested(600), "deeper than"),
+        (self_containing(), "deeper than"),
+        (Path("x"), "PosixPath"),
+        ({"t": (1, b"x")}, "bytes inside a tuple at ['t'][1] (use a list)"),
+    ],
+    ids=[
+        *("set", "object", "nested-set", "nested-object", "int-key"),
+        *("memoryview", "stream", "deep", "cycle", "path", "bytes-in-tuple"),
+    ],
+)
+async def test_object_write_refuses_non_json_values_at_write_time(
+    pair: Any, capfd: pytest.CaptureFixture[str], bad: Any, words: str
+) -> None:
+    received = collector(pair, "objects")
+    stream = create_stream(object_mode=True)
+    await pair.client_streams.emit("objects", stream)
+    await stream.write(1)
+    with pytest.raises(InvalidChunkError, match="not a JSON value") as caught:
+        await stream.write(bad)
+    assert words in str(caught.value)
+    # Nothing was queued: the stream goes on and the peer receives only the good values.
+    await stream.write({"after": True})
+    with anyio.fail_after(20):
+        await stream.end()
+        assert await received == [1, {"after": True}]
+    assert stream.error is None
+    assert capfd.readouterr().err == ""
+
+
+async def test_object_write_accepts_every_json_value(pair: Any) -> None:
+    received = collector(pair, "objects")
+    stream = create_stream(object_mode=True)
+    await pair.client_streams.emit("objects", stream)
+    values: list[Any] = [
+        0,
+        False,
+        "",
+        -1.5,
+        math.inf,
+        10**30,
+        "text",
+        [1, None, "two", [3.0, {"four": 4}]],
+        (5, 6),
+        {"nested": {"list": [True, None], "bytes": b"\x00\xff"}},
+        b"raw",
+        bytearray(b"mutable"),
+        memoryview(b"view"),
+        nested(100),
+    ]
+    for value in values:
+        await stream.write(value)
+    with anyio.fail_after(20):
+        await stream.end()
+        got = await received
+    expected = [*values[:8], [5, 6], values[9], b"raw", b"mutable", b"view", values[13]]
+    assert got == expected
+
+
+async def test_a_memoryview_object_is_copied_at_write_time() -> None:
+    # Written before the stream is sent: the value waits in the buffer meanwhile.
+    stream = create_stream(object_mode=True)
+    buffer = bytearray(b"before")
+    await stream.write(memoryview(buffer))
+    buffer[:] = b"AFTER!"
+    assert list(stream._core.pending) == [b"before"]
+    stream.destroy()
