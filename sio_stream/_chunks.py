@@ -14,7 +14,7 @@ from ._errors import InvalidChunkError
 from ._wire import BASE64, BUFFER, UTF8
 
 # Node's text encodings that Python names differently (Buffer.from(string, encoding)).
-_NODE_ENCODINGS = {
+_TEXT_CODECS = {
     "utf8": "utf-8",
     "utf-8": "utf-8",
     "ascii": "ascii",
@@ -25,6 +25,10 @@ _NODE_ENCODINGS = {
     "utf16le": "utf-16-le",
     "utf-16le": "utf-16-le",
 }
+_URL_TO_BASE64 = str.maketrans("-_", "+/")
+
+#: Every encoding Node's ``Buffer`` knows, lower-case (Node compares them case-insensitively).
+NODE_ENCODINGS = frozenset({*_TEXT_CODECS, BASE64, "base64url", "hex"})
 
 
 def decode_chunk(chunk: Any, encoding: Any, object_mode: bool) -> Any:
@@ -37,17 +41,21 @@ def decode_chunk(chunk: Any, encoding: Any, object_mode: bool) -> Any:
     if isinstance(chunk, (bytes, bytearray)):
         return bytes(chunk)
     if isinstance(chunk, str):
-        if encoding == BASE64:
+        # Any JSON value may arrive as the encoding: str() keeps the lookup hashable.
+        name = str(encoding).lower() if encoding is not None else UTF8
+        if name in (BASE64, "base64url"):
             try:
+                if name != BASE64:  # Node writes base64url unpadded
+                    chunk = chunk.translate(_URL_TO_BASE64) + "=" * (-len(chunk) % 4)
                 return binascii.a2b_base64(chunk.encode("ascii"), strict_mode=True)
             except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-                raise InvalidChunkError(f"invalid base64 chunk: {exc}") from None
-        if encoding == "hex":
+                raise InvalidChunkError(f"invalid {name} chunk: {exc}") from None
+        if name == "hex":
             try:
                 return bytes.fromhex(chunk)
             except ValueError as exc:
                 raise InvalidChunkError(f"invalid hex chunk: {exc}") from None
-        codec = _NODE_ENCODINGS.get(str(encoding).lower() if encoding is not None else UTF8)
+        codec = _TEXT_CODECS.get(name)
         if codec is None:
             raise InvalidChunkError(f"unsupported chunk encoding: {encoding!r}")
         try:

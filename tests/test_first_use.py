@@ -13,9 +13,11 @@ import pytest
 
 from sio_stream import (
     InvalidChunkError,
+    InvalidOptionError,
     IOStream,
     create_stream,
 )
+from sio_stream._chunks import decode_chunk
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +127,48 @@ async def test_a_memoryview_object_is_copied_at_write_time() -> None:
     buffer[:] = b"AFTER!"
     assert list(stream._core.pending) == [b"before"]
     stream.destroy()
+
+
+# -- encodings: Node's names, case-insensitively; anything else refused ------------------------------
+NODE_ENCODINGS = [
+    "utf8",
+    "utf-8",
+    "ascii",
+    "latin1",
+    "binary",
+    "base64",
+    "base64url",
+    "hex",
+    "ucs2",
+    "ucs-2",
+    "utf16le",
+    "utf-16le",
+]
+
+
+@pytest.mark.parametrize("encoding", [*NODE_ENCODINGS, "UTF8", "Utf-8", "HEX", "Base64Url", "UCS-2"])
+def test_create_stream_accepts_nodes_encodings(encoding: str) -> None:
+    stream = create_stream(encoding=encoding)
+    assert stream.options == {"encoding": encoding}
+
+
+@pytest.mark.parametrize("encoding", ["klingon", "utf-16", "utf32", "", " utf8", "latin-1", "cp1252"])
+def test_create_stream_refuses_unknown_encodings(encoding: str) -> None:
+    with pytest.raises(InvalidOptionError, match="unknown encoding") as caught:
+        create_stream(encoding=encoding)
+    assert "utf8" in str(caught.value)  # the message lists what is accepted
+
+
+@pytest.mark.parametrize(
+    ("chunk", "encoding", "data"),
+    [
+        ("aGk=", "BASE64", b"hi"),
+        ("-_8", "base64url", b"\xfb\xff"),
+        ("-_8=", "Base64URL", b"\xfb\xff"),
+        ("6869", "HEX", b"hi"),
+        ("h\xe9", "Latin1", b"h\xe9"),
+        ("hi", "UTF-8", b"hi"),
+    ],
+)
+def test_chunks_in_any_of_nodes_encodings_are_decoded(chunk: str, encoding: str, data: bytes) -> None:
+    assert decode_chunk(chunk, encoding, object_mode=False) == data
