@@ -15,9 +15,14 @@ from sio_stream import (
     InvalidChunkError,
     InvalidOptionError,
     IOStream,
+    StreamBrokenError,
+    TransferTooLarge,
     create_stream,
+    receive_file,
+    send_file,
 )
 from sio_stream._chunks import decode_chunk
+from tests.support import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -172,3 +177,80 @@ def test_create_stream_refuses_unknown_encodings(encoding: str) -> None:
 )
 def test_chunks_in_any_of_nodes_encodings_are_decoded(chunk: str, encoding: str, data: bytes) -> None:
     assert decode_chunk(chunk, encoding, object_mode=False) == data
+
+
+# -- files: the wrong kind of stream, or no stream at all ------------------------------------------
+async def test_receive_file_refuses_an_object_mode_stream(pair: Any, tmp_path: Path) -> None:
+    outcome: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: IOStream) -> None:
+        try:
+            await receive_file(stream, tmp_path / "stored.json")
+        except Exception as exc:
+            outcome.set_result(exc)
+
+    stream = create_stream(object_mode=True)
+    await pair.client_streams.emit("upload", stream)
+    await stream.write({"not": "bytes"})
+    with anyio.fail_after(20):
+        error = await outcome
+        # The sender learns at once (the stream was destroyed) and why.
+        with pytest.raises(StreamBrokenError, match=r"receive_file\(\)"):
+            await stream.end()
+    assert isinstance(error, InvalidChunkError)
+    assert "receive_file() writes bytes to a file" in str(error)
+    assert "object mode" in str(error)
+    assert names_in(tmp_path) == []
+
+
+async def test_send_file_refuses_an_object_mode_stream(tmp_path: Path) -> None:
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"data")
+    stream = create_stream(object_mode=True)
+    with pytest.raises(InvalidChunkError, match=r"send_file\(\) reads bytes from a file.*object mode"):
+        await send_file(stream, source)
+    assert stream.error is not None  # destroyed, as on any send_file failure
+
+
+@pytest.mark.parametrize("function", [receive_file, send_file])
+async def test_file_functions_name_themselves_when_not_given_a_stream(function: Any, tmp_path: Path) -> None:
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"data")
+    name = function.__name__
+    with pytest.raises(TypeError, match=rf"^{name}\(\) takes an IOStream as its first argument, not str"):
+        await function(str(source), tmp_path / "b.bin")
+    stream = create_stream()
+    # The arguments swapped: the same message, and the stream is left alone.
+    with pytest.raises(
+        TypeError, match=rf"^{name}\(\) takes an IOStream as its first argument, not PosixPath"
+    ):
+        await function(source, stream)
+    assert stream.error is None
+    stream.destroy()
+    assert names_in(tmp_path) == ["a.bin"]
+
+
+async def test_receive_file_refuses_an_announced_size_above_max_bytes_before_reading(
+    pair: Any, tmp_path: Path
+) -> None:
+    outcome: asyncio.Future[BaseException | int] = asyncio.get_running_loop().create_future()
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: IOStream) -> None:
+        try:
+            outcome.set_result(await receive_file(stream, tmp_path / "big.bin", size=5000, max_bytes=1000))
+        except Exception as exc:
+            outcome.set_result(exc)
+
+    stream = create_stream()
+    await pair.client_streams.emit("upload", stream)
+    # The sender has written nothing yet: the refusal cannot wait for data.
+    with anyio.fail_after(20):
+        error = await outcome
+        await wait_for(lambda: stream.error is not None)
+    assert isinstance(error, TransferTooLarge)
+    assert str(error) == "announced size of 5000 bytes is above the limit of 1000 bytes"
+    with pytest.raises(StreamBrokenError, match="above the limit of 1000 bytes"):
+        await stream.write(b"x")
+    assert names_in(tmp_path) == []
