@@ -125,10 +125,31 @@ class Host:
         if self.is_server:
             if peer is None:
                 raise LocalProtocolError("a server emits streams to one client: pass to=sid")
-            if not isinstance(peer, str) or self.sio.manager.eio_sid_from_sid(peer, self.namespace) is None:
+            manager = self.sio.manager
+            if isinstance(peer, str) and manager.eio_sid_from_sid(peer, self.namespace) is not None:
+                return
+            # Say what `to=` named: a room of this namespace (every sid is a room too, but a
+            # connected sid returned above), something shaped like python-engineio's sids
+            # (20 URL-safe base64 characters), or anything else.
+            if isinstance(peer, str) and peer in manager.rooms.get(self.namespace, {}):
                 raise LocalProtocolError(
-                    f"client {peer!r} is not connected to namespace {self.namespace!r} in this process"
+                    f"{peer!r} is a room: a stream goes to one client, and rooms are not supported "
+                    "yet; emit to each client of the room (to=sid), with a stream each"
                 )
+            if (
+                isinstance(peer, str)
+                and len(peer) == 20
+                and peer.isascii()
+                and peer.replace("-", "").replace("_", "").isalnum()
+            ):
+                raise LocalProtocolError(
+                    f"client {peer!r} is not connected to namespace {self.namespace!r} in this "
+                    "process (it left, or it is connected to another process or namespace)"
+                )
+            raise LocalProtocolError(
+                f"to={peer!r} is neither a client connected to namespace {self.namespace!r} in this "
+                "process nor a room; a stream goes to one client: pass to=sid (rooms are not supported yet)"
+            )
         else:
             if peer is not None:
                 raise LocalProtocolError("a client emits to its server: do not pass to=")

@@ -15,6 +15,7 @@ from sio_stream import (
     InvalidChunkError,
     InvalidOptionError,
     IOStream,
+    LocalProtocolError,
     StreamBrokenError,
     TransferTooLarge,
     create_stream,
@@ -254,3 +255,32 @@ async def test_receive_file_refuses_an_announced_size_above_max_bytes_before_rea
     with pytest.raises(StreamBrokenError, match="above the limit of 1000 bytes"):
         await stream.write(b"x")
     assert names_in(tmp_path) == []
+
+
+# -- rooms: say what `to=` named ----------------------------------------------------------------------
+async def test_emitting_a_stream_to_a_room_says_rooms_are_not_supported(pair: Any) -> None:
+    await pair.server.enter_room(pair.sid, "lobby")
+    stream = create_stream()
+    with pytest.raises(LocalProtocolError, match="'lobby' is a room") as caught:
+        await pair.server_streams.emit("file", stream, to="lobby")
+    assert "not supported" in str(caught.value)
+    assert "not connected" not in str(caught.value)
+    assert stream.error is None  # not sent: it can still be sent to a client
+
+
+async def test_emitting_a_stream_to_a_sid_that_left_says_it_is_not_connected(pair: Any) -> None:
+    other = await pair.new_client()
+    await wait_for(lambda: len(pair.connected) == 2)
+    gone = pair.connected[-1]
+    await other.disconnect()
+    await wait_for(lambda: not pair.server.manager.is_connected(gone, "/"))
+    with pytest.raises(LocalProtocolError, match=rf"client {gone!r} is not connected to namespace '/'"):
+        await pair.server_streams.emit("file", create_stream(), to=gone)
+
+
+@pytest.mark.parametrize("target", ["nobody", 42, ""])
+async def test_emitting_a_stream_to_anything_else_says_what_to_means(pair: Any, target: Any) -> None:
+    with pytest.raises(LocalProtocolError, match="neither a client") as caught:
+        await pair.server_streams.emit("file", create_stream(), to=target)
+    assert "nor a room" in str(caught.value)
+    assert "pass to=sid" in str(caught.value)
