@@ -272,7 +272,8 @@ def create_stream(
 
     Options left as ``None`` are not sent and take their defaults: ``high_water_mark`` 256 KiB
     (16 objects in object mode), byte mode, ``allow_half_open`` false (ending one direction
-    ends the other). Raises :class:`InvalidOptionError` for bad values.
+    ends the other). ``encoding`` is one of Node's (``utf8``, ``base64``, ``hex``, ... in any
+    case). Raises :class:`InvalidOptionError` for bad values.
     """
     options = StreamOptions.create(
         high_water_mark=high_water_mark,
