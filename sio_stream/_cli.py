@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import hashlib
 import hmac
-import logging
 import os
 import random
 import re
@@ -40,13 +39,12 @@ import anyio.abc
 import socketio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from . import _access
 from ._errors import StreamError
 from ._files import receive_file, send_file
 from ._progress import ProgressBar, format_rate, format_size
 from ._socket import StreamSocket, ss
 from ._stream import create_stream
-
-logger = logging.getLogger("sio_stream.cli")
 
 PROG = "sio-stream"
 DEFAULT_PORT = 8765
@@ -180,14 +178,30 @@ class FileServer:
         return resolved
 
     # -- handlers ------------------------------------------------------------------------------------
+    def _request(self, sid: str, command: str, path: Any) -> _access.Request:
+        """Start an access-log line (only accepted connections get this far: the token was ok)."""
+        address = _access.client_address(self.sio.get_environ(sid))
+        return _access.Request(address, sid, "none" if self.token is None else "ok", command, path)
+
     async def _on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
         if self.token is None:
             return
         given = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self.token.encode()):
+            _access.refused_connection(_access.client_address(environ), sid, "invalid token")
             raise socketio.exceptions.ConnectionRefusedError("invalid token")
 
     async def _on_ls(self, sid: str, name: Any = "") -> dict[str, Any]:
+        request = self._request(sid, "ls", name)
+        reply = await self._list(name)
+        if "error" in reply:
+            request.refused(reply["error"])
+        else:
+            count = len(reply["entries"])
+            request.finish(f"ok ({count} {'entry' if count == 1 else 'entries'})")
+        return reply
+
+    async def _list(self, name: Any) -> dict[str, Any]:
         try:
             directory = await self.resolve(name or ".")
             entries: list[dict[str, Any]] = []
@@ -212,6 +226,7 @@ class FileServer:
         return {"entries": entries}
 
     async def _on_get(self, sid: str, name: Any = None) -> tuple[Any, dict[str, Any]]:
+        request = self._request(sid, "get", name)
         try:
             path = await self.resolve(name)
             try:
@@ -222,23 +237,31 @@ class FileServer:
                 raise _Refused(f"not a file: {name}")
             digest = await self._digest(path, info)
         except _Refused as exc:
+            request.refused(str(exc))
             return None, {"error": str(exc)}
         except OSError as exc:
+            request.failed(exc)
             return None, {"error": f"cannot read {name}: {exc.strerror or exc}"}
         stream = create_stream()
         assert self._transfers is not None
         # The ack attaches the stream as this handler returns; the task starts after that.
-        self._transfers.start_soon(self._send, stream, path)
+        self._transfers.start_soon(self._send, stream, path, request)
         return stream, {"name": path.name, "size": info.st_size, "sha256": digest}
 
-    async def _send(self, stream: Any, path: Path) -> None:
+    async def _send(self, stream: Any, path: Path, request: _access.Request) -> None:
         try:
-            await send_file(stream, path)
+            done = await send_file(stream, path)
         except (StreamError, OSError) as exc:  # the client went away or the file failed
-            logger.info("sending %s failed: %s", path, exc)
+            request.failed(exc)
+        else:
+            request.finish("ok", done)
+        finally:
+            request.finish("interrupted")  # the server is stopping (a no-op after the above)
 
     async def _on_put(self, sid: str, stream: Any = None, meta: Any = None) -> dict[str, Any]:
+        request = self._request(sid, "put", meta.get("path") if isinstance(meta, dict) else None)
         if stream is None or not isinstance(meta, dict):
+            request.refused("bad put request")
             return {"error": "bad put request"}
         name = meta.get("path")
         size = meta.get("size")
@@ -254,12 +277,15 @@ class FileServer:
                 raise _Refused(f"no such directory: {PurePosixPath(str(name)).parent}")
         except _Refused as exc:
             stream.destroy(str(exc))
+            request.refused(str(exc))
             return {"error": str(exc)}
         hasher = hashlib.sha256()
         try:
             done = await receive_file(stream, path, size=size, max_bytes=self.max_upload, hasher=hasher)
         except (StreamError, OSError) as exc:
+            request.failed(exc)
             return {"error": f"upload of {name} failed: {exc}"}
+        request.finish("ok", done)
         return {"size": done, "sha256": hasher.hexdigest()}
 
 
@@ -386,6 +412,8 @@ async def upload(streams: StreamSocket, local: Path, remote: str, *, show_progre
 # -- commands --------------------------------------------------------------------------------------
 async def cmd_serve(args: argparse.Namespace) -> None:
     server = FileServer(Path(args.dir), token=args.token, max_upload=args.max_upload)
+    if not args.quiet:
+        _access.log_to_stderr()
     async with server.running(args.host, args.port) as url:
         auth = " (token required)" if args.token else ""
         print(f"serving {server.root} at {url}{auth}; Ctrl-C to stop", flush=True)
@@ -445,7 +473,7 @@ async def _generate(path: Path, size: int) -> str:
 @asynccontextmanager
 async def _child_server(directory: Path) -> AsyncIterator[str]:
     """``sio-stream serve DIR --port 0`` in a child process; yield the URL it prints."""
-    command = [sys.executable, "-m", "sio_stream", "serve", str(directory), "--port", "0"]
+    command = [sys.executable, "-m", "sio_stream", "serve", str(directory), "--port", "0", "--quiet"]
     async with await anyio.open_process(command, stdout=subprocess.PIPE, stderr=None) as process:
         try:
             assert process.stdout is not None
@@ -549,6 +577,7 @@ def _parser() -> argparse.ArgumentParser:
         "--token", default=os.environ.get(TOKEN_ENV), help=f"require this token (default: ${TOKEN_ENV})"
     )
     serve.add_argument("--max-upload", type=parse_size, default=None, help="refuse larger uploads")
+    serve.add_argument("--quiet", action="store_true", help="no access log (one line per request on stderr)")
     serve.set_defaults(run=cmd_serve)
 
     ls = commands.add_parser("ls", parents=[client], help="list a served directory")

@@ -23,7 +23,7 @@ import aiofiles.os
 import anyio
 import anyio.abc
 
-from ._errors import StreamError
+from ._errors import InvalidChunkError, StreamError
 from ._stream import IOStream
 
 #: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB),
@@ -181,6 +181,18 @@ async def _copy(
     return done
 
 
+def _check_byte_stream(function: str, stream: Any, kinds: tuple[type, ...], wrong_mode: str) -> None:
+    """Refuse what ``function`` cannot use, in its own name (not ``pipe()``'s, nor a bare TypeError
+    from deep inside): a non-stream first argument, or an object-mode stream (destroyed, so its
+    peer stops at once)."""
+    if not isinstance(stream, kinds):
+        raise TypeError(f"{function}() takes an IOStream as its first argument, not {type(stream).__name__}")
+    if isinstance(stream, IOStream) and stream.object_mode:
+        error = InvalidChunkError(f"{function}() {wrong_mode}: this stream is in object mode")
+        stream.destroy(error)
+        raise error
+
+
 # -- public API ------------------------------------------------------------------------------------
 async def pipe(
     source: Any,
@@ -247,7 +259,10 @@ async def send_file(
     destroyed so the receiver fails at once too, and the exception propagates;
     :class:`~sio_stream.StreamBrokenError` means the receiver failed the stream (for
     example a :class:`TransferTooLarge` refusal: its message is the receiver's).
+    ``TypeError`` if ``stream`` is not an IOStream; :class:`~sio_stream.InvalidChunkError`
+    (the stream destroyed) if it is in object mode.
     """
+    _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
     try:
         async with _open(path, "rb") as file:
             size = (await aiofiles.os.stat(file.fileno())).st_size
@@ -285,10 +300,21 @@ async def receive_file(
     destroys the stream with its message (the sender's writes fail with it), and reading
     stops. ``size``, the size the sender announced, is the progress total; more bytes raise
     :class:`TransferTooLarge`, fewer :class:`TransferIncomplete`. ``hasher`` is updated with
-    every byte. Other failures: :class:`~sio_stream.StreamBrokenError` (the sender or the
-    connection failed the stream), ``OSError`` (the file system). Cancellation destroys the
-    stream ("transfer cancelled") and propagates.
+    every byte. An announced ``size`` above ``max_bytes`` is refused before anything is read
+    (:class:`TransferTooLarge`, the stream destroyed). Other failures:
+    :class:`~sio_stream.StreamBrokenError` (the sender or the connection failed the stream),
+    ``OSError`` (the file system), ``TypeError`` if ``stream`` is not a stream,
+    :class:`~sio_stream.InvalidChunkError` (the stream destroyed) if it is in object mode.
+    Cancellation destroys the stream ("transfer cancelled") and propagates.
     """
+    _check_byte_stream("receive_file", stream, (anyio.abc.ByteReceiveStream,), "writes bytes to a file")
+    if size is not None and max_bytes is not None and size > max_bytes:
+        # Refused before reading: the sender stops now instead of after max_bytes of data.
+        too_large = TransferTooLarge(
+            f"announced size of {size} bytes is above the limit of {max_bytes} bytes"
+        )
+        _destroy_streams(too_large, stream)
+        raise too_large
     destination = Path(path)
     temporary = _temporary_name(destination)
     created = False

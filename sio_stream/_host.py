@@ -170,8 +170,13 @@ class Host:
         if not self.is_server or to is None:
             return None
         manager = self.sio.manager
-        if isinstance(to, str) and skip_sid is None and manager.eio_sid_from_sid(to, self.namespace):
-            return None
+        if isinstance(to, str):
+            if skip_sid is None and manager.eio_sid_from_sid(to, self.namespace):
+                return None
+            if to not in manager.rooms.get(self.namespace, {}):
+                self.check_peer(to)  # raises, saying what `to` named
+        elif not isinstance(to, (list, tuple)) or not all(isinstance(room, str) for room in to):
+            self.check_peer(to)  # raises
         rooms = [to] if isinstance(to, str) else list(to)
         skip = {skip_sid} if isinstance(skip_sid, str) else set(skip_sid or ())
         sids = [
@@ -203,10 +208,25 @@ class Host:
         if self.is_server:
             if peer is None:
                 raise LocalProtocolError("a server emits streams to one client: pass to=sid")
-            if not isinstance(peer, str) or self.sio.manager.eio_sid_from_sid(peer, self.namespace) is None:
+            manager = self.sio.manager
+            if isinstance(peer, str) and manager.eio_sid_from_sid(peer, self.namespace) is not None:
+                return
+            # Say what `to=` named: something shaped like python-engineio's sids (20 URL-safe
+            # base64 characters), or anything else (rooms never come here: see recipients()).
+            if (
+                isinstance(peer, str)
+                and len(peer) == 20
+                and peer.isascii()
+                and peer.replace("-", "").replace("_", "").isalnum()
+            ):
                 raise LocalProtocolError(
-                    f"client {peer!r} is not connected to namespace {self.namespace!r} in this process"
+                    f"client {peer!r} is not connected to namespace {self.namespace!r} in this "
+                    "process (it left, or it is connected to another process or namespace)"
                 )
+            raise LocalProtocolError(
+                f"to={peer!r} is neither a client connected to namespace {self.namespace!r} in this "
+                "process nor a room of it: pass to=sid, a room, or a list of them"
+            )
         else:
             if peer is not None:
                 raise LocalProtocolError("a client emits to its server: do not pass to=")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._chunks import NODE_ENCODINGS
 from ._errors import InvalidOptionError
 
 #: Bytes a writer buffers before ``write()`` waits: one default chunk, so a slow peer
@@ -55,7 +56,16 @@ class StreamOptions:
             raise InvalidOptionError(f"unknown stream option(s): {', '.join(sorted(unknown))}")
         set_keys = frozenset(k for k, v in options.items() if v is not None)
         values = {k: v for k, v in options.items() if v is not None}
-        return cls._validated(values, {}, set_keys)
+        created = cls._validated(values, {}, set_keys)
+        # Only our own streams are held to Node's list: a peer's placeholder keeps whatever
+        # string it carries (from_wire), since the option only travels with the stream (each
+        # chunk names its own encoding) and refusing it would fail a stream that works.
+        if created.encoding is not None and created.encoding.lower() not in NODE_ENCODINGS:
+            raise InvalidOptionError(
+                f"unknown encoding {created.encoding!r}: Node's encodings are "
+                f"{', '.join(sorted(NODE_ENCODINGS))} (in any case)"
+            )
+        return created
 
     @classmethod
     def from_wire(cls, wire: Any) -> StreamOptions:

@@ -14,10 +14,9 @@ import anyio
 import anyio.abc
 
 from . import _connect_scope as connect_scope
-from ._chunks import as_bytes
+from ._chunks import as_bytes, as_object
 from ._core import ProtocolCore, StreamCore
 from ._errors import (
-    InvalidChunkError,
     LocalProtocolError,
     StreamBusyError,
     StreamClosedError,
@@ -219,9 +218,7 @@ class IOStream(anyio.abc.ByteStream):
     def _write_nowait(self, item: Any) -> None:
         """Queue ``item`` whatever the high-water mark (raising as :meth:`send` does)."""
         core = self._core
-        data = item if core.object_mode else as_bytes(item)
-        if core.object_mode and item is None:
-            raise InvalidChunkError("None cannot be written to an object-mode stream")
+        data = as_object(item) if core.object_mode else as_bytes(item)
         if self._writer_busy:
             raise StreamBusyError("another task is already writing this stream")
         self._raise_error()
@@ -307,7 +304,8 @@ def create_stream(
 
     Options left as ``None`` are not sent and take their defaults: ``high_water_mark`` 256 KiB
     (16 objects in object mode), byte mode, ``allow_half_open`` false (ending one direction
-    ends the other). Raises :class:`InvalidOptionError` for bad values.
+    ends the other). ``encoding`` is one of Node's (``utf8``, ``base64``, ``hex``, ... in any
+    case). Raises :class:`InvalidOptionError` for bad values.
     """
     options = StreamOptions.create(
         high_water_mark=high_water_mark,

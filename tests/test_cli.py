@@ -4,14 +4,18 @@ one-line failures with a non-zero exit status."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from sio_stream._cli import TOKEN_ENV, FileServer, _Refused, main, parse_size
 
@@ -206,3 +210,76 @@ def test_console_script_failure_is_one_line():
     )
     assert result.returncode == 1
     assert "cannot connect" in one_error_line(result.stderr)
+
+
+@asynccontextmanager
+async def serve_process(
+    root: Path, *options: str
+) -> AsyncIterator[tuple[str, BufferedByteReceiveStream, anyio.abc.Process]]:
+    """``sio-stream serve ROOT --port 0 OPTIONS`` in a child process: its URL, stderr and process."""
+    command = [sys.executable, "-m", "sio_stream", "serve", str(root), "--port", "0", *options]
+    async with await anyio.open_process(command) as process:
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            with anyio.fail_after(30):
+                line = (await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 4096)).decode()
+            url = line.split(" at ")[1].split(" ")[0].rstrip(";")
+            yield url, BufferedByteReceiveStream(process.stderr), process
+        finally:
+            process.terminate()
+            await process.wait()
+
+
+async def read_lines(stderr: BufferedByteReceiveStream, count: int) -> list[str]:
+    with anyio.fail_after(30):
+        return [(await stderr.receive_until(b"\n", 65536)).decode() for _ in range(count)]
+
+
+async def test_serve_keeps_an_access_log(tmp_path, capsys):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.txt").write_bytes(b"hello world\n" * 1000)
+    (tmp_path / "secret.txt").write_text("secret")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 3000)
+    async with serve_process(root, "--token", TOKEN, "--max-upload", "2000") as (url, stderr, _):
+        assert await run_cli("get", url, "hello.txt", str(tmp_path / "got.txt"), "--token", TOKEN) == 0
+        assert await run_cli("get", url, "../secret.txt", "--token", TOKEN) == 1
+        assert await run_cli("put", url, str(big), "big.bin", "--token", TOKEN) == 1
+        assert await run_cli("ls", url, "--token", "wrong") == 1
+        assert await run_cli("ls", url, "--token", TOKEN) == 0
+        lines = await read_lines(stderr, 5)
+    capsys.readouterr()
+    date = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    who = r"127\.0\.0\.1 sid=[\w-]+"
+    expected = [
+        rf"{who} token=ok get 'hello.txt' 12000 B \d+\.\d{{3}} s [\d.]+ MB/s ok$",
+        rf"{who} token=ok get '\.\./secret\.txt' - \d+\.\d{{3}} s refused: path '\.\./secret\.txt': "
+        r"'\.\.' is not allowed$",
+        rf"{who} token=ok put 'big\.bin' - \d+\.\d{{3}} s refused: big\.bin is larger than the server's "
+        r"limit of 2000 bytes$",
+        rf"{who} token=refused connect - - 0\.000 s refused: invalid token$",
+        rf"{who} token=ok ls '' - \d+\.\d{{3}} s ok \(1 entry\)$",
+    ]
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.match(rf"{date} {pattern}", line.rstrip("\n")), line
+
+
+async def test_serve_quiet_keeps_no_log(tmp_path, capsys):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.txt").write_bytes(b"hello")
+    async with serve_process(root, "--quiet") as (url, stderr, process):
+        assert await run_cli("get", url, "hello.txt", str(tmp_path / "got.txt")) == 0
+        assert await run_cli("get", url, "../x") == 1
+        process.terminate()
+        # Everything the server wrote to stderr, up to its exit.
+        rest = b""
+        with anyio.fail_after(30):
+            try:
+                while True:
+                    rest += await stderr.receive()
+            except anyio.EndOfStream:
+                pass
+    capsys.readouterr()
+    assert rest == b""

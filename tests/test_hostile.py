@@ -265,6 +265,9 @@ async def test_ids_of_another_connection_or_namespace_are_unknown(arena: Arena) 
         ({"objectMode": "yes"}, "objectMode"),
         ({"allowHalfOpen": 1}, "allowHalfOpen"),
         ({"encoding": 5}, "encoding"),
+        # A peer's odd encoding name is carried, not used: its stream works (create_stream refuses it).
+        ({"encoding": "klingon"}, None),
+        ({"encoding": "UTF-16LE", "objectMode": False}, None),
         ({"whatever": {"deep": [1, 2, 3]}, "x": None}, None),
     ],
 )

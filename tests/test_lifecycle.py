@@ -175,7 +175,7 @@ async def test_disconnect_mid_transfer_fails_both_ends_and_leaves_nothing(pair):
 
 
 async def test_emit_to_an_unknown_sid_fails_at_once(pair):
-    with pytest.raises(LocalProtocolError, match="not connected"):
+    with pytest.raises(LocalProtocolError, match="neither a client connected to namespace"):
         await pair.server_streams.emit("x", create_stream(), to="no-such-sid")
     with pytest.raises(LocalProtocolError, match="to=sid"):
         await pair.server_streams.emit("x", create_stream())

@@ -53,3 +53,21 @@ async def test_readme_blocks_run_in_order(tmp_path, capsys):
         if runner is not None:
             await namespace["sio"].shutdown()
             await runner.cleanup()
+
+
+def test_the_readme_documents_every_command_and_option():
+    # The CLI section is checked against the parser, so it cannot drift from `--help`.
+    import argparse
+
+    from sio_stream._cli import _parser
+
+    match = re.search(r"\n## Command line\n(.*?)\n## ", README.read_text(), flags=re.S)
+    assert match, "the README has no '## Command line' section"
+    section = match.group(1)
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in commands.choices.items():
+        assert f"sio-stream {name}" in section, name
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert option in section, f"{name} {option}"

@@ -136,7 +136,9 @@ async def test_an_empty_room_is_refused_and_the_stream_stays_usable(room):
     await room.join(1)
     streams = ss(room.server)
     stream = create_stream()
-    with pytest.raises(LocalProtocolError, match="no client in 'nobody-here'"):
+    with pytest.raises(
+        LocalProtocolError, match="neither a client connected to namespace ./. in this process nor a room"
+    ):
         streams.emit("file", stream, {}, to="nobody-here")
     # The stream was not sent: it can still go to someone.
     reply = asyncio.create_task(streams.call("file", stream, {}, to=room.sids[0]))
@@ -200,3 +202,9 @@ async def test_object_streams_to_a_room(room):
     await stream.end()
     assert await asyncio.wait_for(reply, 60) == {sid: 300 for sid in room.sids}
     assert all(values == [{"tick": i} for i in range(300)] for values in got.values())
+
+
+async def test_a_room_whose_every_client_is_skipped_is_refused(room):
+    await room.join(2)
+    with pytest.raises(LocalProtocolError, match="no client in 'lobby' is connected"):
+        ss(room.server).emit("file", create_stream(), {}, to="lobby", skip_sid=room.sids)
