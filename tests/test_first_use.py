@@ -257,7 +257,7 @@ async def test_receive_file_refuses_an_announced_size_above_max_bytes_before_rea
     assert names_in(tmp_path) == []
 
 
-# -- say what `to=` named (rooms themselves: tests/test_rooms.py) ----------------------------------------------------------------------
+# -- say what `to=` named (rooms themselves: tests/test_rooms.py) --------------------
 async def test_emitting_a_stream_to_a_sid_that_left_says_it_is_not_connected(pair: Any) -> None:
     other = await pair.new_client()
     await wait_for(lambda: len(pair.connected) == 2)
