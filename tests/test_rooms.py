@@ -137,7 +137,7 @@ async def test_an_empty_room_is_refused_and_the_stream_stays_usable(room):
     streams = ss(room.server)
     stream = create_stream()
     with pytest.raises(
-        LocalProtocolError, match="neither a client connected .* nor a room"
+        LocalProtocolError, match=r"neither a client connected .* nor a room"
     ):
         streams.emit("file", stream, {}, to="nobody-here")
     # The stream was not sent: it can still go to someone.
