@@ -8,7 +8,8 @@ and serves until SIGTERM or until its stdin closes. It serves both contestants s
 
 * sio_stream events (``ss(sio, ns)`` on ``/`` with the library defaults, and on ``/w<window>c<chunk>``
   for each ``--configs`` entry, used by the sweep): ``upload``, ``download``, ``objects``,
-  ``file-upload``, ``file-download``;
+  ``file-upload``, ``file-download`` (blocking file I/O inline), ``lib-file-upload``,
+  ``lib-file-download`` (the library's ``receive_file`` / ``send_file``);
 * the raw python-socketio baseline on ``/``: ``raw-chunk`` (binary, acked), ``raw-end``,
   ``raw-download`` (the server emits acked ``raw-chunk`` events with a fixed number in flight),
   ``raw-obj`` (small JSON, not acked), ``raw-obj-end``, ``raw-file-upload``;
@@ -167,6 +168,16 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
             await stream.end()
 
         _spawn(feed())
+        return stream
+
+    @streams.on("lib-file-upload")
+    async def lib_file_upload(sid: str, stream: Any, meta: dict[str, Any]) -> int:
+        return await sio_stream.receive_file(stream, meta["path"], size=meta.get("size"))
+
+    @streams.on("lib-file-download")
+    async def lib_file_download(sid: str, meta: dict[str, Any]) -> Any:
+        stream = create_stream()
+        _spawn(sio_stream.send_file(stream, meta["path"]))
         return stream
 
 
@@ -351,6 +362,19 @@ class Client:
                 n += len(data)
         return n
 
+    async def lib_file_upload(self, src: str, dst: str) -> int:
+        stream = create_stream()
+        size = os.stat(src).st_size
+        ack = asyncio.ensure_future(
+            self.streams.call("lib-file-upload", stream, {"path": dst, "size": size}, timeout=None)
+        )
+        await sio_stream.send_file(stream, src)
+        return await ack
+
+    async def lib_file_download(self, src: str, dst: str) -> int:
+        stream = await self.streams.call("lib-file-download", {"path": src}, timeout=None)
+        return await sio_stream.receive_file(stream, dst)
+
     # raw python-socketio ------------------------------------------------------------------------
     async def raw_upload(self, size: int, write: int, window: int, src: str | None = None) -> int:
         credit = asyncio.Semaphore(window)
@@ -424,6 +448,10 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
             n = await client.sio_file_download(job["src"], job["dst"], write)
         else:
             n = await client.raw_download({"path": job["src"], "write": write, "window": window}, job["dst"])
+    elif op == "lib-file-upload":
+        n = await client.lib_file_upload(job["src"], job["dst"])
+    elif op == "lib-file-download":
+        n = await client.lib_file_download(job["src"], job["dst"])
     elif op == "objects":
         count, message = job["count"], job["message"]
         n = await (

@@ -1,7 +1,9 @@
 """Files and pipes over streams: :func:`send_file`, :func:`receive_file` and :func:`pipe`.
 
-File I/O goes through aiofiles (a worker thread per call) and sync file objects are read and
-written in a worker thread too, so a transfer never blocks the event loop.
+Disk and network overlap: a file is read ahead of the stream and written behind it, in worker
+threads, never more than a few chunks ahead (:class:`_ReadAhead`, :class:`_WriteBehind`), so a
+transfer never blocks the event loop and runs at the slower of the two sides, not their sum.
+A ``hasher`` is updated in the same worker thread, off the event loop.
 
 Failure and cancellation have one rule: every :class:`~sio_stream.IOStream` taking part is
 destroyed (so the peer's reads and writes fail at once with the reason), then the exception
@@ -10,15 +12,16 @@ propagates unchanged. A cancelled transfer may have moved some, all or none of t
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
-import aiofiles
 import aiofiles.os
 import anyio
 import anyio.abc
@@ -26,9 +29,14 @@ import anyio.abc
 from ._errors import InvalidChunkError, StreamError
 from ._stream import IOStream
 
-#: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB),
-#: so each read fills exactly one ``$stream-write`` and costs one worker-thread hop.
+#: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB), so
+#: each read fills exactly one ``$stream-write`` without a copy.
 DEFAULT_CHUNK_SIZE = 256 * 1024
+
+#: Chunks read ahead of the stream (or bytes, in chunks, written behind it) at most. A worker
+#: job moves up to half of it, so the disk works on one half while the stream drains the
+#: other: about 2 MiB per transfer at the default chunk size, beside the stream's own window.
+PIPELINE_DEPTH = 8
 
 #: ``progress(done, total)``: bytes moved so far and the total when known (else ``None``).
 #: Called once at the start and after every chunk, so it should be cheap; throttle drawing.
@@ -52,6 +60,186 @@ class TransferTooLarge(StreamError, ValueError):
 
 class TransferIncomplete(StreamError):
     """The stream ended cleanly before the announced ``size`` was reached."""
+
+
+# -- the disk side of a transfer, overlapped with the stream -------------------------------------
+# One worker job at a time per file, in the event loop's default executor: reads and writes stay
+# in order, no thread is held between jobs (a stalled peer holds no thread), and a job moves
+# several chunks so a thread hop is paid per few chunks, not per chunk.
+def _job_error(job: asyncio.Future[Any]) -> BaseException | None:
+    # Nothing awaits a job's future, so nothing cancels it but a closing loop.
+    return anyio.get_cancelled_exc_class()() if job.cancelled() else job.exception()
+
+
+class _ReadAhead:
+    """Reads ``read(chunk_size)`` in worker threads, at most ``depth`` chunks ahead of :meth:`next`."""
+
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        chunk_size: int,
+        hasher: SupportsUpdate | None = None,
+        depth: int = PIPELINE_DEPTH,
+    ) -> None:
+        self._read = read
+        self._chunk_size = chunk_size
+        self._hasher = hasher
+        self._depth = depth
+        self._batch = max(depth // 2, 1)
+        self._loop = asyncio.get_running_loop()
+        self._ready: deque[bytes] = deque()
+        self._job: asyncio.Future[list[bytes]] | None = None
+        self._error: BaseException | None = None
+        self._eof = False
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _read_batch(self, count: int) -> list[bytes]:  # in a worker thread
+        chunks = []
+        for _ in range(count):
+            data = self._read(self._chunk_size)
+            if not data:
+                chunks.append(b"")
+                break
+            if self._hasher is not None:
+                self._hasher.update(data)
+            chunks.append(data)
+        return chunks
+
+    def _start(self) -> None:
+        room = self._depth - len(self._ready)
+        if self._job is None and not (self._eof or self._closed or self._error) and room >= self._batch:
+            self._job = self._loop.run_in_executor(None, self._read_batch, self._batch)
+            self._job.add_done_callback(self._done)
+
+    def _done(self, job: asyncio.Future[list[bytes]]) -> None:
+        self._job = None
+        error = _job_error(job)
+        if error is not None:
+            self._error = error
+        else:
+            for data in job.result():
+                if data:
+                    self._ready.append(data)
+                else:
+                    self._eof = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._start()
+
+    async def _wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def next(self) -> bytes | None:
+        """The next chunk, ``None`` at the end; raises what ``read`` raised, once."""
+        while not self._ready:
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._closed = True
+                raise error
+            if self._eof:
+                return None
+            self._start()
+            await self._wait()
+        data = self._ready.popleft()
+        self._start()
+        return data
+
+    async def aclose(self) -> None:
+        """Start no more reads; wait (even when cancelled) for the one running, drop the rest."""
+        self._closed = True
+        self._ready.clear()
+        with anyio.CancelScope(shield=True):
+            while self._job is not None:
+                await self._wait()
+
+
+class _WriteBehind:
+    """Writes chunks with ``write`` in worker threads; :meth:`put` waits while ``limit`` bytes
+    are queued, so at most twice that is held (queued, plus those a running job writes)."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], object],
+        hasher: SupportsUpdate | None = None,
+        limit: int = PIPELINE_DEPTH * DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        self._write = write
+        self._hasher = hasher
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._queued: list[bytes] = []
+        self._queued_size = 0
+        self._job: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _write_batch(self, chunks: list[bytes]) -> None:  # in a worker thread
+        for data in chunks:
+            if self._hasher is not None:
+                self._hasher.update(data)
+            self._write(data)
+
+    def _start(self) -> None:
+        if self._job is None and self._queued and not (self._closed or self._error):
+            chunks, self._queued, self._queued_size = self._queued, [], 0
+            self._job = self._loop.run_in_executor(None, self._write_batch, chunks)
+            self._job.add_done_callback(self._done)
+
+    def _done(self, job: asyncio.Future[None]) -> None:
+        self._job = None
+        error = _job_error(job)
+        if error is not None:
+            self._error = error
+            self._queued.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._start()
+
+    async def _wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._closed = True
+            raise error
+
+    async def put(self, data: bytes) -> None:
+        """Queue ``data``; raises what an earlier ``write`` raised, once."""
+        self._raise_error()
+        if self._closed:
+            raise anyio.ClosedResourceError
+        self._queued.append(data)
+        self._queued_size += len(data)
+        self._start()
+        while self._queued_size >= self._limit:
+            await self._wait()
+            self._raise_error()
+
+    async def drain(self) -> None:
+        """Wait until every queued chunk is written; raises what a ``write`` raised."""
+        while self._job is not None or self._queued:
+            self._raise_error()
+            await self._wait()
+        self._raise_error()
+
+    async def aclose(self) -> None:
+        """Write nothing more; wait (even when cancelled) for the running job, drop the rest."""
+        self._closed = True
+        self._queued.clear()
+        with anyio.CancelScope(shield=True):
+            while self._job is not None:
+                await self._wait()
 
 
 # -- adapters: one reader and one writer shape for every kind of source and destination ---------
@@ -93,12 +281,6 @@ def _reader(source: Any, chunk_size: int) -> _Reader:
                     return item
 
         return next_item
-    if callable(getattr(source, "read", None)):  # a sync binary file: read in a worker thread
-
-        async def read_sync() -> Any:
-            return await anyio.to_thread.run_sync(source.read, chunk_size) or None
-
-        return read_sync
     raise TypeError(
         "pipe() reads from an IOStream, an anyio byte stream, an aiofiles or binary file, "
         f"or an async iterable of bytes; not {type(source).__name__}"
@@ -110,16 +292,50 @@ def _writer(destination: Any) -> _Writer:
         return destination.send
     if _is_async_method(destination, "write"):
         return destination.write  # type: ignore[no-any-return]
-    if callable(getattr(destination, "write", None)):
-
-        async def write_sync(data: Any) -> None:
-            await anyio.to_thread.run_sync(destination.write, data)
-
-        return write_sync
     raise TypeError(
         "pipe() writes to an IOStream, an anyio byte stream, or an aiofiles or binary file; "
         f"not {type(destination).__name__}"
     )
+
+
+def _is_sync_file(obj: Any, name: str) -> bool:
+    """A sync binary file (or file-like): what the read-ahead and write-behind pipelines serve."""
+    return (
+        callable(getattr(obj, name, None))
+        and not _is_async_method(obj, name)
+        and not isinstance(obj, (anyio.abc.ByteReceiveStream, anyio.abc.ByteSendStream))
+        and not hasattr(obj, "__aiter__")
+    )
+
+
+@asynccontextmanager
+async def _reading(
+    source: Any, chunk_size: int, hasher: SupportsUpdate | None = None
+) -> AsyncIterator[_Reader]:
+    """The reader of ``source``; a sync file is read ahead in worker threads (and hashed there)."""
+    if not _is_sync_file(source, "read"):
+        yield _reader(source, chunk_size)
+        return
+    ahead = _ReadAhead(source.read, chunk_size, hasher)
+    try:
+        yield ahead.next
+    finally:
+        await ahead.aclose()
+
+
+@asynccontextmanager
+async def _writing(destination: Any, hasher: SupportsUpdate | None = None) -> AsyncIterator[_Writer]:
+    """The writer of ``destination``; a sync file is written behind in worker threads (and hashed
+    there). Leaving the block normally waits until everything is written."""
+    if not _is_sync_file(destination, "write"):
+        yield _writer(destination)
+        return
+    behind = _WriteBehind(destination.write, hasher)
+    try:
+        yield behind.put
+        await behind.drain()
+    finally:
+        await behind.aclose()
 
 
 async def _finish(destination: Any) -> None:
@@ -151,18 +367,14 @@ def _destroy_streams(exc: BaseException, *ends: Any) -> None:
 
 
 async def _copy(
-    source: Any,
-    destination: Any,
+    read: _Reader,
+    write: _Writer,
     *,
-    chunk_size: int,
     progress: Progress | None,
     total: int | None = None,
     max_bytes: int | None = None,
-    hasher: SupportsUpdate | None = None,
 ) -> int:
-    """Move every chunk from ``source`` to ``destination`` (not ending it); return the count."""
-    read = _reader(source, chunk_size)
-    write = _writer(destination)
+    """Move every chunk from ``read`` to ``write`` (not ending it); return the count."""
     done = 0
     if progress is not None:
         progress(0, total)
@@ -172,8 +384,6 @@ async def _copy(
             raise TransferTooLarge(f"transfer larger than the limit of {max_bytes} bytes")
         if total is not None and done + size > total:
             raise TransferTooLarge(f"transfer larger than the announced {total} bytes")
-        if hasher is not None:
-            hasher.update(chunk)
         await write(chunk)
         done += size
         if progress is not None:
@@ -205,8 +415,10 @@ async def pipe(
     """Copy everything from ``source`` to ``destination``; return the bytes copied.
 
     ``source``: an :class:`IOStream`, an anyio byte receive stream, an aiofiles file, a sync
-    binary file (read in a worker thread) or an async iterable of bytes. ``destination``: an
-    :class:`IOStream`, an anyio byte send stream, an aiofiles file or a sync binary file.
+    binary file (read ahead in worker threads, up to ``PIPELINE_DEPTH`` chunks) or an async
+    iterable of bytes. ``destination``: an :class:`IOStream`, an anyio byte send stream, an
+    aiofiles file or a sync binary file (written behind in worker threads, up to
+    ``PIPELINE_DEPTH`` chunks' worth queued).
     Two object-mode IOStreams pipe objects (``progress`` then counts objects).
 
     With ``end`` (the default, as Node's ``pipe``) the destination is ended when the source
@@ -220,7 +432,8 @@ async def pipe(
     ``OSError`` from a file, or the cancellation.
     """
     try:
-        done = await _copy(source, destination, chunk_size=chunk_size, progress=progress)
+        async with _reading(source, chunk_size) as read, _writing(destination) as write:
+            done = await _copy(read, write, progress=progress)
         if end:
             await _finish(destination)
     except BaseException as exc:
@@ -230,14 +443,19 @@ async def pipe(
 
 
 @asynccontextmanager
-async def _open(path: str | os.PathLike[str], mode: str) -> AsyncIterator[Any]:
-    file = await aiofiles.open(path, mode)
+async def _open(path: str | os.PathLike[str], mode: str) -> AsyncIterator[BinaryIO]:
+    """A sync binary file, opened and closed in a worker thread (the pipelines read and write it)."""
+
+    def open_binary() -> BinaryIO:
+        return cast(BinaryIO, open(path, mode))
+
+    file = await anyio.to_thread.run_sync(open_binary)
     try:
         yield file
     finally:
         # Close even when cancelled: an unshielded await would be cancelled again at once.
         with anyio.CancelScope(shield=True):
-            await file.close()
+            await anyio.to_thread.run_sync(file.close)
 
 
 async def send_file(
@@ -254,7 +472,9 @@ async def send_file(
     does not mean its application stored them. For an end-to-end confirmation, let the
     receiving handler answer (ack) after :func:`receive_file` returned, and wait for that
     answer before disconnecting (see ``examples/upload.py``). ``progress(done, size)`` sees the
-    bytes handed to the stream; ``hasher`` (e.g. ``hashlib.sha256()``) is updated with them.
+    bytes handed to the stream; ``hasher`` (e.g. ``hashlib.sha256()``) is updated with them, in
+    the worker thread that reads the file ahead of the stream (after a failure it may have seen
+    up to ``PIPELINE_DEPTH`` chunks more than were sent).
     On any failure (a missing file included: ``OSError``) or cancellation, ``stream`` is
     destroyed so the receiver fails at once too, and the exception propagates;
     :class:`~sio_stream.StreamBrokenError` means the receiver failed the stream (for
@@ -266,9 +486,8 @@ async def send_file(
     try:
         async with _open(path, "rb") as file:
             size = (await aiofiles.os.stat(file.fileno())).st_size
-            done = await _copy(
-                file, stream, chunk_size=chunk_size, progress=progress, total=size, hasher=hasher
-            )
+            async with _reading(file, chunk_size, hasher) as read:
+                done = await _copy(read, stream.send, progress=progress, total=size)
         await stream.end()
     except BaseException as exc:
         _destroy_streams(exc, stream)
@@ -300,7 +519,10 @@ async def receive_file(
     destroys the stream with its message (the sender's writes fail with it), and reading
     stops. ``size``, the size the sender announced, is the progress total; more bytes raise
     :class:`TransferTooLarge`, fewer :class:`TransferIncomplete`. ``hasher`` is updated with
-    every byte. An announced ``size`` above ``max_bytes`` is refused before anything is read
+    every byte, in the worker thread that writes the file behind the stream. ``progress`` counts
+    the bytes taken from the stream (the file lags them by at most ``2 * PIPELINE_DEPTH``
+    chunks); the function returns only once every byte is written and the file renamed. An
+    announced ``size`` above ``max_bytes`` is refused before anything is read
     (:class:`TransferTooLarge`, the stream destroyed). Other failures:
     :class:`~sio_stream.StreamBrokenError` (the sender or the connection failed the stream),
     ``OSError`` (the file system), ``TypeError`` if ``stream`` is not a stream,
@@ -321,15 +543,9 @@ async def receive_file(
     try:
         async with _open(temporary, "xb") as file:
             created = True
-            done = await _copy(
-                stream,
-                file,
-                chunk_size=DEFAULT_CHUNK_SIZE,
-                progress=progress,
-                total=size,
-                max_bytes=max_bytes,
-                hasher=hasher,
-            )
+            async with _writing(file, hasher) as write:
+                read = _reader(stream, DEFAULT_CHUNK_SIZE)
+                done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
         if size is not None and done != size:
             raise TransferIncomplete(f"stream ended after {done} of the announced {size} bytes")
         await aiofiles.os.replace(temporary, destination)

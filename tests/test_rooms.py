@@ -136,9 +136,7 @@ async def test_an_empty_room_is_refused_and_the_stream_stays_usable(room):
     await room.join(1)
     streams = ss(room.server)
     stream = create_stream()
-    with pytest.raises(
-        LocalProtocolError, match=r"neither a client connected .* nor a room"
-    ):
+    with pytest.raises(LocalProtocolError, match=r"neither a client connected .* nor a room"):
         streams.emit("file", stream, {}, to="nobody-here")
     # The stream was not sent: it can still go to someone.
     reply = asyncio.create_task(streams.call("file", stream, {}, to=room.sids[0]))

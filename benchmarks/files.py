@@ -1,0 +1,333 @@
+"""Files at the stream's speed: file -> stream -> file against one in-memory stream and curl.
+
+    python benchmarks/files.py [--size MiB] [--quick | --smoke] [--repeat N] [--no-demo]
+
+Every process is separate, on 127.0.0.1, and every contestant runs once per round (rounds
+interleaved, median reported), so the ratios compare figures of the same run:
+
+* ``in-memory``: one sio_stream stream moving bytes from memory to nowhere (``peer.py``
+  ``upload`` / ``download``): the speed a file transfer should reach (target: >= 0.8x);
+* ``send_file/receive_file``: the library helpers, file -> stream -> file (``peer.py``
+  ``lib-file-upload`` / ``lib-file-download``), with the peak RSS of both processes above
+  their idle RSS (target: <= 64 MiB);
+* ``cli get`` / ``cli put``: ``sio-stream get`` / ``put`` against ``sio-stream serve``, the
+  rate the command prints (its own timing, which leaves out connecting and the sha256 it
+  computes before a transfer); peak RSS of the server (``/proc``, peak reset before each
+  transfer) and of the client process (``wait4``) against ``sio-stream ls`` as its idle;
+* ``cli demo``: the rate ``sio-stream demo`` prints (server in a child process);
+* ``curl``: ``/usr/bin/curl`` downloading the same file from an aiohttp static route: what a
+  plain HTTP download does on this machine (skipped with a note when curl is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from _harness import (
+    PYTHON,
+    SIO,
+    MiB,
+    Report,
+    _process,
+    common_args,
+    mb_s,
+    median,
+    mode_of,
+    ratio,
+    run_client,
+    server,
+    size_label,
+)
+
+SIZES = {"full": 512 * MiB, "quick": 128 * MiB, "smoke": 4 * MiB}
+REPEATS = {"full": 3, "quick": 3, "smoke": 1}
+RATE_TARGET = 0.8
+PEAK_TARGET_MIB = 64
+CURL = shutil.which("curl") or "/usr/bin/curl"
+CLI = [PYTHON, "-m", "sio_stream"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(4 * MiB)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(block[: min(left, len(block))])
+            left -= len(block)
+
+
+# -- processes ------------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class Served:
+    """``sio-stream serve DIR --port 0`` in a child process, with its /proc memory figures."""
+
+    def __init__(self, directory: Path) -> None:
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", str(directory), "--port", "0"], stdout=subprocess.PIPE, text=True, env=_env()
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r"http://\S+?(?=[;\s]|$)", line)
+        if match is None:
+            self.close()
+            raise RuntimeError(f"sio-stream serve did not start: {line!r}")
+        self.url = match.group(0)
+
+    def memory_kib(self) -> dict[str, int]:
+        out = {}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+        return out
+
+    def reset_peak(self) -> int:
+        """Reset the server's VmHWM to its RSS; return that RSS (KiB): its idle figure."""
+        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+        return self.memory_kib()["VmRSS"]
+
+    def close(self) -> None:
+        # SIGTERM to this one child (its pid), SIGKILL if it lingers.
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def served(directory: Path) -> Iterator[Served]:
+    s = Served(directory)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def run_cli_rss(*args: str, timeout: float = 600) -> tuple[str, int]:
+    """Run ``sio-stream ARGS``; return its stdout and its own peak RSS in KiB (wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([*CLI, *args], stdout=out, stderr=err, text=True, env=_env())
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise RuntimeError(f"sio-stream {' '.join(args)} timed out")
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"sio-stream {' '.join(args)} failed ({proc.returncode}):\n{err.read()[-3000:]}"
+            )
+        return out.read(), usage.ru_maxrss
+
+
+def cli_seconds(output: str) -> float:
+    match = re.search(r" in (\d+(?:\.\d+)?) s", output)
+    if match is None:
+        raise RuntimeError(f"no timing in the command's output: {output!r}")
+    return float(match.group(1))
+
+
+def demo_rate(output: str) -> float:
+    match = re.search(r": (\d+(?:\.\d+)?) MB/s", output)
+    if match is None:
+        raise RuntimeError(f"no rate in the demo's output: {output!r}")
+    return float(match.group(1))
+
+
+# -- the curl baseline ------------------------------------------------------------------------------
+def static_server(directory: str) -> None:
+    """``files.py --static DIR``: an aiohttp static route over DIR; prints ``LISTENING <port>``."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_static("/", directory)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(f"LISTENING {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+        loop = asyncio.get_running_loop()
+        # Stop when the harness closes our stdin.
+        await loop.run_in_executor(None, sys.stdin.read)
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def curl_rate(url: str, dst: Path) -> float:
+    done = subprocess.run(
+        [CURL, "-s", "-f", "-o", str(dst), "-w", "%{size_download} %{time_total}", url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    size, seconds = done.stdout.split()
+    return int(size) / float(seconds) / 1e6
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    mode = mode_of(args)
+    report = Report("files", mode)
+    size = args.size * MiB if args.size else SIZES[mode]
+    repeats = args.repeat or REPEATS[mode]
+    have_curl = os.access(CURL, os.X_OK)
+    report.note(f"{size_label(size)} per transfer, median of {repeats} interleaved rounds")
+    if not have_curl:
+        report.note(f"curl not found at {CURL}: the curl baseline is skipped")
+    tmp = Path(tempfile.mkdtemp(prefix="sio-stream-files-"))
+    rates: dict[str, list[float]] = {}
+    peaks: dict[str, list[float]] = {}
+    try:
+        root = tmp / "served"
+        root.mkdir()
+        src = root / "src.bin"
+        make_file(src, size)
+        local = tmp / "local"
+        local.mkdir()
+        with (
+            server(SIO) as py,
+            served(root) as cli_server,
+            _process([PYTHON, __file__, "--static", str(root)], "static server") as (_, static_port),
+        ):
+            _, idle_client = run_cli_rss("ls", cli_server.url)
+            lib_jobs = [
+                {"op": "upload", "size": size},
+                {"op": "download", "size": size},
+                {"op": "lib-file-upload", "src": str(src), "dst": str(root / "up.bin"), "expect": size},
+                {"op": "lib-file-download", "src": str(src), "dst": str(local / "down.bin"), "expect": size},
+            ]
+            for job in lib_jobs[2:]:
+                job["reset_peak"] = True
+            # Warm-up (not reported): first connections, the server's cached sha256 of src.
+            warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
+            run_client(SIO, py.url, warm)
+            run_cli_rss("get", cli_server.url, "src.bin", str(local / "warm.bin"), "--no-progress")
+            (local / "warm.bin").unlink()
+            for _ in range(repeats):
+                for result in run_client(SIO, py.url, lib_jobs):
+                    name = {
+                        "upload": "in-memory upload",
+                        "download": "in-memory download",
+                        "lib-file-upload": "send_file->receive_file upload",
+                        "lib-file-download": "send_file->receive_file download",
+                    }[result["op"]]
+                    rates.setdefault(name, []).append(mb_s(result))
+                    if "client_idle" in result:
+                        for side in ("client", "server"):
+                            peak = result[f"{side}_mem"]["VmHWM"] - result[f"{side}_idle"]["rss_kib"]
+                            peaks.setdefault(f"{name} {side}", []).append(peak / 1024)
+                for p in (root / "up.bin", local / "down.bin"):
+                    p.unlink(missing_ok=True)
+
+                cli_commands = {
+                    "get": ("get", cli_server.url, "src.bin", str(local / "got.bin"), "--no-progress"),
+                    "put": ("put", cli_server.url, str(src), "put.bin", "--no-progress"),
+                }
+                for verb, command in cli_commands.items():
+                    idle = cli_server.reset_peak()
+                    out, client_peak = run_cli_rss(*command)
+                    server_peak = cli_server.memory_kib()["VmHWM"]
+                    rates.setdefault(f"cli {verb}", []).append(size / cli_seconds(out) / 1e6)
+                    peaks.setdefault(f"cli {verb} server", []).append((server_peak - idle) / 1024)
+                    peaks.setdefault(f"cli {verb} client", []).append((client_peak - idle_client) / 1024)
+                (local / "got.bin").unlink()
+                (root / "put.bin").unlink()
+
+                if have_curl:
+                    rates.setdefault("curl aiohttp-static download", []).append(
+                        curl_rate(f"http://127.0.0.1:{static_port}/src.bin", local / "curl.bin")
+                    )
+                    (local / "curl.bin").unlink()
+
+                if not args.no_demo:
+                    out, _ = run_cli_rss("demo", "--size", str(size), "--no-progress")
+                    rates.setdefault("cli demo download", []).append(demo_rate(out))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rate = {name: median(values) for name, values in rates.items()}
+    curl = rate.get("curl aiohttp-static download")
+    baseline = {"upload": rate["in-memory upload"], "download": rate["in-memory download"]}
+    for name, value in rate.items():
+        direction = "upload" if name.endswith(("upload", "put")) else "download"
+        ratios: dict[str, float] = {}
+        target = met = None
+        if not name.startswith(("in-memory", "curl")):
+            ratios[f"in-memory {direction}"] = ratio(value, baseline[direction])
+            target = f">={RATE_TARGET:g}x in-memory"
+            met = ratios[f"in-memory {direction}"] >= RATE_TARGET
+        if curl is not None and not name.startswith("curl"):
+            ratios["curl"] = ratio(value, curl)
+        report.line(
+            f"{name} {size_label(size)}",
+            value,
+            "MB/s",
+            ratios,
+            target,
+            met,
+            runs=[round(v, 1) for v in rates[name]],
+        )
+    for name, values in peaks.items():
+        # The worst of the rounds: a bound must hold every time.
+        value = max(values)
+        report.line(
+            f"{name} peak-idle",
+            value,
+            "MiB",
+            {},
+            f"<=idle+{PEAK_TARGET_MIB}MiB",
+            value <= PEAK_TARGET_MIB,
+            runs=[round(v, 1) for v in values],
+        )
+    return report.finish(args.json)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = common_args(__doc__.split("\n")[0])
+    p.add_argument("--size", type=int, default=None, help="MiB per transfer (default 512; quick 128)")
+    p.add_argument("--no-demo", action="store_true", help="skip `sio-stream demo`")
+    p.add_argument("--static", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+if __name__ == "__main__":
+    parsed = parser().parse_args()
+    if parsed.static:
+        static_server(parsed.static)
+    else:
+        run(parsed)
