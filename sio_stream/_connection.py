@@ -47,6 +47,7 @@ class Connection:
     def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
         """An IOStream for a placeholder the peer sent (failed at once if it was bad)."""
         stream = IOStream(self.core.decode_placeholder(stream_id, options))
+        stream.received = True
         self.watch_idle()
         return stream
 

@@ -19,6 +19,11 @@ Backpressure policy (``max_lag``):
 
 A recipient that disconnects or fails leaves the group; when the last one has left, the
 application's stream fails with ``"every recipient left"``.
+
+A stream that a peer sent us can be emitted too: that is a relay. Its chunks are read as they
+arrive and queued on the sub-streams as they are, so the sending peer is held back by the
+slowest recipient through the ordinary credit window, and the server holds at most a window
+per side. A relayed stream carries data one way, from its sender to the recipients.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from ._stream import IOStream
 
 logger = logging.getLogger("sio_stream")
 
+# Relay tasks run until their source ends; hold them here so they are not collected meanwhile.
+_relays: set[asyncio.Task[None]] = set()
+
 #: Chunks of credit the application's stream holds: one being delivered, one ready behind it.
 _SOURCE_CREDIT = 2
 
@@ -47,18 +55,26 @@ class Fanout:
     def __init__(self, source: IOStream, max_lag: int | None, label: str) -> None:
         self.source = source
         self.max_lag = max_lag
-        self.subs: dict[str, IOStream] = {}  # recipient sid -> its sub-stream
+        self.subs: dict[Any, IOStream] = {}  # recipient sid (None: a client's server) -> sub-stream
         self._connection = Connection(self._deliver, CoreConfig(), f"fan-out {label}", lambda: True)
         self._core = self._connection.core
 
-    def sub_stream(self, sid: str) -> IOStream:
+    def sub_stream(self, sid: Any) -> IOStream:
         """A new sub-stream for recipient ``sid`` (with the application stream's options)."""
         sub = IOStream(StreamCore(self.source._core.options))
         self.subs[sid] = sub
         return sub
 
     def start(self) -> None:
-        """Every sub-stream was sent: attach the application's stream and let it flow."""
+        """Every sub-stream was sent: let the source flow into them."""
+        if self.source.received:
+            # A relay: the source is a stream a peer is writing to us; read it as it comes.
+            task = asyncio.get_running_loop().create_task(
+                self._relay(), name=f"sio_stream relay {self.source.id}"
+            )
+            _relays.add(task)
+            task.add_done_callback(_relays.discard)
+            return
         core = self._core
         core.attach(self.source._core)
         core.announce(self.source._core)
@@ -69,6 +85,29 @@ class Fanout:
     def detach(self) -> None:
         """Undo :meth:`sub_stream` calls: nothing was sent (the caller re-raises)."""
         self.subs.clear()
+
+    async def _relay(self) -> None:
+        source = self.source
+        try:
+            # Whole chunks as they arrived: each is queued on every sub-stream as it is.
+            async for chunk in source:
+                await self._write(chunk)
+                if not self.subs:
+                    return
+        except StreamError as exc:
+            for sub in self._live():
+                sub.destroy(exc.wire_message)
+            return
+        for sub in self._live():
+            with contextlib.suppress(StreamError):  # that recipient failed meanwhile
+                sub._owner.end(sub._core)
+
+    def _every_recipient_left(self) -> None:
+        error = StreamBrokenError("every recipient left")
+        if self.source.received:
+            self.source.destroy(error)
+        else:
+            self._core.fail(self.source._core, error)
 
     # -- the application's stream's "peer" -----------------------------------------------------
     async def _deliver(self, event: str, args: tuple[Any, ...], on_ack: Callable[..., Any] | None) -> None:
@@ -100,7 +139,7 @@ class Fanout:
         while True:
             subs = self._live()
             if not subs:
-                self._core.fail(self.source._core, StreamBrokenError("every recipient left"))
+                self._every_recipient_left()
                 return
             if self._may_go_on(subs):
                 return

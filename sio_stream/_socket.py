@@ -225,7 +225,11 @@ class StreamSocket:
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
-        recipients = self._host.recipients(to, skip_sid)
+        recipients: list[Any] | None = self._host.recipients(to, skip_sid)
+        if recipients is None and any(stream.received for stream in _streams_in(args)):
+            # A stream a peer sent us goes on as a relay, through the fan-out machinery.
+            recipients = [to]
+            callback = None if callback is None else _drop_first(callback)
         if recipients is not None:
             self._emit_many(event, args, recipients, callback, max_lag, to)
             return _QUEUED
@@ -252,24 +256,26 @@ class StreamSocket:
         self,
         event: str,
         args: tuple[Any, ...],
-        recipients: list[str],
+        recipients: list[Any],
         callback: Callable[..., Any] | None,
         max_lag: int | None,
         to: Any,
-    ) -> list[str]:
+    ) -> list[Any]:
         """Send ``event`` to each of ``recipients``; return those it reached."""
         if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int) or max_lag < 1):
             raise InvalidOptionError(f"max_lag must be a positive integer or None, not {max_lag!r}")
         fanouts: dict[int, Fanout] = {}
         for stream in _streams_in(args):
-            if stream._core.owner is not None or stream._core.settled or stream.error is not None:
+            if stream.error is not None or (
+                not stream.received and (stream._core.owner is not None or stream._core.settled)
+            ):
                 raise LocalProtocolError(f"stream {stream.id} was already sent or destroyed")
             fanouts.setdefault(id(stream), Fanout(stream, max_lag, f"{self.namespace} {to!r}"))
-        reached: list[str] = []
+        reached: list[Any] = []
         for sid in recipients:
             sent: list[IOStream] = []
 
-            def sub_stream(obj: Any, sid: str = sid, sent: list[IOStream] = sent) -> Any:
+            def sub_stream(obj: Any, sid: Any = sid, sent: list[IOStream] = sent) -> Any:
                 if isinstance(obj, IOStream):
                     sub = fanouts[id(obj)].sub_stream(sid)
                     sent.append(sub)
@@ -560,6 +566,15 @@ class StreamSocket:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+
+def _drop_first(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` for a fan-out of one: it is called with the recipient first; drop it."""
+
+    def call(_recipient: Any, *ack: Any) -> Any:
+        return callback(*ack)
+
+    return call
 
 
 class Queued(Coroutine[Any, Any, None]):

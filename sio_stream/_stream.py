@@ -51,6 +51,9 @@ class IOStream(anyio.abc.ByteStream):
         self._waiters: list[asyncio.Future[None]] = []
         self._reader_busy = False
         self._writer_busy = False
+        #: The peer sent this stream (it arrived in an event or an ack): emitting it to another
+        #: peer relays what it carries (see sio_stream._fanout).
+        self.received = False
 
     # -- identity ----------------------------------------------------------------------------
     @property
