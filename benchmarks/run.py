@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import concurrency
+import fanout
 import files
 import latency
 import memory
@@ -35,6 +36,7 @@ BENCHES = {
     "concurrency": concurrency,
     "objects": objects,
     "files": files,
+    "fanout": fanout,
 }
 # cpu.py is throughput.py's CPU lines: they come with the throughput run here.
 
