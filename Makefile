@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DIR := tests/interop/node
 
-.PHONY: demo test lint node clean
+.PHONY: demo test lint node system clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,14 @@ $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 
 node: $(NODE_DIR)/node_modules/.package-lock.json
 
+# Debian packages the suite runs for real (redis-server), installed when missing.
+system:
+	bash .ci/system-packages
+
 demo: $(STAMP)
 	$(BIN)/sio-stream demo $(ARGS)
 
-test: $(STAMP) node
+test: $(STAMP) node system
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

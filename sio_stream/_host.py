@@ -190,6 +190,12 @@ class Host:
             )
         return sids
 
+    def is_local(self, peer: Any) -> bool:
+        """True for a server sid connected (or connecting) to this process."""
+        if not self.is_server or not isinstance(peer, str):
+            return False
+        return self.sio.manager.eio_sid_from_sid(peer, self.namespace) is not None
+
     def is_connecting(self, peer: Any) -> bool:
         """True for a server sid whose connect handler is running: python-socketio has not
         sent its CONNECT packet yet, so nothing may be sent to it before that."""

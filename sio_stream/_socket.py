@@ -44,6 +44,7 @@ from ._errors import (
 from ._fanout import Fanout
 from ._host import Host
 from ._stream import IOStream
+from .cluster import ClusterNode, cluster_for
 
 logger = logging.getLogger("sio_stream")
 
@@ -69,6 +70,7 @@ def ss(
     max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    cluster: bool = True,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -90,6 +92,10 @@ def ss(
     ``idle_timeout``: seconds a stream may see no read, write or peer event (default 600; ``None``
     disables it).
     They are fixed by the first ``ss()`` call for a socket.
+
+    On an ``AsyncServer`` whose client manager is python-socketio's ``AsyncRedisManager``,
+    streams reach clients connected to the other server processes too, forwarded through that
+    Redis server (see :mod:`sio_stream.cluster`); ``cluster=False`` keeps them local.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -111,6 +117,8 @@ def ss(
         idle_timeout=idle_timeout,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
+    if cluster and socket._host.is_server:
+        socket._join_cluster(cluster_for(sio))
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
@@ -144,6 +152,7 @@ class StreamSocket:
         self._claim_timeout = claim_timeout
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._connections: dict[Any, Connection] = {}
+        self._cluster: ClusterNode | None = None
         host.on(wire.STREAM, self._on_stream)
         host.on(wire.READ, self._on_read)
         host.on(wire.WRITE, self._on_write)
@@ -225,7 +234,9 @@ class StreamSocket:
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
-        recipients: list[Any] | None = self._host.recipients(to, skip_sid)
+        recipients: list[Any] | None = (
+            None if skip_sid is None and self._is_remote(to) else self._host.recipients(to, skip_sid)
+        )
         if recipients is None and any(stream.received for stream in _streams_in(args)):
             # A stream a peer sent us goes on as a relay, through the fan-out machinery.
             recipients = [to]
@@ -326,7 +337,7 @@ class StreamSocket:
         its ack value, or to the exception above that stands for it: one recipient's failure
         does not hide the others' answers.
         """
-        recipients = self._host.recipients(to, skip_sid)
+        recipients = None if skip_sid is None and self._is_remote(to) else self._host.recipients(to, skip_sid)
         peers: list[Any] = [to] if recipients is None else recipients
         connections = {peer: self._connection_for_emit(peer) for peer in peers}
         if connect_scope.inside_connect_handler() and any(c.core.connecting for c in connections.values()):
@@ -385,11 +396,33 @@ class StreamSocket:
         return {peer: future.exception() or future.result() for peer, future in futures.items()}
 
     def _connection_for_emit(self, peer: str | None) -> Connection:
-        self._host.check_peer(peer)
+        if not self._is_remote(peer):
+            self._host.check_peer(peer)
         return self._connection(peer)
+
+    def _is_remote(self, peer: Any) -> bool:
+        """True for the sid of a client connected to another node of the cluster."""
+        cluster = self._cluster
+        if cluster is None or peer is None or self._host.is_local(peer):
+            return False
+        cluster.ensure_started()
+        return cluster.remote_node(self.namespace, peer) is not None
 
     def _connection(self, peer: Any) -> Connection:
         connection = self._connections.get(peer)
+        if connection is None and self._is_remote(peer):
+            # A client of another node: our end of its streams lives here, and its packets
+            # travel through its node (sio_stream.cluster).
+            cluster = self._cluster
+            assert cluster is not None
+            namespace = self.namespace
+            connection = Connection(
+                cluster.emitter(namespace, peer),
+                self._config,
+                f"{namespace} {peer} (on node {cluster.remote_node(namespace, peer)})",
+                lambda: cluster.is_live(namespace, peer),
+            )
+            self._connections[peer] = connection
         if connection is None:
             label = f"{self.namespace} {peer}" if peer is not None else self.namespace
             connection = Connection(
@@ -446,40 +479,100 @@ class StreamSocket:
             raise InvalidOptionError(f"{too_many} ({seen})")
         return decoded
 
-    # -- wire events (synchronous: each records its input before anything else runs) ------------
+    # -- wire events (each records its input before its first await) -----------------------------
+    def _forward(self, peer: Any, event: str, args: tuple[Any, ...]) -> asyncio.Future[Any] | None:
+        """A packet of a local client for a stream whose other end is on another node: send it
+        there (the future gets that node's ack); ``None`` for our own streams."""
+        cluster = self._cluster
+        if cluster is None or not args or cluster.route(self.namespace, peer, args[0]) is None:
+            return None
+        return cluster.forward(self.namespace, peer, event, args)
+
     def _on_read(self, peer: Any, *args: Any) -> None:
-        if args:
+        if args and self._forward(peer, wire.READ, args) is None:
             self._connection(peer).core.receive_read(*args[:3])
 
     def _on_write(self, peer: Any, *args: Any) -> str | None:
+        if self._forward(peer, wire.WRITE, args) is not None:
+            # Accepted for the other node, which fails the stream with $stream-error if it
+            # refuses the chunk: what a sio_stream writer waits for is credit, not this ack.
+            return None
         stream_id = args[0] if args else None
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
         return self._connection(peer).core.receive_write(stream_id, chunk, encoding)
 
-    def _on_end(self, peer: Any, *args: Any) -> str | None:
+    async def _on_end(self, peer: Any, *args: Any) -> str | None:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
         # nothing when the event carried no ack id, as from JavaScript).
+        forwarded = self._forward(peer, wire.END, args)
+        if forwarded is not None:
+            reply = await forwarded
+            return None if reply is None else str(reply)
         return self._connection(peer).core.receive_end(args[0] if args else None)
 
     def _on_error(self, peer: Any, *args: Any) -> None:
-        if args:
+        if args and self._forward(peer, wire.ERROR, args) is None:
             self._connection(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
 
     def _on_hello(self, peer: Any, *args: Any) -> None:
         connection = self._connection(peer)
         connection.core.receive_hello(args[0] if args else None)
         connection.send_hello()
+        if self._cluster is not None:
+            self._cluster.features_changed(self.namespace, peer)
+
+    # -- the cluster's side (sio_stream.cluster calls these) -------------------------------------
+    def _join_cluster(self, cluster: ClusterNode | None) -> None:
+        self._cluster = cluster
+        if cluster is not None:
+            cluster.sockets[self.namespace] = self
+            with contextlib.suppress(RuntimeError):  # no running loop yet: started on first use
+                cluster.ensure_started()
+
+    async def _forwarded(self, peer: Any, event: str, args: list[Any]) -> Any:
+        """A packet a client of another node sent for one of our streams, forwarded here."""
+        handler = {
+            wire.READ: self._on_read,
+            wire.WRITE: self._on_write,
+            wire.END: self._on_end,
+            wire.ERROR: self._on_error,
+        }.get(event)
+        if handler is None:
+            return None
+        result = handler(peer, *args)
+        return await result if inspect.isawaitable(result) else result
+
+    def _remote_left(self, peer: Any) -> None:
+        """A client of another node left (or its node died): its streams here fail."""
+        connection = self._connections.pop(peer, None)
+        if connection is not None:
+            connection.lost()
+
+    def _remote_features(self, peer: Any, features: list[Any]) -> None:
+        connection = self._connections.get(peer)
+        if connection is not None and self._is_remote(peer):
+            connection.core.receive_hello({"features": features})
+
+    def _forwarded_stream_lost(self, peer: Any, stream_id: str) -> None:
+        """The other end of a local client's stream was on a node that died."""
+        connection = self._connections.get(peer)
+        if connection is not None and not connection.core.closed:
+            connection.queue(Outgoing(wire.ERROR, (stream_id, wire.CONNECTION_ABORTED)))
 
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
         if event in ("disconnect", "refused"):
             connection = self._connections.pop(peer, None)
             if connection is not None:
                 connection.lost()
+            if event == "disconnect" and self._cluster is not None and self._host.is_server:
+                self._cluster.left(namespace, peer)
         elif event == "connected":
             connection = self._connections.get(peer)
             if connection is not None:
                 connection.release()
+            if self._cluster is not None:
+                self._cluster.joined(namespace, peer)
         elif event == "connect" and not self._host.is_server:
             # A reconnected client starts afresh (its old streams failed at the disconnect).
             old = self._connections.pop(None, None)

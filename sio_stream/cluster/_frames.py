@@ -1,0 +1,89 @@
+"""Frames between server nodes: a small JSON header, then binary parts as they are.
+
+A frame is ``MAGIC``, the header's length (4 bytes, big-endian), the header as compact JSON,
+then each binary part as its length (4 bytes) and its bytes. Binary values anywhere in the
+header's ``args`` (chunks, bytes inside objects) are replaced by ``{BINARY_KEY: index}`` in the
+JSON and travel as parts: never base64, never inside JSON. Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+MAGIC = b"SS1"
+BINARY_KEY = "$sio_stream_binary"
+#: Nesting deeper than this is refused (a forged frame must not exhaust the stack).
+MAX_DEPTH = 64
+_LENGTH = struct.Struct("!I")
+
+
+class FrameError(ValueError):
+    """A frame that is not one of ours (truncated, forged, or from another version)."""
+
+
+def encode(header: dict[str, Any], args: Any = ()) -> bytes:
+    """One frame: ``header`` plus ``args`` (which may hold bytes at any depth)."""
+    parts: list[bytes] = []
+    body = dict(header, args=_strip(args, parts, 0))
+    text = json.dumps(body, separators=(",", ":")).encode()
+    out = [MAGIC, _LENGTH.pack(len(text)), text]
+    for part in parts:
+        out += (_LENGTH.pack(len(part)), part)
+    return b"".join(out)
+
+
+def decode(frame: bytes) -> tuple[dict[str, Any], Any]:
+    """``(header, args)`` of a frame; raises :class:`FrameError` for anything else."""
+    if not isinstance(frame, (bytes, bytearray)) or frame[: len(MAGIC)] != MAGIC:
+        raise FrameError("not a sio_stream frame")
+    view = memoryview(frame)
+    offset = len(MAGIC)
+    try:
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += _LENGTH.size
+        header = json.loads(bytes(view[offset : offset + length]))
+        offset += length
+        parts: list[bytes] = []
+        while offset < len(view):
+            (size,) = _LENGTH.unpack_from(view, offset)
+            offset += _LENGTH.size
+            if offset + size > len(view):
+                raise FrameError("truncated binary part")
+            parts.append(bytes(view[offset : offset + size]))
+            offset += size
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"bad frame: {exc}") from None
+    if not isinstance(header, dict) or "args" not in header:
+        raise FrameError("bad frame header")
+    args = _restore(header.pop("args"), parts, 0)
+    return header, args
+
+
+def _strip(value: Any, parts: list[bytes], depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise FrameError(f"arguments nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        parts.append(bytes(value))
+        return {BINARY_KEY: len(parts) - 1}
+    if isinstance(value, (list, tuple)):
+        return [_strip(item, parts, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {key: _strip(item, parts, depth + 1) for key, item in value.items()}
+    return value
+
+
+def _restore(value: Any, parts: list[bytes], depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise FrameError(f"arguments nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, list):
+        return [_restore(item, parts, depth + 1) for item in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and BINARY_KEY in value:
+            index = value[BINARY_KEY]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(parts):
+                raise FrameError(f"bad binary part index: {index!r}")
+            return parts[index]
+        return {key: _restore(item, parts, depth + 1) for key, item in value.items()}
+    return value

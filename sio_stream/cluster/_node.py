@@ -1,0 +1,557 @@
+"""One server process in a cluster of python-socketio nodes joined by Redis.
+
+Streams to a client connected to another node work by forwarding its Socket.IO packets: the
+node that emits (A) keeps the stream's whole protocol state in an ordinary connection record
+whose "emit" publishes frames to the client's node (B); B emits them to its client and sends
+the client's ``$stream-*`` packets for those streams back to A. So every stream feature (both
+directions, acks, object mode, errors, JavaScript clients) works across nodes unchanged, and
+the credit windows bound the data in flight end to end.
+
+Redis carries:
+
+* ``<prefix>:node:<id>``: one pub/sub channel per node for frames addressed to it (see
+  :mod:`._frames`), published in order by one :class:`_NodeSender` per destination node;
+* ``<prefix>:nodes``: heartbeats, and clients joining and leaving;
+* ``<prefix>:sids``: a hash from ``namespace + NUL + sid`` to the node the client is connected
+  to, read once when a node starts (later changes come as broadcasts);
+* ``<prefix>:alive:<id>``: a key that expires unless its node refreshes it.
+
+A node whose heartbeat stops for ``node_timeout`` seconds is dead: every stream that went
+through it fails with "Connection aborted". Losing Redis fails every forwarded stream too
+(pub/sub cannot replay a lost frame); streams of local clients are never affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import _placeholder as placeholders
+from .. import _wire as wire
+from ._frames import FrameError, decode, encode
+
+if TYPE_CHECKING:
+    from .._socket import StreamSocket
+
+logger = logging.getLogger("sio_stream")
+
+#: Bytes of frames a node may have published to one other node and not yet heard processed:
+#: well under Redis's default pub/sub output-buffer soft limit (8 MiB for 60 s; 32 MiB hard).
+DEFAULT_MAX_IN_FLIGHT = 4 * 1024 * 1024
+#: A receiving node confirms what it processed in steps of this many bytes.
+_CREDIT_STEP = 1024 * 1024
+DEFAULT_HEARTBEAT = 1.0
+DEFAULT_NODE_TIMEOUT = 5.0
+#: Forwarded stream ids a client's node remembers per client, at most (oldest forgotten first).
+_MAX_ROUTES = 10_000
+
+
+@dataclass
+class _Route:
+    """A stream of a local client whose other end lives on ``node``."""
+
+    node: str
+    ended: int = 0  # bit 1: the client ended it; bit 2: the other end did
+
+
+class _NodeSender:
+    """Publishes frames to one node in order, with at most ``limit`` bytes unconfirmed."""
+
+    def __init__(self, owner: ClusterNode, node: str) -> None:
+        self.owner = owner
+        self.node = node
+        self.channel = owner.node_channel(node)
+        self.queue: deque[bytes] = deque()
+        self.queued = 0
+        self.unconfirmed = 0
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def put(self, frame: bytes) -> None:
+        self.queue.append(frame)
+        self.queued += len(frame)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"sio_stream to node {self.node}"
+            )
+
+    async def room(self) -> None:
+        """Wait while more than the limit is queued or unconfirmed (backpressure for emitters)."""
+        while self.queued + self.unconfirmed > self.owner.max_in_flight and self.node in self.owner.peers:
+            self.changed.clear()
+            await self.changed.wait()
+
+    def confirmed(self, count: int) -> None:
+        self.unconfirmed = max(0, self.unconfirmed - count)
+        self.changed.set()
+
+    async def _run(self) -> None:
+        try:
+            while self.queue:
+                while self.unconfirmed >= self.owner.max_in_flight and self.node in self.owner.peers:
+                    self.changed.clear()
+                    await self.changed.wait()
+                frame = self.queue.popleft()
+                self.queued -= len(frame)
+                self.unconfirmed += len(frame)
+                self.changed.set()
+                await self.owner.redis.publish(self.channel, frame)
+        except Exception as exc:  # Redis is gone: every stream through it fails
+            self.owner.redis_lost(exc)
+        finally:
+            self.task = None
+
+    def stop(self) -> None:
+        self.queue.clear()
+        self.queued = 0
+        self.changed.set()
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+
+class ClusterNode:
+    """This process's place in the cluster: maps, channels, heartbeats and forwarding."""
+
+    def __init__(
+        self,
+        sio: Any,
+        url: str,
+        prefix: str,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        node_timeout: float = DEFAULT_NODE_TIMEOUT,
+    ) -> None:
+        import redis.asyncio  # only clusters need it (the `cluster` extra)
+
+        self.sio = sio
+        self.id = uuid.uuid4().hex[:16]
+        self.prefix = f"{prefix}#sio_stream"
+        self.redis = redis.asyncio.Redis.from_url(url)
+        self.max_in_flight = max_in_flight
+        self.heartbeat = heartbeat
+        self.node_timeout = node_timeout
+        self.sockets: dict[str, StreamSocket] = {}
+        #: Other live nodes, with the loop time they were last heard from.
+        self.peers: dict[str, float] = {}
+        #: Clients connected to other nodes: (namespace, sid) -> node.
+        self.remote: dict[tuple[str, str], str] = {}
+        #: Streams of local clients forwarded to other nodes: (namespace, sid) -> id -> route.
+        self.routes: dict[tuple[str, str], dict[str, _Route]] = {}
+        #: (node, namespace, sid) to which this node sent the client's features.
+        self._features_sent: set[tuple[str, str, str]] = set()
+        self._senders: dict[str, _NodeSender] = {}
+        self._acks: dict[int, tuple[str, Callable[..., Any]]] = {}  # emits' ack callbacks
+        self._forwards: dict[int, tuple[str, asyncio.Future[Any]]] = {}  # forwarded packets' acks
+        self._ack_ids = itertools.count(1)
+        self._received: dict[str, int] = {}  # bytes processed per sending node, unconfirmed
+        self._ops: deque[Callable[[], Any]] = deque()  # Redis writes, in order
+        self._ops_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    # -- names -------------------------------------------------------------------------------
+    def node_channel(self, node: str) -> str:
+        return f"{self.prefix}:node:{node}"
+
+    @property
+    def nodes_channel(self) -> str:
+        return f"{self.prefix}:nodes"
+
+    @property
+    def sids_key(self) -> str:
+        return f"{self.prefix}:sids"
+
+    def _alive_key(self, node: str) -> str:
+        return f"{self.prefix}:alive:{node}"
+
+    # -- start and stop ------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start the background tasks (once; from inside the event loop)."""
+        if self._tasks or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._listen(), name=f"sio_stream cluster {self.id} listen"),
+            loop.create_task(self._beat(), name=f"sio_stream cluster {self.id} heartbeat"),
+            loop.create_task(self._write_ops(), name=f"sio_stream cluster {self.id} redis writes"),
+        ]
+
+    async def ready(self, timeout: float = 10.0) -> None:
+        """Wait until the node has subscribed and loaded the map (tests, start-up scripts)."""
+        self.ensure_started()
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def close(self) -> None:
+        """Leave the cluster: other nodes fail the streams that went through this one."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self.redis.publish(self.nodes_channel, encode({"t": "bye", "node": self.id}))
+            await self.redis.delete(self._alive_key(self.id))
+        for task in self._tasks:
+            task.cancel()
+        for sender in self._senders.values():
+            sender.stop()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+    # -- the map of clients --------------------------------------------------------------------
+    def remote_node(self, namespace: str, sid: Any) -> str | None:
+        """The live node a client of another node is connected to, or ``None``."""
+        if not isinstance(sid, str):
+            return None
+        node = self.remote.get((namespace, sid))
+        return node if node is not None and node in self.peers else None
+
+    def joined(self, namespace: str, sid: str) -> None:
+        """A client connected here."""
+        field = f"{namespace}\0{sid}"
+        self._op(lambda: self.redis.hset(self.sids_key, field, self.id))
+        self._broadcast({"t": "join", "node": self.id, "ns": namespace, "sid": sid})
+
+    def left(self, namespace: str, sid: str) -> None:
+        """A client of this node disconnected: other nodes drop what they forwarded to it."""
+        field = f"{namespace}\0{sid}"
+        self._op(lambda: self.redis.hdel(self.sids_key, field))
+        self._broadcast({"t": "leave", "node": self.id, "ns": namespace, "sid": sid})
+        self.routes.pop((namespace, sid), None)
+        self._features_sent = {key for key in self._features_sent if key[1:] != (namespace, sid)}
+
+    def _broadcast(self, header: dict[str, Any]) -> None:
+        frame = encode(header)
+        self._op(lambda: self.redis.publish(self.nodes_channel, frame))
+
+    def _op(self, op: Callable[[], Any]) -> None:
+        self._ops.append(op)
+        self._ops_wake.set()
+        self.ensure_started()
+
+    async def _write_ops(self) -> None:
+        await self._ready.wait()
+        while True:
+            while self._ops:
+                op = self._ops.popleft()
+                try:
+                    await op()
+                except Exception as exc:
+                    self.redis_lost(exc)
+            self._ops_wake.clear()
+            await self._ops_wake.wait()
+
+    # -- sending to other nodes ----------------------------------------------------------------
+    def _sender(self, node: str) -> _NodeSender:
+        sender = self._senders.get(node)
+        if sender is None:
+            sender = self._senders[node] = _NodeSender(self, node)
+        return sender
+
+    def emitter(self, namespace: str, sid: str) -> Callable[..., Any]:
+        """The emit function of a connection record for a client of another node."""
+
+        async def emit(event: str, args: tuple[Any, ...], callback: Callable[..., Any] | None) -> None:
+            node = self.remote_node(namespace, sid)
+            if node is None:
+                raise ConnectionError(f"client {sid} is no longer connected to any node")
+            ack = None
+            if callback is not None:
+                ack = next(self._ack_ids)
+                self._acks[ack] = (node, callback)
+            header = {"t": "emit", "from": self.id, "ns": namespace, "sid": sid, "event": event, "ack": ack}
+            sender = self._sender(node)
+            sender.put(encode(header, list(args)))
+            await sender.room()
+
+        return emit
+
+    def is_live(self, namespace: str, sid: str) -> bool:
+        return self.remote_node(namespace, sid) is not None
+
+    # -- the client's packets for forwarded streams (on the client's node) ---------------------
+    def route(self, namespace: str, sid: Any, stream_id: Any) -> str | None:
+        """The node that holds the other end of a local client's stream, or ``None``."""
+        if not isinstance(stream_id, str):
+            return None
+        routes = self.routes.get((namespace, sid))
+        if routes is None:
+            return None
+        route = routes.get(stream_id)
+        return route.node if route is not None else None
+
+    def forward(self, namespace: str, sid: str, event: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Send a local client's packet to the node that holds the stream; the future gets the
+        ack that node answers with (or the wire's "Connection aborted" if it dies first)."""
+        stream_id = args[0] if args else None
+        node = self.route(namespace, sid, stream_id)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if node is None or node not in self.peers:
+            future.set_result(wire.CONNECTION_ABORTED)
+            return future
+        self._send_features(node, namespace, sid)
+        ack = next(self._ack_ids)
+        self._forwards[ack] = (node, future)
+        header = {"t": "fwd", "from": self.id, "ns": namespace, "sid": sid, "event": event, "ack": ack}
+        self._sender(node).put(encode(header, list(args)))
+        self._track(namespace, sid, event, args, by_client=True)
+        return future
+
+    def features_changed(self, namespace: str, sid: str) -> None:
+        """The local client's hello arrived: nodes holding its streams learn its features."""
+        for node, ns, client in list(self._features_sent):
+            if (ns, client) == (namespace, sid):
+                self._features_sent.discard((node, ns, client))
+                self._send_features(node, ns, client)
+
+    def _send_features(self, node: str, namespace: str, sid: str) -> None:
+        if (node, namespace, sid) in self._features_sent:
+            return
+        socket = self.sockets.get(namespace)
+        connection = socket._connections.get(sid) if socket is not None else None
+        if connection is None:
+            return
+        self._features_sent.add((node, namespace, sid))
+        features = sorted(connection.core.peer_features)
+        header = {"t": "features", "from": self.id, "ns": namespace, "sid": sid, "features": features}
+        self._sender(node).put(encode(header))
+
+    def _track(self, namespace: str, sid: str, event: str, args: Any, *, by_client: bool) -> None:
+        """Keep the route table of a local client's forwarded streams up to date."""
+        routes = self.routes.get((namespace, sid))
+        if routes is None or not args:
+            return
+        stream_id = args[0]
+        route = routes.get(stream_id) if isinstance(stream_id, str) else None
+        if route is None:
+            return
+        if event == wire.ERROR:
+            del routes[stream_id]
+        elif event == wire.END:
+            route.ended |= 1 if by_client else 2
+            if route.ended == 3:
+                del routes[stream_id]
+
+    def _learn_routes(self, namespace: str, sid: str, node: str, event: str, args: list[Any]) -> None:
+        """Streams named in a packet from ``node`` to a local client now route to ``node``."""
+        ids: list[Any] = []
+        if event == wire.STREAM:
+            placeholders.decode(args[1:], lambda stream_id, _options: ids.append(stream_id))
+        elif event in (wire.READ, wire.WRITE, wire.END, wire.ERROR) and args:
+            ids.append(args[0])
+        if not ids:
+            return
+        routes = self.routes.setdefault((namespace, sid), {})
+        for stream_id in ids:
+            if isinstance(stream_id, str) and stream_id not in routes:
+                routes[stream_id] = _Route(node)
+                while len(routes) > _MAX_ROUTES:
+                    del routes[next(iter(routes))]
+
+    # -- receiving -----------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        own = self.node_channel(self.id).encode()
+        try:
+            await pubsub.subscribe(self.node_channel(self.id), self.nodes_channel)
+            await self._load_map()
+            self._ready.set()
+            await self.redis.publish(self.nodes_channel, encode({"t": "hb", "node": self.id}))
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                data = message["data"]
+                directed = message["channel"] == own
+                try:
+                    header, args = decode(data)
+                except FrameError as exc:
+                    logger.warning("sio_stream cluster: ignoring a frame on %s: %s", message["channel"], exc)
+                    continue
+                try:
+                    await self._handle(header, args)
+                except Exception:
+                    logger.exception("sio_stream cluster: frame %r failed", header.get("t"))
+                sender = header.get("node") or header.get("from")
+                if directed and header.get("t") != "credit" and isinstance(sender, str):
+                    self._confirm(sender, len(data))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.redis_lost(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _load_map(self) -> None:
+        raw: dict[Any, Any] = await self.redis.hgetall(self.sids_key)
+        entries = {_text(field): _text(node) for field, node in raw.items()}
+        nodes = set(entries.values()) - {self.id}
+        alive = {node for node in nodes if await self.redis.exists(self._alive_key(node))}
+        now = asyncio.get_running_loop().time()
+        for node in alive:
+            self.peers.setdefault(node, now)
+        for field, node in entries.items():
+            namespace, _, sid = field.partition("\0")
+            if node in alive:
+                self.remote[(namespace, sid)] = node
+
+    async def _handle(self, header: dict[str, Any], args: Any) -> None:
+        kind = header.get("t")
+        node = header.get("node") or header.get("from")
+        if not isinstance(node, str) or node == self.id:
+            return
+        if node not in self.peers and kind not in ("bye",):
+            self.peers[node] = asyncio.get_running_loop().time()
+        namespace, sid = header.get("ns"), header.get("sid")
+        if kind == "hb":
+            self.peers[node] = asyncio.get_running_loop().time()
+        elif kind == "join" and isinstance(namespace, str) and isinstance(sid, str):
+            self.remote[(namespace, sid)] = node
+        elif kind == "leave" and isinstance(namespace, str) and isinstance(sid, str):
+            if self.remote.get((namespace, sid)) == node:
+                del self.remote[(namespace, sid)]
+            socket = self.sockets.get(namespace)
+            if socket is not None:
+                socket._remote_left(sid)
+        elif kind == "bye":
+            self._node_lost(node, "left the cluster")
+        elif kind == "credit":
+            count = header.get("bytes")
+            if isinstance(count, int):
+                self._sender(node).confirmed(count)
+        elif kind in ("emit", "fwd", "ack", "features"):
+            await self._directed(kind, node, header, args if isinstance(args, list) else [])
+
+    def _confirm(self, node: str, size: int) -> None:
+        total = self._received.get(node, 0) + size
+        if total >= _CREDIT_STEP:
+            frame = encode({"t": "credit", "node": self.id, "bytes": total})
+            # Credits bypass the window (or two full windows would wait for each other).
+            self._op(lambda: self.redis.publish(self.node_channel(node), frame))
+            total = 0
+        self._received[node] = total
+
+    async def _directed(self, kind: str, node: str, header: dict[str, Any], args: list[Any]) -> None:
+        namespace, sid = header.get("ns"), header.get("sid")
+        if kind == "ack":
+            ack = header.get("ack")
+            entry = self._acks.pop(ack, None) if isinstance(ack, int) else None
+            if entry is not None:
+                entry[1](*args)
+            forward = self._forwards.pop(ack, None) if isinstance(ack, int) else None
+            if forward is not None and not forward[1].done():
+                forward[1].set_result(args[0] if args else None)
+            return
+        if not isinstance(namespace, str) or not isinstance(sid, str):
+            return
+        socket = self.sockets.get(namespace)
+        if kind == "features":
+            features = header.get("features")
+            if socket is not None and isinstance(features, list):
+                socket._remote_features(sid, features)
+            return
+        event = header.get("event")
+        if not isinstance(event, str):
+            return
+        ack = header.get("ack")
+        if kind == "emit":
+            await self._deliver(node, namespace, sid, event, args, ack)
+        elif socket is not None:  # "fwd": a client of ``node`` answers a stream of ours
+            self.remote.setdefault((namespace, sid), node)
+            result = await socket._forwarded(sid, event, args)
+            if ack is not None:
+                self._reply(node, ack, () if result is None else (result,))
+
+    async def _deliver(
+        self, node: str, namespace: str, sid: str, event: str, args: list[Any], ack: Any
+    ) -> None:
+        """An emit from ``node`` to a client connected here."""
+        if not self.sio.manager.is_connected(sid, namespace):
+            self._sender(node).put(encode({"t": "leave", "node": self.id, "ns": namespace, "sid": sid}))
+            return
+        self._learn_routes(namespace, sid, node, event, args)
+        self._track(namespace, sid, event, args, by_client=False)
+        callback = None
+        if ack is not None:
+
+            def callback(*reply: Any) -> None:
+                # Streams the client puts in its ack belong to the node that asked.
+                self._learn_routes(namespace, sid, node, wire.STREAM, [None, *reply])
+                self._send_features(node, namespace, sid)
+                self._reply(node, ack, reply)
+
+        await self.sio.emit(
+            event, tuple(args), to=sid, namespace=namespace, callback=callback, ignore_queue=True
+        )
+
+    def _reply(self, node: str, ack: Any, reply: tuple[Any, ...]) -> None:
+        self._sender(node).put(encode({"t": "ack", "from": self.id, "ack": ack}, list(reply)))
+
+    # -- failures ------------------------------------------------------------------------------
+    async def _beat(self) -> None:
+        await self._ready.wait()
+        loop = asyncio.get_running_loop()
+        beat = encode({"t": "hb", "node": self.id})
+        while True:
+            try:
+                await self.redis.set(self._alive_key(self.id), b"1", px=int(self.node_timeout * 1000))
+                await self.redis.publish(self.nodes_channel, beat)
+            except Exception as exc:
+                self.redis_lost(exc)
+            now = loop.time()
+            for node, seen in list(self.peers.items()):
+                if now - seen > self.node_timeout:
+                    self._node_lost(node, f"no heartbeat for {self.node_timeout} s")
+            await asyncio.sleep(self.heartbeat)
+
+    def _node_lost(self, node: str, why: str) -> None:
+        if self.peers.pop(node, None) is None and node not in self._senders:
+            return
+        logger.warning("sio_stream cluster: node %s %s; failing the streams through it", node, why)
+        sender = self._senders.pop(node, None)
+        if sender is not None:
+            sender.stop()
+        for key, owner in list(self.remote.items()):
+            if owner == node:
+                del self.remote[key]
+                socket = self.sockets.get(key[0])
+                if socket is not None:
+                    socket._remote_left(key[1])
+        for (namespace, sid), routes in self.routes.items():
+            lost = [stream_id for stream_id, route in routes.items() if route.node == node]
+            socket = self.sockets.get(namespace)
+            for stream_id in lost:
+                del routes[stream_id]
+                if socket is not None:
+                    socket._forwarded_stream_lost(sid, stream_id)
+        # Acks the dead node owed: our connection records for its clients failed above (their
+        # streams and calls with them); a client of ours waiting to end a stream hears it.
+        for ack, (owner, _callback) in list(self._acks.items()):
+            if owner == node:
+                del self._acks[ack]
+        for ack, (owner, future) in list(self._forwards.items()):
+            if owner == node:
+                del self._forwards[ack]
+                if not future.done():
+                    future.set_result(wire.CONNECTION_ABORTED)
+        self._features_sent = {key for key in self._features_sent if key[0] != node}
+
+    def redis_lost(self, exc: BaseException) -> None:
+        """Redis is unreachable: every forwarded stream fails; local ones go on."""
+        if self.closed:
+            return
+        logger.error("sio_stream cluster: Redis connection lost (%s); failing forwarded streams", exc)
+        for node in list(self.peers) + list(self._senders):
+            self._node_lost(node, "unreachable (Redis connection lost)")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

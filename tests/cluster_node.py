@@ -1,0 +1,39 @@
+"""A server node of a cluster test, as a process of its own (so that a test can kill it).
+
+    python tests/cluster_node.py <redis url>
+
+Prints ``LISTENING <port>`` once its cluster node is ready; runs until stdin closes or it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import socketio
+from aiohttp import web
+
+from sio_stream import ss
+from sio_stream.cluster import cluster_for
+
+
+async def main(redis_url: str) -> None:
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(redis_url))
+    ss(sio)
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    node = cluster_for(sio)
+    assert node is not None
+    await node.ready()
+    print(f"LISTENING {runner.addresses[0][1]}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await node.close()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
