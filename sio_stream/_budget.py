@@ -13,9 +13,9 @@ excess over the reservation must fit in the free room or the data is refused) an
 frees up wakes the account's waiters, oldest first: callbacks that retry their grants.
 
 Fairness: once the process account is contended (more than 3/4 of its limit in use), a
-connection already using more than its fair share (the limit divided by the connections) can
-reserve nothing, so the connections holding the most are refused new credit first and the
-others keep moving. Nothing here closes a connection or fails a stream.
+connection may use no more than its max-min fair share (:meth:`Budget.fair_level`): those
+holding the most are refused new credit first, and what is left is shared by the others, so
+they keep moving. Nothing here closes a connection or fails a stream.
 
 Pure: no I/O, no async library.
 """
@@ -86,7 +86,7 @@ class Budget:
         "reserved",
         "parent",
         "_waiters",
-        "_children",
+        "_members",
         "_waking",
         "_closed",
     )
@@ -104,11 +104,11 @@ class Budget:
         self.parent = parent
         # Insertion-ordered: a FIFO without duplicates, with O(1) removal.
         self._waiters: dict[object, Callable[[], None]] = {}
-        self._children = 0
+        self._members: set[Budget] = set()
         self._waking = False
         self._closed = False
         if parent is not None:
-            parent._children += 1
+            parent._members.add(self)
 
     @property
     def used(self) -> int:
@@ -140,7 +140,23 @@ class Budget:
         parent = self.parent
         if parent is None or parent.used * _CONTENDED_DEN <= parent.limit * _CONTENDED_NUM:
             return self.limit
-        return parent.limit // max(1, parent._children) - self.used
+        return parent.fair_level() - self.used
+
+    def fair_level(self) -> int:
+        """Max-min fair share of this (process) account: connections using more than their
+        share keep what they hold (it cannot be taken back) and get nothing more; what is
+        left is shared equally by the others, so a connection that reads what it receives
+        always has room, however much the slow ones hold."""
+        members = sorted((c.used for c in self._members), reverse=True)
+        # Bytes of connections already gone (streams the application still holds) stay counted.
+        room = self.limit - (self.used - sum(members))
+        count = len(members)
+        for used in members:
+            if used * count <= room:
+                break
+            room -= used
+            count -= 1
+        return room // max(1, count)
 
     # -- the three verbs ---------------------------------------------------------------------------
     def reserve(self, size: int) -> bool:
@@ -205,7 +221,7 @@ class Budget:
         if parent is not None and not self._closed:
             self._closed = True
             parent._waiters.pop(self, None)
-            parent._children -= 1
+            parent._members.discard(self)
             parent._wake()
 
     def _wake(self) -> None:
@@ -228,7 +244,7 @@ class Budget:
 
     def statistics(self) -> BudgetStatistics:
         return BudgetStatistics(
-            self.limit, self.window, self.held, self.reserved, self._children, len(self._waiters)
+            self.limit, self.window, self.held, self.reserved, len(self._members), len(self._waiters)
         )
 
 

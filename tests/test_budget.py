@@ -125,3 +125,16 @@ def test_no_sequence_of_operations_breaks_the_invariant(sequence):
     for holding in holdings:
         holding.release()
     assert process.used == 0
+
+
+def test_a_newcomer_keeps_room_however_much_the_hogs_took_before_contention():
+    process = Budget(1600)
+    hogs = [Budget(600, process) for _ in range(4)]
+    honest = Budget(600, process)
+    for hog in hogs:  # each takes all it can, in turn
+        while hog.reserve(10):
+            pass
+    # Two hogs filled 1200 before the process was contended; the rest share what is left.
+    assert process.used <= 1600 and honest.grantable() > 0
+    assert [h.used for h in hogs][:2] == [600, 600]
+    assert honest.grantable() >= (1600 - 1200) // 3 - 10
