@@ -119,7 +119,11 @@ def _spawn(coro: Any) -> None:
 
 
 def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None, chunk: int | None) -> None:
-    streams = sio_stream.ss(sio, namespace, window=window, max_chunk=chunk)
+    # SIO_BENCH_CONNECTION_WINDOW (bytes) lets a sweep compare connection windows in one run.
+    extra: dict[str, Any] = {}
+    if os.environ.get("SIO_BENCH_CONNECTION_WINDOW"):
+        extra["connection_window"] = int(os.environ["SIO_BENCH_CONNECTION_WINDOW"])
+    streams = sio_stream.ss(sio, namespace, window=window, max_chunk=chunk, **extra)
 
     @streams.on("upload")
     async def upload(sid: str, stream: Any, meta: Any) -> int:
@@ -439,6 +443,16 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         results = await asyncio.gather(*(one() for _ in range(job["streams"])))
         n = sum(r[2] for r in results)
         out["per_stream_mb_s"] = [size / (r[1] - r[0]) / 1e6 for r in results]
+    elif op == "beside":
+        # ``bulk`` uploads of ``size`` bytes on this connection; once they are flowing, one upload
+        # of ``small`` bytes, timed on its own (``bulk`` 0: the same small upload alone).
+        bulk = [asyncio.ensure_future(client.sio_upload(size, write)) for _ in range(job["bulk"])]
+        if bulk:
+            await asyncio.sleep(job.get("settle", 0.5))  # a benchmark, not a test: let windows fill
+        t0 = time.perf_counter()
+        small = await client.sio_upload(job["small"], write)
+        out["small_seconds"] = time.perf_counter() - t0
+        n = small + sum(await asyncio.gather(*bulk))
     elif op == "clients":
         n, per = await run_clients(url, job)
         out["per_stream_mb_s"] = per
