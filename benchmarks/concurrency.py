@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {"fair share": ratio(shared, fair)},
             f"<={BESIDE_TARGET}x fair share",
             shared <= BESIDE_TARGET * fair,
-            note=f"alone {alone * 1000:.1f} ms, fair share {fair * 1000:.1f} ms (medians of {len(beside[0])})",
+            note=f"alone {alone * 1000:.1f} ms, fair share {fair * 1000:.1f} ms "
+            f"(medians of {len(beside[0])})",
         )
     if not counts:
         return report.finish(args.json)
