@@ -123,6 +123,10 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
     extra: dict[str, Any] = {}
     if os.environ.get("SIO_BENCH_CONNECTION_WINDOW"):
         extra["connection_window"] = int(os.environ["SIO_BENCH_CONNECTION_WINDOW"])
+    if os.environ.get("SIO_BENCH_MAX_BUFFERED"):
+        extra["max_buffered"] = int(os.environ["SIO_BENCH_MAX_BUFFERED"])
+    if os.environ.get("SIO_BENCH_PROCESS_LIMIT"):
+        sio_stream.set_process_limit(int(os.environ["SIO_BENCH_PROCESS_LIMIT"]))
     streams = sio_stream.ss(sio, namespace, window=window, max_chunk=chunk, **extra)
 
     @streams.on("upload")
@@ -143,6 +147,13 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
 
         _spawn(feed())
         return stream
+
+    @streams.on("slow")
+    async def slow(sid: str, stream: Any) -> None:
+        # A handler that reads one chunk and then nothing (benchmarks/hostile.py floods it).
+        await stream.receive()
+        while not stream.closed:  # noqa: ASYNC110 (polls the stream state; no event to await)
+            await asyncio.sleep(1)
 
     @streams.on("objects")
     async def objects(sid: str, stream: Any) -> int:

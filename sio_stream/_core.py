@@ -75,6 +75,11 @@ DEFAULT_CONNECTION_WINDOW = 4 * 1024 * 1024
 #: to the largest chunk (or object) seen on the stream.
 INITIAL_BYTE_CREDIT = 64 * 1024
 INITIAL_OBJECT_CREDIT = 1024
+#: Credits an object-mode stream gets before its first object arrived. An object's size is
+#: bounded only by the message limit, so 128 credits of 1 KiB guessed let a peer send 128 huge
+#: objects before the guess is corrected (refused for the budget, but the server still reads
+#: and parses them all). 8, like a byte stream's window; the rest follows the first object.
+PROBE_CREDITS = 8
 #: A stream nobody reads or writes for this long fails: it holds a window, a registry entry and
 #: perhaps a blocked writer. Ten minutes, so that only abandoned streams meet it.
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -137,6 +142,8 @@ class StreamCore:
         #: INITIAL_BYTE_CREDIT); and credits the window wants granted but the budget has no room for.
         self.credit_size = INITIAL_OBJECT_CREDIT if self.object_mode else INITIAL_BYTE_CREDIT
         self.owed_credit = 0
+        self.probing = self.object_mode  # no object arrived yet (see PROBE_CREDITS)
+        self.parked = 0  # credits held back while probing
         self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
 
     # -- derived state -------------------------------------------------------------------
@@ -506,6 +513,10 @@ class ProtocolCore:
         if seen > stream.credit_size:
             cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
             stream.credit_size = min(seen, cap)
+        if stream.probing:
+            stream.probing = False
+            parked, stream.parked = stream.parked, 0
+            self._grant(stream, parked)
         return None
 
     def _refuse(self, stream: StreamCore, message: str) -> str:
@@ -627,6 +638,11 @@ class ProtocolCore:
     def _grant(self, stream: StreamCore, count: int) -> None:
         """The window wants ``count`` more credits granted: they join the stream's debt, and
         debts are paid in FIFO order as far as the budget allows (see :meth:`_pay`)."""
+        if stream.probing:
+            assert stream.window is not None
+            allowed = max(0, PROBE_CREDITS - stream.window.outstanding - stream.owed_credit)
+            stream.parked += max(0, count - allowed)
+            count = min(count, allowed)
         if count <= 0:
             return
         stream.owed_credit += count
@@ -668,6 +684,7 @@ class ProtocolCore:
         """``stream`` reads no more: its debt and reservation go (and its held bytes with
         ``held``); room freed wakes the streams waiting for it."""
         stream.owed_credit = 0
+        stream.parked = 0
         self.starved.pop(stream, None)
         if stream.holding is not None and stream.owner is self:
             stream.holding.release(held=held)

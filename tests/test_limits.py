@@ -164,3 +164,29 @@ async def test_an_abandoned_stream_fails_after_the_idle_timeout_and_a_busy_one_d
         await client.disconnect()
         await server.shutdown()
         await runner.cleanup()
+
+
+def test_read_size_a_sio_stream_writer_keeps_chunks_within_the_readers_read_size():
+    pair = CorePair(CoreConfig(max_chunk=1000), CoreConfig(max_chunk=100))
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.flush()
+    # Exactly 100 bytes reserved per credit, and the writer keeps to it.
+    assert pair.b.budget.reserved == 100 * reader.window.outstanding  # type: ignore[union-attr]
+    pair.a.write(writer, b"z" * 450)
+    pair.flush()
+    assert [len(reader.inbox.take_head(1000)[0]) for _ in range(5)] == [100, 100, 100, 100, 50]  # type: ignore[union-attr]
+
+
+def test_an_object_stream_gets_a_few_credits_until_its_first_object_shows_their_size():
+    pair = CorePair(CoreConfig(), CoreConfig(object_window=128))
+    writer = StreamCore(StreamOptions.create(object_mode=True))
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.flush()
+    assert reader.window is not None and reader.window.outstanding == 8
+    pair.a.write(writer, {"n": 1})
+    pair.flush()
+    assert reader.window.outstanding == 127  # the rest of the window, now that sizes are known
+    assert pair.b.budget.held == len('{"n":1}')
