@@ -38,6 +38,7 @@ SETUP = {
     "quick": (256 * MiB, 64 * MiB, 8, 32),
     "smoke": (32 * MiB, 8 * MiB, 4, 4),
 }
+SETTLE = {"full": 5.0, "quick": 3.0, "smoke": 1.0}
 OVERHEAD_TARGET = 64 * MiB
 HONEST_TARGET = 0.5
 
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(2)
         ]
         try:
-            time.sleep(args.settle)  # a benchmark: let the flood fill the budgets first
+            time.sleep(args.settle or SETTLE[mode])  # a benchmark: let the flood fill the budgets first
             attacked = run_client(SIO, py.url, jobs)
             peak_kib = attacked[-1]["server_mem"]["VmHWM"]
         finally:
@@ -160,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reopen", type=int, default=0, help="streams a connection opens again as they are refused"
     )
-    p.add_argument("--settle", type=float, default=3.0, help="seconds of flood before the honest run")
+    p.add_argument("--settle", type=float, default=None, help="seconds of flood before the honest run")
     return p
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import concurrency
+import hostile
 import latency
 import memory
 import objects
@@ -33,6 +34,7 @@ BENCHES = {
     "memory": memory,
     "concurrency": concurrency,
     "objects": objects,
+    "hostile": hostile,
 }
 # cpu.py is throughput.py's CPU lines: they come with the throughput run here.
 
