@@ -30,12 +30,12 @@ import contextlib
 import gc
 import logging
 import os
-import uuid
 import random
 import signal
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -248,38 +248,43 @@ async def client_loop(url: str, seed: int, deadline: float, totals: Totals, max_
 
 
 async def hostile_loop(url: str, seed: int, deadline: float, totals: Totals) -> None:
-    """A raw client flooding a handler that never reads (see the module docstring)."""
+    """A raw client flooding a handler that never reads (see the module docstring), again and
+    again until ``deadline``."""
     rng = random.Random(seed)
     while time.monotonic() < deadline:
-        client = socketio.AsyncClient(reconnection=False)
-        objects: set[str] = set()
-        stopped = False
+        await hostile_connection(url, rng, deadline, totals)
 
-        async def on_read(stream_id: str, *args: Any) -> None:
-            if stopped:
-                return
-            chunk: Any = (HOSTILE_OBJECT, "utf8") if stream_id in objects else (HOSTILE_CHUNK, "buffer")
-            with contextlib.suppress(Exception):  # the connection may be leaving
-                await client.emit("$stream-write", (stream_id, *chunk), callback=lambda *a: None)
-                totals.hostile_writes += 1
 
-        client.on("$stream-read", on_read)
-        try:
-            await client.connect(url, transports=["websocket"])
-            for i in range(rng.randrange(2, 12)):
-                stream_id = str(uuid.uuid4())
-                placeholder: dict[str, Any] = {"$stream": stream_id}
-                if i % 2 == 0:
-                    objects.add(stream_id)
-                    placeholder["options"] = {"objectMode": True}
-                await client.emit("$stream", ("slow", placeholder))
-            await asyncio.sleep(min(rng.uniform(0.5, 4.0), max(0.0, deadline - time.monotonic())))
-        except Exception as exc:  # reported: the soak fails
-            totals.errors.append(f"hostile client: {type(exc).__name__}: {exc}")
-        finally:
-            stopped = True
-            with contextlib.suppress(Exception):
-                await client.disconnect()
+async def hostile_connection(url: str, rng: random.Random, deadline: float, totals: Totals) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    objects: set[str] = set()
+    stopped = False
+
+    async def on_read(stream_id: str, *args: Any) -> None:
+        if stopped:
+            return
+        chunk: Any = (HOSTILE_OBJECT, "utf8") if stream_id in objects else (HOSTILE_CHUNK, "buffer")
+        with contextlib.suppress(Exception):  # the connection may be leaving
+            await client.emit("$stream-write", (stream_id, *chunk), callback=lambda *a: None)
+            totals.hostile_writes += 1
+
+    client.on("$stream-read", on_read)
+    try:
+        await client.connect(url, transports=["websocket"])
+        for i in range(rng.randrange(2, 12)):
+            stream_id = str(uuid.uuid4())
+            placeholder: dict[str, Any] = {"$stream": stream_id}
+            if i % 2 == 0:
+                objects.add(stream_id)
+                placeholder["options"] = {"objectMode": True}
+            await client.emit("$stream", ("slow", placeholder))
+        await asyncio.sleep(min(rng.uniform(0.5, 4.0), max(0.0, deadline - time.monotonic())))
+    except Exception as exc:  # reported: the soak fails
+        totals.errors.append(f"hostile client: {type(exc).__name__}: {exc}")
+    finally:
+        stopped = True
+        with contextlib.suppress(Exception):
+            await client.disconnect()
 
 
 def rss_mb(pid: int) -> float:

@@ -125,6 +125,17 @@ class Budget:
             parent = parent.parent
         return room
 
+    @property
+    def ceiling(self) -> int:
+        """The most this account could ever reserve at once: the least of its window, its limit
+        and the contention line of its parent (a connection alone reaches no further)."""
+        top = self.limit if self.window is None else min(self.limit, self.window)
+        parent = self.parent
+        while parent is not None:
+            top = min(top, parent.limit * _CONTENDED_NUM // _CONTENDED_DEN)
+            parent = parent.parent
+        return max(1, top)
+
     def grantable(self) -> int:
         """Bytes of new credit this account may reserve now: :attr:`free`, and nothing for a
         connection using more than its fair share of a contended parent, and no more than the
@@ -135,18 +146,23 @@ class Budget:
         return max(0, room)
 
     def _fair_room(self) -> int:
-        """What this account may still add under the fairness rule (unbounded when the parent is
-        not contended)."""
+        """What this account may still add under the fairness rule: anything up to the
+        parent's contention line (3/4 of its limit), and beyond it only up to the max-min fair
+        level. (Checking only whether the parent is contended already let one grant jump from
+        just under the line to the whole limit, leaving a newcomer nothing.)"""
         parent = self.parent
-        if parent is None or parent.used * _CONTENDED_DEN <= parent.limit * _CONTENDED_NUM:
+        if parent is None:
             return self.limit
-        return parent.fair_level() - self.used
+        below_line = parent.limit * _CONTENDED_NUM // _CONTENDED_DEN - parent.used
+        if below_line >= self.limit:
+            return below_line  # far from contended: no need to rank the connections
+        return max(below_line, parent.fair_level() - self.used)
 
     def fair_level(self) -> int:
         """Max-min fair share of this (process) account: connections using more than their
         share keep what they hold (it cannot be taken back) and get nothing more; what is
-        left is shared equally by the others, so a connection that reads what it receives
-        always has room, however much the slow ones hold."""
+        left is shared equally by the others and one newcomer, so a connection that reads what
+        it receives always finds room, however much the slow ones hold."""
         members = sorted((c.used for c in self._members), reverse=True)
         # Bytes of connections already gone (streams the application still holds) stay counted.
         room = self.limit - (self.used - sum(members))
@@ -156,7 +172,9 @@ class Budget:
                 break
             room -= used
             count -= 1
-        return room // max(1, count)
+        # One share more than there are connections under it: room stays for a connection that
+        # arrives later (what slow readers hold cannot be taken back to make room for it).
+        return room // (count + 1)
 
     # -- the three verbs ---------------------------------------------------------------------------
     def reserve(self, size: int) -> bool:

@@ -80,6 +80,12 @@ INITIAL_OBJECT_CREDIT = 1024
 #: objects before the guess is corrected (refused for the budget, but the server still reads
 #: and parses them all). 8, like a byte stream's window; the rest follows the first object.
 PROBE_CREDITS = 8
+#: Reads outstanding at once toward a writer that did not announce batch-read (JavaScript): it
+#: remembers surplus reads as one pending read, so it never uses more than two (one being
+#: written, one pending). More would be credit it forgets, holding memory reservations (and,
+#: under a full connection window, starving the streams whose next read waits behind them).
+#: The window still bounds what is buffered; the rest of it is granted as chunks arrive.
+PLAIN_CREDITS = 2
 #: A stream nobody reads or writes for this long fails: it holds a window, a registry entry and
 #: perhaps a blocked writer. Ten minutes, so that only abandoned streams meet it.
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -513,10 +519,10 @@ class ProtocolCore:
         if seen > stream.credit_size:
             cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
             stream.credit_size = min(seen, cap)
-        if stream.probing:
-            stream.probing = False
+        stream.probing = False
+        if stream.parked:
             parked, stream.parked = stream.parked, 0
-            self._grant(stream, parked)
+            self._grant(stream, parked)  # what the cap allows now; the rest stays parked
         return None
 
     def _refuse(self, stream: StreamCore, message: str) -> str:
@@ -632,15 +638,20 @@ class ProtocolCore:
         """Bytes to reserve for one credit of ``stream``: our read size when the writer promises
         to stay within it (read-size), else the largest chunk or object seen so far."""
         if not stream.object_mode and FEATURE_READ_SIZE in self.peer_features:
-            return self.config.max_chunk
-        return stream.credit_size
+            size = self.config.max_chunk
+        else:
+            size = stream.credit_size
+        # Never more than the budget itself could hold (tiny budgets): larger chunks are then
+        # checked against the free room on arrival.
+        return min(size, self.budget.ceiling)
 
     def _grant(self, stream: StreamCore, count: int) -> None:
         """The window wants ``count`` more credits granted: they join the stream's debt, and
         debts are paid in FIFO order as far as the budget allows (see :meth:`_pay`)."""
-        if stream.probing:
+        cap = self._credit_cap(stream)
+        if cap is not None:
             assert stream.window is not None
-            allowed = max(0, PROBE_CREDITS - stream.window.outstanding - stream.owed_credit)
+            allowed = max(0, cap - stream.window.outstanding - stream.owed_credit)
             stream.parked += max(0, count - allowed)
             count = min(count, allowed)
         if count <= 0:
@@ -648,6 +659,12 @@ class ProtocolCore:
         stream.owed_credit += count
         self.starved.setdefault(stream)
         self._pay()
+
+    def _credit_cap(self, stream: StreamCore) -> int | None:
+        """Most credits ``stream`` may have outstanding now, beyond its window (``None``: no cap)."""
+        if FEATURE_BATCH_READ not in self.peer_features:
+            return PLAIN_CREDITS
+        return PROBE_CREDITS if stream.probing else None
 
     def _pay(self) -> None:
         """Grant owed credit, oldest debt first, as far as the connection's budget (its limit,
@@ -663,8 +680,6 @@ class ProtocolCore:
             assert stream.window is not None and stream.holding is not None
             size = max(1, self._credit_bytes(stream))
             count = min(stream.owed_credit, self.budget.grantable() // size)
-            if count <= 0 and stream.window.outstanding == 0 and not stream.inbox and self.budget.used == 0:
-                count = 1  # a credit larger than the whole budget: one at a time, alone
             if count <= 0 or not stream.holding.reserve(count * size):
                 self.budget.wait(self, self._pay)
                 return

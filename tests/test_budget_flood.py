@@ -133,7 +133,7 @@ async def test_hostile_floods_stay_within_the_budgets_and_an_honest_client_moves
         for _ in range(2):
             stream = create_stream()
             call = asyncio.ensure_future(honest_streams.call("upload", stream, timeout=120))
-            await stream.end(payload)
+            await asyncio.wait_for(stream.end(payload), 120)
             assert await call == hashlib.sha256(payload).hexdigest()
             received = await honest_streams.call("download", timeout=120)
             assert await asyncio.wait_for(received.read(), 120) == payload
