@@ -12,10 +12,10 @@ excess over the reservation must fit in the free room or the data is refused) an
 :meth:`Budget.release` (the application took the bytes, or the stream went away). Room that
 frees up wakes the account's waiters, oldest first: callbacks that retry their grants.
 
-Fairness: once the process account is contended (more than 3/4 of its limit in use), a
-connection may use no more than its max-min fair share (:meth:`Budget.fair_level`): those
-holding the most are refused new credit first, and what is left is shared by the others, so
-they keep moving. Nothing here closes a connection or fails a stream.
+Fairness: a connection may grow freely up to the process account's contention line (3/4 of
+its limit); beyond it, only up to its max-min fair share (:meth:`Budget.fair_level`): those
+holding the most are refused new credit first, and what is left is shared by the others and
+one connection yet to come, so they keep moving. Nothing here closes a connection or fails a stream.
 
 Pure: no I/O, no async library.
 """

@@ -89,8 +89,9 @@ def ss(
     outstanding over the connection's streams (default 4 MiB). Every connection also draws on a
     process budget: ``process_budget`` (a :class:`Budget` shared by the sockets you give it to),
     by default :func:`sio_stream.process_budget` (512 MiB; change it with
-    :func:`sio_stream.set_process_limit`). When the process budget is over 3/4 used, connections
-    holding more than their share get no new credit; no connection is ever closed for it.
+    :func:`sio_stream.set_process_limit`). A connection grows freely up to 3/4 of the process
+    budget and beyond that only to its max-min fair share, so the connections holding the most
+    are refused new credit first; no connection is ever closed for it.
     They are fixed by the first ``ss()`` call for a socket.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
