@@ -8,6 +8,10 @@ fixed total (so every row moves the same bytes); aggregate MB/s is total / wall 
 MB/s is each stream's bytes / its own duration. Baseline: the 1-stream row of the same run.
 Targets: 100 streams >= 0.8x one stream's aggregate, slowest/fastest per-stream rate within 1.5x.
 
+Beside bulk: a 1 MiB upload started while 4 bulk uploads run on the same connection, against the
+same upload alone; its fair share is 5x its time alone (5 streams share the connection). Target:
+within 2x its fair share (issue 16: 2.4x before the connection window).
+
 Clients: N python-socketio AsyncClients (in one client process, separate from the server), each
 uploading ``--client-mib`` MiB at once; sio_stream vs the raw python-socketio baseline with the
 same N clients.
@@ -45,7 +49,12 @@ from _harness import (
 TOTAL = {"full": 1600 * MiB, "quick": 800 * MiB, "smoke": 4 * MiB}
 CLIENTS = {"full": (100, 10), "quick": (100, 1), "smoke": (10, 0.5)}
 REPEATS = {"full": 3, "quick": 2, "smoke": 1}
-AGGREGATE_TARGET = 0.8
+AGGREGATE_TARGET = 0.9
+BESIDE_BULK = 4
+BESIDE_SMALL = 1 * MiB
+BESIDE_BULK_SIZE = {"full": 256 * MiB, "quick": 128 * MiB, "smoke": 8 * MiB}
+BESIDE_REPEATS = {"full": 7, "quick": 5, "smoke": 1}
+BESIDE_TARGET = 2.0
 SPREAD_TARGET = 1.5
 
 
@@ -53,15 +62,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mode = mode_of(args)
     report = Report("concurrency", mode)
     repeats = args.repeat or REPEATS[mode]
-    counts = [int(x) for x in args.streams.split(",")]
+    counts = [int(x) for x in args.streams.split(",") if x]
     total = args.total * MiB if args.total else TOTAL[mode]
-    n_clients = args.clients or CLIENTS[mode][0]
+    n_clients = CLIENTS[mode][0] if args.clients is None else args.clients
     per_client = int((args.client_mib or CLIENTS[mode][1]) * MiB)
     agg: dict[int, list[float]] = {}
     spread: dict[int, list[tuple[float, float]]] = {}
     clients: dict[str, list[dict[str, Any]]] = {}
+    beside: dict[int, list[float]] = {0: [], BESIDE_BULK: []}
     with server(SIO) as py:
         run_client(SIO, py.url, [{"op": "upload", "size": 4 * MiB}])  # warm-up
+        if args.beside:
+            for _ in range(args.repeat or BESIDE_REPEATS[mode]):
+                for bulk in (0, BESIDE_BULK):
+                    job = {
+                        "op": "beside",
+                        "bulk": bulk,
+                        "size": BESIDE_BULK_SIZE[mode],
+                        "small": BESIDE_SMALL,
+                    }
+                    job["expect"] = BESIDE_SMALL + bulk * job["size"]
+                    (result,) = run_client(SIO, py.url, [job])
+                    beside[bulk].append(result["small_seconds"])
         for _ in range(repeats):
             for n in counts:
                 job = {
@@ -87,6 +109,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     }
                     (result,) = run_client(impl, py.url, [job])
                     clients.setdefault(impl, []).append(result)
+    if beside[0]:
+        alone, shared = median(beside[0]), median(beside[BESIDE_BULK])
+        fair = alone * (BESIDE_BULK + 1)
+        report.line(
+            f"{size_label(BESIDE_SMALL)} upload beside {BESIDE_BULK} bulk uploads, 1 conn",
+            shared * 1000,
+            "ms",
+            {"fair share": ratio(shared, fair)},
+            f"<={BESIDE_TARGET}x fair share",
+            shared <= BESIDE_TARGET * fair,
+            note=f"alone {alone * 1000:.1f} ms, fair share {fair * 1000:.1f} ms "
+            f"(medians of {len(beside[0])})",
+        )
+    if not counts:
+        return report.finish(args.json)
     base = median(agg[counts[0]]) if counts[0] == 1 else median(agg.get(1, agg[counts[0]]))
     for n in counts:
         value = median(agg[n])
@@ -134,7 +171,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
-    p.add_argument("--streams", default="1,10,100", help="stream counts on one connection")
+    p.add_argument("--streams", default="1,10,100", help="stream counts on one connection ('' = skip)")
+    p.add_argument("--no-beside", dest="beside", action="store_false", help="skip the small-beside-bulk row")
     p.add_argument(
         "--total", type=int, default=None, help="MiB shared by the streams (default 1600; quick 800)"
     )

@@ -120,7 +120,15 @@ def _spawn(coro: Any) -> None:
 
 
 def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None, chunk: int | None) -> None:
-    streams = sio_stream.ss(sio, namespace, window=window, max_chunk=chunk)
+    # SIO_BENCH_CONNECTION_WINDOW (bytes) lets a sweep compare connection windows in one run.
+    extra: dict[str, Any] = {}
+    if os.environ.get("SIO_BENCH_CONNECTION_WINDOW"):
+        extra["connection_window"] = int(os.environ["SIO_BENCH_CONNECTION_WINDOW"])
+    if os.environ.get("SIO_BENCH_MAX_BUFFERED"):
+        extra["max_buffered"] = int(os.environ["SIO_BENCH_MAX_BUFFERED"])
+    if os.environ.get("SIO_BENCH_PROCESS_LIMIT"):
+        sio_stream.set_process_limit(int(os.environ["SIO_BENCH_PROCESS_LIMIT"]))
+    streams = sio_stream.ss(sio, namespace, window=window, max_chunk=chunk, **extra)
 
     @streams.on("upload")
     async def upload(sid: str, stream: Any, meta: Any) -> int:
@@ -140,6 +148,13 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
 
         _spawn(feed())
         return stream
+
+    @streams.on("slow")
+    async def slow(sid: str, stream: Any) -> None:
+        # A handler that reads one chunk and then nothing (benchmarks/hostile.py floods it).
+        await stream.receive()
+        while not stream.closed:  # noqa: ASYNC110 (polls the stream state; no event to await)
+            await asyncio.sleep(1)
 
     @streams.on("objects")
     async def objects(sid: str, stream: Any) -> int:
@@ -467,6 +482,16 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         results = await asyncio.gather(*(one() for _ in range(job["streams"])))
         n = sum(r[2] for r in results)
         out["per_stream_mb_s"] = [size / (r[1] - r[0]) / 1e6 for r in results]
+    elif op == "beside":
+        # ``bulk`` uploads of ``size`` bytes on this connection; once they are flowing, one upload
+        # of ``small`` bytes, timed on its own (``bulk`` 0: the same small upload alone).
+        bulk = [asyncio.ensure_future(client.sio_upload(size, write)) for _ in range(job["bulk"])]
+        if bulk:
+            await asyncio.sleep(job.get("settle", 0.5))  # a benchmark, not a test: let windows fill
+        t0 = time.perf_counter()
+        small = await client.sio_upload(job["small"], write)
+        out["small_seconds"] = time.perf_counter() - t0
+        n = small + sum(await asyncio.gather(*bulk))
     elif op == "clients":
         n, per = await run_clients(url, job)
         out["per_stream_mb_s"] = per

@@ -23,6 +23,7 @@ from typing import Any
 import concurrency
 import fanout
 import files
+import hostile
 import latency
 import memory
 import objects
@@ -37,6 +38,7 @@ BENCHES = {
     "objects": objects,
     "files": files,
     "fanout": fanout,
+    "hostile": hostile,
 }
 # cpu.py is throughput.py's CPU lines: they come with the throughput run here.
 

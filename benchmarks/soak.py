@@ -7,7 +7,15 @@ The server runs in a child process (this script with ``--serve``), so its RSS (`
 the server's alone. Each client loops: connect, run a few random operations (uploads and
 downloads of random sizes up to ``--max-size``, some destroyed mid-stream by either side, some
 cut by an abrupt disconnect), disconnect. Every ``--sample`` seconds the server's RSS and open
-stream/connection counts are printed. Exit status 1 when, after the warm-up (``--warmup``,
+stream/connection counts are printed.
+
+Hostile phase (``--hostile N``, default 2): N more clients, for the whole run, speak the wire
+protocol raw: each connects, opens streams (half object mode) to a handler that reads one chunk
+and then nothing, answers every read with a 900 kB string or chunk, holds its connection for a
+random few seconds, then leaves and starts again. The server runs with small budgets
+(``--process-budget-mb``, default 48; 16 MiB per connection), and the soak fails if its
+accounted memory (held + reserved, sampled) ever exceeds the process budget, or is not back
+to zero once every client has left. Exit status 1 when, after the warm-up (``--warmup``,
 default a quarter of the run, at most 120 s), the RSS at the end exceeds the highest warm-up
 sample by more than ``--tolerance-mb``, or when the server still holds streams, connections
 or sio_stream tasks once every client has left. Not run in CI in its long form;
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -26,6 +35,7 @@ import signal
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +49,26 @@ from sio_stream import IOStream, StreamError, create_stream
 
 BLOCK = 64 * 1024
 MiB = 1024 * 1024
+HOSTILE_CONNECTION_BUDGET = 16 * MiB
+HOSTILE_OBJECT = "h" * 900_000
+HOSTILE_CHUNK = b"h" * 900_000
 
 
 # -- the server (child process) -------------------------------------------------------------------
-async def serve() -> None:
+async def serve(process_budget: int) -> None:
     logging.getLogger("sio_stream").setLevel(logging.ERROR)  # aborted streams are expected here
     sio = socketio.AsyncServer(async_mode="aiohttp")
-    streams = sio_stream.ss(sio)
+    sio_stream.set_process_limit(process_budget)
+    streams = sio_stream.ss(sio, max_buffered=HOSTILE_CONNECTION_BUDGET)
     producers: set[asyncio.Task[Any]] = set()
+
+    @streams.on("slow")
+    async def slow(sid: str, stream: IOStream) -> None:
+        # The hostile clients' target: one chunk read, then nothing until the stream goes away.
+        with contextlib.suppress(StreamError):
+            await stream.receive()
+        while not stream.closed:  # noqa: ASYNC110 (polls the stream's state; no event to await)
+            await asyncio.sleep(0.2)
 
     @streams.on("upload")
     async def upload(sid: str, stream: IOStream, abort_after: int | None) -> int:
@@ -81,7 +103,11 @@ async def serve() -> None:
     @sio.on("stats")
     async def stats(sid: str) -> dict[str, int]:
         tasks = [t for t in asyncio.all_tasks() if "sio_stream" in t.get_name()]
+        gc.collect()  # streams dropped unread give their bytes back when collected
+        account = streams.statistics().process
         return {
+            "budget_used": account.held + account.reserved,
+            "budget_limit": account.limit,
             "streams": streams.stream_count(),
             "connections": streams.connection_count,
             "tasks": len(tasks),
@@ -113,6 +139,7 @@ class Totals:
         self.bytes = 0
         self.errors: list[str] = []
         self.stale_packets = 0
+        self.hostile_writes = 0
 
 
 async def _write(stream: IOStream, size: int, abort_after: int | None) -> None:
@@ -220,6 +247,46 @@ async def client_loop(url: str, seed: int, deadline: float, totals: Totals, max_
                 await client.disconnect()
 
 
+async def hostile_loop(url: str, seed: int, deadline: float, totals: Totals) -> None:
+    """A raw client flooding a handler that never reads (see the module docstring), again and
+    again until ``deadline``."""
+    rng = random.Random(seed)
+    while time.monotonic() < deadline:
+        await hostile_connection(url, rng, deadline, totals)
+
+
+async def hostile_connection(url: str, rng: random.Random, deadline: float, totals: Totals) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    objects: set[str] = set()
+    stopped = False
+
+    async def on_read(stream_id: str, *args: Any) -> None:
+        if stopped:
+            return
+        chunk: Any = (HOSTILE_OBJECT, "utf8") if stream_id in objects else (HOSTILE_CHUNK, "buffer")
+        with contextlib.suppress(Exception):  # the connection may be leaving
+            await client.emit("$stream-write", (stream_id, *chunk), callback=lambda *a: None)
+            totals.hostile_writes += 1
+
+    client.on("$stream-read", on_read)
+    try:
+        await client.connect(url, transports=["websocket"])
+        for i in range(rng.randrange(2, 12)):
+            stream_id = str(uuid.uuid4())
+            placeholder: dict[str, Any] = {"$stream": stream_id}
+            if i % 2 == 0:
+                objects.add(stream_id)
+                placeholder["options"] = {"objectMode": True}
+            await client.emit("$stream", ("slow", placeholder))
+        await asyncio.sleep(min(rng.uniform(0.5, 4.0), max(0.0, deadline - time.monotonic())))
+    except Exception as exc:  # reported: the soak fails
+        totals.errors.append(f"hostile client: {type(exc).__name__}: {exc}")
+    finally:
+        stopped = True
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -249,7 +316,12 @@ def count_stale_packets(totals: Totals) -> Any:
 
 async def soak(args: argparse.Namespace) -> int:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        __file__,
+        "--serve",
+        "--process-budget-mb",
+        str(args.process_budget_mb),
+        stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
     url = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().split()[1]
@@ -271,7 +343,8 @@ async def soak(args: argparse.Namespace) -> int:
             f"t={elapsed:7.1f}s rss={rss:7.1f} MB streams={stats['streams']:4d} "
             f"connections={stats['connections']:3d} tasks={stats['tasks']:3d} "
             f"ops={totals.ops:6d} aborted={totals.aborted:5d} cut={totals.cut:4d} "
-            f"moved={totals.bytes / MiB:9.1f} MiB",
+            f"moved={totals.bytes / MiB:9.1f} MiB budget={stats['budget_used'] / MiB:5.1f} MiB "
+            f"hostile-writes={totals.hostile_writes}",
             flush=True,
         )
 
@@ -284,14 +357,20 @@ async def soak(args: argparse.Namespace) -> int:
     sampling = asyncio.ensure_future(sampler())
     try:
         await asyncio.gather(
-            *(client_loop(url, args.seed + i, deadline, totals, args.max_size) for i in range(args.clients))
+            *(client_loop(url, args.seed + i, deadline, totals, args.max_size) for i in range(args.clients)),
+            *(hostile_loop(url, args.seed + 1000 + i, deadline, totals) for i in range(args.hostile)),
         )
     finally:
         sampling.cancel()
     # Every client has left: the server must drop everything (give it a few seconds).
     for _ in range(100):
         stats = await monitor.call("stats", timeout=30)
-        if stats["streams"] == 0 and stats["connections"] <= 1 and stats["tasks"] == 0:
+        if (
+            stats["streams"] == 0
+            and stats["connections"] <= 1
+            and stats["tasks"] == 0
+            and stats["budget_used"] == 0
+        ):
             break
         await asyncio.sleep(0.1)
     await sample()
@@ -303,6 +382,13 @@ async def soak(args: argparse.Namespace) -> int:
     final = samples[-1][2]
     if final["streams"] or final["tasks"] or final["producers"] or final["connections"] > 1:
         failures.append(f"left open on the server after every client left: {final}")
+    if final["budget_used"]:
+        failures.append(f"memory still accounted after every client left: {final['budget_used']} bytes")
+    over = [stats for _, _, stats in samples if stats["budget_used"] > stats["budget_limit"]]
+    if over:
+        failures.append(f"accounted memory above the process budget: {over[0]}")
+    if args.hostile and not totals.hostile_writes:
+        failures.append("the hostile clients never got to write")
     warm = [rss for t, rss, _ in samples if t <= warmup] or [samples[0][1]]
     after = [rss for t, rss, _ in samples if t > warmup]
     baseline = max(warm)
@@ -336,9 +422,13 @@ def main() -> int:
     parser.add_argument("--tolerance-mb", type=float, default=30.0, help="allowed RSS growth (default 30)")
     parser.add_argument("--max-size", type=int, default=2 * MiB, help="largest transfer (default 2 MiB)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hostile", type=int, default=2, help="hostile raw clients (default 2)")
+    parser.add_argument(
+        "--process-budget-mb", type=int, default=48, help="the server's process budget (default 48)"
+    )
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve())
+        asyncio.run(serve(args.process_budget_mb * MiB))
         return 0
     return asyncio.run(soak(args))
 

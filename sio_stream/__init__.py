@@ -13,6 +13,14 @@ already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
             ...
 """
 
+from ._budget import (
+    Budget,
+    BudgetStatistics,
+    ConnectionStatistics,
+    StreamSocketStatistics,
+    process_budget,
+    set_process_limit,
+)
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
@@ -34,6 +42,9 @@ from ._stream import IOStream, create_stream
 __version__ = "0.1.0"
 
 __all__ = [
+    "Budget",
+    "BudgetStatistics",
+    "ConnectionStatistics",
     "ConnectionAbortedStreamError",
     "HandlerError",
     "IOStream",
@@ -47,13 +58,16 @@ __all__ = [
     "StreamEnded",
     "StreamError",
     "StreamSocket",
+    "StreamSocketStatistics",
     "StreamTimeoutError",
     "TransferIncomplete",
     "TransferTooLarge",
     "__version__",
     "create_stream",
     "pipe",
+    "process_budget",
     "receive_file",
     "send_file",
+    "set_process_limit",
     "ss",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 from . import _placeholder as placeholders
 from . import _wire as wire
+from ._budget import Budget, ConnectionStatistics, Holding, process_budget
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._errors import (
     ConnectionAbortedStreamError,
@@ -56,10 +58,34 @@ DEFAULT_MAX_STREAMS = 1000
 DEFAULT_MAX_READ_CHUNK = 1024 * 1024
 #: Streams one event (or ack) may carry.
 DEFAULT_MAX_PLACEHOLDERS = 100
-#: Received bytes a connection holds unread, over all its streams. Each stream is bounded by its
-#: window already (2 MiB with our writers); this bounds a peer that opens many streams nobody
-#: reads: 64 such windows, or 16 of a JavaScript writer sending 1 MiB chunks.
-DEFAULT_MAX_BUFFERED = 128 * 1024 * 1024
+#: The connection's memory budget: bytes received and not yet read plus bytes of credit granted
+#: and not yet arrived, over all its streams (byte chunks and objects at their JSON size). 32
+#: full stream windows of 2 MiB; eight connections filling it stay within the process budget
+#: (512 MiB, see _budget.py). Measured (benchmarks/hostile.py): a hostile client flooding 20
+#: object streams of 900 kB strings now holds the server at this, where it reached 2.2 GiB.
+DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024
+#: Credit outstanding over all streams of a connection (HTTP/2's connection window), in bytes.
+#: Two full stream windows: one stream alone keeps its whole window in flight (single-stream
+#: and 20 ms RTT throughput unchanged), while a stream opened beside bulk ones waits behind at
+#: most this much data instead of every bulk window (measured in benchmarks/concurrency.py).
+DEFAULT_CONNECTION_WINDOW = 4 * 1024 * 1024
+#: Bytes reserved per credit before anything arrived, where the writer does not promise a chunk
+#: size: a JavaScript writer's chunk is whatever its application wrote (64 KiB is Node's
+#: default highWaterMark for files), an object's size is unknown (most are small). Each grows
+#: to the largest chunk (or object) seen on the stream.
+INITIAL_BYTE_CREDIT = 64 * 1024
+INITIAL_OBJECT_CREDIT = 1024
+#: Credits an object-mode stream gets before its first object arrived. An object's size is
+#: bounded only by the message limit, so 128 credits of 1 KiB guessed let a peer send 128 huge
+#: objects before the guess is corrected (refused for the budget, but the server still reads
+#: and parses them all). 8, like a byte stream's window; the rest follows the first object.
+PROBE_CREDITS = 8
+#: Reads outstanding at once toward a writer that did not announce batch-read (JavaScript): it
+#: remembers surplus reads as one pending read, so it never uses more than two (one being
+#: written, one pending). More would be credit it forgets, holding memory reservations (and,
+#: under a full connection window, starving the streams whose next read waits behind them).
+#: The window still bounds what is buffered; the rest of it is granted as chunks arrive.
+PLAIN_CREDITS = 2
 #: A stream nobody reads or writes for this long fails: it holds a window, a registry entry and
 #: perhaps a blocked writer. Ten minutes, so that only abandoned streams meet it.
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -74,9 +100,19 @@ FEATURE_CLAIM = "claim"  # a read granting 0 chunks says "the stream you returne
 #: A handler that failed answers the event's ack with ``{"$stream-error": message}`` (the
 #: only value of the ack), so that the caller can tell a failure from an empty reply.
 FEATURE_ERROR_REPLY = "error-reply"
+#: A byte-mode writer never sends a chunk larger than the ``size`` of the reader's last
+#: ``$stream-read``, so the reader can reserve exactly that much memory per credit.
+FEATURE_READ_SIZE = "read-size"
 PROTOCOL_VERSION = 1
 OUR_FEATURES = frozenset(
-    {FEATURE_BATCH_READ, FEATURE_UNACKED_WRITE, FEATURE_OBJECT_BATCH, FEATURE_CLAIM, FEATURE_ERROR_REPLY}
+    {
+        FEATURE_BATCH_READ,
+        FEATURE_UNACKED_WRITE,
+        FEATURE_OBJECT_BATCH,
+        FEATURE_CLAIM,
+        FEATURE_ERROR_REPLY,
+        FEATURE_READ_SIZE,
+    }
 )
 
 
@@ -116,6 +152,16 @@ class StreamCore:
         self.listener: Callable[[], None] = _nothing
         self.settled = False  # removed from its connection's registry
         self.peer_seen = False  # the peer sent an event for this stream (or created it)
+        #: This stream's bytes on its connection's budget (set when bound to a connection).
+        self.holding: Holding | None = None
+        self.inbox_sizes: deque[int] = deque()  # object mode: the counted size of each object
+        #: Bytes reserved per credit where the writer promises no size (grows, see
+        #: INITIAL_BYTE_CREDIT); and credits the window wants granted but the budget has no room for.
+        self.credit_size = INITIAL_OBJECT_CREDIT if self.object_mode else INITIAL_BYTE_CREDIT
+        self.owed_credit = 0
+        self.probing = self.object_mode  # no object arrived yet (see PROBE_CREDITS)
+        self.parked = 0  # credits held back while probing
+        self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
 
     # -- derived state -------------------------------------------------------------------
     @property
@@ -163,6 +209,21 @@ def _nothing() -> None:
     return None
 
 
+def _held_size(value: Any) -> int:
+    """The bytes a received object counts for: its compact JSON size, or for objects carrying
+    binary attachments (not JSON) the sum of their strings and bytes, 8 per other item."""
+    size = _json_size(value)
+    if size is not None:
+        return size
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value) + 2
+    if isinstance(value, dict):
+        return 2 + sum(_held_size(k) + _held_size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return 2 + sum(_held_size(v) for v in value)
+    return 8
+
+
 def _json_size(value: Any) -> int | None:
     """Length of ``value`` as python-socketio encodes it (compact JSON, ASCII), or ``None`` if it
     is not plain JSON (bytes travel as binary attachments: such objects are never batched)."""
@@ -189,9 +250,15 @@ class CoreConfig:
     max_streams: int = DEFAULT_MAX_STREAMS
     max_read_chunk: int = DEFAULT_MAX_READ_CHUNK
     max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS
-    #: Unread received bytes over all byte streams of the connection; a chunk beyond it fails
-    #: its stream. (Object-mode streams are bounded by object_window and the message limit.)
+    #: The connection's memory budget (bytes held unread plus credit outstanding, byte chunks
+    #: and objects alike): credit is granted only as far as it fits, and a chunk larger than its
+    #: credit's reservation that does not fit fails its stream.
     max_buffered: int = DEFAULT_MAX_BUFFERED
+    #: Most bytes of credit outstanding over the connection's streams (see DEFAULT_CONNECTION_WINDOW).
+    connection_window: int = DEFAULT_CONNECTION_WINDOW
+    #: The account shared by every connection of the process (``None``: the default one, see
+    #: :func:`sio_stream.process_budget`).
+    process_budget: Budget | None = None
     #: Seconds a registered stream may go without any activity before it fails (``None``:
     #: never). The core only counts sweeps; the glue runs them on a timer.
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
@@ -205,8 +272,13 @@ class ProtocolCore:
         self.config = config or CoreConfig()
         self.streams: dict[str, StreamCore] = {}
         self.outbox: deque[Outgoing | StreamCore] = deque()
-        #: Received bytes not yet taken by the application, over all byte streams.
-        self.buffered_bytes = 0
+        parent = self.config.process_budget or process_budget()
+        #: This connection's account (its parent is the process account).
+        self.budget = Budget(self.config.max_buffered, parent, window=self.config.connection_window)
+        # A core dropped without connection_lost() (tests, a host that forgot) leaves its parent.
+        weakref.finalize(self, self.budget.close)
+        #: Streams owed credit the budget had no room for, oldest first (a set in FIFO order).
+        self.starved: dict[StreamCore, None] = {}
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
         #: The peer has not been told the connection is open yet (a server's connect handler
@@ -214,6 +286,23 @@ class ProtocolCore:
         self.connecting = False
         #: Called when the outbox goes from empty to non-empty (the glue wakes its sender).
         self.on_outgoing: Callable[[], None] = _nothing
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not yet taken by the application, over all streams."""
+        return self.budget.held
+
+    def statistics(self, peer: object = None) -> ConnectionStatistics:
+        """This connection's accounting (``peer`` labels it)."""
+        return ConnectionStatistics(
+            peer=peer,
+            held=self.budget.held,
+            reserved=self.budget.reserved,
+            credits=sum(s.window.outstanding for s in self.streams.values() if s.window is not None),
+            streams=len(self.streams),
+            waiting_streams=len(self.starved),
+            limit=self.budget.limit,
+        )
 
     # -- negotiation -----------------------------------------------------------------------
     def hello(self) -> Outgoing:
@@ -282,6 +371,9 @@ class ProtocolCore:
         stream.owner = self
         stream.window = ReadWindow(self.config.object_window if stream.object_mode else self.config.window)
         stream.credit.limit = self.config.max_credit
+        holding = Holding(self.budget)
+        stream.holding = holding
+        weakref.finalize(stream, holding.drop)
         self.streams[stream.id] = stream
 
     def announce(self, stream: StreamCore) -> None:
@@ -356,6 +448,13 @@ class ProtocolCore:
                 self.fail(stream, RemoteProtocolError(f"bad read count: {count!r}"))
                 return
             grant = count
+        if (
+            FEATURE_READ_SIZE in self.peer_features
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size > 0
+        ):
+            stream.read_size = size
         stream.credit.granted(grant)
         self._schedule(stream)
 
@@ -387,21 +486,17 @@ class ProtocolCore:
                 f"chunk of {len(value)} bytes exceeds the limit of {self.config.max_read_chunk} "
                 f"bytes on stream {stream.id}",
             )
-        if not stream.object_mode and self.buffered_bytes + len(value) > self.config.max_buffered:
-            return self._refuse(
-                stream,
-                f"connection holds {self.buffered_bytes} unread bytes; a chunk of {len(value)} "
-                f"bytes on stream {stream.id} exceeds the limit of {self.config.max_buffered}",
-            )
-        if not stream.window.received():
-            return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
+        size = _held_size(value) if stream.object_mode else len(value)
+        refusal = self._arrive(stream, 1, size)
+        if refusal is not None:
+            return refusal
         if stream.object_mode:
             assert isinstance(stream.inbox, deque)
             stream.inbox.append(value)
+            stream.inbox_sizes.append(size)
         elif value:
             assert isinstance(stream.inbox, ByteQueue)
             stream.inbox.append(value)
-            self.buffered_bytes += len(value)
         else:
             # An empty chunk still used a credit: grant it back straight away.
             self._consumed(stream)
@@ -413,10 +508,40 @@ class ProtocolCore:
         assert stream.window is not None and isinstance(stream.inbox, deque)
         if not isinstance(chunk, list) or not chunk or any(value is None for value in chunk):
             return self._refuse(stream, f"bad object batch on stream {stream.id}")
-        if not stream.window.received(len(chunk)):
-            return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
+        count = len(chunk)
+        total = _held_size(chunk)  # one dumps of the list
+        refusal = self._arrive(stream, count, total, per_item=-(-total // count))
+        if refusal is not None:
+            return refusal
         stream.inbox.extend(chunk)
+        each, rest = divmod(total, count)
+        stream.inbox_sizes.extend(each + (1 if i < rest else 0) for i in range(count))
         stream.listener()
+        return None
+
+    def _arrive(self, stream: StreamCore, credits: int, size: int, per_item: int | None = None) -> str | None:
+        """Spend ``credits`` on a chunk of ``size`` bytes: its reservation becomes held bytes;
+        any excess must fit in the free room of the connection and the process. Returns the
+        refusal message (the stream then failed) or ``None``."""
+        assert stream.window is not None and stream.holding is not None
+        outstanding = stream.window.outstanding
+        if not stream.window.received(credits):
+            return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
+        if not stream.holding.arrive(credits, outstanding, size):
+            return self._refuse(
+                stream,
+                f"a chunk of {size} bytes on stream {stream.id} does not fit in the memory budget "
+                f"(connection holds {self.budget.held} of {self.budget.limit} bytes)",
+            )
+        # Reserve what the writer actually sends from now on (never above the connection's limit).
+        seen = per_item if per_item is not None else size
+        if seen > stream.credit_size:
+            cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
+            stream.credit_size = min(seen, cap)
+        stream.probing = False
+        if stream.parked:
+            parked, stream.parked = stream.parked, 0
+            self._grant(stream, parked)  # what the cap allows now; the rest stays parked
         return None
 
     def _refuse(self, stream: StreamCore, message: str) -> str:
@@ -465,6 +590,8 @@ class ProtocolCore:
         for stream in list(self.streams.values()):
             self.fail(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
         self.streams.clear()
+        self.starved.clear()
+        self.budget.close()
 
     def fail_outgoing(self, item: Outgoing, message: str) -> None:
         """``item`` could not be sent on a live connection: fail the streams it concerns."""
@@ -526,16 +653,75 @@ class ProtocolCore:
         grant = stream.window.open()
         self._grant(stream, grant)
 
+    def _credit_bytes(self, stream: StreamCore) -> int:
+        """Bytes to reserve for one credit of ``stream``: our read size when the writer promises
+        to stay within it (read-size), else the largest chunk or object seen so far."""
+        if not stream.object_mode and FEATURE_READ_SIZE in self.peer_features:
+            size = self.config.max_chunk
+        else:
+            size = stream.credit_size
+        # Never more than the budget itself could hold (tiny budgets): larger chunks are then
+        # checked against the free room on arrival.
+        return min(size, self.budget.ceiling)
+
     def _grant(self, stream: StreamCore, count: int) -> None:
+        """The window wants ``count`` more credits granted: they join the stream's debt, and
+        debts are paid in FIFO order as far as the budget allows (see :meth:`_pay`)."""
+        cap = self._credit_cap(stream)
+        if cap is not None:
+            assert stream.window is not None
+            allowed = max(0, cap - stream.window.outstanding - stream.owed_credit)
+            stream.parked += max(0, count - allowed)
+            count = min(count, allowed)
         if count <= 0:
             return
-        assert stream.window is not None
-        stream.window.grant(count)
-        if FEATURE_BATCH_READ in self.peer_features:
-            self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, count)))
-        else:
-            for _ in range(count):
-                self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk)))
+        stream.owed_credit += count
+        self.starved.setdefault(stream)
+        self._pay()
+
+    def _credit_cap(self, stream: StreamCore) -> int | None:
+        """Most credits ``stream`` may have outstanding now, beyond its window (``None``: no cap)."""
+        if FEATURE_BATCH_READ not in self.peer_features:
+            return PLAIN_CREDITS
+        return PROBE_CREDITS if stream.probing else None
+
+    def _pay(self) -> None:
+        """Grant owed credit, oldest debt first, as far as the connection's budget (its limit,
+        its window of outstanding credit) and the process budget allow. The first stream that
+        cannot be paid in full keeps its place and blocks the ones behind it (so a stream opened
+        beside bulk ones gets its turn), and the connection waits for room."""
+        while self.starved:
+            stream = next(iter(self.starved))
+            if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
+                stream.owed_credit = 0
+                del self.starved[stream]
+                continue
+            assert stream.window is not None and stream.holding is not None
+            size = max(1, self._credit_bytes(stream))
+            count = min(stream.owed_credit, self.budget.grantable() // size)
+            if count <= 0 or not stream.holding.reserve(count * size):
+                self.budget.wait(self, self._pay)
+                return
+            stream.owed_credit -= count
+            stream.window.grant(count)
+            if FEATURE_BATCH_READ in self.peer_features:
+                self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, count)))
+            else:
+                for _ in range(count):
+                    self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk)))
+            if stream.owed_credit:
+                self.budget.wait(self, self._pay)
+                return
+            del self.starved[stream]
+
+    def _stop_credit(self, stream: StreamCore, *, held: bool) -> None:
+        """``stream`` reads no more: its debt and reservation go (and its held bytes with
+        ``held``); room freed wakes the streams waiting for it."""
+        stream.owed_credit = 0
+        stream.parked = 0
+        self.starved.pop(stream, None)
+        if stream.holding is not None and stream.owner is self:
+            stream.holding.release(held=held)
 
     def take(self, stream: StreamCore, max_bytes: int) -> Any:
         """Remove data from the inbox: up to ``max_bytes`` of the head chunk, or one object.
@@ -546,12 +732,14 @@ class ProtocolCore:
         if stream.object_mode:
             assert isinstance(stream.inbox, deque)
             value = stream.inbox.popleft()
+            size = stream.inbox_sizes.popleft() if stream.inbox_sizes else 0
             done = True
         else:
             assert isinstance(stream.inbox, ByteQueue)
             value, done = stream.inbox.take_head(max_bytes)
-            if stream.owner is self and not stream.settled:
-                self.buffered_bytes -= len(value)
+            size = len(value)
+        if stream.holding is not None and stream.owner is self:
+            stream.holding.take(size)
         if done:
             self._consumed(stream)
         return value
@@ -624,7 +812,10 @@ class ProtocolCore:
                 chunk, encoding = wire_chunk(stream.pending.popleft(), True, False)
         else:
             assert isinstance(stream.pending, ByteQueue)
-            data = stream.pending.take(self.config.max_chunk)
+            limit = self.config.max_chunk
+            if stream.read_size and FEATURE_READ_SIZE in self.peer_features:
+                limit = min(limit, stream.read_size)  # the reader reserved only this much
+            data = stream.pending.take(limit)
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
         stream.credit.available -= spent
         stream.chunks_sent += 1
@@ -712,9 +903,9 @@ class ProtocolCore:
         stream.move_read(ReadInput.FAIL)
         stream.move_write(WriteInput.FAIL)
         if not keep_inbox:
-            if isinstance(stream.inbox, ByteQueue) and stream.owner is self and not stream.settled:
-                self.buffered_bytes -= stream.inbox.size
             stream.inbox.clear()
+            stream.inbox_sizes.clear()
+        self._stop_credit(stream, held=not keep_inbox)
         stream.pending.clear()
         if notify and not error.remote and stream.owner is self and stream.announced and not self.closed:
             self._queue(Outgoing(wire.ERROR, (stream.id, error.wire_message)))
@@ -724,6 +915,11 @@ class ProtocolCore:
     def _maybe_settle(self, stream: StreamCore) -> None:
         if stream.settled or stream.owner is not self:
             return
+        if stream.read_state is not ReadState.READING and (
+            stream.owed_credit or (stream.holding is not None and stream.holding.reserved)
+        ):
+            # No more data will be accepted: credit still outstanding reserves nothing now.
+            self._stop_credit(stream, held=False)
         if stream.read_state is ReadState.ENDED and stream.write_finished:
             if FEATURE_UNACKED_WRITE in self.peer_features and not stream.remote_ended:
                 # We ended first (half-open off): keep the id until the peer's $stream-end
@@ -735,10 +931,10 @@ class ProtocolCore:
     def _remove(self, stream: StreamCore) -> None:
         if stream.owner is self and self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
-            if isinstance(stream.inbox, ByteQueue):
-                # Out of the registry no limit, sweep or abort can reclaim these bytes: stop
-                # counting them (take() no longer subtracts for a settled stream).
-                self.buffered_bytes -= stream.inbox.size
+            # Bytes still unread stay counted until the application takes them or drops the
+            # stream (its Holding is released when the stream is garbage-collected): a peer
+            # cannot escape the budget by ending streams nobody has read yet.
+            self._stop_credit(stream, held=False)
         stream.settled = stream.owner is not None or stream.settled
 
 

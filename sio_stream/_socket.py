@@ -19,8 +19,10 @@ from typing import Any, TypeVar
 from . import _connect_scope as connect_scope
 from . import _placeholder as placeholders
 from . import _wire as wire
+from ._budget import Budget, StreamSocketStatistics, process_budget
 from ._connection import Connection
 from ._core import (
+    DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
     DEFAULT_MAX_CHUNK,
@@ -70,6 +72,8 @@ def ss(
     max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
     max_buffered: int = DEFAULT_MAX_BUFFERED,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    connection_window: int = DEFAULT_CONNECTION_WINDOW,
+    process_budget: Budget | None = None,
     cluster: bool = True,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
@@ -88,9 +92,19 @@ def ss(
     stream, or every stream of the offending event, with a ``$stream-error``; never the
     connection): ``max_streams`` open streams (default 1000), ``max_read_chunk`` bytes in one
     incoming chunk (default 1 MiB), ``max_placeholders`` streams in one event or ack (default 100),
-    ``max_buffered`` received bytes left unread over all streams (default 128 MiB), and
     ``idle_timeout``: seconds a stream may see no read, write or peer event (default 600; ``None``
     disables it).
+
+    Memory: every connection has a budget of ``max_buffered`` bytes (default 64 MiB) for what its
+    peer can make us hold: bytes received and not yet read (byte chunks, objects at their compact
+    JSON size) plus credit granted and not yet used. Credit is granted only as far as it fits
+    (streams beyond it wait, oldest first), and at most ``connection_window`` bytes of credit are
+    outstanding over the connection's streams (default 4 MiB). Every connection also draws on a
+    process budget: ``process_budget`` (a :class:`Budget` shared by the sockets you give it to),
+    by default :func:`sio_stream.process_budget` (512 MiB; change it with
+    :func:`sio_stream.set_process_limit`). A connection grows freely up to 3/4 of the process
+    budget and beyond that only to its max-min fair share, so the connections holding the most
+    are refused new credit first; no connection is ever closed for it.
     They are fixed by the first ``ss()`` call for a socket.
 
     On an ``AsyncServer`` whose client manager is python-socketio's ``AsyncRedisManager``,
@@ -115,6 +129,8 @@ def ss(
         max_placeholders=max_placeholders,
         max_buffered=max_buffered,
         idle_timeout=idle_timeout,
+        connection_window=connection_window,
+        process_budget=process_budget,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     if cluster and socket._host.is_server:
@@ -140,10 +156,20 @@ class StreamSocket:
             )
         if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
             raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
-        for name in ("max_streams", "max_read_chunk", "max_placeholders", "max_buffered"):
+        for name in (
+            "max_streams",
+            "max_read_chunk",
+            "max_placeholders",
+            "max_buffered",
+            "connection_window",
+        ):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
+        if config.process_budget is not None and not isinstance(config.process_budget, Budget):
+            raise InvalidOptionError(
+                f"process_budget must be a sio_stream.Budget, not {config.process_budget!r}"
+            )
         idle = config.idle_timeout
         if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
             raise InvalidOptionError(f"idle_timeout must be a positive number or None, not {idle!r}")
@@ -655,6 +681,19 @@ class StreamSocket:
     def stream_count(self) -> int:
         """Streams registered on all connections of this socket (for tests and monitoring)."""
         return sum(len(c.streams) for c in self._connections.values())
+
+    def statistics(self) -> StreamSocketStatistics:
+        """The memory accounting of this socket's connections and of the process budget."""
+        connections = tuple(c.core.statistics(peer) for peer, c in self._connections.items())
+        account = self._config.process_budget or process_budget()
+        return StreamSocketStatistics(
+            connections=connections,
+            held=sum(c.held for c in connections),
+            reserved=sum(c.reserved for c in connections),
+            credits=sum(c.credits for c in connections),
+            streams=sum(c.streams for c in connections),
+            process=account.statistics(),
+        )
 
     @property
     def connection_count(self) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from sio_stream import RemoteProtocolError, StreamBrokenError, StreamClosedError
 from sio_stream import _wire as wire
+from sio_stream._budget import Budget
 from sio_stream._core import FEATURE_BATCH_READ, CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream._options import StreamOptions
 from sio_stream._state import ReadState, WriteState
@@ -49,7 +51,8 @@ def test_plain_peer_gets_one_read_per_credit_and_acked_writes():
     while pair.send(pair.b):
         pass
     reads = [item for item in pair.wires[id(pair.b)] if isinstance(item, Outgoing)]
-    assert [r.event for r in reads] == [wire.READ] * 4
+    # Two outstanding (PLAIN_CREDITS: a JavaScript writer uses no more), one read per credit.
+    assert [r.event for r in reads] == [wire.READ] * 2
     assert all(len(r.args) == 2 for r in reads), "no count argument toward a plain peer"
     while pair.deliver(pair.b):
         pass
@@ -363,3 +366,81 @@ def test_object_batches_stay_under_the_chunk_size():
             assert all(not isinstance(v, bytes) for v in chunk)
     assert any(encoding == wire.OBJECT_BATCH for _, encoding in writes)
     assert (b"raw", wire.UTF8) in writes and ("y" * 300, wire.UTF8) in writes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=900), min_size=1, max_size=5),
+    objects=st.lists(st.lists(st.text("abcxyz", max_size=40), max_size=12), max_size=3),
+    max_buffered=st.integers(min_value=100, max_value=1500),
+    connection_window=st.integers(min_value=100, max_value=1500),
+    process_limit=st.integers(min_value=150, max_value=3000),
+    hello=st.booleans(),
+    schedule=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=80),
+)
+def test_honest_streams_stay_within_the_budgets_and_give_everything_back(
+    sizes, objects, max_buffered, connection_window, process_limit, hello, schedule
+):
+    """Honest peers on both ends, a small reader budget: whatever the interleaving, held and
+    reserved bytes stay within the connection and process limits, no stream is refused, every
+    byte and object arrives, and the accounts return to zero."""
+    process = Budget(process_limit)
+    reader_config = CoreConfig(
+        window=4,
+        max_chunk=100,
+        max_buffered=max_buffered,
+        connection_window=connection_window,
+        process_budget=process,
+    )
+    pair = CorePair(CoreConfig(max_chunk=100), reader_config, hello=hello)
+    a, b = pair.a, pair.b
+    writers = [StreamCore(StreamOptions()) for _ in sizes]
+    writers += [StreamCore(StreamOptions.create(object_mode=True)) for _ in objects]
+    readers = [pair.open_stream(a, w) for w in writers]
+    for reader in readers:
+        b.start_reading(reader)
+    for writer, size in zip(writers, sizes, strict=False):
+        a.write(writer, bytes(size % 256 for size in range(size)))
+        a.end(writer)
+    for writer, values in zip(writers[len(sizes) :], objects, strict=True):
+        for value in values:
+            a.write(writer, value)
+        a.end(writer)
+    got: list[Any] = [bytearray() for _ in sizes] + [[] for _ in objects]
+
+    def take_some(index: int) -> None:
+        reader = readers[index % len(readers)]
+        if reader.inbox:
+            value = b.take(reader, 37)
+            if reader.object_mode:
+                got[index % len(readers)].append(value)
+            else:
+                got[index % len(readers)] += value
+
+    def check() -> None:
+        for account in (b.budget, process):
+            assert account.held + account.reserved <= account.limit
+        assert b.budget.reserved <= max(connection_window, 100)
+        assert all(r.error is None for r in readers), [r.error for r in readers]
+
+    for step, action in enumerate(schedule):
+        if action == 0:
+            pair.send(a) or pair.send(b)
+        elif action == 1:
+            pair.deliver(a) or pair.deliver(b)
+        else:
+            take_some(step)
+        check()
+    for _ in range(10_000):
+        pair.flush()
+        check()
+        if all(r.readable_ended for r in readers):
+            break
+        for index in range(len(readers)):
+            while readers[index].inbox:
+                take_some(index)
+    pair.flush()
+    assert [bytes(g) for g in got[: len(sizes)]] == [bytes(s % 256 for s in range(n)) for n in sizes]
+    assert got[len(sizes) :] == objects
+    assert (b.budget.held, b.budget.reserved, process.held, process.reserved) == (0, 0, 0, 0)
+    assert a.streams == {} and b.streams == {}

@@ -163,11 +163,12 @@ async def test_cancelled_send_file_leaves_no_thread_and_no_open_file(pair, tmp_p
 
         await send_file(stream, source, progress=progress)
     assert scope.cancelled_caught
-    # Nothing still reads the file: the worker finished and the file is closed.
-    assert pipeline_threads() == []
+    # Nothing still reads the file: the file is closed, and once the server's receive_file
+    # (in this process too) has stopped, no worker of either side is left running.
     assert open_fds_to(source) == []
     with anyio.fail_after(30):
         await receiver_done.wait()
+    assert pipeline_threads() == []
     assert "transfer cancelled" in str(receiver_errors[0])
     assert files_in(tmp_path) == ["big.bin"]
     await settle(pair)

@@ -13,6 +13,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from sio_stream import StreamError
+from sio_stream._budget import Budget
 from sio_stream._chunks import ByteQueue
 from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream._options import StreamOptions
@@ -82,15 +83,40 @@ def check(core: ProtocolCore, seen: list[StreamCore]) -> None:
             assert core.streams.get(stream.id) is not stream
     decoded = sum(1 for s in core.streams.values() if s.peer_seen)
     assert decoded <= MAX_STREAMS + 1  # + the local stream the application sent
-    # The connection's unread-bytes count is exactly what its streams hold, and within its cap.
-    held = sum(s.inbox.size for s in seen if isinstance(s.inbox, ByteQueue) and s.owner is core)
-    assert core.buffered_bytes == held <= core.config.max_buffered
+    # The budget counts exactly what the streams hold (byte chunks, and objects at their JSON
+    # size) plus the credit outstanding, and never more than its limits.
+    held = sum(s.holding.held for s in seen if s.holding is not None and s.owner is core)
+    reserved = sum(s.holding.reserved for s in seen if s.holding is not None and s.owner is core)
+    for s in seen:
+        if s.holding is not None and s.owner is core:
+            if isinstance(s.inbox, ByteQueue):
+                assert s.holding.held == s.inbox.size
+            else:
+                assert s.holding.held == sum(s.inbox_sizes) and len(s.inbox_sizes) == len(s.inbox)
+            if s.settled or s.error is not None:
+                assert s.holding.reserved == 0 and s.owed_credit == 0
+    budget = core.budget
+    assert (budget.held, budget.reserved) == (held, reserved)
+    assert budget.held + budget.reserved <= budget.limit
+    assert budget.reserved <= core.config.connection_window
+    assert budget.parent is not None and budget.parent.used <= budget.parent.limit
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(steps, max_size=40), st.booleans())
-def test_hostile_event_sequences_never_escape_the_core(sequence: list[tuple[Any, ...]], drop: bool) -> None:
-    core = ProtocolCore(CoreConfig(window=WINDOW, max_read_chunk=MAX_READ_CHUNK, max_streams=MAX_STREAMS))
+@given(st.lists(steps, max_size=40), st.booleans(), st.sampled_from([300, 2000, 64 * 1024 * 1024]))
+def test_hostile_event_sequences_never_escape_the_core(
+    sequence: list[tuple[Any, ...]], drop: bool, budget_limit: int
+) -> None:
+    core = ProtocolCore(
+        CoreConfig(
+            window=WINDOW,
+            max_read_chunk=MAX_READ_CHUNK,
+            max_streams=MAX_STREAMS,
+            max_buffered=budget_limit,
+            connection_window=budget_limit // 2,
+            process_budget=Budget(budget_limit * 3 // 4),
+        )
+    )
     local = StreamCore(StreamOptions(), "id7")
     core.attach(local)
     core.announce(local)
@@ -134,3 +160,11 @@ def test_hostile_event_sequences_never_escape_the_core(sequence: list[tuple[Any,
         core.connection_lost()
         assert core.streams == {}
         assert all(s.error is not None or s.settled for s in seen)
+        assert core.budget.reserved == 0
+    # Once the application has read everything still readable, nothing stays counted.
+    for stream in seen:
+        while stream.inbox and stream.owner is core:
+            core.take(stream, 1 << 20)
+        if stream.owner is core:
+            core.fail(stream, StreamError("done"), notify=False)
+    assert core.budget.used == 0 and core.budget.parent is not None and core.budget.parent.used == 0

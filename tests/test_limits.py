@@ -84,31 +84,48 @@ async def test_too_many_streams_on_one_connection(arena: Arena) -> None:  # noqa
     await wait_for(lambda: arena.streams().stream_count() == 999)
 
 
-def test_unread_bytes_of_a_connection_are_bounded_and_the_offending_stream_fails():
-    pair = CorePair(CoreConfig(max_chunk=100), CoreConfig(window=4, max_buffered=500))
+def test_credit_is_granted_only_as_far_as_the_connection_budget_allows():
+    pair = CorePair(CoreConfig(max_chunk=100), CoreConfig(window=4, max_chunk=100, max_buffered=500))
     writers = [StreamCore(StreamOptions()) for _ in range(3)]
     readers = [pair.open_stream(pair.a, w) for w in writers]
     for reader in readers:
         pair.b.start_reading(reader)
     pair.flush()
+    # 100 bytes reserved per credit (read-size): 4 for the first stream, 1 for the second, none
+    # left for the third, which waits instead of failing.
+    assert [r.window.outstanding for r in readers] == [4, 1, 0]  # type: ignore[union-attr]
     for writer in writers:
-        pair.a.write(writer, b"x" * 200)  # two chunks of 100 each
+        pair.a.write(writer, b"x" * 200)
     pair.flush()
-    # 600 bytes were sent to a connection that holds at most 500 unread: the last stream fails.
-    assert [r.error is None for r in readers] == [True, True, False]
-    assert isinstance(readers[2].error, RemoteProtocolError)
-    assert pair.b.buffered_bytes == 400
-    assert isinstance(writers[2].error, StreamBrokenError)
-    # Reading frees room: a new stream gets through.
-    assert pair.b.take(readers[0], 1000) == b"x" * 100
-    assert pair.b.buffered_bytes == 300
-    late = StreamCore(StreamOptions())
-    late_reader = pair.open_stream(pair.a, late)
-    pair.b.start_reading(late_reader)
+    assert all(r.error is None for r in readers) and pair.b.budget.used <= 500
+    received = [bytearray() for _ in readers]
+    while any(r.inbox for r in readers):
+        for got, reader in zip(received, readers, strict=True):
+            while reader.inbox:
+                got += pair.b.take(reader, 1000)
+        pair.flush()
+        assert pair.b.budget.used <= 500
+    assert [bytes(g) for g in received] == [b"x" * 200] * 3
+    assert all(r.error is None and w.error is None for r, w in zip(readers, writers, strict=True))
+
+
+def test_a_chunk_beyond_its_reservation_that_does_not_fit_fails_only_its_stream():
+    # No hello: the writer promises no chunk size, 64 KiB are reserved per credit.
+    pair = CorePair(CoreConfig(), CoreConfig(window=2, max_buffered=200 * 1024), hello=False)
+    writers = [StreamCore(StreamOptions()) for _ in range(2)]
+    readers = [pair.open_stream(pair.a, w) for w in writers]
+    for reader in readers:
+        pair.b.start_reading(reader)
     pair.flush()
-    pair.a.write(late, b"y" * 150)
+    assert [r.window.outstanding for r in readers] == [2, 1]  # type: ignore[union-attr]
+    pair.a.write(writers[0], b"x" * 150 * 1024)  # 86 KiB over its reservation: does not fit
     pair.flush()
-    assert late_reader.error is None and pair.b.buffered_bytes == 450
+    assert isinstance(readers[0].error, RemoteProtocolError) and "memory budget" in readers[0].error.message
+    assert isinstance(writers[0].error, StreamBrokenError)
+    assert readers[1].error is None and pair.b.budget.held == 0
+    pair.a.write(writers[1], b"y" * 64 * 1024)  # fits its reservation: never refused
+    pair.flush()
+    assert readers[1].error is None and pair.b.take(readers[1], 1 << 20) == b"y" * 64 * 1024
 
 
 @pytest.mark.anyio
@@ -147,3 +164,29 @@ async def test_an_abandoned_stream_fails_after_the_idle_timeout_and_a_busy_one_d
         await client.disconnect()
         await server.shutdown()
         await runner.cleanup()
+
+
+def test_read_size_a_sio_stream_writer_keeps_chunks_within_the_readers_read_size():
+    pair = CorePair(CoreConfig(max_chunk=1000), CoreConfig(max_chunk=100))
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.flush()
+    # Exactly 100 bytes reserved per credit, and the writer keeps to it.
+    assert pair.b.budget.reserved == 100 * reader.window.outstanding  # type: ignore[union-attr]
+    pair.a.write(writer, b"z" * 450)
+    pair.flush()
+    assert [len(reader.inbox.take_head(1000)[0]) for _ in range(5)] == [100, 100, 100, 100, 50]  # type: ignore[union-attr]
+
+
+def test_an_object_stream_gets_a_few_credits_until_its_first_object_shows_their_size():
+    pair = CorePair(CoreConfig(), CoreConfig(object_window=128))
+    writer = StreamCore(StreamOptions.create(object_mode=True))
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.flush()
+    assert reader.window is not None and reader.window.outstanding == 8
+    pair.a.write(writer, {"n": 1})
+    pair.flush()
+    assert reader.window.outstanding == 127  # the rest of the window, now that sizes are known
+    assert pair.b.budget.held == len('{"n":1}')

@@ -148,15 +148,18 @@ async def test_a_recipient_that_stops_reading_is_dropped_with_max_lag(room):
     await room.join(4, stall=1)
     streams = ss(room.server)
     stream = create_stream()
-    reply = asyncio.create_task(streams.call("file", stream, {}, to="lobby", max_lag=1024 * 1024))
-    await feed(stream)  # returns: the laggard does not hold the others back
+    # The stalled client takes its read window (2 MiB) and no more: with 8 MiB sent, what waits
+    # for it passes max_lag, while the readers stay well within it.
+    data = DATA * 3
+    reply = asyncio.create_task(streams.call("file", stream, {}, to="lobby", max_lag=3 * 1024 * 1024))
+    await feed(stream, data)  # returns: the laggard does not hold the others back
     (stalled,) = room.stalled
     for sid in room.sids:
         if sid != stalled:
-            assert await room.received[sid] == DATA
+            assert await room.received[sid] == data
     room.wake.set()
     acks = await asyncio.wait_for(reply, 60)
-    digest = hashlib.sha256(DATA).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     assert {sid: acks[sid] for sid in room.sids if sid != stalled} == {
         sid: digest for sid in room.sids if sid != stalled
     }

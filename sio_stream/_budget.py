@@ -1,0 +1,338 @@
+"""Memory accounts: how many bytes a peer may make us hold, per connection and per process.
+
+A :class:`Budget` counts two things in bytes: ``held`` (received, not yet taken by the
+application) and ``reserved`` (credit granted to the peer whose data has not arrived yet).
+Invariant, for every account: ``held + reserved <= limit``. A connection's account has the
+process account as its ``parent``; every change is applied to both, so the process account
+is the sum of its connections.
+
+Three verbs, as in h2's window: :meth:`Budget.reserve` (before granting credit; refuses what
+does not fit), :meth:`Budget.arrive` (data came: its reservation becomes held bytes, and any
+excess over the reservation must fit in the free room or the data is refused) and
+:meth:`Budget.release` (the application took the bytes, or the stream went away). Room that
+frees up wakes the account's waiters, oldest first: callbacks that retry their grants.
+
+Fairness: a connection may grow freely up to the process account's contention line (3/4 of
+its limit); beyond it, only up to its max-min fair share (:meth:`Budget.fair_level`): those
+holding the most are refused new credit first, and what is left is shared by the others and
+one connection yet to come, so they keep moving. Nothing here closes a connection or fails a stream.
+
+Pure: no I/O, no async library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: The process budget's default. A 2-core server with a few GiB survives it: measured
+#: (benchmarks/hostile.py) RSS stays within budget + ~60 MiB of fixed overhead under floods of
+#: large objects, and eight connections can each fill a 64 MiB connection budget.
+DEFAULT_PROCESS_LIMIT = 512 * 1024 * 1024
+
+#: Above this fraction of its limit the process account is contended (see fairness above).
+_CONTENDED_NUM, _CONTENDED_DEN = 3, 4
+
+
+@dataclass(frozen=True)
+class BudgetStatistics:
+    """A snapshot of one account (see :meth:`Budget.statistics`)."""
+
+    limit: int
+    window: int | None
+    held: int
+    reserved: int
+    accounts: int  #: connection accounts under a process account (0 for a connection)
+    waiting: int  #: callbacks waiting for room
+
+
+@dataclass(frozen=True)
+class ConnectionStatistics:
+    """The accounting of one connection (see :meth:`sio_stream.StreamSocket.statistics`)."""
+
+    peer: object  #: the client's sid on a server, ``None`` on a client
+    held: int  #: bytes received and not yet read (byte chunks, objects at their JSON size)
+    reserved: int  #: bytes of credit granted and not yet arrived
+    credits: int  #: credits (chunks or objects) granted and not yet arrived
+    streams: int  #: streams open
+    waiting_streams: int  #: streams owed credit the budget has no room for yet
+    limit: int  #: the connection's budget (``max_buffered``)
+
+
+@dataclass(frozen=True)
+class StreamSocketStatistics:
+    """A snapshot of a StreamSocket's memory accounting, in the style of anyio's
+    ``MemoryObjectStreamStatistics``: per connection, and the process budget they share."""
+
+    connections: tuple[ConnectionStatistics, ...]
+    held: int  #: over this socket's connections
+    reserved: int
+    credits: int
+    streams: int
+    process: BudgetStatistics  #: the process account (every socket sharing it)
+
+
+class Budget:
+    """One memory account: ``held + reserved <= limit`` bytes, with an optional parent account.
+
+    The parent (the process account) is shared by many connections, possibly of several
+    ``StreamSocket`` objects; it must only be used from one event loop thread.
+    """
+
+    __slots__ = (
+        "limit",
+        "window",
+        "held",
+        "reserved",
+        "parent",
+        "_waiters",
+        "_members",
+        "_waking",
+        "_closed",
+    )
+
+    def __init__(self, limit: int, parent: Budget | None = None, *, window: int | None = None) -> None:
+        for value in (limit, window if window is not None else 1):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"a budget's limit is a positive number of bytes, not {value!r}")
+        self.limit = limit
+        #: Most bytes of credit outstanding at once (HTTP/2's connection window): streams beyond
+        #: it wait their turn. ``None``: only the limit bounds it.
+        self.window = window
+        self.held = 0
+        self.reserved = 0
+        self.parent = parent
+        # Insertion-ordered: a FIFO without duplicates, with O(1) removal.
+        self._waiters: dict[object, Callable[[], None]] = {}
+        self._members: set[Budget] = set()
+        self._waking = False
+        self._closed = False
+        if parent is not None:
+            parent._members.add(self)
+
+    @property
+    def used(self) -> int:
+        return self.held + self.reserved
+
+    @property
+    def free(self) -> int:
+        """Bytes that could still arrive as excess (no fairness rule): the least of this account
+        and its ancestors."""
+        room = self.limit - self.used
+        parent = self.parent
+        while parent is not None:
+            room = min(room, parent.limit - parent.used)
+            parent = parent.parent
+        return room
+
+    @property
+    def ceiling(self) -> int:
+        """The most this account could ever reserve at once: the least of its window, its limit
+        and the contention line of its parent (a connection alone reaches no further)."""
+        top = self.limit if self.window is None else min(self.limit, self.window)
+        parent = self.parent
+        while parent is not None:
+            top = min(top, parent.limit * _CONTENDED_NUM // _CONTENDED_DEN)
+            parent = parent.parent
+        return max(1, top)
+
+    def grantable(self) -> int:
+        """Bytes of new credit this account may reserve now: :attr:`free`, and nothing for a
+        connection using more than its fair share of a contended parent, and no more than the
+        account's :attr:`window` of outstanding credit."""
+        room = min(self.free, self._fair_room())
+        if self.window is not None:
+            room = min(room, self.window - self.reserved)
+        return max(0, room)
+
+    def _fair_room(self) -> int:
+        """What this account may still add under the fairness rule: anything up to the
+        parent's contention line (3/4 of its limit), and beyond it only up to the max-min fair
+        level. (Checking only whether the parent is contended already let one grant jump from
+        just under the line to the whole limit, leaving a newcomer nothing.)"""
+        parent = self.parent
+        if parent is None:
+            return self.limit
+        below_line = parent.limit * _CONTENDED_NUM // _CONTENDED_DEN - parent.used
+        if below_line >= self.limit:
+            return below_line  # far from contended: no need to rank the connections
+        return max(below_line, parent.fair_level() - self.used)
+
+    def fair_level(self) -> int:
+        """Max-min fair share of this (process) account: connections using more than their
+        share keep what they hold (it cannot be taken back) and get nothing more; what is
+        left is shared equally by the others and one newcomer, so a connection that reads what
+        it receives always finds room, however much the slow ones hold."""
+        members = sorted((c.used for c in self._members), reverse=True)
+        # Bytes of connections already gone (streams the application still holds) stay counted.
+        room = self.limit - (self.used - sum(members))
+        count = len(members)
+        for used in members:
+            if used * count <= room:
+                break
+            room -= used
+            count -= 1
+        # One share more than there are connections under it: room stays for a connection that
+        # arrives later (what slow readers hold cannot be taken back to make room for it).
+        return room // (count + 1)
+
+    # -- the three verbs ---------------------------------------------------------------------------
+    def reserve(self, size: int) -> bool:
+        """Reserve ``size`` bytes for credit about to be granted; False (nothing reserved) when
+        they do not fit in :meth:`grantable`."""
+        if size > self.grantable():
+            return False
+        self._add(0, size)
+        return True
+
+    def arrive(self, reserved: int, size: int) -> bool:
+        """``size`` bytes arrived against ``reserved`` bytes of reservation. The reservation is
+        always given up; the bytes are held if they fit: any excess over the reservation must
+        fit in :attr:`free` and, while the process is contended, in this connection's fair
+        share. Data within its reservation is never refused. False when refused: nothing is
+        then held for them."""
+        self._add(0, -reserved)
+        # The reservation was given back just above: the whole size must fit now.
+        if size > self.free or (size > reserved and size > self._fair_room()):
+            self._wake()
+            return False
+        self._add(size, 0)
+        if size < reserved:
+            self._wake()
+        return True
+
+    def release(self, held: int = 0, reserved: int = 0) -> None:
+        """Give back ``held`` bytes the application took (or a dead stream dropped) and
+        ``reserved`` bytes of credit that will never be used; wakes waiters."""
+        if held or reserved:
+            self._add(-held, -reserved)
+            self._wake()
+
+    def _add(self, held: int, reserved: int) -> None:
+        account: Budget | None = self
+        while account is not None:
+            account.held += held
+            account.reserved += reserved
+            account = account.parent
+
+    # -- waiting for room --------------------------------------------------------------------------
+    def wait(self, key: object, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when room frees (in this account or an ancestor), after the waiters
+        registered before it. Registering an existing key keeps its place."""
+        self._waiters.setdefault(key, callback)
+        parent = self.parent
+        while parent is not None:
+            # Room freed by another connection must reach this one too.
+            parent._waiters.setdefault(self, self._wake)
+            parent = parent.parent
+
+    def cancel(self, key: object) -> None:
+        """Forget a waiter (a connection that went away)."""
+        self._waiters.pop(key, None)
+
+    def close(self) -> None:
+        """This (connection) account is gone: it stops counting as a connection of its parent
+        and waits no more. Bytes still held (streams the application may still read) stay
+        counted on both accounts until taken or garbage-collected."""
+        self._waiters.clear()
+        parent = self.parent
+        if parent is not None and not self._closed:
+            self._closed = True
+            parent._waiters.pop(self, None)
+            parent._members.discard(self)
+            parent._wake()
+
+    def _wake(self) -> None:
+        """Run the waiters in FIFO order while there is room; each is removed before it runs (a
+        waiter still short of room registers again, at the back)."""
+        if self._waking:
+            return
+        self._waking = True
+        try:
+            for key in list(self._waiters):
+                if self.grantable() <= 0:
+                    break
+                callback = self._waiters.pop(key, None)
+                if callback is not None:
+                    callback()
+        finally:
+            self._waking = False
+        if self.parent is not None:
+            self.parent._wake()
+
+    def statistics(self) -> BudgetStatistics:
+        return BudgetStatistics(
+            self.limit, self.window, self.held, self.reserved, len(self._members), len(self._waiters)
+        )
+
+
+_process_budget = Budget(DEFAULT_PROCESS_LIMIT)
+
+
+def process_budget() -> Budget:
+    """The account every connection joins unless ``ss(..., process_budget=...)`` names another."""
+    return _process_budget
+
+
+def set_process_limit(limit: int) -> None:
+    """Change the default process account's limit (bytes). Lowering it below what is in use
+    refuses new credit until enough is taken; nothing held is dropped."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"a budget's limit is a positive number of bytes, not {limit!r}")
+    _process_budget.limit = limit
+    _process_budget._wake()
+
+
+class Holding:
+    """What one stream holds on an account: its ``held`` and ``reserved`` bytes.
+
+    It outlives the stream's place in the registry: bytes received and never read stay counted
+    while the application can still read them, and are given back when it does, or when the
+    stream object is garbage-collected (:meth:`drop`, quietly: a finalizer must not run
+    callbacks).
+    """
+
+    __slots__ = ("account", "held", "reserved")
+
+    def __init__(self, account: Budget) -> None:
+        self.account = account
+        self.held = 0
+        self.reserved = 0
+
+    def reserve(self, size: int) -> bool:
+        if not self.account.reserve(size):
+            return False
+        self.reserved += size
+        return True
+
+    def arrive(self, credits: int, outstanding: int, size: int) -> bool:
+        """``size`` bytes arrived for ``credits`` of the ``outstanding`` credits: their share of
+        the reservation becomes held bytes (see :meth:`Budget.arrive`). False when refused."""
+        share = self.reserved if credits >= outstanding else self.reserved * credits // max(1, outstanding)
+        self.reserved -= share
+        if not self.account.arrive(share, size):
+            return False
+        self.held += size
+        return True
+
+    def take(self, size: int) -> None:
+        """The application took ``size`` bytes."""
+        size = min(size, self.held)
+        if size:
+            self.held -= size
+            self.account.release(held=size)
+
+    def release(self, *, held: bool = True) -> None:
+        """Give back the reservation (credit that will never be used) and, with ``held``,
+        the held bytes too."""
+        give_held = self.held if held else 0
+        reserved = self.reserved
+        self.reserved = 0
+        self.held -= give_held
+        self.account.release(held=give_held, reserved=reserved)
+
+    def drop(self) -> None:
+        """Garbage collection of the stream: give everything back without waking anyone."""
+        if self.held or self.reserved:
+            self.account._add(-self.held, -self.reserved)
+            self.held = self.reserved = 0
