@@ -8,7 +8,7 @@ NODE_DIR := tests/interop/node
 # Material for MkDocs prints a banner about MkDocs 2.0 on every build; it is no warning of ours.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test lint node docs docs-serve clean
+.PHONY: demo test lint node docs docs-serve dist-check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ test: $(STAMP) node
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sio_stream tests benchmarks examples docs/_ext
-	$(BIN)/ruff format --check sio_stream tests benchmarks examples docs/_ext
+	$(BIN)/ruff check sio_stream tests benchmarks examples docs/_ext tools
+	$(BIN)/ruff format --check sio_stream tests benchmarks examples docs/_ext tools
 	$(BIN)/mypy
 
 # The documentation site, into site/ (warnings are errors: a broken link, anchor or reference fails).
@@ -38,6 +38,10 @@ docs: $(STAMP)
 
 docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
+
+# Build the wheel and the sdist, check them with twine, install each into a fresh venv.
+dist-check: $(STAMP)
+	$(BIN)/python tools/check_dist.py
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules site
