@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DIR := tests/interop/node
+# Material for MkDocs prints a banner about MkDocs 2.0 on every build; it is no warning of ours.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test lint node system clean
+.PHONY: demo test lint node system docs docs-serve dist-check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +32,20 @@ test: $(STAMP) node system
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sio_stream tests benchmarks examples
-	$(BIN)/ruff format --check sio_stream tests benchmarks examples
+	$(BIN)/ruff check sio_stream tests benchmarks examples docs/_ext .ci/check_dist.py
+	$(BIN)/ruff format --check sio_stream tests benchmarks examples docs/_ext .ci/check_dist.py
 	$(BIN)/mypy
 
+# The documentation site, into site/ (warnings are errors: a broken link, anchor or reference fails).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
+# Build the wheel and the sdist, check them with twine, install each into a fresh venv.
+dist-check: $(STAMP)
+	$(BIN)/python .ci/check_dist.py
+
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules
+	rm -rf $(VENV) $(NODE_DIR)/node_modules site

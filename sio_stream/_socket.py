@@ -210,6 +210,7 @@ class StreamSocket:
 
     @property
     def namespace(self) -> str:
+        """The Socket.IO namespace of these streams (``"/"`` by default)."""
         return self._host.namespace
 
     # -- registering handlers --------------------------------------------------------------------
@@ -256,7 +257,7 @@ class StreamSocket:
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
         (python-socketio's conventions; only clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
-        write (see :mod:`sio_stream._fanout` for the backpressure policy and ``max_lag``), and
+        write (see the "Rooms and relays" guide for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
@@ -697,6 +698,7 @@ class StreamSocket:
 
     @property
     def connection_count(self) -> int:
+        """Connections (peers) this socket currently tracks (for tests and monitoring)."""
         return len(self._connections)
 
 

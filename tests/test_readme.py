@@ -1,14 +1,18 @@
-"""Every Python code block of the README runs, in order, against a real server and client."""
+"""Every Python code block of the README runs, in order, against a real server and client.
+
+The docs pages' blocks run the same way (``tests/docblocks.py``, ``tests/test_docs.py``).
+"""
 
 from __future__ import annotations
 
-import ast
-import inspect
 import re
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+
+from tests.docblocks import python_blocks as blocks_of
+from tests.docblocks import run_blocks
 
 pytestmark = pytest.mark.anyio
 
@@ -16,7 +20,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    return blocks_of(README)
 
 
 def test_the_readme_has_code_to_run():
@@ -28,10 +32,7 @@ async def test_readme_blocks_run_in_order(tmp_path, capsys):
     runner = None
     try:
         for index, block in enumerate(python_blocks()):
-            code = compile(block, f"README block {index + 1}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            result = eval(code, namespace)
-            if inspect.isawaitable(result):
-                await result
+            await run_blocks([block], f"README block {index + 1}:", namespace)
             if index == 0:
                 # The server block builds `app`; serve it on loopback as web.run_app would.
                 runner = web.AppRunner(namespace["app"])
