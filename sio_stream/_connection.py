@@ -10,15 +10,12 @@ What a connection does besides sending and timing is in :class:`~sio_stream._dis
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._core import CoreConfig, StreamCore
 from ._dispatch import ConnectionLogic
 from ._stream import IOStream
-
-logger = logging.getLogger("sio_stream")
 
 #: Sends one event: ``(event, args, ack callback or None)``.
 EmitFunction = Callable[[str, tuple[Any, ...], Callable[..., Any] | None], Awaitable[None]]
@@ -82,16 +79,8 @@ class Connection(ConnectionLogic):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if self._is_connected():
-                        # Still connected: python-socketio could not encode this packet (a value
-                        # that is not JSON). Fail only the streams it concerns, and tell the peer.
-                        logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
-                        self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
-                        continue
-                    # the connection is gone: python-socketio says so by raising
-                    logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
-                    self.core.connection_lost()
-                    return
+                    if not self.emit_failed(item, exc, self._is_connected()):
+                        return
         finally:
             self._sender = None
 

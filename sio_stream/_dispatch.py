@@ -169,6 +169,20 @@ class ConnectionLogic:
             if self.core.outbox:
                 self._start_sender()
 
+    def emit_failed(self, item: Outgoing, exc: Exception, live: bool) -> bool:
+        """python-socketio raised while sending ``item``: say whether the sender goes on.
+
+        Still connected (``live``), it could not encode this packet (a value that is not
+        JSON): only the streams it concerns fail, and the peer is told. Otherwise the
+        connection is gone (python-socketio says so by raising) and every stream fails."""
+        if live:
+            logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
+            self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
+            return True
+        logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
+        self.core.connection_lost()
+        return False
+
     def lost(self) -> None:
         """The connection dropped: fail every stream and every pending call with "Connection aborted"."""
         self.core.connection_lost()
@@ -215,6 +229,10 @@ class PreparedEvent:
 
     def finish(self, result: Any = None, failure: BaseException | None = None) -> Any:
         """The ack for the handler's ``result``, or for its ``failure``."""
+        with self.logic.guard:
+            return self._finish(result, failure)
+
+    def _finish(self, result: Any, failure: BaseException | None) -> Any:
         if isinstance(failure, StreamError):
             # A stream the peer failed, a dropped connection, or a HandlerError: expected, no
             # traceback.
@@ -318,6 +336,9 @@ class SocketLogic:
     """
 
     stream_class: type[StreamLike]
+    #: Held around every use of a core from outside the driver's own calls (the sync driver's
+    #: lock; nothing for asyncio, whose handlers run to completion on one thread).
+    guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     def __init__(self, host: Any, config: CoreConfig, *, claim_timeout: float | None = 60.0) -> None:
         check_config(config)

@@ -12,7 +12,7 @@ leaves all of those working. Each wrapper is installed once per socketio object.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -182,7 +182,7 @@ class Host:
             self.sio, self.namespace, hook, self.is_server, _wrap_trigger_event, _wrap_manager_connect
         )
 
-    def emitter(self, peer: Any) -> Callable[[str, tuple[Any, ...], Any], Awaitable[None]]:
+    def emitter(self, peer: Any) -> Callable[[str, tuple[Any, ...], Any], Any]:
         """An emit function bound to one peer. Every internal emit bypasses any message-queue
         manager (``ignore_queue``): stream traffic belongs to this process's connection."""
         sio, namespace = self.sio, self.namespace
