@@ -561,7 +561,7 @@ class SocketLogic:
         if handler is None:
             logger.warning("sio_stream: no handler for event %r; its streams were refused", event)
             return refuse_event(connection, decoded_streams, HandlerError(f"no handler for event {event!r}"))
-        call_args = (peer, *decoded) if self._host.is_server else tuple(decoded)
+        call_args = (peer, *decoded) if self._host.handlers_take_sid else tuple(decoded)
         return PreparedEvent(self, connection, event, handler, call_args, decoded_streams)
 
     def _encode_ack(self, connection: ConnectionLogic, result: Any, event: str) -> Any:

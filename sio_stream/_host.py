@@ -137,6 +137,8 @@ class Host:
 
     def __init__(self, sio: Any, namespace: str) -> None:
         self.is_server = self._check_kind(sio)
+        #: Server handlers get the client's sid first (not Flask-SocketIO's: request.sid).
+        self.handlers_take_sid = self.is_server
         self.sio = sio
         self.namespace = namespace
 
