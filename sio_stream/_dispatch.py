@@ -25,7 +25,21 @@ from typing import Any, Protocol
 from . import _connect_scope as connect_scope
 from . import _placeholder as placeholders
 from . import _wire as wire
-from ._core import FEATURE_ERROR_REPLY, CoreConfig, Outgoing, ProtocolCore, StreamCore
+from ._core import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_CHUNK,
+    DEFAULT_MAX_PLACEHOLDERS,
+    DEFAULT_MAX_READ_CHUNK,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_OBJECT_WINDOW,
+    DEFAULT_WINDOW,
+    FEATURE_ERROR_REPLY,
+    CoreConfig,
+    Outgoing,
+    ProtocolCore,
+    StreamCore,
+)
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
@@ -80,6 +94,32 @@ def check_config(config: CoreConfig) -> None:
     idle = config.idle_timeout
     if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
         raise InvalidOptionError(f"idle_timeout must be a positive number or None, not {idle!r}")
+
+
+def socket_config(
+    *,
+    window: int | None = None,
+    object_window: int | None = None,
+    max_chunk: int | None = None,
+    force_base64: bool | None = None,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
+    max_buffered: int = DEFAULT_MAX_BUFFERED,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+) -> CoreConfig:
+    """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`)."""
+    return CoreConfig(
+        window=DEFAULT_WINDOW if window is None else window,
+        object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
+        max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
+        force_base64=bool(force_base64),
+        max_streams=max_streams,
+        max_read_chunk=max_read_chunk,
+        max_placeholders=max_placeholders,
+        max_buffered=max_buffered,
+        idle_timeout=idle_timeout,
+    )
 
 
 # -- one connection --------------------------------------------------------------------------------
@@ -367,16 +407,8 @@ class SocketLogic:
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         raise NotImplementedError
 
-    def _emit_many(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        recipients: list[str],
-        callback: Callable[..., Any] | None,
-        max_lag: int | None,
-        to: Any,
-    ) -> list[str]:
-        raise LocalProtocolError(f"emit to {to!r}: this API sends streams to one peer at a time (to=sid)")
+    #: Sends an event to several recipients (rooms); returns the sids it reached.
+    _emit_many: Callable[..., list[str]]
 
     def _check_same(
         self,

@@ -20,15 +20,11 @@ from ._connection import Connection
 from ._core import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
-    DEFAULT_MAX_CHUNK,
     DEFAULT_MAX_PLACEHOLDERS,
     DEFAULT_MAX_READ_CHUNK,
     DEFAULT_MAX_STREAMS,
-    DEFAULT_OBJECT_WINDOW,
-    DEFAULT_WINDOW,
-    CoreConfig,
 )
-from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, streams_in
+from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
 from ._errors import InvalidOptionError, LocalProtocolError, StreamError
 from ._fanout import Fanout
 from ._host import Host
@@ -88,11 +84,11 @@ def ss(
     if existing is not None:
         existing._check_same(window, max_chunk, force_base64, object_window)
         return existing
-    config = CoreConfig(
-        window=DEFAULT_WINDOW if window is None else window,
-        object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
-        max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
-        force_base64=bool(force_base64),
+    config = socket_config(
+        window=window,
+        object_window=object_window,
+        max_chunk=max_chunk,
+        force_base64=force_base64,
         max_streams=max_streams,
         max_read_chunk=max_read_chunk,
         max_placeholders=max_placeholders,

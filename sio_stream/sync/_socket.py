@@ -14,18 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core import (
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_BUFFERED,
-    DEFAULT_MAX_CHUNK,
-    DEFAULT_MAX_PLACEHOLDERS,
-    DEFAULT_MAX_READ_CHUNK,
-    DEFAULT_MAX_STREAMS,
-    DEFAULT_OBJECT_WINDOW,
-    DEFAULT_WINDOW,
     CoreConfig,
     StreamCore,
 )
-from .._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic
+from .._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic, socket_config
 from .._errors import HandlerError, LocalProtocolError, StreamTimeoutError
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
@@ -39,21 +31,7 @@ _SENDER_LINGER = 5.0
 _TICK = 1.0
 
 
-def ss(
-    sio: Any,
-    namespace: str = "/",
-    *,
-    window: int | None = None,
-    object_window: int | None = None,
-    max_chunk: int | None = None,
-    force_base64: bool | None = None,
-    claim_timeout: float | None = 60.0,
-    max_streams: int = DEFAULT_MAX_STREAMS,
-    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
-    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
-    max_buffered: int = DEFAULT_MAX_BUFFERED,
-    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-) -> StreamSocket:
+def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **options: Any) -> StreamSocket:
     """The sync :class:`StreamSocket` of ``sio`` for ``namespace``: a ``socketio.Server``,
     ``socketio.Client`` or ``flask_socketio.SocketIO`` (after ``init_app``).
 
@@ -65,19 +43,14 @@ def ss(
     per_sio: dict[str, StreamSocket] = getattr(host_object, _SOCKETS_ATTRIBUTE, None) or {}
     existing = per_sio.get(namespace)
     if existing is not None:
-        existing._check_same(window, max_chunk, force_base64, object_window)
+        existing._check_same(
+            options.get("window"),
+            options.get("max_chunk"),
+            options.get("force_base64"),
+            options.get("object_window"),
+        )
         return existing
-    config = CoreConfig(
-        window=DEFAULT_WINDOW if window is None else window,
-        object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
-        max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
-        force_base64=bool(force_base64),
-        max_streams=max_streams,
-        max_read_chunk=max_read_chunk,
-        max_placeholders=max_placeholders,
-        max_buffered=max_buffered,
-        idle_timeout=idle_timeout,
-    )
+    config = socket_config(**options)
     host = SyncHost(sio, namespace)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
@@ -246,6 +219,11 @@ class StreamSocket(SocketLogic):
     guard = LOCK
     _host: SyncHost
     _connections: dict[Any, Connection]
+
+    def _emit_many(self, event: str, *rest: Any) -> list[str]:
+        raise LocalProtocolError(
+            f"emit({event!r}): the sync API sends streams to one peer at a time (to=sid)"
+        )
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host, peer, self._config, label)

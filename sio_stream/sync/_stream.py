@@ -20,24 +20,19 @@ from typing import Any
 
 from .. import _connect_scope as connect_scope
 from .._chunks import as_bytes, as_object
-from .._core import ProtocolCore, StreamCore
+from .._core import StreamCore
 from .._errors import (
     LocalProtocolError,
     StreamBusyError,
-    StreamClosedError,
     StreamEnded,
-    StreamError,
     StreamTimeoutError,
-    peer_message,
 )
 from .._options import StreamOptions
 from .._state import ReadState, WriteState
+from .._stream_base import StreamBase
 
 #: Guards every protocol core driven by the sync API (see the module docstring).
 LOCK = threading.RLock()
-
-# Streams not yet sent anywhere are driven by a core with no connection (as in the async API).
-_DETACHED = ProtocolCore()
 
 #: ``receive()``'s default size.
 DEFAULT_RECEIVE_SIZE = 65536
@@ -55,7 +50,7 @@ def use_events(create: Callable[[], Any]) -> None:
     _Events.create = create
 
 
-class IOStream:
+class IOStream(StreamBase):
     """A duplex stream over a Socket.IO connection, with blocking calls (the sync API's ``IOStream``).
 
     The methods mean what the async :class:`sio_stream.IOStream`'s do, and raise the same
@@ -72,47 +67,11 @@ class IOStream:
         self._reader_busy = False
         self._writer_busy = False
 
-    # -- identity ----------------------------------------------------------------------------
-    @property
-    def id(self) -> str:
-        return self._core.id
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return self._core.options.to_wire() or {}
-
-    @property
-    def object_mode(self) -> bool:
-        return self._core.object_mode
-
-    @property
-    def error(self) -> StreamError | None:
-        return self._core.error
-
-    @property
-    def closed(self) -> bool:
-        core = self._core
-        return core.error is not None or (core.readable_ended and core.write_finished)
-
-    def __repr__(self) -> str:
-        core = self._core
-        return f"<sync IOStream {core.id} read={core.read_state.value} write={core.write_state.value}>"
-
     # -- waiting -----------------------------------------------------------------------------
     def _wake(self) -> None:  # the core's listener: called under LOCK
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.set()
-
-    @property
-    def _owner(self) -> ProtocolCore:
-        return self._core.owner or _DETACHED
-
-    def _raise_error(self) -> None:
-        error = self._core.error
-        if error is not None:
-            fresh = type(error)(error.message, remote=error.remote)
-            raise fresh from error.__cause__ or error
 
     def _until(self, step: Callable[[], Any], timeout: float | None, what: str) -> Any:
         """Run ``step`` under the lock until it returns something other than ``_NOT_YET``,
@@ -261,15 +220,7 @@ class IOStream:
     def destroy(self, exc: BaseException | str | None = None) -> None:
         """Fail the stream here and at the peer (as the async ``destroy``)."""
         with LOCK:
-            core = self._core
-            if core.error is not None:
-                return
-            message = str(exc) if exc is not None and str(exc) else "stream destroyed"
-            error = StreamClosedError(message)
-            if isinstance(exc, BaseException):
-                error.__cause__ = exc
-                error.peer_text = peer_message(exc) or "stream destroyed"
-            self._owner.fail(core, error)
+            super().destroy(exc)
 
     def close(self, *, timeout: float | None = None) -> None:
         """End the writable side; destroy the stream if the peer is still writing to us."""
@@ -341,20 +292,6 @@ class RawStream(io.RawIOBase):
                 super().close()
 
 
-def create_stream(
-    *,
-    high_water_mark: int | None = None,
-    encoding: str | None = None,
-    object_mode: bool | None = None,
-    allow_half_open: bool | None = None,
-    decode_strings: bool | None = None,
-) -> IOStream:
+def create_stream(**options: Any) -> IOStream:
     """A new stream for the sync API (options as :func:`sio_stream.create_stream`)."""
-    options = StreamOptions.create(
-        high_water_mark=high_water_mark,
-        encoding=encoding,
-        object_mode=object_mode,
-        allow_half_open=allow_half_open,
-        decode_strings=decode_strings,
-    )
-    return IOStream(StreamCore(options))
+    return IOStream(StreamCore(StreamOptions.create(**options)))
