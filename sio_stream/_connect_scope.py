@@ -8,16 +8,18 @@ sent before it returns. This module lets those waits recognise the situation and
 once with advice instead of hanging.
 
 A context variable alone would not do: tasks started by the handler inherit its context, and
-they may wait (they run after the handler returns). So the scope records the handler's task.
+they may wait (they run after the handler returns). So the scope records the handler's task,
+or under the sync API (no event loop) its thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from typing import Any
 
-_scope: contextvars.ContextVar[tuple[asyncio.Task[Any] | None, Any] | None] = contextvars.ContextVar(
+_scope: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar(
     "sio_stream_connect_scope", default=None
 )
 
@@ -29,16 +31,24 @@ ADVICE = (
 )
 
 
-def enter(sid: Any) -> contextvars.Token[tuple[asyncio.Task[Any] | None, Any] | None]:
-    """The current task starts running the connect handler of ``sid``."""
-    return _scope.set((asyncio.current_task(), sid))
+def _runner() -> Any:
+    """The asyncio task running now, or outside an event loop the (green) thread."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return threading.get_ident()
 
 
-def leave(token: contextvars.Token[tuple[asyncio.Task[Any] | None, Any] | None]) -> None:
+def enter(sid: Any) -> contextvars.Token[tuple[Any, Any] | None]:
+    """The current task (or thread) starts running the connect handler of ``sid``."""
+    return _scope.set((_runner(), sid))
+
+
+def leave(token: contextvars.Token[tuple[Any, Any] | None]) -> None:
     _scope.reset(token)
 
 
 def inside_connect_handler() -> bool:
-    """True when the calling task is the one running a server's connect handler."""
+    """True when the calling task (or thread) is the one running a server's connect handler."""
     scope = _scope.get()
-    return scope is not None and scope[0] is asyncio.current_task()
+    return scope is not None and scope[0] == _runner()

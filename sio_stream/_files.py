@@ -366,6 +366,52 @@ def _destroy_streams(exc: BaseException, *ends: Any) -> None:
             end.destroy(reason)
 
 
+class Tally:
+    """A transfer's byte count, checked against its limits and reported to ``progress`` (the
+    same for the async and the sync file helpers)."""
+
+    def __init__(
+        self, progress: Progress | None, total: int | None = None, max_bytes: int | None = None
+    ) -> None:
+        self.progress = progress
+        self.total = total
+        self.max_bytes = max_bytes
+        self.done = 0
+        if progress is not None:
+            progress(0, total)
+
+    def check(self, chunk: Any) -> int:
+        """The size of ``chunk``; raises :class:`TransferTooLarge` if it would pass a limit."""
+        size = _size_of(chunk)
+        if self.max_bytes is not None and self.done + size > self.max_bytes:
+            raise TransferTooLarge(f"transfer larger than the limit of {self.max_bytes} bytes")
+        if self.total is not None and self.done + size > self.total:
+            raise TransferTooLarge(f"transfer larger than the announced {self.total} bytes")
+        return size
+
+    def add(self, size: int) -> None:
+        self.done += size
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def check_complete(done: int, size: int | None) -> None:
+    """Raise :class:`TransferIncomplete` if fewer bytes than the announced ``size`` came."""
+    if size is not None and done != size:
+        raise TransferIncomplete(f"stream ended after {done} of the announced {size} bytes")
+
+
+def check_size(stream: Any, size: int | None, max_bytes: int | None) -> None:
+    """Refuse an announced ``size`` above ``max_bytes`` before reading: the sender stops now
+    instead of after ``max_bytes`` of data."""
+    if size is not None and max_bytes is not None and size > max_bytes:
+        too_large = TransferTooLarge(
+            f"announced size of {size} bytes is above the limit of {max_bytes} bytes"
+        )
+        stream.destroy(too_large)
+        raise too_large
+
+
 async def _copy(
     read: _Reader,
     write: _Writer,
@@ -375,20 +421,12 @@ async def _copy(
     max_bytes: int | None = None,
 ) -> int:
     """Move every chunk from ``read`` to ``write`` (not ending it); return the count."""
-    done = 0
-    if progress is not None:
-        progress(0, total)
+    tally = Tally(progress, total, max_bytes)
     while (chunk := await read()) is not None:
-        size = _size_of(chunk)
-        if max_bytes is not None and done + size > max_bytes:
-            raise TransferTooLarge(f"transfer larger than the limit of {max_bytes} bytes")
-        if total is not None and done + size > total:
-            raise TransferTooLarge(f"transfer larger than the announced {total} bytes")
+        size = tally.check(chunk)
         await write(chunk)
-        done += size
-        if progress is not None:
-            progress(done, total)
-    return done
+        tally.add(size)
+    return tally.done
 
 
 def _check_byte_stream(function: str, stream: Any, kinds: tuple[type, ...], wrong_mode: str) -> None:
@@ -397,9 +435,9 @@ def _check_byte_stream(function: str, stream: Any, kinds: tuple[type, ...], wron
     peer stops at once)."""
     if not isinstance(stream, kinds):
         raise TypeError(f"{function}() takes an IOStream as its first argument, not {type(stream).__name__}")
-    if isinstance(stream, IOStream) and stream.object_mode:
+    if getattr(stream, "object_mode", False):
         error = InvalidChunkError(f"{function}() {wrong_mode}: this stream is in object mode")
-        stream.destroy(error)
+        cast(Any, stream).destroy(error)
         raise error
 
 
@@ -530,13 +568,7 @@ async def receive_file(
     Cancellation destroys the stream ("transfer cancelled") and propagates.
     """
     _check_byte_stream("receive_file", stream, (anyio.abc.ByteReceiveStream,), "writes bytes to a file")
-    if size is not None and max_bytes is not None and size > max_bytes:
-        # Refused before reading: the sender stops now instead of after max_bytes of data.
-        too_large = TransferTooLarge(
-            f"announced size of {size} bytes is above the limit of {max_bytes} bytes"
-        )
-        _destroy_streams(too_large, stream)
-        raise too_large
+    check_size(stream, size, max_bytes)
     destination = Path(path)
     temporary = _temporary_name(destination)
     created = False
@@ -546,8 +578,7 @@ async def receive_file(
             async with _writing(file, hasher) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
-        if size is not None and done != size:
-            raise TransferIncomplete(f"stream ended after {done} of the announced {size} bytes")
+        check_complete(done, size)
         await aiofiles.os.replace(temporary, destination)
     except BaseException as exc:
         _destroy_streams(exc, stream)

@@ -12,7 +12,7 @@ leaves all of those working. Each wrapper is installed once per socketio object.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -28,58 +28,93 @@ LifecycleHook = Callable[[str, str, Any], None]
 _HOOKS_ATTRIBUTE = "_sio_stream_lifecycle_hooks"
 
 
-def _install_lifecycle(sio: Any, namespace: str, hook: LifecycleHook, is_server: bool) -> None:
+#: Wraps a socketio object's ``_trigger_event`` (or its manager's ``connect``) with the hooks.
+Wrapper = Callable[[Any, dict[str, LifecycleHook], bool], None]
+
+
+def install_lifecycle(
+    sio: Any,
+    namespace: str,
+    hook: LifecycleHook,
+    is_server: bool,
+    wrap_trigger: Wrapper,
+    wrap_connect: Wrapper,
+) -> None:
+    """Call ``hook`` for ``namespace``'s lifecycle events of ``sio``, wrapping it once with the
+    driver's ``wrap_trigger`` (around :class:`TriggerCall`) and, on a server, ``wrap_connect``
+    (which fires ``"connected"`` after the manager's ``connect``)."""
     hooks: dict[str, LifecycleHook] | None = getattr(sio, _HOOKS_ATTRIBUTE, None)
     if hooks is None:
         hooks = {}
         setattr(sio, _HOOKS_ATTRIBUTE, hooks)
-        _wrap_trigger_event(sio, hooks, is_server)
+        wrap_trigger(sio, hooks, is_server)
         if is_server:
-            _wrap_manager_connect(sio, hooks)
+            wrap_connect(sio, hooks, is_server)
     hooks[namespace] = hook
 
 
-def _fire(hooks: dict[str, LifecycleHook], event: str, namespace: str | None, peer: Any) -> None:
+def fire(hooks: dict[str, LifecycleHook], event: str, namespace: str | None, peer: Any) -> None:
     hook_fn = hooks.get(namespace or "/")
     if hook_fn is not None:
         hook_fn(event, namespace or "/", peer)
+
+
+class TriggerCall:
+    """What a wrapped ``_trigger_event`` does around the original call, whichever driver:
+    ``with TriggerCall(...) as call: return call.after(original(...))``."""
+
+    def __init__(
+        self,
+        hooks: dict[str, LifecycleHook],
+        is_server: bool,
+        event: str,
+        namespace: str,
+        args: tuple[Any, ...],
+    ) -> None:
+        # Before the application's handler runs: a disconnect fails the streams first (so
+        # the handler sees them failed); a client's connect starts a fresh connection
+        # record that the handler may already use to emit streams.
+        if event == "disconnect" or (event == "connect" and not is_server):
+            fire(hooks, event, namespace, args[0] if is_server and args else None)
+        self._hooks = hooks
+        self._namespace = namespace
+        # A server's connect handler runs before python-socketio sends the CONNECT packet:
+        # remember which task runs it (streams emitted now wait for the CONNECT, and waiting
+        # on the peer from this very task could never end), and release what the handler
+        # queued if it refuses the connection.
+        self._sid = args[0] if event == "connect" and is_server and args else None
+        self._token: Any = None
+
+    def __enter__(self) -> TriggerCall:
+        if self._sid is not None:
+            self._token = connect_scope.enter(self._sid)
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self._sid is None:
+            return
+        connect_scope.leave(self._token)
+        # A TypeError: python-socketio calls again with the legacy signature (no auth argument).
+        if exc is not None and not isinstance(exc, TypeError):
+            fire(self._hooks, "refused", self._namespace, self._sid)
+
+    def after(self, result: Any) -> Any:
+        if self._sid is not None and result is False:
+            fire(self._hooks, "refused", self._namespace, self._sid)
+        return result
 
 
 def _wrap_trigger_event(sio: Any, hooks: dict[str, LifecycleHook], is_server: bool) -> None:
     original = sio._trigger_event
 
     async def trigger_event(event: str, namespace: str, *args: Any) -> Any:
-        # Before the application's handler runs: a disconnect fails the streams first (so
-        # the handler sees them failed); a client's connect starts a fresh connection
-        # record that the handler may already use to emit streams.
-        if event == "disconnect" or (event == "connect" and not is_server):
-            _fire(hooks, event, namespace, args[0] if is_server and args else None)
-        if event != "connect" or not is_server or not args:
-            return await original(event, namespace, *args)
-        # A server's connect handler runs before python-socketio sends the CONNECT packet:
-        # remember which task runs it (streams emitted now wait for the CONNECT, and waiting
-        # on the peer from this very task could never end), and release what the handler
-        # queued if it refuses the connection.
-        sid = args[0]
-        token = connect_scope.enter(sid)
-        try:
-            result = await original(event, namespace, *args)
-        except TypeError:
-            # python-socketio calls again with the legacy signature (no auth argument).
-            raise
-        except BaseException:
-            _fire(hooks, "refused", namespace, sid)
-            raise
-        finally:
-            connect_scope.leave(token)
-        if result is False:
-            _fire(hooks, "refused", namespace, sid)
-        return result
+        with TriggerCall(hooks, is_server, event, namespace, args) as call:
+            return call.after(await original(event, namespace, *args))
 
     sio._trigger_event = trigger_event
 
 
-def _wrap_manager_connect(sio: Any, hooks: dict[str, LifecycleHook]) -> None:
+def _wrap_manager_connect(sio: Any, hooks: dict[str, LifecycleHook], is_server: bool) -> None:
     # python-socketio marks a client connected (manager.connect) right after it sent the
     # CONNECT packet: from then on events for the client may follow it on the wire.
     manager = sio.manager
@@ -87,32 +122,45 @@ def _wrap_manager_connect(sio: Any, hooks: dict[str, LifecycleHook]) -> None:
 
     async def connect(sid: Any, namespace: str) -> Any:
         result = await original(sid, namespace)
-        _fire(hooks, "connected", namespace, sid)
+        fire(hooks, "connected", namespace, sid)
         return result
 
     manager.connect = connect
 
 
 class Host:
-    """A python-socketio AsyncServer or AsyncClient, seen from sio_stream."""
+    """A python-socketio AsyncServer or AsyncClient, seen from sio_stream.
+
+    The peer checks work on any python-socketio server's manager; a sync driver subclass
+    overrides :meth:`_check_kind`, :meth:`on_lifecycle` and :meth:`emitter`.
+    """
 
     def __init__(self, sio: Any, namespace: str) -> None:
+        self.is_server = self._check_kind(sio)
+        #: Server handlers get the client's sid first (not Flask-SocketIO's: request.sid).
+        self.handlers_take_sid = self.is_server
+        self.sio = sio
+        self.namespace = namespace
+
+    @staticmethod
+    def _check_kind(sio: Any) -> bool:
+        """True for a server, False for a client; raises for anything else."""
         if isinstance(sio, socketio.AsyncServer):
-            self.is_server = True
             if not sio.async_handlers:
                 raise LocalProtocolError(
                     "sio_stream needs AsyncServer(async_handlers=True) (the default): with "
                     "async_handlers=False python-socketio runs one handler at a time, so a "
                     "handler reading a stream would wait forever for data queued behind it"
                 )
-        elif isinstance(sio, socketio.AsyncClient):
-            self.is_server = False
-        else:
-            raise TypeError(
-                f"ss() takes a socketio.AsyncServer or socketio.AsyncClient, not {type(sio).__name__}"
-            )
-        self.sio = sio
-        self.namespace = namespace
+            return True
+        if isinstance(sio, socketio.AsyncClient):
+            return False
+        hint = ""
+        if isinstance(sio, (socketio.Server, socketio.Client)) or hasattr(sio, "server"):
+            hint = " (for a socketio.Server, socketio.Client or Flask-SocketIO, use sio_stream.sync.ss)"
+        raise TypeError(
+            f"ss() takes a socketio.AsyncServer or socketio.AsyncClient, not {type(sio).__name__}{hint}"
+        )
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Register ``handler(peer, *args)``: ``peer`` is the sid on a server, ``None`` on a client."""
@@ -132,9 +180,11 @@ class Host:
             self.sio.on(event, client_handler, namespace=self.namespace)
 
     def on_lifecycle(self, hook: LifecycleHook) -> None:
-        _install_lifecycle(self.sio, self.namespace, hook, self.is_server)
+        install_lifecycle(
+            self.sio, self.namespace, hook, self.is_server, _wrap_trigger_event, _wrap_manager_connect
+        )
 
-    def emitter(self, peer: Any) -> Callable[[str, tuple[Any, ...], Any], Awaitable[None]]:
+    def emitter(self, peer: Any) -> Callable[[str, tuple[Any, ...], Any], Any]:
         """An emit function bound to one peer. Every internal emit bypasses any message-queue
         manager (``ignore_queue``): stream traffic belongs to this process's connection."""
         sio, namespace = self.sio, self.namespace

@@ -16,33 +16,21 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
-from . import _connect_scope as connect_scope
 from . import _placeholder as placeholders
 from . import _wire as wire
-from ._budget import Budget, StreamSocketStatistics, process_budget
+from ._budget import Budget
 from ._connection import Connection
 from ._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
-    DEFAULT_MAX_CHUNK,
     DEFAULT_MAX_PLACEHOLDERS,
     DEFAULT_MAX_READ_CHUNK,
     DEFAULT_MAX_STREAMS,
-    DEFAULT_OBJECT_WINDOW,
-    DEFAULT_WINDOW,
-    FEATURE_ERROR_REPLY,
-    CoreConfig,
     Outgoing,
 )
-from ._errors import (
-    ConnectionAbortedStreamError,
-    HandlerError,
-    InvalidOptionError,
-    LocalProtocolError,
-    StreamError,
-    StreamTimeoutError,
-)
+from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
+from ._errors import InvalidOptionError, LocalProtocolError, StreamError
 from ._fanout import Fanout
 from ._host import Host
 from ._stream import IOStream
@@ -119,11 +107,11 @@ def ss(
     if existing is not None:
         existing._check_same(window, max_chunk, force_base64, object_window)
         return existing
-    config = CoreConfig(
-        window=DEFAULT_WINDOW if window is None else window,
-        object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
-        max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
-        force_base64=bool(force_base64),
+    config = socket_config(
+        window=window,
+        object_window=object_window,
+        max_chunk=max_chunk,
+        force_base64=force_base64,
         max_streams=max_streams,
         max_read_chunk=max_read_chunk,
         max_placeholders=max_placeholders,
@@ -140,98 +128,27 @@ def ss(
     return socket
 
 
-class StreamSocket:
+class StreamSocket(SocketLogic):
     """Streams over one python-socketio server or client, in one namespace.
 
     Use :func:`ss` to get one. Handlers registered with :meth:`on` receive decoded
     arguments (streams as :class:`IOStream`); on a server the client's sid comes first.
+    The logic is :class:`~sio_stream._dispatch.SocketLogic`'s; this class drives it on asyncio.
     """
 
-    def __init__(self, host: Host, config: CoreConfig, *, claim_timeout: float | None = 60.0) -> None:
-        if not isinstance(config.window, int) or config.window < 1:
-            raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
-        if not isinstance(config.object_window, int) or config.object_window < 1:
-            raise InvalidOptionError(
-                f"object_window must be a positive integer, not {config.object_window!r}"
-            )
-        if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
-            raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
-        for name in (
-            "max_streams",
-            "max_read_chunk",
-            "max_placeholders",
-            "max_buffered",
-            "connection_window",
-        ):
-            value = getattr(config, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
-        if config.process_budget is not None and not isinstance(config.process_budget, Budget):
-            raise InvalidOptionError(
-                f"process_budget must be a sio_stream.Budget, not {config.process_budget!r}"
-            )
-        idle = config.idle_timeout
-        if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
-            raise InvalidOptionError(f"idle_timeout must be a positive number or None, not {idle!r}")
-        self._host = host
-        self._config = config
-        self._claim_timeout = claim_timeout
-        self._handlers: dict[str, Callable[..., Any]] = {}
-        self._connections: dict[Any, Connection] = {}
-        self._cluster: ClusterNode | None = None
-        host.on(wire.STREAM, self._on_stream)
-        host.on(wire.READ, self._on_read)
-        host.on(wire.WRITE, self._on_write)
-        host.on(wire.END, self._on_end)
-        host.on(wire.ERROR, self._on_error)
-        host.on(wire.HELLO, self._on_hello)
-        host.on_lifecycle(self._on_lifecycle)
+    stream_class = IOStream
+    _connections: dict[Any, Connection]
+    _cluster: ClusterNode | None = None
 
-    def _check_same(
-        self,
-        window: int | None,
-        max_chunk: int | None,
-        force_base64: bool | None,
-        object_window: int | None = None,
-    ) -> None:
-        for name, given, current in (
-            ("window", window, self._config.window),
-            ("object_window", object_window, self._config.object_window),
-            ("max_chunk", max_chunk, self._config.max_chunk),
-            ("force_base64", force_base64, self._config.force_base64),
-        ):
-            if given is not None and given != current:
-                raise InvalidOptionError(f"ss() was already set up for this socket with {name}={current!r}")
+    def _new_connection(self, peer: Any, label: str) -> Connection:
+        return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
 
-    @property
-    def sio(self) -> Any:
-        """The python-socketio server or client."""
-        return self._host.sio
-
-    @property
-    def namespace(self) -> str:
-        """The Socket.IO namespace of these streams (``"/"`` by default)."""
-        return self._host.namespace
-
-    # -- registering handlers --------------------------------------------------------------------
-    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
-        """Register ``handler`` for application events named ``event`` that carry streams.
-
-        Use as ``streams.on("file", handler)`` or as a decorator. Server handlers are called as
-        ``handler(sid, *args)``, client handlers as ``handler(*args)``; they may be coroutines.
-        The return value is sent as the ack (a tuple for several arguments); streams in it are
-        sent too. Returns the handler.
-        """
-        if not isinstance(event, str):
-            raise TypeError("event names are strings")
-
-        def register(fn: Handler) -> Handler:
-            self._handlers[event] = fn
-            return fn
-
-        if handler is None:
-            return register
-        return register(handler)
+    def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        result = callback(*args)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     # -- sending ---------------------------------------------------------------------------------
     def emit(
@@ -257,37 +174,11 @@ class StreamSocket:
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
         (python-socketio's conventions; only clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
-        write (see the "Rooms and relays" guide for the backpressure policy and ``max_lag``), and
+        write (see :mod:`sio_stream._fanout` for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
-        recipients: list[Any] | None = (
-            None if skip_sid is None and self._is_remote(to) else self._host.recipients(to, skip_sid)
-        )
-        if recipients is None and any(stream.received for stream in _streams_in(args)):
-            # A stream a peer sent us goes on as a relay, through the fan-out machinery.
-            recipients = [to]
-            callback = None if callback is None else _drop_first(callback)
-        if recipients is not None:
-            self._emit_many(event, args, recipients, callback, max_lag, to)
-            return _QUEUED
-        assert to is None or isinstance(to, str)
-        connection = self._connection_for_emit(to)
-        on_ack = _AppAck(self, connection, callback) if callback is not None else None
-        attached: list[IOStream] = []
-        try:
-            encoded = self._encode_into(connection, list(args), attached)
-            connection.queue(Outgoing(wire.STREAM, (event, *encoded), on_ack))
-        except BaseException:
-            # Nothing was sent: the streams attached so far may be sent again later.
-            for stream in attached:
-                connection.core.detach(stream._core)
-            raise
-        # Announce only now: reads queued for a stream someone already reads, or an early end,
-        # must reach the peer after the event that carries its placeholder.
-        for stream in attached:
-            connection.core.announce(stream._core)
-        connection.watch_idle()
+        self._emit(event, args, to, callback, skip_sid, max_lag)
         return _QUEUED
 
     def _emit_many(
@@ -303,7 +194,7 @@ class StreamSocket:
         if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int) or max_lag < 1):
             raise InvalidOptionError(f"max_lag must be a positive integer or None, not {max_lag!r}")
         fanouts: dict[int, Fanout] = {}
-        for stream in _streams_in(args):
+        for stream in streams_in(args):
             if stream.error is not None or (
                 not stream.received and (stream._core.owner is not None or stream._core.settled)
             ):
@@ -364,68 +255,29 @@ class StreamSocket:
         its ack value, or to the exception above that stands for it: one recipient's failure
         does not hide the others' answers.
         """
-        recipients = None if skip_sid is None and self._is_remote(to) else self._host.recipients(to, skip_sid)
-        peers: list[Any] = [to] if recipients is None else recipients
-        connections = {peer: self._connection_for_emit(peer) for peer in peers}
-        if connect_scope.inside_connect_handler() and any(c.core.connecting for c in connections.values()):
-            raise LocalProtocolError(f"call({event!r}) cannot wait for an ack: {connect_scope.ADVICE}")
-        loop = asyncio.get_running_loop()
-        futures: dict[Any, asyncio.Future[Any]] = {peer: loop.create_future() for peer in peers}
-
-        def resolve(peer: Any, *ack: Any) -> None:
-            future = futures[peer]
-            if future.done():
-                # Too late: nobody will read the streams in this ack.
-                for value in ack:
-                    _destroy_streams_in(value, StreamTimeoutError(f"ack for {event!r} came too late"))
-                return
-            if len(ack) == 1 and isinstance(ack[0], HandlerError):
-                future.set_exception(ack[0])
-                return
-            future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
-
-        if recipients is None:
-            self.emit(event, *args, to=to, callback=functools.partial(resolve, to))
-        else:
-            reached = self._emit_many(event, args, recipients, resolve, max_lag, to)
-            for peer in peers:
-                if peer not in reached:
-                    futures[peer].set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
-        moving = [stream._core for stream in _streams_in(args)]
-        # python-socketio drops pending acks when the connection drops: fail the call then.
-        for peer, connection in connections.items():
-            connection.pending_calls.add(futures[peer])
+        pending = self._start_call(
+            event, args, to, skip_sid, max_lag, asyncio.get_running_loop().create_future
+        )
         try:
-            seen = -1
-            while True:
-                waiting = [future for future in futures.values() if not future.done()]
-                if not waiting:
-                    break
+            while waiting := pending.waiting():
                 done, _ = await asyncio.wait(waiting, timeout=timeout)
-                if done:
-                    continue
-                activity = sum(stream.activity for stream in moving)
-                if activity == seen or not moving:
-                    timed_out = StreamTimeoutError(
-                        f"no ack for {event!r} and no progress on its streams within {timeout} s"
-                    )
-                    for future in waiting:
-                        future.set_exception(timed_out)
+                if not done and pending.stalled(timeout):
                     break
-                seen = activity
         finally:
-            for peer, connection in connections.items():
-                connection.pending_calls.discard(futures[peer])
-                if not futures[peer].done():
-                    futures[peer].cancel()
-        if recipients is None:
-            return futures[to].result()
-        return {peer: future.exception() or future.result() for peer, future in futures.items()}
+            pending.close()
+        return pending.result()
 
-    def _connection_for_emit(self, peer: str | None) -> Connection:
-        if not self._is_remote(peer):
-            self._host.check_peer(peer)
-        return self._connection(peer)
+    def _register(self, host: Any) -> None:
+        super()._register(host)
+        host.on(wire.END, self._on_end_forwardable)  # may wait for another node's answer
+
+    # -- several server nodes (sio_stream.cluster) ----------------------------------------------------
+    def _join_cluster(self, cluster: ClusterNode | None) -> None:
+        self._cluster = cluster
+        if cluster is not None:
+            cluster.sockets[self.namespace] = self
+            with contextlib.suppress(RuntimeError):  # no running loop yet: started on first use
+                cluster.ensure_started()
 
     def _is_remote(self, peer: Any) -> bool:
         """True for the sid of a client connected to another node of the cluster."""
@@ -434,6 +286,17 @@ class StreamSocket:
             return False
         cluster.ensure_started()
         return cluster.remote_node(self.namespace, peer) is not None
+
+    def _recipients(self, to: Any, skip_sid: Any) -> list[Any] | None:
+        if skip_sid is None and self._is_remote(to):
+            return None
+        return super()._recipients(to, skip_sid)
+
+    def _connection_for_emit(self, peer: str | None) -> Connection:
+        if self._is_remote(peer):
+            return self._connection(peer)
+        connection: Connection = super()._connection_for_emit(peer)
+        return connection
 
     def _connection(self, peer: Any) -> Connection:
         connection = self._connections.get(peer)
@@ -451,62 +314,9 @@ class StreamSocket:
             )
             self._connections[peer] = connection
         if connection is None:
-            label = f"{self.namespace} {peer}" if peer is not None else self.namespace
-            connection = Connection(
-                self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer)
-            )
-            if self._host.is_connecting(peer):
-                # Inside the server's connect handler: queue now, send after CONNECT.
-                connection.hold()
-            elif not self._host.is_connected(peer):
-                # An event python-socketio dispatched just before the peer left: its disconnect
-                # was already handled, so a registered connection would never be released.
-                connection.lost()
-                return connection
-            self._connections[peer] = connection
-            if not self._host.is_server:
-                connection.send_hello()
+            connection = super()._connection(peer)
         return connection
 
-    def _encode(self, connection: Connection, value: Any) -> tuple[Any, list[IOStream]]:
-        """``value`` with its streams attached to ``connection`` (not yet announced)."""
-        attached: list[IOStream] = []
-        return self._encode_into(connection, value, attached), attached
-
-    def _encode_into(self, connection: Connection, value: Any, attached: list[IOStream]) -> Any:
-        """``value`` with its streams attached to ``connection``; ``attached`` collects them
-        (also those attached before an error)."""
-
-        def to_placeholder(obj: Any) -> dict[str, Any] | None:
-            if isinstance(obj, IOStream):
-                placeholder = connection.core.attach(obj._core)
-                attached.append(obj)
-                return placeholder
-            return None
-
-        return placeholders.encode(value, to_placeholder)
-
-    def _decode(self, connection: Connection, value: Any, found: list[IOStream]) -> Any:
-        limit = self._config.max_placeholders
-        seen = 0
-
-        def from_placeholder(stream_id: Any, options: Any) -> IOStream:
-            nonlocal seen
-            seen += 1
-            if seen > limit:
-                return IOStream(connection.core.refuse_placeholder(stream_id, too_many))
-            stream = connection.decode_stream(stream_id, options)
-            found.append(stream)
-            return stream
-
-        too_many = f"more than {limit} streams in one event"
-        decoded = placeholders.decode(value, from_placeholder)
-        if seen > limit:
-            # The caller destroys the streams accepted so far: the whole event is refused.
-            raise InvalidOptionError(f"{too_many} ({seen})")
-        return decoded
-
-    # -- wire events (each records its input before its first await) -----------------------------
     def _forward(self, peer: Any, event: str, args: tuple[Any, ...]) -> asyncio.Future[Any] | None:
         """A packet of a local client for a stream whose other end is on another node: send it
         there (the future gets that node's ack); ``None`` for our own streams."""
@@ -516,53 +326,48 @@ class StreamSocket:
         return cluster.forward(self.namespace, peer, event, args)
 
     def _on_read(self, peer: Any, *args: Any) -> None:
-        if args and self._forward(peer, wire.READ, args) is None:
-            self._connection(peer).core.receive_read(*args[:3])
+        if self._forward(peer, wire.READ, args) is None:
+            super()._on_read(peer, *args)
 
     def _on_write(self, peer: Any, *args: Any) -> str | None:
         if self._forward(peer, wire.WRITE, args) is not None:
             # Accepted for the other node, which fails the stream with $stream-error if it
             # refuses the chunk: what a sio_stream writer waits for is credit, not this ack.
             return None
-        stream_id = args[0] if args else None
-        chunk = args[1] if len(args) > 1 else None
-        encoding = args[2] if len(args) > 2 else None
-        return self._connection(peer).core.receive_write(stream_id, chunk, encoding)
+        return super()._on_write(peer, *args)
 
-    async def _on_end(self, peer: Any, *args: Any) -> str | None:
-        # The return value is an ack only a sio_stream peer asks for (python-socketio sends
-        # nothing when the event carried no ack id, as from JavaScript).
+    async def _on_end_forwardable(self, peer: Any, *args: Any) -> str | None:
+        # Registered for $stream-end instead of _on_end: records its input before its first
+        # await, and waits only for a packet forwarded to another node.
         forwarded = self._forward(peer, wire.END, args)
-        if forwarded is not None:
-            reply = await forwarded
-            return None if reply is None else str(reply)
-        return self._connection(peer).core.receive_end(args[0] if args else None)
+        if forwarded is None:
+            return self._on_end(peer, *args)
+        reply = await forwarded
+        return None if reply is None else str(reply)
 
     def _on_error(self, peer: Any, *args: Any) -> None:
-        if args and self._forward(peer, wire.ERROR, args) is None:
-            self._connection(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
+        if self._forward(peer, wire.ERROR, args) is None:
+            super()._on_error(peer, *args)
 
     def _on_hello(self, peer: Any, *args: Any) -> None:
-        connection = self._connection(peer)
-        connection.core.receive_hello(args[0] if args else None)
-        connection.send_hello()
+        super()._on_hello(peer, *args)
         if self._cluster is not None:
             self._cluster.features_changed(self.namespace, peer)
 
-    # -- the cluster's side (sio_stream.cluster calls these) -------------------------------------
-    def _join_cluster(self, cluster: ClusterNode | None) -> None:
-        self._cluster = cluster
-        if cluster is not None:
-            cluster.sockets[self.namespace] = self
-            with contextlib.suppress(RuntimeError):  # no running loop yet: started on first use
-                cluster.ensure_started()
+    def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        super()._on_lifecycle(event, namespace, peer)
+        if self._cluster is not None and self._host.is_server:
+            if event == "disconnect":
+                self._cluster.left(namespace, peer)
+            elif event == "connected":
+                self._cluster.joined(namespace, peer)
 
     async def _forwarded(self, peer: Any, event: str, args: list[Any]) -> Any:
         """A packet a client of another node sent for one of our streams, forwarded here."""
         handler = {
             wire.READ: self._on_read,
             wire.WRITE: self._on_write,
-            wire.END: self._on_end,
+            wire.END: self._on_end_forwardable,
             wire.ERROR: self._on_error,
         }.get(event)
         if handler is None:
@@ -587,128 +392,17 @@ class StreamSocket:
         if connection is not None and not connection.core.closed:
             connection.queue(Outgoing(wire.ERROR, (stream_id, wire.CONNECTION_ABORTED)))
 
-    def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
-        if event in ("disconnect", "refused"):
-            connection = self._connections.pop(peer, None)
-            if connection is not None:
-                connection.lost()
-            if event == "disconnect" and self._cluster is not None and self._host.is_server:
-                self._cluster.left(namespace, peer)
-        elif event == "connected":
-            connection = self._connections.get(peer)
-            if connection is not None:
-                connection.release()
-            if self._cluster is not None:
-                self._cluster.joined(namespace, peer)
-        elif event == "connect" and not self._host.is_server:
-            # A reconnected client starts afresh (its old streams failed at the disconnect).
-            old = self._connections.pop(None, None)
-            if old is not None:
-                old.lost()
-            self._connection(None)
-
+    # -- receiving ---------------------------------------------------------------------------------
     async def _on_stream(self, peer: Any, *args: Any) -> Any:
-        connection = self._connection(peer)
-        decoded_streams: list[IOStream] = []
-        event = args[0] if args else None
+        prepared = self._prepare_event(peer, args)
+        outcome = prepared.run() if isinstance(prepared, PreparedEvent) else prepared
+        if not isinstance(outcome, AwaitedHandler):
+            return outcome
         try:
-            decoded = self._decode(connection, list(args[1:]), decoded_streams)
-            if not isinstance(event, str):
-                raise LocalProtocolError(f"bad event name: {event!r}")
-        except StreamError as exc:
-            # Refuse every stream the event carried, so the peer's writers fail instead of hanging.
-            logger.warning("sio_stream: bad %s event %r: %s", wire.STREAM, event, exc)
-            return self._refuse_event(connection, decoded_streams, exc)
-        handler = self._handlers.get(event)
-        if handler is None:
-            logger.warning("sio_stream: no handler for event %r; its streams were refused", event)
-            return self._refuse_event(
-                connection, decoded_streams, HandlerError(f"no handler for event {event!r}")
-            )
-        call_args = (peer, *decoded) if self._host.is_server else tuple(decoded)
-        try:
-            result = handler(*call_args)
-            if inspect.isawaitable(result):
-                result = await result
-        except StreamError as exc:
-            # A stream the peer failed, a dropped connection, or a HandlerError: expected, no
-            # traceback.
-            logger.warning("sio_stream: handler for %r stopped: %s", event, exc)
-            return self._refuse_event(connection, decoded_streams, exc)
+            result = await outcome.awaitable
         except Exception as exc:
-            logger.exception("sio_stream: handler for %r raised", event)
-            failure = HandlerError(str(exc))
-            failure.peer_text = f"handler for {event!r} failed ({type(exc).__name__})"
-            failure.__cause__ = exc
-            return self._refuse_event(connection, decoded_streams, failure)
-        return self._encode_ack(connection, result, event)
-
-    @staticmethod
-    def _refuse_event(connection: Connection, streams: list[IOStream], exc: StreamError) -> Any:
-        """Fail the streams of an event the application could not handle; the ack reports it
-        to a sio_stream peer (a JavaScript peer gets an empty ack, as from socket.io-stream)."""
-        for stream in streams:
-            stream.destroy(exc)
-        if FEATURE_ERROR_REPLY in connection.core.peer_features:
-            return {wire.ERROR_REPLY_KEY: exc.wire_message}
-        return None
-
-    def _encode_ack(self, connection: Connection, result: Any, event: str) -> Any:
-        if result is None:
-            return None
-        is_tuple = isinstance(result, tuple)
-        attached: list[IOStream] = []
-        try:
-            encoded = self._encode_into(connection, list(result) if is_tuple else result, attached)
-        except StreamError as exc:
-            # The connection dropped while the handler ran (or a stream was sent twice): fail
-            # the streams that cannot reach the peer now, instead of raising out of
-            # python-socketio's task; streams already sent elsewhere are left alone.
-            for stream in attached:
-                stream.destroy(exc)
-            with contextlib.suppress(StreamError):
-                _destroy_streams_in(result, exc, only_unsent=True)
-            logger.warning("sio_stream: cannot send the ack of %r: %s", event, exc)
-            return None
-        # python-socketio queues the ack as soon as this handler returns, before the sender task
-        # can run again: reads and writes queued now for these streams reach the peer after it.
-        for stream in attached:
-            connection.core.announce(stream._core)
-        connection.expect_claims([s._core for s in attached], self._claim_timeout, event)
-        connection.watch_idle()
-        return tuple(encoded) if is_tuple else encoded
-
-    # -- introspection -----------------------------------------------------------------------------
-    def stream_count(self) -> int:
-        """Streams registered on all connections of this socket (for tests and monitoring)."""
-        return sum(len(c.streams) for c in self._connections.values())
-
-    def statistics(self) -> StreamSocketStatistics:
-        """The memory accounting of this socket's connections and of the process budget."""
-        connections = tuple(c.core.statistics(peer) for peer, c in self._connections.items())
-        account = self._config.process_budget or process_budget()
-        return StreamSocketStatistics(
-            connections=connections,
-            held=sum(c.held for c in connections),
-            reserved=sum(c.reserved for c in connections),
-            credits=sum(c.credits for c in connections),
-            streams=sum(c.streams for c in connections),
-            process=account.statistics(),
-        )
-
-    @property
-    def connection_count(self) -> int:
-        """Connections (peers) this socket currently tracks (for tests and monitoring)."""
-        return len(self._connections)
-
-
-def _drop_first(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """``callback`` for a fan-out of one: it is called with the recipient first; drop it."""
-
-    def call(_recipient: Any, *ack: Any) -> Any:
-        return callback(*ack)
-
-    return call
+            return outcome.event.finish(failure=exc)
+        return outcome.event.finish(result)
 
 
 class Queued(Coroutine[Any, Any, None]):
@@ -735,67 +429,6 @@ class Queued(Coroutine[Any, Any, None]):
 
 
 _QUEUED = Queued()
-
-
-def _streams_in(value: Any) -> list[IOStream]:
-    found: list[IOStream] = []
-
-    def visit(obj: Any) -> None:
-        if isinstance(obj, IOStream):
-            found.append(obj)
-
-    placeholders.encode(list(value), visit)
-    return found
-
-
-def _destroy_streams_in(value: Any, exc: StreamError, *, only_unsent: bool = False) -> None:
-    """Destroy every stream in ``value`` (with ``only_unsent``: those not sent anywhere)."""
-
-    def visit(obj: Any) -> None:
-        if isinstance(obj, IOStream) and not (only_unsent and obj._core.owner is not None):
-            obj.destroy(exc)
-
-    placeholders.encode(value, visit)
-
-
-class _AppAck:
-    """Ack callback of an application event: decode the streams in the ack, then call the user."""
-
-    def __init__(self, socket: StreamSocket, connection: Connection, callback: Callable[..., Any]) -> None:
-        self.socket = socket
-        self.connection = connection
-        self.callback = callback
-
-    def __call__(self, *args: Any) -> None:
-        if (
-            len(args) == 1
-            and isinstance(args[0], dict)
-            and len(args[0]) == 1
-            and wire.ERROR_REPLY_KEY in args[0]
-            and FEATURE_ERROR_REPLY in self.connection.core.config.features
-        ):
-            # A sio_stream peer's handler failed (error-reply: only sent to peers that
-            # announced it, which we did).
-            self._deliver(HandlerError(str(args[0][wire.ERROR_REPLY_KEY]), remote=True))
-            return
-        found: list[IOStream] = []
-        try:
-            decoded = self.socket._decode(self.connection, list(args), found)
-        except StreamError as exc:
-            for stream in found:
-                stream.destroy(exc)
-            logger.warning("sio_stream: bad ack: %s", exc)
-            return
-        for stream in found:
-            self.connection.core.claim(stream._core)
-        self._deliver(*decoded)
-
-    def _deliver(self, *args: Any) -> None:
-        result = self.callback(*args)
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            _background.add(task)
-            task.add_done_callback(_background.discard)
 
 
 __all__ = ["Queued", "StreamSocket", "ss"]

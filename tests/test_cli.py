@@ -3,6 +3,7 @@ one-line failures with a non-zero exit status."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -226,7 +227,9 @@ async def serve_process(
             url = line.split(" at ")[1].split(" ")[0].rstrip(";")
             yield url, BufferedByteReceiveStream(process.stderr), process
         finally:
-            process.terminate()
+            if process.returncode is None:  # a test may have stopped it already
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
             await process.wait()
 
 

@@ -1,0 +1,778 @@
+"""What a StreamSocket does, whichever I/O drives it: one logic for the asyncio and the sync glue.
+
+:class:`SocketLogic` routes the five wire events into each connection's protocol core, encodes
+and decodes placeholders (with their limits), turns an application event into a handler call
+and the handler's result or failure into an ack, decodes acks, and resolves ``call()``.
+:class:`ConnectionLogic` holds what a connection does besides sending: the hello, the hold
+during a connect handler, claim checks, idle sweeps and the abort.
+
+Nothing here performs I/O or waits. A driver supplies the stream class, the connection class
+(with its sender and timers), the futures ``call()`` waits on, and the waiting itself:
+:mod:`sio_stream._socket` for asyncio, :mod:`sio_stream.sync` for threads and green threads.
+Every method runs to completion without yielding, which is what lets the asyncio driver call
+them before its first ``await`` and the sync driver call them under its lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from . import _connect_scope as connect_scope
+from . import _placeholder as placeholders
+from . import _wire as wire
+from ._budget import Budget, StreamSocketStatistics, process_budget
+from ._core import (
+    DEFAULT_CONNECTION_WINDOW,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_CHUNK,
+    DEFAULT_MAX_PLACEHOLDERS,
+    DEFAULT_MAX_READ_CHUNK,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_OBJECT_WINDOW,
+    DEFAULT_WINDOW,
+    FEATURE_ERROR_REPLY,
+    CoreConfig,
+    Outgoing,
+    ProtocolCore,
+    StreamCore,
+)
+from ._errors import (
+    ConnectionAbortedStreamError,
+    HandlerError,
+    InvalidOptionError,
+    LocalProtocolError,
+    StreamBrokenError,
+    StreamError,
+    StreamTimeoutError,
+)
+
+logger = logging.getLogger("sio_stream")
+
+
+class StreamLike(Protocol):
+    """What the logic needs of a driver's stream class (IOStream, sync IOStream)."""
+
+    _core: StreamCore
+
+    received: bool
+
+    def __init__(self, core: StreamCore) -> None: ...
+
+    def destroy(self, exc: BaseException | str | None = None) -> None: ...
+
+
+class FutureLike(Protocol):
+    """What :class:`PendingCall` needs of a future (``asyncio.Future`` or the sync driver's)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+    def result(self) -> Any: ...
+
+    def exception(self) -> BaseException | None: ...
+
+
+def check_config(config: CoreConfig) -> None:
+    """Raise :class:`InvalidOptionError` for settings no connection could use."""
+    if not isinstance(config.window, int) or config.window < 1:
+        raise InvalidOptionError(f"window must be a positive integer, not {config.window!r}")
+    if not isinstance(config.object_window, int) or config.object_window < 1:
+        raise InvalidOptionError(f"object_window must be a positive integer, not {config.object_window!r}")
+    if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
+        raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
+    for name in ("max_streams", "max_read_chunk", "max_placeholders", "max_buffered", "connection_window"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
+    if config.process_budget is not None and not isinstance(config.process_budget, Budget):
+        raise InvalidOptionError(f"process_budget must be a sio_stream.Budget, not {config.process_budget!r}")
+    idle = config.idle_timeout
+    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
+        raise InvalidOptionError(f"idle_timeout must be a positive number or None, not {idle!r}")
+
+
+def socket_config(
+    *,
+    window: int | None = None,
+    object_window: int | None = None,
+    max_chunk: int | None = None,
+    force_base64: bool | None = None,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK,
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS,
+    max_buffered: int = DEFAULT_MAX_BUFFERED,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    connection_window: int = DEFAULT_CONNECTION_WINDOW,
+    process_budget: Budget | None = None,
+) -> CoreConfig:
+    """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`)."""
+    return CoreConfig(
+        window=DEFAULT_WINDOW if window is None else window,
+        object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
+        max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
+        force_base64=bool(force_base64),
+        max_streams=max_streams,
+        max_read_chunk=max_read_chunk,
+        max_placeholders=max_placeholders,
+        max_buffered=max_buffered,
+        idle_timeout=idle_timeout,
+        connection_window=connection_window,
+        process_budget=process_budget,
+    )
+
+
+# -- one connection --------------------------------------------------------------------------------
+class ConnectionLogic:
+    """The streams of one Socket.IO connection in one namespace, less the sending and the timers.
+
+    A driver subclass starts its sender in :meth:`_start_sender` and, in :meth:`lost`, stops
+    it and its timers after calling this class's :meth:`lost`.
+    """
+
+    #: The idle sweep runs every quarter of idle_timeout while the connection has streams, so an
+    #: abandoned stream fails between 1 and 1.25 idle_timeout after its last activity.
+    IDLE_SWEEPS = 4
+
+    def __init__(self, config: CoreConfig, label: str, stream_class: type[StreamLike]) -> None:
+        self.core = ProtocolCore(config)
+        self.core.on_outgoing = self._start_sender
+        self.label = label
+        self.hello_sent = False
+        self._stream_class = stream_class
+        #: Futures of StreamSocket.call() waiting for an ack on this connection.
+        self.pending_calls: set[Any] = set()
+
+    def _start_sender(self) -> None:
+        raise NotImplementedError
+
+    def decode_stream(self, stream_id: Any, options: Any) -> Any:
+        """A stream for a placeholder the peer sent (failed at once if it was bad)."""
+        stream = self._stream_class(self.core.decode_placeholder(stream_id, options))
+        stream.received = True
+        self.watch_idle()
+        return stream
+
+    def watch_idle(self) -> None:
+        """Make sure the idle sweep runs (call whenever a stream is registered)."""
+
+    def sweep_idle(self) -> None:
+        """One idle sweep (the driver calls it every ``idle_timeout / IDLE_SWEEPS`` seconds)."""
+        timeout = self.core.config.idle_timeout
+        self.core.sweep_idle(
+            self.IDLE_SWEEPS, f"stream idle: nobody read or wrote it for {timeout} s (idle_timeout)"
+        )
+
+    def queue(self, item: Outgoing) -> None:
+        self.core.queue(item)
+
+    def send_hello(self) -> None:
+        if not self.hello_sent and not self.core.closed:
+            self.hello_sent = True
+            self.core.queue(self.core.hello())
+
+    def unclaimed_check(self, streams: list[StreamCore], timeout: float, event: str) -> Callable[[], None]:
+        """A check that fails those of ``streams`` (returned through an ack) the peer never
+        used; the driver runs it ``timeout`` seconds from now.
+
+        A handler cannot tell whether its event carried an ack; without one the returned
+        streams never reach the peer, and would hold their writers until the connection ends.
+        """
+        refs = [weakref.ref(s) for s in streams]
+
+        def check() -> None:
+            for ref in refs:
+                stream = ref()
+                if stream is not None and not stream.peer_seen and self.core.streams.get(stream.id) is stream:
+                    self.core.fail(
+                        stream,
+                        StreamBrokenError(
+                            f"stream returned by the handler of {event!r} was never used by the peer "
+                            f"within {timeout} s (did the event carry an ack?)"
+                        ),
+                    )
+
+        return check
+
+    def expect_claims(self, streams: list[StreamCore], timeout: float | None, event: str) -> None:
+        """Fail ``streams`` (returned through an ack) if the peer never uses them (see
+        :meth:`unclaimed_check`); the driver schedules the check."""
+
+    def hold(self) -> None:
+        """Send nothing until :meth:`release`: the server's connect handler for this peer is
+        running, and python-socketio sends the CONNECT packet only after it returns."""
+        self.core.connecting = True
+
+    def release(self) -> None:
+        """The CONNECT packet is out: send what was queued meanwhile."""
+        if self.core.connecting:
+            self.core.connecting = False
+            if self.core.outbox:
+                self._start_sender()
+
+    def emit_failed(self, item: Outgoing, exc: Exception, live: bool) -> bool:
+        """python-socketio raised while sending ``item``: say whether the sender goes on.
+
+        Still connected (``live``), it could not encode this packet (a value that is not
+        JSON): only the streams it concerns fail, and the peer is told. Otherwise the
+        connection is gone (python-socketio says so by raising) and every stream fails."""
+        if live:
+            logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
+            self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
+            return True
+        logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
+        self.core.connection_lost()
+        return False
+
+    def lost(self) -> None:
+        """The connection dropped: fail every stream and every pending call with "Connection aborted"."""
+        self.core.connection_lost()
+        for future in self.pending_calls:
+            if not future.done():
+                future.set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+        self.pending_calls.clear()
+
+    @property
+    def streams(self) -> dict[str, StreamCore]:
+        return self.core.streams
+
+
+# -- one application event ---------------------------------------------------------------------------
+class PreparedEvent:
+    """An application event decoded and ready for its handler; :meth:`finish` makes the ack."""
+
+    def __init__(
+        self,
+        logic: SocketLogic,
+        connection: ConnectionLogic,
+        name: str,
+        handler: Callable[..., Any],
+        args: tuple[Any, ...],
+        streams: list[Any],
+    ) -> None:
+        self.logic = logic
+        self.connection = connection
+        self.name = name
+        self.handler = handler
+        self.args = args
+        self.streams = streams
+
+    def run(self) -> Any:
+        """Call the handler: return the ack, or :class:`AwaitedHandler` when it returned an
+        awaitable (the asyncio driver awaits it, then calls :meth:`finish`)."""
+        try:
+            result = self.handler(*self.args)
+        except Exception as exc:
+            return self.finish(failure=exc)
+        if inspect.isawaitable(result):
+            return AwaitedHandler(self, result)
+        return self.finish(result)
+
+    def finish(self, result: Any = None, failure: BaseException | None = None) -> Any:
+        """The ack for the handler's ``result``, or for its ``failure``."""
+        with self.logic.guard:
+            return self._finish(result, failure)
+
+    def _finish(self, result: Any, failure: BaseException | None) -> Any:
+        if isinstance(failure, StreamError):
+            # A stream the peer failed, a dropped connection, or a HandlerError: expected, no
+            # traceback.
+            logger.warning("sio_stream: handler for %r stopped: %s", self.name, failure)
+            return refuse_event(self.connection, self.streams, failure)
+        if failure is not None:
+            logger.error("sio_stream: handler for %r raised", self.name, exc_info=failure)
+            error = HandlerError(str(failure))
+            error.peer_text = f"handler for {self.name!r} failed ({type(failure).__name__})"
+            error.__cause__ = failure
+            return refuse_event(self.connection, self.streams, error)
+        return self.logic._encode_ack(self.connection, result, self.name)
+
+
+class AwaitedHandler:
+    """A handler's awaitable result, with the event it belongs to."""
+
+    def __init__(self, event: PreparedEvent, awaitable: Any) -> None:
+        self.event = event
+        self.awaitable = awaitable
+
+
+def refuse_event(connection: ConnectionLogic, streams: list[Any], exc: StreamError) -> Any:
+    """Fail the streams of an event the application could not handle; the ack reports it
+    to a sio_stream peer (a JavaScript peer gets an empty ack, as from socket.io-stream)."""
+    for stream in streams:
+        stream.destroy(exc)
+    if FEATURE_ERROR_REPLY in connection.core.peer_features:
+        return {wire.ERROR_REPLY_KEY: exc.wire_message}
+    return None
+
+
+# -- call() ------------------------------------------------------------------------------------------
+class PendingCall:
+    """The futures of one ``call()``: resolved by acks, failed by a stall or a dropped connection."""
+
+    def __init__(
+        self,
+        event: str,
+        futures: dict[Any, FutureLike],
+        connections: dict[Any, ConnectionLogic],
+        moving: list[StreamCore],
+        single: bool,
+    ) -> None:
+        self.event = event
+        self.futures = futures
+        self.connections = connections
+        self.moving = moving
+        self.single = single
+        self._seen = -1
+
+    def resolve(self, peer: Any, *ack: Any) -> None:
+        """The ack of ``peer`` arrived (decoded): its single value, a tuple, or ``None``."""
+        future = self.futures[peer]
+        if future.done():
+            # Too late: nobody will read the streams in this ack.
+            for value in ack:
+                destroy_streams_in(value, StreamTimeoutError(f"ack for {self.event!r} came too late"))
+            return
+        if len(ack) == 1 and isinstance(ack[0], HandlerError):
+            future.set_exception(ack[0])
+            return
+        future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
+
+    def waiting(self) -> list[Any]:
+        return [future for future in self.futures.values() if not future.done()]
+
+    def stalled(self, timeout: float | None) -> bool:
+        """A wait of ``timeout`` seconds saw no ack: fail what is waiting if the call's streams
+        did not move either, and say whether it did."""
+        activity = sum(stream.activity for stream in self.moving)
+        if activity != self._seen and self.moving:
+            self._seen = activity
+            return False
+        timed_out = StreamTimeoutError(
+            f"no ack for {self.event!r} and no progress on its streams within {timeout} s"
+        )
+        for future in self.waiting():
+            future.set_exception(timed_out)
+        return True
+
+    def close(self) -> None:
+        for peer, connection in self.connections.items():
+            connection.pending_calls.discard(self.futures[peer])
+            if not self.futures[peer].done():
+                self.futures[peer].cancel()
+
+    def result(self) -> Any:
+        if self.single:
+            return next(iter(self.futures.values())).result()
+        return {peer: future.exception() or future.result() for peer, future in self.futures.items()}
+
+
+# -- the socket --------------------------------------------------------------------------------------
+class SocketLogic:
+    """Streams over one python-socketio server or client, in one namespace: the driver-free part.
+
+    A driver subclass sets :attr:`stream_class`, makes connections in :meth:`_new_connection`,
+    delivers application ack callbacks in :meth:`_deliver_ack`, and may refine
+    :meth:`_emit_many` (events to rooms) and :meth:`_register` (how wire events are received).
+    """
+
+    stream_class: type[StreamLike]
+    #: Held around every use of a core from outside the driver's own calls (the sync driver's
+    #: lock; nothing for asyncio, whose handlers run to completion on one thread).
+    guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+    def __init__(self, host: Any, config: CoreConfig, *, claim_timeout: float | None = 60.0) -> None:
+        check_config(config)
+        self._host = host
+        self._config = config
+        self._claim_timeout = claim_timeout
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._connections: dict[Any, Any] = {}
+        self._register(host)
+
+    def _register(self, host: Any) -> None:
+        host.on(wire.STREAM, self._on_stream)
+        host.on(wire.READ, self._on_read)
+        host.on(wire.WRITE, self._on_write)
+        host.on(wire.END, self._on_end)
+        host.on(wire.ERROR, self._on_error)
+        host.on(wire.HELLO, self._on_hello)
+        host.on_lifecycle(self._on_lifecycle)
+
+    def _on_stream(self, peer: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _new_connection(self, peer: Any, label: str) -> Any:
+        raise NotImplementedError
+
+    def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    #: Sends an event to several recipients (rooms); returns the sids it reached.
+    _emit_many: Callable[..., list[str]]
+
+    def _check_same(
+        self,
+        window: int | None,
+        max_chunk: int | None,
+        force_base64: bool | None,
+        object_window: int | None = None,
+    ) -> None:
+        for name, given, current in (
+            ("window", window, self._config.window),
+            ("object_window", object_window, self._config.object_window),
+            ("max_chunk", max_chunk, self._config.max_chunk),
+            ("force_base64", force_base64, self._config.force_base64),
+        ):
+            if given is not None and given != current:
+                raise InvalidOptionError(f"ss() was already set up for this socket with {name}={current!r}")
+
+    @property
+    def sio(self) -> Any:
+        """The python-socketio server or client."""
+        return self._host.sio
+
+    @property
+    def namespace(self) -> str:
+        """The Socket.IO namespace of these streams (``"/"`` by default)."""
+        return str(self._host.namespace)
+
+    # -- registering handlers --------------------------------------------------------------------
+    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+        """Register ``handler`` for application events named ``event`` that carry streams.
+
+        Use as ``streams.on("file", handler)`` or as a decorator. Server handlers are called as
+        ``handler(sid, *args)``, client handlers as ``handler(*args)``; they may be coroutines.
+        The return value is sent as the ack (a tuple for several arguments); streams in it are
+        sent too. Returns the handler.
+        """
+        if not isinstance(event, str):
+            raise TypeError("event names are strings")
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self._handlers[event] = fn
+            return fn
+
+        if handler is None:
+            return register
+        return register(handler)
+
+    # -- sending ---------------------------------------------------------------------------------
+    def _emit(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        to: Any,
+        callback: Callable[..., Any] | None,
+        skip_sid: Any,
+        max_lag: int | None,
+    ) -> None:
+        """The whole of ``emit()`` (see the drivers' docstrings)."""
+        recipients = self._recipients(to, skip_sid)
+        if recipients is None and any(stream.received for stream in streams_in(args)):
+            # A stream a peer sent us goes on as a relay, through the fan-out machinery.
+            recipients = [to]
+            callback = None if callback is None else _drop_first(callback)
+        if recipients is not None:
+            self._emit_many(event, args, recipients, callback, max_lag, to)
+            return
+        assert to is None or isinstance(to, str)
+        connection = self._connection_for_emit(to)
+        on_ack = AppAck(self, connection, callback) if callback is not None else None
+        attached: list[Any] = []
+        try:
+            encoded = self._encode_into(connection, list(args), attached)
+            connection.queue(Outgoing(wire.STREAM, (event, *encoded), on_ack))
+        except BaseException:
+            # Nothing was sent: the streams attached so far may be sent again later.
+            for stream in attached:
+                connection.core.detach(stream._core)
+            raise
+        # Announce only now: reads queued for a stream someone already reads, or an early end,
+        # must reach the peer after the event that carries its placeholder.
+        for stream in attached:
+            connection.core.announce(stream._core)
+        connection.watch_idle()
+
+    def _start_call(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        to: Any,
+        skip_sid: Any,
+        max_lag: int | None,
+        new_future: Callable[[], FutureLike],
+    ) -> PendingCall:
+        """Emit ``event`` with an ack callback per recipient; the driver waits on the result."""
+        recipients = self._recipients(to, skip_sid)
+        peers: list[Any] = [to] if recipients is None else recipients
+        connections = {peer: self._connection_for_emit(peer) for peer in peers}
+        if connect_scope.inside_connect_handler() and any(c.core.connecting for c in connections.values()):
+            raise LocalProtocolError(f"call({event!r}) cannot wait for an ack: {connect_scope.ADVICE}")
+        moving = [stream._core for stream in streams_in(args)]
+        pending = PendingCall(
+            event, {peer: new_future() for peer in peers}, connections, moving, recipients is None
+        )
+        if recipients is None:
+            self._emit(event, args, to, lambda *ack: pending.resolve(to, *ack), None, None)
+        else:
+            reached = self._emit_many(event, args, recipients, pending.resolve, max_lag, to)
+            for peer in peers:
+                if peer not in reached:
+                    pending.futures[peer].set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+        # python-socketio drops pending acks when the connection drops: fail the call then.
+        for peer, connection in connections.items():
+            connection.pending_calls.add(pending.futures[peer])
+        return pending
+
+    def _recipients(self, to: Any, skip_sid: Any) -> list[Any] | None:
+        """The peers an emit to ``to`` reaches, or ``None`` for one peer addressed directly."""
+        recipients: list[Any] | None = self._host.recipients(to, skip_sid)
+        return recipients
+
+    def _connection_for_emit(self, peer: str | None) -> Any:
+        self._host.check_peer(peer)
+        return self._connection(peer)
+
+    def _connection(self, peer: Any) -> Any:
+        connection = self._connections.get(peer)
+        if connection is None:
+            label = f"{self.namespace} {peer}" if peer is not None else self.namespace
+            connection = self._new_connection(peer, label)
+            if self._host.is_connecting(peer):
+                # Inside the server's connect handler: queue now, send after CONNECT.
+                connection.hold()
+            elif not self._host.is_connected(peer):
+                # An event python-socketio dispatched just before the peer left: its disconnect
+                # was already handled, so a registered connection would never be released.
+                connection.lost()
+                return connection
+            self._connections[peer] = connection
+            if not self._host.is_server:
+                connection.send_hello()
+        return connection
+
+    def _encode_into(self, connection: ConnectionLogic, value: Any, attached: list[Any]) -> Any:
+        """``value`` with its streams attached to ``connection``; ``attached`` collects them
+        (also those attached before an error)."""
+        stream_class = self.stream_class
+
+        def to_placeholder(obj: Any) -> dict[str, Any] | None:
+            if isinstance(obj, stream_class):
+                placeholder = connection.core.attach(obj._core)
+                attached.append(obj)
+                return placeholder
+            return None
+
+        return placeholders.encode(value, to_placeholder)
+
+    def _decode(self, connection: ConnectionLogic, value: Any, found: list[Any]) -> Any:
+        limit = self._config.max_placeholders
+        seen = 0
+
+        def from_placeholder(stream_id: Any, options: Any) -> Any:
+            nonlocal seen
+            seen += 1
+            if seen > limit:
+                return self.stream_class(connection.core.refuse_placeholder(stream_id, too_many))
+            stream = connection.decode_stream(stream_id, options)
+            found.append(stream)
+            return stream
+
+        too_many = f"more than {limit} streams in one event"
+        decoded = placeholders.decode(value, from_placeholder)
+        if seen > limit:
+            # The caller destroys the streams accepted so far: the whole event is refused.
+            raise InvalidOptionError(f"{too_many} ({seen})")
+        return decoded
+
+    # -- receiving -------------------------------------------------------------------------------
+    def _prepare_event(self, peer: Any, args: tuple[Any, ...]) -> Any:
+        """A ``$stream`` event: a :class:`PreparedEvent`, or the ack refusing it."""
+        connection = self._connection(peer)
+        decoded_streams: list[Any] = []
+        event = args[0] if args else None
+        try:
+            decoded = self._decode(connection, list(args[1:]), decoded_streams)
+            if not isinstance(event, str):
+                raise LocalProtocolError(f"bad event name: {event!r}")
+        except StreamError as exc:
+            # Refuse every stream the event carried, so the peer's writers fail instead of hanging.
+            logger.warning("sio_stream: bad %s event %r: %s", wire.STREAM, event, exc)
+            return refuse_event(connection, decoded_streams, exc)
+        handler = self._handlers.get(event)
+        if handler is None:
+            logger.warning("sio_stream: no handler for event %r; its streams were refused", event)
+            return refuse_event(connection, decoded_streams, HandlerError(f"no handler for event {event!r}"))
+        call_args = (peer, *decoded) if self._host.handlers_take_sid else tuple(decoded)
+        return PreparedEvent(self, connection, event, handler, call_args, decoded_streams)
+
+    def _encode_ack(self, connection: ConnectionLogic, result: Any, event: str) -> Any:
+        if result is None:
+            return None
+        is_tuple = isinstance(result, tuple)
+        attached: list[Any] = []
+        try:
+            encoded = self._encode_into(connection, list(result) if is_tuple else result, attached)
+        except StreamError as exc:
+            # The connection dropped while the handler ran (or a stream was sent twice): fail
+            # the streams that cannot reach the peer now, instead of raising out of
+            # python-socketio's task; streams already sent elsewhere are left alone.
+            for stream in attached:
+                stream.destroy(exc)
+            with contextlib.suppress(StreamError):
+                destroy_streams_in(result, exc, only_unsent=True)
+            logger.warning("sio_stream: cannot send the ack of %r: %s", event, exc)
+            return None
+        # python-socketio queues the ack as soon as this handler returns, before the sender
+        # can run again: reads and writes queued now for these streams reach the peer after it.
+        for stream in attached:
+            connection.core.announce(stream._core)
+        connection.expect_claims([s._core for s in attached], self._claim_timeout, event)
+        connection.watch_idle()
+        return tuple(encoded) if is_tuple else encoded
+
+    # -- wire events (each records its input before anything else runs) ----------------------------
+    def _on_read(self, peer: Any, *args: Any) -> None:
+        if args:
+            self._connection(peer).core.receive_read(*args[:3])
+
+    def _on_write(self, peer: Any, *args: Any) -> str | None:
+        stream_id = args[0] if args else None
+        chunk = args[1] if len(args) > 1 else None
+        encoding = args[2] if len(args) > 2 else None
+        result: str | None = self._connection(peer).core.receive_write(stream_id, chunk, encoding)
+        return result
+
+    def _on_end(self, peer: Any, *args: Any) -> str | None:
+        # The return value is an ack only a sio_stream peer asks for (python-socketio sends
+        # nothing when the event carried no ack id, as from JavaScript).
+        result: str | None = self._connection(peer).core.receive_end(args[0] if args else None)
+        return result
+
+    def _on_error(self, peer: Any, *args: Any) -> None:
+        if args:
+            self._connection(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
+
+    def _on_hello(self, peer: Any, *args: Any) -> None:
+        connection = self._connection(peer)
+        connection.core.receive_hello(args[0] if args else None)
+        connection.send_hello()
+
+    def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        if event in ("disconnect", "refused"):
+            connection = self._connections.pop(peer, None)
+            if connection is not None:
+                connection.lost()
+        elif event == "connected":
+            connection = self._connections.get(peer)
+            if connection is not None:
+                connection.release()
+        elif event == "connect" and not self._host.is_server:
+            # A reconnected client starts afresh (its old streams failed at the disconnect).
+            old = self._connections.pop(None, None)
+            if old is not None:
+                old.lost()
+            self._connection(None)
+
+    # -- introspection -----------------------------------------------------------------------------
+    def stream_count(self) -> int:
+        """Streams registered on all connections of this socket (for tests and monitoring)."""
+        return sum(len(c.streams) for c in self._connections.values())
+
+    def statistics(self) -> StreamSocketStatistics:
+        """The memory accounting of this socket's connections and of the process budget."""
+        connections = tuple(c.core.statistics(peer) for peer, c in self._connections.items())
+        account = self._config.process_budget or process_budget()
+        return StreamSocketStatistics(
+            connections=connections,
+            held=sum(c.held for c in connections),
+            reserved=sum(c.reserved for c in connections),
+            credits=sum(c.credits for c in connections),
+            streams=sum(c.streams for c in connections),
+            process=account.statistics(),
+        )
+
+    @property
+    def connection_count(self) -> int:
+        """Connections (peers) this socket holds streams for (for tests and monitoring)."""
+        return len(self._connections)
+
+
+def _drop_first(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` for a fan-out of one (a relay): it is called with the recipient first."""
+
+    def call(_recipient: Any, *ack: Any) -> Any:
+        return callback(*ack)
+
+    return call
+
+
+def streams_in(value: Any) -> list[Any]:
+    """The streams (of any driver) at any depth in the list ``value``."""
+    found: list[Any] = []
+
+    def visit(obj: Any) -> None:
+        if isinstance(getattr(obj, "_core", None), StreamCore):
+            found.append(obj)
+
+    placeholders.encode(list(value), visit)
+    return found
+
+
+def destroy_streams_in(value: Any, exc: StreamError, *, only_unsent: bool = False) -> None:
+    """Destroy every stream in ``value`` (with ``only_unsent``: those not sent anywhere)."""
+
+    def visit(obj: Any) -> None:
+        core = getattr(obj, "_core", None)
+        if isinstance(core, StreamCore) and not (only_unsent and core.owner is not None):
+            obj.destroy(exc)
+
+    placeholders.encode(value, visit)
+
+
+class AppAck:
+    """Ack callback of an application event: decode the streams in the ack, then deliver it."""
+
+    def __init__(
+        self, socket: SocketLogic, connection: ConnectionLogic, callback: Callable[..., Any]
+    ) -> None:
+        self.socket = socket
+        self.connection = connection
+        self.callback = callback
+
+    def __call__(self, *args: Any) -> None:
+        if (
+            len(args) == 1
+            and isinstance(args[0], dict)
+            and len(args[0]) == 1
+            and wire.ERROR_REPLY_KEY in args[0]
+            and FEATURE_ERROR_REPLY in self.connection.core.config.features
+        ):
+            # A sio_stream peer's handler failed (error-reply: only sent to peers that
+            # announced it, which we did).
+            self.socket._deliver_ack(
+                self.callback, (HandlerError(str(args[0][wire.ERROR_REPLY_KEY]), remote=True),)
+            )
+            return
+        found: list[Any] = []
+        try:
+            decoded = self.socket._decode(self.connection, list(args), found)
+        except StreamError as exc:
+            for stream in found:
+                stream.destroy(exc)
+            logger.warning("sio_stream: bad ack: %s", exc)
+            return
+        for stream in found:
+            self.connection.core.claim(stream._core)
+        self.socket._deliver_ack(self.callback, tuple(decoded))

@@ -1,0 +1,83 @@
+"""What every stream object shows, whichever driver waits for it (asyncio or sync)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._core import ProtocolCore, StreamCore
+from ._errors import StreamClosedError, StreamError, peer_message
+
+# Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
+# and remembers a wish to read, and nothing it queues is ever sent.
+DETACHED = ProtocolCore()
+
+
+class StreamBase:
+    """Identity, state and errors of a stream over its :class:`StreamCore`."""
+
+    _core: StreamCore
+    #: The peer sent this stream (it arrived in an event or an ack): emitting it to another
+    #: peer relays what it carries (see sio_stream._fanout).
+    received: bool = False
+
+    @property
+    def id(self) -> str:
+        """The wire id: a UUID-4 string chosen by the stream's creator."""
+        return self._core.id
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The wire options as JavaScript sends them (camelCase keys); ``{}`` when none were set."""
+        return self._core.options.to_wire() or {}
+
+    @property
+    def object_mode(self) -> bool:
+        return self._core.object_mode
+
+    @property
+    def error(self) -> StreamError | None:
+        """The error the stream failed with, or ``None``."""
+        return self._core.error
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream has failed, or both directions have finished."""
+        core = self._core
+        return core.error is not None or (core.readable_ended and core.write_finished)
+
+    def __repr__(self) -> str:
+        core = self._core
+        return (
+            f"<{type(self).__name__} {core.id} read={core.read_state.value} write={core.write_state.value}"
+            f"{' error=' + repr(core.error.message) if core.error else ''}>"
+        )
+
+    @property
+    def _owner(self) -> ProtocolCore:
+        return self._core.owner or DETACHED
+
+    def _raise_error(self) -> None:
+        error = self._core.error
+        if error is not None:
+            fresh = type(error)(error.message, remote=error.remote)
+            raise fresh from error.__cause__ or error
+
+    def destroy(self, exc: BaseException | str | None = None) -> None:
+        """Fail the stream here and at the peer.
+
+        The peer receives ``exc`` when it is a string or a :class:`StreamError`; for any other
+        exception only its kind (see :func:`~sio_stream._errors.peer_message`: an exception's
+        text may hold local paths), while the local error keeps the full text.
+
+        Pending and buffered data is dropped. Later I/O raises :class:`StreamClosedError`,
+        chained to ``exc``. No-op on a stream that already failed.
+        """
+        core = self._core
+        if core.error is not None:
+            return
+        message = str(exc) if exc is not None and str(exc) else "stream destroyed"
+        error = StreamClosedError(message)
+        if isinstance(exc, BaseException):
+            error.__cause__ = exc
+            error.peer_text = peer_message(exc) or "stream destroyed"
+        self._owner.fail(core, error)
