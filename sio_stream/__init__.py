@@ -16,6 +16,7 @@ already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
+    IntegrityError,
     InvalidChunkError,
     InvalidOptionError,
     LocalProtocolError,
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionAbortedStreamError",
     "HandlerError",
     "IOStream",
+    "IntegrityError",
     "InvalidChunkError",
     "InvalidOptionError",
     "LocalProtocolError",

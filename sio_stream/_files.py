@@ -13,6 +13,7 @@ propagates unchanged. A cancelled transfer may have moved some, all or none of t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import os
 import secrets
@@ -49,6 +50,41 @@ class SupportsUpdate(Protocol):
     """A ``hashlib`` object (or anything with ``update(bytes)``)."""
 
     def update(self, data: bytes, /) -> None: ...
+
+
+class _Tee:
+    """Several hashers fed in one pass (the stream's digest and the caller's ``hasher``)."""
+
+    def __init__(self, *hashers: SupportsUpdate | None) -> None:
+        self._hashers = [h for h in hashers if h is not None]
+
+    def update(self, data: bytes, /) -> None:
+        for hasher in self._hashers:
+            hasher.update(data)
+
+
+class _ReceivedDigest:
+    """The reading side's digest, hashed in the write-behind worker thread: its algorithm is the
+    one the writer announced with its first chunk (known on the event loop before that chunk is
+    handed to the worker), so the hasher is made at the first update."""
+
+    def __init__(self, stream: IOStream) -> None:
+        self._core = stream._core
+        self._hasher: Any = None
+
+    def update(self, data: bytes, /) -> None:
+        if self._hasher is None:
+            name = self._core.digest_name
+            if name is None:
+                return
+            self._hasher = hashlib.new(name)
+        self._hasher.update(data)
+
+    def hexdigest(self) -> str | None:
+        if self._hasher is None:
+            name = self._core.digest_name
+            return None if name is None else hashlib.new(name).hexdigest()
+        return str(self._hasher.hexdigest())
 
 
 class TransferTooLarge(StreamError, ValueError):
@@ -465,8 +501,15 @@ async def send_file(
     progress: Progress | None = None,
     hasher: SupportsUpdate | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    digest: str | None = "sha256",
 ) -> int:
     """Write the file at ``path`` into ``stream`` and end it; return the bytes sent.
+
+    ``digest`` (``"sha256"``, ``"blake2b"``, or ``None`` for none): toward a sio_stream peer
+    that announced the ``digest`` feature, the end of the stream carries this digest of the
+    bytes, hashed in the read-ahead worker thread; the receiver checks it before it reports the
+    end, and a mismatch raises :class:`~sio_stream.IntegrityError` here too (``stream.digest``
+    holds the value sent). A stream that already sent data, or a JavaScript peer, gets none.
 
     Returns once the peer has acknowledged every byte: its connection received them, which
     does not mean its application stored them. For an end-to-end confirmation, let the
@@ -483,16 +526,35 @@ async def send_file(
     (the stream destroyed) if it is in object mode.
     """
     _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
+    core = stream._core
+    own: Any = None
+    if digest is not None and not core.chunks_sent and not core.pending_size and core.digest_name is None:
+        stream._owner.use_digest(core, digest, external=True)
+        own = hashlib.new(digest)
     try:
         async with _open(path, "rb") as file:
             size = (await aiofiles.os.stat(file.fileno())).st_size
-            async with _reading(file, chunk_size, hasher) as read:
+            async with _reading(file, chunk_size, _Tee(hasher, own)) as read:
                 done = await _copy(read, stream.send, progress=progress, total=size)
+        if own is not None:
+            stream._owner.set_digest(core, own.hexdigest())
         await stream.end()
     except BaseException as exc:
         _destroy_streams(exc, stream)
         raise
     return done
+
+
+def _external_digest(stream: Any) -> _ReceivedDigest | None:
+    """Take over the digest check of ``stream`` (hashing in the write-behind thread), unless the
+    stream's core already hashes (data was read from it before)."""
+    if not isinstance(stream, IOStream):
+        return None
+    core = stream._core
+    if core.bytes_received or core.hasher is not None:
+        return None
+    core.digest_external = True
+    return _ReceivedDigest(stream)
 
 
 def _temporary_name(destination: Path) -> Path:
@@ -508,8 +570,14 @@ async def receive_file(
     size: int | None = None,
     progress: Progress | None = None,
     hasher: SupportsUpdate | None = None,
+    verify: bool = True,
 ) -> int:
     """Read ``stream`` to its end into a file at ``path``; return the bytes received.
+
+    With ``verify`` (the default), a digest the writer sent with the end of the stream
+    (negotiated ``digest``; :func:`send_file` sends one) is compared with the bytes written, hashed in
+    the write-behind worker thread, before the file gets its name; a mismatch raises
+    :class:`~sio_stream.IntegrityError` here and at the writer, and leaves no file.
 
     The data goes to a hidden temporary file in the same directory, renamed over ``path``
     only once the stream ended cleanly: on failure or cancellation no partial file is left
@@ -540,14 +608,18 @@ async def receive_file(
     destination = Path(path)
     temporary = _temporary_name(destination)
     created = False
+    received = _external_digest(stream) if verify else None
     try:
         async with _open(temporary, "xb") as file:
             created = True
-            async with _writing(file, hasher) as write:
+            async with _writing(file, _Tee(hasher, received)) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
         if size is not None and done != size:
             raise TransferIncomplete(f"stream ended after {done} of the announced {size} bytes")
+        if received is not None:
+            assert isinstance(stream, IOStream)
+            stream._owner.verified(stream._core, received.hexdigest())
         await aiofiles.os.replace(temporary, destination)
     except BaseException as exc:
         _destroy_streams(exc, stream)

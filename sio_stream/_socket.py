@@ -32,6 +32,7 @@ from ._core import (
     FEATURE_ERROR_REPLY,
     CoreConfig,
     Outgoing,
+    PendingReply,
 )
 from ._errors import (
     ConnectionAbortedStreamError,
@@ -449,12 +450,26 @@ class StreamSocket:
         stream_id = args[0] if args else None
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
-        return self._connection(peer).core.receive_write(stream_id, chunk, encoding)
+        marker = args[3] if len(args) > 3 else None  # negotiated digest: first write only
+        return self._connection(peer).core.receive_write(stream_id, chunk, encoding, marker)
 
-    def _on_end(self, peer: Any, *args: Any) -> str | None:
+    async def _on_end(self, peer: Any, *args: Any) -> Any:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
-        # nothing when the event carried no ack id, as from JavaScript).
-        return self._connection(peer).core.receive_end(args[0] if args else None)
+        # nothing when the event carried no ack id, as from JavaScript). The end is recorded
+        # before the first await; only a digest the application checks makes the ack wait.
+        answer = self._connection(peer).core.receive_end(
+            args[0] if args else None, args[1] if len(args) > 1 else None
+        )
+        if isinstance(answer, PendingReply):
+            reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+            def settle(value: Any) -> None:
+                if not reply.done():
+                    reply.set_result(value)
+
+            answer.on_done(settle)
+            return await reply
+        return answer
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:
