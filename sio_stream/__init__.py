@@ -28,7 +28,15 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
-from ._files import TransferIncomplete, TransferTooLarge, pipe, receive_file, send_file
+from ._files import (
+    ResumeError,
+    TransferIncomplete,
+    TransferTooLarge,
+    pipe,
+    prefix_digest,
+    receive_file,
+    send_file,
+)
 from ._socket import StreamSocket, ss
 from ._stream import IOStream, create_stream
 
@@ -43,6 +51,7 @@ __all__ = [
     "InvalidOptionError",
     "LocalProtocolError",
     "RemoteProtocolError",
+    "ResumeError",
     "StreamBrokenError",
     "StreamBusyError",
     "StreamClosedError",
@@ -55,6 +64,7 @@ __all__ = [
     "__version__",
     "create_stream",
     "pipe",
+    "prefix_digest",
     "receive_file",
     "send_file",
     "ss",
