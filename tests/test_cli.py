@@ -3,6 +3,7 @@ one-line failures with a non-zero exit status."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -226,7 +227,8 @@ async def serve_process(
             url = line.split(" at ")[1].split(" ")[0].rstrip(";")
             yield url, BufferedByteReceiveStream(process.stderr), process
         finally:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):  # it may have exited already
+                process.terminate()
             await process.wait()
 
 
@@ -256,8 +258,8 @@ async def test_serve_keeps_an_access_log(tmp_path, capsys):
         rf"{who} token=ok get 'hello.txt' 12000 B \d+\.\d{{3}} s [\d.]+ MB/s ok$",
         rf"{who} token=ok get '\.\./secret\.txt' - \d+\.\d{{3}} s refused: path '\.\./secret\.txt': "
         r"'\.\.' is not allowed$",
-        rf"{who} token=ok put 'big\.bin' - \d+\.\d{{3}} s refused: big\.bin is larger than the server's "
-        r"limit of 2000 bytes$",
+        rf"{who} token=ok put-status 'big\.bin' - \d+\.\d{{3}} s refused: big\.bin is larger than the "
+        r"server's limit of 2000 bytes$",
         rf"{who} token=refused connect - - 0\.000 s refused: invalid token$",
         rf"{who} token=ok ls '' - \d+\.\d{{3}} s ok \(1 entry\)$",
     ]
