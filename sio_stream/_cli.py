@@ -329,10 +329,17 @@ class FileServer:
         return offset
 
     async def _send(self, stream: Any, path: Path, request: _access.Request, offset: int = 0) -> None:
+        moved = 0
+
+        def count(done: int, total: int | None) -> None:
+            nonlocal moved
+            moved = done
+
         try:
-            done = await send_file(stream, path, offset=offset)
+            done = await send_file(stream, path, offset=offset, progress=count)
         except (StreamError, OSError) as exc:  # the client went away or the file failed
-            request.failed(exc)
+            # The bytes handed to the stream before it broke: what a resume may send again.
+            request.failed(exc, moved or None)
         else:
             request.finish("ok", done)
         finally:
