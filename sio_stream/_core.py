@@ -167,6 +167,9 @@ class StreamCore:
         #: The application hashes (and, reading, compares) itself, off the event loop: the core
         #: neither hashes nor compares, and a reader's end waits for :meth:`ProtocolCore.verified`.
         self.digest_external = False
+        #: The application asked this side to send a digest (:meth:`ProtocolCore.use_digest`).
+        #: One direction per stream carries a digest: a writer's stream ignores incoming ones.
+        self.digest_writer = False
         self.digest_active = False  # writer: the first write announced the digest
         self.hasher: Any = None  # the core's own hasher (when not external)
         #: Writer: the digest sent (or to send, when external); reader: the one the peer sent.
@@ -492,6 +495,8 @@ class ProtocolCore:
         name = marker.get("digest") if isinstance(marker, dict) else None
         if name not in DIGESTS:
             return f"unknown digest {name!r} on stream {stream.id}"
+        if stream.digest_writer:
+            return None  # this side sends the digest of its own writes
         if stream.digest_name is not None or stream.bytes_received:
             return f"digest announced late on stream {stream.id}"
         stream.digest_name = name
@@ -503,7 +508,7 @@ class ProtocolCore:
         """A ``$stream-end`` carrying ``{name: hexdigest}``: ``None`` when it matches (or there
         is nothing to check), a :class:`PendingReply` when the application compares, else the
         integrity ack (the stream failed with :class:`IntegrityError`)."""
-        if not isinstance(digest, dict) or len(digest) != 1 or stream.object_mode:
+        if not isinstance(digest, dict) or len(digest) != 1 or stream.object_mode or stream.digest_writer:
             return None
         ((name, value),) = digest.items()
         if not isinstance(value, str) or name not in DIGESTS:
@@ -804,6 +809,7 @@ class ProtocolCore:
         if stream.chunks_sent or stream.write_state is not WriteState.OPEN:
             raise LocalProtocolError(f"stream {stream.id} already sent data: too late for a digest")
         stream.digest_name = name
+        stream.digest_writer = True
         stream.digest_external = external
         stream.hasher = None if external else hashlib.new(name)
 
@@ -812,7 +818,7 @@ class ProtocolCore:
         stream.digest_value = value
 
     def _end_args(self, stream: StreamCore) -> tuple[Any, ...]:
-        if stream.digest_name is None or stream.object_mode or not self._digest_usable():
+        if not stream.digest_writer or stream.object_mode or not self._digest_usable():
             return (stream.id,)
         if stream.chunks_sent and not stream.digest_active:
             return (stream.id,)  # data went out before the peer's hello: nothing to compare

@@ -217,3 +217,22 @@ async def test_hostile_writer_flipping_one_bit_is_caught_by_receive_file(
         await raw.disconnect()
         await server.shutdown()
         await runner.cleanup()
+
+
+def test_the_readers_own_end_carries_no_digest() -> None:
+    """Half-open off, the reader ends its side too: that end must not pass the digest it
+    received off as its own (the writer would wait for a check that never comes)."""
+    pair = _pair()
+    ends: list[Outgoing] = []
+    original = pair.b.next_outgoing
+
+    def watch() -> Outgoing | None:
+        item = original()
+        if item is not None and item.event == wire.END:
+            ends.append(item)
+        return item
+
+    pair.b.next_outgoing = watch  # type: ignore[method-assign]
+    writer, reader, _, _ = _send_all(pair, os.urandom(3 * CHUNK))
+    assert writer.error is None and reader.error is None
+    assert [len(item.args) for item in ends] == [1]
