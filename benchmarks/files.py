@@ -15,6 +15,11 @@ interleaved, median reported), so the ratios compare figures of the same run:
   computes before a transfer); peak RSS of the server (``/proc``, peak reset before each
   transfer) and of the client process (``wait4``) against ``sio-stream ls`` as its idle;
 * ``cli demo``: the rate ``sio-stream demo`` prints (server in a child process);
+* ``resume``: ``sio-stream get`` of the file cut 20 times at random points (the client killed
+  with SIGKILL, or interrupted with SIGINT, which drops its connection), each time run again to
+  continue; the file must come out byte-identical and each cut may re-send at most a window's
+  worth of data (the server logs the bytes it handed to each broken stream; re-sent = those
+  minus what the client had stored);
 * ``curl``: ``/usr/bin/curl`` downloading the same file from an aiohttp static route: what a
   plain HTTP download does on this machine (skipped with a note when curl is missing).
 """
@@ -52,6 +57,11 @@ from _harness import (
 )
 
 SIZES = {"full": 512 * MiB, "quick": 128 * MiB, "smoke": 4 * MiB}
+RESUME_SIZES = {"full": 1024 * MiB, "quick": 256 * MiB, "smoke": 8 * MiB}
+RESUME_CUTS = 20
+#: What one cut may re-send: the reader's window (8 x 256 KiB) plus the writer's buffer and
+#: read-ahead and the reader's write-behind (each a few chunks): data in flight when the cut came.
+RESUME_TARGET_MIB = 2 * 2 + 2
 REPEATS = {"full": 3, "quick": 3, "smoke": 1}
 RATE_TARGET = 0.8
 PEAK_TARGET_MIB = 64
@@ -79,9 +89,13 @@ def _env() -> dict[str, str]:
 class Served:
     """``sio-stream serve DIR --port 0`` in a child process, with its /proc memory figures."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, log: Any = None) -> None:
         self.proc = subprocess.Popen(
-            [*CLI, "serve", str(directory), "--port", "0"], stdout=subprocess.PIPE, text=True, env=_env()
+            [*CLI, "serve", str(directory), "--port", "0", *([] if log else ["--quiet"])],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=_env(),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -118,8 +132,8 @@ class Served:
 
 
 @contextmanager
-def served(directory: Path) -> Iterator[Served]:
-    s = Served(directory)
+def served(directory: Path, log: Any = None) -> Iterator[Served]:
+    s = Served(directory, log)
     try:
         yield s
     finally:
@@ -200,6 +214,61 @@ def curl_rate(url: str, dst: Path) -> float:
 
 
 # -- the run ----------------------------------------------------------------------------------------
+def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, Any]:
+    """Cut a ``sio-stream get`` RESUME_CUTS times and continue it; what was re-sent per cut."""
+    import random
+
+    rng = random.Random(seed)
+    src = root / "resume.bin"
+    make_file(src, size)
+    target = local / "resume.bin"
+    partial = local / ".resume.bin.sio-part"
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as log, served(root, log) as cli:
+        cuts = 0
+        for cut in range(RESUME_CUTS):
+            stored = partial.stat().st_size if partial.exists() else 0
+            # A random point in what is left, so the cuts spread over the whole file.
+            point = stored + rng.randint(1, max(1, (size - stored) // 2))
+            proc = subprocess.Popen(
+                [*CLI, "get", cli.url, "resume.bin", str(target), "--no-progress"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=_env(),
+            )
+            while proc.poll() is None and not (partial.exists() and partial.stat().st_size >= point):
+                time.sleep(0.002)  # a benchmark watching a file grow, not a test
+            if proc.poll() is not None:
+                break  # finished before the cut
+            proc.send_signal(signal.SIGKILL if cut % 2 == 0 else signal.SIGINT)
+            proc.wait()
+            cuts += 1
+        out, _ = run_cli_rss("get", cli.url, "resume.bin", str(target), "--no-progress")
+        seconds = time.monotonic() - started
+        identical = target.read_bytes() == src.read_bytes() if size <= 1024 * MiB else None
+        time.sleep(0.5)  # let the server write its last log lines
+        log.seek(0)
+        sent = [
+            int(m.group(1)) if m.group(1) else 0
+            for m in re.finditer(r" get 'resume\.bin' (?:(\d+) B|-) .*", log.read())
+        ]
+    # Each attempt's offset is what the previous ones stored; the last attempt sends the rest.
+    offsets = [int(m) for m in re.findall(r"resumed at (\d+) bytes", out)]
+    total_sent = sum(sent)
+    resent = total_sent - size
+    target.unlink(missing_ok=True)
+    src.unlink()
+    return {
+        "cuts": cuts,
+        "identical": identical,
+        "resent_total": resent,
+        "resent_per_cut": resent / cuts if cuts else 0.0,
+        "attempts": len(sent),
+        "seconds": seconds,
+        "last_offset": offsets[-1] if offsets else 0,
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     mode = mode_of(args)
     report = Report("files", mode)
@@ -277,9 +346,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if not args.no_demo:
                     out, _ = run_cli_rss("demo", "--size", str(size), "--no-progress")
                     rates.setdefault("cli demo download", []).append(demo_rate(out))
+        if not args.no_resume:
+            resume_size = RESUME_SIZES[mode] if not args.size else size
+            resumed = resume_run(root, local, resume_size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    if not args.no_resume:
+        per_cut = resumed["resent_per_cut"] / MiB
+        report.line(
+            f"resume get {size_label(resume_size)}, {resumed['cuts']} cuts, byte-identical="
+            f"{resumed['identical']}, re-sent {resumed['resent_total'] / MiB:.1f} MiB in all",
+            per_cut,
+            "MiB re-sent per cut",
+            {},
+            f"<={RESUME_TARGET_MIB}MiB/cut",
+            resumed["identical"] is not False and per_cut <= RESUME_TARGET_MIB,
+            runs=[resumed["attempts"], round(resumed["seconds"], 1)],
+        )
     rate = {name: median(values) for name, values in rates.items()}
     curl = rate.get("curl aiohttp-static download")
     baseline = {"upload": rate["in-memory upload"], "download": rate["in-memory download"]}
@@ -321,6 +405,7 @@ def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=None, help="MiB per transfer (default 512; quick 128)")
     p.add_argument("--no-demo", action="store_true", help="skip `sio-stream demo`")
+    p.add_argument("--no-resume", action="store_true", help="skip the resume line")
     p.add_argument("--static", default=None, help=argparse.SUPPRESS)
     return p
 

@@ -24,6 +24,7 @@ from ._budget import (
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
+    IntegrityError,
     InvalidChunkError,
     InvalidOptionError,
     LocalProtocolError,
@@ -35,7 +36,15 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
-from ._files import TransferIncomplete, TransferTooLarge, pipe, receive_file, send_file
+from ._files import (
+    ResumeError,
+    TransferIncomplete,
+    TransferTooLarge,
+    pipe,
+    prefix_digest,
+    receive_file,
+    send_file,
+)
 from ._socket import StreamSocket, ss
 from ._stream import IOStream, create_stream
 
@@ -48,10 +57,12 @@ __all__ = [
     "ConnectionAbortedStreamError",
     "HandlerError",
     "IOStream",
+    "IntegrityError",
     "InvalidChunkError",
     "InvalidOptionError",
     "LocalProtocolError",
     "RemoteProtocolError",
+    "ResumeError",
     "StreamBrokenError",
     "StreamBusyError",
     "StreamClosedError",
@@ -66,6 +77,7 @@ __all__ = [
     "create_stream",
     "pipe",
     "process_budget",
+    "prefix_digest",
     "receive_file",
     "send_file",
     "set_process_limit",

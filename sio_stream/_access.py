@@ -63,9 +63,9 @@ class Request:
         """The server said no (the reason as the client reads it)."""
         self.finish(f"refused: {reason.removeprefix('refused ')}")
 
-    def failed(self, reason: object) -> None:
-        """The transfer broke (the client left, the file system failed, ...)."""
-        self.finish(f"failed: {reason}")
+    def failed(self, reason: object, size: int | None = None) -> None:
+        """The transfer broke (the client left, the file system failed, ...) after ``size`` bytes."""
+        self.finish(f"failed: {reason}", size)
 
 
 def refused_connection(address: str, sid: str, reason: str) -> None:

@@ -8,9 +8,18 @@ Every command needs aiohttp (python-socketio's async server and client transport
 Application events of the file server (all acks; an error is ``{"error": message}``):
 
 * ``ls(path)`` -> ``{"entries": [{"name", "size", "dir"}, ...]}``
-* ``get(path)`` -> ``(stream, {"name", "size", "sha256"})``: the server writes the file into
-  the stream it returns in the ack, after hashing it (so the client can verify).
-* ``put(stream, {"path", "size", "sha256"})`` -> ``{"size", "sha256"}`` once the file is stored.
+* ``get(path[, {"offset", "size", "mtime", "prefix"}])`` -> ``(stream, {"name", "size", "mtime",
+  "offset"})``: the server writes the file (from ``offset``, once the client's stored prefix
+  is checked: same size and mtime, same sha256 of the first ``offset`` bytes) into the stream it
+  returns in the ack; the stream's end carries the sha256 of what it sent (``digest`` feature).
+* ``put-status({"path", "size", "mtime"[, "restart"]})`` -> ``{"transfer", "offset", "prefix"}``:
+  the upload of ``path`` this token left unfinished (or a new one): its transfer id, the bytes
+  stored, and their sha256.
+* ``put(stream, {"path", "size", "mtime", "transfer", "offset"})`` -> ``{"size", "sha256"}`` once
+  the file is stored and its digest checked. (Without ``transfer``: a one-shot upload.)
+
+Refusals carry a ``code`` besides the message: ``changed``, ``prefix-mismatch``,
+``offset-beyond-size``, ``offset-mismatch``, ``unknown-transfer``, ``in-use``.
 """
 
 from __future__ import annotations
@@ -19,13 +28,16 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import json
 import os
 import random
 import re
+import secrets
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,8 +52,8 @@ import socketio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from . import _access
-from ._errors import StreamError
-from ._files import receive_file, send_file
+from ._errors import IntegrityError, StreamError
+from ._files import ResumeError, prefix_digest, receive_file, send_file
 from ._progress import ProgressBar, format_rate, format_size
 from ._socket import StreamSocket, ss
 from ._stream import create_stream
@@ -59,7 +71,41 @@ class CliError(Exception):
 
 
 class _Refused(Exception):
-    """A request the file server refuses; its message goes back to the client."""
+    """A request the file server refuses; its message goes back to the client (with ``code``)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def reply(self) -> dict[str, Any]:
+        return {"error": str(self), "code": self.code} if self.code else {"error": str(self)}
+
+
+#: Hidden directory of the served root that holds unfinished uploads (``ID.part``, ``ID.json``).
+PARTIAL_DIR = ".sio-stream-partial"
+#: Unfinished uploads untouched for this long are removed (``serve --expire``): a day, so a
+#: client can come back after a night, while abandoned ones do not fill the disk.
+DEFAULT_EXPIRE = 24 * 3600.0
+#: An upload whose stream moved no data for this long may be taken over by a new connection of
+#: the same token resuming it (a half-open connection the server has not noticed yet); a live
+#: one is never raced: the second client is refused.
+DEFAULT_STALE_AFTER = 15.0
+_TRANSFER_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _token_key(token: str | None) -> str:
+    # Stored with each unfinished upload: only the token that started it may continue it.
+    return hashlib.sha256((token or "").encode()).hexdigest()
+
+
+@dataclass
+class _Holder:
+    """The connection writing an upload now (one at a time per transfer id)."""
+
+    sid: str
+    stream: Any
+    last: float
+    finished: anyio.Event
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -105,20 +151,32 @@ class FileServer:
     with ``auth={"token": token}``. ``max_upload`` caps each upload in bytes.
     """
 
-    def __init__(self, root: Path, *, token: str | None = None, max_upload: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        token: str | None = None,
+        max_upload: int | None = None,
+        expire: float = DEFAULT_EXPIRE,
+        stale_after: float = DEFAULT_STALE_AFTER,
+    ) -> None:
         self.root = root.resolve()
         if not self.root.is_dir():
             raise CliError(f"not a directory: {root}")
         self.token = token
         self.max_upload = max_upload
+        self.expire = expire
+        self.stale_after = stale_after
+        self.partial_dir = self.root / PARTIAL_DIR
         self.sio = socketio.AsyncServer(async_mode="aiohttp")
         self.streams = ss(self.sio)
-        self._digests: dict[tuple[Path, int, int], str] = {}
         self._transfers: anyio.abc.TaskGroup | None = None
+        self._holders: dict[str, _Holder] = {}
         self.sio.on("connect", self._on_connect)
         self.streams.on("ls", self._on_ls)
         self.streams.on("get", self._on_get)
         self.streams.on("put", self._on_put)
+        self.streams.on("put-status", self._on_put_status)
 
     @asynccontextmanager
     async def running(self, host: str, port: int) -> AsyncIterator[str]:
@@ -148,18 +206,6 @@ class FileServer:
                 await self.sio.shutdown()
                 await runner.cleanup()
 
-    def remember_digest(self, path: Path, digest: str) -> None:
-        """Record a file's sha256 known in advance (the demo hashes while generating)."""
-        info = path.stat()
-        self._digests[(path.resolve(), info.st_size, info.st_mtime_ns)] = digest
-
-    async def _digest(self, path: Path, info: os.stat_result) -> str:
-        key = (path, info.st_size, info.st_mtime_ns)
-        digest = self._digests.get(key)
-        if digest is None:
-            digest = self._digests[key] = await sha256_file(path)
-        return digest
-
     # -- confinement ---------------------------------------------------------------------------------
     async def resolve(self, name: Any) -> Path:
         """The real path of ``name`` inside the root; raises :class:`_Refused` otherwise."""
@@ -172,6 +218,8 @@ class FileServer:
         relative = PurePosixPath(name)
         if ".." in relative.parts:
             raise _Refused(f"refused path {name!r}: '..' is not allowed")
+        if relative.parts and relative.parts[0] == PARTIAL_DIR:
+            raise _Refused(f"refused path {name!r}: unfinished uploads are not served")
         resolved = Path(await anyio.Path(self.root / relative).resolve())
         if not resolved.is_relative_to(self.root):
             raise _Refused(f"refused path {name!r}: it leads outside the served directory")
@@ -206,7 +254,9 @@ class FileServer:
             directory = await self.resolve(name or ".")
             entries: list[dict[str, Any]] = []
             async for child in anyio.Path(directory).iterdir():
-                if child.name.startswith(".") and child.name.endswith(".part"):
+                if (child.name.startswith(".") and child.name.endswith(".part")) or (
+                    child.name == PARTIAL_DIR and directory == self.root
+                ):
                     continue  # an upload in progress
                 try:
                     if not Path(await child.resolve()).is_relative_to(self.root):
@@ -215,7 +265,14 @@ class FileServer:
                 except OSError:
                     continue  # a dangling or looping symlink
                 is_dir = stat.S_ISDIR(info.st_mode)
-                entries.append({"name": child.name, "size": 0 if is_dir else info.st_size, "dir": is_dir})
+                entries.append(
+                    {
+                        "name": child.name,
+                        "size": 0 if is_dir else info.st_size,
+                        "dir": is_dir,
+                        "mtime": info.st_mtime,
+                    }
+                )
         except _Refused as exc:
             return {"error": str(exc)}
         except NotADirectoryError:
@@ -225,7 +282,7 @@ class FileServer:
         entries.sort(key=lambda e: e["name"])
         return {"entries": entries}
 
-    async def _on_get(self, sid: str, name: Any = None) -> tuple[Any, dict[str, Any]]:
+    async def _on_get(self, sid: str, name: Any = None, resume: Any = None) -> tuple[Any, dict[str, Any]]:
         request = self._request(sid, "get", name)
         try:
             path = await self.resolve(name)
@@ -235,24 +292,54 @@ class FileServer:
                 raise _Refused(f"no such file: {name}") from None
             if not stat.S_ISREG(info.st_mode):
                 raise _Refused(f"not a file: {name}")
-            digest = await self._digest(path, info)
+            offset = await self._resume_offset(path, info, resume) if resume is not None else 0
         except _Refused as exc:
             request.refused(str(exc))
-            return None, {"error": str(exc)}
+            return None, exc.reply()
         except OSError as exc:
             request.failed(exc)
             return None, {"error": f"cannot read {name}: {exc.strerror or exc}"}
         stream = create_stream()
         assert self._transfers is not None
         # The ack attaches the stream as this handler returns; the task starts after that.
-        self._transfers.start_soon(self._send, stream, path, request)
-        return stream, {"name": path.name, "size": info.st_size, "sha256": digest}
+        self._transfers.start_soon(self._send, stream, path, request, offset)
+        reply = {"name": path.name, "size": info.st_size, "mtime": info.st_mtime_ns, "offset": offset}
+        return stream, reply
 
-    async def _send(self, stream: Any, path: Path, request: _access.Request) -> None:
+    async def _resume_offset(self, path: Path, info: os.stat_result, resume: Any) -> int:
+        """Check a client's stored prefix against ``path``; the offset to send from."""
+        if not isinstance(resume, dict):
+            raise _Refused("bad resume request")
+        offset, prefix = resume.get("offset"), resume.get("prefix")
+        if (
+            not isinstance(offset, int)
+            or isinstance(offset, bool)
+            or offset < 0
+            or not isinstance(prefix, str)
+        ):
+            raise _Refused("bad resume request")
+        if resume.get("size") != info.st_size or resume.get("mtime") != info.st_mtime_ns:
+            raise _Refused("the file changed since the partial download began", "changed")
+        if offset > info.st_size:
+            raise _Refused(
+                f"resume offset {offset} is beyond the file's {info.st_size} bytes", "offset-beyond-size"
+            )
+        if await prefix_digest(path, offset) != prefix:
+            raise _Refused("the stored part is not a prefix of the file", "prefix-mismatch")
+        return offset
+
+    async def _send(self, stream: Any, path: Path, request: _access.Request, offset: int = 0) -> None:
+        moved = 0
+
+        def count(done: int, total: int | None) -> None:
+            nonlocal moved
+            moved = done
+
         try:
-            done = await send_file(stream, path)
+            done = await send_file(stream, path, offset=offset, progress=count)
         except (StreamError, OSError) as exc:  # the client went away or the file failed
-            request.failed(exc)
+            # The bytes handed to the stream before it broke: what a resume may send again.
+            request.failed(exc, moved or None)
         else:
             request.finish("ok", done)
         finally:
@@ -279,14 +366,180 @@ class FileServer:
             stream.destroy(str(exc))
             request.refused(str(exc))
             return {"error": str(exc)}
-        hasher = hashlib.sha256()
+        if "transfer" in meta:
+            return await self._put_resumable(sid, stream, meta, path, request)
         try:
-            done = await receive_file(stream, path, size=size, max_bytes=self.max_upload, hasher=hasher)
+            done = await receive_file(stream, path, size=size, max_bytes=self.max_upload)
         except (StreamError, OSError) as exc:
             request.failed(exc)
             return {"error": f"upload of {name} failed: {exc}"}
         request.finish("ok", done)
-        return {"size": done, "sha256": hasher.hexdigest()}
+        return {"size": done, "sha256": stream.digest}
+
+    # -- resumable uploads -----------------------------------------------------------------------
+    def _partial(self, transfer: str) -> tuple[Path, Path]:
+        return self.partial_dir / f"{transfer}.part", self.partial_dir / f"{transfer}.json"
+
+    def _read_record(self, transfer: Any) -> dict[str, Any]:
+        """The record of an unfinished upload of this server's token; refused when the id is
+        malformed, unknown, expired or another token's (one message: ids are not probed)."""
+        unknown = _Refused(f"unknown or expired transfer {transfer!r}", "unknown-transfer")
+        if not isinstance(transfer, str) or not _TRANSFER_RE.match(transfer):
+            raise unknown
+        data, meta = self._partial(transfer)
+        try:
+            record = json.loads(meta.read_text())
+            touched = max(meta.stat().st_mtime, data.stat().st_mtime if data.exists() else 0)
+        except (OSError, ValueError):
+            raise unknown from None
+        if not isinstance(record, dict) or time.time() - touched > self.expire:
+            raise unknown
+        return record
+
+    def expire_partials(self) -> int:
+        """Remove unfinished uploads untouched for ``expire`` seconds (none being written);
+        return how many."""
+        removed = 0
+        try:
+            metas = list(self.partial_dir.glob("*.json"))
+        except OSError:
+            return 0
+        now = time.time()
+        for meta in metas:
+            transfer = meta.stem
+            if transfer in self._holders:
+                continue
+            data = meta.with_suffix(".part")
+            try:
+                touched = max(meta.stat().st_mtime, data.stat().st_mtime if data.exists() else 0)
+                if now - touched > self.expire:
+                    data.unlink(missing_ok=True)
+                    meta.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+    async def _on_put_status(self, sid: str, meta: Any = None) -> dict[str, Any]:
+        request = self._request(sid, "put-status", meta.get("path") if isinstance(meta, dict) else None)
+        try:
+            reply = await self._put_status(sid, meta)
+        except _Refused as exc:
+            request.refused(str(exc))
+            return exc.reply()
+        request.finish(f"ok (offset {reply['offset']})")
+        return reply
+
+    async def _put_status(self, sid: str, meta: Any) -> dict[str, Any]:
+        if not isinstance(meta, dict):
+            raise _Refused("bad put-status request")
+        name, size, mtime = meta.get("path"), meta.get("size"), meta.get("mtime")
+        path = await self.resolve(name)
+        if await anyio.Path(path).is_dir():
+            raise _Refused(f"{name} is a directory")
+        if not await anyio.Path(path.parent).is_dir():
+            raise _Refused(f"no such directory: {PurePosixPath(str(name)).parent}")
+        if not isinstance(size, int) or size < 0 or not isinstance(mtime, int):
+            raise _Refused("bad put-status request: size and mtime are needed")
+        if self.max_upload is not None and size > self.max_upload:
+            raise _Refused(f"{name} is larger than the server's limit of {self.max_upload} bytes")
+        await anyio.to_thread.run_sync(self.expire_partials)
+        key = _token_key(self.token)
+        for meta_path in await anyio.to_thread.run_sync(lambda: list(self.partial_dir.glob("*.json"))):
+            transfer = meta_path.stem
+            try:
+                record = self._read_record(transfer)
+            except _Refused:
+                continue
+            if record.get("token") != key or record.get("path") != name:
+                continue
+            if meta.get("restart"):
+                self._check_free(transfer, sid, takeover=True)
+                for leftover in self._partial(transfer):
+                    leftover.unlink(missing_ok=True)
+                continue
+            if record.get("size") != size or record.get("mtime") != mtime:
+                raise _Refused(f"{name} changed since its upload began (use --restart)", "changed")
+            data, _ = self._partial(transfer)
+            stored = data.stat().st_size if data.exists() else 0
+            return {"transfer": transfer, "offset": stored, "prefix": await prefix_digest(data, stored)}
+        transfer = secrets.token_hex(16)
+        await anyio.Path(self.partial_dir).mkdir(exist_ok=True)
+        record = {"path": name, "size": size, "mtime": mtime, "token": key, "created": time.time()}
+        _, meta_path = self._partial(transfer)
+        await anyio.Path(meta_path).write_text(json.dumps(record))
+        return {"transfer": transfer, "offset": 0, "prefix": hashlib.sha256().hexdigest()}
+
+    def _check_free(self, transfer: str, sid: str, *, takeover: bool) -> _Holder | None:
+        """The holder to take over (``None``: free); refused while a live client writes it."""
+        holder = self._holders.get(transfer)
+        if holder is None:
+            return None
+        live = self.sio.manager.is_connected(holder.sid, "/")
+        if live and time.monotonic() - holder.last < self.stale_after:
+            raise _Refused(f"transfer {transfer} is being written by another connection", "in-use")
+        if not takeover:
+            raise _Refused(f"transfer {transfer} is being written by another connection", "in-use")
+        holder.stream.destroy("upload taken over by another connection")
+        return holder
+
+    async def _put_resumable(
+        self, sid: str, stream: Any, meta: dict[str, Any], path: Path, request: _access.Request
+    ) -> dict[str, Any]:
+        transfer, offset, size = meta.get("transfer"), meta.get("offset"), meta.get("size")
+        try:
+            record = self._read_record(transfer)
+            assert isinstance(transfer, str)
+            if record.get("token") != _token_key(self.token) or record.get("path") != meta.get("path"):
+                raise _Refused(f"unknown or expired transfer {transfer!r}", "unknown-transfer")
+            if record.get("size") != size or record.get("mtime") != meta.get("mtime"):
+                raise _Refused("the file changed since its upload began (use --restart)", "changed")
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                raise _Refused("bad put request: no offset")
+            if not isinstance(size, int) or offset > size:
+                raise _Refused(f"resume offset {offset} is beyond the file's size", "offset-beyond-size")
+            previous = self._check_free(transfer, sid, takeover=True)
+            holder = _Holder(sid, stream, time.monotonic(), anyio.Event())
+            self._holders[transfer] = holder
+        except _Refused as exc:
+            stream.destroy(str(exc))
+            request.refused(str(exc))
+            return exc.reply()
+        data, meta_path = self._partial(transfer)
+        try:
+            if previous is not None:
+                await previous.finished.wait()  # its file is closed: nothing races our appends
+            stored = (await anyio.Path(data).stat()).st_size if await anyio.Path(data).exists() else 0
+            if offset > stored:
+                raise _Refused(
+                    f"resume offset {offset} is beyond the {stored} bytes stored", "offset-beyond-size"
+                )
+            if offset != stored:
+                raise _Refused(f"resume offset {offset} is not the {stored} bytes stored", "offset-mismatch")
+
+            def moved(done: int, total: int | None) -> None:
+                holder.last = time.monotonic()
+
+            done = await receive_file(
+                stream, path, partial=data, offset=offset, size=size - offset, progress=moved
+            )
+            await anyio.Path(meta_path).unlink(missing_ok=True)
+        except _Refused as exc:
+            stream.destroy(str(exc))
+            request.refused(str(exc))
+            return exc.reply()
+        except IntegrityError as exc:
+            request.failed(exc)
+            return {"error": f"upload of {meta.get('path')} failed: {exc}", "code": "integrity"}
+        except (StreamError, OSError) as exc:
+            request.failed(exc)
+            return {"error": f"upload of {meta.get('path')} failed: {exc}"}
+        finally:
+            if self._holders.get(transfer) is holder:
+                del self._holders[transfer]
+            holder.finished.set()
+        request.finish("ok", done)
+        return {"size": offset + done, "sha256": stream.digest, "offset": offset}
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -340,11 +593,14 @@ class Transfer:
     size: int
     seconds: float
     sha256: str
+    offset: int = 0  # bytes already stored from an earlier, interrupted transfer
 
     def summary(self, verb: str) -> str:
+        moved = self.size - self.offset
+        resumed = f", resumed at {self.offset} bytes" if self.offset else ""
         return (
             f"{verb} {self.name}: {format_size(self.size)} ({self.size} bytes) in {self.seconds:.2f} s, "
-            f"{format_rate(self.size, self.seconds)}, sha256 ok ({self.sha256[:16]}...)"
+            f"{format_rate(moved, self.seconds)}{resumed}, sha256 ok ({self.sha256[:16]}...)"
         )
 
 
@@ -353,65 +609,146 @@ async def list_remote(streams: StreamSocket, remote: str) -> list[dict[str, Any]
     return list(reply["entries"])
 
 
+def partial_paths(local: Path) -> tuple[Path, Path]:
+    """Where an unfinished download of ``local`` is kept: the data, and what it is a prefix of."""
+    return local.with_name(f".{local.name}.sio-part"), local.with_name(f".{local.name}.sio-part.json")
+
+
+def _refusal(reply: Any) -> CliError:
+    message = str(reply.get("error"))
+    if reply.get("code") in ("changed", "prefix-mismatch", "offset-beyond-size", "offset-mismatch"):
+        message += " (--restart starts over)"
+    return CliError(message)
+
+
+def _check_reply_resumable(reply: Any) -> dict[str, Any]:
+    if isinstance(reply, dict) and "error" in reply:
+        raise _refusal(reply)
+    return _check_reply(reply)
+
+
 async def download(
-    streams: StreamSocket, remote: str, local: Path, *, show_progress: bool | None
+    streams: StreamSocket,
+    remote: str,
+    local: Path,
+    *,
+    show_progress: bool | None,
+    restart: bool = False,
+    url: str = "",
+    label: str | None = None,
 ) -> Transfer:
-    """Fetch ``remote`` into ``local`` (a file path), verifying its sha256."""
-    reply = await streams.call("get", remote, timeout=REQUEST_TIMEOUT)
+    """Fetch ``remote`` into ``local`` (a file path), verified by the stream's digest.
+
+    An unfinished earlier download of the same remote file (``.NAME.sio-part`` beside
+    ``local``, with its ``.json`` record) is continued from its size once the server checked
+    it is a prefix of the same file; ``restart`` discards it first.
+    """
+    data, record_path = partial_paths(local)
+    resume: dict[str, Any] | None = None
+    if restart:
+        await aiofiles.os.remove(data) if await aiofiles.os.path.exists(data) else None
+        await aiofiles.os.remove(record_path) if await aiofiles.os.path.exists(record_path) else None
+    elif await aiofiles.os.path.exists(data):
+        try:
+            record = json.loads(await anyio.Path(record_path).read_text())
+        except (OSError, ValueError):
+            raise CliError(
+                f"{data} is in the way (no record of what it is): remove it or use --restart"
+            ) from None
+        if record.get("remote") != remote or record.get("url") != url:
+            raise CliError(f"{data} holds part of another download ({record.get('remote')}): use --restart")
+        offset = (await anyio.Path(data).stat()).st_size
+        resume = {
+            "offset": offset,
+            "size": record.get("size"),
+            "mtime": record.get("mtime"),
+            "prefix": await prefix_digest(data, offset),
+        }
+    args = (remote, resume) if resume is not None else (remote,)
+    reply = await streams.call("get", *args, timeout=REQUEST_TIMEOUT)
     if not isinstance(reply, tuple) or len(reply) != 2:
         raise CliError(f"unexpected reply from the server: {reply!r}")
-    stream, info = reply[0], _check_reply(reply[1])
-    bar = ProgressBar(f"get {remote}", enabled=show_progress)
-    hasher = hashlib.sha256()
+    stream, info = reply[0], _check_reply_resumable(reply[1])
+    size, offset = int(info["size"]), int(info.get("offset", 0))
+    if resume is None:
+        record = {"remote": remote, "url": url, "size": size, "mtime": info.get("mtime")}
+        await anyio.Path(record_path).write_text(json.dumps(record))
+    bar = ProgressBar(label or f"get {remote}", enabled=show_progress)
     try:
-        size = await receive_file(stream, local, size=info["size"], progress=bar, hasher=hasher)
-    except StreamError as exc:
+        await receive_file(
+            stream,
+            local,
+            partial=data,
+            offset=offset,
+            size=size - offset,
+            progress=lambda done, total: bar(offset + done, size),
+        )
+    except (StreamError, ResumeError) as exc:
         raise CliError(f"download of {remote} failed: {exc}") from None
     finally:
         bar.close()
-    seconds = bar.elapsed
-    if hasher.hexdigest() != info["sha256"]:
-        await aiofiles.os.remove(local)
-        raise CliError(f"sha256 mismatch for {remote}: the download was discarded")
-    return Transfer(remote, size, seconds, info["sha256"])
+    await aiofiles.os.remove(record_path)
+    if stream.digest is None:
+        raise CliError(f"the server sent no digest for {remote}: not verified (an old server?)")
+    return Transfer(remote, size, bar.elapsed, stream.digest, offset)
 
 
-async def upload(streams: StreamSocket, local: Path, remote: str, *, show_progress: bool | None) -> Transfer:
-    """Send ``local`` to the server as ``remote``, verifying the sha256 the server computed."""
+async def upload(
+    streams: StreamSocket,
+    local: Path,
+    remote: str,
+    *,
+    show_progress: bool | None,
+    restart: bool = False,
+    label: str | None = None,
+) -> Transfer:
+    """Send ``local`` to the server as ``remote``, continuing an upload of the same file this
+    token left unfinished (``restart``: start over); the stream's digest is checked there."""
     try:
         info = await anyio.Path(local).stat()
     except OSError as exc:
         raise CliError(f"cannot read {local}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
         raise CliError(f"not a file: {local}")
-    digest = await sha256_file(local)
+    meta: dict[str, Any] = {"path": remote, "size": info.st_size, "mtime": info.st_mtime_ns}
+    status_request = {**meta, "restart": True} if restart else meta
+    status = _check_reply_resumable(await streams.call("put-status", status_request, timeout=REQUEST_TIMEOUT))
+    offset = int(status["offset"])
+    if offset > info.st_size:
+        raise CliError(
+            f"the server holds {offset} bytes of {remote}, more than {local} has (--restart starts over)"
+        )
+    if offset and await prefix_digest(local, offset) != status["prefix"]:
+        raise CliError(f"the server's part of {remote} is not a prefix of {local} (--restart starts over)")
     stream = create_stream()
-    bar = ProgressBar(f"put {remote}", enabled=show_progress)
+    bar = ProgressBar(label or f"put {remote}", enabled=show_progress)
     # Emit first, then write: the request (and the stream in it) is queued before any data.
     reply_future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    meta = {"path": remote, "size": info.st_size, "sha256": digest}
+    meta.update(transfer=status["transfer"], offset=offset)
     await streams.emit("put", stream, meta, callback=reply_future.set_result)
     try:
-        await send_file(stream, local, progress=bar)
+        await send_file(
+            stream, local, offset=offset, progress=lambda done, total: bar(offset + done, info.st_size)
+        )
     except StreamError as exc:
         # The server destroys the stream with the reason it also puts in its reply.
         raise CliError(f"upload of {local} failed: {exc}") from None
     finally:
         bar.close()
-    # The reply comes once the server has stored (and hashed) the whole file.
+    # The reply comes once the server has stored the whole file and checked its digest.
     try:
         with anyio.fail_after(REQUEST_TIMEOUT):
-            reply = _check_reply(await reply_future)
+            reply = _check_reply_resumable(await reply_future)
     except TimeoutError:
         raise CliError(f"no reply from the server after uploading {local}") from None
-    if reply.get("sha256") != digest:
-        raise CliError(f"sha256 mismatch: the server stored something else as {remote}")
-    return Transfer(remote, info.st_size, bar.elapsed, digest)
+    if reply.get("sha256") is None or reply.get("sha256") != stream.digest:
+        raise CliError(f"the server did not confirm the digest of {remote}")
+    return Transfer(remote, info.st_size, bar.elapsed, str(stream.digest), offset)
 
 
 # -- commands --------------------------------------------------------------------------------------
 async def cmd_serve(args: argparse.Namespace) -> None:
-    server = FileServer(Path(args.dir), token=args.token, max_upload=args.max_upload)
+    server = FileServer(Path(args.dir), token=args.token, max_upload=args.max_upload, expire=args.expire)
     if not args.quiet:
         _access.log_to_stderr()
     async with server.running(args.host, args.port) as url:
@@ -443,7 +780,9 @@ async def cmd_get(args: argparse.Namespace) -> None:
     if not await anyio.Path(local.parent).is_dir():
         raise CliError(f"no such directory: {local.parent}")
     async with connect(args.url, args.token) as streams:
-        transfer = await download(streams, args.remote, local, show_progress=args.progress)
+        transfer = await download(
+            streams, args.remote, local, show_progress=args.progress, restart=args.restart, url=args.url
+        )
     print(transfer.summary(f"received {local} <-"))
 
 
@@ -451,7 +790,7 @@ async def cmd_put(args: argparse.Namespace) -> None:
     local = Path(args.local)
     remote = args.remote or local.name
     async with connect(args.url, args.token) as streams:
-        transfer = await upload(streams, local, remote, show_progress=args.progress)
+        transfer = await upload(streams, local, remote, show_progress=args.progress, restart=args.restart)
     print(transfer.summary(f"sent {local} ->"))
 
 
@@ -498,7 +837,6 @@ async def _child_server(directory: Path) -> AsyncIterator[str]:
 async def _demo_server(directory: Path, file: Path, digest: str, *, in_process: bool) -> AsyncIterator[str]:
     if in_process:
         server = FileServer(directory)
-        server.remember_digest(file, digest)
         async with server.running("127.0.0.1", 0) as url:
             print(f"demo: server at {url} in this process", file=sys.stderr, flush=True)
             yield url
@@ -552,6 +890,12 @@ def _parser() -> argparse.ArgumentParser:
     client.add_argument(
         "--token", default=os.environ.get(TOKEN_ENV), help=f"access token (default: ${TOKEN_ENV})"
     )
+    restart = argparse.ArgumentParser(add_help=False)
+    restart.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an unfinished earlier transfer and start over (default: continue it)",
+    )
 
     demo = commands.add_parser(
         "demo", parents=[progress], help="stream a generated file server -> client on 127.0.0.1"
@@ -578,18 +922,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-upload", type=parse_size, default=None, help="refuse larger uploads")
     serve.add_argument("--quiet", action="store_true", help="no access log (one line per request on stderr)")
+    serve.add_argument(
+        "--expire",
+        type=float,
+        default=DEFAULT_EXPIRE,
+        help=f"seconds an unfinished upload is kept untouched (default {DEFAULT_EXPIRE:.0f})",
+    )
     serve.set_defaults(run=cmd_serve)
 
     ls = commands.add_parser("ls", parents=[client], help="list a served directory")
     ls.add_argument("remote", metavar="REMOTE", nargs="?", default="", help="directory (default: the root)")
     ls.set_defaults(run=cmd_ls)
 
-    get = commands.add_parser("get", parents=[client, progress], help="download a file")
+    get = commands.add_parser("get", parents=[client, progress, restart], help="download a file")
     get.add_argument("remote", metavar="REMOTE")
     get.add_argument("local", metavar="LOCAL", nargs="?", help="file or directory (default: ./NAME)")
     get.set_defaults(run=cmd_get)
 
-    put = commands.add_parser("put", parents=[client, progress], help="upload a file")
+    put = commands.add_parser("put", parents=[client, progress, restart], help="upload a file")
     put.add_argument("local", metavar="LOCAL")
     put.add_argument("remote", metavar="REMOTE", nargs="?", help="path on the server (default: NAME)")
     put.set_defaults(run=cmd_put)

@@ -9,6 +9,7 @@ each stream's ``listener`` is called whenever something a waiting task may care 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import uuid
@@ -24,6 +25,7 @@ from ._budget import Budget, ConnectionStatistics, Holding, process_budget
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._errors import (
     ConnectionAbortedStreamError,
+    IntegrityError,
     InvalidChunkError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -103,6 +105,11 @@ FEATURE_ERROR_REPLY = "error-reply"
 #: A byte-mode writer never sends a chunk larger than the ``size`` of the reader's last
 #: ``$stream-read``, so the reader can reserve exactly that much memory per credit.
 FEATURE_READ_SIZE = "read-size"
+#: A byte stream's writer hashes what it sends: its first ``$stream-write`` carries a fourth
+#: argument ``{"digest": name}``, its ``$stream-end`` a second one ``{name: hexdigest}``; the
+#: reader compares before it reports the end and answers the end's ack with
+#: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
+FEATURE_DIGEST = "digest"
 PROTOCOL_VERSION = 1
 OUR_FEATURES = frozenset(
     {
@@ -112,8 +119,40 @@ OUR_FEATURES = frozenset(
         FEATURE_CLAIM,
         FEATURE_ERROR_REPLY,
         FEATURE_READ_SIZE,
+        FEATURE_DIGEST,
     }
 )
+#: Digest algorithms a stream may use (hashlib names). sha256 is the default: on the project's
+#: machine (x86-64 with SHA extensions) it hashed 2.0 GB/s against blake2b's 1.4 GB/s (256 KiB
+#: updates); blake2b wins only on CPUs without them.
+DIGESTS = frozenset({"sha256", "blake2b"})
+#: Key of the one value of a ``$stream-end`` ack that reports a digest mismatch.
+INTEGRITY_KEY = "integrity"
+
+
+class PendingReply:
+    """An ack the core answers later: a ``$stream-end`` whose digest the application checks
+    (the file helpers hash in a worker thread). The glue waits for :attr:`value`."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self.callbacks: list[Callable[[Any], None]] = []
+
+    def resolve(self, value: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.value = value
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback(value)
+
+    def on_done(self, callback: Callable[[Any], None]) -> None:
+        if self.done:
+            callback(self.value)
+        else:
+            self.callbacks.append(callback)
 
 
 @dataclass(eq=False)
@@ -162,6 +201,21 @@ class StreamCore:
         self.probing = self.object_mode  # no object arrived yet (see PROBE_CREDITS)
         self.parked = 0  # credits held back while probing
         self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
+        # -- negotiated ``digest`` (byte streams only) --
+        #: Writer: the algorithm the application asked for; reader: the one the peer announced.
+        self.digest_name: str | None = None
+        #: The application hashes (and, reading, compares) itself, off the event loop: the core
+        #: neither hashes nor compares, and a reader's end waits for :meth:`ProtocolCore.verified`.
+        self.digest_external = False
+        #: The application asked this side to send a digest (:meth:`ProtocolCore.use_digest`).
+        #: One direction per stream carries a digest: a writer's stream ignores incoming ones.
+        self.digest_writer = False
+        self.digest_active = False  # writer: the first write announced the digest
+        self.hasher: Any = None  # the core's own hasher (when not external)
+        #: Writer: the digest sent (or to send, when external); reader: the one the peer sent.
+        self.digest_value: str | None = None
+        self.bytes_received = 0
+        self.end_reply: PendingReply | None = None
 
     # -- derived state -------------------------------------------------------------------
     @property
@@ -458,8 +512,11 @@ class ProtocolCore:
         stream.credit.granted(grant)
         self._schedule(stream)
 
-    def receive_write(self, stream_id: Any, chunk: Any, encoding: Any = None) -> str | None:
-        """``$stream-write``: returns the ack argument (``None`` for an empty ack)."""
+    def receive_write(
+        self, stream_id: Any, chunk: Any, encoding: Any = None, marker: Any = None
+    ) -> str | None:
+        """``$stream-write``: returns the ack argument (``None`` for an empty ack). ``marker``
+        (``{"digest": name}``, negotiated ``digest``) on the first write announces a digest."""
         stream = self._lookup(stream_id)
         if stream is None:
             return f"invalid stream id: {stream_id}"
@@ -490,11 +547,18 @@ class ProtocolCore:
         refusal = self._arrive(stream, 1, size)
         if refusal is not None:
             return refusal
+        if marker is not None and not stream.object_mode:
+            problem = self._digest_announced(stream, marker)
+            if problem is not None:
+                return self._refuse(stream, problem)
         if stream.object_mode:
             assert isinstance(stream.inbox, deque)
             stream.inbox.append(value)
             stream.inbox_sizes.append(size)
         elif value:
+            if stream.hasher is not None:
+                stream.hasher.update(value)
+            stream.bytes_received += len(value)
             assert isinstance(stream.inbox, ByteQueue)
             stream.inbox.append(value)
         else:
@@ -544,21 +608,90 @@ class ProtocolCore:
             self._grant(stream, parked)  # what the cap allows now; the rest stays parked
         return None
 
+    def _digest_announced(self, stream: StreamCore, marker: Any) -> str | None:
+        if FEATURE_DIGEST not in self.peer_features:
+            return None  # not negotiated: the argument means nothing
+        name = marker.get("digest") if isinstance(marker, dict) else None
+        if name not in DIGESTS:
+            return f"unknown digest {name!r} on stream {stream.id}"
+        if stream.digest_writer:
+            return None  # this side sends the digest of its own writes
+        if stream.digest_name is not None or stream.bytes_received:
+            return f"digest announced late on stream {stream.id}"
+        stream.digest_name = name
+        if not stream.digest_external:
+            stream.hasher = hashlib.new(name)
+        return None
+
+    def _check_end_digest(self, stream: StreamCore, digest: Any) -> Any:
+        """A ``$stream-end`` carrying ``{name: hexdigest}``: ``None`` when it matches (or there
+        is nothing to check), a :class:`PendingReply` when the application compares, else the
+        integrity ack (the stream failed with :class:`IntegrityError`)."""
+        if not isinstance(digest, dict) or len(digest) != 1 or stream.object_mode or stream.digest_writer:
+            return None
+        ((name, value),) = digest.items()
+        if not isinstance(value, str) or name not in DIGESTS:
+            return None
+        if stream.digest_name is None:
+            if stream.bytes_received:
+                return None  # data came before the hello: nothing was hashed
+            stream.digest_name = name  # an empty stream: nothing was written, nothing announced
+            if not stream.digest_external:
+                stream.hasher = hashlib.new(name)
+        if name != stream.digest_name:
+            return self._integrity_failure(stream, f"digest {name} announced as {stream.digest_name}")
+        stream.digest_value = value
+        if stream.digest_external:
+            stream.end_reply = PendingReply()
+            return stream.end_reply
+        if stream.hasher.hexdigest() != value:
+            return self._integrity_failure(stream, f"{name} mismatch on stream {stream.id}")
+        return None
+
+    def _integrity_failure(self, stream: StreamCore, message: str) -> dict[str, str]:
+        # Not a $stream-error: the writer learns it from this ack, which its end() waits for.
+        self.fail(stream, IntegrityError(message), notify=False)
+        return {INTEGRITY_KEY: message}
+
+    def verified(self, stream: StreamCore, actual: str | None) -> None:
+        """External mode: the application's digest of what it read (``None``: it read nothing
+        it could hash). Answers the end's ack; a mismatch fails ``stream`` with IntegrityError.
+        Raises that error (or nothing when the peer sent no digest)."""
+        expected = stream.digest_value
+        reply, stream.end_reply = stream.end_reply, None
+        if expected is None or actual == expected:
+            if reply is not None:
+                reply.resolve(None)
+            return
+        message = f"{stream.digest_name} mismatch on stream {stream.id}"
+        error = IntegrityError(message)
+        self.fail(stream, error, notify=False, keep_inbox=True)
+        if reply is not None:
+            reply.resolve({INTEGRITY_KEY: message})
+        raise error
+
     def _refuse(self, stream: StreamCore, message: str) -> str:
         self.fail(stream, RemoteProtocolError(message))
         return message
 
-    def receive_end(self, stream_id: Any) -> str | None:
+    def receive_end(self, stream_id: Any, digest: Any = None) -> Any:
         """``$stream-end``: the peer's writing side finished. Unknown ids are ignored, as in
         JavaScript; the return value answers a sio_stream peer that asked for an ack (see
-        :meth:`end_acked`): ``"invalid stream id: ..."`` when we do not know the stream."""
+        :meth:`end_acked`): ``"invalid stream id: ..."`` when we do not know the stream,
+        ``{"integrity": message}`` when ``digest`` (negotiated ``digest``) does not match, or a
+        :class:`PendingReply` the glue waits for when the application compares digests."""
         stream = self._lookup(stream_id)
         if stream is None:
             return f"invalid stream id: {stream_id}"
+        answer = None
+        if digest is not None and FEATURE_DIGEST in self.peer_features and stream.error is None:
+            answer = self._check_end_digest(stream, digest)
+            if isinstance(answer, dict):
+                return answer
         stream.remote_ended = True
         if not stream.move_read(ReadInput.REMOTE_END):
             self._maybe_settle(stream)
-            return None
+            return answer
         if not stream.options.allow_half_open:
             if stream.pending_size and stream.write_state in (WriteState.OPEN, WriteState.ENDING):
                 # The peer will read nothing more: what we still hold can never be sent. Our
@@ -570,11 +703,11 @@ class ProtocolCore:
                 stream.pending.clear()
                 self.end(stream)
                 self.fail(stream, lost, notify=False, keep_inbox=True)
-                return None
+                return answer
             self.end(stream)
         stream.listener()
         self._maybe_settle(stream)
-        return None
+        return answer
 
     def receive_error(self, stream_id: Any, message: Any) -> None:
         """``$stream-error``: the peer failed the stream; not echoed back."""
@@ -797,6 +930,7 @@ class ProtocolCore:
         if stream.error is not None or stream.credit.available <= 0 or not stream.pending_size:
             return None
         spent = 1
+        marker: dict[str, Any] | None = None
         if stream.object_mode:
             assert isinstance(stream.pending, deque)
             chunk: Any = None
@@ -817,6 +951,8 @@ class ProtocolCore:
                 limit = min(limit, stream.read_size)  # the reader reserved only this much
             data = stream.pending.take(limit)
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
+            if stream.digest_name is not None:
+                marker = self._digest_marker(stream, data)
         stream.credit.available -= spent
         stream.chunks_sent += 1
         stream.touch()
@@ -827,7 +963,55 @@ class ProtocolCore:
         self._schedule(stream)
         self._after_write_change(stream)
         stream.listener()
+        if marker is not None:
+            return Outgoing(wire.WRITE, (stream.id, chunk, encoding, marker), on_ack)
         return Outgoing(wire.WRITE, (stream.id, chunk, encoding), on_ack)
+
+    def _digest_usable(self) -> bool:
+        return FEATURE_DIGEST in self.peer_features and FEATURE_UNACKED_WRITE in self.peer_features
+
+    def _digest_marker(self, stream: StreamCore, data: bytes) -> dict[str, Any] | None:
+        """Hash ``data`` (unless the application does); the first write's digest announcement."""
+        marker = None
+        if stream.chunks_sent == 0 and self._digest_usable():
+            stream.digest_active = True
+            marker = {"digest": stream.digest_name}
+        if stream.digest_active and not stream.digest_external:
+            stream.hasher.update(data)
+        return marker
+
+    def use_digest(self, stream: StreamCore, name: str, *, external: bool = False) -> None:
+        """Send a digest of ``stream``'s bytes with its end (when the peer announced ``digest``).
+
+        With ``external`` the application hashes and hands the value to :meth:`set_digest`
+        before ending. Raises :class:`LocalProtocolError` once data was sent, for object mode,
+        or for an algorithm not in :data:`DIGESTS`.
+        """
+        if name not in DIGESTS:
+            raise LocalProtocolError(f"unknown digest {name!r} (one of {', '.join(sorted(DIGESTS))})")
+        if stream.object_mode:
+            raise LocalProtocolError("digests are for byte streams, not object mode")
+        if stream.chunks_sent or stream.write_state is not WriteState.OPEN:
+            raise LocalProtocolError(f"stream {stream.id} already sent data: too late for a digest")
+        stream.digest_name = name
+        stream.digest_writer = True
+        stream.digest_external = external
+        stream.hasher = None if external else hashlib.new(name)
+
+    def set_digest(self, stream: StreamCore, value: str) -> None:
+        """The digest the application computed of everything it wrote (external mode)."""
+        stream.digest_value = value
+
+    def _end_args(self, stream: StreamCore) -> tuple[Any, ...]:
+        if not stream.digest_writer or stream.object_mode or not self._digest_usable():
+            return (stream.id,)
+        if stream.chunks_sent and not stream.digest_active:
+            return (stream.id,)  # data went out before the peer's hello: nothing to compare
+        if not stream.digest_external:
+            stream.digest_value = stream.hasher.hexdigest()
+        elif stream.digest_value is None:
+            return (stream.id,)
+        return (stream.id, {stream.digest_name: stream.digest_value})
 
     def _object_batch(self, pending: deque[Any], credit: int) -> list[Any] | None:
         """Toward a sio_stream peer: the queued objects that fit in one ``$stream-write`` (at most
@@ -859,7 +1043,7 @@ class ProtocolCore:
             if FEATURE_UNACKED_WRITE in self.peer_features:
                 stream.end_ack_pending = True
                 on_ack = _EndAck(self, stream)
-            self._queue(Outgoing(wire.END, (stream.id,), on_ack))
+            self._queue(Outgoing(wire.END, self._end_args(stream), on_ack))
             if not stream.options.allow_half_open:
                 stream.move_read(ReadInput.LOCAL_END)
             stream.listener()
@@ -882,6 +1066,9 @@ class ProtocolCore:
         (A reader echoing ``$stream-end`` after sending nothing loses nothing.)
         """
         stream.end_ack_pending = False
+        if args and isinstance(args[0], dict) and isinstance(args[0].get(INTEGRITY_KEY), str):
+            self.fail(stream, IntegrityError(args[0][INTEGRITY_KEY], remote=True), notify=False)
+            return
         if args and args[0]:
             if stream.chunks_sent:
                 self.fail(stream, RemoteProtocolError(str(args[0]), remote=True), notify=False)
@@ -900,6 +1087,10 @@ class ProtocolCore:
         if stream.error is not None:
             return
         stream.error = error
+        if stream.end_reply is not None:
+            # The peer's end waits for our digest check, which will not come now.
+            reply, stream.end_reply = stream.end_reply, None
+            reply.resolve(error.wire_message)
         stream.move_read(ReadInput.FAIL)
         stream.move_write(WriteInput.FAIL)
         if not keep_inbox:

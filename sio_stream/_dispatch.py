@@ -651,14 +651,17 @@ class SocketLogic:
         stream_id = args[0] if args else None
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
-        result: str | None = self._connection(peer).core.receive_write(stream_id, chunk, encoding)
+        marker = args[3] if len(args) > 3 else None  # negotiated digest: first write only
+        result: str | None = self._connection(peer).core.receive_write(stream_id, chunk, encoding, marker)
         return result
 
-    def _on_end(self, peer: Any, *args: Any) -> str | None:
+    def _on_end(self, peer: Any, *args: Any) -> Any:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
-        # nothing when the event carried no ack id, as from JavaScript).
-        result: str | None = self._connection(peer).core.receive_end(args[0] if args else None)
-        return result
+        # nothing when the event carried no ack id, as from JavaScript). With a digest the
+        # application checks itself it is a PendingReply, which the async driver waits for.
+        return self._connection(peer).core.receive_end(
+            args[0] if args else None, args[1] if len(args) > 1 else None
+        )
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:

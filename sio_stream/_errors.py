@@ -57,6 +57,15 @@ class RemoteProtocolError(StreamBrokenError):
     """The peer broke the wire protocol (for example a write without credit); the stream failed."""
 
 
+class IntegrityError(StreamBrokenError):
+    """The data that arrived does not match the digest its writer sent (negotiated ``digest``).
+
+    Raised on both ends: the reader that compared, and the writer (``end()`` / ``send_file``)
+    told through the end's acknowledgement. Nothing the reader stored may be trusted; the file
+    helpers leave no file under the final name.
+    """
+
+
 class StreamEnded(StreamError, anyio.EndOfStream):
     """The readable side ended cleanly; raised by ``receive()``."""
 

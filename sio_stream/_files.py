@@ -13,6 +13,7 @@ propagates unchanged. A cancelled transfer may have moved some, all or none of t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import os
 import secrets
@@ -26,7 +27,7 @@ import aiofiles.os
 import anyio
 import anyio.abc
 
-from ._errors import InvalidChunkError, StreamError
+from ._errors import IntegrityError, InvalidChunkError, StreamError
 from ._stream import IOStream
 
 #: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB), so
@@ -51,6 +52,41 @@ class SupportsUpdate(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
+class _Tee:
+    """Several hashers fed in one pass (the stream's digest and the caller's ``hasher``)."""
+
+    def __init__(self, *hashers: SupportsUpdate | None) -> None:
+        self._hashers = [h for h in hashers if h is not None]
+
+    def update(self, data: bytes, /) -> None:
+        for hasher in self._hashers:
+            hasher.update(data)
+
+
+class _ReceivedDigest:
+    """The reading side's digest, hashed in the write-behind worker thread: its algorithm is the
+    one the writer announced with its first chunk (known on the event loop before that chunk is
+    handed to the worker), so the hasher is made at the first update."""
+
+    def __init__(self, stream: IOStream) -> None:
+        self._core = stream._core
+        self._hasher: Any = None
+
+    def update(self, data: bytes, /) -> None:
+        if self._hasher is None:
+            name = self._core.digest_name
+            if name is None:
+                return
+            self._hasher = hashlib.new(name)
+        self._hasher.update(data)
+
+    def hexdigest(self) -> str | None:
+        if self._hasher is None:
+            name = self._core.digest_name
+            return None if name is None else hashlib.new(name).hexdigest()
+        return str(self._hasher.hexdigest())
+
+
 class TransferTooLarge(StreamError, ValueError):
     """More bytes arrived than ``max_bytes`` (or than the announced ``size``) allowed.
 
@@ -60,6 +96,32 @@ class TransferTooLarge(StreamError, ValueError):
 
 class TransferIncomplete(StreamError):
     """The stream ended cleanly before the announced ``size`` was reached."""
+
+
+class ResumeError(StreamError, ValueError):
+    """A transfer cannot continue from where it stopped: the offset is beyond what is stored
+    (or beyond the file), or the stored prefix is not a prefix of the file any more. Nothing
+    stored was changed; start over instead (the CLI's ``--restart``)."""
+
+
+async def prefix_digest(path: str | os.PathLike[str], length: int, name: str = "sha256") -> str:
+    """The hex digest of the first ``length`` bytes of the file at ``path``, hashed in a worker
+    thread: what two sides compare before a transfer continues from ``length``. Raises
+    :class:`ResumeError` if the file is shorter, ``OSError`` if it cannot be read."""
+
+    def digest() -> str:
+        hasher = hashlib.new(name)
+        with open(path, "rb") as file:
+            left = length
+            while left:
+                data = file.read(min(left, 1024 * 1024))
+                if not data:
+                    raise ResumeError(f"the file holds fewer than {length} bytes")
+                hasher.update(data)
+                left -= len(data)
+        return str(hasher.hexdigest())
+
+    return await anyio.to_thread.run_sync(digest)
 
 
 # -- the disk side of a transfer, overlapped with the stream -------------------------------------
@@ -503,8 +565,21 @@ async def send_file(
     progress: Progress | None = None,
     hasher: SupportsUpdate | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    digest: str | None = "sha256",
+    offset: int = 0,
 ) -> int:
     """Write the file at ``path`` into ``stream`` and end it; return the bytes sent.
+
+    ``offset`` resumes a transfer: only the bytes from there on are sent (``progress`` then
+    counts from 0 to ``size - offset``; the digest covers what is sent). An offset beyond the
+    file raises :class:`ResumeError` (the stream destroyed). Check first that the receiver's
+    prefix is this file's (:func:`prefix_digest` on both sides).
+
+    ``digest`` (``"sha256"``, ``"blake2b"``, or ``None`` for none): toward a sio_stream peer
+    that announced the ``digest`` feature, the end of the stream carries this digest of the
+    bytes, hashed in the read-ahead worker thread; the receiver checks it before it reports the
+    end, and a mismatch raises :class:`~sio_stream.IntegrityError` here too (``stream.digest``
+    holds the value sent). A stream that already sent data, or a JavaScript peer, gets none.
 
     Returns once the peer has acknowledged every byte: its connection received them, which
     does not mean its application stored them. For an end-to-end confirmation, let the
@@ -521,16 +596,98 @@ async def send_file(
     (the stream destroyed) if it is in object mode.
     """
     _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
+    core = stream._core
+    own: Any = None
+    if digest is not None and not core.chunks_sent and not core.pending_size and core.digest_name is None:
+        stream._owner.use_digest(core, digest, external=True)
+        own = hashlib.new(digest)
     try:
         async with _open(path, "rb") as file:
             size = (await aiofiles.os.stat(file.fileno())).st_size
-            async with _reading(file, chunk_size, hasher) as read:
+            if offset < 0 or offset > size:
+                raise ResumeError(f"resume offset {offset} is beyond the file's {size} bytes")
+            if offset:
+                await anyio.to_thread.run_sync(file.seek, offset)
+                size -= offset
+            async with _reading(file, chunk_size, _Tee(hasher, own)) as read:
                 done = await _copy(read, stream.send, progress=progress, total=size)
+        if own is not None:
+            stream._owner.set_digest(core, own.hexdigest())
         await stream.end()
     except BaseException as exc:
         _destroy_streams(exc, stream)
         raise
     return done
+
+
+async def _receive_resumed(
+    stream: Any,
+    destination: Path,
+    partial: Path,
+    offset: int,
+    max_bytes: int | None,
+    size: int | None,
+    progress: Progress | None,
+    hasher: SupportsUpdate | None,
+    verify: bool,
+) -> int:
+    """:func:`receive_file` appending to ``partial`` from ``offset``."""
+
+    def open_partial() -> BinaryIO:
+        # Never truncate: a file of another length than the offset is refused, not cut.
+        file = cast(BinaryIO, open(partial, "ab" if offset else "xb"))  # noqa: SIM115 (returned open)
+        try:
+            stored = os.fstat(file.fileno()).st_size
+            if stored != offset:
+                raise ResumeError(
+                    f"resume offset {offset} does not match the {stored} bytes stored in {partial.name}"
+                )
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+    received = _external_digest(stream) if verify else None
+    try:
+        file = await anyio.to_thread.run_sync(open_partial)
+    except BaseException as exc:
+        _destroy_streams(exc, stream)
+        raise
+    try:
+        try:
+            async with _writing(file, _Tee(hasher, received)) as write:
+                read = _reader(stream, DEFAULT_CHUNK_SIZE)
+                done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
+            if size is not None and done != size:
+                raise TransferIncomplete(f"stream ended after {done} of the announced {size} bytes")
+            if received is not None:
+                stream._owner.verified(stream._core, received.hexdigest())
+        except StreamError as exc:
+            if isinstance(exc, IntegrityError) or isinstance(stream.error, IntegrityError):
+                # What this stream wrote is not what was sent: keep only the checked prefix.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(file.truncate, offset)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(file.close)
+        await aiofiles.os.replace(partial, destination)
+    except BaseException as exc:
+        _destroy_streams(exc, stream)
+        raise
+    return done
+
+
+def _external_digest(stream: Any) -> _ReceivedDigest | None:
+    """Take over the digest check of ``stream`` (hashing in the write-behind thread), unless the
+    stream's core already hashes (data was read from it before)."""
+    if not isinstance(stream, IOStream):
+        return None
+    core = stream._core
+    if core.bytes_received or core.hasher is not None:
+        return None
+    core.digest_external = True
+    return _ReceivedDigest(stream)
 
 
 def _temporary_name(destination: Path) -> Path:
@@ -546,8 +703,25 @@ async def receive_file(
     size: int | None = None,
     progress: Progress | None = None,
     hasher: SupportsUpdate | None = None,
+    verify: bool = True,
+    partial: str | os.PathLike[str] | None = None,
+    offset: int = 0,
 ) -> int:
     """Read ``stream`` to its end into a file at ``path``; return the bytes received.
+
+    Resuming: with ``partial`` (a path; give it a name that says so, e.g. ``.NAME.part``) the
+    data is appended to that file, which must hold exactly ``offset`` bytes already (created
+    when ``offset`` is 0): the stream carries the rest (``size`` counts the rest too). Another
+    length raises :class:`ResumeError` before anything is read (the stream destroyed, the file
+    untouched). On failure or cancellation the partial file stays, holding what was written
+    (a later call continues from its size), except after :class:`~sio_stream.IntegrityError`,
+    which cuts it back to ``offset`` bytes: the prefix checked before, nothing unverified.
+    On success it is renamed to ``path``.
+
+    With ``verify`` (the default), a digest the writer sent with the end of the stream
+    (negotiated ``digest``; :func:`send_file` sends one) is compared with the bytes written, hashed in
+    the write-behind worker thread, before the file gets its name; a mismatch raises
+    :class:`~sio_stream.IntegrityError` here and at the writer, and leaves no file.
 
     The data goes to a hidden temporary file in the same directory, renamed over ``path``
     only once the stream ended cleanly: on failure or cancellation no partial file is left
@@ -570,15 +744,23 @@ async def receive_file(
     _check_byte_stream("receive_file", stream, (anyio.abc.ByteReceiveStream,), "writes bytes to a file")
     check_size(stream, size, max_bytes)
     destination = Path(path)
+    if partial is not None:
+        return await _receive_resumed(
+            stream, destination, Path(partial), offset, max_bytes, size, progress, hasher, verify
+        )
     temporary = _temporary_name(destination)
     created = False
+    received = _external_digest(stream) if verify else None
     try:
         async with _open(temporary, "xb") as file:
             created = True
-            async with _writing(file, hasher) as write:
+            async with _writing(file, _Tee(hasher, received)) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
         check_complete(done, size)
+        if received is not None:
+            assert isinstance(stream, IOStream)
+            stream._owner.verified(stream._core, received.hexdigest())
         await aiofiles.os.replace(temporary, destination)
     except BaseException as exc:
         _destroy_streams(exc, stream)
@@ -593,10 +775,12 @@ async def receive_file(
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "Progress",
+    "ResumeError",
     "SupportsUpdate",
     "TransferIncomplete",
     "TransferTooLarge",
     "pipe",
+    "prefix_digest",
     "receive_file",
     "send_file",
 ]

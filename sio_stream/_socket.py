@@ -28,6 +28,7 @@ from ._core import (
     DEFAULT_MAX_READ_CHUNK,
     DEFAULT_MAX_STREAMS,
     Outgoing,
+    PendingReply,
 )
 from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
 from ._errors import InvalidOptionError, LocalProtocolError, StreamError
@@ -336,14 +337,24 @@ class StreamSocket(SocketLogic):
             return None
         return super()._on_write(peer, *args)
 
-    async def _on_end_forwardable(self, peer: Any, *args: Any) -> str | None:
+    async def _on_end_forwardable(self, peer: Any, *args: Any) -> Any:
         # Registered for $stream-end instead of _on_end: records its input before its first
-        # await, and waits only for a packet forwarded to another node.
+        # await, and waits only for a packet forwarded to another node, or for the
+        # application's check of a digest (the ack then says whether it matched).
         forwarded = self._forward(peer, wire.END, args)
-        if forwarded is None:
-            return self._on_end(peer, *args)
-        reply = await forwarded
-        return None if reply is None else str(reply)
+        if forwarded is not None:
+            return await forwarded
+        answer = self._on_end(peer, *args)
+        if isinstance(answer, PendingReply):
+            reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+            def settle(value: Any) -> None:
+                if not reply.done():
+                    reply.set_result(value)
+
+            answer.on_done(settle)
+            return await reply
+        return answer
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if self._forward(peer, wire.ERROR, args) is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sio_stream import _placeholder as placeholders
 from sio_stream import _wire as wire
-from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream._core import CoreConfig, Outgoing, PendingReply, ProtocolCore, StreamCore
 
 
 @dataclass
@@ -56,8 +56,14 @@ class CorePair:
             return True
         result = self._apply(dst, item)
         if item.on_ack is not None:
+            on_ack = item.on_ack
+            if isinstance(result, PendingReply):  # answered once the application checked a digest
+                result.on_done(
+                    lambda value: self.wires[id(dst)].append(Ack(on_ack, () if value is None else (value,)))
+                )
+                return True
             ack_args = () if result is None else (result,)
-            self.wires[id(dst)].append(Ack(item.on_ack, ack_args))
+            self.wires[id(dst)].append(Ack(on_ack, ack_args))
         return True
 
     def _apply(self, dst: ProtocolCore, item: Outgoing) -> Any:

@@ -259,8 +259,8 @@ async def test_serve_keeps_an_access_log(tmp_path, capsys):
         rf"{who} token=ok get 'hello.txt' 12000 B \d+\.\d{{3}} s [\d.]+ MB/s ok$",
         rf"{who} token=ok get '\.\./secret\.txt' - \d+\.\d{{3}} s refused: path '\.\./secret\.txt': "
         r"'\.\.' is not allowed$",
-        rf"{who} token=ok put 'big\.bin' - \d+\.\d{{3}} s refused: big\.bin is larger than the server's "
-        r"limit of 2000 bytes$",
+        rf"{who} token=ok put-status 'big\.bin' - \d+\.\d{{3}} s refused: big\.bin is larger than the "
+        r"server's limit of 2000 bytes$",
         rf"{who} token=refused connect - - 0\.000 s refused: invalid token$",
         rf"{who} token=ok ls '' - \d+\.\d{{3}} s ok \(1 entry\)$",
     ]

@@ -1,0 +1,238 @@
+"""Negotiated ``digest``: the end of a byte stream carries a digest of its bytes, checked by the
+reader before it reports the end; a mismatch fails both ends with IntegrityError.
+
+At the core (two cores back to back, a hostile wire that flips one bit: hypothesis), and over a
+real loopback connection with a raw python-socketio writer that flips one bit of one chunk but
+sends the digest of the original, against ``receive_file``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sio_stream import IntegrityError, StreamError, create_stream, receive_file, send_file, ss
+from sio_stream import _wire as wire
+from sio_stream._core import FEATURE_DIGEST, OUR_FEATURES, CoreConfig, Outgoing, StreamCore
+from sio_stream._errors import LocalProtocolError
+from sio_stream._options import StreamOptions
+from tests.corepair import CorePair
+from tests.support import start_server, wait_for
+
+CHUNK = 1024
+
+
+def _pair(**kwargs: Any) -> CorePair:
+    return CorePair(CoreConfig(max_chunk=CHUNK), CoreConfig(max_chunk=CHUNK), **kwargs)
+
+
+def _send_all(pair: CorePair, data: bytes, name: str = "sha256", flip: tuple[int, int] | None = None):
+    """a writes ``data`` to b with a digest; ``flip`` = (write index, bit) corrupts one chunk on the wire."""
+    writer = StreamCore(StreamOptions())
+    pair.a.use_digest(writer, name)
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.a.write(writer, data)
+    pair.a.end(writer)
+    received = bytearray()
+    writes = 0
+    for _ in range(100_000):
+        moved = False
+        while pair.send(pair.a):
+            moved = True
+        queue = pair.wires[id(pair.a)]
+        for index, item in enumerate(queue):
+            if isinstance(item, Outgoing) and item.event == wire.WRITE and not getattr(item, "seen", False):
+                item.seen = True  # type: ignore[attr-defined]
+                if flip is not None and writes == flip[0]:
+                    chunk = bytearray(item.args[1])
+                    bit = flip[1] % (len(chunk) * 8)
+                    chunk[bit // 8] ^= 1 << (bit % 8)
+                    queue[index] = Outgoing(
+                        item.event, (item.args[0], bytes(chunk), *item.args[2:]), item.on_ack
+                    )
+                writes += 1
+        while pair.deliver(pair.a):
+            moved = True
+        while reader.inbox:
+            received += pair.b.take(reader, 1 << 20)
+            moved = True
+        while pair.send(pair.b) or pair.deliver(pair.b):
+            moved = True
+        if not moved:
+            break
+    return writer, reader, bytes(received), writes
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=5 * CHUNK), where=st.integers(0, 10_000), bit=st.integers(0, 1 << 20)
+)
+def test_a_flipped_bit_fails_both_ends_every_time(data: bytes, where: int, bit: int) -> None:
+    pair = _pair()
+    chunks = -(-len(data) // CHUNK)
+    writer, reader, _, writes = _send_all(pair, data, flip=(where % chunks, bit))
+    assert writes == chunks
+    assert isinstance(reader.error, IntegrityError) and not reader.error.remote
+    assert isinstance(writer.error, IntegrityError) and writer.error.remote
+    assert not pair.a.streams and not pair.b.streams
+
+
+@pytest.mark.parametrize("name", ["sha256", "blake2b"])
+@pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK + 5])
+def test_an_intact_stream_is_verified(name: str, size: int) -> None:
+    pair = _pair()
+    data = os.urandom(size)
+    writer, reader, received, _ = _send_all(pair, data, name)
+    assert received == data
+    assert writer.error is None and reader.error is None
+    expected = hashlib.new(name, data).hexdigest()
+    assert writer.digest_value == reader.digest_value == expected
+    assert not pair.a.streams and not pair.b.streams
+
+
+def test_no_digest_toward_a_peer_that_did_not_announce_it() -> None:
+    plain = CoreConfig(max_chunk=CHUNK, features=OUR_FEATURES - {FEATURE_DIGEST})
+    pair = CorePair(CoreConfig(max_chunk=CHUNK), plain)
+    writer = StreamCore(StreamOptions())
+    pair.a.use_digest(writer, "sha256")
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.flush()
+    pair.a.write(writer, b"x" * (2 * CHUNK))
+    pair.a.end(writer)
+    sent = []
+    while pair.send(pair.a):
+        sent.append(pair.wires[id(pair.a)][-1])
+    assert [len(o.args) for o in sent if o.event == wire.WRITE] == [3, 3]
+    assert [len(o.args) for o in sent if o.event == wire.END] == [1]
+
+
+def test_too_late_or_unknown_digest_is_refused() -> None:
+    pair = _pair()
+    stream = StreamCore(StreamOptions())
+    with pytest.raises(LocalProtocolError, match="unknown digest"):
+        pair.a.use_digest(stream, "md5")
+    reader = pair.open_stream(pair.a, stream)
+    pair.b.start_reading(reader)
+    pair.flush()
+    pair.a.write(stream, b"abc")
+    pair.flush()
+    with pytest.raises(LocalProtocolError, match="too late"):
+        pair.a.use_digest(stream, "sha256")
+
+
+def test_an_unknown_algorithm_from_the_peer_fails_the_stream() -> None:
+    pair = _pair()
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.flush()
+    answer = pair.b.receive_write(reader.id, b"abc", "buffer", {"digest": "md5"})
+    assert answer and "unknown digest" in answer
+    assert reader.error is not None
+
+
+# -- over a real connection -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_send_file_to_receive_file_carries_a_digest(pair: Any, tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    data = os.urandom(3 * 256 * 1024 + 17)
+    source.write_bytes(data)
+    done = asyncio.get_running_loop().create_future()
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any) -> str | None:
+        await receive_file(stream, tmp_path / "dst.bin")
+        done.set_result(stream.digest)
+        return stream.digest
+
+    stream = create_stream()
+    reply = asyncio.ensure_future(pair.client_streams.call("upload", stream))
+    await send_file(stream, source)
+    expected = hashlib.sha256(data).hexdigest()
+    assert stream.digest == expected
+    assert await reply == expected == await done
+    assert (tmp_path / "dst.bin").read_bytes() == data
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flip_index", [0, 2])
+async def test_hostile_writer_flipping_one_bit_is_caught_by_receive_file(
+    tmp_path: Path, flip_index: int
+) -> None:
+    """A raw python-socketio writer announces ``digest``, flips one bit of one chunk and sends
+    the digest of the original: receive_file raises IntegrityError, leaves no file, and the
+    end's ack tells the writer."""
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    streams = ss(server)
+    outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    @streams.on("upload")
+    async def upload(sid: str, stream: Any) -> None:
+        try:
+            await receive_file(stream, tmp_path / "dst.bin")
+        except StreamError as exc:
+            outcome.set_result(exc)
+        else:
+            outcome.set_result(None)
+
+    runner, url = await start_server(server)
+    raw = socketio.AsyncClient()
+    reads: list[tuple[Any, ...]] = []
+    raw.on(wire.READ, lambda *args: reads.append(args))
+    try:
+        await raw.connect(url, transports=["websocket"])
+        hello = {"version": 1, "features": ["batch-read", "unacked-write", "digest"]}
+        await raw.emit(wire.HELLO, hello)
+        stream_id = str(uuid.uuid4())
+        await raw.emit(wire.STREAM, ("upload", {"$stream": stream_id}))
+        await wait_for(lambda: bool(reads), timeout=10)
+        chunks = [os.urandom(1000) for _ in range(3)]
+        original = hashlib.sha256(b"".join(chunks)).hexdigest()
+        for index, chunk in enumerate(chunks):
+            if index == flip_index:
+                chunk = bytes([chunk[0] ^ 0x10]) + chunk[1:]
+            args: tuple[Any, ...] = (stream_id, chunk, "buffer")
+            if index == 0:
+                args += ({"digest": "sha256"},)
+            await raw.emit(wire.WRITE, args)
+        ack = await raw.call(wire.END, (stream_id, {"sha256": original}), timeout=10)
+        assert isinstance(ack, dict) and "sha256 mismatch" in ack["integrity"]
+        error = await asyncio.wait_for(outcome, 10)
+        assert isinstance(error, IntegrityError)
+        assert not os.listdir(tmp_path)
+    finally:
+        await raw.disconnect()
+        await server.shutdown()
+        await runner.cleanup()
+
+
+def test_the_readers_own_end_carries_no_digest() -> None:
+    """Half-open off, the reader ends its side too: that end must not pass the digest it
+    received off as its own (the writer would wait for a check that never comes)."""
+    pair = _pair()
+    ends: list[Outgoing] = []
+    original = pair.b.next_outgoing
+
+    def watch() -> Outgoing | None:
+        item = original()
+        if item is not None and item.event == wire.END:
+            ends.append(item)
+        return item
+
+    pair.b.next_outgoing = watch  # type: ignore[method-assign]
+    writer, reader, _, _ = _send_all(pair, os.urandom(3 * CHUNK))
+    assert writer.error is None and reader.error is None
+    assert [len(item.args) for item in ends] == [1]

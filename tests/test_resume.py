@@ -1,0 +1,118 @@
+"""Resuming with the file helpers: send_file(offset=), receive_file(partial=, offset=),
+prefix_digest(); and refusals that leave what is stored untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from sio_stream import ResumeError, StreamError, create_stream, prefix_digest, receive_file, send_file
+
+pytestmark = pytest.mark.anyio
+
+CHUNK = 256 * 1024
+
+
+async def _transfer(pair: Any, source: Path, target: Path, partial: Path, offset: int, **send: Any) -> Any:
+    result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any, start: int) -> None:
+        try:
+            result.set_result(await receive_file(stream, target, partial=partial, offset=start))
+        except BaseException as exc:
+            result.set_result(exc)
+
+    stream = create_stream()
+    await pair.client_streams.emit("upload", stream, offset)
+    with contextlib.suppress(StreamError):  # the receiver's refusal reaches the sender too
+        await send_file(stream, source, offset=offset, **send)
+    with anyio.fail_after(30):
+        return await result
+
+
+async def test_a_cut_transfer_continues_from_the_stored_prefix(pair: Any, tmp_path: Path) -> None:
+    data = os.urandom(5 * CHUNK + 123)
+    source, target, partial = tmp_path / "src", tmp_path / "dst", tmp_path / ".dst.part"
+    source.write_bytes(data)
+    partial.write_bytes(data[: 2 * CHUNK + 7])  # what an interrupted transfer left
+    offset = partial.stat().st_size
+    assert await prefix_digest(partial, offset) == await prefix_digest(source, offset)
+    assert await _transfer(pair, source, target, partial, offset) == len(data) - offset
+    assert target.read_bytes() == data and not partial.exists()
+
+
+async def test_an_offset_that_does_not_match_the_stored_size_is_refused(pair: Any, tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK)
+    source, target, partial = tmp_path / "src", tmp_path / "dst", tmp_path / ".dst.part"
+    source.write_bytes(data)
+    partial.write_bytes(data[:1000])
+    error = await _transfer(pair, source, target, partial, 5000)
+    assert isinstance(error, ResumeError) and "5000" in str(error)
+    assert partial.read_bytes() == data[:1000] and not target.exists()
+
+
+async def test_send_file_refuses_an_offset_beyond_the_file(pair: Any, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.write_bytes(b"abc")
+    stream = create_stream()
+    await pair.client_streams.emit("nobody", stream)
+    with pytest.raises(ResumeError, match="beyond"):
+        await send_file(stream, source, offset=4)
+
+
+async def test_a_changed_prefix_is_seen(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 1000)
+    b.write_bytes(b"x" * 999 + b"y")
+    assert await prefix_digest(a, 999) == await prefix_digest(b, 999)
+    assert await prefix_digest(a, 1000) != await prefix_digest(b, 1000)
+    with pytest.raises(ResumeError):
+        await prefix_digest(a, 1001)
+
+
+async def test_an_existing_partial_is_never_overwritten_at_offset_zero(pair: Any, tmp_path: Path) -> None:
+    source, target, partial = tmp_path / "src", tmp_path / "dst", tmp_path / ".dst.part"
+    source.write_bytes(b"new")
+    partial.write_bytes(b"old data")
+    error = await _transfer(pair, source, target, partial, 0)
+    assert isinstance(error, FileExistsError)
+    assert partial.read_bytes() == b"old data"
+
+
+async def test_a_digest_mismatch_cuts_the_partial_back_to_the_checked_prefix(
+    pair: Any, tmp_path: Path
+) -> None:
+    data = os.urandom(2 * CHUNK)
+    source, target, partial = tmp_path / "src", tmp_path / "dst", tmp_path / ".dst.part"
+    source.write_bytes(data)
+    partial.write_bytes(data[:100])
+
+    stream_result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any) -> None:
+        try:
+            await receive_file(stream, target, partial=partial, offset=100)
+        except BaseException as exc:
+            stream_result.set_result(exc)
+
+    stream = create_stream()
+    await pair.client_streams.emit("upload", stream)
+    # The writer claims the digest of other bytes than it sends.
+    stream._owner.use_digest(stream._core, "sha256", external=True)
+    stream._owner.set_digest(stream._core, hashlib.sha256(b"something else").hexdigest())
+    await stream.write(data[100:])
+    with pytest.raises(StreamError):
+        await stream.end()
+    with anyio.fail_after(30):
+        error = await stream_result
+    assert type(error).__name__ == "IntegrityError"
+    assert partial.read_bytes() == data[:100] and not target.exists()
