@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cluster
 import concurrency
 import fanout
 import files
@@ -39,6 +40,7 @@ BENCHES = {
     "files": files,
     "fanout": fanout,
     "hostile": hostile,
+    "cluster": cluster,
 }
 # cpu.py is throughput.py's CPU lines: they come with the throughput run here.
 

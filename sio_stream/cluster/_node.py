@@ -98,11 +98,16 @@ class _NodeSender:
                 while self.unconfirmed >= self.owner.max_in_flight and self.node in self.owner.peers:
                     self.changed.clear()
                     await self.changed.wait()
-                frame = self.queue.popleft()
-                self.queued -= len(frame)
-                self.unconfirmed += len(frame)
+                # Every frame queued (up to the window) in one round trip: a pipeline keeps
+                # their order and does not wait for Redis's answer to each before the next.
+                pipeline = self.owner.redis.pipeline(transaction=False)
+                while self.queue and self.unconfirmed < self.owner.max_in_flight:
+                    frame = self.queue.popleft()
+                    self.queued -= len(frame)
+                    self.unconfirmed += len(frame)
+                    pipeline.publish(self.channel, frame)
                 self.changed.set()
-                await self.owner.redis.publish(self.channel, frame)
+                await pipeline.execute()
         except Exception as exc:  # Redis is gone: every stream through it fails
             self.owner.redis_lost(exc)
         finally:
@@ -135,7 +140,9 @@ class ClusterNode:
         self.sio = sio
         self.id = uuid.uuid4().hex[:16]
         self.prefix = f"{prefix}#sio_stream"
-        self.redis = redis.asyncio.Redis.from_url(url)
+        # RESP2: redis-py's RESP3 parser formats every pub/sub message into a debug string
+        # (str() of a 256 KiB frame, ~1 ms each) even when debug logging is off.
+        self.redis = redis.asyncio.Redis.from_url(url, protocol=2)
         self.max_in_flight = max_in_flight
         self.heartbeat = heartbeat
         self.node_timeout = node_timeout

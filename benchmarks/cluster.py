@@ -1,0 +1,278 @@
+"""Streams across server nodes joined by Redis, against baselines measured in the same run.
+
+    python benchmarks/cluster.py [--quick | --smoke] [--repeat N]
+
+Processes: a redis-server (Debian's, on a free port, persistence off), two server nodes with
+python-socketio's AsyncRedisManager (A and B), a third server without it, and one process for
+the clients. Lines:
+
+* **cross-node**: a client of A sends a stream that A relays to a client of B (sio_stream over
+  Redis), against a hand-rolled relay through python-socketio's own Redis path (acked binary
+  emits to A, one in flight as the issue measured it, and 8 in flight; A emits each chunk to
+  B's sid, which python-socketio publishes to every node base64-encoded in JSON), and against a
+  relay of the same stream on one node.
+* **local with Redis**: an upload to A (which has the Redis manager) against the same upload to
+  the server without it: local streams must not pay for the cluster. Nothing is published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _harness import PYTHON, MiB, Report, common_args, median, mode_of, ratio
+from peer import memory_kib, pieces
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"full": 100 * MiB, "quick": 32 * MiB, "smoke": 4 * MiB}
+REPEATS = {"full": 3, "quick": 2, "smoke": 1}
+CHUNK = 256 * 1024
+RAW_IN_FLIGHT = 8
+
+
+# -- a server node -----------------------------------------------------------------------------------
+async def node(redis_url: str | None) -> None:
+    import socketio
+    from aiohttp import web
+
+    from sio_stream import ss
+    from sio_stream.cluster import cluster_for
+
+    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    kwargs: dict[str, Any] = {"client_manager": manager} if manager else {}
+    sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=4 * MiB, **kwargs)
+    streams = ss(sio)
+
+    @streams.on("send-to")
+    async def send_to(sid: str, stream: Any, target: str) -> Any:
+        return await streams.call("file", stream, to=target, timeout=None)
+
+    @streams.on("upload")
+    async def upload(sid: str, stream: Any) -> int:
+        size = 0
+        async for chunk in stream:
+            size += len(chunk)
+        return size
+
+    @sio.on("knows")
+    def knows(sid: str, target: str) -> bool:
+        return streams._host.is_local(target) or streams._is_remote(target)
+
+    @sio.on("raw-chunk")
+    async def raw_chunk(sid: str, target: str, data: bytes) -> bool:
+        await sio.emit("raw-chunk", data, to=target)  # python-socketio's cross-node path
+        return True
+
+    @sio.on("raw-end")
+    async def raw_end(sid: str, target: str) -> bool:
+        await sio.emit("raw-end", to=target)
+        return True
+
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    cluster = cluster_for(sio)
+    if cluster is not None:
+        await cluster.ready()
+    print(f"LISTENING {runner.addresses[0][1]}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    if cluster is not None:
+        await cluster.close()
+    await runner.cleanup()
+
+
+# -- the clients -------------------------------------------------------------------------------------
+async def clients(job: dict[str, Any]) -> dict[str, Any]:
+    import socketio
+
+    from sio_stream import create_stream, ss
+
+    size, kind = job["size"], job["kind"]
+    sender = socketio.AsyncClient()
+    await sender.connect(job["sender"], transports=["websocket"])
+    sender_streams = ss(sender)
+    if kind == "local":
+        stream = create_stream()
+        started = time.perf_counter()
+        reply = asyncio.create_task(sender_streams.call("upload", stream, timeout=None))
+        for piece in pieces(size, CHUNK):
+            await stream.write(piece)
+        await stream.end()
+        got = await reply
+        seconds = time.perf_counter() - started
+        await sender.disconnect()
+        return {"seconds": seconds, "bytes": got}
+
+    receiver = socketio.AsyncClient()
+    done = asyncio.Event()
+    received = {"bytes": 0}
+
+    @ss(receiver).on("file")
+    async def on_file(stream: Any) -> int:
+        async for chunk in stream:
+            received["bytes"] += len(chunk)
+        done.set()
+        return received["bytes"]
+
+    @receiver.on("raw-chunk")
+    def raw_chunk(data: bytes) -> None:
+        received["bytes"] += len(data)
+
+    @receiver.on("raw-end")
+    def raw_end() -> None:
+        done.set()
+
+    await receiver.connect(job["receiver"], transports=["websocket"])
+    target = receiver.get_sid()
+    for _ in range(600):  # until the join broadcast reached node A (polled: a benchmark)
+        if await sender.call("knows", target):
+            break
+        await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    if kind == "raw":
+        slots = asyncio.Semaphore(job.get("in_flight", RAW_IN_FLIGHT))
+        pending: set[asyncio.Task[Any]] = set()
+        for piece in pieces(size, CHUNK):
+            await slots.acquire()
+            task = asyncio.create_task(sender.call("raw-chunk", (target, piece), timeout=600))
+            task.add_done_callback(lambda _t: slots.release())
+            pending = {t for t in pending if not t.done()} | {task}
+        await asyncio.gather(*pending)
+        await sender.call("raw-end", target, timeout=600)
+    else:
+        stream = create_stream()
+        reply = asyncio.create_task(sender_streams.call("send-to", stream, target, timeout=None))
+        for piece in pieces(size, CHUNK):
+            await stream.write(piece)
+        await stream.end()
+        await reply
+    await asyncio.wait_for(done.wait(), 600)
+    seconds = time.perf_counter() - started
+    await receiver.disconnect()
+    await sender.disconnect()
+    if received["bytes"] != size:
+        raise RuntimeError(f"{kind}: received {received['bytes']} of {size} bytes")
+    return {"seconds": seconds, "bytes": received["bytes"]}
+
+
+# -- the run -----------------------------------------------------------------------------------------
+def start_node(redis_url: str | None) -> tuple[subprocess.Popen[str], str]:
+    command = [PYTHON, __file__, "--role", "node"] + (["--redis", redis_url] if redis_url else [])
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("LISTENING "):
+        proc.kill()
+        raise RuntimeError(f"node did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{int(line.split()[1])}"
+
+
+def run_clients(job: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [PYTHON, __file__, "--role", "clients", "--job", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"clients failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    from tests.redis_support import redis_server
+
+    mode = mode_of(args)
+    report = Report("cluster", mode)
+    size = SIZES[mode]
+    repeats = args.repeat or REPEATS[mode]
+    times: dict[str, list[float]] = {}
+    peaks: dict[str, float] = {}
+    with redis_server() as redis_url:
+        procs = [start_node(redis_url), start_node(redis_url), start_node(None)]
+        (_a, a_url), (_b, b_url), (_plain, plain_url) = procs
+        try:
+            idle = {proc.pid: memory_kib(proc.pid)["VmRSS"] for proc, _ in procs}
+            jobs = {
+                "cross-node": {"kind": "stream", "sender": a_url, "receiver": b_url},
+                "raw": {"kind": "raw", "sender": a_url, "receiver": b_url},
+                "raw1": {"kind": "raw", "sender": a_url, "receiver": b_url, "in_flight": 1},
+                "one node": {"kind": "stream", "sender": a_url, "receiver": a_url},
+                "local+redis": {"kind": "local", "sender": a_url},
+                "local": {"kind": "local", "sender": plain_url},
+            }
+            for _ in range(repeats):
+                for name, job in jobs.items():
+                    result = run_clients(dict(job, size=size))
+                    times.setdefault(name, []).append(result["seconds"])
+            for proc, _ in procs:
+                peaks[str(proc.pid)] = (memory_kib(proc.pid)["VmHWM"] - idle[proc.pid]) / 1024
+        finally:
+            for proc, _ in procs:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    label = f"{size // MiB}MiB"
+    cross, raw, one = median(times["cross-node"]), median(times["raw"]), median(times["one node"])
+    raw1 = median(times["raw1"])
+    report.line(
+        f"client on A -> client on B over Redis {label}",
+        size / cross / 1e6,
+        "MB/s",
+        {
+            "hand-rolled relay, acked emits 1 in flight": ratio(raw1, cross),
+            "8 in flight": ratio(raw, cross),
+            "relay on one node": ratio(one, cross),
+        },
+        target=">=4x hand-rolled (1 in flight, as the issue measured), >=0.3x one node",
+        met=raw1 / cross >= 4 and one / cross >= 0.3,
+    )
+    local, plain = median(times["local+redis"]), median(times["local"])
+    report.line(
+        f"upload {label} to a node with the Redis manager",
+        size / local / 1e6,
+        "MB/s",
+        {"without the manager": ratio(plain, local)},
+        target=">=0.95x",
+        met=plain / local >= 0.95,
+    )
+    node_a, node_b, plain_server = (peaks[str(proc.pid)] for proc, _ in procs)
+    report.note(
+        f"peak RSS above idle: node A {node_a:.1f} MiB, node B {node_b:.1f} MiB, "
+        f"plain server {plain_server:.1f} MiB"
+    )
+    return report.finish(args.json)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = common_args(__doc__.split("\n")[0])
+    p.add_argument("--role", choices=("node", "clients"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--redis", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--job", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+if __name__ == "__main__":
+    arguments = parser().parse_args()
+    if arguments.role == "node":
+        sys.path.insert(0, str(ROOT))
+        asyncio.run(node(arguments.redis))
+    elif arguments.role == "clients":
+        print(json.dumps(asyncio.run(clients(json.loads(arguments.job)))))
+    else:
+        os.chdir(os.path.dirname(os.path.abspath(__file__)))
+        run(arguments)
