@@ -20,7 +20,17 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    for study in ("throughput", "latency", "memory", "concurrency", "objects", "files", "fanout", "hostile", "cluster"):
+    for study in (
+        "throughput",
+        "latency",
+        "memory",
+        "concurrency",
+        "objects",
+        "files",
+        "fanout",
+        "hostile",
+        "cluster",
+    ):
         assert f"\n{study}" in out, f"{study} printed nothing:\n{out[-2000:]}"
     assert "vs raw-socketio" in out
     assert "vs in-memory" in out
