@@ -125,8 +125,11 @@ class FileServer:
         """Listen on ``host:port`` (0: a free port); yield the URL; stop on exit."""
         from aiohttp import web
 
+        from . import _web
+
         app = web.Application()
-        self.sio.attach(app)
+        _web.attach_socketio(app, self.sio)
+        _web.add_page(app, {"token": self.token is not None, "maxUpload": self.max_upload})
         runner = web.AppRunner(app)
         await runner.setup()
         try:
