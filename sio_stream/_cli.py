@@ -130,7 +130,9 @@ class FileServer:
         app = web.Application()
         _web.attach_socketio(app, self.sio)
         _web.add_page(app, {"token": self.token is not None, "maxUpload": self.max_upload})
-        runner = web.AppRunner(app)
+        # Open websockets (a browser tab reconnecting as the server stops) hold aiohttp's cleanup
+        # for its whole shutdown timeout (60 s by default): transfers were already cancelled.
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)

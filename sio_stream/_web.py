@@ -26,6 +26,7 @@ ASSETS: dict[str, tuple[str, str]] = {
     # The service worker that turns a stream into a browser download; served from the root so
     # that its scope covers the page.
     "/sw.js": ("sw.js", "text/javascript; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 
 #: The page talks to its own origin only; no inline script, no third-party anything.
