@@ -22,6 +22,7 @@ ASSETS: dict[str, tuple[str, str]] = {
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/app.css": ("app.css", "text/css; charset=utf-8"),
     "/sio-stream.js": ("sio-stream.js", "text/javascript; charset=utf-8"),
+    "/sio-stream.d.ts": ("sio-stream.d.ts", "text/plain; charset=utf-8"),
     "/socket.io.esm.min.js": ("socket.io.esm.min.js", "text/javascript; charset=utf-8"),
     # The service worker that turns a stream into a browser download; served from the root so
     # that its scope covers the page.

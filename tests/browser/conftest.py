@@ -18,6 +18,7 @@ import pytest
 from sio_stream._cli import FileServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.fail(
             "chromium not found: the browser tests need Debian's chromium (apt-get install -y chromium)",
             pytrace=False,

@@ -58,7 +58,9 @@ async def note_of(page: Any, name: str) -> str:
     return str(await page.text_content(f"li.transfer[data-name='{name}'] .transfer-note"))
 
 
-async def upload_download(browser: Any, file_server: Any, tmp_path: Path, transport: str, sizes: list[int]) -> None:
+async def upload_download(
+    browser: Any, file_server: Any, tmp_path: Path, transport: str, sizes: list[int]
+) -> None:
     local = tmp_path / "local"
     local.mkdir()
     files = {f"file-{i}.bin": size for i, size in enumerate(sizes)}
@@ -93,14 +95,18 @@ async def upload_download(browser: Any, file_server: Any, tmp_path: Path, transp
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-async def test_upload_three_download_one(browser: Any, file_server: Any, tmp_path: Path, transport: str) -> None:
+async def test_upload_three_download_one(
+    browser: Any, file_server: Any, tmp_path: Path, transport: str
+) -> None:
     await upload_download(browser, file_server, tmp_path, transport, [3 * 1024 * 1024 + 17, 1, 700_000])
 
 
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_upload_100_mb(browser: Any, file_server: Any, tmp_path: Path) -> None:
-    await upload_download(browser, file_server, tmp_path, "websocket", [100 * 1024 * 1024, 12345, 2 * 1024 * 1024])
+    await upload_download(
+        browser, file_server, tmp_path, "websocket", [100 * 1024 * 1024, 12345, 2 * 1024 * 1024]
+    )
 
 
 @pytest.mark.anyio
