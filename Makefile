@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 NODE_DIR := tests/interop/node
 # Material for MkDocs prints a banner about MkDocs 2.0 on every build; it is no warning of ours.
 export NO_MKDOCS_2_WARNING := 1
+JS_DIR := js
 
-.PHONY: demo test lint node system docs docs-serve dist-check clean
+.PHONY: demo test lint node system web docs docs-serve dist-check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +20,19 @@ $(STAMP): pyproject.toml requirements.lock
 $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund
 
-node: $(NODE_DIR)/node_modules/.package-lock.json
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund
 
-# Debian packages the suite runs for real (redis-server), installed when missing.
+node: $(NODE_DIR)/node_modules/.package-lock.json $(JS_DIR)/node_modules/.package-lock.json
+
+# The web page ships the JavaScript client and socket.io-client's browser bundle (no CDN):
+# copy them into the package after changing js/sio-stream.js or js/package-lock.json
+# (tests/test_web_assets.py fails while the copies differ).
+web: $(JS_DIR)/node_modules/.package-lock.json
+	cp $(JS_DIR)/sio-stream.js $(JS_DIR)/sio-stream.d.ts sio_stream/web/
+	cp $(JS_DIR)/node_modules/socket.io-client/dist/socket.io.esm.min.js sio_stream/web/
+
+# Debian packages the suite runs for real (redis-server, chromium), installed when missing.
 system:
 	bash .ci/system-packages
 

@@ -52,7 +52,8 @@ import socketio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from . import _access
-from ._errors import IntegrityError, StreamError
+from ._core import FEATURE_DIGEST
+from ._errors import IntegrityError, StreamError, peer_message
 from ._files import ResumeError, prefix_digest, receive_file, send_file
 from ._progress import ProgressBar, format_rate, format_size
 from ._socket import StreamSocket, ss
@@ -183,9 +184,14 @@ class FileServer:
         """Listen on ``host:port`` (0: a free port); yield the URL; stop on exit."""
         from aiohttp import web
 
+        from . import _web
+
         app = web.Application()
-        self.sio.attach(app)
-        runner = web.AppRunner(app)
+        _web.attach_socketio(app, self.sio)
+        _web.add_page(app, {"token": self.token is not None, "maxUpload": self.max_upload})
+        # Open websockets (a browser tab reconnecting as the server stops) hold aiohttp's cleanup
+        # for its whole shutdown timeout (60 s by default): transfers were already cancelled.
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)
@@ -368,13 +374,16 @@ class FileServer:
             return {"error": str(exc)}
         if "transfer" in meta:
             return await self._put_resumable(sid, stream, meta, path, request)
+        # A sio_stream client's digest travels with the stream's end; for others (JavaScript,
+        # the web page) the server hashes what it stores, so every reply carries a sha256.
+        hasher = None if _sends_digest(stream) else hashlib.sha256()
         try:
-            done = await receive_file(stream, path, size=size, max_bytes=self.max_upload)
+            done = await receive_file(stream, path, size=size, max_bytes=self.max_upload, hasher=hasher)
         except (StreamError, OSError) as exc:
             request.failed(exc)
-            return {"error": f"upload of {name} failed: {exc}"}
+            return {"error": f"upload of {name} failed: {peer_message(exc)}"}
         request.finish("ok", done)
-        return {"size": done, "sha256": stream.digest}
+        return {"size": done, "sha256": stream.digest or (hasher.hexdigest() if hasher else None)}
 
     # -- resumable uploads -----------------------------------------------------------------------
     def _partial(self, transfer: str) -> tuple[Path, Path]:
@@ -530,10 +539,10 @@ class FileServer:
             return exc.reply()
         except IntegrityError as exc:
             request.failed(exc)
-            return {"error": f"upload of {meta.get('path')} failed: {exc}", "code": "integrity"}
+            return {"error": f"upload of {meta.get('path')} failed: {peer_message(exc)}", "code": "integrity"}
         except (StreamError, OSError) as exc:
             request.failed(exc)
-            return {"error": f"upload of {meta.get('path')} failed: {exc}"}
+            return {"error": f"upload of {meta.get('path')} failed: {peer_message(exc)}"}
         finally:
             if self._holders.get(transfer) is holder:
                 del self._holders[transfer]
@@ -968,3 +977,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _sends_digest(stream: Any) -> bool:
+    """True when the peer of ``stream`` negotiated ``digest`` (its end carries the sha256)."""
+    return FEATURE_DIGEST in stream._owner.peer_features

@@ -1,0 +1,109 @@
+// Type declarations of sio-stream.js (the sio_stream JavaScript client).
+
+/** The minimal socket.io-client v4 Socket surface the client uses. */
+export interface SocketLike {
+  connected: boolean;
+  emit(event: string, ...args: any[]): any;
+  on(event: string, listener: (...args: any[]) => void): any;
+  once(event: string, listener: (...args: any[]) => void): any;
+  off(event: string, listener?: (...args: any[]) => void): any;
+}
+
+export interface StreamOptions {
+  objectMode?: boolean;
+  allowHalfOpen?: boolean;
+  highWaterMark?: number;
+  encoding?: string;
+  decodeStrings?: boolean;
+  [key: string]: unknown;
+}
+
+export declare const CONNECTION_ABORTED: 'Connection aborted';
+export declare const PROTOCOL_VERSION: 1;
+export declare const FEATURES: readonly string[];
+export declare const DEFAULT_MAX_CHUNK: number;
+export declare const DEFAULT_WINDOW: number;
+export declare const BLOB_WARNING_SIZE: number;
+
+/** Every failure of a stream or a call. `remote`: the peer reported it. */
+export declare class StreamError extends Error {
+  constructor(message: string, options?: { remote?: boolean });
+  readonly remote: boolean;
+}
+
+/** One sub-stream: a readable and a writable side on one id, with credit-window backpressure. */
+export declare class IOStream {
+  constructor(options?: StreamOptions, id?: string);
+  readonly id: string;
+  readonly options: StreamOptions;
+  readonly objectMode: boolean;
+  /** Uint8Array chunks (any JSON value in object mode); each chunk read grants the peer credit. */
+  readonly readable: ReadableStream<any>;
+  /** Accepts Uint8Array, ArrayBuffer, views and strings (any JSON value in object mode). */
+  readonly writable: WritableStream<any>;
+  /** The stream's failure, once it failed. */
+  readonly error: StreamError | null;
+  readonly bytesRead: number;
+  readonly bytesSent: number;
+  /** Bytes the peer accepted (acked, or consumed as its returned credit shows). */
+  readonly bytesAccepted: number;
+  /** Called whenever bytesAccepted grows. */
+  onaccepted: ((bytesAccepted: number) => void) | null;
+  /** Resolves once the stream left its socket's registry (finished or failed); never rejects. */
+  readonly done: Promise<void>;
+  /** Fail both sides and tell the peer ($stream-error). */
+  destroy(reason?: unknown): void;
+}
+
+export declare function createStream(options?: StreamOptions): IOStream;
+
+export interface StreamSocketOptions {
+  /** Chunks a byte reader keeps in flight (default 8). */
+  window?: number;
+  /** Objects an object-mode reader keeps in flight (default 128). */
+  objectWindow?: number;
+  /** Largest chunk written (default 256 KiB; keep it under the server's max_http_buffer_size). */
+  maxChunk?: number;
+}
+
+export declare class StreamSocket {
+  constructor(socket: SocketLike, options?: StreamSocketOptions);
+  readonly sio: SocketLike;
+  readonly peerFeatures: ReadonlySet<string>;
+  readonly streamCount: number;
+  uses(feature: string): boolean;
+  /** The features both peers announced, once the server's hello came (empty after timeoutMs). */
+  negotiated(timeoutMs?: number): Promise<ReadonlySet<string>>;
+  /** handler's return value (or promise; an array for several values) is the ack. */
+  on(event: string, handler: (...args: any[]) => unknown): this;
+  off(event: string): this;
+  /** A function as the last argument receives the ack's arguments (streams decoded). */
+  emit(event: string, ...args: any[]): this;
+  /** Resolves with the ack's arguments; rejects with StreamError (handler failure, connection lost). */
+  call(event: string, ...args: any[]): Promise<any[]>;
+}
+
+/** One StreamSocket per socket.io-client socket. */
+export declare function ss(socket: SocketLike, options?: StreamSocketOptions): StreamSocket;
+
+export interface ProgressOptions {
+  onProgress?: (bytes: number, total: number | undefined) => void;
+  signal?: AbortSignal;
+}
+
+/** Write a Blob/File (or a ReadableStream of bytes) into stream; resolves with the bytes the peer accepted. */
+export declare function sendBlob(stream: IOStream, blob: Blob | ReadableStream<Uint8Array>, options?: ProgressOptions): Promise<number>;
+
+/** Pipe stream's readable side into sink; resolves with the byte count. */
+export declare function receiveTo(stream: IOStream, sink: WritableStream<Uint8Array>, options?: ProgressOptions & { total?: number }): Promise<number>;
+
+/** Save a download: File System Access API when available, else a Blob (whole file in memory). */
+export declare function saveStream(
+  stream: IOStream,
+  options?: ProgressOptions & {
+    name?: string;
+    total?: number;
+    method?: 'auto' | 'picker' | 'blob';
+    onWarning?: (message: string) => void;
+  },
+): Promise<{ bytes: number; method: 'picker' | 'blob' }>;

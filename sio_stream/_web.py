@@ -1,0 +1,105 @@
+"""The file server's web page and the HTTP routes around python-socketio's.
+
+``sio-stream serve`` answers ``/`` with a page (``web/index.html``) that lists, uploads and
+downloads through the JavaScript client (``web/sio-stream.js``, a copy of ``js/sio-stream.js``)
+and socket.io-client's browser bundle (``web/socket.io.esm.min.js``, vendored from the npm
+package pinned in ``js/package-lock.json``): the page works with no internet access.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+#: URL path -> (file in WEB_DIR, content type). Nothing else of the directory is served.
+ASSETS: dict[str, tuple[str, str]] = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/app.css": ("app.css", "text/css; charset=utf-8"),
+    "/sio-stream.js": ("sio-stream.js", "text/javascript; charset=utf-8"),
+    "/sio-stream.d.ts": ("sio-stream.d.ts", "text/plain; charset=utf-8"),
+    "/socket.io.esm.min.js": ("socket.io.esm.min.js", "text/javascript; charset=utf-8"),
+    # The service worker that turns a stream into a browser download; served from the root so
+    # that its scope covers the page.
+    "/sw.js": ("sw.js", "text/javascript; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
+
+#: The page talks to its own origin only; no inline script, no third-party anything.
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-src 'self'; "
+        "worker-src 'self'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class _WholeBody:
+    """A request whose ``content.read(n)`` returns the whole body already read.
+
+    python-engineio's aiohttp driver reads a long-polling POST body with one
+    ``request.content.read(length)``, which returns what has arrived so far: a body that came in
+    several TCP segments is cut short and the connection fails with a base64 or JSON error.
+    Reading the whole body first (``request.read()``) and handing engine.io this view fixes it.
+    """
+
+    def __init__(self, request: web.Request, body: bytes) -> None:
+        self._request = request
+        self.content = _Body(body)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def read(self, n: int = -1) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
+def attach_socketio(app: web.Application, sio: Any, path: str = "/socket.io/") -> None:
+    """Route ``path`` to python-socketio's ``sio`` (as ``sio.attach(app)`` does), reading
+    long-polling POST bodies whole (see :class:`_WholeBody`)."""
+
+    async def handle(request: web.Request) -> Any:
+        if request.method == "POST":
+            return await sio.eio.handle_request(_WholeBody(request, await request.read()))
+        return await sio.eio.handle_request(request)
+
+    app.router.add_route("GET", path, handle)
+    app.router.add_route("POST", path, handle)
+    app.router.add_route("OPTIONS", path, handle)
+
+
+def add_page(app: web.Application, config: dict[str, Any]) -> None:
+    """Serve the page and its assets, and ``/config.json`` (what the page needs to know before
+    it connects: whether a token is needed, the upload limit)."""
+    body = json.dumps(config).encode()
+
+    async def config_json(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json", headers=_HEADERS)
+
+    def asset(name: str, content_type: str) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            data = (WEB_DIR / name).read_bytes()
+            response = web.Response(body=data, headers=_HEADERS)
+            response.content_type, _, charset = content_type.partition("; charset=")
+            response.charset = charset or None
+            return response
+
+        return handler
+
+    app.router.add_get("/config.json", config_json)
+    for url, (name, content_type) in ASSETS.items():
+        app.router.add_get(url, asset(name, content_type))

@@ -1,0 +1,208 @@
+"""The file server's web page in a real Chromium, used as a person would: pick files, watch the
+transfers, download, cancel, mistype the token, lose the server. Checked by sha256 on the server
+side and by what the page shows (each transfer row carries ``data-state``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import wait_for
+
+TIMEOUT_MS = 120_000
+
+
+def make_file(path: Path, size: int) -> str:
+    """Write ``size`` random bytes; return their sha256."""
+    hasher = hashlib.sha256()
+    with open(path, "wb") as file:
+        left = size
+        while left:
+            block = os.urandom(min(left, 4 * 1024 * 1024))
+            hasher.update(block)
+            file.write(block)
+            left -= len(block)
+    return hasher.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".part"))
+
+
+async def open_page(browser: Any, url: str, query: str = "") -> Any:
+    page = await browser.new_page(accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    await page.goto(f"{url}/{query}")
+    return page
+
+
+async def transfer_state(page: Any, name: str, states: str = "done,failed,cancelled,refused") -> str:
+    """Wait until the transfer row of ``name`` is in one of ``states``; return its state."""
+    selector = ",".join(f"li.transfer[data-name='{name}'][data-state='{s}']" for s in states.split(","))
+    row = await page.wait_for_selector(selector, timeout=TIMEOUT_MS)
+    return str(await row.get_attribute("data-state"))
+
+
+async def note_of(page: Any, name: str) -> str:
+    return str(await page.text_content(f"li.transfer[data-name='{name}'] .transfer-note"))
+
+
+async def upload_download(
+    browser: Any, file_server: Any, tmp_path: Path, transport: str, sizes: list[int]
+) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    files = {f"file-{i}.bin": size for i, size in enumerate(sizes)}
+    digests = {name: make_file(local / name, size) for name, size in files.items()}
+    async with file_server() as (server, url):
+        page = await open_page(browser, url, f"?transport={transport}")
+        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+        await page.set_input_files("#picker", [str(local / name) for name in files])
+        for name in files:
+            assert await transfer_state(page, name) == "done", await note_of(page, name)
+            assert "Uploaded" in await note_of(page, name)
+            assert sha256_of(server.root / name) == digests[name]
+        # The listing shows what was uploaded.
+        await page.wait_for_selector(f"tr[data-name='{next(iter(files))}']", timeout=TIMEOUT_MS)
+        assert leftovers(server.root) == []
+
+        # Download the first file through the browser (the service worker hands it to the
+        # browser's download manager: Playwright's download event sees it).
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
+        name = next(iter(files))
+        async with page.expect_download(timeout=TIMEOUT_MS) as event:
+            await page.click(f"tr[data-name='{name}'] button")
+        download = await event.value
+        saved = tmp_path / "downloaded.bin"
+        await download.save_as(saved)
+        assert download.suggested_filename == name
+        assert sha256_of(saved) == digests[name]
+        assert await transfer_state(page, name) == "done"
+        assert "downloads" in await note_of(page, name)
+        assert page.errors == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_upload_three_download_one(
+    browser: Any, file_server: Any, tmp_path: Path, transport: str
+) -> None:
+    await upload_download(browser, file_server, tmp_path, transport, [3 * 1024 * 1024 + 17, 1, 700_000])
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_upload_100_mb(browser: Any, file_server: Any, tmp_path: Path) -> None:
+    await upload_download(
+        browser, file_server, tmp_path, "websocket", [100 * 1024 * 1024, 12345, 2 * 1024 * 1024]
+    )
+
+
+@pytest.mark.anyio
+async def test_cancel_midway_leaves_nothing(browser: Any, file_server: Any, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    make_file(big, 64 * 1024 * 1024)
+    async with file_server() as (server, url):
+        page = await open_page(browser, url)
+        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+        await page.set_input_files("#picker", [str(big)])
+        # Midway: once the server accepted some of it.
+        await page.wait_for_function(
+            "() => document.querySelector(\"li.transfer[data-name='big.bin'] progress\")?.value > 0",
+            timeout=TIMEOUT_MS,
+        )
+        await page.click("li.transfer[data-name='big.bin'] button.cancel")
+        assert await transfer_state(page, "big.bin") == "cancelled"
+        assert await note_of(page, "big.bin") == "Cancelled."
+        await wait_for(lambda: not any(server.root.iterdir()), timeout=30)
+        assert page.errors == []
+
+
+@pytest.mark.anyio
+async def test_wrong_token_cannot_list_read_or_write(browser: Any, file_server: Any, tmp_path: Path) -> None:
+    async with file_server(token="right") as (server, url):
+        (server.root / "secret.txt").write_text("secret")
+        page = await open_page(browser, url)
+        await page.wait_for_selector("#login:not([hidden])", timeout=TIMEOUT_MS)
+        await page.fill("#token", "wrong")
+        await page.click("#login-form button")
+        await page.wait_for_function(
+            "() => document.getElementById('login-error').textContent.includes('refused')",
+            timeout=TIMEOUT_MS,
+        )
+        assert await page.is_hidden("#app")
+        assert await page.locator("tr[data-name='secret.txt']").count() == 0
+        # Straight at the socket, with the page's own modules: refused before any event.
+        outcome = await page.evaluate(
+            """async () => {
+                const { io } = await import('/socket.io.esm.min.js');
+                const socket = io(location.origin, { transports: ['websocket'], auth: { token: 'wrong' } });
+                const result = await new Promise((resolve) => {
+                    socket.on('connect', () => resolve('connected'));
+                    socket.on('connect_error', (e) => resolve(e.message));
+                });
+                socket.close();
+                return result;
+            }"""
+        )
+        assert outcome == "invalid token"
+        # The right token opens it.
+        await page.fill("#token", "right")
+        await page.click("#login-form button")
+        await page.wait_for_selector("tr[data-name='secret.txt']", timeout=TIMEOUT_MS)
+        assert sorted(p.name for p in server.root.iterdir()) == ["secret.txt"]
+
+
+@pytest.mark.anyio
+async def test_too_large_is_refused_before_it_is_sent(browser: Any, file_server: Any, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    make_file(big, 2 * 1024 * 1024)
+    async with file_server(max_upload=1024 * 1024) as (server, url):
+        page = await open_page(browser, url)
+        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+        await page.set_input_files("#picker", [str(big)])
+        assert await transfer_state(page, "big.bin") == "refused"
+        assert "larger than this server accepts" in await note_of(page, "big.bin")
+        assert list(server.root.iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_closed_tab_mid_upload_leaves_no_partial_file(
+    browser: Any, file_server: Any, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.bin"
+    make_file(big, 64 * 1024 * 1024)
+    async with file_server() as (server, url):
+        page = await open_page(browser, url)
+        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+        await page.set_input_files("#picker", [str(big)])
+        await wait_for(lambda: bool(leftovers(server.root)), timeout=60)  # the upload is under way
+        await page.close()  # the connection drops mid-transfer
+        await wait_for(lambda: not any(server.root.iterdir()), timeout=30)
+
+
+@pytest.mark.anyio
+async def test_server_going_away_mid_transfer(browser: Any, file_server: Any, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    make_file(big, 64 * 1024 * 1024)
+    async with file_server() as (server, url):
+        page = await open_page(browser, url)
+        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+        await page.set_input_files("#picker", [str(big)])
+        await wait_for(lambda: bool(leftovers(server.root)), timeout=60)
+    # The server stopped with the upload under way: the page says so, in words.
+    assert await transfer_state(page, "big.bin") == "failed"
+    assert "connection to the server was lost" in await note_of(page, "big.bin")
+    await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
+    assert leftovers(server.root) == []

@@ -1,0 +1,54 @@
+"""The web page's assets: the copies shipped in the package match their sources, and the
+JavaScript client's own tests (node's built-in runner) pass against the Python file server and
+a Node socket.io-stream server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sio_stream import _web
+
+REPO = Path(__file__).resolve().parent.parent
+JS = REPO / "js"
+
+
+def test_page_assets_exist() -> None:
+    for name, _content_type in _web.ASSETS.values():
+        assert (_web.WEB_DIR / name).is_file(), name
+
+
+@pytest.mark.parametrize(
+    ("shipped", "source"),
+    [
+        ("sio-stream.js", JS / "sio-stream.js"),
+        ("sio-stream.d.ts", JS / "sio-stream.d.ts"),
+        ("socket.io.esm.min.js", JS / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"),
+    ],
+)
+def test_shipped_copies_match_sources(shipped: str, source: Path) -> None:
+    if not source.exists():
+        pytest.fail(f"{source} is missing: run `make node` (npm ci in js/)", pytrace=False)
+    assert (_web.WEB_DIR / shipped).read_bytes() == source.read_bytes(), f"run `make web` to copy {source}"
+
+
+def test_js_client_node_tests() -> None:
+    node = shutil.which("node")
+    if node is None or not (JS / "node_modules").is_dir():
+        pytest.fail("node and js/node_modules are needed: install Node 20, then `make node`", pytrace=False)
+    env = {**os.environ, "SIO_STREAM_PYTHON": sys.executable}
+    result = subprocess.run(
+        [node, "--test", "--test-timeout=120000", "test/"],
+        cwd=JS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout
