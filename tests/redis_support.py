@@ -29,6 +29,13 @@ def _ping(port: int) -> bool:
 @contextmanager
 def redis_server() -> Iterator[str]:
     """Start redis-server; yield its URL. Raises RuntimeError if it is not installed."""
+    with redis_process() as (url, _proc):
+        yield url
+
+
+@contextmanager
+def redis_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start redis-server; yield its URL and process (a test may stop it)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
@@ -47,7 +54,7 @@ def redis_server() -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {port}")
             time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc
     finally:
         proc.terminate()
         try:

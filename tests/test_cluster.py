@@ -20,7 +20,7 @@ import socketio
 from sio_stream import HandlerError, StreamBrokenError, create_stream, ss
 from sio_stream.cluster import ClusterNode, cluster_for
 from tests.interop._node import NODE_DIR, ensure_node
-from tests.redis_support import redis_server
+from tests.redis_support import redis_process, redis_server
 from tests.support import start_server, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -305,3 +305,51 @@ async def test_a_javascript_client_on_another_node(nodes):
         if proc.stdin is not None:
             proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 60)
+
+
+async def test_losing_redis_fails_forwarded_streams_and_local_ones_go_on():
+    with redis_process() as (url, proc):
+        servers = []
+        for _ in range(2):
+            sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(url))
+            ss(sio)
+            runner, server_url = await start_server(sio)
+            node = cluster_for(sio)
+            assert node is not None
+            await node.ready()
+            servers.append((sio, runner, server_url, node))
+        (a, _, a_url, a_node), (_, _, b_url, _) = servers
+        remote, local = socketio.AsyncClient(), socketio.AsyncClient()
+        try:
+            await remote.connect(b_url, transports=["websocket"])
+            await local.connect(a_url, transports=["websocket"])
+            for client in (remote, local):
+
+                @ss(client).on("file")
+                async def on_file(stream: Any) -> str:
+                    return digest(await stream.read())
+
+            sid = remote.get_sid()
+            await wait_for(lambda: a_node.remote_node("/", sid) is not None)
+            forwarded = create_stream()
+            ss(a).emit("file", forwarded, to=sid)
+            await forwarded.write(b"x" * 1000)
+            proc.terminate()  # Redis goes away
+            await asyncio.to_thread(proc.wait, 30)
+            with pytest.raises(StreamBrokenError, match="Connection aborted"):
+                while True:
+                    await forwarded.write(b"y" * 65536)
+            # A stream between node A and its own client does not need Redis.
+            stream = create_stream()
+            reply = asyncio.create_task(ss(a).call("file", stream, to=local.get_sid()))
+            await stream.end(DATA)
+            assert await asyncio.wait_for(reply, 60) == digest(DATA)
+            await wait_for(lambda: ss(a).stream_count() == 0)
+        finally:
+            for client in (remote, local):
+                if client.connected:
+                    await client.disconnect()
+            for sio, runner, _url, node in servers:
+                await node.close()
+                await sio.shutdown()
+                await runner.cleanup()

@@ -164,6 +164,7 @@ class ClusterNode:
         self._ops_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self._lost = False  # Redis is unreachable right now (logged once per outage)
         self.closed = False
 
     # -- names -------------------------------------------------------------------------------
@@ -365,11 +366,28 @@ class ClusterNode:
 
     # -- receiving -----------------------------------------------------------------------------
     async def _listen(self) -> None:
+        """Receive frames for as long as the node lives; after losing Redis, subscribe again
+        (backing off up to 5 s) and reload the map: streams through Redis failed meanwhile."""
+        delay = 0.2
+        while not self.closed:
+            try:
+                await self._listen_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.redis_lost(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _listen_once(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         own = self.node_channel(self.id).encode()
         try:
             await pubsub.subscribe(self.node_channel(self.id), self.nodes_channel)
             await self._load_map()
+            if self._lost:
+                logger.warning("sio_stream cluster: Redis is back; node %s rejoined", self.id)
+                self._lost = False
             self._ready.set()
             await self.redis.publish(self.nodes_channel, encode({"t": "hb", "node": self.id}))
             async for message in pubsub.listen():
@@ -389,10 +407,6 @@ class ClusterNode:
                 sender = header.get("node") or header.get("from")
                 if directed and header.get("t") != "credit" and isinstance(sender, str):
                     self._confirm(sender, len(data))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.redis_lost(exc)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -552,10 +566,13 @@ class ClusterNode:
         self._features_sent = {key for key in self._features_sent if key[0] != node}
 
     def redis_lost(self, exc: BaseException) -> None:
-        """Redis is unreachable: every forwarded stream fails; local ones go on."""
+        """Redis is unreachable: every forwarded stream fails; local ones go on. Logged once
+        per outage (the listener keeps trying to subscribe again)."""
         if self.closed:
             return
-        logger.error("sio_stream cluster: Redis connection lost (%s); failing forwarded streams", exc)
+        if not self._lost:
+            self._lost = True
+            logger.error("sio_stream cluster: Redis connection lost (%s); failing forwarded streams", exc)
         for node in list(self.peers) + list(self._senders):
             self._node_lost(node, "unreachable (Redis connection lost)")
 
