@@ -760,10 +760,10 @@ class AppAck:
             and isinstance(args[0], dict)
             and len(args[0]) == 1
             and wire.ERROR_REPLY_KEY in args[0]
-            and FEATURE_ERROR_REPLY in self.connection.core.config.features
+            and FEATURE_ERROR_REPLY in self.connection.core.peer_features
         ):
-            # A sio_stream peer's handler failed (error-reply: only sent to peers that
-            # announced it, which we did).
+            # A sio_stream peer's handler failed (error-reply, which it announced; a JavaScript
+            # peer's ack of that shape is an ordinary value).
             self.socket._deliver_ack(
                 self.callback, (HandlerError(str(args[0][wire.ERROR_REPLY_KEY]), remote=True),)
             )

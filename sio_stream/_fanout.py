@@ -82,10 +82,6 @@ class Fanout:
             core.receive_read(self.source.id, core.config.max_chunk)
         self._connection.watch_idle()
 
-    def detach(self) -> None:
-        """Undo :meth:`sub_stream` calls: nothing was sent (the caller re-raises)."""
-        self.subs.clear()
-
     async def _relay(self) -> None:
         source = self.source
         try:

@@ -133,7 +133,28 @@ def _job_error(job: asyncio.Future[Any]) -> BaseException | None:
     return anyio.get_cancelled_exc_class()() if job.cancelled() else job.exception()
 
 
-class _ReadAhead:
+class _WorkerJobs:
+    """One job at a time in the loop's executor, and the one task that waits for a change."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class _ReadAhead(_WorkerJobs):
     """Reads ``read(chunk_size)`` in worker threads, at most ``depth`` chunks ahead of :meth:`next`."""
 
     def __init__(
@@ -143,18 +164,15 @@ class _ReadAhead:
         hasher: SupportsUpdate | None = None,
         depth: int = PIPELINE_DEPTH,
     ) -> None:
+        super().__init__()
         self._read = read
         self._chunk_size = chunk_size
         self._hasher = hasher
         self._depth = depth
         self._batch = max(depth // 2, 1)
-        self._loop = asyncio.get_running_loop()
         self._ready: deque[bytes] = deque()
         self._job: asyncio.Future[list[bytes]] | None = None
-        self._error: BaseException | None = None
         self._eof = False
-        self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
 
     def _read_batch(self, count: int) -> list[bytes]:  # in a worker thread
         chunks = []
@@ -185,16 +203,8 @@ class _ReadAhead:
                     self._ready.append(data)
                 else:
                     self._eof = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
         self._start()
-
-    async def _wait(self) -> None:
-        self._waiter = self._loop.create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
 
     async def next(self) -> bytes | None:
         """The next chunk, ``None`` at the end; raises what ``read`` raised, once."""
@@ -220,7 +230,7 @@ class _ReadAhead:
                 await self._wait()
 
 
-class _WriteBehind:
+class _WriteBehind(_WorkerJobs):
     """Writes chunks with ``write`` in worker threads; :meth:`put` waits while ``limit`` bytes
     are queued, so at most twice that is held (queued, plus those a running job writes)."""
 
@@ -230,16 +240,13 @@ class _WriteBehind:
         hasher: SupportsUpdate | None = None,
         limit: int = PIPELINE_DEPTH * DEFAULT_CHUNK_SIZE,
     ) -> None:
+        super().__init__()
         self._write = write
         self._hasher = hasher
         self._limit = limit
-        self._loop = asyncio.get_running_loop()
         self._queued: list[bytes] = []
         self._queued_size = 0
         self._job: asyncio.Future[None] | None = None
-        self._error: BaseException | None = None
-        self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
 
     def _write_batch(self, chunks: list[bytes]) -> None:  # in a worker thread
         for data in chunks:
@@ -259,16 +266,8 @@ class _WriteBehind:
         if error is not None:
             self._error = error
             self._queued.clear()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
         self._start()
-
-    async def _wait(self) -> None:
-        self._waiter = self._loop.create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
 
     def _raise_error(self) -> None:
         if self._error is not None:

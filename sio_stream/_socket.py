@@ -373,18 +373,16 @@ class StreamSocket(SocketLogic):
             elif event == "connected":
                 self._cluster.joined(namespace, peer)
 
-    async def _forwarded(self, peer: Any, event: str, args: list[Any]) -> Any:
-        """A packet a client of another node sent for one of our streams, forwarded here."""
+    def _forwarded(self, peer: Any, event: str, args: list[Any]) -> Any:
+        """A packet a client of another node sent for one of our streams, forwarded here:
+        recorded at once; the answer, or a PendingReply the application settles later."""
         handler = {
             wire.READ: self._on_read,
             wire.WRITE: self._on_write,
-            wire.END: self._on_end_forwardable,
+            wire.END: self._on_end,
             wire.ERROR: self._on_error,
         }.get(event)
-        if handler is None:
-            return None
-        result = handler(peer, *args)
-        return await result if inspect.isawaitable(result) else result
+        return None if handler is None else handler(peer, *args)
 
     def _remote_left(self, peer: Any) -> None:
         """A client of another node left (or its node died): its streams here fail."""
@@ -397,11 +395,13 @@ class StreamSocket(SocketLogic):
         if connection is not None and self._is_remote(peer):
             connection.core.receive_hello({"features": features})
 
-    def _forwarded_stream_lost(self, peer: Any, stream_id: str) -> None:
-        """The other end of a local client's stream was on a node that died."""
+    def _forwarded_stream_lost(
+        self, peer: Any, stream_id: str, message: str = wire.CONNECTION_ABORTED
+    ) -> None:
+        """The other end of a local client's stream was on a node that died (or refused it)."""
         connection = self._connections.get(peer)
         if connection is not None and not connection.core.closed:
-            connection.queue(Outgoing(wire.ERROR, (stream_id, wire.CONNECTION_ABORTED)))
+            connection.queue(Outgoing(wire.ERROR, (stream_id, message)))
 
     # -- receiving ---------------------------------------------------------------------------------
     async def _on_stream(self, peer: Any, *args: Any) -> Any:

@@ -60,14 +60,16 @@ class StreamBase:
         error = self._core.error
         if error is not None:
             fresh = type(error)(error.message, remote=error.remote)
+            fresh.peer_text = error.peer_text  # passed on, it must not tell the peer more
             raise fresh from error.__cause__ or error
 
     def destroy(self, exc: BaseException | str | None = None) -> None:
         """Fail the stream here and at the peer.
 
-        The peer receives ``exc`` when it is a string or a :class:`StreamError`; for any other
-        exception only its kind (see :func:`~sio_stream._errors.peer_message`: an exception's
-        text may hold local paths), while the local error keeps the full text.
+        The peer receives the text ``exc`` gives (a string, a :class:`StreamError`'s message,
+        an exception's text), except for an ``OSError`` about a file, whose description alone
+        is sent (see :func:`~sio_stream._errors.peer_message`: its text names local paths);
+        the local error keeps the full text.
 
         Pending and buffered data is dropped. Later I/O raises :class:`StreamClosedError`,
         chained to ``exc``. No-op on a stream that already failed.

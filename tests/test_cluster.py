@@ -353,3 +353,25 @@ async def test_losing_redis_fails_forwarded_streams_and_local_ones_go_on():
                 await node.close()
                 await sio.shutdown()
                 await runner.cleanup()
+
+
+async def test_a_file_from_a_client_of_another_node_is_checked_end_to_end(nodes, tmp_path):
+    from sio_stream import receive_file, send_file
+
+    a, b = await nodes(), await nodes()
+    client, sid = await nodes.client(b, [a])
+    source = tmp_path / "source.bin"
+    source.write_bytes(DATA)
+
+    @ss(client).on("send-me")
+    async def send_me(stream: Any) -> int:
+        return await send_file(stream, source)  # the digest travels with the end
+
+    stream = create_stream()
+    reply = asyncio.create_task(a.streams.call("send-me", stream, to=sid))
+    # receive_file checks the digest itself (off the event loop): node A answers the end's
+    # ack only then, from a callback, while its Redis listener goes on.
+    assert await receive_file(stream, tmp_path / "copy.bin") == len(DATA)
+    assert await asyncio.wait_for(reply, 60) == len(DATA)
+    assert (tmp_path / "copy.bin").read_bytes() == DATA
+    assert stream.digest == digest(DATA)

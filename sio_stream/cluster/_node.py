@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _placeholder as placeholders
 from .. import _wire as wire
+from .._core import PendingReply
 from ._frames import FrameError, decode, encode
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ DEFAULT_MAX_IN_FLIGHT = 4 * 1024 * 1024
 _CREDIT_STEP = 1024 * 1024
 DEFAULT_HEARTBEAT = 1.0
 DEFAULT_NODE_TIMEOUT = 5.0
+#: Bytes of a node's frames queued (not yet published) beyond which a client's forwarded writes
+#: are refused: the other node's credit bounds an honest client's far below it (a connection
+#: window is 4 MiB), so only a client writing beyond its credit meets it.
+_MAX_QUEUED = 32 * 1024 * 1024
 #: Forwarded stream ids a client's node remembers per client, at most (oldest forgotten first).
 _MAX_ROUTES = 10_000
 
@@ -157,6 +162,7 @@ class ClusterNode:
         self._features_sent: set[tuple[str, str, str]] = set()
         self._senders: dict[str, _NodeSender] = {}
         self._acks: dict[int, tuple[str, Callable[..., Any]]] = {}  # emits' ack callbacks
+        self._acks_of: dict[tuple[str, str], set[int]] = {}  # the acks owed by each remote client
         self._forwards: dict[int, tuple[str, asyncio.Future[Any]]] = {}  # forwarded packets' acks
         self._ack_ids = itertools.count(1)
         self._received: dict[str, int] = {}  # bytes processed per sending node, unconfirmed
@@ -275,6 +281,7 @@ class ClusterNode:
             if callback is not None:
                 ack = next(self._ack_ids)
                 self._acks[ack] = (node, callback)
+                self._acks_of.setdefault((namespace, sid), set()).add(ack)
             header = {"t": "emit", "from": self.id, "ns": namespace, "sid": sid, "event": event, "ack": ack}
             sender = self._sender(node)
             sender.put(encode(header, list(args)))
@@ -305,6 +312,13 @@ class ClusterNode:
         if node is None or node not in self.peers:
             future.set_result(wire.CONNECTION_ABORTED)
             return future
+        sender = self._sender(node)
+        if event == wire.WRITE and sender.queued > _MAX_QUEUED:
+            # The other node holds the stream's credit, so an honest client never gets here:
+            # this one writes beyond it. Its stream fails; nothing more is queued for it.
+            future.set_result(f"write beyond granted credit on stream {stream_id}")
+            self._refuse_forwarded(namespace, sid, node, stream_id)
+            return future
         self._send_features(node, namespace, sid)
         ack = next(self._ack_ids)
         self._forwards[ack] = (node, future)
@@ -312,6 +326,17 @@ class ClusterNode:
         self._sender(node).put(encode(header, list(args)))
         self._track(namespace, sid, event, args, by_client=True)
         return future
+
+    def _refuse_forwarded(self, namespace: str, sid: str, node: str, stream_id: Any) -> None:
+        message = f"write beyond granted credit on stream {stream_id}"
+        routes = self.routes.get((namespace, sid))
+        if routes is not None:
+            routes.pop(stream_id, None)
+        socket = self.sockets.get(namespace)
+        if socket is not None:
+            socket._forwarded_stream_lost(sid, stream_id, message)
+        header = {"t": "fwd", "from": self.id, "ns": namespace, "sid": sid, "event": wire.ERROR, "ack": None}
+        self._sender(node).put(encode(header, [stream_id, message]))
 
     def features_changed(self, namespace: str, sid: str) -> None:
         """The local client's hello arrived: nodes holding its streams learn its features."""
@@ -439,6 +464,8 @@ class ClusterNode:
         elif kind == "leave" and isinstance(namespace, str) and isinstance(sid, str):
             if self.remote.get((namespace, sid)) == node:
                 del self.remote[(namespace, sid)]
+            for ack in self._acks_of.pop((namespace, sid), ()):
+                self._acks.pop(ack, None)  # that client will never answer
             socket = self.sockets.get(namespace)
             if socket is not None:
                 socket._remote_left(sid)
@@ -466,6 +493,8 @@ class ClusterNode:
             ack = header.get("ack")
             entry = self._acks.pop(ack, None) if isinstance(ack, int) else None
             if entry is not None:
+                for owed in self._acks_of.values():
+                    owed.discard(ack)
                 entry[1](*args)
             forward = self._forwards.pop(ack, None) if isinstance(ack, int) else None
             if forward is not None and not forward[1].done():
@@ -485,11 +514,29 @@ class ClusterNode:
         ack = header.get("ack")
         if kind == "emit":
             await self._deliver(node, namespace, sid, event, args, ack)
-        elif socket is not None:  # "fwd": a client of ``node`` answers a stream of ours
-            self.remote.setdefault((namespace, sid), node)
-            result = await socket._forwarded(sid, event, args)
+            return
+
+        # "fwd": a client of ``node`` answers a stream of ours. Recorded now, in frame order;
+        # an answer the application gives later (a digest it checks) is sent from a callback:
+        # the listener never waits, or heartbeats would go unheard meanwhile.
+        def reply(result: Any = None) -> None:
             if ack is not None:
                 self._reply(node, ack, () if result is None else (result,))
+
+        if socket is None:
+            reply(wire.CONNECTION_ABORTED)
+            return
+        self.remote.setdefault((namespace, sid), node)
+        try:
+            result = socket._forwarded(sid, event, args)
+        except Exception:
+            logger.exception("sio_stream cluster: forwarded %s failed", event)
+            reply(wire.CONNECTION_ABORTED)
+            return
+        if isinstance(result, PendingReply):
+            result.on_done(reply)
+        else:
+            reply(result)
 
     async def _deliver(
         self, node: str, namespace: str, sid: str, event: str, args: list[Any], ack: Any
@@ -558,6 +605,8 @@ class ClusterNode:
         for ack, (owner, _callback) in list(self._acks.items()):
             if owner == node:
                 del self._acks[ack]
+        for key in [key for key, _node in self.remote.items() if _node == node]:
+            self._acks_of.pop(key, None)
         for ack, (owner, future) in list(self._forwards.items()):
             if owner == node:
                 del self._forwards[ack]
