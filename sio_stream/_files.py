@@ -633,8 +633,9 @@ async def _receive_resumed(
     """:func:`receive_file` appending to ``partial`` from ``offset``."""
 
     def open_partial() -> BinaryIO:
-        # Never truncate: a file of another length than the offset is refused, not cut.
-        file = cast(BinaryIO, open(partial, "ab" if offset else "xb"))  # noqa: SIM115 (returned open)
+        # Never truncate: append (creating it if missing), and refuse a file of another length
+        # than the offset (an empty one left by an attempt that stored nothing resumes at 0).
+        file = cast(BinaryIO, open(partial, "ab"))  # noqa: SIM115 (returned open)
         try:
             stored = os.fstat(file.fileno()).st_size
             if stored != offset:

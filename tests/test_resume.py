@@ -83,7 +83,7 @@ async def test_an_existing_partial_is_never_overwritten_at_offset_zero(pair: Any
     source.write_bytes(b"new")
     partial.write_bytes(b"old data")
     error = await _transfer(pair, source, target, partial, 0)
-    assert isinstance(error, FileExistsError)
+    assert isinstance(error, ResumeError)  # typed, and the stored bytes are untouched
     assert partial.read_bytes() == b"old data"
 
 
@@ -116,3 +116,23 @@ async def test_a_digest_mismatch_cuts_the_partial_back_to_the_checked_prefix(
         error = await stream_result
     assert type(error).__name__ == "IntegrityError"
     assert partial.read_bytes() == data[:100] and not target.exists()
+
+
+async def test_an_empty_partial_file_resumes_at_offset_zero(pair, tmp_path):
+    """An attempt that stored nothing leaves an empty partial file: the next one starts at 0."""
+    from sio_stream import create_stream, receive_file, send_file
+
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"abc" * 100_000)
+    partial = tmp_path / ".copy.part"
+    partial.write_bytes(b"")
+
+    @pair.server_streams.on("store")
+    async def store(sid, stream):
+        return await receive_file(stream, tmp_path / "copy.bin", partial=partial, offset=0)
+
+    stream = create_stream()
+    reply = asyncio.create_task(pair.client_streams.call("store", stream))
+    await send_file(stream, source)
+    assert await reply == 300_000
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
