@@ -257,8 +257,13 @@ class Budget:
                     callback()
         finally:
             self._waking = False
-        if self.parent is not None:
-            self.parent._wake()
+        parent = self.parent
+        if parent is not None:
+            if self._waiters and not self._closed:
+                # Still short of room (its own window, or its fair share of the process): room
+                # freed later by other connections must reach this one again.
+                parent._waiters.setdefault(self, self._wake)
+            parent._wake()
 
     def statistics(self) -> BudgetStatistics:
         return BudgetStatistics(
