@@ -35,8 +35,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _wire as wire
+from ._budget import Budget
 from ._connection import Connection
-from ._core import CoreConfig, StreamCore
+from ._core import DEFAULT_MAX_BUFFERED, CoreConfig, StreamCore
 from ._errors import StreamBrokenError, StreamError
 from ._stream import IOStream
 
@@ -56,7 +57,10 @@ class Fanout:
         self.source = source
         self.max_lag = max_lag
         self.subs: dict[Any, IOStream] = {}  # recipient sid (None: a client's server) -> sub-stream
-        self._connection = Connection(self._deliver, CoreConfig(), f"fan-out {label}", lambda: True)
+        # The source's core only writes: it holds no peer's bytes, so it draws on an account of
+        # its own, not on the process budget (where it would count as one more connection).
+        config = CoreConfig(process_budget=Budget(DEFAULT_MAX_BUFFERED))
+        self._connection = Connection(self._deliver, config, f"fan-out {label}", lambda: True)
         self._core = self._connection.core
 
     def sub_stream(self, sid: Any) -> IOStream:

@@ -202,6 +202,29 @@ class StreamSocket(SocketLogic):
                 raise LocalProtocolError(f"stream {stream.id} was already sent or destroyed")
             fanouts.setdefault(id(stream), Fanout(stream, max_lag, f"{self.namespace} {to!r}"))
         reached: list[Any] = []
+        try:
+            self._emit_each(event, args, recipients, callback, fanouts, reached)
+        except BaseException as exc:
+            # Recipients already sent their sub-streams would wait for data that never comes.
+            for fanout in fanouts.values():
+                for sub in fanout.subs.values():
+                    sub.destroy(exc if isinstance(exc, Exception) else "emit cancelled")
+            raise
+        if not reached:
+            raise LocalProtocolError(f"no client in {to!r} could be sent {event!r}")
+        for fanout in fanouts.values():
+            fanout.start()
+        return reached
+
+    def _emit_each(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        recipients: list[Any],
+        callback: Callable[..., Any] | None,
+        fanouts: dict[int, Fanout],
+        reached: list[Any],
+    ) -> None:
         for sid in recipients:
             sent: list[IOStream] = []
 
@@ -223,11 +246,6 @@ class StreamSocket(SocketLogic):
                     fanout.subs.pop(sid, None)
                 continue
             reached.append(sid)
-        if not reached:
-            raise LocalProtocolError(f"no client in {to!r} could be sent {event!r}")
-        for fanout in fanouts.values():
-            fanout.start()
-        return reached
 
     async def call(
         self,
