@@ -164,6 +164,120 @@ async def clients(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "bytes": received["bytes"]}
 
 
+async def soak(job: dict[str, Any]) -> dict[str, Any]:
+    """Two clients per node; every client keeps sending streams to random clients of any node
+    (relayed by its own node) until the time is up; each receiver acks the sha256 it read."""
+    import hashlib
+    import random
+
+    import socketio
+
+    from sio_stream import create_stream, ss
+
+    clients: list[tuple[socketio.AsyncClient, str]] = []
+    for url in job["nodes"]:
+        for _ in range(2):
+            client = socketio.AsyncClient()
+
+            @ss(client).on("file")
+            async def on_file(stream: Any) -> str:
+                digest = hashlib.sha256()
+                async for chunk in stream:
+                    digest.update(chunk)
+                return digest.hexdigest()
+
+            await client.connect(url, transports=["websocket"])
+            clients.append((client, client.get_sid() or ""))
+    for client, _ in clients:
+        for _, target in clients:
+            for _ in range(600):  # until every node knows every client (polled: a benchmark)
+                if await client.call("knows", target):
+                    break
+                await asyncio.sleep(0.05)
+    deadline = time.monotonic() + job["seconds"]
+    totals = {"streams": 0, "bytes": 0, "mismatches": 0}
+    rng = random.Random(7)
+
+    async def run(client: socketio.AsyncClient, me: str) -> None:
+        while time.monotonic() < deadline:
+            target = rng.choice([sid for _, sid in clients if sid != me])
+            size = rng.randrange(1, job["max_size"])
+            data = os.urandom(size)
+            stream = create_stream()
+            reply = asyncio.create_task(ss(client).call("send-to", stream, target, timeout=120))
+            await stream.end(data)
+            if await reply != hashlib.sha256(data).hexdigest():
+                totals["mismatches"] += 1
+            totals["streams"] += 1
+            totals["bytes"] += size
+
+    await asyncio.gather(*(run(client, sid) for client, sid in clients))
+    for client, _ in clients:
+        await client.disconnect()
+    return totals
+
+
+def redis_pubsub_peak(redis_url: str, stop: Any, peak: dict[str, int]) -> None:
+    """In a thread: the largest output buffer Redis held for a pub/sub client (CLIENT LIST omem)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    while not stop.wait(0.2):
+        for entry in client.client_list():
+            if int(entry.get("sub", 0)) or int(entry.get("psub", 0)):
+                peak["omem"] = max(peak["omem"], int(entry.get("omem", 0)))
+    client.close()
+
+
+def run_soak(args: argparse.Namespace) -> dict[str, Any]:
+    import threading
+
+    sys.path.insert(0, str(ROOT))
+    from tests.redis_support import redis_server
+
+    mode = mode_of(args)
+    report = Report("cluster", mode)
+    seconds = args.soak
+    with redis_server() as redis_url:
+        procs = [start_node(redis_url) for _ in range(3)]
+        stop, peak = threading.Event(), {"omem": 0}
+        watcher = threading.Thread(target=redis_pubsub_peak, args=(redis_url, stop, peak))
+        watcher.start()
+        try:
+            idle = {proc.pid: memory_kib(proc.pid)["VmRSS"] for proc, _ in procs}
+            job = {"nodes": [url for _, url in procs], "seconds": seconds, "max_size": 4 * MiB}
+            done = subprocess.run(
+                [PYTHON, __file__, "--role", "soak", "--job", json.dumps(job)],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 600,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"soak clients failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            totals = json.loads(done.stdout.strip().splitlines()[-1])
+            growth = max((memory_kib(proc.pid)["VmRSS"] - idle[proc.pid]) / 1024 for proc, _ in procs)
+        finally:
+            stop.set()
+            watcher.join()
+            for proc, _ in procs:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    report.line(
+        f"3 nodes x 2 clients, streams in every direction for {seconds:g} s",
+        totals["streams"],
+        "streams",
+        target="nothing lost, RSS flat, Redis pub/sub buffers < 8 MiB",
+        met=totals["mismatches"] == 0 and growth < 64 and peak["omem"] < 8 * MiB,
+        note=f"{totals['bytes'] / MiB:.0f} MiB, {totals['mismatches']} mismatches, RSS growth at most "
+        f"{growth:.1f} MiB, largest pub/sub output buffer {peak['omem'] / MiB:.2f} MiB",
+    )
+    return report.finish(args.json)
+
+
 # -- the run -----------------------------------------------------------------------------------------
 def start_node(redis_url: str | None) -> tuple[subprocess.Popen[str], str]:
     command = [PYTHON, __file__, "--role", "node"] + (["--redis", redis_url] if redis_url else [])
@@ -260,7 +374,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
-    p.add_argument("--role", choices=("node", "clients"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--soak", type=float, default=0, help="run the 3-node soak for this many seconds instead")
+    p.add_argument("--role", choices=("node", "clients", "soak"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
     return p
@@ -273,6 +388,8 @@ if __name__ == "__main__":
         asyncio.run(node(arguments.redis))
     elif arguments.role == "clients":
         print(json.dumps(asyncio.run(clients(json.loads(arguments.job)))))
+    elif arguments.role == "soak":
+        print(json.dumps(asyncio.run(soak(json.loads(arguments.job)))))
     else:
         os.chdir(os.path.dirname(os.path.abspath(__file__)))
-        run(arguments)
+        run_soak(arguments) if arguments.soak else run(arguments)
