@@ -11,18 +11,43 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import _placeholder as placeholders
 from . import _wire as wire
 from ._budget import Budget, ConnectionStatistics, Holding, process_budget
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
+from ._config import (
+    DEFAULT_CONNECTION_WINDOW,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_CHUNK,
+    DEFAULT_MAX_PLACEHOLDERS,
+    DEFAULT_MAX_READ_CHUNK,
+    DEFAULT_MAX_STREAMS,
+    DEFAULT_OBJECT_WINDOW,
+    DEFAULT_WINDOW,
+    DIGESTS,
+    FEATURE_BATCH_READ,
+    FEATURE_CLAIM,
+    FEATURE_DIGEST,
+    FEATURE_ERROR_REPLY,
+    FEATURE_OBJECT_BATCH,
+    FEATURE_READ_SIZE,
+    FEATURE_UNACKED_WRITE,
+    INITIAL_BYTE_CREDIT,
+    INITIAL_OBJECT_CREDIT,
+    INTEGRITY_KEY,
+    MAX_OBJECT_BATCH,
+    OUR_FEATURES,
+    PLAIN_CREDITS,
+    PROBE_CREDITS,
+    PROTOCOL_VERSION,
+    CoreConfig,
+)
 from ._errors import (
     ConnectionAbortedStreamError,
     IntegrityError,
@@ -34,289 +59,9 @@ from ._errors import (
     StreamError,
 )
 from ._options import StreamOptions
-from ._state import ReadInput, ReadState, WriteInput, WriteState, next_read_state, next_write_state
-from ._window import ReadWindow, WriteCredit
-
-#: Largest chunk a writer puts in one ``$stream-write``: under python-socketio's default
-#: 1,000,000-byte message limit with room for the packet header, and large enough that the
-#: per-packet cost of python-socketio (~50 us) is small beside the bytes (see the README).
-DEFAULT_MAX_CHUNK = 256 * 1024
-#: Chunks a reader keeps in flight: 8 x 256 KiB = 2 MiB per stream, enough to keep ~40 MB/s
-#: flowing over a 50 ms round trip while bounding what one stream can make a reader hold.
-DEFAULT_WINDOW = 8
-#: Objects an object-mode reader keeps in flight. One object is one chunk of credit, and small
-#: JSON objects make a window of 8 a round-trip limit, not a memory limit: measured
-#: (benchmarks/objects.py, loopback) 4,700 msg/s at 8, 7,600 at 32, 12,500 at 128, 13,800 at 512,
-#: against 17,600 for plain python-socketio emits. 128 objects stay within the memory a byte
-#: stream's 8 x 256 KiB window allows as long as objects average under 16 KiB.
-DEFAULT_OBJECT_WINDOW = 128
-#: Most objects a writer packs into one ``$stream-write`` toward a sio_stream peer (object-batch).
-MAX_OBJECT_BATCH = 64
-
-#: Streams one connection may hold: a peer cannot make us keep more state than this.
-DEFAULT_MAX_STREAMS = 1000
-#: Largest chunk a reader accepts. Our writers send 256 KiB; JavaScript writers send what their
-#: application wrote, and python-socketio's 1,000,000-byte message limit stops most before this.
-DEFAULT_MAX_READ_CHUNK = 1024 * 1024
-#: Streams one event (or ack) may carry.
-DEFAULT_MAX_PLACEHOLDERS = 100
-#: The connection's memory budget: bytes received and not yet read plus bytes of credit granted
-#: and not yet arrived, over all its streams (byte chunks and objects at their JSON size). 32
-#: full stream windows of 2 MiB; eight connections filling it stay within the process budget
-#: (512 MiB, see _budget.py). Measured (benchmarks/hostile.py): a hostile client flooding 20
-#: object streams of 900 kB strings now holds the server at this, where it reached 2.2 GiB.
-DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024
-#: Credit outstanding over all streams of a connection (HTTP/2's connection window), in bytes.
-#: Two full stream windows: one stream alone keeps its whole window in flight (single-stream
-#: and 20 ms RTT throughput unchanged), while a stream opened beside bulk ones waits behind at
-#: most this much data instead of every bulk window (measured in benchmarks/concurrency.py).
-DEFAULT_CONNECTION_WINDOW = 4 * 1024 * 1024
-#: Bytes reserved per credit before anything arrived, where the writer does not promise a chunk
-#: size: a JavaScript writer's chunk is whatever its application wrote (64 KiB is Node's
-#: default highWaterMark for files), an object's size is unknown (most are small). Each grows
-#: to the largest chunk (or object) seen on the stream.
-INITIAL_BYTE_CREDIT = 64 * 1024
-INITIAL_OBJECT_CREDIT = 1024
-#: Credits an object-mode stream gets before its first object arrived. An object's size is
-#: bounded only by the message limit, so 128 credits of 1 KiB guessed let a peer send 128 huge
-#: objects before the guess is corrected (refused for the budget, but the server still reads
-#: and parses them all). 8, like a byte stream's window; the rest follows the first object.
-PROBE_CREDITS = 8
-#: Reads outstanding at once toward a writer that did not announce batch-read (JavaScript): it
-#: remembers surplus reads as one pending read, so it never uses more than two (one being
-#: written, one pending). More would be credit it forgets, holding memory reservations (and,
-#: under a full connection window, starving the streams whose next read waits behind them).
-#: The window still bounds what is buffered; the rest of it is granted as chunks arrive.
-PLAIN_CREDITS = 2
-#: A stream nobody reads or writes for this long fails: it holds a window, a registry entry and
-#: perhaps a blocked writer. Ten minutes, so that only abandoned streams meet it.
-DEFAULT_IDLE_TIMEOUT = 600.0
-
-#: Features this implementation announces in its ``$stream-hello``.
-FEATURE_BATCH_READ = "batch-read"  # one $stream-read may grant several chunks (count argument)
-FEATURE_UNACKED_WRITE = "unacked-write"  # writes carry no ack; $stream-end carries one instead
-#: An object-mode $stream-write may carry a list of several objects (encoding ``$objects``),
-#: spending one credit per object: per-packet cost, not bytes, bounds small-object streams.
-FEATURE_OBJECT_BATCH = "object-batch"
-FEATURE_CLAIM = "claim"  # a read granting 0 chunks says "the stream you returned arrived"
-#: A handler that failed answers the event's ack with ``{"$stream-error": message}`` (the
-#: only value of the ack), so that the caller can tell a failure from an empty reply.
-FEATURE_ERROR_REPLY = "error-reply"
-#: A byte-mode writer never sends a chunk larger than the ``size`` of the reader's last
-#: ``$stream-read``, so the reader can reserve exactly that much memory per credit.
-FEATURE_READ_SIZE = "read-size"
-#: A byte stream's writer hashes what it sends: its first ``$stream-write`` carries a fourth
-#: argument ``{"digest": name}``, its ``$stream-end`` a second one ``{name: hexdigest}``; the
-#: reader compares before it reports the end and answers the end's ack with
-#: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
-FEATURE_DIGEST = "digest"
-PROTOCOL_VERSION = 1
-OUR_FEATURES = frozenset(
-    {
-        FEATURE_BATCH_READ,
-        FEATURE_UNACKED_WRITE,
-        FEATURE_OBJECT_BATCH,
-        FEATURE_CLAIM,
-        FEATURE_ERROR_REPLY,
-        FEATURE_READ_SIZE,
-        FEATURE_DIGEST,
-    }
-)
-#: Digest algorithms a stream may use (hashlib names). sha256 is the default: on the project's
-#: machine (x86-64 with SHA extensions) it hashed 2.0 GB/s against blake2b's 1.4 GB/s (256 KiB
-#: updates); blake2b wins only on CPUs without them.
-DIGESTS = frozenset({"sha256", "blake2b"})
-#: Key of the one value of a ``$stream-end`` ack that reports a digest mismatch.
-INTEGRITY_KEY = "integrity"
-
-
-class PendingReply:
-    """An ack the core answers later: a ``$stream-end`` whose digest the application checks
-    (the file helpers hash in a worker thread). The glue waits for :attr:`value`."""
-
-    def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self.callbacks: list[Callable[[Any], None]] = []
-
-    def resolve(self, value: Any) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.value = value
-        callbacks, self.callbacks = self.callbacks, []
-        for callback in callbacks:
-            callback(value)
-
-    def on_done(self, callback: Callable[[Any], None]) -> None:
-        if self.done:
-            callback(self.value)
-        else:
-            self.callbacks.append(callback)
-
-
-@dataclass(eq=False)
-class Outgoing:
-    """One event to emit. ``on_ack`` (when set) receives the peer's ack arguments."""
-
-    event: str
-    args: tuple[Any, ...]
-    on_ack: Callable[..., None] | None = None
-
-
-class StreamCore:
-    """The protocol state of one stream: both directions, their buffers and credits."""
-
-    def __init__(self, options: StreamOptions, stream_id: str | None = None) -> None:
-        self.id = stream_id if stream_id is not None else str(uuid.uuid4())
-        self.options = options
-        self.object_mode = options.object_mode
-        self.read_state = ReadState.IDLE
-        self.write_state = WriteState.OPEN
-        self.error: StreamError | None = None
-        self.owner: ProtocolCore | None = None
-        self.announced = False
-        self.wants_read = False  # the application asked for data before the stream was bound
-        self.window: ReadWindow | None = None
-        self.credit = WriteCredit(limit=1)
-        self.inbox: ByteQueue | deque[Any] = deque() if self.object_mode else ByteQueue()
-        self.pending: ByteQueue | deque[Any] = deque() if self.object_mode else ByteQueue()
-        self.scheduled = False  # a write token for this stream sits in the outbox
-        self.end_ack_pending = False
-        self.owed_reads = 0  # consumed chunks not yet granted back (batched toward sio_stream peers)
-        self.chunks_sent = 0
-        self.remote_ended = False  # the peer's $stream-end arrived
-        self.idle_sweeps = 0  # idle sweeps (see ProtocolCore.sweep_idle) since the last activity
-        self.activity = 0  # counts reads, writes, ends and peer events: "is it moving?"
-        self.listener: Callable[[], None] = _nothing
-        self.settled = False  # removed from its connection's registry
-        self.peer_seen = False  # the peer sent an event for this stream (or created it)
-        #: This stream's bytes on its connection's budget (set when bound to a connection).
-        self.holding: Holding | None = None
-        self.inbox_sizes: deque[int] = deque()  # object mode: the counted size of each object
-        #: Bytes reserved per credit where the writer promises no size (grows, see
-        #: INITIAL_BYTE_CREDIT); and credits the window wants granted but the budget has no room for.
-        self.credit_size = INITIAL_OBJECT_CREDIT if self.object_mode else INITIAL_BYTE_CREDIT
-        self.owed_credit = 0
-        self.probing = self.object_mode  # no object arrived yet (see PROBE_CREDITS)
-        self.parked = 0  # credits held back while probing
-        self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
-        # -- negotiated ``digest`` (byte streams only) --
-        #: Writer: the algorithm the application asked for; reader: the one the peer announced.
-        self.digest_name: str | None = None
-        #: The application hashes (and, reading, compares) itself, off the event loop: the core
-        #: neither hashes nor compares, and a reader's end waits for :meth:`ProtocolCore.verified`.
-        self.digest_external = False
-        #: The application asked this side to send a digest (:meth:`ProtocolCore.use_digest`).
-        #: One direction per stream carries a digest: a writer's stream ignores incoming ones.
-        self.digest_writer = False
-        self.digest_active = False  # writer: the first write announced the digest
-        self.hasher: Any = None  # the core's own hasher (when not external)
-        #: Writer: the digest sent (or to send, when external); reader: the one the peer sent.
-        self.digest_value: str | None = None
-        self.bytes_received = 0
-        self.end_reply: PendingReply | None = None
-
-    # -- derived state -------------------------------------------------------------------
-    @property
-    def pending_size(self) -> int:
-        """Buffered outgoing data: bytes, or objects in object mode."""
-        return self.pending.size if isinstance(self.pending, ByteQueue) else len(self.pending)
-
-    @property
-    def readable_ended(self) -> bool:
-        """True once no more data will arrive and the inbox is empty."""
-        return self.read_state is ReadState.ENDED and not self.inbox
-
-    @property
-    def write_finished(self) -> bool:
-        """True once ``$stream-end`` was queued and every chunk was acknowledged."""
-        return self.write_state is WriteState.ENDED and self.credit.unacked == 0 and not self.end_ack_pending
-
-    def touch(self) -> None:
-        """Something happened on the stream (the idle sweep and call timeouts watch this)."""
-        self.idle_sweeps = 0
-        self.activity += 1
-
-    def check_alive(self) -> None:
-        """Raise the stream's error if it failed."""
-        if self.error is not None:
-            raise self.error
-
-    # -- state moves (the only place states change) --------------------------------------
-    def move_read(self, event: ReadInput) -> bool:
-        new = next_read_state(self.read_state, event)
-        if new is None:
-            return False
-        self.read_state = new
-        return True
-
-    def move_write(self, event: WriteInput) -> bool:
-        new = next_write_state(self.write_state, event)
-        if new is None:
-            return False
-        self.write_state = new
-        return True
-
-
-def _nothing() -> None:
-    return None
-
-
-def _held_size(value: Any) -> int:
-    """The bytes a received object counts for: its compact JSON size, or for objects carrying
-    binary attachments (not JSON) the sum of their strings and bytes, 8 per other item."""
-    size = _json_size(value)
-    if size is not None:
-        return size
-    if isinstance(value, (bytes, bytearray, str)):
-        return len(value) + 2
-    if isinstance(value, dict):
-        return 2 + sum(_held_size(k) + _held_size(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return 2 + sum(_held_size(v) for v in value)
-    return 8
-
-
-def _json_size(value: Any) -> int | None:
-    """Length of ``value`` as python-socketio encodes it (compact JSON, ASCII), or ``None`` if it
-    is not plain JSON (bytes travel as binary attachments: such objects are never batched)."""
-    try:
-        return len(json.dumps(value, separators=(",", ":")))
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass
-class CoreConfig:
-    """Settings of one connection's core (see the README for how the defaults were chosen)."""
-
-    window: int = DEFAULT_WINDOW
-    #: The read window of object-mode streams (in objects).
-    object_window: int = DEFAULT_OBJECT_WINDOW
-    max_chunk: int = DEFAULT_MAX_CHUNK
-    force_base64: bool = False
-    #: Most credits a writer keeps from a peer: more reads than this are ignored.
-    max_credit: int = 1024
-    #: Limits on what a peer can make us hold. Exceeding one fails the offending stream (or
-    #: every stream of the offending event) with a ``$stream-error``, never the connection.
-    #: A reader's memory is bounded by ``window * max_read_chunk`` bytes per byte stream.
-    max_streams: int = DEFAULT_MAX_STREAMS
-    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK
-    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS
-    #: The connection's memory budget (bytes held unread plus credit outstanding, byte chunks
-    #: and objects alike): credit is granted only as far as it fits, and a chunk larger than its
-    #: credit's reservation that does not fit fails its stream.
-    max_buffered: int = DEFAULT_MAX_BUFFERED
-    #: Most bytes of credit outstanding over the connection's streams (see DEFAULT_CONNECTION_WINDOW).
-    connection_window: int = DEFAULT_CONNECTION_WINDOW
-    #: The account shared by every connection of the process (``None``: the default one, see
-    #: :func:`sio_stream.process_budget`).
-    process_budget: Budget | None = None
-    #: Seconds a registered stream may go without any activity before it fails (``None``:
-    #: never). The core only counts sweeps; the glue runs them on a timer.
-    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
-    features: frozenset[str] = field(default=OUR_FEATURES)
+from ._state import ReadInput, ReadState, WriteInput, WriteState
+from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
+from ._window import ReadWindow
 
 
 class ProtocolCore:
@@ -1147,3 +892,39 @@ class _EndAck(_WriteAck):
 
     def __call__(self, *args: Any) -> None:
         self.core.end_acked(self.stream, args)
+
+
+# The core's names, with those of the modules it is made of (settings, one stream's state), so
+# that the glue imports the protocol from one place.
+__all__ = [
+    "CoreConfig",
+    "DEFAULT_CONNECTION_WINDOW",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_BUFFERED",
+    "DEFAULT_MAX_CHUNK",
+    "DEFAULT_MAX_PLACEHOLDERS",
+    "DEFAULT_MAX_READ_CHUNK",
+    "DEFAULT_MAX_STREAMS",
+    "DEFAULT_OBJECT_WINDOW",
+    "DEFAULT_WINDOW",
+    "DIGESTS",
+    "FEATURE_BATCH_READ",
+    "FEATURE_CLAIM",
+    "FEATURE_DIGEST",
+    "FEATURE_ERROR_REPLY",
+    "FEATURE_OBJECT_BATCH",
+    "FEATURE_READ_SIZE",
+    "FEATURE_UNACKED_WRITE",
+    "INITIAL_BYTE_CREDIT",
+    "INITIAL_OBJECT_CREDIT",
+    "INTEGRITY_KEY",
+    "MAX_OBJECT_BATCH",
+    "OUR_FEATURES",
+    "Outgoing",
+    "PLAIN_CREDITS",
+    "PROBE_CREDITS",
+    "PROTOCOL_VERSION",
+    "PendingReply",
+    "ProtocolCore",
+    "StreamCore",
+]

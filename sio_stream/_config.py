@@ -1,0 +1,132 @@
+"""The settings of a connection's protocol core: defaults (with the measurements that chose
+them), the negotiated feature names, and :class:`CoreConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._budget import Budget
+
+#: Largest chunk a writer puts in one ``$stream-write``: under python-socketio's default
+#: 1,000,000-byte message limit with room for the packet header, and large enough that the
+#: per-packet cost of python-socketio (~50 us) is small beside the bytes (see the README).
+DEFAULT_MAX_CHUNK = 256 * 1024
+#: Chunks a reader keeps in flight: 8 x 256 KiB = 2 MiB per stream, enough to keep ~40 MB/s
+#: flowing over a 50 ms round trip while bounding what one stream can make a reader hold.
+DEFAULT_WINDOW = 8
+#: Objects an object-mode reader keeps in flight. One object is one chunk of credit, and small
+#: JSON objects make a window of 8 a round-trip limit, not a memory limit: measured
+#: (benchmarks/objects.py, loopback) 4,700 msg/s at 8, 7,600 at 32, 12,500 at 128, 13,800 at 512,
+#: against 17,600 for plain python-socketio emits. 128 objects stay within the memory a byte
+#: stream's 8 x 256 KiB window allows as long as objects average under 16 KiB.
+DEFAULT_OBJECT_WINDOW = 128
+#: Most objects a writer packs into one ``$stream-write`` toward a sio_stream peer (object-batch).
+MAX_OBJECT_BATCH = 64
+
+#: Streams one connection may hold: a peer cannot make us keep more state than this.
+DEFAULT_MAX_STREAMS = 1000
+#: Largest chunk a reader accepts. Our writers send 256 KiB; JavaScript writers send what their
+#: application wrote, and python-socketio's 1,000,000-byte message limit stops most before this.
+DEFAULT_MAX_READ_CHUNK = 1024 * 1024
+#: Streams one event (or ack) may carry.
+DEFAULT_MAX_PLACEHOLDERS = 100
+#: The connection's memory budget: bytes received and not yet read plus bytes of credit granted
+#: and not yet arrived, over all its streams (byte chunks and objects at their JSON size). 32
+#: full stream windows of 2 MiB; eight connections filling it stay within the process budget
+#: (512 MiB, see _budget.py). Measured (benchmarks/hostile.py): a hostile client flooding 20
+#: object streams of 900 kB strings now holds the server at this, where it reached 2.2 GiB.
+DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024
+#: Credit outstanding over all streams of a connection (HTTP/2's connection window), in bytes.
+#: Two full stream windows: one stream alone keeps its whole window in flight (single-stream
+#: and 20 ms RTT throughput unchanged), while a stream opened beside bulk ones waits behind at
+#: most this much data instead of every bulk window (measured in benchmarks/concurrency.py).
+DEFAULT_CONNECTION_WINDOW = 4 * 1024 * 1024
+#: Bytes reserved per credit before anything arrived, where the writer does not promise a chunk
+#: size: a JavaScript writer's chunk is whatever its application wrote (64 KiB is Node's
+#: default highWaterMark for files), an object's size is unknown (most are small). Each grows
+#: to the largest chunk (or object) seen on the stream.
+INITIAL_BYTE_CREDIT = 64 * 1024
+INITIAL_OBJECT_CREDIT = 1024
+#: Credits an object-mode stream gets before its first object arrived. An object's size is
+#: bounded only by the message limit, so 128 credits of 1 KiB guessed let a peer send 128 huge
+#: objects before the guess is corrected (refused for the budget, but the server still reads
+#: and parses them all). 8, like a byte stream's window; the rest follows the first object.
+PROBE_CREDITS = 8
+#: Reads outstanding at once toward a writer that did not announce batch-read (JavaScript): it
+#: remembers surplus reads as one pending read, so it never uses more than two (one being
+#: written, one pending). More would be credit it forgets, holding memory reservations (and,
+#: under a full connection window, starving the streams whose next read waits behind them).
+#: The window still bounds what is buffered; the rest of it is granted as chunks arrive.
+PLAIN_CREDITS = 2
+#: A stream nobody reads or writes for this long fails: it holds a window, a registry entry and
+#: perhaps a blocked writer. Ten minutes, so that only abandoned streams meet it.
+DEFAULT_IDLE_TIMEOUT = 600.0
+
+#: Features this implementation announces in its ``$stream-hello``.
+FEATURE_BATCH_READ = "batch-read"  # one $stream-read may grant several chunks (count argument)
+FEATURE_UNACKED_WRITE = "unacked-write"  # writes carry no ack; $stream-end carries one instead
+#: An object-mode $stream-write may carry a list of several objects (encoding ``$objects``),
+#: spending one credit per object: per-packet cost, not bytes, bounds small-object streams.
+FEATURE_OBJECT_BATCH = "object-batch"
+FEATURE_CLAIM = "claim"  # a read granting 0 chunks says "the stream you returned arrived"
+#: A handler that failed answers the event's ack with ``{"$stream-error": message}`` (the
+#: only value of the ack), so that the caller can tell a failure from an empty reply.
+FEATURE_ERROR_REPLY = "error-reply"
+#: A byte-mode writer never sends a chunk larger than the ``size`` of the reader's last
+#: ``$stream-read``, so the reader can reserve exactly that much memory per credit.
+FEATURE_READ_SIZE = "read-size"
+#: A byte stream's writer hashes what it sends: its first ``$stream-write`` carries a fourth
+#: argument ``{"digest": name}``, its ``$stream-end`` a second one ``{name: hexdigest}``; the
+#: reader compares before it reports the end and answers the end's ack with
+#: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
+FEATURE_DIGEST = "digest"
+PROTOCOL_VERSION = 1
+OUR_FEATURES = frozenset(
+    {
+        FEATURE_BATCH_READ,
+        FEATURE_UNACKED_WRITE,
+        FEATURE_OBJECT_BATCH,
+        FEATURE_CLAIM,
+        FEATURE_ERROR_REPLY,
+        FEATURE_READ_SIZE,
+        FEATURE_DIGEST,
+    }
+)
+#: Digest algorithms a stream may use (hashlib names). sha256 is the default: on the project's
+#: machine (x86-64 with SHA extensions) it hashed 2.0 GB/s against blake2b's 1.4 GB/s (256 KiB
+#: updates); blake2b wins only on CPUs without them.
+DIGESTS = frozenset({"sha256", "blake2b"})
+#: Key of the one value of a ``$stream-end`` ack that reports a digest mismatch.
+INTEGRITY_KEY = "integrity"
+
+
+@dataclass
+class CoreConfig:
+    """Settings of one connection's core (see the README for how the defaults were chosen)."""
+
+    window: int = DEFAULT_WINDOW
+    #: The read window of object-mode streams (in objects).
+    object_window: int = DEFAULT_OBJECT_WINDOW
+    max_chunk: int = DEFAULT_MAX_CHUNK
+    force_base64: bool = False
+    #: Most credits a writer keeps from a peer: more reads than this are ignored.
+    max_credit: int = 1024
+    #: Limits on what a peer can make us hold. Exceeding one fails the offending stream (or
+    #: every stream of the offending event) with a ``$stream-error``, never the connection.
+    #: A reader's memory is bounded by ``window * max_read_chunk`` bytes per byte stream.
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_read_chunk: int = DEFAULT_MAX_READ_CHUNK
+    max_placeholders: int = DEFAULT_MAX_PLACEHOLDERS
+    #: The connection's memory budget (bytes held unread plus credit outstanding, byte chunks
+    #: and objects alike): credit is granted only as far as it fits, and a chunk larger than its
+    #: credit's reservation that does not fit fails its stream.
+    max_buffered: int = DEFAULT_MAX_BUFFERED
+    #: Most bytes of credit outstanding over the connection's streams (see DEFAULT_CONNECTION_WINDOW).
+    connection_window: int = DEFAULT_CONNECTION_WINDOW
+    #: The account shared by every connection of the process (``None``: the default one, see
+    #: :func:`sio_stream.process_budget`).
+    process_budget: Budget | None = None
+    #: Seconds a registered stream may go without any activity before it fails (``None``:
+    #: never). The core only counts sweeps; the glue runs them on a timer.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    features: frozenset[str] = field(default=OUR_FEATURES)
