@@ -9,7 +9,6 @@ each stream's ``listener`` is called whenever something a waiting task may care 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import weakref
 from collections import deque
@@ -48,6 +47,7 @@ from ._config import (
     PROTOCOL_VERSION,
     CoreConfig,
 )
+from ._digest import DigestMixin
 from ._errors import (
     ConnectionAbortedStreamError,
     IntegrityError,
@@ -64,7 +64,7 @@ from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_s
 from ._window import ReadWindow
 
 
-class ProtocolCore:
+class ProtocolCore(DigestMixin):
     """All streams of one Socket.IO connection (one namespace of one socket), sans I/O."""
 
     def __init__(self, config: CoreConfig | None = None) -> None:
@@ -352,68 +352,6 @@ class ProtocolCore:
             parked, stream.parked = stream.parked, 0
             self._grant(stream, parked)  # what the cap allows now; the rest stays parked
         return None
-
-    def _digest_announced(self, stream: StreamCore, marker: Any) -> str | None:
-        if FEATURE_DIGEST not in self.peer_features:
-            return None  # not negotiated: the argument means nothing
-        name = marker.get("digest") if isinstance(marker, dict) else None
-        if name not in DIGESTS:
-            return f"unknown digest {name!r} on stream {stream.id}"
-        if stream.digest_writer:
-            return None  # this side sends the digest of its own writes
-        if stream.digest_name is not None or stream.bytes_received:
-            return f"digest announced late on stream {stream.id}"
-        stream.digest_name = name
-        if not stream.digest_external:
-            stream.hasher = hashlib.new(name)
-        return None
-
-    def _check_end_digest(self, stream: StreamCore, digest: Any) -> Any:
-        """A ``$stream-end`` carrying ``{name: hexdigest}``: ``None`` when it matches (or there
-        is nothing to check), a :class:`PendingReply` when the application compares, else the
-        integrity ack (the stream failed with :class:`IntegrityError`)."""
-        if not isinstance(digest, dict) or len(digest) != 1 or stream.object_mode or stream.digest_writer:
-            return None
-        ((name, value),) = digest.items()
-        if not isinstance(value, str) or name not in DIGESTS:
-            return None
-        if stream.digest_name is None:
-            if stream.bytes_received:
-                return None  # data came before the hello: nothing was hashed
-            stream.digest_name = name  # an empty stream: nothing was written, nothing announced
-            if not stream.digest_external:
-                stream.hasher = hashlib.new(name)
-        if name != stream.digest_name:
-            return self._integrity_failure(stream, f"digest {name} announced as {stream.digest_name}")
-        stream.digest_value = value
-        if stream.digest_external:
-            stream.end_reply = PendingReply()
-            return stream.end_reply
-        if stream.hasher.hexdigest() != value:
-            return self._integrity_failure(stream, f"{name} mismatch on stream {stream.id}")
-        return None
-
-    def _integrity_failure(self, stream: StreamCore, message: str) -> dict[str, str]:
-        # Not a $stream-error: the writer learns it from this ack, which its end() waits for.
-        self.fail(stream, IntegrityError(message), notify=False)
-        return {INTEGRITY_KEY: message}
-
-    def verified(self, stream: StreamCore, actual: str | None) -> None:
-        """External mode: the application's digest of what it read (``None``: it read nothing
-        it could hash). Answers the end's ack; a mismatch fails ``stream`` with IntegrityError.
-        Raises that error (or nothing when the peer sent no digest)."""
-        expected = stream.digest_value
-        reply, stream.end_reply = stream.end_reply, None
-        if expected is None or actual == expected:
-            if reply is not None:
-                reply.resolve(None)
-            return
-        message = f"{stream.digest_name} mismatch on stream {stream.id}"
-        error = IntegrityError(message)
-        self.fail(stream, error, notify=False, keep_inbox=True)
-        if reply is not None:
-            reply.resolve({INTEGRITY_KEY: message})
-        raise error
 
     def _refuse(self, stream: StreamCore, message: str) -> str:
         self.fail(stream, RemoteProtocolError(message))
@@ -711,52 +649,6 @@ class ProtocolCore:
         if marker is not None:
             return Outgoing(wire.WRITE, (stream.id, chunk, encoding, marker), on_ack)
         return Outgoing(wire.WRITE, (stream.id, chunk, encoding), on_ack)
-
-    def _digest_usable(self) -> bool:
-        return FEATURE_DIGEST in self.peer_features and FEATURE_UNACKED_WRITE in self.peer_features
-
-    def _digest_marker(self, stream: StreamCore, data: bytes) -> dict[str, Any] | None:
-        """Hash ``data`` (unless the application does); the first write's digest announcement."""
-        marker = None
-        if stream.chunks_sent == 0 and self._digest_usable():
-            stream.digest_active = True
-            marker = {"digest": stream.digest_name}
-        if stream.digest_active and not stream.digest_external:
-            stream.hasher.update(data)
-        return marker
-
-    def use_digest(self, stream: StreamCore, name: str, *, external: bool = False) -> None:
-        """Send a digest of ``stream``'s bytes with its end (when the peer announced ``digest``).
-
-        With ``external`` the application hashes and hands the value to :meth:`set_digest`
-        before ending. Raises :class:`LocalProtocolError` once data was sent, for object mode,
-        or for an algorithm not in :data:`DIGESTS`.
-        """
-        if name not in DIGESTS:
-            raise LocalProtocolError(f"unknown digest {name!r} (one of {', '.join(sorted(DIGESTS))})")
-        if stream.object_mode:
-            raise LocalProtocolError("digests are for byte streams, not object mode")
-        if stream.chunks_sent or stream.write_state is not WriteState.OPEN:
-            raise LocalProtocolError(f"stream {stream.id} already sent data: too late for a digest")
-        stream.digest_name = name
-        stream.digest_writer = True
-        stream.digest_external = external
-        stream.hasher = None if external else hashlib.new(name)
-
-    def set_digest(self, stream: StreamCore, value: str) -> None:
-        """The digest the application computed of everything it wrote (external mode)."""
-        stream.digest_value = value
-
-    def _end_args(self, stream: StreamCore) -> tuple[Any, ...]:
-        if not stream.digest_writer or stream.object_mode or not self._digest_usable():
-            return (stream.id,)
-        if stream.chunks_sent and not stream.digest_active:
-            return (stream.id,)  # data went out before the peer's hello: nothing to compare
-        if not stream.digest_external:
-            stream.digest_value = stream.hasher.hexdigest()
-        elif stream.digest_value is None:
-            return (stream.id,)
-        return (stream.id, {stream.digest_name: stream.digest_value})
 
     def _object_batch(self, pending: deque[Any], credit: int) -> list[Any] | None:
         """Toward a sio_stream peer: the queued objects that fit in one ``$stream-write`` (at most
