@@ -7,7 +7,9 @@ Every command needs aiohttp (python-socketio's async server and client transport
 
 Application events of the file server (all acks; an error is ``{"error": message}``):
 
-* ``ls(path)`` -> ``{"entries": [{"name", "size", "dir"}, ...]}``
+* ``ls(path)`` -> ``{"entries": [{"name", "size", "dir", "mtime", "link"}, ...]}`` (``link``: a
+  symbolic link, which stays inside the root or is not listed)
+* ``mkdir(path)`` -> ``{}``: create one directory (its parent must exist; an existing one is fine)
 * ``get(path[, {"offset", "size", "mtime", "prefix"}])`` -> ``(stream, {"name", "size", "mtime",
   "offset"})``: the server writes the file (from ``offset``, once the client's stored prefix
   is checked: same size and mtime, same sha256 of the first ``offset`` bytes) into the stream it
@@ -178,6 +180,7 @@ class FileServer:
         self.streams.on("get", self._on_get)
         self.streams.on("put", self._on_put)
         self.streams.on("put-status", self._on_put_status)
+        self.streams.on("mkdir", self._on_mkdir)
 
     @asynccontextmanager
     async def running(self, host: str, port: int) -> AsyncIterator[str]:
@@ -268,6 +271,7 @@ class FileServer:
                     if not Path(await child.resolve()).is_relative_to(self.root):
                         continue  # a symlink out of the directory: not ours to describe
                     info = await child.stat()
+                    link = await child.is_symlink()
                 except OSError:
                     continue  # a dangling or looping symlink
                 is_dir = stat.S_ISDIR(info.st_mode)
@@ -277,6 +281,7 @@ class FileServer:
                         "size": 0 if is_dir else info.st_size,
                         "dir": is_dir,
                         "mtime": info.st_mtime,
+                        "link": link,
                     }
                 )
         except _Refused as exc:
@@ -287,6 +292,28 @@ class FileServer:
             return {"error": f"no such directory: {name}"}
         entries.sort(key=lambda e: e["name"])
         return {"entries": entries}
+
+    async def _on_mkdir(self, sid: str, name: Any = None) -> dict[str, Any]:
+        request = self._request(sid, "mkdir", name)
+        try:
+            path = await self.resolve(name)
+            if path == self.root:
+                raise _Refused(f"{name!r} is the served directory")
+            try:
+                await anyio.Path(path).mkdir()
+            except FileExistsError:
+                if not await anyio.Path(path).is_dir():
+                    raise _Refused(f"{name} exists and is not a directory") from None
+            except FileNotFoundError:
+                raise _Refused(f"no such directory: {PurePosixPath(str(name)).parent}") from None
+        except _Refused as exc:
+            request.refused(str(exc))
+            return exc.reply()
+        except OSError as exc:
+            request.failed(exc)
+            return {"error": f"cannot create {name}: {exc.strerror or exc}"}
+        request.finish("ok")
+        return {}
 
     async def _on_get(self, sid: str, name: Any = None, resume: Any = None) -> tuple[Any, dict[str, Any]]:
         request = self._request(sid, "get", name)
