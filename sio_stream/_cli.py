@@ -808,8 +808,24 @@ async def cmd_ls(args: argparse.Namespace) -> None:
     async with connect(args.url, args.token) as streams:
         entries = await list_remote(streams, args.remote)
     for entry in entries:
-        size = "-" if entry["dir"] else format_size(entry["size"])
-        print(f"{size:>12}  {entry['name']}{'/' if entry['dir'] else ''}")
+        if not isinstance(entry, dict):
+            raise CliError(f"unexpected entry from the server: {entry!r}")
+        is_dir = entry.get("dir") is True
+        name = f"{_tree.printable(str(entry.get('name')))}{'/' if is_dir else ''}"
+        size = entry.get("size")
+        shown = "-" if is_dir else format_size(size) if isinstance(size, int) else "?"
+        if not args.long:
+            print(f"{shown:>12}  {name}")
+            continue
+        kind = "d" if is_dir else "l" if entry.get("link") is True else "-"
+        exact = "-" if is_dir else str(size) if isinstance(size, int) else "?"
+        mtime = entry.get("mtime")
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
+            if isinstance(mtime, int | float) and not isinstance(mtime, bool) and 0 <= mtime < 2**34
+            else "?"
+        )
+        print(f"{kind} {exact:>14} {shown:>10}  {when}  {name}")
 
 
 def _local_target(remote: str, local: str | None) -> Path:
@@ -1252,6 +1268,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", parents=[client], help="list a served directory")
     ls.add_argument("remote", metavar="REMOTE", nargs="?", default="", help="directory (default: the root)")
+    ls.add_argument(
+        "-l", "--long", action="store_true", help="type (d, l, -), exact size and modification time"
+    )
     ls.set_defaults(run=cmd_ls)
 
     many = argparse.ArgumentParser(add_help=False)

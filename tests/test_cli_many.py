@@ -1,4 +1,4 @@
-"""Several files per `sio-stream get`/`put` (-r for trees), and a hostile server's
+"""Several files per `sio-stream get`/`put` (-r for trees), `ls -l`, and a hostile server's
 listings: nothing is ever written outside the target directory."""
 
 from __future__ import annotations
@@ -153,6 +153,20 @@ async def test_put_several_files_and_a_tree(served, tmp_path, capsys):
     assert "more than 3 entries" in capsys.readouterr().err
 
 
+async def test_ls_long(served, capsys):
+    _, url = served
+    assert await run_cli("ls", url, "docs", "-l") == 0
+    lines = capsys.readouterr().out.splitlines()
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.fullmatch(rf"- +1000 +1000 B  {when}  a\.txt", lines[0]), lines
+    assert re.fullmatch(rf"d +- +-  {when}  deep/", lines[1]), lines
+    assert any(re.fullmatch(rf"d +- +-  {when}  loop/", line) for line in lines)
+    assert any(re.fullmatch(rf"l +1000 +1000 B  {when}  same\.txt", line) for line in lines)
+    assert not any("escape" in line for line in lines)
+    assert await run_cli("ls", url, "docs") == 0
+    assert capsys.readouterr().out.splitlines()[0] == "      1000 B  a.txt"
+
+
 # -- a hostile server -----------------------------------------------------------------------------
 class HostileServer(FileServer):
     """Lists whatever ``listings`` says and serves ``payload.bin`` for any name asked for: a
@@ -295,6 +309,14 @@ async def test_hostile_bad_entries(hostile, tmp_path, capsys):
     server.listings = {".": [entry("d", is_dir=True)], "d": "nope"}  # type: ignore[dict-item]
     assert await run_cli("get", url, "-r", "d", str(target)) == 1
     assert "unexpected listing of 'd'" in capsys.readouterr().err
+
+
+async def test_ls_escapes_control_characters(hostile, capsys):
+    server, url = hostile
+    server.listings = {"": [entry("\x1b]0;pwned\x07"), entry(3)]}
+    assert await run_cli("ls", url, "-l") == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]0;pwned\\x07" in out
 
 
 def test_check_name_accepts_ordinary_names():
