@@ -1033,6 +1033,7 @@ async def _get_many(
             if transfer.mtime is not None:  # lets a later run see it is up to date
                 os.utime(local, ns=(transfer.mtime, transfer.mtime))
         except (CliError, _tree.Refused, StreamError, OSError) as exc:
+            progress.clear()
             tally.fail(str(exc))
             continue
         tally.arrived += 1
@@ -1122,6 +1123,7 @@ async def _put_many(
             )
             progress.done(transfer.size)
         except (CliError, StreamError, OSError) as exc:
+            progress.clear()
             tally.fail(str(exc))
             continue
         tally.arrived += 1

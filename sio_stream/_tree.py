@@ -167,6 +167,10 @@ class TreeProgress:
     def done(self, size: int) -> None:
         """The current file ended (``size``: its bytes, counted in the total); clear the line."""
         self.finished += size
+        self.clear()
+
+    def clear(self) -> None:
+        """Erase the line (before a line of output, which then stands alone)."""
         if self.enabled:
             self.stream.write("\r" + " " * 79 + "\r")
             self.stream.flush()
