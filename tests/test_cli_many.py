@@ -346,3 +346,25 @@ def test_tree_progress_is_one_throttled_line():
     progress.done(10)
     assert stream.getvalue().endswith("\r" + " " * 79 + "\r")
     assert _tree.TreeProgress(1, 1, stream=io.StringIO()).enabled is False  # not a terminal
+
+
+async def test_get_r_resumes_a_partial_file(served, tmp_path, capsys):
+    import json
+
+    from sio_stream._cli import partial_paths
+
+    root, url = served
+    target = tmp_path / "got"
+    (target / "docs" / "deep").mkdir(parents=True)
+    source = root / "docs" / "deep" / "b.bin"
+    data, record = partial_paths(target / "docs" / "deep" / "b.bin")
+    data.write_bytes(source.read_bytes()[:100_000])  # what an interrupted run left
+    info = source.stat()
+    record.write_text(
+        json.dumps({"remote": "docs/deep/b.bin", "url": url, "size": 300_000, "mtime": info.st_mtime_ns})
+    )
+    assert await run_cli("get", url, "-r", "docs", str(target)) == 0
+    out = capsys.readouterr().out
+    assert "resumed at 100000 bytes" in out
+    assert (target / "docs/deep/b.bin").read_bytes() == source.read_bytes()
+    assert not data.exists() and not record.exists()
