@@ -5,7 +5,8 @@ A server's listing is untrusted input. Every name becomes one path component und
 target directory, or it is refused:
 
 * empty, ``.``, ``..``, anything with ``/``, ``\\``, a NUL, a control character or a Windows
-  drive (``C:x``) is refused (so are absolute paths: they hold a ``/``; on Windows, a ``:``);
+  drive (``C:x``) is refused (so are absolute paths: they hold a ``/``); on Windows also a
+  ``:`` (a stream), a device name (``CON``, ``NUL.txt``, ``COM1``...) or a trailing dot or space;
 * names of our own partial downloads (``.NAME.sio-part``, ``.NAME.sio-part.json``) are refused:
   they would collide with the partial file of another entry;
 * two names equal after case folding and Unicode normalisation are one file on a
@@ -32,6 +33,16 @@ from ._progress import DEFAULT_INTERVAL, format_rate, format_size
 #: hand-made tree, small enough that a hostile or runaway listing stops in seconds.
 DEFAULT_MAX_FILES = 10_000
 _PARTIAL_SUFFIXES = (".sio-part", ".sio-part.json")
+#: On Windows a few more names are not what they seem: devices, streams, trailing dots.
+_WINDOWS = os.name == "nt"
+_DEVICES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 
 
 class Refused(Exception):
@@ -56,8 +67,12 @@ def check_name(name: object) -> str:
         raise Refused(f"refused name {shown!r}: it holds a path separator")
     if not name.isprintable():
         raise Refused(f"refused name {shown!r}: it holds a control character")
-    if PureWindowsPath(name).anchor or (os.name == "nt" and ":" in name):
-        raise Refused(f"refused name {shown!r}: a drive or stream name")
+    if PureWindowsPath(name).anchor:
+        raise Refused(f"refused name {shown!r}: a drive name")
+    if _WINDOWS and (
+        ":" in name or name.endswith((".", " ")) or name.split(".")[0].strip().upper() in _DEVICES
+    ):
+        raise Refused(f"refused name {shown!r}: not a plain file name on Windows")
     if name.startswith(".") and name.endswith(_PARTIAL_SUFFIXES):
         raise Refused(f"refused name {shown!r}: the name of a partial download")
     return name

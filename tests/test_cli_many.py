@@ -368,3 +368,12 @@ async def test_get_r_resumes_a_partial_file(served, tmp_path, capsys):
     assert "resumed at 100000 bytes" in out
     assert (target / "docs/deep/b.bin").read_bytes() == source.read_bytes()
     assert not data.exists() and not record.exists()
+
+
+def test_check_name_on_windows(monkeypatch):
+    monkeypatch.setattr(_tree, "_WINDOWS", True)
+    for name in ["ab:stream", "CON", "nul.txt", "Com1.log", "trailing.", "trailing "]:
+        with pytest.raises(_tree.Refused, match="Windows"):
+            _tree.check_name(name)
+    for name in ["a.txt", "console.txt", "nullable", "COM10"]:
+        assert _tree.check_name(name) == name
