@@ -377,3 +377,47 @@ def test_check_name_on_windows(monkeypatch):
             _tree.check_name(name)
     for name in ["a.txt", "console.txt", "nullable", "COM10"]:
         assert _tree.check_name(name) == name
+
+
+async def test_a_raw_socketio_server_cannot_make_the_client_write_outside(tmp_path, capsys):
+    """Not our FileServer at all: a bare python-socketio server with crafted replies."""
+    import asyncio
+
+    import socketio
+
+    from sio_stream import create_stream, send_file, ss
+    from tests.support import start_server
+
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"payload")
+    sio = socketio.AsyncServer(async_mode="aiohttp")
+    streams = ss(sio)
+    sending: list[asyncio.Task[Any]] = []
+    listing = [entry("../../evil.txt"), entry("/tmp/evil.txt"), entry("Ok.txt"), entry("OK.txt")]
+
+    @streams.on("ls")
+    async def ls(sid: str, name: str = "") -> dict[str, Any]:
+        return {"entries": listing if name == "d" else [entry("d", is_dir=True)]}
+
+    @streams.on("get")
+    async def get(sid: str, name: str, resume: Any = None) -> tuple[Any, dict[str, Any]]:
+        stream = create_stream()
+        # Starts once this handler returned: the ack carries the stream before any data.
+        sending.append(asyncio.ensure_future(send_file(stream, payload)))
+        return stream, {"name": "../../evil.txt", "size": 7, "mtime": 1, "offset": 0}
+
+    runner, url = await start_server(sio)
+    target = tmp_path / "target"
+    target.mkdir()
+    before = tree(tmp_path)
+    try:
+        assert await run_cli("get", url, "-r", "d", str(target)) == 1
+        await asyncio.gather(*sending)
+    finally:
+        await runner.cleanup()
+    captured = capsys.readouterr()
+    assert "received 1 of 4 files" in captured.out
+    assert captured.err.count("refused") == 3
+    after = tree(tmp_path)
+    assert after.pop("target/d") is None and after.pop("target/d/Ok.txt") == b"payload"
+    assert after == before
