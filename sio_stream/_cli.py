@@ -7,7 +7,9 @@ Every command needs aiohttp (python-socketio's async server and client transport
 
 Application events of the file server (all acks; an error is ``{"error": message}``):
 
-* ``ls(path)`` -> ``{"entries": [{"name", "size", "dir"}, ...]}``
+* ``ls(path)`` -> ``{"entries": [{"name", "size", "dir", "mtime", "link"}, ...]}`` (``link``: a
+  symbolic link, which stays inside the root or is not listed)
+* ``mkdir(path)`` -> ``{}``: create one directory (its parent must exist; an existing one is fine)
 * ``get(path[, {"offset", "size", "mtime", "prefix"}])`` -> ``(stream, {"name", "size", "mtime",
   "offset"})``: the server writes the file (from ``offset``, once the client's stored prefix
   is checked: same size and mtime, same sha256 of the first ``offset`` bytes) into the stream it
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -51,10 +54,10 @@ import anyio.abc
 import socketio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from . import _access
+from . import _access, _tree
 from ._core import FEATURE_DIGEST
 from ._errors import IntegrityError, StreamError, peer_message
-from ._files import ResumeError, prefix_digest, receive_file, send_file
+from ._files import Progress, ResumeError, prefix_digest, receive_file, send_file
 from ._progress import ProgressBar, format_rate, format_size
 from ._socket import StreamSocket, ss
 from ._stream import create_stream
@@ -178,6 +181,7 @@ class FileServer:
         self.streams.on("get", self._on_get)
         self.streams.on("put", self._on_put)
         self.streams.on("put-status", self._on_put_status)
+        self.streams.on("mkdir", self._on_mkdir)
 
     @asynccontextmanager
     async def running(self, host: str, port: int) -> AsyncIterator[str]:
@@ -268,6 +272,7 @@ class FileServer:
                     if not Path(await child.resolve()).is_relative_to(self.root):
                         continue  # a symlink out of the directory: not ours to describe
                     info = await child.stat()
+                    link = await child.is_symlink()
                 except OSError:
                     continue  # a dangling or looping symlink
                 is_dir = stat.S_ISDIR(info.st_mode)
@@ -277,6 +282,7 @@ class FileServer:
                         "size": 0 if is_dir else info.st_size,
                         "dir": is_dir,
                         "mtime": info.st_mtime,
+                        "link": link,
                     }
                 )
         except _Refused as exc:
@@ -287,6 +293,28 @@ class FileServer:
             return {"error": f"no such directory: {name}"}
         entries.sort(key=lambda e: e["name"])
         return {"entries": entries}
+
+    async def _on_mkdir(self, sid: str, name: Any = None) -> dict[str, Any]:
+        request = self._request(sid, "mkdir", name)
+        try:
+            path = await self.resolve(name)
+            if path == self.root:
+                raise _Refused(f"{name!r} is the served directory")
+            try:
+                await anyio.Path(path).mkdir()
+            except FileExistsError:
+                if not await anyio.Path(path).is_dir():
+                    raise _Refused(f"{name} exists and is not a directory") from None
+            except FileNotFoundError:
+                raise _Refused(f"no such directory: {PurePosixPath(str(name)).parent}") from None
+        except _Refused as exc:
+            request.refused(str(exc))
+            return exc.reply()
+        except OSError as exc:
+            request.failed(exc)
+            return {"error": f"cannot create {name}: {exc.strerror or exc}"}
+        request.finish("ok")
+        return {}
 
     async def _on_get(self, sid: str, name: Any = None, resume: Any = None) -> tuple[Any, dict[str, Any]]:
         request = self._request(sid, "get", name)
@@ -603,6 +631,7 @@ class Transfer:
     seconds: float
     sha256: str
     offset: int = 0  # bytes already stored from an earlier, interrupted transfer
+    mtime: int | None = None  # of the server's file (a download), in ns
 
     def summary(self, verb: str) -> str:
         moved = self.size - self.offset
@@ -645,12 +674,14 @@ async def download(
     restart: bool = False,
     url: str = "",
     label: str | None = None,
+    progress: Progress | None = None,
 ) -> Transfer:
     """Fetch ``remote`` into ``local`` (a file path), verified by the stream's digest.
 
     An unfinished earlier download of the same remote file (``.NAME.sio-part`` beside
     ``local``, with its ``.json`` record) is continued from its size once the server checked
-    it is a prefix of the same file; ``restart`` discards it first.
+    it is a prefix of the same file; ``restart`` discards it first. ``progress`` (instead of
+    the bar) gets the bytes stored and the file's size.
     """
     data, record_path = partial_paths(local)
     resume: dict[str, Any] | None = None
@@ -682,7 +713,8 @@ async def download(
     if resume is None:
         record = {"remote": remote, "url": url, "size": size, "mtime": info.get("mtime")}
         await anyio.Path(record_path).write_text(json.dumps(record))
-    bar = ProgressBar(label or f"get {remote}", enabled=show_progress)
+    bar = progress or ProgressBar(label or f"get {remote}", enabled=show_progress)
+    started = time.monotonic()
     try:
         await receive_file(
             stream,
@@ -695,11 +727,14 @@ async def download(
     except (StreamError, ResumeError) as exc:
         raise CliError(f"download of {remote} failed: {exc}") from None
     finally:
-        bar.close()
+        if isinstance(bar, ProgressBar):
+            bar.close()
     await aiofiles.os.remove(record_path)
     if stream.digest is None:
         raise CliError(f"the server sent no digest for {remote}: not verified (an old server?)")
-    return Transfer(remote, size, bar.elapsed, stream.digest, offset)
+    mtime = info.get("mtime")
+    mtime = mtime if isinstance(mtime, int) and not isinstance(mtime, bool) else None
+    return Transfer(remote, size, time.monotonic() - started, stream.digest, offset, mtime)
 
 
 async def upload(
@@ -710,6 +745,7 @@ async def upload(
     show_progress: bool | None,
     restart: bool = False,
     label: str | None = None,
+    progress: Progress | None = None,
 ) -> Transfer:
     """Send ``local`` to the server as ``remote``, continuing an upload of the same file this
     token left unfinished (``restart``: start over); the stream's digest is checked there."""
@@ -730,7 +766,8 @@ async def upload(
     if offset and await prefix_digest(local, offset) != status["prefix"]:
         raise CliError(f"the server's part of {remote} is not a prefix of {local} (--restart starts over)")
     stream = create_stream()
-    bar = ProgressBar(label or f"put {remote}", enabled=show_progress)
+    bar = progress or ProgressBar(label or f"put {remote}", enabled=show_progress)
+    started = time.monotonic()
     # Emit first, then write: the request (and the stream in it) is queued before any data.
     reply_future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     meta.update(transfer=status["transfer"], offset=offset)
@@ -743,7 +780,8 @@ async def upload(
         # The server destroys the stream with the reason it also puts in its reply.
         raise CliError(f"upload of {local} failed: {exc}") from None
     finally:
-        bar.close()
+        if isinstance(bar, ProgressBar):
+            bar.close()
     # The reply comes once the server has stored the whole file and checked its digest.
     try:
         with anyio.fail_after(REQUEST_TIMEOUT):
@@ -752,7 +790,7 @@ async def upload(
         raise CliError(f"no reply from the server after uploading {local}") from None
     if reply.get("sha256") is None or reply.get("sha256") != stream.digest:
         raise CliError(f"the server did not confirm the digest of {remote}")
-    return Transfer(remote, info.st_size, bar.elapsed, str(stream.digest), offset)
+    return Transfer(remote, info.st_size, time.monotonic() - started, str(stream.digest), offset)
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -770,8 +808,24 @@ async def cmd_ls(args: argparse.Namespace) -> None:
     async with connect(args.url, args.token) as streams:
         entries = await list_remote(streams, args.remote)
     for entry in entries:
-        size = "-" if entry["dir"] else format_size(entry["size"])
-        print(f"{size:>12}  {entry['name']}{'/' if entry['dir'] else ''}")
+        if not isinstance(entry, dict):
+            raise CliError(f"unexpected entry from the server: {entry!r}")
+        is_dir = entry.get("dir") is True
+        name = f"{_tree.printable(str(entry.get('name')))}{'/' if is_dir else ''}"
+        size = entry.get("size")
+        shown = "-" if is_dir else format_size(size) if isinstance(size, int) else "?"
+        if not args.long:
+            print(f"{shown:>12}  {name}")
+            continue
+        kind = "d" if is_dir else "l" if entry.get("link") is True else "-"
+        exact = "-" if is_dir else str(size) if isinstance(size, int) else "?"
+        mtime = entry.get("mtime")
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
+            if isinstance(mtime, int | float) and not isinstance(mtime, bool) and 0 <= mtime < 2**34
+            else "?"
+        )
+        print(f"{kind} {exact:>14} {shown:>10}  {when}  {name}")
 
 
 def _local_target(remote: str, local: str | None) -> Path:
@@ -785,22 +839,297 @@ def _local_target(remote: str, local: str | None) -> Path:
 
 
 async def cmd_get(args: argparse.Namespace) -> None:
-    local = _local_target(args.remote, args.local)
+    paths: list[str] = args.remote
+    if not args.recursive and len(paths) <= 2:  # REMOTE [LOCAL]: one file, as named
+        await _get_one(args, paths[0], paths[1] if len(paths) == 2 else None)
+        return
+    remotes, target = (paths, ".") if len(paths) == 1 else (paths[:-1], paths[-1])
+    if not await anyio.Path(target).is_dir():
+        raise CliError(f"not a directory: {target} (several files go into a directory)")
+    async with connect(args.url, args.token) as streams:
+        items = await _plan_get(streams, remotes, recursive=args.recursive, max_files=args.max_files)
+        await _get_many(streams, items, Path(target), args)
+
+
+async def _get_one(args: argparse.Namespace, remote: str, local_name: str | None) -> None:
+    local = _local_target(remote, local_name)
     if not await anyio.Path(local.parent).is_dir():
         raise CliError(f"no such directory: {local.parent}")
     async with connect(args.url, args.token) as streams:
         transfer = await download(
-            streams, args.remote, local, show_progress=args.progress, restart=args.restart, url=args.url
+            streams, remote, local, show_progress=args.progress, restart=args.restart, url=args.url
         )
     print(transfer.summary(f"received {local} <-"))
 
 
+@dataclass
+class _Item:
+    """One entry of a several-file transfer: a file, or a directory to create."""
+
+    source: str  # a server path (get) or a local path (put)
+    relative: PurePosixPath  # under the target directory
+    is_dir: bool = False
+    size: Any = None  # as listed (get: untrusted)
+    mtime: Any = None
+    problem: str | None = None  # refused: reported, counted as failed
+    note: str | None = None  # not transferred by design (a symbolic link): reported, not a failure
+
+
+def _join(directory: str, name: str) -> str:
+    return name if directory in ("", ".") else f"{directory.rstrip('/')}/{name}"
+
+
+async def _plan_get(
+    streams: StreamSocket, remotes: list[str], *, recursive: bool, max_files: int
+) -> list[_Item]:
+    """What ``get`` will fetch, from the server's listings, checked before anything is written.
+
+    A listing is untrusted: each name must be one safe path component (:func:`_tree.check_name`),
+    unique but for case (:class:`_tree.CaseGuard`); symbolic links to directories are not
+    followed (a loop, or a tree twice); more than ``max_files`` entries stop the command."""
+    guard = _tree.CaseGuard()
+    items: list[_Item] = []
+    parents: dict[str, list[Any]] = {}
+    pending: list[tuple[str, PurePosixPath]] = []
+    seen = 0
+
+    async def listing(directory: str) -> list[Any]:
+        entries = _check_reply(await streams.call("ls", directory, timeout=REQUEST_TIMEOUT)).get("entries")
+        if not isinstance(entries, list):
+            raise CliError(f"unexpected listing of {directory!r} from the server")
+        return entries
+
+    def add(source: str, relative: PurePosixPath, entry: Any) -> None:
+        if not isinstance(entry, dict) or not isinstance(entry.get("dir", False), bool):
+            items.append(_Item(source, relative, problem=f"bad entry in the listing: {entry!r}"[:200]))
+            return
+        try:
+            guard.claim(relative)
+        except _tree.Refused as exc:
+            items.append(_Item(source, relative, problem=str(exc)))
+            return
+        if entry.get("dir"):
+            if not recursive:
+                items.append(_Item(source, relative, problem=f"{source} is a directory (-r gets it)"))
+            elif entry.get("link") is True:
+                note = f"{source} is a symbolic link to a directory: not followed"
+                items.append(_Item(source, relative, is_dir=True, note=note))
+            else:
+                pending.append((source, relative))
+            return
+        items.append(_Item(source, relative, size=entry.get("size"), mtime=entry.get("mtime")))
+
+    for remote in remotes:
+        path = PurePosixPath(remote)
+        if not path.name:  # the root (or "/", which the server refuses): its entries, in place
+            if recursive and not path.is_absolute():
+                pending.append((".", PurePosixPath()))
+            else:
+                items.append(_Item(remote, PurePosixPath(), problem=f"{remote!r} is not a file"))
+            continue
+        try:
+            _tree.check_name(path.name)
+        except _tree.Refused as exc:
+            items.append(_Item(remote, PurePosixPath(), problem=str(exc)))
+            continue
+        parent = str(path.parent)
+        if parent not in parents:
+            try:
+                parents[parent] = await listing(parent)
+            except CliError:
+                parents[parent] = []  # the get itself says what is wrong
+        found = [e for e in parents[parent] if isinstance(e, dict) and e.get("name") == path.name]
+        add(remote, PurePosixPath(path.name), found[0] if found else {})
+
+    while pending:
+        remote_dir, relative = pending.pop(0)
+        entries = await listing(remote_dir)
+        seen += len(entries) + 1
+        if seen > max_files:
+            raise CliError(
+                f"more than {max_files} entries under {', '.join(remotes)}: nothing fetched "
+                "(--max-files raises the limit)"
+            )
+        items.append(_Item(remote_dir, relative, is_dir=True))
+        for entry in entries:
+            name = entry.get("name") if isinstance(entry, dict) else entry
+            try:
+                checked = _tree.check_name(name)
+            except _tree.Refused as exc:
+                items.append(_Item(_join(remote_dir, str(name)), relative, problem=str(exc)))
+                continue
+            add(_join(remote_dir, checked), relative / checked, entry)
+    return items
+
+
+class _Tally:
+    """Counts for the summary line of several files."""
+
+    def __init__(self, items: list[_Item]) -> None:
+        self.files = [i for i in items if not i.is_dir and i.problem is None and i.note is None]
+        self.total = sum(i.size for i in self.files if isinstance(i.size, int) and i.size > 0)
+        self.arrived = self.failed = self.skipped = self.moved = 0
+        self.started = time.monotonic()
+
+    def fail(self, message: str) -> None:
+        self.failed += 1
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+    def finish(self, verb: str) -> None:
+        seconds = time.monotonic() - self.started
+        count = self.arrived + self.failed
+        line = (
+            f"{verb} {self.arrived} of {count} files, {format_size(self.moved)} in {seconds:.2f} s, "
+            f"{format_rate(self.moved, seconds)}"
+        )
+        if self.skipped:
+            line += f", {self.skipped} skipped"
+        print(line + (f", {self.failed} failed" if self.failed else ", all sha256 ok"), flush=True)
+        if self.failed:
+            raise CliError(f"{self.failed} of {count} files did not arrive (see above)")
+
+
+async def _get_many(
+    streams: StreamSocket, items: list[_Item], target: Path, args: argparse.Namespace
+) -> None:
+    tally = _Tally(items)
+    progress = _tree.TreeProgress(len(tally.files), tally.total, enabled=args.progress)
+    for item in items:
+        shown = _tree.printable(item.source)
+        if item.problem is not None:
+            tally.fail(item.problem)
+            continue
+        if item.note is not None:
+            tally.skipped += 1
+            print(f"{PROG}: skipped: {item.note}", file=sys.stderr, flush=True)
+            continue
+        try:
+            if item.is_dir:  # refused through a symbolic link or a file in the way
+                _tree.make_dirs(target, item.relative)
+                continue
+            local = _tree.local_target(target, item.relative)
+            if await anyio.Path(local).exists():
+                if _tree.up_to_date(local, item.size, item.mtime):
+                    tally.arrived += 1
+                    print(f"up to date {local} <- {shown}", flush=True)
+                    continue
+                if not args.overwrite:
+                    raise _tree.Refused(f"{local} exists and differs from {shown} (--overwrite replaces it)")
+            for extra in partial_paths(local):
+                if await anyio.Path(extra).is_symlink():
+                    raise _tree.Refused(f"{extra} is a symbolic link (not followed)")
+            _tree.make_dirs(target, item.relative.parent)
+            report = progress.file(item.source, item.size)
+            transfer = await download(
+                streams,
+                item.source,
+                local,
+                show_progress=False,
+                restart=args.restart,
+                url=args.url,
+                progress=report,
+            )
+            progress.done(transfer.size)
+            if transfer.mtime is not None:  # lets a later run see it is up to date
+                os.utime(local, ns=(transfer.mtime, transfer.mtime))
+        except (CliError, _tree.Refused, StreamError, OSError) as exc:
+            progress.clear()
+            tally.fail(str(exc))
+            continue
+        tally.arrived += 1
+        tally.moved += transfer.size - transfer.offset
+        print(transfer.summary(f"received {local} <-"), flush=True)
+    tally.finish("received")
+
+
 async def cmd_put(args: argparse.Namespace) -> None:
-    local = Path(args.local)
-    remote = args.remote or local.name
+    paths: list[str] = args.local
+    if not args.recursive and len(paths) <= 2:  # LOCAL [REMOTE]: one file, as named
+        local = Path(paths[0])
+        remote = paths[1] if len(paths) == 2 else local.name
+        async with connect(args.url, args.token) as streams:
+            transfer = await upload(streams, local, remote, show_progress=args.progress, restart=args.restart)
+        print(transfer.summary(f"sent {local} ->"))
+        return
+    sources, remote_dir = (paths, "") if len(paths) == 1 else (paths[:-1], paths[-1])
+    items = _plan_put(sources, recursive=args.recursive, max_files=args.max_files)
     async with connect(args.url, args.token) as streams:
-        transfer = await upload(streams, local, remote, show_progress=args.progress, restart=args.restart)
-    print(transfer.summary(f"sent {local} ->"))
+        await list_remote(streams, remote_dir)  # it must be a directory
+        await _put_many(streams, items, remote_dir, args)
+
+
+def _plan_put(sources: list[str], *, recursive: bool, max_files: int) -> list[_Item]:
+    """What ``put`` will send: the files named, and with ``recursive`` the trees of the
+    directories named (symbolic links inside them are not followed, only reported)."""
+    items: list[_Item] = []
+    seen = 0
+    for source in sources:
+        top = Path(source)
+        name = Path(os.path.abspath(source)).name
+        if not top.is_dir():
+            items.append(_Item(source, PurePosixPath(name)))  # upload() says if it is unreadable
+            continue
+        if not recursive:
+            items.append(_Item(source, PurePosixPath(name), problem=f"{source} is a directory (-r sends it)"))
+            continue
+        items.append(_Item(source, PurePosixPath(name), is_dir=True))
+        for directory, dirs, files in os.walk(top, onerror=lambda exc: None):
+            seen += len(dirs) + len(files)
+            if seen > max_files:
+                raise CliError(f"more than {max_files} entries under {source}: nothing sent (--max-files)")
+            here = PurePosixPath(name, *Path(directory).relative_to(top).parts)
+            dirs.sort()
+            for child in [*dirs, *sorted(files)]:
+                path = Path(directory, child)
+                if path.is_symlink():
+                    items.append(_Item(str(path), here / child, note=f"{path} is a symbolic link: not sent"))
+                elif child in dirs:
+                    items.append(_Item(str(path), here / child, is_dir=True))
+                else:
+                    items.append(_Item(str(path), here / child))
+            dirs[:] = [d for d in dirs if not Path(directory, d).is_symlink()]
+    return items
+
+
+async def _put_many(
+    streams: StreamSocket, items: list[_Item], remote_dir: str, args: argparse.Namespace
+) -> None:
+    tally = _Tally(items)
+    for item in tally.files:
+        with contextlib.suppress(OSError):
+            item.size = (await anyio.Path(item.source).stat()).st_size
+    tally.total = sum(i.size for i in tally.files if isinstance(i.size, int))
+    progress = _tree.TreeProgress(len(tally.files), tally.total, enabled=args.progress)
+    for item in items:
+        remote = _join(remote_dir, str(item.relative))
+        if item.problem is not None:
+            tally.fail(item.problem)
+            continue
+        if item.note is not None:
+            tally.skipped += 1
+            print(f"{PROG}: skipped: {item.note}", file=sys.stderr, flush=True)
+            continue
+        try:
+            if item.is_dir:
+                _check_reply(await streams.call("mkdir", remote, timeout=REQUEST_TIMEOUT))
+                continue
+            transfer = await upload(
+                streams,
+                Path(item.source),
+                remote,
+                show_progress=False,
+                restart=args.restart,
+                progress=progress.file(item.source, item.size),
+            )
+            progress.done(transfer.size)
+        except (CliError, StreamError, OSError) as exc:
+            progress.clear()
+            tally.fail(str(exc))
+            continue
+        tally.arrived += 1
+        tally.moved += transfer.size - transfer.offset
+        print(transfer.summary(f"sent {item.source} ->"), flush=True)
+    tally.finish("sent")
 
 
 async def _generate(path: Path, size: int) -> str:
@@ -941,16 +1270,52 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", parents=[client], help="list a served directory")
     ls.add_argument("remote", metavar="REMOTE", nargs="?", default="", help="directory (default: the root)")
+    ls.add_argument(
+        "-l", "--long", action="store_true", help="type (d, l, -), exact size and modification time"
+    )
     ls.set_defaults(run=cmd_ls)
 
-    get = commands.add_parser("get", parents=[client, progress, restart], help="download a file")
-    get.add_argument("remote", metavar="REMOTE")
-    get.add_argument("local", metavar="LOCAL", nargs="?", help="file or directory (default: ./NAME)")
+    many = argparse.ArgumentParser(add_help=False)
+    many.add_argument("-r", "--recursive", action="store_true", help="directories too, with their trees")
+    many.add_argument(
+        "--max-files",
+        type=int,
+        default=_tree.DEFAULT_MAX_FILES,
+        help=f"stop before transferring when -r meets more entries (default {_tree.DEFAULT_MAX_FILES})",
+    )
+    get = commands.add_parser(
+        "get",
+        parents=[client, progress, restart, many],
+        help="download files",
+        usage="%(prog)s URL REMOTE [LOCAL] | URL REMOTE... LOCALDIR | -r URL REMOTE... [LOCALDIR]",
+    )
+    get.add_argument(
+        "remote",
+        metavar="REMOTE",
+        nargs="+",
+        help="REMOTE [LOCAL]: one file as LOCAL, a file or directory (default ./NAME); "
+        "REMOTE... LOCALDIR (or -r): each into the existing LOCALDIR (default .)",
+    )
+    get.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with several files: replace an existing local file that differs (default: refuse)",
+    )
     get.set_defaults(run=cmd_get)
 
-    put = commands.add_parser("put", parents=[client, progress, restart], help="upload a file")
-    put.add_argument("local", metavar="LOCAL")
-    put.add_argument("remote", metavar="REMOTE", nargs="?", help="path on the server (default: NAME)")
+    put = commands.add_parser(
+        "put",
+        parents=[client, progress, restart, many],
+        help="upload files",
+        usage="%(prog)s URL LOCAL [REMOTE] | URL LOCAL... REMOTEDIR | -r URL LOCAL... [REMOTEDIR]",
+    )
+    put.add_argument(
+        "local",
+        metavar="LOCAL",
+        nargs="+",
+        help="LOCAL [REMOTE]: one file as REMOTE (default: NAME); "
+        "LOCAL... REMOTEDIR (or -r): each into the server's REMOTEDIR (default: the root)",
+    )
     put.set_defaults(run=cmd_put)
     return parser
 

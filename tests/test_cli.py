@@ -18,7 +18,7 @@ import anyio.abc
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from sio_stream._cli import TOKEN_ENV, FileServer, _Refused, main, parse_size
+from sio_stream._cli import TOKEN_ENV, FileServer, _Refused, connect, main, parse_size
 
 pytestmark = pytest.mark.anyio
 
@@ -157,6 +157,28 @@ async def test_server_down(capsys):
     url = f"http://127.0.0.1:{free_port()}"
     assert await run_cli("ls", url) == 1
     assert "cannot connect" in one_error_line(capsys.readouterr().err)
+
+
+async def test_mkdir_is_confined_and_ls_marks_links(served):
+    root, url = served
+    async with connect(url, TOKEN) as streams:
+        for bad, message in [
+            ("escape/new", "outside the served directory"),
+            ("../new", "'..' is not allowed"),
+            (".sio-stream-partial", "not served"),
+            (".", "is the served directory"),
+            ("hello.txt", "exists and is not a directory"),
+            ("no/such", "no such directory: no"),
+        ]:
+            reply = await streams.call("mkdir", bad, timeout=30)
+            assert message in reply["error"], bad
+        assert await streams.call("mkdir", "sub/new", timeout=30) == {}
+        assert await streams.call("mkdir", "sub/new", timeout=30) == {}  # already there: fine
+        entries = (await streams.call("ls", "", timeout=30))["entries"]
+    assert (root / "sub" / "new").is_dir()
+    assert not (root.parent / "outside" / "new").exists()
+    links = {entry["name"]: entry["link"] for entry in entries}
+    assert links == {"hello.txt": False, "inside.txt": True, "sub": False}
 
 
 async def test_confinement_rules(tmp_path):
