@@ -206,3 +206,21 @@ async def test_server_going_away_mid_transfer(browser: Any, file_server: Any, tm
     assert "connection to the server was lost" in await note_of(page, "big.bin")
     await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
     assert leftovers(server.root) == []
+
+
+@pytest.mark.anyio
+async def test_websocket_is_not_deflated(browser: Any, file_server: Any) -> None:
+    # Chromium offers permessage-deflate; deflating file data cost the browser most of its rate.
+    async with file_server() as (_server, url):
+        page = await open_page(browser, url)
+        extensions = await page.evaluate(
+            """async () => {
+                const { io } = await import('/socket.io.esm.min.js');
+                const socket = io(location.origin, { transports: ['websocket'] });
+                await new Promise((resolve) => socket.once('connect', resolve));
+                const extensions = socket.io.engine.transport.ws.extensions;
+                socket.close();
+                return extensions;
+            }"""
+        )
+        assert extensions == ""
