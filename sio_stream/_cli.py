@@ -169,7 +169,9 @@ class FileServer:
         self.expire = expire
         self.stale_after = stale_after
         self.partial_dir = self.root / PARTIAL_DIR
-        self.sio = socketio.AsyncServer(async_mode="aiohttp")
+        # No gzip of long-polling responses: they carry file data as base64, which hardly
+        # compresses, and gzip held a browser's polling download to a third of its rate.
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", http_compression=False)
         self.streams = ss(self.sio)
         self._transfers: anyio.abc.TaskGroup | None = None
         self._holders: dict[str, _Holder] = {}
