@@ -124,3 +124,38 @@ def add_page(app: web.Application, config: dict[str, Any]) -> None:
     app.router.add_get("/config.json", config_json)
     for url, (name, content_type) in ASSETS.items():
         app.router.add_get(url, asset(name, content_type))
+
+
+def asgi_page(config: dict[str, Any]) -> Any:
+    """The page, its assets and ``/config.json`` as an ASGI application (what :func:`add_page`
+    serves under aiohttp), for ``socketio.ASGIApp(sio, other_asgi_app=...)``."""
+    bodies = {"/config.json": (json.dumps(config).encode(), "application/json")}
+    headers = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path in ASSETS and scope["method"] in ("GET", "HEAD"):
+            name, content_type = ASSETS[path]
+            body, kind = (WEB_DIR / name).read_bytes(), content_type
+        elif path in bodies and scope["method"] in ("GET", "HEAD"):
+            body, kind = bodies[path]
+        else:
+            body, kind = b"not found", "text/plain; charset=utf-8"
+            path = ""
+        status = 200 if path else 404
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", kind.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    return app

@@ -301,3 +301,12 @@ async def test_original_bundle_upload_download(
         assert sha256_of(server.root / "ss.bin") == digest
         assert (result["size"], result["sha256"]) == (local.stat().st_size, digest)
         assert page.errors == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_asgi_upload_two_download_one(
+    browser: Any, asgi_file_server: Any, tmp_path: Path, transport: str
+) -> None:
+    # The same page and server, in ASGI mode under uvicorn instead of aiohttp.
+    await upload_download(browser, asgi_file_server, tmp_path, transport, [3 * 1024 * 1024 + 17, 700_000])
