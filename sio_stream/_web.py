@@ -133,6 +133,9 @@ def asgi_page(config: dict[str, Any]) -> Any:
     headers = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close"})  # websockets belong to /socket.io/ only
+            return
         if scope["type"] != "http":
             return
         path = scope["path"]
