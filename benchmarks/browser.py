@@ -1,26 +1,38 @@
-"""Browser throughput on loopback, against ``sio-stream serve`` in a child process, in one run:
+"""Browser throughput against ``sio-stream serve`` in a child process, in one run:
 
 * the Python client (``sio_stream``'s own ``put``/``get``), the baseline;
+* Chromium's own WebSocket against a bare aiohttp endpoint (loopback only): the most any
+  Socket.IO client in this browser can move over one connection, whatever its protocol;
 * our JavaScript client (``js/sio-stream.js``) in headless Chromium, through the page's assets;
 * the unmodified socket.io-stream 0.9.1 browser bundle in the same Chromium.
 
-Browser figures are timed inside the page (``performance.now()``), data made and counted in
-memory (no disk). Needs Debian's chromium and ``make node``. Prints one line per figure::
+Uploads read a File from disk (``<input type=file>``, as the page does); downloads are counted in
+memory. Browser figures are timed inside the page (``performance.now()``). ``--rtt 20`` adds a run
+through ``delay_proxy.py`` (20 ms round trip). Needs Debian's chromium and ``make node``. Prints
+one line per figure::
 
-    python benchmarks/browser.py [--size 64M]
+    python benchmarks/browser.py [--size 64M] [--rtt 20]
+
+The browser's document always comes from the server itself (``/``, its page script replaced by an
+empty one): a document that Playwright fulfils (``route.fulfill``) has no address, Chromium's
+Local Network Access checks then block its WebSocket to 127.0.0.1, and socket.io-client retries
+for ever (the "hang" of the first round of this benchmark).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
+from _harness import delay_proxy
+from aiohttp import web
 from playwright.async_api import async_playwright
 
 from sio_stream._cli import connect, download, parse_size, upload
@@ -29,25 +41,25 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 SS_BUNDLE = REPO / "tests/interop/node/node_modules/socket.io-stream/socket.io-stream.js"
 IO_UMD = REPO / "js/node_modules/socket.io-client/dist/socket.io.min.js"
+CHUNK = 256 * 1024
 
-OURS = """async ([size, window]) => {
+OURS = """async ([name, window]) => {
   const { io } = await import('/socket.io.esm.min.js');
   const { StreamSocket, createStream, sendBlob } = await import('/sio-stream.js');
+  const file = document.getElementById('bench-file').files[0];
   const socket = io(location.origin, { transports: ['websocket'] });
   const streams = new StreamSocket(socket, { window });
   await new Promise((r) => socket.once('connect', r));
   await streams.negotiated();
-  const data = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
   let t = performance.now();
   const up = createStream();
-  const reply = streams.call('put', up, { path: 'bench-ours.bin', size });
-  await sendBlob(up, new Blob([data]));
+  const reply = streams.call('put', up, { path: name, size: file.size });
+  await sendBlob(up, file);
   const [answer] = await reply;
   const upload = (performance.now() - t) / 1000;
-  if (answer.size !== size) throw new Error(JSON.stringify(answer));
+  if (answer.size !== file.size) throw new Error(JSON.stringify(answer));
   t = performance.now();
-  const [down, info] = await streams.call('get', 'bench-ours.bin');
+  const [down, info] = await streams.call('get', name);
   let got = 0;
   const reader = down.readable.getReader();
   for (;;) { const { done, value } = await reader.read(); if (done) break; got += value.byteLength; }
@@ -57,24 +69,23 @@ OURS = """async ([size, window]) => {
   return [upload, dl];
 }"""
 
-ORIGINAL_PAGE = """<!doctype html><meta charset="utf-8">
-<script src="/bench/socket.io.min.js"></script><script src="/bench/socket.io-stream.js"></script>"""
-
-ORIGINAL = """async (size) => {
+# socket.io-stream is stop-and-wait (one chunk per round trip): 256 KiB chunks each way, as
+# docs/guides/browsers.md advises (its default, 16 KiB, is several times slower).
+ORIGINAL = """async ([name, chunk]) => {
+  const file = document.getElementById('bench-file').files[0];
   const socket = io(location.origin, { transports: ['websocket'] });
   await new Promise((r) => socket.once('connect', r));
-  const data = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
   let t = performance.now();
-  const up = ss.createStream();
-  const stored = new Promise((r) => ss(socket).emit('put', up, { path: 'bench-ss.bin', size }, r));
-  ss.createBlobReadStream(new Blob([data]), { highWaterMark: 256 * 1024 }).pipe(up);
+  const up = ss.createStream({ highWaterMark: chunk });
+  const stored = new Promise((r) => ss(socket).emit('put', up, { path: name, size: file.size }, r));
+  ss.createBlobReadStream(file, { highWaterMark: chunk }).pipe(up);
   const answer = await stored;
   const upload = (performance.now() - t) / 1000;
-  if (answer.size !== size) throw new Error(JSON.stringify(answer));
+  if (answer.size !== file.size) throw new Error(JSON.stringify(answer));
   t = performance.now();
   const got = await new Promise((resolve, reject) => {
-    ss(socket).emit('get', 'bench-ss.bin', (stream, info) => {
+    ss(socket).emit('get', name, (stream, info) => {
+      if (!stream) return reject(new Error(JSON.stringify(info)));
       let n = 0;
       stream.on('data', (c) => (n += c.length));
       stream.on('end', () => resolve(n));
@@ -82,28 +93,149 @@ ORIGINAL = """async (size) => {
     });
   });
   const dl = (performance.now() - t) / 1000;
-  if (got !== size) throw new Error(`got ${got}`);
+  if (got !== file.size) throw new Error(`got ${got}`);
   socket.close();
   return [upload, dl];
 }"""
 
+RAW_WS = """async ([size, chunk]) => {
+  const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws');
+  ws.binaryType = 'arraybuffer';
+  await new Promise((r) => (ws.onopen = r));
+  const block = new Uint8Array(chunk);
+  let t = performance.now();
+  const stored = new Promise((r) => (ws.onmessage = r));
+  ws.send(`sink ${size}`);
+  for (let sent = 0; sent < size; sent += chunk) ws.send(block.slice(0, Math.min(chunk, size - sent)));
+  await stored;
+  const upload = (performance.now() - t) / 1000;
+  t = performance.now();
+  let got = 0;
+  await new Promise((resolve) => {
+    ws.onmessage = (e) => { got += e.data.byteLength; if (got >= size) resolve(); };
+    ws.send(`source ${size}`);
+  });
+  const dl = (performance.now() - t) / 1000;
+  ws.close();
+  return [upload, dl];
+}"""
 
-def line(what: str, size: int, up: float, down: float, base: tuple[float, float] | None) -> str:
+
+def line(what: str, size: int, up: float, down: float, bases: dict[str, tuple[float, float]]) -> str:
     mb = size / 1e6
-    text = f"{what:<34} upload {mb / up:7.1f} MB/s  download {mb / down:7.1f} MB/s"
-    if base is not None:
-        text += f"  ({base[0] / up:.2f}x / {base[1] / down:.2f}x the Python client)"
-    return text
+    text = f"{what:<40} upload {mb / up:7.1f} MB/s  download {mb / down:7.1f} MB/s"
+    ratios = [f"{b[0] / up:.2f}x / {b[1] / down:.2f}x {name}" for name, b in bases.items()]
+    return text + (f"  ({', '.join(ratios)})" if ratios else "")
+
+
+async def _raw_ws(request: web.Request) -> web.WebSocketResponse:
+    """``sink N``: read N bytes of binary messages, answer ``ok``; ``source N``: send N bytes."""
+    ws = web.WebSocketResponse(max_msg_size=0, compress=False)  # as sio-stream serve (see _web.py)
+    await ws.prepare(request)
+    async for message in ws:
+        command, number = str(message.data).split()
+        size = int(number)
+        if command == "sink":
+            got = 0
+            while got < size:
+                got += len((await ws.receive()).data)
+            await ws.send_str("ok")
+        else:
+            block = os.urandom(CHUNK)
+            for sent in range(0, size, CHUNK):
+                await ws.send_bytes(block[: min(CHUNK, size - sent)])
+    return ws
+
+
+async def raw_websocket(browser: Any, size: int) -> tuple[float, float]:
+    """Chromium's WebSocket alone, against aiohttp in this process (no Socket.IO, no protocol)."""
+    app = web.Application()
+    app.router.add_get("/ws", _raw_ws)
+    app.router.add_get("/", lambda request: web.Response(text="<!doctype html>", content_type="text/html"))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")
+        up, down = await page.evaluate(RAW_WS, [size, CHUNK])
+        await page.close()
+        return float(up), float(down)
+    finally:
+        await runner.cleanup()
+
+
+async def bench_page(browser: Any, url: str, local: Path, original: bool) -> Any:
+    """The server's own page with its script replaced by nothing, a file input holding ``local``,
+    and for ``original`` socket.io-client's and socket.io-stream's UMD bundles as classic scripts."""
+    page = await browser.new_page()
+    await page.route(url + "/app.js", lambda r: r.fulfill(body="", content_type="text/javascript"))
+    await page.route(url + "/bench/socket.io.min.js", lambda r: r.fulfill(path=IO_UMD))
+    await page.route(url + "/bench/socket.io-stream.js", lambda r: r.fulfill(path=SS_BUNDLE))
+    await page.goto(url + "/")
+    await page.evaluate(
+        "() => { const i = document.createElement('input'); i.type = 'file'; i.id = 'bench-file';"
+        " document.body.append(i); }"
+    )
+    await page.set_input_files("#bench-file", str(local))
+    if original:
+        await page.add_script_tag(url=url + "/bench/socket.io.min.js")
+        await page.add_script_tag(url=url + "/bench/socket.io-stream.js")
+    return page
+
+
+async def measure(browser: Any, url: str, local: Path, size: int, label: str, args: Any) -> None:
+    base: dict[str, tuple[float, float]] = {}
+    async with connect(url, None) as streams:
+        up = await upload(streams, local, "bench-py.bin", show_progress=False)
+        down = await download(streams, "bench-py.bin", local.with_suffix(".back"), show_progress=False)
+    local.with_suffix(".back").unlink(missing_ok=True)
+    base["the Python client"] = (up.seconds, down.seconds)
+    print(line(f"python client (sio_stream){label}", size, *base["the Python client"], {}), flush=True)
+    if not label:
+        raw = await raw_websocket(browser, size)
+        print(line("chromium, raw WebSocket (ceiling)", size, *raw, base), flush=True)
+        base["raw WebSocket"] = raw
+    page = await bench_page(browser, url, local, original=False)
+    ours = await page.evaluate(OURS, ["bench-ours.bin", args.window])
+    await page.close()
+    print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, base), flush=True)
+    if args.skip_original:
+        return
+    page = await bench_page(browser, url, local, original=True)
+    original = await page.evaluate(ORIGINAL, ["bench-ss.bin", CHUNK])
+    await page.close()
+    print(
+        line(
+            f"chromium, socket.io-stream 0.9.1{label}",
+            size,
+            *original,
+            {"the Python client": base["the Python client"]},
+        ),
+        flush=True,
+    )
+    print(
+        f"ours vs socket.io-stream bundle{label}: upload {original[0] / ours[0]:.1f}x, "
+        f"download {original[1] / ours[1]:.1f}x",
+        flush=True,
+    )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=parse_size, default=64 * 1024 * 1024)
     parser.add_argument("--window", type=int, default=8, help="our client's read window (chunks)")
+    parser.add_argument("--rtt", type=float, default=0, help="also measure through a delay proxy (ms)")
     parser.add_argument("--skip-original", action="store_true", help="no socket.io-stream bundle run")
     args = parser.parse_args()
     size: int = args.size
-    with tempfile.TemporaryDirectory(prefix="sio-stream-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="sio-stream-bench-") as tmp,
+        tempfile.TemporaryDirectory() as mine,
+    ):
+        # The server's limit fits socket.io-stream's 256 KiB chunks (its default of 1,000,000 does).
         command = [sys.executable, "-m", "sio_stream", "serve", tmp, "--port", "0", "--quiet"]
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (setup)
         try:
@@ -111,39 +243,18 @@ async def main() -> None:
             match = re.search(r"http://[^\s;]+", server.stdout.readline())
             assert match is not None
             url = match.group(0)
-            local = Path(tmp, "..", f"sio-stream-bench-{time.time_ns()}.bin").resolve()  # noqa: ASYNC240
-            local.write_bytes(__import__("os").urandom(size))
-            try:
-                async with connect(url, None) as streams:
-                    up = await upload(streams, local, "bench-py.bin", show_progress=False)
-                    down = await download(streams, "bench-py.bin", local, show_progress=False)
-            finally:
-                local.unlink(missing_ok=True)
-            base = (up.seconds, down.seconds)
-            print(line("python client (sio_stream)", size, *base, None), flush=True)
+            local = Path(mine, "bench.bin")
+            local.write_bytes(os.urandom(size))  # noqa: ASYNC240 (setup)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM)
-                page = await browser.new_page()
-                await page.goto(url + "/favicon.svg")
-                ours = await page.evaluate(OURS, [size, args.window])
-                print(line("chromium, sio-stream.js (ours)", size, *ours, base), flush=True)
-                if args.skip_original:
-                    return
-                page = await browser.new_page()
-                await page.route(
-                    url + "/bench/page.html",
-                    lambda r: r.fulfill(body=ORIGINAL_PAGE, content_type="text/html"),
-                )
-                await page.route(url + "/bench/socket.io.min.js", lambda r: r.fulfill(path=IO_UMD))
-                await page.route(url + "/bench/socket.io-stream.js", lambda r: r.fulfill(path=SS_BUNDLE))
-                await page.goto(url + "/bench/page.html")
-                original = await page.evaluate(ORIGINAL, size)
-                print(line("chromium, socket.io-stream 0.9.1", size, *original, base), flush=True)
-                print(
-                    f"ours vs socket.io-stream bundle: upload {original[0] / ours[0]:.1f}x, "
-                    f"download {original[1] / ours[1]:.1f}x"
-                )
-                await browser.close()
+                try:
+                    await measure(browser, url, local, size, "", args)
+                    if args.rtt:
+                        port = int(url.rsplit(":", 1)[1])
+                        with delay_proxy(port, args.rtt) as proxied:
+                            await measure(browser, proxied, local, size, f" @{args.rtt:g} ms", args)
+                finally:
+                    await browser.close()
         finally:
             server.terminate()
             server.wait()

@@ -763,7 +763,27 @@ export function ss(socket, options) {
 // -- helpers -----------------------------------------------------------------------------------
 
 /**
- * Write a Blob/File (or any ReadableStream of bytes) into `stream`; resolves with the byte count
+ * A TransformStream that cuts and joins byte chunks into chunks of exactly `size` bytes (the last
+ * one may be shorter). Chromium reads a File in pieces of 64 KiB to 2 MiB: written as they come,
+ * each short piece would go out as a $stream-write of its own while credit is available, and
+ * since credit counts chunks, not bytes, a window of short chunks carries fewer bytes.
+ */
+export function rechunk(size = DEFAULT_MAX_CHUNK) {
+  const queue = new ByteQueue();
+  return new TransformStream({
+    transform(chunk, controller) {
+      queue.push(toBytes(chunk));
+      while (queue.size >= size) controller.enqueue(queue.take(size));
+    },
+    flush(controller) {
+      if (queue.size) controller.enqueue(queue.take(queue.size));
+    },
+  });
+}
+
+/**
+ * Write a Blob/File (or any ReadableStream of bytes) into `stream`, in chunks of the socket's
+ * maxChunk (see rechunk); resolves with the byte count
  * once the peer accepted everything (its end ack, or every write acked). `onProgress(accepted,
  * total)` reports bytes the peer accepted, not bytes read from the file. `signal` (AbortSignal)
  * cancels: the stream fails with the abort reason and the peer is told.
@@ -772,7 +792,8 @@ export async function sendBlob(stream, blob, { onProgress, signal } = {}) {
   const source = typeof blob.stream === 'function' ? blob.stream() : blob;
   const total = typeof blob.size === 'number' ? blob.size : undefined;
   if (onProgress) stream.onaccepted = (bytes) => onProgress(bytes, total);
-  await source.pipeTo(stream.writable, { signal });
+  const size = stream.socket ? stream.socket.maxChunk : DEFAULT_MAX_CHUNK;
+  await source.pipeThrough(rechunk(size)).pipeTo(stream.writable, { signal });
   if (onProgress) onProgress(stream.bytesAccepted, total);
   return stream.bytesAccepted;
 }

@@ -163,6 +163,7 @@ class FileServer:
         max_upload: int | None = None,
         expire: float = DEFAULT_EXPIRE,
         stale_after: float = DEFAULT_STALE_AFTER,
+        async_mode: str = "aiohttp",
     ) -> None:
         self.root = root.resolve()
         if not self.root.is_dir():
@@ -172,7 +173,9 @@ class FileServer:
         self.expire = expire
         self.stale_after = stale_after
         self.partial_dir = self.root / PARTIAL_DIR
-        self.sio = socketio.AsyncServer(async_mode="aiohttp")
+        # No gzip of long-polling responses: they carry file data as base64, which hardly
+        # compresses, and gzip held a browser's polling download to a third of its rate.
+        self.sio = socketio.AsyncServer(async_mode=async_mode, http_compression=False)
         self.streams = ss(self.sio)
         self._transfers: anyio.abc.TaskGroup | None = None
         self._holders: dict[str, _Holder] = {}
@@ -204,17 +207,34 @@ class FileServer:
             except OSError as exc:
                 raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            async with anyio.create_task_group() as transfers:
-                self._transfers = transfers
-                try:
-                    yield f"http://{host}:{bound}"
-                finally:
-                    transfers.cancel_scope.cancel()
-                    self._transfers = None
+            async with self.serving():
+                yield f"http://{host}:{bound}"
         finally:
             with anyio.CancelScope(shield=True):
                 await self.sio.shutdown()
                 await runner.cleanup()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """Run downloads while inside; cancel the ones still running on exit. :meth:`running`
+        does this for aiohttp; an ASGI host (``async_mode="asgi"``, :func:`asgi_app`) enters it
+        around its server."""
+        async with anyio.create_task_group() as transfers:
+            self._transfers = transfers
+            try:
+                yield
+            finally:
+                transfers.cancel_scope.cancel()
+                self._transfers = None
+
+    def asgi_app(self) -> Any:
+        """The ASGI application of an ``async_mode="asgi"`` server: Socket.IO at ``/socket.io/``
+        and the page. Run it under uvicorn inside :meth:`serving`, with
+        ``ws_per_message_deflate=False`` (see ``_web._without_compression``)."""
+        from . import _web
+
+        page = _web.asgi_page({"token": self.token is not None, "maxUpload": self.max_upload})
+        return socketio.ASGIApp(self.sio, other_asgi_app=page)
 
     # -- confinement ---------------------------------------------------------------------------------
     async def resolve(self, name: Any) -> Path:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -68,13 +68,34 @@ class _Body:
         return data
 
 
-def attach_socketio(app: web.Application, sio: Any, path: str = "/socket.io/") -> None:
+def _without_compression(request: web.Request) -> web.Request:
+    """The websocket upgrade ``request`` without the client's ``Sec-WebSocket-Extensions`` offer.
+
+    python-engineio's aiohttp driver makes a ``WebSocketResponse`` with aiohttp's default
+    ``compress=True``, so every browser (they all offer ``permessage-deflate``) gets each message
+    deflated by the sender and inflated by the receiver. File data hardly compresses, and in
+    Chromium that zlib work, on both sides, was what held our client to a tenth of the Python
+    client's rate (which offers no compression). With no offer, the server answers with none.
+    """
+    if hdrs.SEC_WEBSOCKET_EXTENSIONS not in request.headers:
+        return request
+    headers = request.headers.copy()
+    del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
+    return request.clone(headers=headers)
+
+
+def attach_socketio(
+    app: web.Application, sio: Any, path: str = "/socket.io/", *, websocket_compression: bool = False
+) -> None:
     """Route ``path`` to python-socketio's ``sio`` (as ``sio.attach(app)`` does), reading
-    long-polling POST bodies whole (see :class:`_WholeBody`)."""
+    long-polling POST bodies whole (see :class:`_WholeBody`), and with ``permessage-deflate``
+    off for websockets unless ``websocket_compression`` (see :func:`_without_compression`)."""
 
     async def handle(request: web.Request) -> Any:
         if request.method == "POST":
             return await sio.eio.handle_request(_WholeBody(request, await request.read()))
+        if not websocket_compression:
+            request = _without_compression(request)
         return await sio.eio.handle_request(request)
 
     app.router.add_route("GET", path, handle)
@@ -103,3 +124,41 @@ def add_page(app: web.Application, config: dict[str, Any]) -> None:
     app.router.add_get("/config.json", config_json)
     for url, (name, content_type) in ASSETS.items():
         app.router.add_get(url, asset(name, content_type))
+
+
+def asgi_page(config: dict[str, Any]) -> Any:
+    """The page, its assets and ``/config.json`` as an ASGI application (what :func:`add_page`
+    serves under aiohttp), for ``socketio.ASGIApp(sio, other_asgi_app=...)``."""
+    bodies = {"/config.json": (json.dumps(config).encode(), "application/json")}
+    headers = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close"})  # websockets belong to /socket.io/ only
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path in ASSETS and scope["method"] in ("GET", "HEAD"):
+            name, content_type = ASSETS[path]
+            body, kind = (WEB_DIR / name).read_bytes(), content_type
+        elif path in bodies and scope["method"] in ("GET", "HEAD"):
+            body, kind = bodies[path]
+        else:
+            body, kind = b"not found", "text/plain; charset=utf-8"
+            path = ""
+        status = 200 if path else 404
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", kind.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    return app

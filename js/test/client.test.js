@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
-import { StreamSocket, createStream, sendBlob, receiveTo, StreamError } from '../sio-stream.js';
+import { StreamSocket, createStream, sendBlob, receiveTo, rechunk, StreamError } from '../sio-stream.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -119,6 +119,21 @@ for (const transports of [['websocket'], ['polling']]) {
     }
   });
 }
+
+test('rechunk: pieces of any size become chunks of exactly the size asked, the last one shorter', async () => {
+  const data = randomBytes(1000);
+  const cuts = [0, 1, 7, 7, 300, 301, 999, 1000];
+  const source = new ReadableStream({
+    start(controller) {
+      for (let i = 1; i < cuts.length; i++) controller.enqueue(new Uint8Array(data.subarray(cuts[i - 1], cuts[i])));
+      controller.close();
+    },
+  });
+  const out = [];
+  await source.pipeThrough(rechunk(128)).pipeTo(new WritableStream({ write: (c) => void out.push(c) }));
+  assert.deepEqual(out.map((c) => c.byteLength), [128, 128, 128, 128, 128, 128, 128, 104]);
+  assert.deepEqual(Buffer.concat(out), data);
+});
 
 test('python server: a wrong token cannot connect', async () => {
   await assert.rejects(connect(pyUrl, { token: 'wrong' }), /invalid token/);

@@ -91,7 +91,11 @@ export interface ProgressOptions {
   signal?: AbortSignal;
 }
 
-/** Write a Blob/File (or a ReadableStream of bytes) into stream; resolves with the bytes the peer accepted. */
+/** Cuts and joins byte chunks into chunks of exactly `size` bytes (default 256 KiB; the last may be shorter). */
+export declare function rechunk(size?: number): TransformStream<Uint8Array, Uint8Array>;
+
+/** Write a Blob/File (or a ReadableStream of bytes) into stream, in chunks of the socket's maxChunk;
+ * resolves with the bytes the peer accepted. */
 export declare function sendBlob(stream: IOStream, blob: Blob | ReadableStream<Uint8Array>, options?: ProgressOptions): Promise<number>;
 
 /** Pipe stream's readable side into sink; resolves with the byte count. */

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sio_stream._cli import FileServer
+from tests.support import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -54,5 +55,38 @@ def file_server(tmp_path: Path) -> Callable[..., AbstractAsyncContextManager[tup
         server = FileServer(root, **options)
         async with server.running("127.0.0.1", 0) as url:
             yield server, url
+
+    return start
+
+
+@pytest.fixture
+def asgi_file_server(tmp_path: Path) -> Callable[..., AbstractAsyncContextManager[tuple[FileServer, str]]]:
+    """As ``file_server``, with the server in ASGI mode under uvicorn (no permessage-deflate)."""
+    root = tmp_path / "served"
+    root.mkdir(exist_ok=True)
+
+    @asynccontextmanager
+    async def start(**options: Any) -> AsyncIterator[tuple[FileServer, str]]:
+        import anyio
+        import uvicorn
+
+        server = FileServer(root, async_mode="asgi", **options)
+        config = uvicorn.Config(
+            server.asgi_app(),
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_level="warning",
+            ws_per_message_deflate=False,
+        )
+        host = uvicorn.Server(config)
+        async with server.serving(), anyio.create_task_group() as group:
+            group.start_soon(host.serve)
+            await wait_for(lambda: host.started, timeout=30)
+            port = host.servers[0].sockets[0].getsockname()[1]
+            try:
+                yield server, f"http://127.0.0.1:{port}"
+            finally:
+                host.should_exit = True
 
     return start

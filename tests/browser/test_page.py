@@ -206,3 +206,107 @@ async def test_server_going_away_mid_transfer(browser: Any, file_server: Any, tm
     assert "connection to the server was lost" in await note_of(page, "big.bin")
     await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
     assert leftovers(server.root) == []
+
+
+@pytest.mark.anyio
+async def test_websocket_is_not_deflated(browser: Any, file_server: Any) -> None:
+    # Chromium offers permessage-deflate; deflating file data cost the browser most of its rate.
+    async with file_server() as (_server, url):
+        page = await open_page(browser, url)
+        extensions = await page.evaluate(
+            """async () => {
+                const { io } = await import('/socket.io.esm.min.js');
+                const socket = io(location.origin, { transports: ['websocket'] });
+                await new Promise((resolve) => socket.once('connect', resolve));
+                const extensions = socket.io.engine.transport.ws.extensions;
+                socket.close();
+                return extensions;
+            }"""
+        )
+        assert extensions == ""
+
+
+SS_BUNDLE = (
+    Path(__file__).resolve().parents[1] / "interop/node/node_modules/socket.io-stream/socket.io-stream.js"
+)
+IO_UMD = Path(__file__).resolve().parents[2] / "js/node_modules/socket.io-client/dist/socket.io.min.js"
+
+
+async def bundle_page(browser: Any, url: str, local: Path) -> Any:
+    """The server's own document (its script replaced by nothing) with socket.io-client's and
+    socket.io-stream's browser bundles as classic scripts, and a file input holding ``local``.
+
+    The document must come from the server: one that Playwright fulfils has no address, and
+    Chromium's Local Network Access checks then block its websocket to 127.0.0.1 (socket.io-client
+    retries for ever: the hang of the first benchmark of this bundle)."""
+    for bundle in (SS_BUNDLE, IO_UMD):
+        if not bundle.exists():
+            pytest.fail(f"{bundle} is missing: run `make node`", pytrace=False)
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    await page.route(url + "/app.js", lambda r: r.fulfill(body="", content_type="text/javascript"))
+    await page.route(url + "/bundle/socket.io.min.js", lambda r: r.fulfill(path=IO_UMD))
+    await page.route(url + "/bundle/socket.io-stream.js", lambda r: r.fulfill(path=SS_BUNDLE))
+    await page.goto(url + "/")
+    await page.add_script_tag(url=url + "/bundle/socket.io.min.js")
+    await page.add_script_tag(url=url + "/bundle/socket.io-stream.js")
+    await page.evaluate(
+        "() => { const i = document.createElement('input'); i.type = 'file'; i.id = 'file';"
+        " document.body.append(i); }"
+    )
+    await page.set_input_files("#file", str(local))
+    return page
+
+
+# socket.io-stream's own API, as its README shows it, with the chunk size our guide advises.
+SS_ROUND_TRIP = """async ([name, chunk]) => {
+  const file = document.getElementById('file').files[0];
+  const socket = io(location.origin, { transports: ['websocket'] });
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const up = ss.createStream({ highWaterMark: chunk });
+  const meta = { path: name, size: file.size };
+  const stored = new Promise((resolve) => ss(socket).emit('put', up, meta, resolve));
+  ss.createBlobReadStream(file, { highWaterMark: chunk }).pipe(up);
+  const answer = await stored;
+  const parts = await new Promise((resolve, reject) => {
+    ss(socket).emit('get', name, (stream, info) => {
+      if (!stream) return reject(new Error(JSON.stringify(info)));
+      const parts = [];
+      stream.on('data', (c) => parts.push(new Uint8Array(c)));
+      stream.on('end', () => resolve(parts));
+      stream.on('error', reject);
+    });
+  });
+  const whole = new Uint8Array(await new Blob(parts).arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', whole));
+  socket.close();
+  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  return { answer, size: whole.byteLength, sha256 };
+}"""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk", [16 * 1024, 256 * 1024])
+async def test_original_bundle_upload_download(
+    browser: Any, file_server: Any, tmp_path: Path, chunk: int
+) -> None:
+    local = tmp_path / "local.bin"
+    digest = make_file(local, 3 * 1024 * 1024 + 17)
+    async with file_server() as (server, url):
+        page = await bundle_page(browser, url, local)
+        result = await page.evaluate(SS_ROUND_TRIP, ["ss.bin", chunk])
+        assert result["answer"] == {"size": local.stat().st_size, "sha256": digest}
+        assert sha256_of(server.root / "ss.bin") == digest
+        assert (result["size"], result["sha256"]) == (local.stat().st_size, digest)
+        assert page.errors == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_asgi_upload_two_download_one(
+    browser: Any, asgi_file_server: Any, tmp_path: Path, transport: str
+) -> None:
+    # The same page and server, in ASGI mode under uvicorn instead of aiohttp.
+    await upload_download(browser, asgi_file_server, tmp_path, transport, [3 * 1024 * 1024 + 17, 700_000])
