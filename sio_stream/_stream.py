@@ -22,7 +22,7 @@ from ._errors import (
     StreamEnded,
 )
 from ._options import StreamOptions
-from ._state import ReadState, WriteState
+from ._state import ReadState
 from ._stream_base import StreamBase
 
 #: ``receive()``'s default size, as in anyio.
@@ -225,18 +225,7 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
         writing to us (we were reading and it has not ended), destroy the stream so that
         its writer stops. No-op on a failed or finished stream.
         """
-        core = self._core
-        if core.error is not None:
-            return
-        if core.owner is None:
-            # Never sent (the emit failed, or an exception left an `async with` block):
-            # nothing could ever finish it, so closing it destroys it.
-            self.destroy("stream closed before it was sent")
-            return
-        if core.read_state is ReadState.READING:
-            self.destroy("stream closed by the reader")
-            return
-        if core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED):
+        if self._close_needs_end():
             await self.end()
 
     # -- anyio typed attributes: none beyond the defaults ---------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 from ._core import ProtocolCore, StreamCore
 from ._errors import StreamClosedError, StreamError, peer_message
+from ._state import ReadState, WriteState
 
 # Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
 # and remembers a wish to read, and nothing it queues is ever sent.
@@ -81,3 +82,22 @@ class StreamBase:
             error.__cause__ = exc
             error.peer_text = peer_message(exc) or "stream destroyed"
         self._owner.fail(core, error)
+
+    def _close_needs_end(self) -> bool:
+        """Closing, the same for every driver; True when what is left is to ``end()`` the
+        writable side (the driver ends it, waiting its own way).
+
+        A failed stream needs nothing. One never sent (the emit failed, or an exception left a
+        ``with`` block) could never finish, and one whose peer is still writing to us would keep
+        its writer going: both are destroyed here, so the peer stops.
+        """
+        core = self._core
+        if core.error is not None:
+            return False
+        if core.owner is None:
+            self.destroy("stream closed before it was sent")
+            return False
+        if core.read_state is ReadState.READING:
+            self.destroy("stream closed by the reader")
+            return False
+        return core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED)

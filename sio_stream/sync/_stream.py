@@ -28,7 +28,7 @@ from .._errors import (
     StreamTimeoutError,
 )
 from .._options import StreamOptions
-from .._state import ReadState, WriteState
+from .._state import ReadState
 from .._stream_base import StreamBase
 
 #: Guards every protocol core driven by the sync API (see the module docstring).
@@ -225,16 +225,7 @@ class IOStream(StreamBase):
     def close(self, *, timeout: float | None = None) -> None:
         """End the writable side; destroy the stream if the peer is still writing to us."""
         with LOCK:
-            core = self._core
-            if core.error is not None:
-                return
-            if core.owner is None:
-                self.destroy("stream closed before it was sent")
-                return
-            if core.read_state is ReadState.READING:
-                self.destroy("stream closed by the reader")
-                return
-            ending = core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED)
+            ending = self._close_needs_end()
         if ending:
             self.end(timeout=timeout)
 
