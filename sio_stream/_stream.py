@@ -19,11 +19,9 @@ from ._core import StreamCore
 from ._errors import (
     LocalProtocolError,
     StreamBusyError,
-    StreamEnded,
 )
 from ._options import StreamOptions
-from ._state import ReadState
-from ._stream_base import StreamBase
+from ._stream_base import NOT_YET, StreamBase
 
 #: ``receive()``'s default size, as in anyio.
 DEFAULT_RECEIVE_SIZE = 65536
@@ -119,15 +117,9 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
             raise StreamBusyError("another task is already reading this stream")
         self._reader_busy = True
         try:
-            core = self._core
-            while True:
-                if core.inbox:
-                    return self._owner.take(core, max_bytes)
-                self._raise_error()
-                if core.read_state is ReadState.ENDED:
-                    raise StreamEnded()
-                self._owner.start_reading(core)
+            while (data := self._receive_nowait(max_bytes)) is NOT_YET:
                 await self._wait()
+            return data
         finally:
             self._reader_busy = False
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ._core import ProtocolCore, StreamCore
-from ._errors import StreamClosedError, StreamError, peer_message
+from ._errors import StreamClosedError, StreamEnded, StreamError, peer_message
 from ._state import ReadState, WriteState
 
 # Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
 # and remembers a wish to read, and nothing it queues is ever sent.
 DETACHED = ProtocolCore()
+
+#: What the ``*_nowait`` steps return when the driver must wait for the stream's next change.
+NOT_YET: Any = object()
 
 
 class StreamBase:
@@ -82,6 +85,19 @@ class StreamBase:
             error.__cause__ = exc
             error.peer_text = peer_message(exc) or "stream destroyed"
         self._owner.fail(core, error)
+
+    def _receive_nowait(self, max_bytes: int) -> Any:
+        """Up to ``max_bytes`` of what arrived (object mode: the next object), the same for
+        every driver; raises the stream's error, or :class:`StreamEnded` once everything was
+        read. With nothing here yet, asks the peer for more and returns :data:`NOT_YET`."""
+        core = self._core
+        if core.inbox:
+            return self._owner.take(core, max_bytes)
+        self._raise_error()
+        if core.read_state is ReadState.ENDED:
+            raise StreamEnded()
+        self._owner.start_reading(core)
+        return NOT_YET
 
     def _close_needs_end(self) -> bool:
         """Closing, the same for every driver; True when what is left is to ``end()`` the

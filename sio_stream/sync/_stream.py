@@ -28,16 +28,13 @@ from .._errors import (
     StreamTimeoutError,
 )
 from .._options import StreamOptions
-from .._state import ReadState
-from .._stream_base import StreamBase
+from .._stream_base import NOT_YET, StreamBase
 
 #: Guards every protocol core driven by the sync API (see the module docstring).
 LOCK = threading.RLock()
 
 #: ``receive()``'s default size.
 DEFAULT_RECEIVE_SIZE = 65536
-
-_NOT_YET = object()
 
 
 class _Events:
@@ -74,13 +71,13 @@ class IOStream(StreamBase):
             waiter.set()
 
     def _until(self, step: Callable[[], Any], timeout: float | None, what: str) -> Any:
-        """Run ``step`` under the lock until it returns something other than ``_NOT_YET``,
+        """Run ``step`` under the lock until it returns something other than ``NOT_YET``,
         waiting for the stream's next change in between."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with LOCK:
                 result = step()
-                if result is not _NOT_YET:
+                if result is not NOT_YET:
                     return result
                 if self._owner.connecting and connect_scope.inside_connect_handler():
                     raise LocalProtocolError(
@@ -95,7 +92,7 @@ class IOStream(StreamBase):
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
                     result = step()
-                if result is not _NOT_YET:
+                if result is not NOT_YET:
                     return result
                 raise StreamTimeoutError(f"{what} on stream {self._core.id} timed out after {timeout} s")
             if remaining is None:
@@ -107,23 +104,12 @@ class IOStream(StreamBase):
         :class:`~sio_stream.StreamEnded` at the end."""
         if max_bytes < 1:
             raise ValueError("max_bytes must be at least 1")
-        core = self._core
-
-        def step() -> Any:
-            if core.inbox:
-                return self._owner.take(core, max_bytes)
-            self._raise_error()
-            if core.read_state is ReadState.ENDED:
-                raise StreamEnded()
-            self._owner.start_reading(core)
-            return _NOT_YET
-
         with LOCK:
             if self._reader_busy:
                 raise StreamBusyError("another thread is already reading this stream")
             self._reader_busy = True
         try:
-            return self._until(step, timeout, "read")
+            return self._until(lambda: self._receive_nowait(max_bytes), timeout, "read")
         finally:
             self._reader_busy = False
 
@@ -183,7 +169,7 @@ class IOStream(StreamBase):
 
         def step() -> Any:
             self._raise_error()
-            return None if core.pending_size <= core.options.effective_high_water_mark else _NOT_YET
+            return None if core.pending_size <= core.options.effective_high_water_mark else NOT_YET
 
         try:
             self._until(step, timeout, "write")
@@ -213,7 +199,7 @@ class IOStream(StreamBase):
             if core.write_finished:
                 return None
             self._raise_error()
-            return _NOT_YET
+            return NOT_YET
 
         self._until(step, timeout, "end")
 
