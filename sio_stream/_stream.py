@@ -14,7 +14,6 @@ import anyio
 import anyio.abc
 
 from . import _connect_scope as connect_scope
-from ._chunks import as_bytes, as_object
 from ._core import StreamCore
 from ._errors import (
     LocalProtocolError,
@@ -164,27 +163,17 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
         of the wrong kind (nothing is queued then). If cancelled while waiting, the item
         stays queued and will be sent.
         """
-        core = self._core
         self._write_nowait(item)
-        if core.pending_size <= core.options.effective_high_water_mark:
+        if not self._above_high_water():
             return
         self._writer_busy = True
         try:
-            while core.pending_size > core.options.effective_high_water_mark:
+            while self._above_high_water():
                 self._raise_error()
                 await self._wait()
             self._raise_error()
         finally:
             self._writer_busy = False
-
-    def _write_nowait(self, item: Any) -> None:
-        """Queue ``item`` whatever the high-water mark (raising as :meth:`send` does)."""
-        core = self._core
-        data = as_object(item) if core.object_mode else as_bytes(item)
-        if self._writer_busy:
-            raise StreamBusyError("another task is already writing this stream")
-        self._raise_error()
-        self._owner.write(core, data)
 
     async def write(self, data: Any) -> None:
         """Alias of :meth:`send` (the name socket.io-stream users know)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._chunks import as_bytes, as_object
 from ._core import ProtocolCore, StreamCore
-from ._errors import StreamClosedError, StreamEnded, StreamError, peer_message
+from ._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
 from ._state import ReadState, WriteState
 
 # Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
@@ -23,6 +24,9 @@ class StreamBase:
     #: The peer sent this stream (it arrived in an event or an ack): emitting it to another
     #: peer relays what it carries (see sio_stream._fanout).
     received: bool = False
+    #: Who uses streams, for the busy errors: a task (asyncio) or a thread (the sync API).
+    _user = "task"
+    _writer_busy = False
 
     @property
     def id(self) -> str:
@@ -98,6 +102,22 @@ class StreamBase:
             raise StreamEnded()
         self._owner.start_reading(core)
         return NOT_YET
+
+    def _write_nowait(self, item: Any) -> None:
+        """Queue ``item`` whatever the high-water mark, the same for every driver: raises the
+        stream's error, :class:`InvalidChunkError` for data of the wrong kind and
+        :class:`StreamBusyError` while a writer waits (nothing is queued then)."""
+        core = self._core
+        data = as_object(item) if core.object_mode else as_bytes(item)
+        if self._writer_busy:
+            raise StreamBusyError(f"another {self._user} is already writing this stream")
+        self._raise_error()
+        self._owner.write(core, data)
+
+    def _above_high_water(self) -> bool:
+        """Whether a writer must wait before it returns (the buffer is above the mark)."""
+        core = self._core
+        return core.pending_size > core.options.effective_high_water_mark
 
     def _close_needs_end(self) -> bool:
         """Closing, the same for every driver; True when what is left is to ``end()`` the

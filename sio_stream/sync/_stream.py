@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import _connect_scope as connect_scope
-from .._chunks import as_bytes, as_object
 from .._core import StreamCore
 from .._errors import (
     LocalProtocolError,
@@ -56,6 +55,8 @@ class IOStream(StreamBase):
     is lost). Iterating yields chunks as they arrive; ``with stream:`` ends (or, for an
     unfinished reader, destroys) it on the way out; :meth:`as_raw` is an :class:`io.RawIOBase`.
     """
+
+    _user = "thread"
 
     def __init__(self, core: StreamCore) -> None:
         self._core = core
@@ -160,16 +161,15 @@ class IOStream(StreamBase):
         """Queue ``data``; return once the buffer is at or below the high-water mark.
 
         On a timeout the data stays queued and will be sent."""
-        core = self._core
         with LOCK:
             self._write_nowait(data)
-            if core.pending_size <= core.options.effective_high_water_mark:
+            if not self._above_high_water():
                 return
             self._writer_busy = True
 
         def step() -> Any:
             self._raise_error()
-            return None if core.pending_size <= core.options.effective_high_water_mark else NOT_YET
+            return NOT_YET if self._above_high_water() else None
 
         try:
             self._until(step, timeout, "write")
@@ -177,14 +177,6 @@ class IOStream(StreamBase):
             self._writer_busy = False
 
     send = write
-
-    def _write_nowait(self, item: Any) -> None:
-        core = self._core
-        data = as_object(item) if core.object_mode else as_bytes(item)
-        if self._writer_busy:
-            raise StreamBusyError("another thread is already writing this stream")
-        self._raise_error()
-        self._owner.write(core, data)
 
     def end(self, data: Any = None, *, timeout: float | None = None) -> None:
         """End the writable side (after ``data``); return once the peer acknowledged every chunk."""
