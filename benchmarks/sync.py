@@ -17,6 +17,7 @@ Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
@@ -75,6 +76,14 @@ def serve(mode: str) -> None:
     def raw_down(sid: str, offset: int, size: int) -> bytes:
         return blob[: min(DEFAULT_CHUNK, size - offset)]
 
+    def orphaned() -> None:
+        # A killed benchmark never terminates us: leave with the process that started us.
+        parent = os.getppid()
+        while os.getppid() == parent:
+            sio.sleep(1)
+        os._exit(0)
+
+    sio.start_background_task(orphaned)
     app = socketio.WSGIApp(sio)
     if mode == "eventlet":
         import eventlet.wsgi

@@ -168,6 +168,14 @@ def serve(mode: str, host: str, max_chunk: int | None) -> None:
         spawn(write_down)
         return down
 
+    def orphaned() -> None:
+        # A killed test run never terminates us: leave with the process that started us.
+        parent = os.getppid()
+        while os.getppid() == parent:
+            sio.sleep(1)
+        os._exit(0)
+
+    sio.start_background_task(orphaned)
     listen(mode, app)
 
 
