@@ -17,7 +17,6 @@ Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
@@ -36,14 +35,9 @@ TIMEOUT = 300
 
 # -- the server ------------------------------------------------------------------------------------
 def serve(mode: str) -> None:
-    if mode == "eventlet":
-        import eventlet
+    from tests.sync_peer import leave_with_parent, listen, monkey_patch
 
-        eventlet.monkey_patch()
-    elif mode == "gevent":
-        from gevent import monkey
-
-        monkey.patch_all()
+    monkey_patch(mode)
     import socketio
 
     from sio_stream import sync
@@ -76,34 +70,8 @@ def serve(mode: str) -> None:
     def raw_down(sid: str, offset: int, size: int) -> bytes:
         return blob[: min(DEFAULT_CHUNK, size - offset)]
 
-    def orphaned() -> None:
-        # A killed benchmark never terminates us: leave with the process that started us.
-        parent = os.getppid()
-        while os.getppid() == parent:
-            sio.sleep(1)
-        os._exit(0)
-
-    sio.start_background_task(orphaned)
-    app = socketio.WSGIApp(sio)
-    if mode == "eventlet":
-        import eventlet.wsgi
-
-        sock = eventlet.listen(("127.0.0.1", 0))
-        print(f"LISTENING {sock.getsockname()[1]}", flush=True)
-        eventlet.wsgi.server(sock, app, log_output=False)
-    elif mode == "gevent":
-        from gevent.pywsgi import WSGIServer
-
-        server = WSGIServer(("127.0.0.1", 0), app, log=None)
-        server.start()
-        print(f"LISTENING {server.server_port}", flush=True)
-        server.serve_forever()
-    else:
-        from werkzeug.serving import make_server
-
-        threaded = make_server("127.0.0.1", 0, app, threaded=True)
-        print(f"LISTENING {threaded.server_port}", flush=True)
-        threaded.serve_forever()
+    leave_with_parent(sio)
+    listen(mode, socketio.WSGIApp(sio))
 
 
 def start_server(mode: str) -> tuple[subprocess.Popen[str], str]:

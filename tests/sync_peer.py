@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 DROP_AFTER = 262144
 
@@ -48,7 +49,6 @@ def serve(mode: str, host: str, max_chunk: int | None) -> None:
     import json
     import os
     from collections.abc import Callable
-    from typing import Any
 
     import socketio
 
@@ -168,15 +168,21 @@ def serve(mode: str, host: str, max_chunk: int | None) -> None:
         spawn(write_down)
         return down
 
-    def orphaned() -> None:
-        # A killed test run never terminates us: leave with the process that started us.
+    leave_with_parent(sio)
+    listen(mode, app)
+
+
+def leave_with_parent(sio: Any) -> None:
+    """Exit once the process that started us is gone (a killed run never terminates us)."""
+    import os
+
+    def watch() -> None:
         parent = os.getppid()
         while os.getppid() == parent:
             sio.sleep(1)
         os._exit(0)
 
-    sio.start_background_task(orphaned)
-    listen(mode, app)
+    sio.start_background_task(watch)
 
 
 def listen(mode: str, app: object) -> None:
