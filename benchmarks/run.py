@@ -28,6 +28,7 @@ import hostile
 import latency
 import memory
 import objects
+import sync
 import throughput
 from _harness import HERE, cpu_count_note, mode_of, verdict
 
@@ -41,6 +42,7 @@ BENCHES = {
     "fanout": fanout,
     "hostile": hostile,
     "cluster": cluster,
+    "sync": sync,
 }
 # cpu.py is throughput.py's CPU lines: they come with the throughput run here.
 

@@ -14,16 +14,13 @@ import anyio
 import anyio.abc
 
 from . import _connect_scope as connect_scope
-from ._chunks import as_bytes, as_object
 from ._core import StreamCore
 from ._errors import (
     LocalProtocolError,
     StreamBusyError,
-    StreamEnded,
 )
 from ._options import StreamOptions
-from ._state import ReadState, WriteState
-from ._stream_base import StreamBase
+from ._stream_base import NOT_YET, StreamBase
 
 #: ``receive()``'s default size, as in anyio.
 DEFAULT_RECEIVE_SIZE = 65536
@@ -119,15 +116,9 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
             raise StreamBusyError("another task is already reading this stream")
         self._reader_busy = True
         try:
-            core = self._core
-            while True:
-                if core.inbox:
-                    return self._owner.take(core, max_bytes)
-                self._raise_error()
-                if core.read_state is ReadState.ENDED:
-                    raise StreamEnded()
-                self._owner.start_reading(core)
+            while (data := self._receive_nowait(max_bytes)) is NOT_YET:
                 await self._wait()
+            return data
         finally:
             self._reader_busy = False
 
@@ -172,27 +163,17 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
         of the wrong kind (nothing is queued then). If cancelled while waiting, the item
         stays queued and will be sent.
         """
-        core = self._core
         self._write_nowait(item)
-        if core.pending_size <= core.options.effective_high_water_mark:
+        if not self._above_high_water():
             return
         self._writer_busy = True
         try:
-            while core.pending_size > core.options.effective_high_water_mark:
+            while self._above_high_water():
                 self._raise_error()
                 await self._wait()
             self._raise_error()
         finally:
             self._writer_busy = False
-
-    def _write_nowait(self, item: Any) -> None:
-        """Queue ``item`` whatever the high-water mark (raising as :meth:`send` does)."""
-        core = self._core
-        data = as_object(item) if core.object_mode else as_bytes(item)
-        if self._writer_busy:
-            raise StreamBusyError("another task is already writing this stream")
-        self._raise_error()
-        self._owner.write(core, data)
 
     async def write(self, data: Any) -> None:
         """Alias of :meth:`send` (the name socket.io-stream users know)."""
@@ -225,18 +206,7 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
         writing to us (we were reading and it has not ended), destroy the stream so that
         its writer stops. No-op on a failed or finished stream.
         """
-        core = self._core
-        if core.error is not None:
-            return
-        if core.owner is None:
-            # Never sent (the emit failed, or an exception left an `async with` block):
-            # nothing could ever finish it, so closing it destroys it.
-            self.destroy("stream closed before it was sent")
-            return
-        if core.read_state is ReadState.READING:
-            self.destroy("stream closed by the reader")
-            return
-        if core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED):
+        if self._close_needs_end():
             await self.end()
 
     # -- anyio typed attributes: none beyond the defaults ---------------------------------------

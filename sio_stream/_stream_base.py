@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._chunks import as_bytes, as_object
 from ._core import ProtocolCore, StreamCore
-from ._errors import StreamClosedError, StreamError, peer_message
+from ._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
+from ._state import ReadState, WriteState
 
 # Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
 # and remembers a wish to read, and nothing it queues is ever sent.
 DETACHED = ProtocolCore()
+
+#: What the ``*_nowait`` steps return when the driver must wait for the stream's next change.
+NOT_YET: Any = object()
 
 
 class StreamBase:
@@ -19,6 +24,9 @@ class StreamBase:
     #: The peer sent this stream (it arrived in an event or an ack): emitting it to another
     #: peer relays what it carries (see sio_stream._fanout).
     received: bool = False
+    #: Who uses streams, for the busy errors: a task (asyncio) or a thread (the sync API).
+    _user = "task"
+    _writer_busy = False
 
     @property
     def id(self) -> str:
@@ -83,3 +91,51 @@ class StreamBase:
             error.__cause__ = exc
             error.peer_text = peer_message(exc) or "stream destroyed"
         self._owner.fail(core, error)
+
+    def _receive_nowait(self, max_bytes: int) -> Any:
+        """Up to ``max_bytes`` of what arrived (object mode: the next object), the same for
+        every driver; raises the stream's error, or :class:`StreamEnded` once everything was
+        read. With nothing here yet, asks the peer for more and returns :data:`NOT_YET`."""
+        core = self._core
+        if core.inbox:
+            return self._owner.take(core, max_bytes)
+        self._raise_error()
+        if core.read_state is ReadState.ENDED:
+            raise StreamEnded()
+        self._owner.start_reading(core)
+        return NOT_YET
+
+    def _write_nowait(self, item: Any) -> None:
+        """Queue ``item`` whatever the high-water mark, the same for every driver: raises the
+        stream's error, :class:`InvalidChunkError` for data of the wrong kind and
+        :class:`StreamBusyError` while a writer waits (nothing is queued then)."""
+        core = self._core
+        data = as_object(item) if core.object_mode else as_bytes(item)
+        if self._writer_busy:
+            raise StreamBusyError(f"another {self._user} is already writing this stream")
+        self._raise_error()
+        self._owner.write(core, data)
+
+    def _above_high_water(self) -> bool:
+        """Whether a writer must wait before it returns (the buffer is above the mark)."""
+        core = self._core
+        return core.pending_size > core.options.effective_high_water_mark
+
+    def _close_needs_end(self) -> bool:
+        """Closing, the same for every driver; True when what is left is to ``end()`` the
+        writable side (the driver ends it, waiting its own way).
+
+        A failed stream needs nothing. One never sent (the emit failed, or an exception left a
+        ``with`` block) could never finish, and one whose peer is still writing to us would keep
+        its writer going: both are destroyed here, so the peer stops.
+        """
+        core = self._core
+        if core.error is not None:
+            return False
+        if core.owner is None:
+            self.destroy("stream closed before it was sent")
+            return False
+        if core.read_state is ReadState.READING:
+            self.destroy("stream closed by the reader")
+            return False
+        return core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED)

@@ -30,6 +30,7 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path):
         "fanout",
         "hostile",
         "cluster",
+        "sync",
     ):
         assert f"\n{study}" in out, f"{study} printed nothing:\n{out[-2000:]}"
     assert "vs raw-socketio" in out

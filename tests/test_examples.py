@@ -19,6 +19,7 @@ EXPECTED = {
     "several_files.py": "several files ok",
     "ack_stream.py": "ack stream ok",
     "asgi_uvicorn.py": "asgi ok: sha256 matches",
+    "flask_app.py": "flask ok: sha256 matches",
 }
 
 

@@ -205,8 +205,9 @@ def test_file_views_copyfileobj_bufferedreader_and_tarfile(sync_pair, tmp_path) 
                 extracted = archive.extractfile(member)
                 assert extracted is not None
                 names[member.name] = extracted.read()
-        # tarfile stops at the end-of-archive blocks, before the gzip stream's padding: read the
-        # rest, or the writer (still ending) would see "stream closed by the reader".
+        # tarfile stops at the end-of-archive blocks, maybe before the writer's end arrived:
+        # wait for it, or the view's finalizer closes a stream still being read, which destroys
+        # it under the writer (seen under load: "stream closed by the reader").
         stream.read(timeout=30)
         return sorted(names)
 

@@ -10,7 +10,6 @@ The disk is read and written in the calling thread. ``timeout`` bounds each wait
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -22,6 +21,7 @@ from .._files import (
     SupportsUpdate,
     Tally,
     _check_byte_stream,
+    _temporary_name,
     check_complete,
     check_size,
 )
@@ -131,7 +131,7 @@ def receive_file(
     _check_byte_stream("receive_file", stream, (IOStream,), "writes bytes to a file")
     check_size(stream, size, max_bytes)
     destination = Path(path)
-    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.part")
+    temporary = _temporary_name(destination)
     try:
         with open(temporary, "xb") as file:
             tally = Tally(progress, size, max_bytes)

@@ -86,7 +86,9 @@ def _patch(sio: Any, is_server: bool) -> None:
     eio_trigger = sio.eio._trigger_event
 
     def eio_trigger_event(event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == "message":
+        # Not a server's DISCONNECT packet (text starting with "1"): python-socketio handles it
+        # by joining the read loop, which must then run in a thread of its own, as it used to.
+        if event == "message" and not (args and isinstance(args[0], str) and args[0][:1] == "1"):
             kwargs["run_async"] = False
         return eio_trigger(event, *args, **kwargs)
 

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import _connect_scope as connect_scope
-from .._chunks import as_bytes, as_object
 from .._core import StreamCore
 from .._errors import (
     LocalProtocolError,
@@ -28,16 +27,13 @@ from .._errors import (
     StreamTimeoutError,
 )
 from .._options import StreamOptions
-from .._state import ReadState, WriteState
-from .._stream_base import StreamBase
+from .._stream_base import NOT_YET, StreamBase
 
 #: Guards every protocol core driven by the sync API (see the module docstring).
 LOCK = threading.RLock()
 
 #: ``receive()``'s default size.
 DEFAULT_RECEIVE_SIZE = 65536
-
-_NOT_YET = object()
 
 
 class _Events:
@@ -60,6 +56,8 @@ class IOStream(StreamBase):
     unfinished reader, destroys) it on the way out; :meth:`as_raw` is an :class:`io.RawIOBase`.
     """
 
+    _user = "thread"
+
     def __init__(self, core: StreamCore) -> None:
         self._core = core
         core.listener = self._wake
@@ -74,13 +72,13 @@ class IOStream(StreamBase):
             waiter.set()
 
     def _until(self, step: Callable[[], Any], timeout: float | None, what: str) -> Any:
-        """Run ``step`` under the lock until it returns something other than ``_NOT_YET``,
+        """Run ``step`` under the lock until it returns something other than ``NOT_YET``,
         waiting for the stream's next change in between."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with LOCK:
                 result = step()
-                if result is not _NOT_YET:
+                if result is not NOT_YET:
                     return result
                 if self._owner.connecting and connect_scope.inside_connect_handler():
                     raise LocalProtocolError(
@@ -95,7 +93,7 @@ class IOStream(StreamBase):
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
                     result = step()
-                if result is not _NOT_YET:
+                if result is not NOT_YET:
                     return result
                 raise StreamTimeoutError(f"{what} on stream {self._core.id} timed out after {timeout} s")
             if remaining is None:
@@ -107,23 +105,12 @@ class IOStream(StreamBase):
         :class:`~sio_stream.StreamEnded` at the end."""
         if max_bytes < 1:
             raise ValueError("max_bytes must be at least 1")
-        core = self._core
-
-        def step() -> Any:
-            if core.inbox:
-                return self._owner.take(core, max_bytes)
-            self._raise_error()
-            if core.read_state is ReadState.ENDED:
-                raise StreamEnded()
-            self._owner.start_reading(core)
-            return _NOT_YET
-
         with LOCK:
             if self._reader_busy:
                 raise StreamBusyError("another thread is already reading this stream")
             self._reader_busy = True
         try:
-            return self._until(step, timeout, "read")
+            return self._until(lambda: self._receive_nowait(max_bytes), timeout, "read")
         finally:
             self._reader_busy = False
 
@@ -174,16 +161,15 @@ class IOStream(StreamBase):
         """Queue ``data``; return once the buffer is at or below the high-water mark.
 
         On a timeout the data stays queued and will be sent."""
-        core = self._core
         with LOCK:
             self._write_nowait(data)
-            if core.pending_size <= core.options.effective_high_water_mark:
+            if not self._above_high_water():
                 return
             self._writer_busy = True
 
         def step() -> Any:
             self._raise_error()
-            return None if core.pending_size <= core.options.effective_high_water_mark else _NOT_YET
+            return NOT_YET if self._above_high_water() else None
 
         try:
             self._until(step, timeout, "write")
@@ -191,14 +177,6 @@ class IOStream(StreamBase):
             self._writer_busy = False
 
     send = write
-
-    def _write_nowait(self, item: Any) -> None:
-        core = self._core
-        data = as_object(item) if core.object_mode else as_bytes(item)
-        if self._writer_busy:
-            raise StreamBusyError("another thread is already writing this stream")
-        self._raise_error()
-        self._owner.write(core, data)
 
     def end(self, data: Any = None, *, timeout: float | None = None) -> None:
         """End the writable side (after ``data``); return once the peer acknowledged every chunk."""
@@ -213,7 +191,7 @@ class IOStream(StreamBase):
             if core.write_finished:
                 return None
             self._raise_error()
-            return _NOT_YET
+            return NOT_YET
 
         self._until(step, timeout, "end")
 
@@ -225,16 +203,7 @@ class IOStream(StreamBase):
     def close(self, *, timeout: float | None = None) -> None:
         """End the writable side; destroy the stream if the peer is still writing to us."""
         with LOCK:
-            core = self._core
-            if core.error is not None:
-                return
-            if core.owner is None:
-                self.destroy("stream closed before it was sent")
-                return
-            if core.read_state is ReadState.READING:
-                self.destroy("stream closed by the reader")
-                return
-            ending = core.write_state in (WriteState.OPEN, WriteState.ENDING, WriteState.ENDED)
+            ending = self._close_needs_end()
         if ending:
             self.end(timeout=timeout)
 

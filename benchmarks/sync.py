@@ -1,0 +1,223 @@
+"""The sync API (sio_stream.sync) against hand-rolled chunked emits on the same sync stack.
+
+    python benchmarks/sync.py [--quick | --smoke] [--repeat N] [--modes threading,eventlet,gevent]
+
+A ``socketio.Server`` in a process of its own, in each async mode (threading behind werkzeug,
+eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socketio.Client``
+(threading) in this process. Per mode, an upload and a download of the same bytes:
+
+* **sio_stream**: a stream (``write()`` from a thread, ``read()`` on the other side), defaults;
+* **raw-socketio**: the baseline an application writes by hand, binary events of 256 KiB (the
+  default chunk) with acks, 8 in flight (the default window): ``emit("raw-up", chunk)`` and
+  ``call``-like ``emit("raw-down", offset)`` whose ack carries the chunk.
+
+Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _harness import DEFAULT_CHUNK, DEFAULT_WINDOW, PYTHON, MiB, Report, common_args, median, mode_of, ratio
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"full": 256 * MiB, "quick": 64 * MiB, "smoke": 4 * MiB}
+REPEATS = {"full": 3, "quick": 2, "smoke": 1}
+MODES = ("threading", "eventlet", "gevent")
+TIMEOUT = 300
+
+
+# -- the server ------------------------------------------------------------------------------------
+def serve(mode: str) -> None:
+    from tests.sync_peer import leave_with_parent, listen, monkey_patch
+
+    monkey_patch(mode)
+    import socketio
+
+    from sio_stream import sync
+
+    sio = socketio.Server(async_mode=mode, max_http_buffer_size=4 * MiB)
+    streams = sync.ss(sio)
+    blob = bytes(range(256)) * (DEFAULT_CHUNK // 256)
+
+    @streams.on("sio-up")
+    def sio_up(sid: str, stream: sync.IOStream) -> int:
+        return sum(len(chunk) for chunk in stream)
+
+    @streams.on("sio-down")
+    def sio_down(sid: str, size: int) -> sync.IOStream:
+        stream = sync.create_stream()
+
+        def write() -> None:
+            for offset in range(0, size, DEFAULT_CHUNK):
+                stream.write(blob[: min(DEFAULT_CHUNK, size - offset)], timeout=TIMEOUT)
+            stream.end(timeout=TIMEOUT)
+
+        sio.start_background_task(write)
+        return stream
+
+    @sio.on("raw-up")
+    def raw_up(sid: str, chunk: bytes) -> int:
+        return len(chunk)
+
+    @sio.on("raw-down")
+    def raw_down(sid: str, offset: int, size: int) -> bytes:
+        return blob[: min(DEFAULT_CHUNK, size - offset)]
+
+    leave_with_parent(sio)
+    listen(mode, socketio.WSGIApp(sio))
+
+
+def start_server(mode: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [PYTHON, __file__, "--serve", mode], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("LISTENING "):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"the {mode} server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{line.split()[1]}"
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()  # this pid only
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- the client ------------------------------------------------------------------------------------
+def sio_upload(streams: Any, data: bytes) -> None:
+    from sio_stream import sync
+
+    stream = sync.create_stream()
+
+    def write() -> None:
+        view = memoryview(data)
+        for offset in range(0, len(data), DEFAULT_CHUNK):
+            stream.write(bytes(view[offset : offset + DEFAULT_CHUNK]), timeout=TIMEOUT)
+        stream.end(timeout=TIMEOUT)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert streams.call("sio-up", stream, timeout=TIMEOUT) == len(data)
+    writer.join()
+
+
+def sio_download(streams: Any, size: int) -> None:
+    stream = streams.call("sio-down", size, timeout=TIMEOUT)
+    got = 0
+    for chunk in stream:
+        got += len(chunk)
+    assert got == size
+
+
+def _in_flight(client: Any, requests: list[tuple[Any, ...]], event: str) -> int:
+    """Emit every request with an ack, ``DEFAULT_WINDOW`` in flight; the bytes acked or carried."""
+    slots = threading.Semaphore(DEFAULT_WINDOW)
+    done = threading.Event()
+    total = [0, 0]  # bytes, acks
+    lock = threading.Lock()
+
+    def acked(value: Any) -> None:
+        with lock:
+            total[0] += value if isinstance(value, int) else len(value)
+            total[1] += 1
+            if total[1] == len(requests):
+                done.set()
+        slots.release()
+
+    for args in requests:
+        slots.acquire()
+        client.emit(event, args, callback=acked)
+    if not done.wait(TIMEOUT):
+        raise RuntimeError(f"{event}: the acks did not arrive")
+    return total[0]
+
+
+def raw_upload(client: Any, data: bytes) -> None:
+    view = memoryview(data)
+    chunks = [(bytes(view[o : o + DEFAULT_CHUNK]),) for o in range(0, len(data), DEFAULT_CHUNK)]
+    assert _in_flight(client, chunks, "raw-up") == len(data)
+
+
+def raw_download(client: Any, size: int) -> None:
+    assert _in_flight(client, [(o, size) for o in range(0, size, DEFAULT_CHUNK)], "raw-down") == size
+
+
+def measure(url: str, size: int, repeats: int) -> dict[str, float]:
+    import socketio
+
+    from sio_stream import sync
+
+    client = socketio.Client(reconnection=False)
+    streams = sync.ss(client)
+    client.connect(url, transports=["websocket"], wait_timeout=30)
+    data = bytes(range(256)) * (size // 256)
+    jobs = {
+        "sio upload": lambda: sio_upload(streams, data),
+        "raw upload": lambda: raw_upload(client, data),
+        "sio download": lambda: sio_download(streams, size),
+        "raw download": lambda: raw_download(client, size),
+    }
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    try:
+        for _ in range(repeats):
+            for name, job in jobs.items():
+                started = time.perf_counter()
+                job()
+                times[name].append(time.perf_counter() - started)
+    finally:
+        client.disconnect()
+    return {name: median(values) for name, values in times.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    mode = mode_of(args)
+    report = Report("sync", mode)
+    size = SIZES[mode]
+    repeats = args.repeat or REPEATS[mode]
+    for server_mode in args.modes.split(","):
+        proc, url = start_server(server_mode)
+        try:
+            seconds = measure(url, size, repeats)
+        finally:
+            stop_server(proc)
+        for op in ("upload", "download"):
+            ours, raw = seconds[f"sio {op}"], seconds[f"raw {op}"]
+            report.line(
+                f"{server_mode} server, sync client: {op} {size // MiB}MiB",
+                size / ours / 1e6,
+                "MB/s",
+                {"raw-socketio": ratio(raw, ours)},
+                mode=server_mode,
+                op=op,
+            )
+    return report.finish(args.json)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = common_args(__doc__.split("\n")[0])
+    p.add_argument("--modes", default=",".join(MODES), help="server async modes, comma-separated")
+    p.add_argument("--serve", choices=MODES, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+if __name__ == "__main__":
+    arguments = parser().parse_args()
+    if arguments.serve:
+        sys.path.insert(0, str(ROOT))
+        serve(arguments.serve)
+    else:
+        run(arguments)
