@@ -42,6 +42,12 @@ def _path(path: Any) -> str:
     return text if len(text) <= _MAX_PATH else text[:_MAX_PATH] + "..."
 
 
+def _one_line(text: str) -> str:
+    # An outcome quotes what a client sent (a name in a refusal, a peer's error message): its
+    # control characters are escaped, so that it cannot end the line and forge another.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Request:
     """One request being served; :meth:`finish` writes its line (once)."""
 
@@ -57,7 +63,7 @@ class Request:
         seconds = time.monotonic() - self.started
         moved = "-" if size is None else f"{size} B"
         rate = f" {format_rate(size, seconds)}" if size else ""
-        logger.info("%s %s %.3f s%s %s", self.prefix, moved, seconds, rate, outcome)
+        logger.info("%s %s %.3f s%s %s", self.prefix, moved, seconds, rate, _one_line(outcome))
 
     def refused(self, reason: str) -> None:
         """The server said no (the reason as the client reads it)."""
@@ -70,7 +76,7 @@ class Request:
 
 def refused_connection(address: str, sid: str, reason: str) -> None:
     """A connection refused before any request (a wrong or missing token)."""
-    logger.info("%s sid=%s token=refused connect - - 0.000 s refused: %s", address, sid, reason)
+    logger.info("%s sid=%s token=refused connect - - 0.000 s refused: %s", address, sid, _one_line(reason))
 
 
 def log_to_stderr() -> None:

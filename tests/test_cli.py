@@ -308,3 +308,18 @@ async def test_serve_quiet_keeps_no_log(tmp_path, capsys):
                 pass
     capsys.readouterr()
     assert rest == b""
+
+
+def test_an_outcome_cannot_forge_a_second_log_line(caplog):
+    import logging
+
+    from sio_stream import _access
+
+    with caplog.at_level(logging.INFO, logger=_access.logger.name):
+        request = _access.Request("127.0.0.1", "sid", "ok", "get", "x")
+        request.refused("path 'a\n2026-12-01 00:00:00,000 127.0.0.1 sid=x token=ok get 'y' - ok'")
+        _access.refused_connection("127.0.0.1", "sid", "bad\rtoken\x1b[2J")
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert all("\n" not in line and "\r" not in line and "\x1b" not in line for line in lines)
+    assert "\\n2026-12-01" in lines[0]
