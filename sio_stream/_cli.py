@@ -70,6 +70,10 @@ TOKEN_ENV = "SIO_STREAM_TOKEN"
 REQUEST_TIMEOUT = 30.0
 
 
+#: Unfinished uploads one token may keep on the server at once (see put-status).
+MAX_UNFINISHED_UPLOADS = 1000
+
+
 class CliError(Exception):
     """An expected failure: printed as one line, exit status 1."""
 
@@ -437,6 +441,18 @@ class FileServer:
     def _partial(self, transfer: str) -> tuple[Path, Path]:
         return self.partial_dir / f"{transfer}.part", self.partial_dir / f"{transfer}.json"
 
+    def _records_of(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """The unfinished uploads of the token with this key (in a worker thread)."""
+        found = []
+        for meta_path in self.partial_dir.glob("*.json"):
+            try:
+                record = self._read_record(meta_path.stem)
+            except _Refused:
+                continue
+            if record.get("token") == key:
+                found.append((meta_path.stem, record))
+        return found
+
     def _read_record(self, transfer: Any) -> dict[str, Any]:
         """The record of an unfinished upload of this server's token; refused when the id is
         malformed, unknown, expired or another token's (one message: ids are not probed)."""
@@ -502,13 +518,10 @@ class FileServer:
             raise _Refused(f"{name} is larger than the server's limit of {self.max_upload} bytes")
         await anyio.to_thread.run_sync(self.expire_partials)
         key = _token_key(self.token)
-        for meta_path in await anyio.to_thread.run_sync(lambda: list(self.partial_dir.glob("*.json"))):
-            transfer = meta_path.stem
-            try:
-                record = self._read_record(transfer)
-            except _Refused:
-                continue
-            if record.get("token") != key or record.get("path") != name:
+        # Read in a worker thread: every record is a file, and this runs on the event loop.
+        records = await anyio.to_thread.run_sync(self._records_of, key)
+        for transfer, record in records:
+            if record.get("path") != name:
                 continue
             if meta.get("restart"):
                 self._check_free(transfer, sid, takeover=True)
@@ -519,7 +532,17 @@ class FileServer:
                 raise _Refused(f"{name} changed since its upload began (use --restart)", "changed")
             data, _ = self._partial(transfer)
             stored = data.stat().st_size if data.exists() else 0
-            return {"transfer": transfer, "offset": stored, "prefix": await prefix_digest(data, stored)}
+            # No byte stored yet (asked twice before a put): the empty prefix, with no file to read.
+            prefix = await prefix_digest(data, stored) if stored else hashlib.sha256().hexdigest()
+            return {"transfer": transfer, "offset": stored, "prefix": prefix}
+        if len(records) >= MAX_UNFINISHED_UPLOADS:
+            # Each costs a record on disk and a read on every put-status: a token may not pile
+            # them up without end (they expire after --expire seconds untouched).
+            raise _Refused(
+                f"{len(records)} unfinished uploads already wait for this token: finish or restart "
+                "some, or wait for them to expire",
+                "too-many-unfinished",
+            )
         transfer = secrets.token_hex(16)
         await anyio.Path(self.partial_dir).mkdir(exist_ok=True)
         record = {"path": name, "size": size, "mtime": mtime, "token": key, "created": time.time()}

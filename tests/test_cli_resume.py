@@ -180,3 +180,21 @@ async def test_put_refuses_an_offset_beyond_what_is_stored(server: Any, tmp_path
         reply = await streams.call("put", create_stream(), meta, timeout=30)
     assert reply["code"] == "offset-beyond-size"
     assert not (files.root / "up.bin").exists()
+
+
+async def test_a_token_cannot_pile_up_unfinished_uploads(server: Any, monkeypatch: Any) -> None:
+    from sio_stream import _cli
+
+    monkeypatch.setattr(_cli, "MAX_UNFINISHED_UPLOADS", 2)
+    files, url = server
+    async with connect(url, None) as streams:
+        replies = [
+            await streams.call("put-status", {"path": f"f{i}.bin", "size": 10, "mtime": 1}, timeout=30)
+            for i in range(3)
+        ]
+        # The same path again finds its own record: no new one is needed.
+        again = await streams.call("put-status", {"path": "f0.bin", "size": 10, "mtime": 1}, timeout=30)
+    assert [r.get("offset") for r in replies[:2]] == [0, 0]
+    assert replies[2]["code"] == "too-many-unfinished"
+    assert again["transfer"] == replies[0]["transfer"]
+    assert len(list((files.root / ".sio-stream-partial").glob("*.json"))) == 2
