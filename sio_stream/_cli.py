@@ -524,7 +524,9 @@ class FileServer:
             if record.get("path") != name:
                 continue
             if meta.get("restart"):
-                self._check_free(transfer, sid, takeover=True)
+                previous = self._check_free(transfer, sid, takeover=True)
+                if previous is not None:
+                    await previous.finished.wait()  # its file is closed: nothing writes what we delete
                 for leftover in self._partial(transfer):
                     leftover.unlink(missing_ok=True)
                 continue
