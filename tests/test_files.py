@@ -43,6 +43,42 @@ def files_in(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+class UploadReceiver:
+    """A server handler for "upload" that stores the stream with receive_file and records
+    how that ended (the tests that cancel the sender look at it)."""
+
+    def __init__(self, pair: Any, target: Path) -> None:
+        self.errors: list[BaseException] = []
+        self.done = anyio.Event()
+
+        @pair.server_streams.on("upload")
+        async def upload(sid: str, stream: Any) -> None:
+            try:
+                await receive_file(stream, target)
+            except StreamError as exc:
+                self.errors.append(exc)
+            finally:
+                self.done.set()
+
+    async def finished(self) -> None:
+        with anyio.fail_after(30):
+            await self.done.wait()
+
+
+async def send_cancelled(pair: Any, source: Path, cancel_at: int) -> None:
+    """send_file ``source`` to the "upload" handler, cancelled once ``cancel_at`` bytes moved."""
+    stream = create_stream()
+    await pair.client_streams.emit("upload", stream)
+    with anyio.CancelScope() as scope:
+
+        def progress(done: int, total: int | None) -> None:
+            if done >= cancel_at:
+                scope.cancel()
+
+        await send_file(stream, source, progress=progress)
+    assert scope.cancelled_caught
+
+
 async def settle(pair: Any) -> None:
     """One round trip, so every frame sent before it was processed on both sides.
 
@@ -194,32 +230,11 @@ async def test_cancelling_the_sender_aborts_the_receiver(pair, tmp_path):
     make_file(source, LARGE)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    receiver_errors: list[BaseException] = []
-    receiver_done = anyio.Event()
-
-    @pair.server_streams.on("upload")
-    async def upload(sid, stream):
-        try:
-            await receive_file(stream, inbox / "big.bin")
-        except StreamError as exc:
-            receiver_errors.append(exc)
-        finally:
-            receiver_done.set()
-
-    stream = create_stream()
-    await pair.client_streams.emit("upload", stream)
-    with anyio.CancelScope() as scope:
-
-        def progress(done: int, total: int | None) -> None:
-            if done >= 1_000_000:
-                scope.cancel()
-
-        await send_file(stream, source, progress=progress)
-    assert scope.cancelled_caught
-    with anyio.fail_after(30):
-        await receiver_done.wait()
-    assert isinstance(receiver_errors[0], StreamBrokenError)
-    assert "transfer cancelled" in str(receiver_errors[0])
+    receiver = UploadReceiver(pair, inbox / "big.bin")
+    await send_cancelled(pair, source, 1_000_000)
+    await receiver.finished()
+    assert isinstance(receiver.errors[0], StreamBrokenError)
+    assert "transfer cancelled" in str(receiver.errors[0])
     assert files_in(inbox) == []
     await settle(pair)
 

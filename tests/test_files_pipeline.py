@@ -15,9 +15,17 @@ import anyio
 import pytest
 
 import sio_stream._files as files_module
-from sio_stream import StreamBrokenError, StreamError, create_stream, pipe, receive_file, send_file
+from sio_stream import StreamBrokenError, StreamError, create_stream, pipe, receive_file
 from sio_stream._files import DEFAULT_CHUNK_SIZE, PIPELINE_DEPTH
-from tests.test_files import LARGE, emit_with_ack, files_in, make_file, settle
+from tests.test_files import (
+    LARGE,
+    UploadReceiver,
+    emit_with_ack,
+    files_in,
+    make_file,
+    send_cancelled,
+    settle,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -142,36 +150,15 @@ async def test_write_behind_is_bounded_and_runs_behind(pair):
 async def test_cancelled_send_file_leaves_no_thread_and_no_open_file(pair, tmp_path):
     source = tmp_path / "big.bin"
     make_file(source, LARGE)
-    receiver_errors: list[BaseException] = []
-    receiver_done = anyio.Event()
-
-    @pair.server_streams.on("upload")
-    async def upload(sid, stream):
-        try:
-            await receive_file(stream, tmp_path / "inbox.bin")
-        except StreamError as exc:
-            receiver_errors.append(exc)
-        finally:
-            receiver_done.set()
-
-    stream = create_stream()
-    await pair.client_streams.emit("upload", stream)
-    with anyio.CancelScope() as scope:
-
-        def progress(done: int, total: int | None) -> None:
-            if done >= 4 * CHUNK:
-                scope.cancel()
-
-        await send_file(stream, source, progress=progress)
-    assert scope.cancelled_caught
+    receiver = UploadReceiver(pair, tmp_path / "inbox.bin")
+    await send_cancelled(pair, source, 4 * CHUNK)
     # Nothing still reads the file: the worker finished and the file is closed. (The
     # receiver, in this process too, may still be writing and hashing its last batch.)
     assert pipeline_threads("_read_batch") == []
     assert open_fds_to(source) == []
-    with anyio.fail_after(30):
-        await receiver_done.wait()
+    await receiver.finished()
     assert pipeline_threads() == []
-    assert "transfer cancelled" in str(receiver_errors[0])
+    assert "transfer cancelled" in str(receiver.errors[0])
     assert files_in(tmp_path) == ["big.bin"]
     await settle(pair)
 
