@@ -94,6 +94,30 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+async def stream_being_read(node: Node, client: socketio.AsyncClient, sid: str) -> Any:
+    """A stream from ``node`` to ``client`` (of another node), once the client has read a byte
+    of it and stopped reading."""
+    reading = asyncio.Event()
+
+    @ss(client).on("file")
+    async def on_file(stream: Any) -> None:
+        await stream.read(1)
+        reading.set()
+        await asyncio.Event().wait()
+
+    stream = create_stream()
+    node.streams.emit("file", stream, to=sid)
+    await stream.write(b"x" * 1000)
+    await asyncio.wait_for(reading.wait(), 60)
+    return stream
+
+
+async def writes_fail_with_connection_aborted(stream: Any) -> None:
+    with pytest.raises(StreamBrokenError, match="Connection aborted"):
+        while True:
+            await stream.write(b"y" * 65536)
+
+
 async def test_a_stream_to_a_client_on_another_node(nodes):
     a, b = await nodes(), await nodes()
     client, sid = await nodes.client(b, [a])
@@ -179,22 +203,9 @@ async def test_a_relay_between_clients_of_two_nodes(nodes):
 async def test_a_client_leaving_its_node_fails_the_stream_on_the_other(nodes):
     a, b = await nodes(), await nodes()
     client, sid = await nodes.client(b, [a])
-    reading = asyncio.Event()
-
-    @ss(client).on("file")
-    async def on_file(stream: Any) -> None:
-        await stream.read(1)
-        reading.set()
-        await asyncio.Event().wait()
-
-    stream = create_stream()
-    a.streams.emit("file", stream, to=sid)
-    await stream.write(b"x" * 100)
-    await asyncio.wait_for(reading.wait(), 60)
+    stream = await stream_being_read(a, client, sid)
     await client.disconnect()
-    with pytest.raises(StreamBrokenError, match="Connection aborted"):
-        while True:
-            await stream.write(b"y" * 65536)
+    await writes_fail_with_connection_aborted(stream)
     await wait_for(lambda: a.streams.stream_count() == 0)
 
 
@@ -248,24 +259,11 @@ async def test_a_node_that_dies_fails_the_streams_through_it_within_seconds(node
         await client.connect(url, transports=["websocket"])
         sid = client.get_sid()
         await wait_for(lambda: a.cluster.remote_node("/", sid) is not None)
-        reading = asyncio.Event()
-
-        @ss(client).on("file")
-        async def on_file(stream: Any) -> None:
-            await stream.read(1)
-            reading.set()
-            await asyncio.Event().wait()
-
-        stream = create_stream()
-        a.streams.emit("file", stream, to=sid)
-        await stream.write(b"x" * 1000)
-        await asyncio.wait_for(reading.wait(), 60)
+        stream = await stream_being_read(a, client, sid)
         proc.kill()  # the node dies mid-transfer, without a goodbye
         loop = asyncio.get_running_loop()
         killed = loop.time()
-        with pytest.raises(StreamBrokenError, match="Connection aborted"):
-            while True:
-                await stream.write(b"y" * 65536)
+        await writes_fail_with_connection_aborted(stream)
         assert loop.time() - killed < 10
         await wait_for(lambda: a.streams.stream_count() == 0)
         assert a.cluster.remote_node("/", sid) is None
