@@ -70,6 +70,7 @@ async def nodes(redis_url: str) -> AsyncIterator[Any]:
     async def client(on: Node, others: list[Node]) -> tuple[socketio.AsyncClient, str]:
         """A client of ``on``, once every node in ``others`` knows where it is."""
         sio = socketio.AsyncClient()
+        ss(sio)  # before connecting, as an application does: its hello goes out at once
         clients.append(sio)
         await sio.connect(on.url, transports=["websocket"])
         sid = sio.get_sid()
@@ -360,6 +361,10 @@ async def test_a_file_from_a_client_of_another_node_is_checked_end_to_end(nodes,
     client, sid = await nodes.client(b, [a])
     source = tmp_path / "source.bin"
     source.write_bytes(DATA)
+    # Features are used once both sides announced them: let the client's hello round trip end
+    # (an event from node A may otherwise overtake node B's answer, and no digest is sent).
+    connection = ss(client)._connections[None]
+    await wait_for(lambda: "digest" in connection.core.peer_features)
 
     @ss(client).on("send-me")
     async def send_me(stream: Any) -> int:
