@@ -385,9 +385,14 @@ async def _reading(
 
 
 @asynccontextmanager
-async def _writing(destination: Any, hasher: SupportsUpdate | None = None) -> AsyncIterator[_Writer]:
+async def _writing(
+    destination: Any, hasher: SupportsUpdate | None = None, *, keep: bool = False
+) -> AsyncIterator[_Writer]:
     """The writer of ``destination``; a sync file is written behind in worker threads (and hashed
-    there). Leaving the block normally waits until everything is written."""
+    there). Leaving the block normally waits until everything is written. With ``keep`` (a
+    partial file a later transfer resumes), leaving it on a failure or cancellation still writes
+    the chunks already queued: they are the next bytes of the file, and a resume then need not
+    fetch them again."""
     if not _is_sync_file(destination, "write"):
         yield _writer(destination)
         return
@@ -395,6 +400,11 @@ async def _writing(destination: Any, hasher: SupportsUpdate | None = None) -> As
     try:
         yield behind.put
         await behind.drain()
+    except BaseException:
+        if keep:
+            with anyio.CancelScope(shield=True), suppress(Exception):
+                await behind.drain()
+        raise
     finally:
         await behind.aclose()
 
@@ -655,7 +665,7 @@ async def _receive_resumed(
         raise
     try:
         try:
-            async with _writing(file, _Tee(hasher, received)) as write:
+            async with _writing(file, _Tee(hasher, received), keep=True) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
             if size is not None and done != size:

@@ -136,3 +136,43 @@ async def test_an_empty_partial_file_resumes_at_offset_zero(pair, tmp_path):
     await send_file(stream, source)
     assert await reply == 300_000
     assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("cut", ["sender fails", "receiver cancelled"])
+async def test_a_cut_keeps_every_byte_taken_from_the_stream(pair: Any, tmp_path: Path, cut: str) -> None:
+    """What receive_file took from the stream before a cut is in the partial file afterwards,
+    queued writes included, so a resume does not fetch it again."""
+    data = os.urandom(12 * CHUNK)
+    target, partial = tmp_path / "dst", tmp_path / ".dst.part"
+    taken = 8 * CHUNK
+    enough = asyncio.Event()
+    result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def progress(done: int, total: int | None) -> None:
+        if done >= taken:
+            enough.set()
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        result.set_result(task)
+        await receive_file(stream, target, partial=partial, progress=progress)
+
+    stream = create_stream()
+    await pair.client_streams.emit("upload", stream)
+    writer = asyncio.create_task(stream.write(data[:taken]))
+    with anyio.fail_after(30):
+        await enough.wait()
+        receiving = await result
+        if cut == "sender fails":
+            stream.destroy("cut")
+        else:
+            receiving.cancel()
+        with contextlib.suppress(BaseException):
+            await receiving
+        with contextlib.suppress(BaseException):
+            await writer
+    stored = partial.read_bytes()
+    assert len(stored) >= taken and stored == data[: len(stored)]
+    assert not target.exists()
