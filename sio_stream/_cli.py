@@ -625,6 +625,23 @@ class FileServer:
 
 
 # -- the client ------------------------------------------------------------------------------------
+class _Client(socketio.AsyncClient):  # type: ignore[misc]  # python-socketio ships no types
+    """python-socketio's client, quiet about a race of its own at Ctrl-C."""
+
+    async def _handle_eio_message(self, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(data)
+        except (ValueError, TypeError):
+            # When the connection drops (python-engineio's SIGINT handler drops it at Ctrl-C),
+            # python-socketio forgets the binary packet it was assembling; an attachment still
+            # queued behind it is then parsed as a packet (or a packet as an attachment) and
+            # fails, in a task nobody awaits:
+            # asyncio printed "Task exception was never retrieved" and a traceback. There is
+            # nothing left to deliver it to; a malformed packet on a live connection still raises.
+            if self.connected:
+                raise
+
+
 @asynccontextmanager
 async def connect(url: str, token: str | None) -> AsyncIterator[StreamSocket]:
     """A connected client's StreamSocket; refusals and unreachable servers raise :class:`CliError`."""
@@ -634,7 +651,7 @@ async def connect(url: str, token: str | None) -> AsyncIterator[StreamSocket]:
     # Our own HTTP session: python-engineio leaves the one it creates open when a connection
     # attempt fails, and aiohttp then warns "Unclosed client session" at exit.
     async with aiohttp.ClientSession() as session:
-        client = socketio.AsyncClient(reconnection=False, http_session=session)
+        client = _Client(reconnection=False, http_session=session)
         streams = ss(client)
         refusals: list[str] = []
 

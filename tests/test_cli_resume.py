@@ -198,3 +198,41 @@ async def test_a_token_cannot_pile_up_unfinished_uploads(server: Any, monkeypatc
     assert replies[2]["code"] == "too-many-unfinished"
     assert again["transfer"] == replies[0]["transfer"]
     assert len(list((files.root / ".sio-stream-partial").glob("*.json"))) == 2
+
+
+async def test_ctrl_c_mid_get_then_get_again_continues(tmp_path: Path) -> None:
+    """``sio-stream get`` in its own process, interrupted three times (SIGINT, as Ctrl-C): each
+    time it says "interrupted" (exit 130) with no traceback, and keeps what it received; the
+    next run continues from there and the file comes out whole."""
+    import signal
+    import sys
+
+    root = tmp_path / "root"
+    root.mkdir()
+    data = os.urandom(4 * 1024 * 1024) * 32  # 128 MiB: a cut always comes before the end
+    (root / "big.bin").write_bytes(data)
+    local = tmp_path / "big.bin"
+    partial, _ = partial_paths(local)
+    command = [sys.executable, "-m", "sio_stream", "get", "", "big.bin", str(local), "--no-progress"]
+    async with FileServer(root).running("127.0.0.1", 0) as url:
+        command[4] = url
+        stored = 0
+        for cut in (4, 12, 20):
+            process = await anyio.open_process(command)
+            with anyio.fail_after(60):
+                while not (partial.exists() and partial.stat().st_size >= cut * 1024 * 1024):
+                    assert process.returncode is None, "the transfer ended before the cut"
+                    await anyio.sleep(0.005)  # watching another process's file grow
+                process.send_signal(signal.SIGINT)
+                await process.wait()
+            assert process.stderr is not None
+            err = b"".join([chunk async for chunk in process.stderr]).decode()
+            await process.aclose()
+            assert process.returncode == 130, err
+            assert "interrupted" in err and "Traceback" not in err, err
+            assert partial.stat().st_size > stored
+            stored = partial.stat().st_size
+        finished = await anyio.run_process(command, check=False)
+    assert finished.returncode == 0, finished.stderr.decode()
+    assert f"resumed at {stored} bytes" in finished.stdout.decode()
+    assert local.read_bytes() == data and not partial.exists()
