@@ -224,26 +224,40 @@ def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, 
     target = local / "resume.bin"
     partial = local / ".resume.bin.sio-part"
     started = time.monotonic()
+    finished = False
+    stored_at: list[int] = []  # the partial file's size before each attempt
     with tempfile.TemporaryFile("w+") as log, served(root, log) as cli:
         cuts = 0
         for cut in range(RESUME_CUTS):
             stored = partial.stat().st_size if partial.exists() else 0
-            # A random point in what is left, so the cuts spread over the whole file.
-            point = stored + rng.randint(1, max(1, (size - stored) // 2))
+            stored_at.append(stored)
+            # A random point in the next share of what is left, so the cuts spread over the
+            # whole file and every one of them comes before the end.
+            share = max(1, (size - stored) // (RESUME_CUTS - cut + 1))
+            point = stored + rng.randint(max(1, share // 2), share)
             proc = subprocess.Popen(
                 [*CLI, "get", cli.url, "resume.bin", str(target), "--no-progress"],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 env=_env(),
             )
             while proc.poll() is None and not (partial.exists() and partial.stat().st_size >= point):
                 time.sleep(0.002)  # a benchmark watching a file grow, not a test
             if proc.poll() is not None:
-                break  # finished before the cut
+                finished = proc.returncode == 0
+                break  # it ended before the cut
             proc.send_signal(signal.SIGKILL if cut % 2 == 0 else signal.SIGINT)
-            proc.wait()
+            _, err = proc.communicate()
+            # A cut command prints "interrupted" (SIGINT) or nothing (SIGKILL), never a traceback.
+            if "Traceback" in err.decode(errors="replace"):
+                raise RuntimeError(f"sio-stream get printed a traceback when cut:\n{err[-3000:]!r}")
             cuts += 1
-        out, _ = run_cli_rss("get", cli.url, "resume.bin", str(target), "--no-progress")
+        if len(stored_at) == cuts:
+            stored_at.append(partial.stat().st_size if partial.exists() else 0)
+        out = ""
+        if not finished:
+            # The attempt after the last cut: it sends the rest.
+            out, _ = run_cli_rss("get", cli.url, "resume.bin", str(target), "--no-progress")
         seconds = time.monotonic() - started
         identical = target.read_bytes() == src.read_bytes() if size <= 1024 * MiB else None
         time.sleep(0.5)  # let the server write its last log lines
@@ -256,6 +270,8 @@ def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, 
     offsets = [int(m) for m in re.findall(r"resumed at (\d+) bytes", out)]
     total_sent = sum(sent)
     resent = total_sent - size
+    # Per cut: what its attempt was handed minus what it stored (SIGKILL on even cuts, SIGINT on odd).
+    per_cut = [sent[i] - (stored_at[i + 1] - stored_at[i]) for i in range(min(cuts, len(sent)))]
     target.unlink(missing_ok=True)
     src.unlink()
     return {
@@ -266,6 +282,8 @@ def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, 
         "attempts": len(sent),
         "seconds": seconds,
         "last_offset": offsets[-1] if offsets else 0,
+        "killed_max": max(per_cut[0::2], default=0),
+        "interrupted_max": max(per_cut[1::2], default=0),
     }
 
 
@@ -356,7 +374,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         per_cut = resumed["resent_per_cut"] / MiB
         report.line(
             f"resume get {size_label(resume_size)}, {resumed['cuts']} cuts, byte-identical="
-            f"{resumed['identical']}, re-sent {resumed['resent_total'] / MiB:.1f} MiB in all",
+            f"{resumed['identical']}, re-sent {resumed['resent_total'] / MiB:.1f} MiB in all, at most "
+            f"{resumed['killed_max'] / MiB:.2f} MiB after a SIGKILL and "
+            f"{resumed['interrupted_max'] / MiB:.2f} MiB after a SIGINT",
             per_cut,
             "MiB re-sent per cut",
             {},
