@@ -47,6 +47,7 @@ from _harness import (
     Report,
     _process,
     common_args,
+    cpu_per_gib,
     mb_s,
     median,
     mode_of,
@@ -298,6 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report.note(f"curl not found at {CURL}: the curl baseline is skipped")
     tmp = Path(tempfile.mkdtemp(prefix="sio-stream-files-"))
     rates: dict[str, list[float]] = {}
+    cpu: dict[str, list[tuple[float, float]]] = {}  # CPU seconds per GiB: (client, server)
     peaks: dict[str, list[float]] = {}
     try:
         root = tmp / "served"
@@ -320,20 +322,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             for job in lib_jobs[2:]:
                 job["reset_peak"] = True
+            # The same two without the in-stream sha256: what hashing costs on this machine.
+            lib_jobs += [dict(job, digest=None, reset_peak=False) for job in lib_jobs[2:]]
             # Warm-up (not reported): first connections, the server's cached sha256 of src.
             warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
             run_client(SIO, py.url, warm)
             run_cli_rss("get", cli_server.url, "src.bin", str(local / "warm.bin"), "--no-progress")
             (local / "warm.bin").unlink()
             for _ in range(repeats):
-                for result in run_client(SIO, py.url, lib_jobs):
+                for job, result in zip(lib_jobs, run_client(SIO, py.url, lib_jobs), strict=True):
                     name = {
                         "upload": "in-memory upload",
                         "download": "in-memory download",
                         "lib-file-upload": "send_file->receive_file upload",
                         "lib-file-download": "send_file->receive_file download",
                     }[result["op"]]
+                    if job.get("op", "").startswith("lib-") and job.get("digest", "sha256") is None:
+                        name += ", digest off"
                     rates.setdefault(name, []).append(mb_s(result))
+                    cpu.setdefault(name, []).append(
+                        (cpu_per_gib(result, "client"), cpu_per_gib(result, "server"))
+                    )
                     if "client_idle" in result:
                         for side in ("client", "server"):
                             peak = result[f"{side}_mem"]["VmHWM"] - result[f"{side}_idle"]["rss_kib"]
@@ -388,7 +397,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     curl = rate.get("curl aiohttp-static download")
     baseline = {"upload": rate["in-memory upload"], "download": rate["in-memory download"]}
     for name, value in rate.items():
-        direction = "upload" if name.endswith(("upload", "put")) else "download"
+        direction = "upload" if "upload" in name or name.endswith("put") else "download"
         ratios: dict[str, float] = {}
         target = met = None
         if not name.startswith(("in-memory", "curl")):
@@ -406,6 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             met,
             runs=[round(v, 1) for v in rates[name]],
         )
+    cpu_line(report, cpu)
     for name, values in peaks.items():
         # The worst of the rounds: a bound must hold every time.
         value = max(values)
@@ -419,6 +429,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runs=[round(v, 1) for v in values],
         )
     return report.finish(args.json)
+
+
+def sha256_seconds_per_gib() -> float:
+    """What hashlib's sha256 costs per GiB in this process (one core), now."""
+    import hashlib
+
+    block = os.urandom(MiB)
+    hasher = hashlib.sha256()
+    started = time.process_time()
+    for _ in range(256):
+        hasher.update(block)
+    return (time.process_time() - started) * 4
+
+
+def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float]]]) -> None:
+    """Where the CPU goes: each contestant's CPU seconds per GiB (client + server, medians), and
+    the rate it could reach if it kept every core busy, as a ratio of the in-memory stream's."""
+    cores = os.cpu_count() or 1
+    hashing = sha256_seconds_per_gib()
+    report.note(
+        f"{cores} cores; sha256 costs {hashing:.2f} CPU s/GiB here, paid by both sides of a verified "
+        "transfer; a line's CPU ceiling is the in-memory stream's CPU per GiB over its own: the most "
+        "it can reach when the in-memory stream already keeps every core busy"
+    )
+    for name, values in cpu.items():
+        client = median([v[0] for v in values])
+        server = median([v[1] for v in values])
+        direction = "upload" if "upload" in name else "download"
+        base = cpu.get(f"in-memory {direction}")
+        ratios: dict[str, float] = {}
+        if base is not None and not name.startswith("in-memory"):
+            base_total = median([v[0] for v in base]) + median([v[1] for v in base])
+            ratios["in-memory (CPU ceiling)"] = ratio(base_total, client + server)
+        report.line(
+            f"{name} CPU client {client:.2f} + server {server:.2f}",
+            client + server,
+            "CPU s/GiB",
+            ratios,
+        )
 
 
 def parser() -> argparse.ArgumentParser:

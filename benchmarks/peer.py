@@ -192,7 +192,7 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
     @streams.on("lib-file-download")
     async def lib_file_download(sid: str, meta: dict[str, Any]) -> Any:
         stream = create_stream()
-        _spawn(sio_stream.send_file(stream, meta["path"]))
+        _spawn(sio_stream.send_file(stream, meta["path"], digest=meta.get("digest", "sha256")))
         return stream
 
 
@@ -377,17 +377,18 @@ class Client:
                 n += len(data)
         return n
 
-    async def lib_file_upload(self, src: str, dst: str) -> int:
+    async def lib_file_upload(self, src: str, dst: str, digest: str | None = "sha256") -> int:
         stream = create_stream()
         size = os.stat(src).st_size
         ack = asyncio.ensure_future(
             self.streams.call("lib-file-upload", stream, {"path": dst, "size": size}, timeout=None)
         )
-        await sio_stream.send_file(stream, src)
+        await sio_stream.send_file(stream, src, digest=digest)
         return await ack
 
-    async def lib_file_download(self, src: str, dst: str) -> int:
-        stream = await self.streams.call("lib-file-download", {"path": src}, timeout=None)
+    async def lib_file_download(self, src: str, dst: str, digest: str | None = "sha256") -> int:
+        meta = {"path": src, "digest": digest}
+        stream = await self.streams.call("lib-file-download", meta, timeout=None)
         return await sio_stream.receive_file(stream, dst)
 
     # raw python-socketio ------------------------------------------------------------------------
@@ -464,9 +465,9 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         else:
             n = await client.raw_download({"path": job["src"], "write": write, "window": window}, job["dst"])
     elif op == "lib-file-upload":
-        n = await client.lib_file_upload(job["src"], job["dst"])
+        n = await client.lib_file_upload(job["src"], job["dst"], job.get("digest", "sha256"))
     elif op == "lib-file-download":
-        n = await client.lib_file_download(job["src"], job["dst"])
+        n = await client.lib_file_download(job["src"], job["dst"], job.get("digest", "sha256"))
     elif op == "objects":
         count, message = job["count"], job["message"]
         n = await (
