@@ -38,6 +38,11 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 #: job moves up to half of it, so the disk works on one half while the stream drains the
 #: other: about 2 MiB per transfer at the default chunk size, beside the stream's own window.
 PIPELINE_DEPTH = 8
+#: Bytes queued behind a stream before its reader waits for the disk (at most twice that is
+#: held: queued, plus what a running job writes). Disks outrun the stream, so the queue stays
+#: short; the bound is what a killed receiver loses on top of the stream's credit window (data
+#: a resume fetches again): 1 MiB measured no slower than 2 MiB.
+WRITE_BEHIND_LIMIT = 4 * DEFAULT_CHUNK_SIZE
 
 #: ``progress(done, total)``: bytes moved so far and the total when known (else ``None``).
 #: Called once at the start and after every chunk, so it should be cheap; throttle drawing.
@@ -238,7 +243,7 @@ class _WriteBehind(_WorkerJobs):
         self,
         write: Callable[[bytes], object],
         hasher: SupportsUpdate | None = None,
-        limit: int = PIPELINE_DEPTH * DEFAULT_CHUNK_SIZE,
+        limit: int = WRITE_BEHIND_LIMIT,
     ) -> None:
         super().__init__()
         self._write = write
@@ -527,7 +532,7 @@ async def pipe(
     binary file (read ahead in worker threads, up to ``PIPELINE_DEPTH`` chunks) or an async
     iterable of bytes. ``destination``: an :class:`IOStream`, an anyio byte send stream, an
     aiofiles file or a sync binary file (written behind in worker threads, up to
-    ``PIPELINE_DEPTH`` chunks' worth queued).
+    ``WRITE_BEHIND_LIMIT`` bytes queued).
     Two object-mode IOStreams pipe objects (``progress`` then counts objects).
 
     With ``end`` (the default, as Node's ``pipe``) the destination is ended when the source
@@ -742,8 +747,8 @@ async def receive_file(
     stops. ``size``, the size the sender announced, is the progress total; more bytes raise
     :class:`TransferTooLarge`, fewer :class:`TransferIncomplete`. ``hasher`` is updated with
     every byte, in the worker thread that writes the file behind the stream. ``progress`` counts
-    the bytes taken from the stream (the file lags them by at most ``2 * PIPELINE_DEPTH``
-    chunks); the function returns only once every byte is written and the file renamed. An
+    the bytes taken from the stream (the file lags them by at most ``2 * WRITE_BEHIND_LIMIT``
+    bytes); the function returns only once every byte is written and the file renamed. An
     announced ``size`` above ``max_bytes`` is refused before anything is read
     (:class:`TransferTooLarge`, the stream destroyed). Other failures:
     :class:`~sio_stream.StreamBrokenError` (the sender or the connection failed the stream),

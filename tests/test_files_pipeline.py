@@ -16,7 +16,7 @@ import pytest
 
 import sio_stream._files as files_module
 from sio_stream import StreamBrokenError, StreamError, create_stream, pipe, receive_file
-from sio_stream._files import DEFAULT_CHUNK_SIZE, PIPELINE_DEPTH
+from sio_stream._files import DEFAULT_CHUNK_SIZE, PIPELINE_DEPTH, WRITE_BEHIND_LIMIT
 from tests.test_files import (
     LARGE,
     UploadReceiver,
@@ -143,7 +143,7 @@ async def test_write_behind_is_bounded_and_runs_behind(pair):
         assert await pipe(stream, sink, progress=sink.progress) == size
     assert sink.written == size  # everything written before pipe() returned
     # Queued (the limit) plus the batch a worker is writing, plus the chunk being queued.
-    assert CHUNK < sink.max_behind <= (2 * PIPELINE_DEPTH + 1) * CHUNK
+    assert CHUNK < sink.max_behind <= 2 * WRITE_BEHIND_LIMIT + CHUNK
     assert pipeline_threads() == []
 
 
