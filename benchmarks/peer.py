@@ -54,6 +54,12 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def main_thread_cpu_seconds() -> float:
+    """utime + stime of this process's main thread (the event loop), without its worker threads."""
+    pid = os.getpid()
+    return cpu_seconds(f"{pid}/task/{pid}")
+
+
 def memory_kib(pid: int | str = "self") -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
     out = {}
@@ -73,7 +79,13 @@ def reset_peak() -> None:
 
 def stats() -> dict[str, Any]:
     mem = memory_kib()
-    return {"cpu": cpu_seconds(), "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"], "pid": os.getpid()}
+    return {
+        "cpu": cpu_seconds(),
+        "loop_cpu": main_thread_cpu_seconds(),
+        "rss_kib": mem["VmRSS"],
+        "hwm_kib": mem["VmHWM"],
+        "pid": os.getpid(),
+    }
 
 
 # -- payloads ---------------------------------------------------------------------------------------
@@ -443,6 +455,7 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         out["client_idle"] = stats()
     server_before = await client.server_stats()
     cpu_before = cpu_seconds()
+    loop_before = main_thread_cpu_seconds()
     start = time.perf_counter()
     if op == "upload":
         n = await (
@@ -500,12 +513,15 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         raise ValueError(f"unknown op {op!r}")
     seconds = time.perf_counter() - start
     cpu_after = cpu_seconds()
+    loop_after = main_thread_cpu_seconds()
     server_after = await client.server_stats()
     out.update(
         bytes=n,
         seconds=seconds,
         client_cpu=cpu_after - cpu_before,
         server_cpu=server_after["cpu"] - server_before["cpu"],
+        client_loop_cpu=loop_after - loop_before,
+        server_loop_cpu=server_after["loop_cpu"] - server_before["loop_cpu"],
         client_mem=memory_kib(),
         server_mem={"VmRSS": server_after["rss_kib"], "VmHWM": server_after["hwm_kib"]},
     )
