@@ -252,11 +252,15 @@ class FileServer:
         relative = PurePosixPath(name)
         if ".." in relative.parts:
             raise _Refused(f"refused path {name!r}: '..' is not allowed")
-        if relative.parts and relative.parts[0] == PARTIAL_DIR:
-            raise _Refused(f"refused path {name!r}: unfinished uploads are not served")
         resolved = Path(await anyio.Path(self.root / relative).resolve())
         if not resolved.is_relative_to(self.root):
             raise _Refused(f"refused path {name!r}: it leads outside the served directory")
+        # Checked on the resolved path, without case: a symbolic link to the directory of
+        # unfinished uploads, or another spelling of it on a case-insensitive file system,
+        # must not reach it either.
+        inside = resolved.relative_to(self.root).parts
+        if inside and inside[0].casefold() == PARTIAL_DIR.casefold():
+            raise _Refused(f"refused path {name!r}: unfinished uploads are not served")
         return resolved
 
     # -- handlers ------------------------------------------------------------------------------------

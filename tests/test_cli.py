@@ -193,6 +193,26 @@ async def test_confinement_rules(tmp_path):
     assert await server.resolve(".") == root.resolve()
 
 
+async def test_unfinished_uploads_are_not_reached_by_a_link_or_another_case(tmp_path):
+    root = tmp_path / "root"
+    partials = root / ".sio-stream-partial"
+    partials.mkdir(parents=True)
+    (partials / "t.part").write_bytes(b"half")
+    (root / "link").symlink_to(partials)
+    (root / "link.part").symlink_to(partials / "t.part")
+    server = FileServer(root)
+    for bad in [
+        ".sio-stream-partial/t.part",
+        "link/t.part",
+        "link",
+        "link.part",
+        ".SIO-Stream-Partial/t.part",
+    ]:
+        with pytest.raises(_Refused, match="unfinished uploads are not served"):
+            await server.resolve(bad)
+    assert await server.resolve(".sio-stream-partial-not") == root.resolve() / ".sio-stream-partial-not"
+
+
 def test_serve_needs_a_directory(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "missing"), "--port", "0"]) == 1
     assert "not a directory" in one_error_line(capsys.readouterr().err)
