@@ -324,7 +324,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for job in lib_jobs[2:]:
                 job["reset_peak"] = True
             # The same two without the in-stream sha256: what hashing costs on this machine.
-            lib_jobs += [dict(job, digest=None, reset_peak=False) for job in lib_jobs[2:]]
+            # Each to a file of its own: replacing a 512 MiB file makes its receiver free the old
+            # one's page cache, which would count as that transfer's CPU.
+            lib_jobs += [
+                dict(job, digest=None, reset_peak=False, dst=job["dst"].replace(".bin", "-nd.bin"))
+                for job in lib_jobs[2:]
+            ]
             # Warm-up (not reported): first connections, the server's cached sha256 of src.
             warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
             run_client(SIO, py.url, warm)
@@ -353,8 +358,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         for side in ("client", "server"):
                             peak = result[f"{side}_mem"]["VmHWM"] - result[f"{side}_idle"]["rss_kib"]
                             peaks.setdefault(f"{name} {side}", []).append(peak / 1024)
-                for p in (root / "up.bin", local / "down.bin"):
-                    p.unlink(missing_ok=True)
+                for job in lib_jobs[2:]:
+                    Path(job["dst"]).unlink(missing_ok=True)
 
                 cli_commands = {
                     "get": ("get", cli_server.url, "src.bin", str(local / "got.bin"), "--no-progress"),
