@@ -43,16 +43,6 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
         self._reader_busy = False
         self._writer_busy = False
 
-    @property
-    def digest(self) -> str | None:
-        """The hex digest of the bytes (negotiated ``digest``): the one this writer sent with its
-        end, or, reading, the one the peer sent and this side checked; ``None`` when no digest
-        travelled (a JavaScript peer, none requested, or not yet at the end)."""
-        core = self._core
-        if core.error is not None:
-            return None
-        return core.digest_value
-
     def use_digest(self, name: str = "sha256") -> None:
         """Send a digest (``sha256`` or ``blake2b``) of everything written with the end, to a
         sio_stream peer that announced ``digest`` (others get the plain protocol). The reader

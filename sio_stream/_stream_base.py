@@ -48,6 +48,16 @@ class StreamBase:
         return self._core.error
 
     @property
+    def digest(self) -> str | None:
+        """The hex digest of the bytes (negotiated ``digest``): the one this writer sent with its
+        end, or, reading, the one the peer sent and this side checked; ``None`` when no digest
+        travelled (a JavaScript peer, none requested, or not yet at the end)."""
+        core = self._core
+        if core.error is not None:
+            return None
+        return core.digest_value
+
+    @property
     def closed(self) -> bool:
         """True once the stream has failed, or both directions have finished."""
         core = self._core

@@ -269,6 +269,91 @@ def test_send_file_receive_file_and_max_bytes(sync_pair, tmp_path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+def sync_locked() -> Any:
+    from sio_stream.sync._stream import LOCK
+
+    return LOCK
+
+
+def test_send_file_digest_is_checked_and_a_wrong_one_leaves_no_file(sync_pair, tmp_path) -> None:
+    server_streams, client_streams, _, _ = sync_pair
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(MiB + 5))
+    outcome: list[Any] = []
+
+    @server_streams.on("store")
+    def store(sid: str, stream: sync.IOStream, name: str) -> Any:
+        try:
+            done = sync.receive_file(stream, tmp_path / name, timeout=30)
+            outcome.append(stream.digest)
+            return done
+        except StreamError as exc:
+            outcome.append(exc)
+            return "failed"
+
+    stream = sync.create_stream()
+    caller = threading.Thread(target=lambda: client_streams.call("store", stream, "copy", timeout=60))
+    caller.start()
+    assert sync.send_file(stream, source, timeout=30) == source.stat().st_size
+    caller.join(60)
+    assert stream.digest == sha(source.read_bytes()) == outcome[0]
+    assert (tmp_path / "copy").read_bytes() == source.read_bytes()
+
+    # A writer whose digest is not that of its bytes: both ends fail, no file is left.
+    stream = sync.create_stream()
+    caller = threading.Thread(target=lambda: client_streams.call("store", stream, "bad", timeout=60))
+    caller.start()
+    with sync_locked():  # the writer claims the digest of other bytes than it sends
+        stream._owner.use_digest(stream._core, "sha256", external=True)
+        stream._owner.set_digest(stream._core, sha(b"something else"))
+    stream.write(b"x" * 1000)
+    with pytest.raises(StreamError):
+        stream.end(timeout=30)
+    caller.join(60)
+    assert type(outcome[1]).__name__ == "IntegrityError"
+    assert not (tmp_path / "bad").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_receive_file_resumes_from_a_partial_file(sync_pair, tmp_path) -> None:
+    server_streams, client_streams, _, _ = sync_pair
+    data = os.urandom(3 * MiB + 11)
+    source, target, partial = tmp_path / "source.bin", tmp_path / "copy.bin", tmp_path / ".copy.part"
+    source.write_bytes(data)
+    partial.write_bytes(data[:MiB])  # what an interrupted transfer left
+
+    @server_streams.on("resume")
+    def resume(sid: str, stream: sync.IOStream, offset: int) -> Any:
+        try:
+            return sync.receive_file(stream, target, partial=partial, offset=offset, timeout=30)
+        except StreamError as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def resume_from(offset: int, sent_from: int) -> tuple[Any, Any]:
+        stream = sync.create_stream()
+        result: list[Any] = []
+        caller = threading.Thread(target=lambda: result.append(client_streams.call("resume", stream, offset)))
+        caller.start()
+        try:
+            sent: Any = sync.send_file(stream, source, offset=sent_from, timeout=30)
+        except StreamError as exc:
+            sent = exc
+        caller.join(60)
+        return sent, result[0]
+
+    # An offset that is not what is stored: refused, the stored bytes untouched.
+    sent, reply = resume_from(5000, 5000)
+    assert reply.startswith("ResumeError") and "5000" in reply and isinstance(sent, StreamError)
+    assert partial.read_bytes() == data[:MiB] and not target.exists()
+
+    with pytest.raises(sio_stream.ResumeError):
+        sync.send_file(sync.create_stream(), source, offset=len(data) + 1)
+
+    sent, reply = resume_from(MiB, MiB)
+    assert sent == reply == len(data) - MiB
+    assert target.read_bytes() == data and not partial.exists()
+
+
 def test_disconnect_mid_transfer_fails_both_ends(sync_pair) -> None:
     server_streams, client_streams, sio, _ = sync_pair
     failures: list[BaseException] = []
@@ -408,3 +493,45 @@ async def test_sync_client_to_async_server(pair) -> None:
             assert sha(down.read(timeout=30)) == digest
 
     await anyio.to_thread.run_sync(client_side)
+
+
+@pytest.mark.anyio
+async def test_files_with_digests_across_the_divide(pair, tmp_path) -> None:
+    """sync send_file -> async receive_file and async send_file -> sync receive_file: the
+    digest travels both ways and is checked."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(2 * MiB + 1))
+    digests: list[Any] = []
+
+    @pair.server_streams.on("store")
+    async def store(sid: str, stream: Any) -> Any:
+        done = await sio_stream.receive_file(stream, tmp_path / "up.bin")
+        digests.append(stream.digest)
+        return done
+
+    @pair.server_streams.on("fetch")
+    async def fetch(sid: str) -> Any:
+        stream = sio_stream.create_stream()
+        asyncio.get_running_loop().create_task(sio_stream.send_file(stream, source))
+        return stream
+
+    def client_side() -> None:
+        with sync_client(pair.url) as client:
+            client_streams = sync.ss(client)
+            client.connect(pair.url, transports=["websocket"])
+            stream = sync.create_stream()
+            result: list[Any] = []
+            caller = threading.Thread(target=lambda: result.append(client_streams.call("store", stream)))
+            caller.start()
+            sync.send_file(stream, source, timeout=30)
+            caller.join(60)
+            assert result == [source.stat().st_size]
+            digests.append(stream.digest)
+            down = client_streams.call("fetch")
+            assert sync.receive_file(down, tmp_path / "down.bin", timeout=30) == source.stat().st_size
+            digests.append(down.digest)
+
+    await anyio.to_thread.run_sync(client_side)
+    expected = sha(source.read_bytes())
+    assert digests == [expected, expected, expected]
+    assert (tmp_path / "up.bin").read_bytes() == (tmp_path / "down.bin").read_bytes() == source.read_bytes()

@@ -9,23 +9,27 @@ The disk is read and written in the calling thread. ``timeout`` bounds each wait
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
+from .._errors import IntegrityError, StreamError
 from .._files import (
     DEFAULT_CHUNK_SIZE,
     Progress,
+    ResumeError,
     SupportsUpdate,
     Tally,
     _check_byte_stream,
+    _Tee,
     _temporary_name,
     check_complete,
     check_size,
 )
-from ._stream import IOStream
+from ._stream import LOCK, IOStream
 
 
 def _chunks(source: Any, chunk_size: int, timeout: float | None) -> Iterator[Any]:
@@ -99,16 +103,33 @@ def send_file(
     hasher: SupportsUpdate | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     timeout: float | None = None,
+    digest: str | None = "sha256",
+    offset: int = 0,
 ) -> int:
-    """Write the file at ``path`` into ``stream`` and end it; return the bytes sent (see the
-    async :func:`sio_stream.send_file`)."""
+    """Write the file at ``path`` (from ``offset`` on) into ``stream`` and end it; return the
+    bytes sent. ``digest`` and ``offset`` mean what they mean for the async
+    :func:`sio_stream.send_file`: toward a sio_stream peer the end carries the digest of what
+    was sent (hashed in the calling thread), and an offset beyond the file raises
+    :class:`~sio_stream.ResumeError`."""
     _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
+    core = stream._core
+    own: Any = None
+    with LOCK:
+        if digest is not None and not (core.chunks_sent or core.pending_size or core.digest_name):
+            stream._owner.use_digest(core, digest, external=True)
+            own = hashlib.new(digest)
     try:
         with open(path, "rb") as file:
-            tally = Tally(progress, os.fstat(file.fileno()).st_size)
-            done = _copy(
-                _chunks(file, chunk_size, None), lambda c: stream.write(c, timeout=timeout), tally, hasher
-            )
+            size = os.fstat(file.fileno()).st_size
+            if offset < 0 or offset > size:
+                raise ResumeError(f"resume offset {offset} is beyond the file's {size} bytes")
+            file.seek(offset)
+            tally = Tally(progress, size - offset)
+            write = lambda c: stream.write(c, timeout=timeout)  # noqa: E731
+            done = _copy(_chunks(file, chunk_size, None), write, tally, _Tee(hasher, own))
+        if own is not None:
+            with LOCK:
+                stream._owner.set_digest(core, own.hexdigest())
         stream.end(timeout=timeout)
     except BaseException as exc:
         _destroy(exc, stream)
@@ -125,25 +146,54 @@ def receive_file(
     progress: Progress | None = None,
     hasher: SupportsUpdate | None = None,
     timeout: float | None = None,
+    partial: str | os.PathLike[str] | None = None,
+    offset: int = 0,
 ) -> int:
     """Read ``stream`` to its end into the file at ``path`` (renamed into place only when
-    complete); return the bytes received (see the async :func:`sio_stream.receive_file`)."""
+    complete, and checked against the digest a sio_stream writer sent: the stream itself
+    hashes what arrives); return the bytes received. ``partial`` and ``offset`` resume:
+    the data is appended to ``partial``, which must hold exactly ``offset`` bytes, and kept
+    there on failure (cut back to ``offset`` after an :class:`~sio_stream.IntegrityError`).
+    See the async :func:`sio_stream.receive_file`."""
     _check_byte_stream("receive_file", stream, (IOStream,), "writes bytes to a file")
     check_size(stream, size, max_bytes)
     destination = Path(path)
-    temporary = _temporary_name(destination)
+    resuming = partial is not None
+    target = Path(partial) if partial is not None else _temporary_name(destination)
+    created = False
     try:
-        with open(temporary, "xb") as file:
-            tally = Tally(progress, size, max_bytes)
-            done = _copy(_chunks(stream, DEFAULT_CHUNK_SIZE, timeout), file.write, tally, hasher)
-        check_complete(done, size)
-        os.replace(temporary, destination)
+        with _open_target(target, resuming, offset) as file:
+            created = True
+            try:
+                tally = Tally(progress, size, max_bytes)
+                chunks = _chunks(stream, DEFAULT_CHUNK_SIZE, timeout)
+                done = _copy(chunks, file.write, tally, hasher)
+                check_complete(done, size)
+            except StreamError as exc:
+                if resuming and (isinstance(exc, IntegrityError) or isinstance(stream.error, IntegrityError)):
+                    file.truncate(offset)  # keep only the prefix checked before
+                raise
+        os.replace(target, destination)
     except BaseException as exc:
         _destroy(exc, stream)
-        with suppress(FileNotFoundError):
-            os.remove(temporary)
+        if created and not resuming:
+            with suppress(FileNotFoundError):
+                os.remove(target)
         raise
     return done
+
+
+def _open_target(target: Path, resuming: bool, offset: int) -> BinaryIO:
+    """The file :func:`receive_file` writes: a new temporary file, or the partial file it
+    appends to, which must hold exactly ``offset`` bytes (never truncated here)."""
+    if not resuming:
+        return open(target, "xb")
+    file = cast(BinaryIO, open(target, "ab"))  # noqa: SIM115 (returned open)
+    stored = os.fstat(file.fileno()).st_size
+    if stored != offset:
+        file.close()
+        raise ResumeError(f"resume offset {offset} does not match the {stored} bytes stored in {target.name}")
+    return file
 
 
 __all__ = ["pipe", "receive_file", "send_file"]

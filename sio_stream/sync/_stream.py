@@ -178,6 +178,12 @@ class IOStream(StreamBase):
 
     send = write
 
+    def use_digest(self, name: str = "sha256") -> None:
+        """Send a digest of everything written with the end (see the async
+        :meth:`sio_stream.IOStream.use_digest`); call it before the first byte."""
+        with LOCK:
+            self._owner.use_digest(self._core, name)
+
     def end(self, data: Any = None, *, timeout: float | None = None) -> None:
         """End the writable side (after ``data``); return once the peer acknowledged every chunk."""
         core = self._core
