@@ -19,6 +19,7 @@ from .._core import (
 )
 from .._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic, socket_config
 from .._errors import HandlerError, LocalProtocolError, StreamTimeoutError
+from .._wire import HELLO
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
 
@@ -29,6 +30,8 @@ _SOCKETS_ATTRIBUTE = "_sio_stream_sync_sockets"
 _SENDER_LINGER = 5.0
 #: Longest sleep of the ticker: claim deadlines added meanwhile are seen within this.
 _TICK = 1.0
+#: How long a handler's ack waits for our queued hello to go out first (the sender runs).
+_HELLO_WAIT = 10.0
 
 
 def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **options: Any) -> StreamSocket:
@@ -112,6 +115,10 @@ class Connection(ConnectionLogic):
         self._ticking = False
         self._claims: list[tuple[float, Callable[[], None]]] = []
         self._next_sweep = 0.0
+        # Set once our $stream-hello is on the wire (or the connection is gone): an ack that
+        # python-socketio sends from a handler thread must not overtake it, or the peer reads
+        # an error reply before it knows we send them (see StreamSocket._on_stream).
+        self.hello_out = host.create_event()
 
     # -- the sender (started under LOCK) -----------------------------------------------------------
     def _start_sender(self) -> None:
@@ -142,6 +149,8 @@ class Connection(ConnectionLogic):
             on_ack = item.on_ack
             try:
                 self._emit(item.event, item.args, None if on_ack is None else _Locked(on_ack))
+                if item.event == HELLO:
+                    self.hello_out.set()
             except Exception as exc:
                 with LOCK:
                     if not self.emit_failed(item, exc, self._is_live()):
@@ -192,6 +201,7 @@ class Connection(ConnectionLogic):
         super().lost()
         self._claims.clear()
         self._more.set()
+        self.hello_out.set()
 
 
 class _Locked:
@@ -280,12 +290,19 @@ class StreamSocket(SocketLogic):
             return prepared.finish(failure=error) if isinstance(prepared, PreparedEvent) else prepared
         with LOCK:
             prepared = self._prepare_event(peer, args)
-        if not isinstance(prepared, PreparedEvent):
-            return prepared
-        outcome = prepared.run()
-        if isinstance(outcome, AwaitedHandler):
-            close = getattr(outcome.awaitable, "close", None)
-            if close is not None:
-                close()
-            return outcome.event.finish(failure=HandlerError("sync API handlers cannot be coroutines"))
+            connection = self._connections.get(peer)
+        if isinstance(prepared, PreparedEvent):
+            outcome = prepared.run()
+            if isinstance(outcome, AwaitedHandler):
+                close = getattr(outcome.awaitable, "close", None)
+                if close is not None:
+                    close()
+                outcome = outcome.event.finish(failure=HandlerError("sync API handlers cannot be coroutines"))
+        else:
+            outcome = prepared
+        if connection is not None and connection.hello_sent:
+            # python-socketio sends this return value as the ack from this thread; our hello
+            # (queued, not yet on the wire) goes out from the connection's sender thread,
+            # which may not have run yet. (No hello queued: a JavaScript peer, never any.)
+            connection.hello_out.wait(_HELLO_WAIT)
         return outcome
