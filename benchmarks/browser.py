@@ -35,7 +35,7 @@ from _harness import delay_proxy
 from aiohttp import web
 from playwright.async_api import async_playwright
 
-from sio_stream._cli import connect, download, parse_size, upload
+from sio_stream.cli._server import connect, download, parse_size, upload
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -18,7 +18,7 @@ import anyio.abc
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from sio_stream._cli import TOKEN_ENV, FileServer, _Refused, connect, main, parse_size
+from sio_stream.cli._server import TOKEN_ENV, FileServer, _Refused, connect, main, parse_size
 
 pytestmark = pytest.mark.anyio
 

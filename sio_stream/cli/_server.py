@@ -54,13 +54,13 @@ import anyio.abc
 import socketio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from . import _access, _tree
-from ._core import FEATURE_DIGEST
-from ._errors import IntegrityError, StreamError, peer_message
-from ._files import Progress, ResumeError, prefix_digest, receive_file, send_file
-from ._progress import ProgressBar, format_rate, format_size
-from ._socket import StreamSocket, ss
-from ._stream import create_stream
+from .. import _access, _tree
+from .._core import FEATURE_DIGEST
+from .._errors import IntegrityError, StreamError, peer_message
+from .._files import Progress, ResumeError, prefix_digest, receive_file, send_file
+from .._progress import ProgressBar, format_rate, format_size
+from .._socket import StreamSocket, ss
+from .._stream import create_stream
 
 PROG = "sio-stream"
 DEFAULT_PORT = 8765
@@ -195,7 +195,7 @@ class FileServer:
         """Listen on ``host:port`` (0: a free port); yield the URL; stop on exit."""
         from aiohttp import web
 
-        from . import _web
+        from .. import _web
 
         app = web.Application()
         _web.attach_socketio(app, self.sio)
@@ -235,7 +235,7 @@ class FileServer:
         """The ASGI application of an ``async_mode="asgi"`` server: Socket.IO at ``/socket.io/``
         and the page. Run it under uvicorn inside :meth:`serving`, with
         ``ws_per_message_deflate=False`` (see ``_web._without_compression``)."""
-        from . import _web
+        from .. import _web
 
         page = _web.asgi_page({"token": self.token is not None, "maxUpload": self.max_upload})
         return socketio.ASGIApp(self.sio, other_asgi_app=page)
