@@ -14,7 +14,9 @@ import anyio
 import pytest
 
 from sio_stream import create_stream
-from sio_stream.cli._server import PARTIAL_DIR, CliError, FileServer, connect, download, partial_paths, upload
+from sio_stream.cli._client import connect, download, partial_paths, upload
+from sio_stream.cli._common import CliError
+from sio_stream.cli._server import PARTIAL_DIR, FileServer
 
 pytestmark = pytest.mark.anyio
 
