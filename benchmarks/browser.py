@@ -35,7 +35,8 @@ from _harness import delay_proxy
 from aiohttp import web
 from playwright.async_api import async_playwright
 
-from sio_stream._cli import connect, download, parse_size, upload
+from sio_stream.cli._client import connect, download, upload
+from sio_stream.cli._common import parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

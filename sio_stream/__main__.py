@@ -1,5 +1,5 @@
 """``python -m sio_stream``: the ``sio-stream`` command."""
 
-from ._cli import main
+from .cli import main
 
 raise SystemExit(main())

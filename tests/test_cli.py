@@ -18,7 +18,10 @@ import anyio.abc
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from sio_stream._cli import TOKEN_ENV, FileServer, _Refused, connect, main, parse_size
+from sio_stream.cli._client import connect
+from sio_stream.cli._common import TOKEN_ENV, parse_size
+from sio_stream.cli._main import main
+from sio_stream.cli._server import FileServer, _Refused
 
 pytestmark = pytest.mark.anyio
 

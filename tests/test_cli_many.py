@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sio_stream import _tree
-from sio_stream._cli import FileServer, _Refused
+from sio_stream.cli._server import FileServer, _Refused
 from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.anyio
@@ -351,7 +351,7 @@ def test_tree_progress_is_one_throttled_line():
 async def test_get_r_resumes_a_partial_file(served, tmp_path, capsys):
     import json
 
-    from sio_stream._cli import partial_paths
+    from sio_stream.cli._client import partial_paths
 
     root, url = served
     target = tmp_path / "got"

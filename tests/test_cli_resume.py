@@ -14,7 +14,9 @@ import anyio
 import pytest
 
 from sio_stream import create_stream
-from sio_stream._cli import PARTIAL_DIR, CliError, FileServer, connect, download, partial_paths, upload
+from sio_stream.cli._client import connect, download, partial_paths, upload
+from sio_stream.cli._common import CliError
+from sio_stream.cli._server import PARTIAL_DIR, FileServer
 
 pytestmark = pytest.mark.anyio
 
@@ -183,9 +185,9 @@ async def test_put_refuses_an_offset_beyond_what_is_stored(server: Any, tmp_path
 
 
 async def test_a_token_cannot_pile_up_unfinished_uploads(server: Any, monkeypatch: Any) -> None:
-    from sio_stream import _cli
+    from sio_stream.cli import _server
 
-    monkeypatch.setattr(_cli, "MAX_UNFINISHED_UPLOADS", 2)
+    monkeypatch.setattr(_server, "MAX_UNFINISHED_UPLOADS", 2)
     files, url = server
     async with connect(url, None) as streams:
         replies = [

@@ -72,7 +72,7 @@ def test_the_reference_documents_every_public_name():
 
 
 def test_the_cli_guide_documents_every_command_and_option():
-    from sio_stream._cli import _parser
+    from sio_stream.cli._main import _parser
 
     page = (DOCS / "guides" / "cli.md").read_text()
     commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))

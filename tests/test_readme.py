@@ -60,7 +60,7 @@ def test_the_readme_documents_every_command_and_option():
     # The CLI section is checked against the parser, so it cannot drift from `--help`.
     import argparse
 
-    from sio_stream._cli import _parser
+    from sio_stream.cli._main import _parser
 
     match = re.search(r"\n## Command line\n(.*?)\n## ", README.read_text(), flags=re.S)
     assert match, "the README has no '## Command line' section"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sio_stream._cli import FileServer
+from sio_stream.cli._server import FileServer
 from tests.support import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
