@@ -1,7 +1,7 @@
 """The file server's access log: one line per request on the ``sio_stream.access`` logger.
 
 ``sio-stream serve`` sends it to stderr (``--quiet`` turns it off); an application embedding
-:class:`~sio_stream._cli.FileServer` configures the logger as it likes. A line holds the
+:class:`~sio_stream.cli._server.FileServer` configures the logger as it likes. A line holds the
 time, client address, Socket.IO sid, token (``ok``; ``none`` when the server needs none;
 ``refused``), command, path as the client sent it, bytes moved, duration and rate, and the
 outcome last because it may hold a reason with spaces (``refused: ...``, ``failed: ...``)::
