@@ -509,11 +509,20 @@ async def test_files_with_digests_across_the_divide(pair, tmp_path) -> None:
         digests.append(stream.digest)
         return done
 
+    sending: list[asyncio.Task[int]] = []
+
     @pair.server_streams.on("fetch")
     async def fetch(sid: str) -> Any:
         stream = sio_stream.create_stream()
-        asyncio.get_running_loop().create_task(sio_stream.send_file(stream, source))
+        sending.append(asyncio.get_running_loop().create_task(sio_stream.send_file(stream, source)))
         return stream
+
+    @pair.server_streams.on("fetched")
+    async def fetched(sid: str) -> Any:
+        # The client's answer to the end (its digest check) came before this event: the
+        # sender is done. (The client must not disconnect earlier: python-socketio drops
+        # what is still queued.)
+        return await sending[0]
 
     def client_side() -> None:
         with sync_client(pair.url) as client:
@@ -530,6 +539,7 @@ async def test_files_with_digests_across_the_divide(pair, tmp_path) -> None:
             down = client_streams.call("fetch")
             assert sync.receive_file(down, tmp_path / "down.bin", timeout=30) == source.stat().st_size
             digests.append(down.digest)
+            assert client_streams.call("fetched") == source.stat().st_size
 
     await anyio.to_thread.run_sync(client_side)
     expected = sha(source.read_bytes())
