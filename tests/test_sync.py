@@ -4,6 +4,7 @@ across the sync/async divide, on real loopback connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import os
@@ -354,6 +355,58 @@ def test_receive_file_resumes_from_a_partial_file(sync_pair, tmp_path) -> None:
     assert target.read_bytes() == data and not partial.exists()
 
 
+def test_a_cut_or_a_wrong_digest_keeps_only_what_is_right_in_the_partial_file(sync_pair, tmp_path) -> None:
+    server_streams, client_streams, _, _ = sync_pair
+    data = os.urandom(3 * MiB)
+    target, partial = tmp_path / "copy.bin", tmp_path / ".copy.part"
+    partial.write_bytes(data[:1000])
+    outcome: list[Any] = []
+    arrived = threading.Event()
+
+    @server_streams.on("resume")
+    def resume(sid: str, stream: sync.IOStream, offset: int) -> None:
+        def progress(done: int, total: Any) -> None:
+            if done >= MiB:
+                arrived.set()
+
+        try:
+            sync.receive_file(stream, target, partial=partial, offset=offset, progress=progress, timeout=30)
+        except StreamError as exc:
+            outcome.append(exc)
+
+    # A cut after more than a MiB arrived: the partial file keeps a longer, correct prefix.
+    stream = sync.create_stream()
+    client_streams.emit("resume", stream, 1000)
+    writer = threading.Thread(target=lambda: suppress_stream_error(stream.write, data[1000 : 1000 + 2 * MiB]))
+    writer.start()
+    assert arrived.wait(30)
+    stream.destroy("cut")
+    writer.join(30)
+    eventually(lambda: len(outcome) == 1)
+    stored = partial.read_bytes()
+    assert len(stored) > MiB and stored == data[: len(stored)] and not target.exists()
+
+    # A writer whose digest is not that of its bytes: the partial file goes back to the offset.
+    offset = len(stored)
+    stream = sync.create_stream()
+    client_streams.emit("resume", stream, offset)
+    with sync_locked():
+        stream._owner.use_digest(stream._core, "sha256", external=True)
+        stream._owner.set_digest(stream._core, sha(b"something else"))
+    stream.write(data[offset : offset + MiB])
+    with pytest.raises(StreamError):
+        stream.end(timeout=30)
+    eventually(lambda: len(outcome) == 2)
+    assert type(outcome[1]).__name__ == "IntegrityError"
+    assert partial.read_bytes() == stored and not target.exists()
+
+
+def suppress_stream_error(write: Any, data: bytes) -> None:
+    # The test destroys the stream while this write waits.
+    with contextlib.suppress(StreamError):
+        write(data, timeout=30)
+
+
 def test_disconnect_mid_transfer_fails_both_ends(sync_pair) -> None:
     server_streams, client_streams, sio, _ = sync_pair
     failures: list[BaseException] = []
@@ -395,6 +448,38 @@ def test_a_hostile_peer_meets_the_limits() -> None:
                 stream.write(b"x" * 65536 * 8, timeout=30)
                 stream.end(timeout=30)
         eventually(lambda: server_streams.stream_count() == 0)
+
+
+def test_an_ack_never_overtakes_our_hello(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's hello goes out from its sender thread, a handler's ack from the handler's
+    thread: with the hello held back 50 ms (a slow sender), a refusal still reaches the client
+    as a HandlerError, because the client knows the server's features by then."""
+    import time
+
+    from sio_stream import _wire
+    from sio_stream.sync._host import SyncHost
+
+    emitter = SyncHost.emitter
+
+    def slow_hello(self: SyncHost, peer: Any) -> Any:
+        emit = emitter(self, peer)
+
+        def emitting(event: str, args: tuple[Any, ...], callback: Any) -> None:
+            if event == _wire.HELLO and self.is_server:
+                time.sleep(0.05)  # fault injection: a sender thread that runs late
+            emit(event, args, callback)
+
+        return emitting
+
+    monkeypatch.setattr(SyncHost, "emitter", slow_hello)
+    with sync_server() as (sio, url), sync_client(url) as client:
+        server_streams = sync.ss(sio, max_placeholders=1)
+        server_streams.on("two", lambda sid, *streams: len(streams))
+        client_streams = sync.ss(client)
+        client.connect(url, transports=["websocket"])
+        for _ in range(3):
+            with pytest.raises(HandlerError, match="more than 1 stream"):
+                client_streams.call("two", sync.create_stream(), sync.create_stream(), timeout=30)
 
 
 def test_wrong_hosts_and_async_handlers_false_are_refused_clearly() -> None:

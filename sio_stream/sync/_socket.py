@@ -149,13 +149,14 @@ class Connection(ConnectionLogic):
             on_ack = item.on_ack
             try:
                 self._emit(item.event, item.args, None if on_ack is None else _Locked(on_ack))
-                if item.event == HELLO:
-                    self.hello_out.set()
             except Exception as exc:
                 with LOCK:
                     if not self.emit_failed(item, exc, self._is_live()):
                         self._sending = False
                         return
+            finally:
+                if item.event == HELLO:
+                    self.hello_out.set()  # on the wire, or never going to be: stop waiting
 
     # -- timers (started under LOCK) ---------------------------------------------------------------
     def watch_idle(self) -> None:
@@ -281,17 +282,15 @@ class StreamSocket(SocketLogic):
         return pending.result()
 
     def _on_stream(self, peer: Any, *args: Any) -> Any:
+        with LOCK:
+            prepared = self._prepare_event(peer, args)
+            connection = self._connections.get(peer)
         if self._host.is_server and not self._host.sio.async_handlers:
             # Flask-SocketIO's test client turns it off after ss(): refuse instead of hanging.
             logger.error("sio_stream: %s", ASYNC_HANDLERS_NEEDED)
             error = LocalProtocolError(ASYNC_HANDLERS_NEEDED)
-            with LOCK:
-                prepared = self._prepare_event(peer, args)
-            return prepared.finish(failure=error) if isinstance(prepared, PreparedEvent) else prepared
-        with LOCK:
-            prepared = self._prepare_event(peer, args)
-            connection = self._connections.get(peer)
-        if isinstance(prepared, PreparedEvent):
+            outcome = prepared.finish(failure=error) if isinstance(prepared, PreparedEvent) else prepared
+        elif isinstance(prepared, PreparedEvent):
             outcome = prepared.run()
             if isinstance(outcome, AwaitedHandler):
                 close = getattr(outcome.awaitable, "close", None)
