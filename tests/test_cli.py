@@ -214,6 +214,9 @@ async def test_unfinished_uploads_are_not_reached_by_a_link_or_another_case(tmp_
         with pytest.raises(_Refused, match="unfinished uploads are not served"):
             await server.resolve(bad)
     assert await server.resolve(".sio-stream-partial-not") == root.resolve() / ".sio-stream-partial-not"
+    (root / "ok.txt").write_text("ok")
+    names = [entry["name"] for entry in (await server._list("."))["entries"]]
+    assert names == ["ok.txt"]  # neither the directory nor the links into it are listed
 
 
 def test_serve_needs_a_directory(tmp_path, capsys):

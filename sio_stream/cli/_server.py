@@ -236,8 +236,12 @@ class FileServer:
                 ):
                     continue  # an upload in progress
                 try:
-                    if not Path(await child.resolve()).is_relative_to(self.root):
+                    real = Path(await child.resolve())
+                    if not real.is_relative_to(self.root):
                         continue  # a symlink out of the directory: not ours to describe
+                    inside = real.relative_to(self.root).parts
+                    if inside and inside[0].casefold() == PARTIAL_DIR.casefold():
+                        continue  # a link into the unfinished uploads: refused by resolve()
                     info = await child.stat()
                     link = await child.is_symlink()
                 except OSError:
