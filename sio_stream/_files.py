@@ -34,9 +34,9 @@ from ._stream import IOStream
 #: each read fills exactly one ``$stream-write`` without a copy.
 DEFAULT_CHUNK_SIZE = 256 * 1024
 
-#: Chunks read ahead of the stream (or bytes, in chunks, written behind it) at most. A worker
-#: job moves up to half of it, so the disk works on one half while the stream drains the
-#: other: about 2 MiB per transfer at the default chunk size, beside the stream's own window.
+#: Chunks read ahead of the stream at most. A worker job reads up to half of it, so the disk
+#: works on one half while the stream drains the other: about 2 MiB per transfer at the
+#: default chunk size, beside the stream's own window.
 PIPELINE_DEPTH = 8
 #: Bytes queued behind a stream before its reader waits for the disk (at most twice that is
 #: held: queued, plus what a running job writes). Disks outrun the stream, so the queue stays
