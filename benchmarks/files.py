@@ -215,6 +215,15 @@ def curl_rate(url: str, dst: Path) -> float:
 
 
 # -- the run ----------------------------------------------------------------------------------------
+def _sent_lines(log: Any) -> list[int]:
+    """The bytes each ``get`` of resume.bin handed to its stream, from the server's access log."""
+    log.seek(0)
+    return [
+        int(m.group(1)) if m.group(1) else 0
+        for m in re.finditer(r" get 'resume\.bin' (?:(\d+) B|-) .*", log.read())
+    ]
+
+
 def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, Any]:
     """Cut a ``sio-stream get`` RESUME_CUTS times and continue it; what was re-sent per cut."""
     import random
@@ -236,23 +245,35 @@ def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, 
             # whole file and every one of them comes before the end.
             share = max(1, (size - stored) // (RESUME_CUTS - cut + 1))
             point = stored + rng.randint(max(1, share // 2), share)
-            proc = subprocess.Popen(
-                [*CLI, "get", cli.url, "resume.bin", str(target), "--no-progress"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=_env(),
-            )
-            while proc.poll() is None and not (partial.exists() and partial.stat().st_size >= point):
-                time.sleep(0.002)  # a benchmark watching a file grow, not a test
-            if proc.poll() is not None:
-                finished = proc.returncode == 0
-                break  # it ended before the cut
-            proc.send_signal(signal.SIGKILL if cut % 2 == 0 else signal.SIGINT)
-            _, err = proc.communicate()
-            # A cut command prints "interrupted" (SIGINT) or nothing (SIGKILL), never a traceback.
-            if "Traceback" in err.decode(errors="replace"):
-                raise RuntimeError(f"sio-stream get printed a traceback when cut:\n{err[-3000:]!r}")
+            with tempfile.TemporaryFile("w+") as err:
+                proc = subprocess.Popen(
+                    [*CLI, "get", cli.url, "resume.bin", str(target), "--no-progress"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    env=_env(),
+                )
+                deadline = time.monotonic() + 600
+                while proc.poll() is None and not (partial.exists() and partial.stat().st_size >= point):
+                    if time.monotonic() > deadline:
+                        proc.kill()
+                        raise RuntimeError("sio-stream get stopped moving before its cut")
+                    time.sleep(0.002)  # a benchmark watching a file grow, not a test
+                if proc.poll() is not None:
+                    finished = proc.returncode == 0
+                    break  # it ended before the cut
+                proc.send_signal(signal.SIGKILL if cut % 2 == 0 else signal.SIGINT)
+                proc.wait()
+                err.seek(0)
+                # A cut command prints "interrupted" (SIGINT) or nothing (SIGKILL), never a traceback.
+                if "Traceback" in (text := err.read()):
+                    raise RuntimeError(f"sio-stream get printed a traceback when cut:\n{text[-3000:]}")
             cuts += 1
+            # The server's line for this attempt before the next one starts, so that the log's
+            # lines pair with the attempts in order.
+            while len(_sent_lines(log)) < cuts:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the server never logged a cut transfer")
+                time.sleep(0.01)
         if len(stored_at) == cuts:
             stored_at.append(partial.stat().st_size if partial.exists() else 0)
         out = ""
@@ -262,11 +283,7 @@ def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, 
         seconds = time.monotonic() - started
         identical = target.read_bytes() == src.read_bytes() if size <= 1024 * MiB else None
         time.sleep(0.5)  # let the server write its last log lines
-        log.seek(0)
-        sent = [
-            int(m.group(1)) if m.group(1) else 0
-            for m in re.finditer(r" get 'resume\.bin' (?:(\d+) B|-) .*", log.read())
-        ]
+        sent = _sent_lines(log)
     # Each attempt's offset is what the previous ones stored; the last attempt sends the rest.
     offsets = [int(m) for m in re.findall(r"resumed at (\d+) bytes", out)]
     total_sent = sum(sent)
