@@ -13,6 +13,15 @@ one line per figure::
 
     python benchmarks/browser.py [--size 64M] [--rtt 20]
 
+``--heap 1G`` measures something else: a file of that size downloaded through the page itself, as
+a person does (its Download button, the service worker that streams into the browser's download
+manager, caught by Playwright's download event and checked by sha256), with the JavaScript heap
+of the page and of the service worker sampled over CDP during the transfer (see
+``tests/browser/heap.py``), against the 64 MiB target; the Python client's download of the same
+file is the rate's baseline::
+
+    python benchmarks/browser.py --heap 1G
+
 The browser's document always comes from the server itself (``/``, its page script replaced by an
 empty one): a document that Playwright fulfils (``route.fulfill``) has no address, Chromium's
 Local Network Access checks then block its WebSocket to 127.0.0.1, and socket.io-client retries
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import re
 import subprocess
@@ -39,6 +49,9 @@ from sio_stream.cli._client import connect, download, upload
 from sio_stream.cli._common import parse_size
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.browser.heap import MIB, download_through_page  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 SS_BUNDLE = REPO / "tests/interop/node/node_modules/socket.io-stream/socket.io-stream.js"
 IO_UMD = REPO / "js/node_modules/socket.io-client/dist/socket.io.min.js"
@@ -224,12 +237,71 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
     )
 
 
+HEAP_TARGET = 64 * MIB
+
+
+def write_random(path: Path, size: int) -> str:
+    """``size`` random bytes into ``path``; their sha256."""
+    hasher = hashlib.sha256()
+    with open(path, "wb") as file:
+        left = size
+        while left:
+            block = os.urandom(min(left, 4 * MIB))
+            hasher.update(block)
+            file.write(block)
+            left -= len(block)
+    return hasher.hexdigest()
+
+
+def growth(series: list[tuple[float, int, int]]) -> str:
+    """Peaks in the first and in the last quarter of the transfer: equal when nothing grows."""
+    if len(series) < 8:
+        return "too few samples"
+    quarter = len(series) // 4
+    first, last = series[:quarter], series[-quarter:]
+    return (
+        f"heap {max(u for _, u, _ in first) / MIB:.1f} -> {max(u for _, u, _ in last) / MIB:.1f} MiB, "
+        f"ArrayBuffers {max(b for _, _, b in first) / MIB:.1f} -> {max(b for _, _, b in last) / MIB:.1f} MiB"
+        " (first quarter -> last quarter)"
+    )
+
+
+async def heap_figure(browser: Any, url: str, root: Path, size: int) -> None:
+    """Download ``size`` bytes through the page's own Download button and service worker, twice:
+    once sampling the heap of the page and of the service worker as they are (their peaks), once
+    with a forced garbage collection before a sample every second (what they keep, and whether that
+    grows during the transfer). Prints the peaks per target against the 64 MiB target, and the rate."""
+    name = "heap.bin"
+    digest = await asyncio.to_thread(write_random, root / name, size)
+    async with connect(url, None) as streams:
+        with tempfile.TemporaryDirectory() as mine:
+            base = await download(streams, name, Path(mine, name), show_progress=False)
+    print(f"python client download (baseline): {size / 1e6 / base.seconds:.1f} MB/s", flush=True)
+    timeout_ms = max(600_000, size // 1000)  # 1 MB/s at worst
+    for live_every, what in ((0.0, "as the page runs"), (1.0, "a forced GC before a sample every second")):
+        result = await download_through_page(browser, url, name, live_every=live_every, timeout_ms=timeout_ms)
+        if (result.size, result.sha256, result.state, result.errors) != (size, digest, "done", []):
+            raise RuntimeError(f"the download through the page failed: {result}")
+        print(
+            f"page download {size / MIB:.0f} MiB (service worker -> download manager), sha256 ok, {what}: "
+            f"{size / 1e6 / result.seconds:.1f} MB/s "
+            f"({base.seconds / result.seconds:.2f}x the Python client)",
+            flush=True,
+        )
+        for peak in result.peaks.values():
+            verdict = "met" if peak.used < HEAP_TARGET else "NOT met"
+            print(f"  {peak.describe()}; {growth(peak.series)}; JS heap < 64 MiB: {verdict}", flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=parse_size, default=64 * 1024 * 1024)
     parser.add_argument("--window", type=int, default=8, help="our client's read window (chunks)")
     parser.add_argument("--rtt", type=float, default=0, help="also measure through a delay proxy (ms)")
     parser.add_argument("--skip-original", action="store_true", help="no socket.io-stream bundle run")
+    parser.add_argument(
+        "--heap", type=parse_size, default=0, help="instead: the heap of a page download of this size"
+    )
     args = parser.parse_args()
     size: int = args.size
     with (
@@ -244,11 +316,14 @@ async def main() -> None:
             match = re.search(r"http://[^\s;]+", server.stdout.readline())
             assert match is not None
             url = match.group(0)
-            local = Path(mine, "bench.bin")
-            local.write_bytes(os.urandom(size))  # noqa: ASYNC240 (setup)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM)
                 try:
+                    if args.heap:
+                        await heap_figure(browser, url, Path(tmp), args.heap)
+                        return
+                    local = Path(mine, "bench.bin")
+                    local.write_bytes(os.urandom(size))  # noqa: ASYNC240 (setup)
                     await measure(browser, url, local, size, "", args)
                     if args.rtt:
                         port = int(url.rsplit(":", 1)[1])
