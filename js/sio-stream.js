@@ -32,8 +32,17 @@ export const FEATURES = Object.freeze(['batch-read', 'claim', 'error-reply', 'ob
 
 /** Largest chunk written in one $stream-write: under Socket.IO's default 1,000,000-byte message limit. */
 export const DEFAULT_MAX_CHUNK = 256 * 1024;
-/** Chunks a reader keeps in flight (8 x 256 KiB = 2 MiB per stream), as the Python reader. */
+/** Chunks a reader keeps in flight at first (8 x 256 KiB = 2 MiB per stream), as the Python reader. */
 export const DEFAULT_WINDOW = 8;
+/**
+ * Most chunks a byte reader's window grows to (32 x 256 KiB = 8 MiB per stream) toward a
+ * sio_stream peer. The window doubles when the application waited for data although a whole
+ * window had gone through since the last change: the round trip, not the reader, is then the
+ * limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8 carries ~2 MiB per
+ * round trip, about half of what Chromium moves on loopback). A reader that keeps data waiting
+ * never grows: what it holds stays under `maxWindow` chunks whatever the link.
+ */
+export const DEFAULT_MAX_WINDOW = 32;
 const DEFAULT_OBJECT_WINDOW = 128;
 
 /** The error every failed stream rejects with. `remote` is true when the peer reported it. */
@@ -156,6 +165,8 @@ export class IOStream {
     // reading
     this.inbox = [];
     this.outstanding = 0; // credits granted, chunks not yet arrived
+    this.readWindow = 0; // the window, once open (it grows, see DEFAULT_MAX_WINDOW)
+    this.sinceGrowth = 0; // chunks consumed since the window opened or last grew
     this.owed = 0; // consumed chunks not yet granted back (batch-read)
     this.readOpen = false; // the window was granted
     this.wantsRead = false;
@@ -215,6 +226,7 @@ export class IOStream {
             return;
           }
           this._startReading();
+          this._maybeGrow();
           await this._signal.promise;
         }
       },
@@ -230,9 +242,26 @@ export class IOStream {
     this.wantsRead = true;
     if (this.socket && this.announced && !this.readOpen && !this.readEnded) {
       this.readOpen = true;
-      const window = this.objectMode ? this.socket.objectWindow : this.socket.window;
-      this._grant(window - this.outstanding - this.inbox.length);
+      this.readWindow = this.objectMode ? this.socket.objectWindow : this.socket.window;
+      this._grant(this.readWindow - this.outstanding - this.inbox.length);
     }
+  }
+
+  /**
+   * The application is about to wait for data: when credit is out, the inbox is empty and a whole
+   * window was consumed since the window last changed, data arrives slower than it is read (a long
+   * round trip): double the window, up to the socket's maxWindow. Only toward a sio_stream peer
+   * (batch-read): a JavaScript writer forgets surplus reads.
+   */
+  _maybeGrow() {
+    const socket = this.socket;
+    if (!this.readOpen || this.objectMode || this.readEnded || this.remoteEnded || this.error) return;
+    if (!socket || !socket.uses('batch-read') || this.readWindow >= socket.maxWindow) return;
+    if (this.inbox.length || this.outstanding === 0 || this.sinceGrowth < this.readWindow) return;
+    const more = Math.min(this.readWindow, socket.maxWindow - this.readWindow);
+    this.readWindow += more;
+    this.sinceGrowth = 0;
+    this._grant(more);
   }
 
   _grant(count) {
@@ -244,12 +273,12 @@ export class IOStream {
   _consumed(value) {
     if (!this.objectMode) this.bytesRead += value.byteLength;
     if (!this.readOpen || this.readEnded || this.remoteEnded) return;
+    this.sinceGrowth += 1;
     if (this.socket && this.socket.uses('batch-read')) {
       // As the Python reader: credit goes back every quarter window, so that one read event
       // replaces several while three quarters of the window stay in flight.
       this.owed += 1;
-      const window = this.objectMode ? this.socket.objectWindow : this.socket.window;
-      if (this.owed * 4 >= window) {
+      if (this.owed * 4 >= this.readWindow) {
         const owed = this.owed;
         this.owed = 0;
         this._grant(owed);
@@ -473,12 +502,17 @@ export function createStream(options = {}) {
  * stream with "Connection aborted" when the connection drops.
  */
 export class StreamSocket {
-  constructor(socket, { window = DEFAULT_WINDOW, objectWindow = DEFAULT_OBJECT_WINDOW, maxChunk = DEFAULT_MAX_CHUNK } = {}) {
+  constructor(
+    socket,
+    { window = DEFAULT_WINDOW, maxWindow, objectWindow = DEFAULT_OBJECT_WINDOW, maxChunk = DEFAULT_MAX_CHUNK } = {},
+  ) {
     if (!socket || typeof socket.emit !== 'function' || typeof socket.on !== 'function') {
       throw new TypeError('StreamSocket needs a socket.io-client socket');
     }
     this.sio = socket;
     this.window = window;
+    /** The most a byte reader's window grows to (never below `window`; `window` itself: fixed). */
+    this.maxWindow = Math.max(window, maxWindow ?? DEFAULT_MAX_WINDOW);
     this.objectWindow = objectWindow;
     this.maxChunk = maxChunk;
     this.streams = new Map();

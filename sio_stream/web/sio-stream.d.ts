@@ -23,6 +23,7 @@ export declare const PROTOCOL_VERSION: 1;
 export declare const FEATURES: readonly string[];
 export declare const DEFAULT_MAX_CHUNK: number;
 export declare const DEFAULT_WINDOW: number;
+export declare const DEFAULT_MAX_WINDOW: number;
 export declare const BLOB_WARNING_SIZE: number;
 
 /** Every failure of a stream or a call. `remote`: the peer reported it. */
@@ -58,8 +59,14 @@ export declare class IOStream {
 export declare function createStream(options?: StreamOptions): IOStream;
 
 export interface StreamSocketOptions {
-  /** Chunks a byte reader keeps in flight (default 8). */
+  /** Chunks a byte reader keeps in flight at first (default 8). */
   window?: number;
+  /**
+   * Most chunks a byte reader's window grows to toward a sio_stream server (default 32): it
+   * doubles when the application waited for data with a whole window gone through since it last
+   * changed (a long round trip). Set it to `window` for a fixed window.
+   */
+  maxWindow?: number;
   /** Objects an object-mode reader keeps in flight (default 128). */
   objectWindow?: number;
   /** Largest chunk written (default 256 KiB; keep it under the server's max_http_buffer_size). */

@@ -333,5 +333,6 @@ async def test_page_download_keeps_heap_small(browser: Any, file_server: Any) ->
     for peak in result.peaks.values():
         assert peak.live_samples >= 2, peak.describe()
         assert peak.used < 64 * MIB, peak.describe()
-        # The credit window is 2 MiB; the service worker's stream and the download add a few chunks.
-        assert peak.live_used + peak.live_backing < 16 * MIB, peak.describe()
+        # The credit window grows to 32 x 256 KiB = 8 MiB when the link is the limit; chunks
+        # queued in the page's event loop and in the service worker's stream come on top.
+        assert peak.live_used + peak.live_backing < 32 * MIB, peak.describe()
