@@ -291,13 +291,46 @@ function downloadMethod() {
   return 'blob';
 }
 
-/** Hand the stream to the service worker, which answers /__download/<id> with it. */
+/**
+ * Hand the stream to the service worker, which answers /__download/<id> with it (see sw.js):
+ * the worker pulls chunks over a MessagePort and each chunk's buffer is transferred, so the page
+ * holds no copy of what it passed on.
+ */
 async function saveWithServiceWorker(readable, name, size) {
   const id = crypto.getRandomValues(new Uint32Array(4)).join('-');
-  const ready = new MessageChannel();
-  const acknowledged = new Promise((resolve) => (ready.port1.onmessage = resolve));
-  navigator.serviceWorker.controller.postMessage({ id, name, size, stream: readable }, [readable, ready.port2]);
-  await acknowledged;
+  const channel = new MessageChannel();
+  const port = channel.port1;
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the download helper did not answer: reload the page')), 10_000);
+    port.onmessage = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  navigator.serviceWorker.controller.postMessage({ id, name, size, port: channel.port2 }, [channel.port2]);
+  await ready;
+  const reader = readable.getReader();
+  port.onmessage = async (event) => {
+    if (event.data === 'cancel') {
+      reader.cancel(new Error('the download was cancelled in the browser')).catch(() => {});
+      port.close();
+      return;
+    }
+    try {
+      const { done, value } = await reader.read();
+      if (done) {
+        port.postMessage({ done: true });
+        port.close();
+        return;
+      }
+      // Transfer the chunk's own buffer (a view into a larger one is copied first).
+      const chunk = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : value.slice();
+      port.postMessage({ chunk: chunk.buffer }, [chunk.buffer]);
+    } catch (e) {
+      port.postMessage({ error: explain(e) });
+      port.close();
+    }
+  };
   const frame = document.createElement('iframe');
   frame.hidden = true;
   frame.src = `/__download/${id}`;
