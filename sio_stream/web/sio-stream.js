@@ -827,7 +827,15 @@ export async function sendBlob(stream, blob, { onProgress, signal } = {}) {
   const total = typeof blob.size === 'number' ? blob.size : undefined;
   if (onProgress) stream.onaccepted = (bytes) => onProgress(bytes, total);
   const size = stream.socket ? stream.socket.maxChunk : DEFAULT_MAX_CHUNK;
-  await source.pipeThrough(rechunk(size)).pipeTo(stream.writable, { signal });
+  // An abort fails the stream at once: pipeTo alone would first wait for the write in progress,
+  // which waits for credit, and a peer that stopped reading never sends any.
+  const abort = () => stream.destroy(signal.reason ?? new StreamError('upload aborted'));
+  if (signal) signal.addEventListener('abort', abort, { once: true });
+  try {
+    await source.pipeThrough(rechunk(size)).pipeTo(stream.writable, { signal });
+  } finally {
+    if (signal) signal.removeEventListener('abort', abort);
+  }
   if (onProgress) onProgress(stream.bytesAccepted, total);
   return stream.bytesAccepted;
 }

@@ -4,6 +4,7 @@ side and by what the page shows (each transfer row carries ``data-state``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -110,9 +111,28 @@ async def test_upload_100_mb(browser: Any, file_server: Any, tmp_path: Path) -> 
 
 
 @pytest.mark.anyio
-async def test_cancel_midway_leaves_nothing(browser: Any, file_server: Any, tmp_path: Path) -> None:
+async def test_cancel_midway_leaves_nothing(
+    browser: Any, file_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     big = tmp_path / "big.bin"
     make_file(big, 64 * 1024 * 1024)
+    # Midway for certain: the server stops reading after 8 MiB until the cancel was clicked (on
+    # loopback a 64 MiB upload could otherwise end between the first progress and the click).
+    from sio_stream import IOStream
+
+    receive = IOStream.receive
+    clicked = asyncio.Event()
+    taken = 0
+
+    async def held_receive(self: IOStream, max_bytes: int = 65536) -> Any:
+        nonlocal taken
+        if taken >= 8 * 1024 * 1024:
+            await clicked.wait()
+        data = await receive(self, max_bytes)
+        taken += len(data)
+        return data
+
+    monkeypatch.setattr(IOStream, "receive", held_receive)
     async with file_server() as (server, url):
         page = await open_page(browser, url)
         await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
@@ -124,6 +144,7 @@ async def test_cancel_midway_leaves_nothing(browser: Any, file_server: Any, tmp_
         )
         await page.click("li.transfer[data-name='big.bin'] button.cancel")
         assert await transfer_state(page, "big.bin") == "cancelled"
+        clicked.set()
         assert await note_of(page, "big.bin") == "Cancelled."
         await wait_for(lambda: not any(server.root.iterdir()), timeout=30)
         assert page.errors == []
