@@ -572,6 +572,47 @@ async def _open(path: str | os.PathLike[str], mode: str) -> AsyncIterator[Binary
             await anyio.to_thread.run_sync(file.close)
 
 
+# -- pieces both file APIs (asyncio and sync) use -------------------------------------------------
+def take_digest(stream: Any, digest: str | None) -> Any:
+    """Make ``stream`` send the ``digest`` of its bytes with its end, hashed by the caller (the
+    returned hashlib object, whose hex digest goes to ``set_digest`` before the end); ``None``
+    when there is none to send: none asked, or the stream already wrote or chose one."""
+    core = stream._core
+    if digest is None or core.chunks_sent or core.pending_size or core.digest_name is not None:
+        return None
+    stream._owner.use_digest(core, digest, external=True)
+    return hashlib.new(digest)
+
+
+def check_offset(offset: int, size: int) -> None:
+    """Refuse a resume ``offset`` outside a file of ``size`` bytes (:class:`ResumeError`)."""
+    if offset < 0 or offset > size:
+        raise ResumeError(f"resume offset {offset} is beyond the file's {size} bytes")
+
+
+def open_partial(partial: Path, offset: int) -> BinaryIO:
+    """The partial file a resumed transfer appends to: never truncated (created if missing),
+    and refused (:class:`ResumeError`, the file untouched) unless it holds exactly ``offset``
+    bytes; an empty one left by an attempt that stored nothing resumes at 0."""
+    file = cast(BinaryIO, open(partial, "ab"))  # noqa: SIM115 (returned open)
+    try:
+        stored = os.fstat(file.fileno()).st_size
+        if stored != offset:
+            raise ResumeError(
+                f"resume offset {offset} does not match the {stored} bytes stored in {partial.name}"
+            )
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def failed_integrity(exc: BaseException, stream: Any) -> bool:
+    """Whether what ``stream`` delivered was not what its writer sent: a partial file then
+    keeps only the prefix checked before."""
+    return isinstance(exc, IntegrityError) or isinstance(stream.error, IntegrityError)
+
+
 async def send_file(
     stream: IOStream,
     path: str | os.PathLike[str],
@@ -610,23 +651,18 @@ async def send_file(
     (the stream destroyed) if it is in object mode.
     """
     _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
-    core = stream._core
-    own: Any = None
-    if digest is not None and not core.chunks_sent and not core.pending_size and core.digest_name is None:
-        stream._owner.use_digest(core, digest, external=True)
-        own = hashlib.new(digest)
+    own = take_digest(stream, digest)
     try:
         async with _open(path, "rb") as file:
             size = (await aiofiles.os.stat(file.fileno())).st_size
-            if offset < 0 or offset > size:
-                raise ResumeError(f"resume offset {offset} is beyond the file's {size} bytes")
+            check_offset(offset, size)
             if offset:
                 await anyio.to_thread.run_sync(file.seek, offset)
                 size -= offset
             async with _reading(file, chunk_size, _Tee(hasher, own)) as read:
                 done = await _copy(read, stream.send, progress=progress, total=size)
         if own is not None:
-            stream._owner.set_digest(core, own.hexdigest())
+            stream._owner.set_digest(stream._core, own.hexdigest())
         await stream.end()
     except BaseException as exc:
         _destroy_streams(exc, stream)
@@ -646,25 +682,9 @@ async def _receive_resumed(
     verify: bool,
 ) -> int:
     """:func:`receive_file` appending to ``partial`` from ``offset``."""
-
-    def open_partial() -> BinaryIO:
-        # Never truncate: append (creating it if missing), and refuse a file of another length
-        # than the offset (an empty one left by an attempt that stored nothing resumes at 0).
-        file = cast(BinaryIO, open(partial, "ab"))  # noqa: SIM115 (returned open)
-        try:
-            stored = os.fstat(file.fileno()).st_size
-            if stored != offset:
-                raise ResumeError(
-                    f"resume offset {offset} does not match the {stored} bytes stored in {partial.name}"
-                )
-        except BaseException:
-            file.close()
-            raise
-        return file
-
     received = _external_digest(stream) if verify else None
     try:
-        file = await anyio.to_thread.run_sync(open_partial)
+        file = await anyio.to_thread.run_sync(open_partial, partial, offset)
     except BaseException as exc:
         _destroy_streams(exc, stream)
         raise
@@ -673,12 +693,11 @@ async def _receive_resumed(
             async with _writing(file, _Tee(hasher, received), keep=True) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
-            if size is not None and done != size:
-                raise TransferIncomplete(f"stream ended after {done} of the announced {size} bytes")
+            check_complete(done, size)
             if received is not None:
                 stream._owner.verified(stream._core, received.hexdigest())
         except StreamError as exc:
-            if isinstance(exc, IntegrityError) or isinstance(stream.error, IntegrityError):
+            if failed_integrity(exc, stream):
                 # What this stream wrote is not what was sent: keep only the checked prefix.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(file.truncate, offset)

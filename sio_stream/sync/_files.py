@@ -9,25 +9,27 @@ The disk is read and written in the calling thread. ``timeout`` bounds each wait
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
-from .._errors import IntegrityError, StreamError
+from .._errors import StreamError
 from .._files import (
     DEFAULT_CHUNK_SIZE,
     Progress,
-    ResumeError,
     SupportsUpdate,
     Tally,
     _check_byte_stream,
     _Tee,
     _temporary_name,
     check_complete,
+    check_offset,
     check_size,
+    failed_integrity,
+    open_partial,
+    take_digest,
 )
 from ._stream import LOCK, IOStream
 
@@ -112,24 +114,19 @@ def send_file(
     was sent (hashed in the calling thread), and an offset beyond the file raises
     :class:`~sio_stream.ResumeError`."""
     _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
-    core = stream._core
-    own: Any = None
     with LOCK:
-        if digest is not None and not (core.chunks_sent or core.pending_size or core.digest_name):
-            stream._owner.use_digest(core, digest, external=True)
-            own = hashlib.new(digest)
+        own = take_digest(stream, digest)
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
-            if offset < 0 or offset > size:
-                raise ResumeError(f"resume offset {offset} is beyond the file's {size} bytes")
+            check_offset(offset, size)
             file.seek(offset)
             tally = Tally(progress, size - offset)
             write = lambda c: stream.write(c, timeout=timeout)  # noqa: E731
             done = _copy(_chunks(file, chunk_size, None), write, tally, _Tee(hasher, own))
         if own is not None:
             with LOCK:
-                stream._owner.set_digest(core, own.hexdigest())
+                stream._owner.set_digest(stream._core, own.hexdigest())
         stream.end(timeout=timeout)
     except BaseException as exc:
         _destroy(exc, stream)
@@ -170,7 +167,7 @@ def receive_file(
                 done = _copy(chunks, file.write, tally, hasher)
                 check_complete(done, size)
             except StreamError as exc:
-                if resuming and (isinstance(exc, IntegrityError) or isinstance(stream.error, IntegrityError)):
+                if resuming and failed_integrity(exc, stream):
                     file.truncate(offset)  # keep only the prefix checked before
                 raise
         os.replace(target, destination)
@@ -185,15 +182,10 @@ def receive_file(
 
 def _open_target(target: Path, resuming: bool, offset: int) -> BinaryIO:
     """The file :func:`receive_file` writes: a new temporary file, or the partial file it
-    appends to, which must hold exactly ``offset`` bytes (never truncated here)."""
-    if not resuming:
-        return open(target, "xb")
-    file = cast(BinaryIO, open(target, "ab"))  # noqa: SIM115 (returned open)
-    stored = os.fstat(file.fileno()).st_size
-    if stored != offset:
-        file.close()
-        raise ResumeError(f"resume offset {offset} does not match the {stored} bytes stored in {target.name}")
-    return file
+    appends to (see :func:`sio_stream._files.open_partial`)."""
+    if resuming:
+        return open_partial(target, offset)
+    return open(target, "xb")
 
 
 __all__ = ["pipe", "receive_file", "send_file"]
