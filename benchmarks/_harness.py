@@ -160,6 +160,16 @@ def cpu_per_gib(result: dict[str, Any], side: str) -> float:
     return result[f"{side}_cpu"] / (result["bytes"] / (1024 * MiB))
 
 
+def make_file(path: Path, size: int) -> None:
+    """``size`` incompressible bytes at ``path`` (a 4 MiB random block repeated)."""
+    block = os.urandom(4 * MiB)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(block[: min(left, len(block))])
+            left -= len(block)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

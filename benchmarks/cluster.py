@@ -259,13 +259,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stop.set()
             watcher.join()
-            for proc, _ in procs:
-                if proc.stdin is not None:
-                    proc.stdin.close()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_nodes(procs)
     report.line(
         f"3 nodes x 2 clients, streams in every direction for {seconds:g} s",
         totals["streams"],
@@ -288,6 +282,17 @@ def start_node(redis_url: str | None) -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise RuntimeError(f"node did not start: {line!r}")
     return proc, f"http://127.0.0.1:{int(line.split()[1])}"
+
+
+def stop_nodes(procs: list[tuple[subprocess.Popen[str], str]]) -> None:
+    """Close each node's stdin (it then stops); kill one still running after 30 s."""
+    for proc, _ in procs:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def run_clients(job: dict[str, Any]) -> dict[str, Any]:
@@ -333,13 +338,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for proc, _ in procs:
                 peaks[str(proc.pid)] = (memory_kib(proc.pid)["VmHWM"] - idle[proc.pid]) / 1024
         finally:
-            for proc, _ in procs:
-                if proc.stdin is not None:
-                    proc.stdin.close()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_nodes(procs)
     label = f"{size // MiB}MiB"
     cross, raw, one = median(times["cross-node"]), median(times["raw"]), median(times["one node"])
     raw1 = median(times["raw1"])

@@ -52,6 +52,7 @@ from _harness import (
     _process,
     common_args,
     cpu_per_gib,
+    make_file,
     mb_s,
     median,
     mode_of,
@@ -60,6 +61,7 @@ from _harness import (
     server,
     size_label,
 )
+from peer import memory_kib, reset_peak
 
 SIZES = {"full": 512 * MiB, "quick": 128 * MiB, "smoke": 4 * MiB}
 RESUME_SIZES = {"full": 1024 * MiB, "quick": 256 * MiB, "smoke": 8 * MiB}
@@ -73,15 +75,6 @@ PEAK_TARGET_MIB = 64
 CURL = shutil.which("curl") or "/usr/bin/curl"
 CLI = [PYTHON, "-m", "sio_stream"]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_file(path: Path, size: int) -> None:
-    block = os.urandom(4 * MiB)
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            f.write(block[: min(left, len(block))])
-            left -= len(block)
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -111,18 +104,11 @@ class Served:
         self.url = match.group(0)
 
     def memory_kib(self) -> dict[str, int]:
-        out = {}
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    key, value = line.split(":", 1)
-                    out[key] = int(value.split()[0])
-        return out
+        return memory_kib(self.proc.pid)
 
     def reset_peak(self) -> int:
         """Reset the server's VmHWM to its RSS; return that RSS (KiB): its idle figure."""
-        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
-            f.write("5")
+        reset_peak(self.proc.pid)
         return self.memory_kib()["VmRSS"]
 
     def close(self) -> None:

@@ -15,7 +15,6 @@ directory and are deleted afterwards.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from _harness import (
     MiB,
     Report,
     common_args,
+    make_file,
     mb_s,
     mode_of,
     ratio,
@@ -42,15 +42,6 @@ SIZES = {"full": (100, 1024), "quick": (64, 640), "smoke": (4, 16)}
 DIRECTIONS = ("upload", "download")
 PEAK_TARGET_MIB = 64
 GROWTH_TARGET_MIB = 8
-
-
-def make_file(path: Path, size: int) -> None:
-    block = os.urandom(4 * MiB)
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            f.write(block[: min(left, len(block))])
-            left -= len(block)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

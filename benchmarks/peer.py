@@ -71,9 +71,9 @@ def memory_kib(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
-def reset_peak() -> None:
-    """Reset VmHWM to the current RSS (Linux: ``echo 5 > /proc/self/clear_refs``)."""
-    with open("/proc/self/clear_refs", "w") as f:
+def reset_peak(pid: int | str = "self") -> None:
+    """Reset a process's VmHWM to its current RSS (Linux: ``echo 5 > /proc/PID/clear_refs``)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5")
 
 
