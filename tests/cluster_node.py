@@ -11,7 +11,7 @@ import asyncio
 import sys
 
 import socketio
-from aiohttp import web
+from support import start_server  # this script's folder, tests/, is first on sys.path
 
 from sio_stream import ss
 from sio_stream.cluster import cluster_for
@@ -20,16 +20,11 @@ from sio_stream.cluster import cluster_for
 async def main(redis_url: str) -> None:
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(redis_url))
     ss(sio)
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, url = await start_server(sio)
     node = cluster_for(sio)
     assert node is not None
     await node.ready()
-    print(f"LISTENING {runner.addresses[0][1]}", flush=True)
+    print(f"LISTENING {url.rsplit(':', 1)[1]}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await node.close()
     await runner.cleanup()

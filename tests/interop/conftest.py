@@ -18,6 +18,7 @@ from aiohttp import web
 
 import sio_stream
 from sio_stream import StreamSocket
+from tests.support import start_server as start_python_server
 
 
 @pytest.fixture
@@ -58,14 +59,8 @@ async def python_server() -> AsyncIterator[Callable[..., Awaitable[PythonServer]
         streams = sio_stream.ss(sio, **ss_options)
         role = ServerRole(sio, streams, read_size=read_size)
         role.install()
-        app = web.Application()
-        sio.attach(app)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        server = PythonServer(sio=sio, streams=streams, role=role, url=f"http://127.0.0.1:{port}")
+        runner, url = await start_python_server(sio)
+        server = PythonServer(sio=sio, streams=streams, role=role, url=url)
         started.append((server, runner))
         return server
 
