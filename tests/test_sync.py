@@ -29,6 +29,7 @@ from sio_stream import (
     TransferTooLarge,
     sync,
 )
+from sio_stream.sync._stream import LOCK
 from tests.sync_support import eventually, serving, sync_client, sync_server
 
 MiB = 1024 * 1024
@@ -74,6 +75,13 @@ def sync_pair() -> Iterator[tuple[sync.StreamSocket, sync.StreamSocket, socketio
         yield server_streams, client_streams, sio, client
         client.disconnect()
         eventually(lambda: server_streams.stream_count() == 0 and client_streams.stream_count() == 0)
+
+
+def claim_a_wrong_digest(stream: sync.IOStream) -> None:
+    """The writer of ``stream`` will send with its end the digest of other bytes than it sends."""
+    with LOCK:
+        stream._owner.use_digest(stream._core, "sha256", external=True)
+        stream._owner.set_digest(stream._core, sha(b"something else"))
 
 
 def write_in_thread(stream: sync.IOStream, data: bytes, piece: int = 100_000) -> threading.Thread:
@@ -270,12 +278,6 @@ def test_send_file_receive_file_and_max_bytes(sync_pair, tmp_path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-def sync_locked() -> Any:
-    from sio_stream.sync._stream import LOCK
-
-    return LOCK
-
-
 def test_send_file_digest_is_checked_and_a_wrong_one_leaves_no_file(sync_pair, tmp_path) -> None:
     server_streams, client_streams, _, _ = sync_pair
     source = tmp_path / "source.bin"
@@ -304,9 +306,7 @@ def test_send_file_digest_is_checked_and_a_wrong_one_leaves_no_file(sync_pair, t
     stream = sync.create_stream()
     caller = threading.Thread(target=lambda: client_streams.call("store", stream, "bad", timeout=60))
     caller.start()
-    with sync_locked():  # the writer claims the digest of other bytes than it sends
-        stream._owner.use_digest(stream._core, "sha256", external=True)
-        stream._owner.set_digest(stream._core, sha(b"something else"))
+    claim_a_wrong_digest(stream)
     stream.write(b"x" * 1000)
     with pytest.raises(StreamError):
         stream.end(timeout=30)
@@ -390,9 +390,7 @@ def test_a_cut_or_a_wrong_digest_keeps_only_what_is_right_in_the_partial_file(sy
     offset = len(stored)
     stream = sync.create_stream()
     client_streams.emit("resume", stream, offset)
-    with sync_locked():
-        stream._owner.use_digest(stream._core, "sha256", external=True)
-        stream._owner.set_digest(stream._core, sha(b"something else"))
+    claim_a_wrong_digest(stream)
     stream.write(data[offset : offset + MiB])
     with pytest.raises(StreamError):
         stream.end(timeout=30)
