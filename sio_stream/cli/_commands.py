@@ -204,6 +204,18 @@ class _Tally:
         self.failed += 1
         print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
+    def passed_over(self, item: _Item) -> bool:
+        """Count and report an item that is not transferred: a problem (failed) or a note
+        (skipped); False for one to transfer."""
+        if item.problem is not None:
+            self.fail(item.problem)
+            return True
+        if item.note is not None:
+            self.skipped += 1
+            print(f"{PROG}: skipped: {item.note}", file=sys.stderr, flush=True)
+            return True
+        return False
+
     def finish(self, verb: str) -> None:
         seconds = time.monotonic() - self.started
         count = self.arrived + self.failed
@@ -225,12 +237,7 @@ async def _get_many(
     progress = _tree.TreeProgress(len(tally.files), tally.total, enabled=args.progress)
     for item in items:
         shown = _tree.printable(item.source)
-        if item.problem is not None:
-            tally.fail(item.problem)
-            continue
-        if item.note is not None:
-            tally.skipped += 1
-            print(f"{PROG}: skipped: {item.note}", file=sys.stderr, flush=True)
+        if tally.passed_over(item):
             continue
         try:
             if item.is_dir:  # refused through a symbolic link or a file in the way
@@ -331,12 +338,7 @@ async def _put_many(
     progress = _tree.TreeProgress(len(tally.files), tally.total, enabled=args.progress)
     for item in items:
         remote = _join(remote_dir, str(item.relative))
-        if item.problem is not None:
-            tally.fail(item.problem)
-            continue
-        if item.note is not None:
-            tally.skipped += 1
-            print(f"{PROG}: skipped: {item.note}", file=sys.stderr, flush=True)
+        if tally.passed_over(item):
             continue
         try:
             if item.is_dir:
