@@ -12,6 +12,15 @@ excess over the reservation must fit in the free room or the data is refused) an
 :meth:`Budget.release` (the application took the bytes, or the stream went away). Room that
 frees up wakes the account's waiters, oldest first: callbacks that retry their grants.
 
+Liveness (the rule that keeps a quiet stream from starving the others): a connection's
+account is split into a **floor** for each stream it may hold (``floor`` bytes, ``slots``
+streams, ``floor * slots <= limit / 2``) and a **shared pool** (the rest). The first ``floor``
+bytes a stream holds or reserves come from its floor, which nothing else may use; anything
+beyond comes from the shared pool, under the connection window (HTTP/2's: bytes of credit
+outstanding from the pool) and the fairness rule below. So a stream that waits for data (quiet),
+or whose reader stalls, costs the others at most its floor, and a stream whose reader reads
+always finds the room for one credit of its floor, whatever the other streams hold.
+
 Fairness: a connection may grow freely up to the process account's contention line (3/4 of
 its limit); beyond it, only up to its max-min fair share (:meth:`Budget.fair_level`): those
 holding the most are refused new credit first, and what is left is shared by the others and
@@ -89,18 +98,36 @@ class Budget:
         "_members",
         "_waking",
         "_closed",
+        "floor",
+        "floor_pool",
+        "floor_used",
     )
 
-    def __init__(self, limit: int, parent: Budget | None = None, *, window: int | None = None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        parent: Budget | None = None,
+        *,
+        window: int | None = None,
+        floor: int = 0,
+        slots: int = 0,
+    ) -> None:
         for value in (limit, window if window is not None else 1):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"a budget's limit is a positive number of bytes, not {value!r}")
+        if floor < 0 or slots < 0 or floor * slots > limit // 2:
+            raise ValueError(f"{slots} floors of {floor} bytes do not fit in half of {limit} bytes")
         self.limit = limit
-        #: Most bytes of credit outstanding at once (HTTP/2's connection window): streams beyond
-        #: it wait their turn. ``None``: only the limit bounds it.
+        #: Most bytes of credit outstanding at once from the shared pool (HTTP/2's connection
+        #: window): streams beyond it wait their turn. ``None``: only the limit bounds it.
         self.window = window
         self.held = 0
         self.reserved = 0
+        #: Bytes of each stream's floor; the floors' share of the limit (``floor * slots``), and
+        #: the part of it in use: the sum over streams of ``min(floor, held + reserved)``.
+        self.floor = floor
+        self.floor_pool = floor * slots
+        self.floor_used = 0
         self.parent = parent
         # Insertion-ordered: a FIFO without duplicates, with O(1) removal.
         self._waiters: dict[object, Callable[[], None]] = {}
@@ -137,12 +164,13 @@ class Budget:
         return max(1, top)
 
     def grantable(self) -> int:
-        """Bytes of new credit this account may reserve now: :attr:`free`, and nothing for a
-        connection using more than its fair share of a contended parent, and no more than the
-        account's :attr:`window` of outstanding credit."""
-        room = min(self.free, self._fair_room())
+        """Bytes of new credit this account may reserve now from its shared pool: :attr:`free`
+        less the floors not in use, nothing for a connection using more than its fair share of
+        a contended parent, and no more than the account's :attr:`window` of credit outstanding
+        from the pool (a floor's credit is not counted there)."""
+        room = min(self.free - (self.floor_pool - self.floor_used), self._fair_room())
         if self.window is not None:
-            room = min(room, self.window - self.reserved)
+            room = min(room, self.window - max(0, self.reserved - self.floor_used))
         return max(0, room)
 
     def _fair_room(self) -> int:
@@ -177,10 +205,12 @@ class Budget:
         return room // (count + 1)
 
     # -- the three verbs ---------------------------------------------------------------------------
-    def reserve(self, size: int) -> bool:
-        """Reserve ``size`` bytes for credit about to be granted; False (nothing reserved) when
-        they do not fit in :meth:`grantable`."""
-        if size > self.grantable():
+    def reserve(self, size: int, floor_room: int = 0) -> bool:
+        """Reserve ``size`` bytes for credit about to be granted, of which up to ``floor_room``
+        come from the stream's unused floor; False (nothing reserved) when the rest does not fit
+        in :meth:`grantable` or the whole does not fit in :attr:`free`."""
+        pooled = size - min(size, floor_room)
+        if size > self.free or (pooled > 0 and pooled > self.grantable()):
             return False
         self._add(0, size)
         return True
@@ -250,7 +280,7 @@ class Budget:
         self._waking = True
         try:
             for key in list(self._waiters):
-                if self.grantable() <= 0:
+                if self.free <= 0:  # a floor may still fit where the shared pool has no room
                     break
                 callback = self._waiters.pop(key, None)
                 if callback is not None:
@@ -297,17 +327,29 @@ class Holding:
     callbacks).
     """
 
-    __slots__ = ("account", "held", "reserved")
+    __slots__ = ("account", "held", "reserved", "floor_part")
 
     def __init__(self, account: Budget) -> None:
         self.account = account
         self.held = 0
         self.reserved = 0
+        self.floor_part = 0  # min(account.floor, held + reserved), counted in account.floor_used
+
+    @property
+    def floor_room(self) -> int:
+        """Bytes of this stream's floor not in use: credit of that size always fits."""
+        return self.account.floor - self.floor_part
+
+    def _count_floor(self) -> None:
+        part = min(self.account.floor, self.held + self.reserved)
+        self.account.floor_used += part - self.floor_part
+        self.floor_part = part
 
     def reserve(self, size: int) -> bool:
-        if not self.account.reserve(size):
+        if not self.account.reserve(size, self.floor_room):
             return False
         self.reserved += size
+        self._count_floor()
         return True
 
     def arrive(self, credits: int, outstanding: int, size: int) -> bool:
@@ -315,9 +357,11 @@ class Holding:
         the reservation becomes held bytes (see :meth:`Budget.arrive`). False when refused."""
         share = self.reserved if credits >= outstanding else self.reserved * credits // max(1, outstanding)
         self.reserved -= share
+        self._count_floor()
         if not self.account.arrive(share, size):
             return False
         self.held += size
+        self._count_floor()
         return True
 
     def take(self, size: int) -> None:
@@ -325,6 +369,7 @@ class Holding:
         size = min(size, self.held)
         if size:
             self.held -= size
+            self._count_floor()
             self.account.release(held=size)
 
     def release(self, *, held: bool = True) -> None:
@@ -334,6 +379,7 @@ class Holding:
         reserved = self.reserved
         self.reserved = 0
         self.held -= give_held
+        self._count_floor()
         self.account.release(held=give_held, reserved=reserved)
 
     def drop(self) -> None:
@@ -341,3 +387,4 @@ class Holding:
         if self.held or self.reserved:
             self.account._add(-self.held, -self.reserved)
             self.held = self.reserved = 0
+            self._count_floor()

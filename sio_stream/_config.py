@@ -130,3 +130,12 @@ class CoreConfig:
     #: never). The core only counts sweeps; the glue runs them on a timer.
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
     features: frozenset[str] = field(default=OUR_FEATURES)
+
+
+def floor_bytes(config: CoreConfig) -> int:
+    """Bytes of each stream's floor (see :mod:`sio_stream._budget`): half the connection's
+    budget shared by ``max_streams`` floors, and no more than a chunk. With the defaults 32 KiB:
+    every one of 1,000 streams keeps one credit of 32 KiB within reach, and half the budget
+    (32 MiB) stays for windows that grow."""
+    raw = min(config.max_chunk, config.max_buffered // (2 * max(1, config.max_streams)))
+    return raw - raw % 1024 if raw >= 1024 else max(0, raw)

@@ -46,6 +46,7 @@ from ._config import (
     PROBE_CREDITS,
     PROTOCOL_VERSION,
     CoreConfig,
+    floor_bytes,
 )
 from ._digest import DigestMixin
 from ._errors import (
@@ -74,7 +75,13 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         self.outbox: deque[Outgoing | StreamCore] = deque()
         parent = self.config.process_budget or process_budget()
         #: This connection's account (its parent is the process account).
-        self.budget = Budget(self.config.max_buffered, parent, window=self.config.connection_window)
+        self.budget = Budget(
+            self.config.max_buffered,
+            parent,
+            window=self.config.connection_window,
+            floor=floor_bytes(self.config),
+            slots=self.config.max_streams,
+        )
         # A core dropped without connection_lost() (tests, a host that forgot) leaves its parent.
         weakref.finalize(self, self.budget.close)
         #: Streams owed credit the budget had no room for, oldest first (a set in FIFO order).

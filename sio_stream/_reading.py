@@ -1,10 +1,20 @@
 """The reading side of the core: credit granted against the memory budget, chunks arriving
 within it, and data taken by the application. A mixin of :class:`~sio_stream._core.ProtocolCore`.
 
-The rule for granting (see also :mod:`sio_stream._window`): a stream's window is opened once,
-when the application starts reading; credit goes back as chunks are consumed (in quarter-window
-batches toward a sio_stream peer, one read per chunk toward JavaScript), and only as far as the
-connection's and the process's budgets have room: a stream that does not fit waits, oldest first.
+The rule for granting (see also :mod:`sio_stream._window` and :mod:`sio_stream._budget`): a
+stream's window opens with one credit when the application starts reading and grows as chunks
+are consumed; credit goes back as chunks are consumed (in quarter-window batches toward a
+sio_stream peer, one read per chunk toward JavaScript). Credit is paid from two sources:
+
+* a stream that is **dry** (nothing outstanding, nothing unread) and was not paid from the
+  pool gets credit from its own floor (one chunk, or the small objects that fit), whatever its
+  place in the queue and whatever the others hold: a stream whose reader reads always moves
+  (toward a sio_stream writer the credit asks for chunks of at most the floor's size; a
+  JavaScript writer's larger chunk must fit in the free room on arrival);
+* the connection's shared pool pays streams whose reader consumed a chunk (a stream that only
+  waits for data never takes from it), oldest debt first, as far as the connection window,
+  the limit and the process budget allow; the first stream that cannot be paid keeps its place
+  and the ones behind it wait (they still get their floors).
 """
 
 from __future__ import annotations
@@ -44,7 +54,17 @@ class _Core(Protocol):
 
     def _credit_cap(self, stream: StreamCore) -> int | None: ...
 
+    def _sized(self, stream: StreamCore) -> bool: ...
+
     def _pay(self) -> None: ...
+
+    def _pay_pooled(self, stream: StreamCore) -> None: ...
+
+    def _floor_credit_bytes(self, stream: StreamCore) -> int: ...
+
+    def _pay_floor(self, stream: StreamCore) -> None: ...
+
+    def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
     def _stop_credit(self, stream: StreamCore, *, held: bool) -> None: ...
 
@@ -92,19 +112,21 @@ class ReadingMixin:
         if not stream.move_read(ReadInput.OPEN) or stream.read_state is not ReadState.READING:
             return
         assert stream.window is not None
-        grant = stream.window.open()
+        per_credit = self._floor_credit_bytes(stream)
+        grant = stream.window.open(max(1, self.budget.floor // per_credit))
         self._grant(stream, grant)
 
     def _credit_bytes(self: _Core, stream: StreamCore) -> int:
         """Bytes to reserve for one credit of ``stream``: our read size when the writer promises
         to stay within it (read-size), else the largest chunk or object seen so far."""
-        if not stream.object_mode and FEATURE_READ_SIZE in self.peer_features:
-            size = self.config.max_chunk
-        else:
-            size = stream.credit_size
+        size = self.config.max_chunk if self._sized(stream) else stream.credit_size
         # Never more than the budget itself could hold (tiny budgets): larger chunks are then
         # checked against the free room on arrival.
-        return min(size, self.budget.ceiling)
+        return max(1, min(size, self.budget.ceiling))
+
+    def _sized(self: _Core, stream: StreamCore) -> bool:
+        """The writer sends no chunk larger than our last read's size (read-size)."""
+        return not stream.object_mode and FEATURE_READ_SIZE in self.peer_features
 
     def _grant(self: _Core, stream: StreamCore, count: int) -> None:
         """The window wants ``count`` more credits granted: they join the stream's debt, and
@@ -128,33 +150,76 @@ class ReadingMixin:
         return PROBE_CREDITS if stream.probing else None
 
     def _pay(self: _Core) -> None:
-        """Grant owed credit, oldest debt first, as far as the connection's budget (its limit,
-        its window of outstanding credit) and the process budget allow. The first stream that
-        cannot be paid in full keeps its place and blocks the ones behind it (so a stream opened
-        beside bulk ones gets its turn), and the connection waits for room."""
-        while self.starved:
-            stream = next(iter(self.starved))
+        """Grant owed credit (see the module's rule): floors to every dry stream, then the
+        shared pool, oldest debt first. Waits for room while any debt is left."""
+        blocked = False
+        for stream in list(self.starved):
             if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
                 stream.owed_credit = 0
                 del self.starved[stream]
                 continue
-            assert stream.window is not None and stream.holding is not None
-            size = max(1, self._credit_bytes(stream))
-            count = min(stream.owed_credit, self.budget.grantable() // size)
-            if count <= 0 or not stream.holding.reserve(count * size):
-                self.budget.wait(self, self._pay)
-                return
-            stream.owed_credit -= count
-            stream.window.grant(count)
-            if FEATURE_BATCH_READ in self.peer_features:
-                self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk, count)))
-            else:
-                for _ in range(count):
-                    self._queue(Outgoing(wire.READ, (stream.id, self.config.max_chunk)))
+            assert stream.window is not None
+            if stream.window.proven and not blocked:
+                self._pay_pooled(stream)
             if stream.owed_credit:
-                self.budget.wait(self, self._pay)
-                return
-            del self.starved[stream]
+                self._pay_floor(stream)
+            if stream.owed_credit:
+                blocked = True
+            else:
+                del self.starved[stream]
+        if self.starved:
+            self.budget.wait(self, self._pay)
+
+    def _pay_pooled(self: _Core, stream: StreamCore) -> None:
+        """As many owed credits of full size as the shared pool (and the stream's unused floor)
+        can reserve; toward a read-size writer, credit still outstanding is topped up to that
+        size too, since its next read's size applies to every credit it holds."""
+        assert stream.window is not None and stream.holding is not None
+        size = self._credit_bytes(stream)
+        top_up = 0
+        if self._sized(stream) and stream.grant_size < size:
+            top_up = stream.window.outstanding * (size - stream.grant_size)
+        holding = stream.holding
+        room = min(self.budget.grantable() + holding.floor_room, self.budget.free) - top_up
+        count = min(stream.owed_credit, room // size)
+        if count > 0 and holding.reserve(count * size + top_up):
+            self._send_credit(stream, count, size)
+
+    def _floor_credit_bytes(self: _Core, stream: StreamCore) -> int:
+        """Bytes reserved per credit paid from a floor: the usual reservation, cut to the floor
+        (toward a read-size writer that is also the size its read asks for)."""
+        size = self._credit_bytes(stream)
+        return min(size, self.budget.floor) if self.budget.floor else size
+
+    def _pay_floor(self: _Core, stream: StreamCore) -> None:
+        """Credit from the stream's floor: as many owed credits as fit in its unused room (one
+        chunk of bytes, or several small objects), and one at least when the stream is dry. A
+        JavaScript writer's chunk larger than that needs free room when it arrives. Toward a
+        read-size writer only a dry stream is paid this way (a smaller read would shrink the
+        chunks of the credit it still holds)."""
+        assert stream.holding is not None and stream.window is not None
+        size = self._floor_credit_bytes(stream)
+        count = min(stream.owed_credit, stream.holding.floor_room // size)
+        if stream.window.dry:
+            count = max(1, count)
+        elif self._sized(stream):
+            count = 0
+        if count and stream.holding.reserve(count * size):
+            self._send_credit(stream, count, size)
+
+    def _send_credit(self: _Core, stream: StreamCore, count: int, size: int) -> None:
+        """``count`` credits of ``size`` bytes each were reserved: put them on the wire."""
+        assert stream.window is not None
+        stream.owed_credit -= count
+        stream.window.grant(count)
+        read_size = self.config.max_chunk
+        if self._sized(stream):
+            stream.grant_size = read_size = size
+        if FEATURE_BATCH_READ in self.peer_features:
+            self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))
+        else:
+            for _ in range(count):
+                self._queue(Outgoing(wire.READ, (stream.id, read_size)))
 
     def _stop_credit(self: _Core, stream: StreamCore, *, held: bool) -> None:
         """``stream`` reads no more: its debt and reservation go (and its held bytes with
@@ -188,17 +253,18 @@ class ReadingMixin:
 
     def _consumed(self: _Core, stream: StreamCore) -> None:
         assert stream.window is not None
-        stream.window.consumed()
+        credits = stream.window.consumed()
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         if FEATURE_BATCH_READ in self.peer_features:
             # Toward a sio_stream peer, grant in batches of a quarter window: one packet instead of
             # several, while at least three quarters of the window stay in flight. (Half-window
             # batches let the in-flight data drop to half a window before each refill: 0.85-0.93x
-            # of raw python-socketio at 20 ms RTT, against 0.95-0.96x with quarter batches.)
-            stream.owed_reads += 1
-            if stream.owed_reads * 4 >= stream.window.size:
+            # of raw python-socketio at 20 ms RTT, against 0.95-0.96x with quarter batches.) A
+            # window still small, or a stream gone dry, is refilled at once.
+            stream.owed_reads += credits
+            if stream.owed_reads * 4 >= stream.window.current or stream.window.dry:
                 self._grant(stream, stream.owed_reads)
                 stream.owed_reads = 0
         else:
-            self._grant(stream, 1)
+            self._grant(stream, credits)

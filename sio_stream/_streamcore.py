@@ -93,6 +93,7 @@ class StreamCore:
         self.probing = self.object_mode  # no object arrived yet (see PROBE_CREDITS)
         self.parked = 0  # credits held back while probing
         self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
+        self.grant_size = 0  # reader: the size of our last read toward a read-size writer
         # -- negotiated ``digest`` (byte streams only) --
         #: Writer: the algorithm the application asked for; reader: the one the peer announced.
         self.digest_name: str | None = None

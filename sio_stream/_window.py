@@ -11,30 +11,44 @@ from __future__ import annotations
 class ReadWindow:
     """The reading side's window: how many chunks it has asked for and holds.
 
-    Rule for granting: :meth:`open` says how much to grant once, when the application starts
-    reading; after that one credit is granted back for each chunk :meth:`consumed` (toward a
-    JavaScript writer exactly one read per chunk: it remembers surplus reads only as "one
-    pending read", so a reader that waited to refill in batches would deadlock against it).
-    :meth:`grant` records credit actually sent, so ``outstanding`` never counts credit the
-    reader still holds back. Invariant: ``outstanding + buffered <= size``.
+    Rule for granting: :meth:`open` grants what the stream's floor holds (one chunk of bytes,
+    or as many small objects as fit), when the application starts reading;
+    after that each chunk :meth:`consumed` gives its credit back, and one more while the window
+    is below its ``size`` (TCP's slow start: the window doubles each round trip in which the
+    reader keeps up). A stream nobody writes to, or whose reader does not read, so keeps one
+    credit outstanding: it holds no window it does not use (toward a JavaScript writer exactly
+    one read per chunk: it remembers surplus reads only as "one pending read", so a reader
+    that waited to refill in batches would deadlock against it). :meth:`grant` records credit
+    actually sent, so ``outstanding`` never counts credit the reader still holds back.
+    Invariant: ``outstanding + buffered <= current <= size``.
     """
 
-    __slots__ = ("size", "outstanding", "buffered", "opened")
+    __slots__ = ("size", "current", "outstanding", "buffered", "opened", "proven")
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("a read window holds at least one chunk")
         self.size = size
+        self.current = 1  # the window reached so far (grows to size)
         self.outstanding = 0  # granted, not yet arrived
         self.buffered = 0  # arrived, not yet consumed
         self.opened = False
+        #: The application consumed a chunk: the stream reads, it is not just waiting for data.
+        self.proven = False
 
-    def open(self) -> int:
-        """Start reading: the number of credits to grant now (0 if already open)."""
+    @property
+    def dry(self) -> bool:
+        """Nothing granted is outstanding or unread: the peer cannot send us anything."""
+        return self.outstanding == 0 and self.buffered == 0
+
+    def open(self, initial: int = 1) -> int:
+        """Start reading with a window of ``initial`` credits (at most ``size``): the number of
+        credits to grant now (0 if already open)."""
         if self.opened:
             return 0
         self.opened = True
-        return self.size - self.outstanding - self.buffered
+        self.current = max(1, min(self.size, initial))
+        return max(0, self.current - self.outstanding - self.buffered)
 
     def grant(self, count: int) -> None:
         """``count`` credits were put on the wire."""
@@ -48,9 +62,15 @@ class ReadWindow:
         self.buffered += count
         return True
 
-    def consumed(self) -> None:
-        """The application finished one chunk; its credit is the caller's to grant back."""
+    def consumed(self) -> int:
+        """The application finished one chunk: the credits to grant back (its own, and one
+        more while the window grows)."""
         self.buffered -= 1
+        self.proven = True
+        if self.current < self.size:
+            self.current += 1
+            return 2
+        return 1
 
 
 class WriteCredit:

@@ -48,17 +48,28 @@ def test_plain_peer_gets_one_read_per_credit_and_acked_writes():
     sender = StreamCore(StreamOptions())
     receiver = pair.open_stream(pair.a, sender)
     pair.b.start_reading(receiver)
-    while pair.send(pair.b):
-        pass
-    reads = [item for item in pair.wires[id(pair.b)] if isinstance(item, Outgoing)]
-    # Two outstanding (PLAIN_CREDITS: a JavaScript writer uses no more), one read per credit.
-    assert [r.event for r in reads] == [wire.READ] * 2
-    assert all(len(r.args) == 2 for r in reads), "no count argument toward a plain peer"
-    while pair.deliver(pair.b):
-        pass
+
+    def reads_sent() -> list[Outgoing]:
+        while pair.send(pair.b):
+            pass
+        reads = [item for item in pair.wires[id(pair.b)] if isinstance(item, Outgoing)]
+        while pair.deliver(pair.b):
+            pass
+        return reads
+
+    # The window opens with one credit (its floor) and grows as chunks are consumed, to two
+    # outstanding at most (PLAIN_CREDITS: a JavaScript writer uses no more), one read each.
+    reads = reads_sent()
+    assert [r.event for r in reads] == [wire.READ]
     pair.a.write(sender, b"x")
     item = pair.a.next_outgoing()
     assert item is not None and item.event == wire.WRITE and item.on_ack is not None
+    pair.b.receive_write(*item.args)
+    assert pair.b.take(receiver, 10) == b"x"
+    reads = reads_sent()
+    assert [r.event for r in reads] == [wire.READ] * 2
+    assert all(len(r.args) == 2 for r in reads), "no count argument toward a plain peer"
+    assert receiver.window is not None and receiver.window.outstanding == 2
 
 
 def test_batched_reads_and_unacked_writes_between_sio_stream_peers():
@@ -68,11 +79,36 @@ def test_batched_reads_and_unacked_writes_between_sio_stream_peers():
     receiver = pair.open_stream(pair.a, sender)
     pair.b.start_reading(receiver)
     item = pair.b.next_outgoing()
-    assert item is not None and item.event == wire.READ and item.args[2] == 8
+    # The floor's credit: one chunk of at most the floor's size (read-size).
+    assert item is not None and item.event == wire.READ and item.args[2] == 1
+    assert item.args[1] == pair.b.budget.floor < pair.b.config.max_chunk
     pair.a.receive_read(*item.args)
     pair.a.write(sender, b"data")
     write = pair.a.next_outgoing()
     assert write is not None and write.event == wire.WRITE and write.on_ack is None
+    # Consumed: the window doubles, in full-size chunks from the shared pool.
+    pair.b.receive_write(*write.args)
+    assert pair.b.take(receiver, 100) == b"data"
+    item = pair.b.next_outgoing()
+    assert item is not None and item.event == wire.READ
+    assert item.args[1:] == (pair.b.config.max_chunk, 2)
+
+
+def test_the_window_grows_to_its_size_while_the_reader_keeps_up():
+    pair = CorePair(CoreConfig(window=8, max_chunk=1000), CoreConfig(window=8, max_chunk=1000))
+    sender = StreamCore(StreamOptions())
+    receiver = pair.open_stream(pair.a, sender)
+    pair.b.start_reading(receiver)
+    assert receiver.window is not None
+    seen = []
+    for _ in range(6):
+        pair.a.write(sender, b"y" * 8000)
+        pair.flush()
+        seen.append(receiver.window.outstanding + receiver.window.buffered)
+        drain(pair.b, receiver)
+        pair.flush()
+    assert seen[0] == 1 and max(seen) == 8, seen
+    assert seen == sorted(seen), "it only grows while the reader keeps up"
 
 
 def test_write_without_credit_fails_the_stream_on_both_sides():

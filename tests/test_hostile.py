@@ -350,8 +350,8 @@ async def test_null_chunk_in_object_mode_is_refused(arena: Arena) -> None:
 async def test_writes_beyond_credit_after_end_and_end_error_for_ended_streams(arena: Arena) -> None:
     raw = arena.raw
     stream_id = await raw.open_upload({"allowHalfOpen": True})
-    # A plain peer: one read per credit, two outstanding (as many as a JavaScript writer uses).
-    await wait_for(lambda: raw.reads_for(stream_id) == 2)
+    # A plain peer: one read per credit; the window opens with one (its floor).
+    await wait_for(lambda: raw.reads_for(stream_id) == 1)
     assert await raw.call("$stream-write", stream_id, b"1", "buffer") is None
     await raw.send("$stream-end", stream_id)
     await raw.send("$stream-end", stream_id)
@@ -359,13 +359,13 @@ async def test_writes_beyond_credit_after_end_and_end_error_for_ended_streams(ar
     assert isinstance(answer, str) and ("after end" in answer or "invalid stream id" in answer)
     await raw.send("$stream-error", stream_id, "too late")
     await raw.send("$stream-end", stream_id)
-    # Credit: the window is 8 chunks (two reads out at a time, the next as each chunk arrives);
-    # a reader that holds them refuses a 9th.
+    # Credit: a window grows only as its reader consumes; a reader that holds what it got
+    # (nothing consumed) has one credit, and refuses a second chunk.
     flood = await raw.open_upload(event="hold")
-    await wait_for(lambda: raw.reads_for(flood) == 2)
-    answers = [await raw.call("$stream-write", flood, b"xx", "buffer") for _ in range(9)]
-    assert answers[:8] == [None] * 8
-    assert isinstance(answers[8], str) and "credit" in answers[8]
+    await wait_for(lambda: raw.reads_for(flood) == 1)
+    answers = [await raw.call("$stream-write", flood, b"xx", "buffer") for _ in range(2)]
+    assert answers[0] is None
+    assert isinstance(answers[1], str) and "credit" in answers[1]
     assert "credit" in await raw.wait_error(flood)
     await wait_for(lambda: arena.stream_count() == 0)
 

@@ -164,7 +164,7 @@ async def _stall_a_download(client: socketio.AsyncClient) -> IOStream:
         got += len(await stream.receive())
     core = stream._core
     assert core.window is not None
-    await wait_for(lambda: core.window is not None and core.window.buffered == core.window.size)
+    await wait_for(lambda: core.window is not None and core.window.buffered == core.window.current)
     return stream
 
 
@@ -175,7 +175,7 @@ async def _stall_an_upload(arena: Arena, client: socketio.AsyncClient) -> IOStre
     await wait_for(lambda: bool(arena.stalled))
     window = arena.stalled[-1]._core.window
     assert window is not None
-    await wait_for(lambda: window.buffered == window.size)
+    await wait_for(lambda: window.buffered == window.current)
     return stream
 
 
@@ -227,7 +227,7 @@ async def test_a_stalled_download_holds_one_window_and_does_not_slow_the_connect
 
         _assert_bounded(sampler.peaks)
         # Still blocked: nothing moved on the stalled stream while the others ran.
-        assert reader.window.buffered == reader.window.size
+        assert reader.window.buffered == reader.window.current
         assert writer.error is None and stalled.error is None
 
         assert alone / beside >= 0.3, (alone, beside)
@@ -261,7 +261,7 @@ async def test_a_stalled_upload_reader_holds_one_window_and_does_not_slow_others
                 await other.disconnect()
 
         _assert_bounded(sampler.peaks)
-        assert reader.window.buffered == reader.window.size
+        assert reader.window.buffered == reader.window.current
         assert writer.error is None
 
         assert alone / beside >= 0.3, (alone, beside)

@@ -91,9 +91,9 @@ def test_credit_is_granted_only_as_far_as_the_connection_budget_allows():
     for reader in readers:
         pair.b.start_reading(reader)
     pair.flush()
-    # 100 bytes reserved per credit (read-size): 4 for the first stream, 1 for the second, none
-    # left for the third, which waits instead of failing.
-    assert [r.window.outstanding for r in readers] == [4, 1, 0]  # type: ignore[union-attr]
+    # Each window opens with one credit of 100 bytes (read-size) and grows only as its reader
+    # consumes, as far as the 500 bytes allow: the loop below checks the bound at every step.
+    assert [r.window.outstanding for r in readers] == [1, 1, 1]  # type: ignore[union-attr]
     for writer in writers:
         pair.a.write(writer, b"x" * 200)
     pair.flush()
@@ -110,20 +110,21 @@ def test_credit_is_granted_only_as_far_as_the_connection_budget_allows():
 
 
 def test_a_chunk_beyond_its_reservation_that_does_not_fit_fails_only_its_stream():
-    # No hello: the writer promises no chunk size, 64 KiB are reserved per credit.
-    pair = CorePair(CoreConfig(), CoreConfig(window=2, max_buffered=200 * 1024), hello=False)
+    # No hello: the writer promises no chunk size; each stream's first credit reserves its
+    # floor (61 bytes here), and a larger chunk must fit in the free room when it arrives.
+    pair = CorePair(CoreConfig(), CoreConfig(window=2, max_buffered=120 * 1024), hello=False)
     writers = [StreamCore(StreamOptions()) for _ in range(2)]
     readers = [pair.open_stream(pair.a, w) for w in writers]
     for reader in readers:
         pair.b.start_reading(reader)
     pair.flush()
-    assert [r.window.outstanding for r in readers] == [2, 1]  # type: ignore[union-attr]
-    pair.a.write(writers[0], b"x" * 150 * 1024)  # 86 KiB over its reservation: does not fit
+    assert [r.window.outstanding for r in readers] == [1, 1]  # type: ignore[union-attr]
+    pair.a.write(writers[0], b"x" * 150 * 1024)  # over the whole budget: does not fit
     pair.flush()
     assert isinstance(readers[0].error, RemoteProtocolError) and "memory budget" in readers[0].error.message
     assert isinstance(writers[0].error, StreamBrokenError)
     assert readers[1].error is None and pair.b.budget.held == 0
-    pair.a.write(writers[1], b"y" * 64 * 1024)  # fits its reservation: never refused
+    pair.a.write(writers[1], b"y" * 64 * 1024)  # fits in the free room: accepted
     pair.flush()
     assert readers[1].error is None and pair.b.take(readers[1], 1 << 20) == b"y" * 64 * 1024
 
@@ -176,7 +177,12 @@ def test_read_size_a_sio_stream_writer_keeps_chunks_within_the_readers_read_size
     assert pair.b.budget.reserved == 100 * reader.window.outstanding  # type: ignore[union-attr]
     pair.a.write(writer, b"z" * 450)
     pair.flush()
-    assert [len(reader.inbox.take_head(1000)[0]) for _ in range(5)] == [100, 100, 100, 100, 50]  # type: ignore[union-attr]
+    sizes = []
+    while reader.inbox:
+        assert pair.b.budget.reserved == 100 * reader.window.outstanding  # type: ignore[union-attr]
+        sizes.append(len(pair.b.take(reader, 1000)))
+        pair.flush()
+    assert sizes == [100, 100, 100, 100, 50]
 
 
 def test_an_object_stream_gets_a_few_credits_until_its_first_object_shows_their_size():
@@ -188,5 +194,7 @@ def test_an_object_stream_gets_a_few_credits_until_its_first_object_shows_their_
     assert reader.window is not None and reader.window.outstanding == 8
     pair.a.write(writer, {"n": 1})
     pair.flush()
-    assert reader.window.outstanding == 127  # the rest of the window, now that sizes are known
+    # The rest of the opening window (the objects of 1 KiB its floor holds), now that sizes are
+    # known; it grows to 128 as objects are consumed.
+    assert reader.window.outstanding == 31
     assert pair.b.budget.held == len('{"n":1}')

@@ -1,0 +1,212 @@
+"""Progress and safety of flow control, driven by hypothesis over two cores back to back.
+
+Many streams share one connection, in both directions. Each end has a role: a writer writes
+its data and ends (active) or never writes (quiet); a reader consumes what arrives (active)
+or stops consuming (stalled). Hypothesis interleaves their steps, the delivery of every
+packet, and hostile writes beyond credit. Then every active end runs to completion.
+
+* **Safety**, after every step: no connection account holds or reserves more than its limit,
+  nor the process account more than its limit, whatever the peer sent.
+* **Progress**, at the end: every stream whose writer and reader are both active finished,
+  intact and in order, whatever the quiet, stalled or hostile streams beside it did.
+
+On the second wave's main the progress property fails: a quiet stream's window reserved the
+connection window, and no other stream was ever granted credit (issue 20).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from sio_stream import _wire as wire
+from sio_stream._budget import Budget
+from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream._options import StreamOptions
+from sio_stream._state import WriteState
+from tests.corepair import CorePair
+
+MAX_STREAMS = 8
+MAX_FLOWS = 6  # every flow is a stream on both cores: within MAX_STREAMS on each
+PROCESS_LIMIT = 24 * 1024  # two connections of 16 KiB contend for it
+
+
+def config(process: Budget) -> CoreConfig:
+    # Small numbers so that a few streams fill every bound: up to 8 KiB of window per stream,
+    # a connection window of half that, 16 KiB per connection (floors of 1 KiB).
+    return CoreConfig(
+        window=8,
+        object_window=8,
+        max_chunk=1024,
+        max_read_chunk=4096,
+        connection_window=4096,
+        max_buffered=16 * 1024,
+        max_streams=MAX_STREAMS,
+        process_budget=process,
+        idle_timeout=None,
+    )
+
+
+@dataclass
+class Flow:
+    source: ProtocolCore
+    sink: ProtocolCore
+    writer: StreamCore
+    slot: int  # its place among the streams the sink decodes (the reader appears there)
+    data: bytes
+    writes: bool  # the writer is active (else quiet: it never writes)
+    reads: bool  # the reader is active (else stalled: it stops consuming)
+    written: int = 0
+    received: bytearray = field(default_factory=bytearray)
+    hostile: bool = False  # the peer wrote beyond credit on it: its stream may fail
+    reader: StreamCore | None = None  # once the event announcing it was delivered
+
+    @property
+    def must_finish(self) -> bool:
+        return self.writes and self.reads and not self.hostile
+
+
+class FlowControl(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.process = Budget(PROCESS_LIMIT)
+        self.flows: list[Flow] = []
+        self.pair: CorePair
+
+    @initialize(hello=st.booleans())
+    def connect(self, hello: bool) -> None:
+        self.pair = CorePair(config(self.process), config(self.process), hello=hello)
+
+    # -- streams and their ends ----------------------------------------------------------
+    @precondition(lambda self: len(self.flows) < MAX_FLOWS)
+    @rule(
+        forward=st.booleans(),
+        writes=st.booleans(),
+        reads=st.booleans(),
+        size=st.integers(min_value=0, max_value=12 * 1024),
+        seed=st.integers(min_value=0, max_value=255),
+    )
+    def open_stream(self, forward: bool, writes: bool, reads: bool, size: int, seed: int) -> None:
+        source, sink = (self.pair.a, self.pair.b) if forward else (self.pair.b, self.pair.a)
+        writer = StreamCore(StreamOptions())
+        # The event goes into the outbox like any other: hypothesis decides when it travels.
+        source.queue(Outgoing(wire.STREAM, ("e", source.attach(writer))))
+        source.announce(writer)
+        slot = sum(1 for flow in self.flows if flow.sink is sink)
+        data = bytes((seed + i) % 251 for i in range(size))
+        self.flows.append(Flow(source, sink, writer, slot, data, writes, reads))
+
+    def _arrived(self) -> None:
+        """Readers whose stream was announced start reading (a stalled one stops later)."""
+        for flow in self.flows:
+            decoded = self.pair.decoded[id(flow.sink)]
+            if flow.reader is None and len(decoded) > flow.slot:
+                flow.reader = decoded[flow.slot]
+                flow.sink.start_reading(flow.reader)
+
+    def _flow(self, index: int) -> Flow | None:
+        self._arrived()
+        return self.flows[index % len(self.flows)] if self.flows else None
+
+    @rule(index=st.integers(min_value=0), size=st.integers(min_value=1, max_value=3000))
+    def write(self, index: int, size: int) -> None:
+        flow = self._flow(index)
+        if flow is None or not flow.writes:
+            return
+        self._write(flow, size)
+
+    @rule(index=st.integers(min_value=0), size=st.integers(min_value=1, max_value=5000))
+    def read(self, index: int, size: int) -> None:
+        flow = self._flow(index)
+        if flow is not None and flow.reads and flow.reader is not None and flow.reader.inbox:
+            flow.received += flow.sink.take(flow.reader, size)
+
+    @rule(index=st.integers(min_value=0), size=st.integers(min_value=1, max_value=8192))
+    def hostile_write(self, index: int, size: int) -> None:
+        """The peer writes a chunk straight into the reader, whatever its credit."""
+        flow = self._flow(index)
+        if flow is None or flow.reader is None:
+            return
+        flow.hostile = True
+        flow.sink.receive_write(flow.writer.id, b"h" * size, "buffer")
+
+    # -- the wire --------------------------------------------------------------------------
+    @rule(forward=st.booleans(), count=st.integers(min_value=1, max_value=8))
+    def send(self, forward: bool, count: int) -> None:
+        core = self.pair.a if forward else self.pair.b
+        for _ in range(count):
+            self.pair.send(core)
+
+    @rule(forward=st.booleans(), count=st.integers(min_value=1, max_value=8))
+    def deliver(self, forward: bool, count: int) -> None:
+        core = self.pair.a if forward else self.pair.b
+        for _ in range(count):
+            self.pair.deliver(core)
+
+    # -- safety ----------------------------------------------------------------------------
+    @invariant()
+    def within_budgets(self) -> None:
+        if not self.flows:
+            return
+        for core in (self.pair.a, self.pair.b):
+            budget = core.budget
+            assert budget.held >= 0 and budget.reserved >= 0
+            assert budget.held + budget.reserved <= budget.limit, core.statistics()
+            assert 0 <= budget.floor_used <= budget.floor_pool
+        assert self.process.held + self.process.reserved <= self.process.limit
+
+    # -- progress --------------------------------------------------------------------------
+    def _write(self, flow: Flow, size: int) -> None:
+        if flow.writer.error is not None or flow.written >= len(flow.data):
+            return
+        piece = flow.data[flow.written : flow.written + size]
+        flow.source.write(flow.writer, piece)
+        flow.written += len(piece)
+
+    def teardown(self) -> None:
+        if not self.flows:
+            return
+        # Every active end does all it can, again and again, with every packet delivered.
+        for _ in range(10_000):
+            self._arrived()
+            before = self._progress_marks()
+            for flow in self.flows:
+                if flow.writes and flow.writer.error is None:
+                    self._write(flow, len(flow.data))
+                    if flow.written >= len(flow.data) and flow.writer.write_state is WriteState.OPEN:
+                        flow.source.end(flow.writer)
+                if flow.reads and flow.reader is not None:
+                    while flow.reader.inbox:
+                        flow.received += flow.sink.take(flow.reader, 1 << 20)
+            self.pair.flush()
+            self.within_budgets()
+            self._arrived()
+            if self._progress_marks() == before:
+                break
+        for number, flow in enumerate(self.flows):
+            if not flow.must_finish:
+                continue
+            assert flow.reader is not None, f"stream {number} was never announced"
+            assert flow.reader.error is None and flow.writer.error is None, (number, flow.reader.error)
+            assert bytes(flow.received) == flow.data, f"stream {number} stalled at {len(flow.received)}"
+            assert flow.reader.readable_ended, f"stream {number} never ended"
+            assert flow.writer.write_finished, f"stream {number}: its writer never finished"
+
+    def _progress_marks(self) -> tuple[int, ...]:
+        marks: list[int] = []
+        for flow in self.flows:
+            reader = flow.reader.activity if flow.reader is not None else -1
+            marks += [flow.written, len(flow.received), flow.writer.activity, reader]
+        return tuple(marks)
+
+
+FlowControl.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_flow_control = FlowControl.TestCase
