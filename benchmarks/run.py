@@ -28,6 +28,7 @@ import hostile
 import latency
 import memory
 import objects
+import quiet
 import sync
 import throughput
 from _harness import HERE, cpu_count_note, mode_of, verdict
@@ -37,6 +38,7 @@ BENCHES = {
     "latency": latency,
     "memory": memory,
     "concurrency": concurrency,
+    "quiet": quiet,
     "objects": objects,
     "files": files,
     "fanout": fanout,

@@ -25,6 +25,7 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path):
         "latency",
         "memory",
         "concurrency",
+        "quiet",
         "objects",
         "files",
         "fanout",
