@@ -13,14 +13,6 @@ already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
             ...
 """
 
-from ._budget import (
-    Budget,
-    BudgetStatistics,
-    ConnectionStatistics,
-    StreamSocketStatistics,
-    process_budget,
-    set_process_limit,
-)
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
@@ -47,6 +39,14 @@ from ._files import (
 )
 from ._socket import StreamSocket, ss
 from ._stream import IOStream, create_stream
+from .core._budget import (
+    Budget,
+    BudgetStatistics,
+    ConnectionStatistics,
+    StreamSocketStatistics,
+    process_budget,
+    set_process_limit,
+)
 
 __version__ = "0.1.0"
 

@@ -23,10 +23,19 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import _connect_scope as connect_scope
-from . import _placeholder as placeholders
-from . import _wire as wire
-from ._budget import Budget, StreamSocketStatistics, process_budget
-from ._core import (
+from ._errors import (
+    ConnectionAbortedStreamError,
+    HandlerError,
+    InvalidOptionError,
+    LocalProtocolError,
+    StreamBrokenError,
+    StreamError,
+    StreamTimeoutError,
+)
+from .core import _placeholder as placeholders
+from .core import _wire as wire
+from .core._budget import Budget, StreamSocketStatistics, process_budget
+from .core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -41,15 +50,6 @@ from ._core import (
     Outgoing,
     ProtocolCore,
     StreamCore,
-)
-from ._errors import (
-    ConnectionAbortedStreamError,
-    HandlerError,
-    InvalidOptionError,
-    LocalProtocolError,
-    StreamBrokenError,
-    StreamError,
-    StreamTimeoutError,
 )
 
 logger = logging.getLogger("sio_stream")

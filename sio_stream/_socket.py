@@ -16,11 +16,17 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
-from . import _placeholder as placeholders
-from . import _wire as wire
-from ._budget import Budget
 from ._connection import Connection
-from ._core import (
+from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
+from ._errors import InvalidOptionError, LocalProtocolError, StreamError
+from ._fanout import Fanout
+from ._host import Host
+from ._stream import IOStream
+from .cluster import ClusterNode, cluster_for
+from .core import _placeholder as placeholders
+from .core import _wire as wire
+from .core._budget import Budget
+from .core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -30,12 +36,6 @@ from ._core import (
     Outgoing,
     PendingReply,
 )
-from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
-from ._errors import InvalidOptionError, LocalProtocolError, StreamError
-from ._fanout import Fanout
-from ._host import Host
-from ._stream import IOStream
-from .cluster import ClusterNode, cluster_for
 
 logger = logging.getLogger("sio_stream")
 

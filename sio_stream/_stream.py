@@ -14,13 +14,13 @@ import anyio
 import anyio.abc
 
 from . import _connect_scope as connect_scope
-from ._core import StreamCore
 from ._errors import (
     LocalProtocolError,
     StreamBusyError,
 )
-from ._options import StreamOptions
 from ._stream_base import NOT_YET, StreamBase
+from .core._core import StreamCore
+from .core._options import StreamOptions
 
 #: ``receive()``'s default size, as in anyio.
 DEFAULT_RECEIVE_SIZE = 65536

@@ -41,11 +41,11 @@ import anyio.abc
 import socketio
 
 from .. import _access
-from .._core import FEATURE_DIGEST
 from .._errors import IntegrityError, StreamError, peer_message
 from .._files import prefix_digest, receive_file, send_file
 from .._socket import ss
 from .._stream import create_stream
+from ..core._core import FEATURE_DIGEST
 from ._common import CliError
 
 #: Unfinished uploads one token may keep on the server at once (see put-status).

@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import _placeholder as placeholders
-from .. import _wire as wire
-from .._core import PendingReply
+from ..core import _placeholder as placeholders
+from ..core import _wire as wire
+from ..core._core import PendingReply
 from ._frames import FrameError, decode, encode
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Protocol
 
+from .._errors import IntegrityError, LocalProtocolError, StreamError
 from ._config import DIGESTS, FEATURE_DIGEST, FEATURE_UNACKED_WRITE, INTEGRITY_KEY
-from ._errors import IntegrityError, LocalProtocolError, StreamError
 from ._state import WriteState
 from ._streamcore import PendingReply, StreamCore
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._errors import StreamError
 from ._budget import Holding
 from ._chunks import ByteQueue
 from ._config import INITIAL_BYTE_CREDIT, INITIAL_OBJECT_CREDIT
-from ._errors import StreamError
 from ._options import StreamOptions
 from ._state import ReadInput, ReadState, WriteInput, WriteState, next_read_state, next_write_state
 from ._window import ReadWindow, WriteCredit
