@@ -37,8 +37,8 @@ from ._files import (
     receive_file,
     send_file,
 )
-from ._socket import StreamSocket, ss
-from ._stream import IOStream, create_stream
+from .aio._socket import StreamSocket, ss
+from .aio._stream import IOStream, create_stream
 from .core._budget import (
     Budget,
     BudgetStatistics,

@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 
 from ._errors import IntegrityError, InvalidChunkError, StreamError
-from ._stream import IOStream
+from .aio._stream import IOStream
 
 #: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB), so
 #: each read fills exactly one ``$stream-write`` without a copy.

@@ -21,8 +21,8 @@ import socketio
 from .._errors import StreamError
 from .._files import Progress, ResumeError, prefix_digest, receive_file, send_file
 from .._progress import ProgressBar, format_rate, format_size
-from .._socket import StreamSocket, ss
-from .._stream import create_stream
+from ..aio._socket import StreamSocket, ss
+from ..aio._stream import create_stream
 from ._common import REQUEST_TIMEOUT, CliError, normalize_url
 
 

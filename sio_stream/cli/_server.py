@@ -43,8 +43,8 @@ import socketio
 from .. import _access
 from .._errors import IntegrityError, StreamError, peer_message
 from .._files import prefix_digest, receive_file, send_file
-from .._socket import ss
-from .._stream import create_stream
+from ..aio._socket import ss
+from ..aio._stream import create_stream
 from ..core._core import FEATURE_DIGEST
 from ._common import CliError
 

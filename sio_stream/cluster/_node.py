@@ -39,7 +39,7 @@ from ..core._core import PendingReply
 from ._frames import FrameError, decode, encode
 
 if TYPE_CHECKING:
-    from .._socket import StreamSocket
+    from ..aio._socket import StreamSocket
 
 logger = logging.getLogger("sio_stream")
 

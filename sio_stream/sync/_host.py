@@ -23,8 +23,8 @@ from typing import Any
 import socketio
 
 from .._errors import LocalProtocolError
-from .._host import Host, LifecycleHook, TriggerCall, fire, install_lifecycle
 from ..core import _wire as wire
+from ..glue._host import Host, LifecycleHook, TriggerCall, fire, install_lifecycle
 from ._stream import LOCK
 
 #: Wire events handled in arrival order on the receive loop.

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic, socket_config
 from .._errors import HandlerError, LocalProtocolError, StreamTimeoutError
 from ..core._core import (
     CoreConfig,
     StreamCore,
 )
 from ..core._wire import HELLO
+from ..glue._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic, socket_config
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import socketio
 
+from .._errors import LocalProtocolError
 from . import _connect_scope as connect_scope
-from ._errors import LocalProtocolError
 
 #: Called with ``(event, namespace, peer key)`` before the application's handlers run.
 LifecycleHook = Callable[[str, str, Any], None]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
-from .core._chunks import as_bytes, as_object
-from .core._core import ProtocolCore, StreamCore
-from .core._state import ReadState, WriteState
+from .._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
+from ..core._chunks import as_bytes, as_object
+from ..core._core import ProtocolCore, StreamCore
+from ..core._state import ReadState, WriteState
 
 # Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
 # and remembers a wish to read, and nothing it queues is ever sent.

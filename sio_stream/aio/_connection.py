@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._dispatch import ConnectionLogic
+from ..core._core import CoreConfig, StreamCore
+from ..glue._dispatch import ConnectionLogic
 from ._stream import IOStream
-from .core._core import CoreConfig, StreamCore
 
 #: Sends one event: ``(event, args, ack callback or None)``.
 EmitFunction = Callable[[str, tuple[Any, ...], Callable[..., Any] | None], Awaitable[None]]

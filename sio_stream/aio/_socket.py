@@ -16,17 +16,12 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
-from ._connection import Connection
-from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
-from ._errors import InvalidOptionError, LocalProtocolError, StreamError
-from ._fanout import Fanout
-from ._host import Host
-from ._stream import IOStream
-from .cluster import ClusterNode, cluster_for
-from .core import _placeholder as placeholders
-from .core import _wire as wire
-from .core._budget import Budget
-from .core._core import (
+from .._errors import InvalidOptionError, LocalProtocolError, StreamError
+from ..cluster import ClusterNode, cluster_for
+from ..core import _placeholder as placeholders
+from ..core import _wire as wire
+from ..core._budget import Budget
+from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -36,6 +31,11 @@ from .core._core import (
     Outgoing,
     PendingReply,
 )
+from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
+from ..glue._host import Host
+from ._connection import Connection
+from ._fanout import Fanout
+from ._stream import IOStream
 
 logger = logging.getLogger("sio_stream")
 

@@ -34,12 +34,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import StreamBrokenError, StreamError
+from ..core import _wire as wire
+from ..core._budget import Budget
+from ..core._core import DEFAULT_MAX_BUFFERED, CoreConfig, StreamCore
 from ._connection import Connection
-from ._errors import StreamBrokenError, StreamError
 from ._stream import IOStream
-from .core import _wire as wire
-from .core._budget import Budget
-from .core._core import DEFAULT_MAX_BUFFERED, CoreConfig, StreamCore
 
 logger = logging.getLogger("sio_stream")
 

@@ -22,8 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import _connect_scope as connect_scope
-from ._errors import (
+from .._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
     InvalidOptionError,
@@ -32,10 +31,10 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
-from .core import _placeholder as placeholders
-from .core import _wire as wire
-from .core._budget import Budget, StreamSocketStatistics, process_budget
-from .core._core import (
+from ..core import _placeholder as placeholders
+from ..core import _wire as wire
+from ..core._budget import Budget, StreamSocketStatistics, process_budget
+from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -51,6 +50,7 @@ from .core._core import (
     ProtocolCore,
     StreamCore,
 )
+from . import _connect_scope as connect_scope
 
 logger = logging.getLogger("sio_stream")
 

@@ -13,14 +13,14 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from . import _connect_scope as connect_scope
-from ._errors import (
+from .._errors import (
     LocalProtocolError,
     StreamBusyError,
 )
-from ._stream_base import NOT_YET, StreamBase
-from .core._core import StreamCore
-from .core._options import StreamOptions
+from ..core._core import StreamCore
+from ..core._options import StreamOptions
+from ..glue import _connect_scope as connect_scope
+from ..glue._stream_base import NOT_YET, StreamBase
 
 #: ``receive()``'s default size, as in anyio.
 DEFAULT_RECEIVE_SIZE = 65536
