@@ -29,8 +29,8 @@ node: $(NODE_DIR)/node_modules/.package-lock.json $(JS_DIR)/node_modules/.packag
 # copy them into the package after changing js/sio-stream.js or js/package-lock.json
 # (tests/test_web_assets.py fails while the copies differ).
 web: $(JS_DIR)/node_modules/.package-lock.json
-	cp $(JS_DIR)/sio-stream.js $(JS_DIR)/sio-stream.d.ts sio_stream/web/
-	cp $(JS_DIR)/node_modules/socket.io-client/dist/socket.io.esm.min.js sio_stream/web/
+	cp $(JS_DIR)/sio-stream.js $(JS_DIR)/sio-stream.d.ts sio_stream/cli/web/
+	cp $(JS_DIR)/node_modules/socket.io-client/dist/socket.io.esm.min.js sio_stream/cli/web/
 
 # Debian packages the suite runs for real (redis-server, chromium), installed when missing.
 system:

@@ -28,15 +28,6 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
-from ._files import (
-    ResumeError,
-    TransferIncomplete,
-    TransferTooLarge,
-    pipe,
-    prefix_digest,
-    receive_file,
-    send_file,
-)
 from .aio._socket import StreamSocket, ss
 from .aio._stream import IOStream, create_stream
 from .core._budget import (
@@ -46,6 +37,15 @@ from .core._budget import (
     StreamSocketStatistics,
     process_budget,
     set_process_limit,
+)
+from .files._transfer import (
+    ResumeError,
+    TransferIncomplete,
+    TransferTooLarge,
+    pipe,
+    prefix_digest,
+    receive_file,
+    send_file,
 )
 
 __version__ = "0.1.0"

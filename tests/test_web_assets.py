@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sio_stream import _web
+from sio_stream.cli import _web
 
 REPO = Path(__file__).resolve().parent.parent
 JS = REPO / "js"

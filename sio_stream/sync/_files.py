@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import StreamError
-from .._files import (
+from ..files._transfer import (
     DEFAULT_CHUNK_SIZE,
     Progress,
     SupportsUpdate,

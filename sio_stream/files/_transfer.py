@@ -27,8 +27,8 @@ import aiofiles.os
 import anyio
 import anyio.abc
 
-from ._errors import IntegrityError, InvalidChunkError, StreamError
-from .aio._stream import IOStream
+from .._errors import IntegrityError, InvalidChunkError, StreamError
+from ..aio._stream import IOStream
 
 #: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB), so
 #: each read fills exactly one ``$stream-write`` without a copy.
