@@ -13,6 +13,8 @@ already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
             ...
 """
 
+# The cluster plugs its Redis relay into ss() when imported (see aio._socket.plug_relay).
+from . import cluster  # noqa: F401
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,

@@ -14,10 +14,9 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .._errors import InvalidOptionError, LocalProtocolError, StreamError
-from ..cluster import ClusterNode, cluster_for
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
@@ -45,6 +44,48 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 _SOCKETS_ATTRIBUTE = "_sio_stream_sockets"
 # Application callbacks that returned coroutines run as tasks; hold them until they finish.
 _background: set[asyncio.Task[Any]] = set()
+
+
+class Relay(Protocol):
+    """What a server's socket needs of a relay to the other server processes of a cluster
+    (:class:`sio_stream.cluster.ClusterNode` is one). Defined here so that the socket names no
+    cluster module: the cluster builds on the socket, and plugs in with :func:`plug_relay`."""
+
+    #: The sockets of this server, by namespace (the relay hands them what other nodes forward).
+    sockets: dict[str, StreamSocket]
+
+    def ensure_started(self) -> None: ...
+
+    def remote_node(self, namespace: str, sid: Any) -> str | None: ...
+
+    def emitter(self, namespace: str, sid: str) -> Callable[..., Any]: ...
+
+    def is_live(self, namespace: str, sid: str) -> bool: ...
+
+    def route(self, namespace: str, sid: Any, stream_id: Any) -> str | None: ...
+
+    def forward(self, namespace: str, sid: str, event: str, args: tuple[Any, ...]) -> asyncio.Future[Any]: ...
+
+    def features_changed(self, namespace: str, sid: str) -> None: ...
+
+    def joined(self, namespace: str, sid: str) -> None: ...
+
+    def left(self, namespace: str, sid: str) -> None: ...
+
+
+def _no_relay(sio: Any) -> Relay | None:
+    return None
+
+
+#: Finds the relay of an ``AsyncServer`` (``None``: no cluster). :mod:`sio_stream.cluster`
+#: plugs its ``cluster_for`` in when imported, and ``import sio_stream`` imports it.
+_relay_for: Callable[[Any], Relay | None] = _no_relay
+
+
+def plug_relay(relay_for: Callable[[Any], Relay | None]) -> None:
+    """Have :func:`ss` ask ``relay_for(sio)`` for the relay of each ``AsyncServer``."""
+    global _relay_for
+    _relay_for = relay_for
 
 
 def ss(
@@ -123,7 +164,7 @@ def ss(
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     if cluster and socket._host.is_server:
-        socket._join_cluster(cluster_for(sio))
+        socket._join_cluster(_relay_for(sio))
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
@@ -139,7 +180,7 @@ class StreamSocket(SocketLogic):
 
     stream_class = IOStream
     _connections: dict[Any, Connection]
-    _cluster: ClusterNode | None = None
+    _cluster: Relay | None = None
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
@@ -291,7 +332,7 @@ class StreamSocket(SocketLogic):
         host.on(wire.END, self._on_end_forwardable)  # may wait for another node's answer
 
     # -- several server nodes (sio_stream.cluster) ----------------------------------------------------
-    def _join_cluster(self, cluster: ClusterNode | None) -> None:
+    def _join_cluster(self, cluster: Relay | None) -> None:
         self._cluster = cluster
         if cluster is not None:
             cluster.sockets[self.namespace] = self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
 from ..core._chunks import as_bytes, as_object
@@ -72,7 +72,8 @@ class StreamBase:
 
     @property
     def _owner(self) -> ProtocolCore:
-        return self._core.owner or DETACHED
+        # Only ProtocolCore binds a stream; StreamCore types its owner by a Protocol of its own.
+        return cast(ProtocolCore, self._core.owner or DETACHED)
 
     def _raise_error(self) -> None:
         error = self._core.error
