@@ -40,15 +40,10 @@ from .core._budget import (
     process_budget,
     set_process_limit,
 )
-from .files._transfer import (
-    ResumeError,
-    TransferIncomplete,
-    TransferTooLarge,
-    pipe,
-    prefix_digest,
-    receive_file,
-    send_file,
-)
+from .files._common import ResumeError, TransferIncomplete, TransferTooLarge
+from .files._disk import prefix_digest
+from .files._pipe import pipe
+from .files._transfer import receive_file, send_file
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,8 @@ from .._errors import IntegrityError, StreamError, peer_message
 from ..aio._socket import ss
 from ..aio._stream import create_stream
 from ..core._core import FEATURE_DIGEST
-from ..files._transfer import prefix_digest, receive_file, send_file
+from ..files._disk import prefix_digest
+from ..files._transfer import receive_file, send_file
 from . import _access
 from ._common import CliError
 

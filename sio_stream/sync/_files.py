@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import StreamError
-from ..files._transfer import (
+from ..files._common import (
     DEFAULT_CHUNK_SIZE,
     Progress,
     SupportsUpdate,
