@@ -175,7 +175,7 @@ class StreamSocket(SocketLogic):
 
     Use :func:`ss` to get one. Handlers registered with :meth:`on` receive decoded
     arguments (streams as :class:`IOStream`); on a server the client's sid comes first.
-    The logic is :class:`~sio_stream._dispatch.SocketLogic`'s; this class drives it on asyncio.
+    The logic is :class:`~sio_stream.glue._dispatch.SocketLogic`'s; this class drives it on asyncio.
     """
 
     stream_class = IOStream
@@ -216,7 +216,7 @@ class StreamSocket(SocketLogic):
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
         (python-socketio's conventions; only clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
-        write (see :mod:`sio_stream._fanout` for the backpressure policy and ``max_lag``), and
+        write (see :mod:`sio_stream.aio._fanout` for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """

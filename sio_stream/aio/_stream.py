@@ -1,6 +1,6 @@
 """IOStream: one sub-stream of a Socket.IO connection, as an ``anyio.abc.ByteStream``.
 
-The protocol state lives in a :class:`~sio_stream._core.StreamCore`; this class adds waiting
+The protocol state lives in a :class:`~sio_stream.core._core.StreamCore`; this class adds waiting
 (backpressure, data arrival, acknowledgements) and the file-like conveniences.
 """
 

@@ -8,7 +8,7 @@ during a connect handler, claim checks, idle sweeps and the abort.
 
 Nothing here performs I/O or waits. A driver supplies the stream class, the connection class
 (with its sender and timers), the futures ``call()`` waits on, and the waiting itself:
-:mod:`sio_stream._socket` for asyncio, :mod:`sio_stream.sync` for threads and green threads.
+:mod:`sio_stream.aio._socket` for asyncio, :mod:`sio_stream.sync` for threads and green threads.
 Every method runs to completion without yielding, which is what lets the asyncio driver call
 them before its first ``await`` and the sync driver call them under its lock.
 """

@@ -1,4 +1,4 @@
-"""StreamSocket for the sync API: :class:`~sio_stream._dispatch.SocketLogic` driven by threads.
+"""StreamSocket for the sync API: :class:`~sio_stream.glue._dispatch.SocketLogic` driven by threads.
 
 Each connection has a sender (a background task of the server's or client's async mode) that
 emits what the core queued, in order, outside :data:`LOCK`; it exits after a few idle seconds
