@@ -30,7 +30,8 @@ from ..core._core import (
     Outgoing,
     PendingReply,
 )
-from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
+from ..glue._call import streams_in
+from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
 from ._connection import Connection
 from ._fanout import Fanout

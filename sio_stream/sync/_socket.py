@@ -19,7 +19,8 @@ from ..core._core import (
     StreamCore,
 )
 from ..core._wire import HELLO
-from ..glue._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic, socket_config
+from ..glue._connection import ConnectionLogic
+from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
 
