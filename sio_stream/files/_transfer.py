@@ -1,6 +1,7 @@
 """Files over streams on asyncio: :func:`send_file` and :func:`receive_file`, resumed from an
 offset and verified by the negotiated digest, with the disk overlapped with the network
-(:mod:`~sio_stream.files._disk`) and the failure rule of :mod:`~sio_stream.files._pipe`.
+(:mod:`~sio_stream.files._disk`) and the failure rule of :mod:`~sio_stream.files._pipe`. The
+checks the sync API's file functions run too are named ``shared.*`` (:mod:`._common`).
 """
 
 from __future__ import annotations
@@ -17,20 +18,8 @@ import anyio.abc
 
 from .._errors import StreamError
 from ..aio._stream import IOStream
-from ._common import (
-    DEFAULT_CHUNK_SIZE,
-    Progress,
-    SupportsUpdate,
-    _check_byte_stream,
-    _Tee,
-    _temporary_name,
-    check_complete,
-    check_offset,
-    check_size,
-    failed_integrity,
-    open_partial,
-    take_digest,
-)
+from . import _common as shared
+from ._common import DEFAULT_CHUNK_SIZE, Progress, SupportsUpdate
 from ._disk import _open
 from ._pipe import _copy, _destroy_streams, _reader, _reading, _writing
 
@@ -96,16 +85,16 @@ async def send_file(
     ``TypeError`` if ``stream`` is not an IOStream; :class:`~sio_stream.InvalidChunkError`
     (the stream destroyed) if it is in object mode.
     """
-    _check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
-    own = take_digest(stream, digest)
+    shared._check_byte_stream("send_file", stream, (IOStream,), "reads bytes from a file")
+    own = shared.take_digest(stream, digest)
     try:
         async with _open(path, "rb") as file:
             size = (await aiofiles.os.stat(file.fileno())).st_size
-            check_offset(offset, size)
+            shared.check_offset(offset, size)
             if offset:
                 await anyio.to_thread.run_sync(file.seek, offset)
                 size -= offset
-            async with _reading(file, chunk_size, _Tee(hasher, own)) as read:
+            async with _reading(file, chunk_size, shared._Tee(hasher, own)) as read:
                 done = await _copy(read, stream.send, progress=progress, total=size)
         if own is not None:
             stream._owner.set_digest(stream._core, own.hexdigest())
@@ -130,20 +119,20 @@ async def _receive_resumed(
     """:func:`receive_file` appending to ``partial`` from ``offset``."""
     received = _external_digest(stream) if verify else None
     try:
-        file = await anyio.to_thread.run_sync(open_partial, partial, offset)
+        file = await anyio.to_thread.run_sync(shared.open_partial, partial, offset)
     except BaseException as exc:
         _destroy_streams(exc, stream)
         raise
     try:
         try:
-            async with _writing(file, _Tee(hasher, received), keep=True) as write:
+            async with _writing(file, shared._Tee(hasher, received), keep=True) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
-            check_complete(done, size)
+            shared.check_complete(done, size)
             if received is not None:
                 stream._owner.verified(stream._core, received.hexdigest())
         except StreamError as exc:
-            if failed_integrity(exc, stream):
+            if shared.failed_integrity(exc, stream):
                 # What this stream wrote is not what was sent: keep only the checked prefix.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(file.truncate, offset)
@@ -216,23 +205,25 @@ async def receive_file(
     :class:`~sio_stream.InvalidChunkError` (the stream destroyed) if it is in object mode.
     Cancellation destroys the stream ("transfer cancelled") and propagates.
     """
-    _check_byte_stream("receive_file", stream, (anyio.abc.ByteReceiveStream,), "writes bytes to a file")
-    check_size(stream, size, max_bytes)
+    shared._check_byte_stream(
+        "receive_file", stream, (anyio.abc.ByteReceiveStream,), "writes bytes to a file"
+    )
+    shared.check_size(stream, size, max_bytes)
     destination = Path(path)
     if partial is not None:
         return await _receive_resumed(
             stream, destination, Path(partial), offset, max_bytes, size, progress, hasher, verify
         )
-    temporary = _temporary_name(destination)
+    temporary = shared._temporary_name(destination)
     created = False
     received = _external_digest(stream) if verify else None
     try:
         async with _open(temporary, "xb") as file:
             created = True
-            async with _writing(file, _Tee(hasher, received)) as write:
+            async with _writing(file, shared._Tee(hasher, received)) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
-        check_complete(done, size)
+        shared.check_complete(done, size)
         if received is not None:
             assert isinstance(stream, IOStream)
             stream._owner.verified(stream._core, received.hexdigest())
