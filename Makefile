@@ -25,12 +25,12 @@ $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json
 
 node: $(NODE_DIR)/node_modules/.package-lock.json $(JS_DIR)/node_modules/.package-lock.json
 
-# The web page ships the JavaScript client and socket.io-client's browser bundle (no CDN):
-# copy them into the package after changing js/sio-stream.js or js/package-lock.json
-# (tests/test_web_assets.py fails while the copies differ).
+# The web page ships socket.io-client's browser bundle (no CDN), vendored build output of the npm
+# package pinned in js/package-lock.json: copy it into the package after changing the lock
+# (tests/test_web_assets.py fails while it differs). Our own client needs no copy: the page
+# serves js/sio-stream.js in a checkout, and the wheel's build copies it (setup.py).
 web: $(JS_DIR)/node_modules/.package-lock.json
-	cp $(JS_DIR)/sio-stream.js $(JS_DIR)/sio-stream.d.ts sio_stream/web/
-	cp $(JS_DIR)/node_modules/socket.io-client/dist/socket.io.esm.min.js sio_stream/web/
+	cp $(JS_DIR)/node_modules/socket.io-client/dist/socket.io.esm.min.js sio_stream/cli/web/
 
 # Debian packages the suite runs for real (redis-server, chromium), installed when missing.
 system:
@@ -43,8 +43,8 @@ test: $(STAMP) node system
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sio_stream tests benchmarks examples docs/_ext .ci/check_dist.py
-	$(BIN)/ruff format --check sio_stream tests benchmarks examples docs/_ext .ci/check_dist.py
+	$(BIN)/ruff check sio_stream tests benchmarks examples docs/_ext .ci/check_dist.py setup.py
+	$(BIN)/ruff format --check sio_stream tests benchmarks examples docs/_ext .ci/check_dist.py setup.py
 	$(BIN)/mypy
 
 # The documentation site, into site/ (warnings are errors: a broken link, anchor or reference fails).

@@ -30,7 +30,7 @@ RAW = "raw"  # hand-rolled python-socketio: binary events with acks, a fixed num
 JS = "js"  # socket.io-stream 0.9.1 on Socket.IO 4.8.4 (Node client and Node server)
 LABELS = {SIO: "sio_stream", RAW: "raw-socketio", JS: "js-ss-0.9.1"}
 
-#: sio_stream's defaults (sio_stream/_core.py); the raw baseline uses the same chunk and window.
+#: sio_stream's defaults (sio_stream/core/_core.py); the raw baseline uses the same chunk and window.
 DEFAULT_CHUNK = 256 * 1024
 DEFAULT_WINDOW = 8
 #: What a Node application typically writes (fs streams' chunk size); socket.io-stream sends one

@@ -2,7 +2,7 @@
 // WHATWG streams, and the extensions two sio_stream peers negotiate ($stream-hello).
 //
 // The wire contract is PROTOCOL.md of the sio_stream project; the Python implementation
-// (sio_stream/_core.py) is the reference for the extensions. In short:
+// (sio_stream/core/_core.py) is the reference for the extensions. In short:
 //   $stream        (event, ...args[, ack])  args with every stream replaced by {"$stream": id, options?}
 //   $stream-read   (id, size[, count])      the reader grants credit: one chunk (count chunks with batch-read)
 //   $stream-write  (id, chunk, encoding[, ack])  one chunk; acked unless unacked-write was negotiated

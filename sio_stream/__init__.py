@@ -13,14 +13,8 @@ already have, wire-compatible with the JavaScript ``socket.io-stream`` package::
             ...
 """
 
-from ._budget import (
-    Budget,
-    BudgetStatistics,
-    ConnectionStatistics,
-    StreamSocketStatistics,
-    process_budget,
-    set_process_limit,
-)
+# The cluster plugs its Redis relay into ss() when imported (see aio._socket.plug_relay).
+from . import cluster  # noqa: F401
 from ._errors import (
     ConnectionAbortedStreamError,
     HandlerError,
@@ -36,17 +30,20 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
-from ._files import (
-    ResumeError,
-    TransferIncomplete,
-    TransferTooLarge,
-    pipe,
-    prefix_digest,
-    receive_file,
-    send_file,
+from .aio._socket import StreamSocket, ss
+from .aio._stream import IOStream, create_stream
+from .core._budget import (
+    Budget,
+    BudgetStatistics,
+    ConnectionStatistics,
+    StreamSocketStatistics,
+    process_budget,
+    set_process_limit,
 )
-from ._socket import StreamSocket, ss
-from ._stream import IOStream, create_stream
+from .files._common import ResumeError, TransferIncomplete, TransferTooLarge
+from .files._disk import prefix_digest
+from .files._pipe import pipe
+from .files._transfer import receive_file, send_file
 
 __version__ = "0.1.0"
 

@@ -11,9 +11,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from sio_stream import _placeholder as placeholders
-from sio_stream import _wire as wire
-from sio_stream._core import CoreConfig, Outgoing, PendingReply, ProtocolCore, StreamCore
+from sio_stream.core import _placeholder as placeholders
+from sio_stream.core import _wire as wire
+from sio_stream.core._core import CoreConfig, Outgoing, PendingReply, ProtocolCore, StreamCore
 
 
 @dataclass

@@ -8,7 +8,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from sio_stream._budget import Budget, Holding
+from sio_stream.core._budget import Budget, Holding
 
 
 def test_reserve_arrive_release_keep_held_plus_reserved_within_the_limit():

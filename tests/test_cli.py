@@ -339,7 +339,7 @@ async def test_serve_quiet_keeps_no_log(tmp_path, capsys):
 def test_an_outcome_cannot_forge_a_second_log_line(caplog):
     import logging
 
-    from sio_stream import _access
+    from sio_stream.cli import _access
 
     with caplog.at_level(logging.INFO, logger=_access.logger.name):
         request = _access.Request("127.0.0.1", "sid", "ok", "get", "x")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sio_stream import _tree
+from sio_stream.cli import _tree
 from sio_stream.cli._server import FileServer, _Refused
 from tests.test_cli import run_cli
 

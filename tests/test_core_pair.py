@@ -9,11 +9,11 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from sio_stream import RemoteProtocolError, StreamBrokenError, StreamClosedError
-from sio_stream import _wire as wire
-from sio_stream._budget import Budget
-from sio_stream._core import FEATURE_BATCH_READ, CoreConfig, Outgoing, ProtocolCore, StreamCore
-from sio_stream._options import StreamOptions
-from sio_stream._state import ReadState, WriteState
+from sio_stream.core import _wire as wire
+from sio_stream.core._budget import Budget
+from sio_stream.core._core import FEATURE_BATCH_READ, CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream.core._options import StreamOptions
+from sio_stream.core._state import ReadState, WriteState
 from tests.corepair import CorePair
 
 

@@ -21,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sio_stream import IntegrityError, StreamError, create_stream, receive_file, send_file, ss
-from sio_stream import _wire as wire
-from sio_stream._core import FEATURE_DIGEST, OUR_FEATURES, CoreConfig, Outgoing, StreamCore
 from sio_stream._errors import LocalProtocolError
-from sio_stream._options import StreamOptions
+from sio_stream.core import _wire as wire
+from sio_stream.core._core import FEATURE_DIGEST, OUR_FEATURES, CoreConfig, Outgoing, StreamCore
+from sio_stream.core._options import StreamOptions
 from tests.corepair import CorePair
 from tests.support import start_server, wait_for
 

@@ -14,9 +14,10 @@ from typing import Any
 import anyio
 import pytest
 
-import sio_stream._files as files_module
+import sio_stream.files._disk as files_module
 from sio_stream import StreamBrokenError, StreamError, create_stream, pipe, receive_file
-from sio_stream._files import DEFAULT_CHUNK_SIZE, PIPELINE_DEPTH, WRITE_BEHIND_LIMIT
+from sio_stream.files._common import DEFAULT_CHUNK_SIZE
+from sio_stream.files._disk import PIPELINE_DEPTH, WRITE_BEHIND_LIMIT
 from tests.test_files import (
     LARGE,
     UploadReceiver,
@@ -33,7 +34,7 @@ CHUNK = DEFAULT_CHUNK_SIZE
 
 
 def pipeline_threads(function: str | None = None) -> list[str]:
-    """Threads (other than this one) running code of sio_stream/_files.py right now (in
+    """Threads (other than this one) running code of sio_stream/files/_disk.py right now (in
     ``function`` when given)."""
     here = threading.get_ident()
     busy = []

@@ -22,7 +22,7 @@ from sio_stream import (
     receive_file,
     send_file,
 )
-from sio_stream._chunks import decode_chunk
+from sio_stream.core._chunks import decode_chunk
 from tests.support import wait_for
 
 pytestmark = pytest.mark.anyio

@@ -13,10 +13,10 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from sio_stream import StreamError
-from sio_stream._budget import Budget
-from sio_stream._chunks import ByteQueue
-from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
-from sio_stream._options import StreamOptions
+from sio_stream.core._budget import Budget
+from sio_stream.core._chunks import ByteQueue
+from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream.core._options import StreamOptions
 
 WINDOW, MAX_READ_CHUNK, MAX_STREAMS = 3, 64, 6
 KNOWN_IDS = [f"id{i}" for i in range(8)]

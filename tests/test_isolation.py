@@ -22,7 +22,7 @@ import socketio
 
 import sio_stream
 from sio_stream import IOStream, StreamError, create_stream
-from sio_stream._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW
+from sio_stream.core._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW
 from tests.support import start_server, wait_for
 
 pytestmark = pytest.mark.anyio

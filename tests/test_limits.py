@@ -11,9 +11,9 @@ import socketio
 
 import sio_stream
 from sio_stream import InvalidOptionError, RemoteProtocolError, StreamBrokenError, create_stream
-from sio_stream import _wire as wire
-from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
-from sio_stream._options import StreamOptions
+from sio_stream.core import _wire as wire
+from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream.core._options import StreamOptions
 from tests.corepair import CorePair
 from tests.support import start_server, wait_for
 from tests.test_hostile import Arena, arena  # noqa: F401 (the fixture)

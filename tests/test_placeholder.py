@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 
 from sio_stream import InvalidOptionError
-from sio_stream import _placeholder as placeholders
-from sio_stream._options import StreamOptions
+from sio_stream.core import _placeholder as placeholders
+from sio_stream.core._options import StreamOptions
 
 
 class FakeStream:

@@ -17,8 +17,8 @@ from sio_stream import (
     StreamClosedError,
     create_stream,
 )
-from sio_stream._core import StreamCore
-from sio_stream._options import StreamOptions
+from sio_stream.core._core import StreamCore
+from sio_stream.core._options import StreamOptions
 from tests.corepair import CorePair
 from tests.support import start_server, wait_for
 
@@ -203,8 +203,8 @@ def test_a_writer_holding_data_when_the_reader_ends_fails_instead_of_hanging(hel
 
 
 def test_claims_go_only_to_peers_that_announced_them():
-    from sio_stream import _wire as wire
-    from sio_stream._core import FEATURE_CLAIM, OUR_FEATURES, CoreConfig
+    from sio_stream.core import _wire as wire
+    from sio_stream.core._core import FEATURE_CLAIM, OUR_FEATURES, CoreConfig
 
     old_peer = CoreConfig(features=OUR_FEATURES - {FEATURE_CLAIM})
     pair = CorePair(None, old_peer)

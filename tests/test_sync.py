@@ -454,7 +454,7 @@ def test_an_ack_never_overtakes_our_hello(monkeypatch: pytest.MonkeyPatch) -> No
     as a HandlerError, because the client knows the server's features by then."""
     import time
 
-    from sio_stream import _wire
+    from sio_stream.core import _wire
     from sio_stream.sync._host import SyncHost
 
     emitter = SyncHost.emitter

@@ -1,6 +1,8 @@
-"""The web page's assets: the copies shipped in the package match their sources, and the
-JavaScript client's own tests (node's built-in runner) pass against the Python file server and
-a Node socket.io-stream server."""
+"""The web page's assets: every one is found, the JavaScript client has one source (``js/``,
+served from there in a checkout; the wheel's copy is checked by ``make dist-check``), the
+vendored socket.io-client bundle matches the npm package pinned in js/package-lock.json, and the
+client's own tests (node's built-in runner) pass against the Python file server and a Node
+socket.io-stream server."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sio_stream import _web
+from sio_stream.cli import _web
 
 REPO = Path(__file__).resolve().parent.parent
 JS = REPO / "js"
@@ -20,21 +22,22 @@ JS = REPO / "js"
 
 def test_page_assets_exist() -> None:
     for name, _content_type in _web.ASSETS.values():
-        assert (_web.WEB_DIR / name).is_file(), name
+        assert _web.asset_file(name).is_file(), name
 
 
-@pytest.mark.parametrize(
-    ("shipped", "source"),
-    [
-        ("sio-stream.js", JS / "sio-stream.js"),
-        ("sio-stream.d.ts", JS / "sio-stream.d.ts"),
-        ("socket.io.esm.min.js", JS / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"),
-    ],
-)
-def test_shipped_copies_match_sources(shipped: str, source: Path) -> None:
+@pytest.mark.parametrize("name", _web.CLIENT_FILES)
+def test_a_checkout_serves_the_client_from_its_one_source(name: str) -> None:
+    # No copy in the package's folder: the build makes one for the wheel (setup.py).
+    assert not (_web.WEB_DIR / name).exists()
+    assert _web.asset_file(name) == JS / name
+
+
+def test_the_vendored_socketio_bundle_matches_the_pinned_npm_package() -> None:
+    source = JS / "node_modules" / "socket.io-client" / "dist" / "socket.io.esm.min.js"
     if not source.exists():
         pytest.fail(f"{source} is missing: run `make node` (npm ci in js/)", pytrace=False)
-    assert (_web.WEB_DIR / shipped).read_bytes() == source.read_bytes(), f"run `make web` to copy {source}"
+    shipped = _web.WEB_DIR / "socket.io.esm.min.js"
+    assert shipped.read_bytes() == source.read_bytes(), f"run `make web` to copy {source}"
 
 
 def test_js_client_node_tests() -> None:

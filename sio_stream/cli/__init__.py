@@ -9,8 +9,10 @@ The modules, each importing only those above it: ``_common`` (names, ``CliError`
 helpers); ``_server`` (``FileServer``, the file server, and its protocol);
 ``_client`` (connect, download and upload, resumed and verified); ``_commands`` (``serve``,
 ``ls``, ``get``, ``put`` and the planning of several files); ``_demo``; ``_main`` (the
-argument parser and ``main``). The page the server serves is ``sio_stream._web`` and
-``sio_stream/web/``; its access log is ``sio_stream._access``.
+argument parser and ``main``). Beside them, the server's parts: ``_web`` (the page's HTTP
+routes) and ``web/`` (the page and its assets; the JavaScript client comes from ``js/``),
+``_access`` (the access log); and the client's: ``_progress`` (the progress bar) and ``_tree``
+(the names and targets of several files).
 """
 
 from ._main import main

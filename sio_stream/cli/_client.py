@@ -19,11 +19,13 @@ import anyio
 import socketio
 
 from .._errors import StreamError
-from .._files import Progress, ResumeError, prefix_digest, receive_file, send_file
-from .._progress import ProgressBar, format_rate, format_size
-from .._socket import StreamSocket, ss
-from .._stream import create_stream
+from ..aio._socket import StreamSocket, ss
+from ..aio._stream import create_stream
+from ..files._common import Progress, ResumeError
+from ..files._disk import prefix_digest
+from ..files._transfer import receive_file, send_file
 from ._common import REQUEST_TIMEOUT, CliError, normalize_url
+from ._progress import ProgressBar, format_rate, format_size
 
 
 class _Client(socketio.AsyncClient):  # type: ignore[misc]  # python-socketio ships no types

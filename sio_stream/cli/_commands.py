@@ -14,12 +14,12 @@ from typing import Any
 
 import anyio
 
-from .. import _access, _tree
 from .._errors import StreamError
-from .._progress import format_rate, format_size
-from .._socket import StreamSocket
+from ..aio._socket import StreamSocket
+from . import _access, _tree
 from ._client import _check_reply, connect, download, list_remote, partial_paths, upload
 from ._common import PROG, REQUEST_TIMEOUT, CliError
+from ._progress import format_rate, format_size
 from ._server import FileServer
 
 

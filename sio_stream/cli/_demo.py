@@ -19,9 +19,9 @@ import aiofiles.os
 import anyio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from .._progress import format_rate, format_size
 from ._client import connect, download
 from ._common import REQUEST_TIMEOUT, CliError, sha256_file
+from ._progress import format_rate, format_size
 from ._server import FileServer
 
 

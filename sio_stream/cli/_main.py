@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import _tree
 from .._errors import StreamError
+from . import _tree
 from ._commands import cmd_get, cmd_ls, cmd_put, cmd_serve
 from ._common import DEFAULT_PORT, PROG, TOKEN_ENV, CliError, _require_aiohttp, parse_size
 from ._demo import cmd_demo

@@ -40,12 +40,13 @@ import anyio
 import anyio.abc
 import socketio
 
-from .. import _access
-from .._core import FEATURE_DIGEST
 from .._errors import IntegrityError, StreamError, peer_message
-from .._files import prefix_digest, receive_file, send_file
-from .._socket import ss
-from .._stream import create_stream
+from ..aio._socket import ss
+from ..aio._stream import create_stream
+from ..core._core import FEATURE_DIGEST
+from ..files._disk import prefix_digest
+from ..files._transfer import receive_file, send_file
+from . import _access
 from ._common import CliError
 
 #: Unfinished uploads one token may keep on the server at once (see put-status).
@@ -134,7 +135,7 @@ class FileServer:
         """Listen on ``host:port`` (0: a free port); yield the URL; stop on exit."""
         from aiohttp import web
 
-        from .. import _web
+        from . import _web
 
         app = web.Application()
         _web.attach_socketio(app, self.sio)
@@ -174,7 +175,7 @@ class FileServer:
         """The ASGI application of an ``async_mode="asgi"`` server: Socket.IO at ``/socket.io/``
         and the page. Run it under uvicorn inside :meth:`serving`, with
         ``ws_per_message_deflate=False`` (see ``_web._without_compression``)."""
-        from .. import _web
+        from . import _web
 
         page = _web.asgi_page({"token": self.token is not None, "maxUpload": self.max_upload})
         return socketio.ASGIApp(self.sio, other_asgi_app=page)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..aio._socket import plug_relay
 from ._node import DEFAULT_HEARTBEAT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_NODE_TIMEOUT, ClusterNode
 
 _ATTRIBUTE = "_sio_stream_cluster"
@@ -43,5 +44,8 @@ def cluster_for(
     setattr(sio, _ATTRIBUTE, node)
     return node
 
+
+# Every ss() on an AsyncServer whose client manager is an AsyncRedisManager joins the cluster.
+plug_relay(cluster_for)
 
 __all__ = ["ClusterNode", "cluster_for"]

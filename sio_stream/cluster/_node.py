@@ -10,7 +10,7 @@ the credit windows bound the data in flight end to end.
 Redis carries:
 
 * ``<prefix>:node:<id>``: one pub/sub channel per node for frames addressed to it (see
-  :mod:`._frames`), published in order by one :class:`_NodeSender` per destination node;
+  :mod:`._frames`), published in order by one :class:`~._sender.NodeSender` per destination node;
 * ``<prefix>:nodes``: heartbeats, and clients joining and leaving;
 * ``<prefix>:sids``: a hash from ``namespace + NUL + sid`` to the node the client is connected
   to, read once when a node starts (later changes come as broadcasts);
@@ -33,13 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import _placeholder as placeholders
-from .. import _wire as wire
-from .._core import PendingReply
+from ..core import _placeholder as placeholders
+from ..core import _wire as wire
+from ..core._core import PendingReply
 from ._frames import FrameError, decode, encode
+from ._sender import NodeSender
 
 if TYPE_CHECKING:
-    from .._socket import StreamSocket
+    from ..aio._socket import StreamSocket
 
 logger = logging.getLogger("sio_stream")
 
@@ -64,67 +65,6 @@ class _Route:
 
     node: str
     ended: int = 0  # bit 1: the client ended it; bit 2: the other end did
-
-
-class _NodeSender:
-    """Publishes frames to one node in order, with at most ``limit`` bytes unconfirmed."""
-
-    def __init__(self, owner: ClusterNode, node: str) -> None:
-        self.owner = owner
-        self.node = node
-        self.channel = owner.node_channel(node)
-        self.queue: deque[bytes] = deque()
-        self.queued = 0
-        self.unconfirmed = 0
-        self.changed = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def put(self, frame: bytes) -> None:
-        self.queue.append(frame)
-        self.queued += len(frame)
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"sio_stream to node {self.node}"
-            )
-
-    async def room(self) -> None:
-        """Wait while more than the limit is queued or unconfirmed (backpressure for emitters)."""
-        while self.queued + self.unconfirmed > self.owner.max_in_flight and self.node in self.owner.peers:
-            self.changed.clear()
-            await self.changed.wait()
-
-    def confirmed(self, count: int) -> None:
-        self.unconfirmed = max(0, self.unconfirmed - count)
-        self.changed.set()
-
-    async def _run(self) -> None:
-        try:
-            while self.queue:
-                while self.unconfirmed >= self.owner.max_in_flight and self.node in self.owner.peers:
-                    self.changed.clear()
-                    await self.changed.wait()
-                # Every frame queued (up to the window) in one round trip: a pipeline keeps
-                # their order and does not wait for Redis's answer to each before the next.
-                pipeline = self.owner.redis.pipeline(transaction=False)
-                while self.queue and self.unconfirmed < self.owner.max_in_flight:
-                    frame = self.queue.popleft()
-                    self.queued -= len(frame)
-                    self.unconfirmed += len(frame)
-                    pipeline.publish(self.channel, frame)
-                self.changed.set()
-                await pipeline.execute()
-        except Exception as exc:  # Redis is gone: every stream through it fails
-            self.owner.redis_lost(exc)
-        finally:
-            self.task = None
-
-    def stop(self) -> None:
-        self.queue.clear()
-        self.queued = 0
-        self.changed.set()
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
 
 
 class ClusterNode:
@@ -160,7 +100,7 @@ class ClusterNode:
         self.routes: dict[tuple[str, str], dict[str, _Route]] = {}
         #: (node, namespace, sid) to which this node sent the client's features.
         self._features_sent: set[tuple[str, str, str]] = set()
-        self._senders: dict[str, _NodeSender] = {}
+        self._senders: dict[str, NodeSender] = {}
         self._acks: dict[int, tuple[str, Callable[..., Any]]] = {}  # emits' ack callbacks
         self._acks_of: dict[tuple[str, str], set[int]] = {}  # the acks owed by each remote client
         self._forwards: dict[int, tuple[str, asyncio.Future[Any]]] = {}  # forwarded packets' acks
@@ -264,10 +204,10 @@ class ClusterNode:
             await self._ops_wake.wait()
 
     # -- sending to other nodes ----------------------------------------------------------------
-    def _sender(self, node: str) -> _NodeSender:
+    def _sender(self, node: str) -> NodeSender:
         sender = self._senders.get(node)
         if sender is None:
-            sender = self._senders[node] = _NodeSender(self, node)
+            sender = self._senders[node] = NodeSender(self, node)
         return sender
 
     def emitter(self, namespace: str, sid: str) -> Callable[..., Any]:

@@ -15,7 +15,7 @@ The same names as the async API, with blocking calls, on the same protocol core:
 Errors are those of :mod:`sio_stream` (``StreamBrokenError``, ``StreamTimeoutError``, ...).
 """
 
-from .._files import TransferIncomplete, TransferTooLarge
+from ..files._common import TransferIncomplete, TransferTooLarge
 from ._files import pipe, receive_file, send_file
 from ._socket import StreamSocket, ss
 from ._stream import IOStream, RawStream, create_stream

@@ -1,7 +1,7 @@
 """Files and pipes for the sync API: :func:`send_file`, :func:`receive_file`, :func:`pipe`.
 
-Options, limits, errors and the failure rule are those of :mod:`sio_stream._files` (the limit
-checks and progress are its :class:`~sio_stream._files.Tally`): on any failure every sync
+Options, limits, errors and the failure rule are those of :mod:`sio_stream.files` (the limit
+checks and progress are its :class:`~sio_stream.files._common.Tally`): on any failure every sync
 IOStream taking part is destroyed, so its peer fails at once, and the exception propagates.
 The disk is read and written in the calling thread. ``timeout`` bounds each wait on a stream
 (seconds with no progress), not the whole transfer.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._errors import StreamError
-from .._files import (
+from ..files._common import (
     DEFAULT_CHUNK_SIZE,
     Progress,
     SupportsUpdate,
@@ -182,7 +182,7 @@ def receive_file(
 
 def _open_target(target: Path, resuming: bool, offset: int) -> BinaryIO:
     """The file :func:`receive_file` writes: a new temporary file, or the partial file it
-    appends to (see :func:`sio_stream._files.open_partial`)."""
+    appends to (see :func:`sio_stream.files._common.open_partial`)."""
     if resuming:
         return open_partial(target, offset)
     return open(target, "xb")

@@ -12,7 +12,7 @@ Three things python-socketio's sync classes do not give streams, fixed once per 
   chunks could be reordered or their attachments mixed up. Stream wire events are therefore
   handled on the connection's receive loop, in arrival order (they never block: they only
   record input in the protocol core); application events still get a thread each, as before.
-* **Lifecycle hooks**, as in the async glue (:class:`sio_stream._host.TriggerCall`).
+* **Lifecycle hooks**, as in the async glue (:class:`sio_stream.glue._host.TriggerCall`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import socketio
 
-from .. import _wire as wire
 from .._errors import LocalProtocolError
-from .._host import Host, LifecycleHook, TriggerCall, fire, install_lifecycle
+from ..core import _wire as wire
+from ..glue._host import Host, LifecycleHook, TriggerCall, fire, install_lifecycle
 from ._stream import LOCK
 
 #: Wire events handled in arrival order on the receive loop.

@@ -1,4 +1,4 @@
-"""StreamSocket for the sync API: :class:`~sio_stream._dispatch.SocketLogic` driven by threads.
+"""StreamSocket for the sync API: :class:`~sio_stream.glue._dispatch.SocketLogic` driven by threads.
 
 Each connection has a sender (a background task of the server's or client's async mode) that
 emits what the core queued, in order, outside :data:`LOCK`; it exits after a few idle seconds
@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._core import (
+from .._errors import HandlerError, LocalProtocolError, StreamTimeoutError
+from ..core._core import (
     CoreConfig,
     StreamCore,
 )
-from .._dispatch import AwaitedHandler, ConnectionLogic, PreparedEvent, SocketLogic, socket_config
-from .._errors import HandlerError, LocalProtocolError, StreamTimeoutError
-from .._wire import HELLO
+from ..core._wire import HELLO
+from ..glue._connection import ConnectionLogic
+from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
 

@@ -18,16 +18,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .. import _connect_scope as connect_scope
-from .._core import StreamCore
 from .._errors import (
     LocalProtocolError,
     StreamBusyError,
     StreamEnded,
     StreamTimeoutError,
 )
-from .._options import StreamOptions
-from .._stream_base import NOT_YET, StreamBase
+from ..core._core import StreamCore
+from ..core._options import StreamOptions
+from ..glue import _connect_scope as connect_scope
+from ..glue._stream_base import NOT_YET, StreamBase
 
 #: Guards every protocol core driven by the sync API (see the module docstring).
 LOCK = threading.RLock()

@@ -1,15 +1,15 @@
 """The negotiated ``digest`` of a byte stream, the core's side: the writer hashes what it sends
 and its end carries the digest; the reader hashes what arrives (or lets the application hash it,
 off the event loop) and compares before it reports the end. A mixin of
-:class:`~sio_stream._core.ProtocolCore`: one concern, kept out of the connection's main flow."""
+:class:`~sio_stream.core._core.ProtocolCore`: one concern, kept out of the connection's main flow."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any, Protocol
 
+from .._errors import IntegrityError, LocalProtocolError, StreamError
 from ._config import DIGESTS, FEATURE_DIGEST, FEATURE_UNACKED_WRITE, INTEGRITY_KEY
-from ._errors import IntegrityError, LocalProtocolError, StreamError
 from ._state import WriteState
 from ._streamcore import PendingReply, StreamCore
 
@@ -29,7 +29,7 @@ class _Core(Protocol):
 
 
 class DigestMixin:
-    """The digest methods of :class:`~sio_stream._core.ProtocolCore`."""
+    """The digest methods of :class:`~sio_stream.core._core.ProtocolCore`."""
 
     def _digest_announced(self: _Core, stream: StreamCore, marker: Any) -> str | None:
         if FEATURE_DIGEST not in self.peer_features:

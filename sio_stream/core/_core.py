@@ -15,6 +15,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import (
+    ConnectionAbortedStreamError,
+    IntegrityError,
+    InvalidChunkError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    StreamBrokenError,
+    StreamClosedError,
+    StreamError,
+)
 from . import _placeholder as placeholders
 from . import _wire as wire
 from ._budget import Budget, ConnectionStatistics, Holding, process_budget
@@ -49,16 +59,6 @@ from ._config import (
     floor_bytes,
 )
 from ._digest import DigestMixin
-from ._errors import (
-    ConnectionAbortedStreamError,
-    IntegrityError,
-    InvalidChunkError,
-    LocalProtocolError,
-    RemoteProtocolError,
-    StreamBrokenError,
-    StreamClosedError,
-    StreamError,
-)
 from ._options import StreamOptions
 from ._reading import ReadingMixin
 from ._state import ReadInput, ReadState, WriteInput, WriteState

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from ._chunks import as_bytes, as_object
-from ._core import ProtocolCore, StreamCore
-from ._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
-from ._state import ReadState, WriteState
+from .._errors import StreamBusyError, StreamClosedError, StreamEnded, StreamError, peer_message
+from ..core._chunks import as_bytes, as_object
+from ..core._core import ProtocolCore, StreamCore
+from ..core._state import ReadState, WriteState
 
 # Streams not yet sent anywhere are driven by a core with no connection: it buffers writes
 # and remembers a wish to read, and nothing it queues is ever sent.
@@ -22,7 +22,7 @@ class StreamBase:
 
     _core: StreamCore
     #: The peer sent this stream (it arrived in an event or an ack): emitting it to another
-    #: peer relays what it carries (see sio_stream._fanout).
+    #: peer relays what it carries (see sio_stream.aio._fanout).
     received: bool = False
     #: Who uses streams, for the busy errors: a task (asyncio) or a thread (the sync API).
     _user = "task"
@@ -72,7 +72,8 @@ class StreamBase:
 
     @property
     def _owner(self) -> ProtocolCore:
-        return self._core.owner or DETACHED
+        # Only ProtocolCore binds a stream; StreamCore types its owner by a Protocol of its own.
+        return cast(ProtocolCore, self._core.owner or DETACHED)
 
     def _raise_error(self) -> None:
         error = self._core.error

@@ -8,18 +8,22 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .._errors import StreamError
 from ._budget import Holding
 from ._chunks import ByteQueue
 from ._config import INITIAL_BYTE_CREDIT, INITIAL_OBJECT_CREDIT
-from ._errors import StreamError
 from ._options import StreamOptions
 from ._state import ReadInput, ReadState, WriteInput, WriteState, next_read_state, next_write_state
 from ._window import ReadWindow, WriteCredit
 
-if TYPE_CHECKING:
-    from ._core import ProtocolCore
+
+class Owner(Protocol):
+    """The connection core a stream is bound to (a :class:`~sio_stream.core._core.ProtocolCore`).
+
+    A stream only holds its owner and compares it (``stream.owner is core``): typed by this
+    Protocol, one stream's state does not name the core built on it (no import cycle)."""
 
 
 class PendingReply:
@@ -66,7 +70,7 @@ class StreamCore:
         self.read_state = ReadState.IDLE
         self.write_state = WriteState.OPEN
         self.error: StreamError | None = None
-        self.owner: ProtocolCore | None = None
+        self.owner: Owner | None = None
         self.announced = False
         self.wants_read = False  # the application asked for data before the stream was bound
         self.window: ReadWindow | None = None

@@ -1,9 +1,12 @@
 """The file server's web page and the HTTP routes around python-socketio's.
 
 ``sio-stream serve`` answers ``/`` with a page (``web/index.html``) that lists, uploads and
-downloads through the JavaScript client (``web/sio-stream.js``, a copy of ``js/sio-stream.js``)
-and socket.io-client's browser bundle (``web/socket.io.esm.min.js``, vendored from the npm
-package pinned in ``js/package-lock.json``): the page works with no internet access.
+downloads through the JavaScript client (``sio-stream.js``) and socket.io-client's browser bundle
+(``web/socket.io.esm.min.js``, vendored from the npm package pinned in ``js/package-lock.json``):
+the page works with no internet access.
+
+The client's one source is ``js/sio-stream.js`` (the npm package): a wheel's build copies it
+into ``web/`` (``setup.py``), a checkout serves it from ``js/`` (:func:`asset_file`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from typing import Any
 from aiohttp import hdrs, web
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+#: The JavaScript client's files: in ``js/`` of a checkout, copied into WEB_DIR by a wheel's build.
+CLIENT_FILES = ("sio-stream.js", "sio-stream.d.ts")
+_CHECKOUT_JS = Path(__file__).resolve().parents[2] / "js"
 
-#: URL path -> (file in WEB_DIR, content type). Nothing else of the directory is served.
+#: URL path -> (file in WEB_DIR, see asset_file; content type). Nothing else of the directory is served.
 ASSETS: dict[str, tuple[str, str]] = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -29,6 +35,16 @@ ASSETS: dict[str, tuple[str, str]] = {
     "/sw.js": ("sw.js", "text/javascript; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
+
+
+def asset_file(name: str) -> Path:
+    """The file an asset of :data:`ASSETS` is read from: WEB_DIR, or for the JavaScript client in
+    a checkout (no copy in WEB_DIR), its source in ``js/``."""
+    path = WEB_DIR / name
+    if name in CLIENT_FILES and not path.is_file():
+        return _CHECKOUT_JS / name
+    return path
+
 
 #: The page talks to its own origin only; no inline script, no third-party anything.
 _HEADERS = {
@@ -113,7 +129,7 @@ def add_page(app: web.Application, config: dict[str, Any]) -> None:
 
     def asset(name: str, content_type: str) -> Any:
         async def handler(request: web.Request) -> web.Response:
-            data = (WEB_DIR / name).read_bytes()
+            data = asset_file(name).read_bytes()
             response = web.Response(body=data, headers=_HEADERS)
             response.content_type, _, charset = content_type.partition("; charset=")
             response.charset = charset or None
@@ -141,7 +157,7 @@ def asgi_page(config: dict[str, Any]) -> Any:
         path = scope["path"]
         if path in ASSETS and scope["method"] in ("GET", "HEAD"):
             name, content_type = ASSETS[path]
-            body, kind = (WEB_DIR / name).read_bytes(), content_type
+            body, kind = asset_file(name).read_bytes(), content_type
         elif path in bodies and scope["method"] in ("GET", "HEAD"):
             body, kind = bodies[path]
         else:

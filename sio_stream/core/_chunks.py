@@ -10,7 +10,7 @@ import binascii
 from collections import deque
 from typing import Any
 
-from ._errors import InvalidChunkError
+from .._errors import InvalidChunkError
 from ._wire import BASE64, BUFFER, UTF8
 
 # Node's text encodings that Python names differently (Buffer.from(string, encoding)).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import InvalidOptionError
+from .._errors import InvalidOptionError
 from ._wire import PLACEHOLDER_KEY
 
 #: Nesting deeper than this is refused rather than walked (a hostile peer's argument tree

@@ -1,7 +1,7 @@
 """The python-socketio side: what differs between an AsyncServer and an AsyncClient.
 
 Servers address a peer by ``sid`` and pass it first to handlers; clients have one peer and
-pass no sid. :class:`Host` hides that, so :mod:`sio_stream._socket` is written once.
+pass no sid. :class:`Host` hides that, so :mod:`sio_stream.aio._socket` is written once.
 
 Connection lifetime is observed by wrapping the instance's ``_trigger_event``: it is the one
 place python-socketio reports every ``connect``/``disconnect``, whether the application
@@ -17,8 +17,8 @@ from typing import Any
 
 import socketio
 
+from .._errors import LocalProtocolError
 from . import _connect_scope as connect_scope
-from ._errors import LocalProtocolError
 
 #: Called with ``(event, namespace, peer key)`` before the application's handlers run.
 LifecycleHook = Callable[[str, str, Any], None]

@@ -34,11 +34,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import _wire as wire
-from ._budget import Budget
+from .._errors import StreamBrokenError, StreamError
+from ..core import _wire as wire
+from ..core._budget import Budget
+from ..core._core import DEFAULT_MAX_BUFFERED, CoreConfig, StreamCore
 from ._connection import Connection
-from ._core import DEFAULT_MAX_BUFFERED, CoreConfig, StreamCore
-from ._errors import StreamBrokenError, StreamError
 from ._stream import IOStream
 
 logger = logging.getLogger("sio_stream")

@@ -14,13 +14,13 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from . import _placeholder as placeholders
-from . import _wire as wire
-from ._budget import Budget
-from ._connection import Connection
-from ._core import (
+from .._errors import InvalidOptionError, LocalProtocolError, StreamError
+from ..core import _placeholder as placeholders
+from ..core import _wire as wire
+from ..core._budget import Budget
+from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -30,12 +30,12 @@ from ._core import (
     Outgoing,
     PendingReply,
 )
-from ._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config, streams_in
-from ._errors import InvalidOptionError, LocalProtocolError, StreamError
+from ..glue._call import streams_in
+from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from ..glue._host import Host
+from ._connection import Connection
 from ._fanout import Fanout
-from ._host import Host
 from ._stream import IOStream
-from .cluster import ClusterNode, cluster_for
 
 logger = logging.getLogger("sio_stream")
 
@@ -45,6 +45,48 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 _SOCKETS_ATTRIBUTE = "_sio_stream_sockets"
 # Application callbacks that returned coroutines run as tasks; hold them until they finish.
 _background: set[asyncio.Task[Any]] = set()
+
+
+class Relay(Protocol):
+    """What a server's socket needs of a relay to the other server processes of a cluster
+    (:class:`sio_stream.cluster.ClusterNode` is one). Defined here so that the socket names no
+    cluster module: the cluster builds on the socket, and plugs in with :func:`plug_relay`."""
+
+    #: The sockets of this server, by namespace (the relay hands them what other nodes forward).
+    sockets: dict[str, StreamSocket]
+
+    def ensure_started(self) -> None: ...
+
+    def remote_node(self, namespace: str, sid: Any) -> str | None: ...
+
+    def emitter(self, namespace: str, sid: str) -> Callable[..., Any]: ...
+
+    def is_live(self, namespace: str, sid: str) -> bool: ...
+
+    def route(self, namespace: str, sid: Any, stream_id: Any) -> str | None: ...
+
+    def forward(self, namespace: str, sid: str, event: str, args: tuple[Any, ...]) -> asyncio.Future[Any]: ...
+
+    def features_changed(self, namespace: str, sid: str) -> None: ...
+
+    def joined(self, namespace: str, sid: str) -> None: ...
+
+    def left(self, namespace: str, sid: str) -> None: ...
+
+
+def _no_relay(sio: Any) -> Relay | None:
+    return None
+
+
+#: Finds the relay of an ``AsyncServer`` (``None``: no cluster). :mod:`sio_stream.cluster`
+#: plugs its ``cluster_for`` in when imported, and ``import sio_stream`` imports it.
+_relay_for: Callable[[Any], Relay | None] = _no_relay
+
+
+def plug_relay(relay_for: Callable[[Any], Relay | None]) -> None:
+    """Have :func:`ss` ask ``relay_for(sio)`` for the relay of each ``AsyncServer``."""
+    global _relay_for
+    _relay_for = relay_for
 
 
 def ss(
@@ -123,7 +165,7 @@ def ss(
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
     if cluster and socket._host.is_server:
-        socket._join_cluster(cluster_for(sio))
+        socket._join_cluster(_relay_for(sio))
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
@@ -134,12 +176,12 @@ class StreamSocket(SocketLogic):
 
     Use :func:`ss` to get one. Handlers registered with :meth:`on` receive decoded
     arguments (streams as :class:`IOStream`); on a server the client's sid comes first.
-    The logic is :class:`~sio_stream._dispatch.SocketLogic`'s; this class drives it on asyncio.
+    The logic is :class:`~sio_stream.glue._dispatch.SocketLogic`'s; this class drives it on asyncio.
     """
 
     stream_class = IOStream
     _connections: dict[Any, Connection]
-    _cluster: ClusterNode | None = None
+    _cluster: Relay | None = None
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
@@ -175,7 +217,7 @@ class StreamSocket(SocketLogic):
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
         (python-socketio's conventions; only clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
-        write (see :mod:`sio_stream._fanout` for the backpressure policy and ``max_lag``), and
+        write (see :mod:`sio_stream.aio._fanout` for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
@@ -291,7 +333,7 @@ class StreamSocket(SocketLogic):
         host.on(wire.END, self._on_end_forwardable)  # may wait for another node's answer
 
     # -- several server nodes (sio_stream.cluster) ----------------------------------------------------
-    def _join_cluster(self, cluster: ClusterNode | None) -> None:
+    def _join_cluster(self, cluster: Relay | None) -> None:
         self._cluster = cluster
         if cluster is not None:
             cluster.sockets[self.namespace] = self

@@ -1,6 +1,6 @@
 """IOStream: one sub-stream of a Socket.IO connection, as an ``anyio.abc.ByteStream``.
 
-The protocol state lives in a :class:`~sio_stream._core.StreamCore`; this class adds waiting
+The protocol state lives in a :class:`~sio_stream.core._core.StreamCore`; this class adds waiting
 (backpressure, data arrival, acknowledgements) and the file-like conveniences.
 """
 
@@ -13,14 +13,14 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from . import _connect_scope as connect_scope
-from ._core import StreamCore
-from ._errors import (
+from .._errors import (
     LocalProtocolError,
     StreamBusyError,
 )
-from ._options import StreamOptions
-from ._stream_base import NOT_YET, StreamBase
+from ..core._core import StreamCore
+from ..core._options import StreamOptions
+from ..glue import _connect_scope as connect_scope
+from ..glue._stream_base import NOT_YET, StreamBase
 
 #: ``receive()``'s default size, as in anyio.
 DEFAULT_RECEIVE_SIZE = 65536

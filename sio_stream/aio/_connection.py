@@ -4,7 +4,7 @@ Every packet sio_stream sends on a connection goes through :class:`Connection`'s
 task, in the order the protocol core queued it: python-socketio's ``emit`` is not safe to call
 concurrently for binary packets, and a stream must be announced before its reads and writes.
 The sender task exists only while there is something to send, so an idle connection holds no task.
-What a connection does besides sending and timing is in :class:`~sio_stream._dispatch.ConnectionLogic`.
+What a connection does besides sending and timing is in :class:`~sio_stream.glue._connection.ConnectionLogic`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._core import CoreConfig, StreamCore
-from ._dispatch import ConnectionLogic
+from ..core._core import CoreConfig, StreamCore
+from ..glue._connection import ConnectionLogic
 from ._stream import IOStream
 
 #: Sends one event: ``(event, args, ack callback or None)``.

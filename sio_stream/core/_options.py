@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import InvalidOptionError
 from ._chunks import NODE_ENCODINGS
-from ._errors import InvalidOptionError
 
 #: Bytes a writer buffers before ``write()`` waits: one default chunk, so a slow peer
 #: costs at most a chunk of buffering and a fast one always finds a full chunk to coalesce.

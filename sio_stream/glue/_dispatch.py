@@ -3,12 +3,12 @@
 :class:`SocketLogic` routes the five wire events into each connection's protocol core, encodes
 and decodes placeholders (with their limits), turns an application event into a handler call
 and the handler's result or failure into an ack, decodes acks, and resolves ``call()``.
-:class:`ConnectionLogic` holds what a connection does besides sending: the hello, the hold
-during a connect handler, claim checks, idle sweeps and the abort.
+What one connection does besides sending is :class:`~sio_stream.glue._connection.ConnectionLogic`'s;
+what one ``call()`` waits for is :class:`~sio_stream.glue._call.PendingCall`'s.
 
 Nothing here performs I/O or waits. A driver supplies the stream class, the connection class
 (with its sender and timers), the futures ``call()`` waits on, and the waiting itself:
-:mod:`sio_stream._socket` for asyncio, :mod:`sio_stream.sync` for threads and green threads.
+:mod:`sio_stream.aio._socket` for asyncio, :mod:`sio_stream.sync` for threads and green threads.
 Every method runs to completion without yielding, which is what lets the asyncio driver call
 them before its first ``await`` and the sync driver call them under its lock.
 """
@@ -18,15 +18,20 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from . import _connect_scope as connect_scope
-from . import _placeholder as placeholders
-from . import _wire as wire
-from ._budget import Budget, StreamSocketStatistics, process_budget
-from ._core import (
+from .._errors import (
+    ConnectionAbortedStreamError,
+    HandlerError,
+    InvalidOptionError,
+    LocalProtocolError,
+    StreamError,
+)
+from ..core import _placeholder as placeholders
+from ..core import _wire as wire
+from ..core._budget import Budget, StreamSocketStatistics, process_budget
+from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -39,48 +44,12 @@ from ._core import (
     FEATURE_ERROR_REPLY,
     CoreConfig,
     Outgoing,
-    ProtocolCore,
-    StreamCore,
 )
-from ._errors import (
-    ConnectionAbortedStreamError,
-    HandlerError,
-    InvalidOptionError,
-    LocalProtocolError,
-    StreamBrokenError,
-    StreamError,
-    StreamTimeoutError,
-)
+from . import _connect_scope as connect_scope
+from ._call import FutureLike, PendingCall, destroy_streams_in, streams_in
+from ._connection import ConnectionLogic, StreamLike
 
 logger = logging.getLogger("sio_stream")
-
-
-class StreamLike(Protocol):
-    """What the logic needs of a driver's stream class (IOStream, sync IOStream)."""
-
-    _core: StreamCore
-
-    received: bool
-
-    def __init__(self, core: StreamCore) -> None: ...
-
-    def destroy(self, exc: BaseException | str | None = None) -> None: ...
-
-
-class FutureLike(Protocol):
-    """What :class:`PendingCall` needs of a future (``asyncio.Future`` or the sync driver's)."""
-
-    def done(self) -> bool: ...
-
-    def set_result(self, result: Any, /) -> None: ...
-
-    def set_exception(self, exception: BaseException, /) -> None: ...
-
-    def cancel(self) -> bool: ...
-
-    def result(self) -> Any: ...
-
-    def exception(self) -> BaseException | None: ...
 
 
 def check_config(config: CoreConfig) -> None:
@@ -130,121 +99,6 @@ def socket_config(
         connection_window=connection_window,
         process_budget=process_budget,
     )
-
-
-# -- one connection --------------------------------------------------------------------------------
-class ConnectionLogic:
-    """The streams of one Socket.IO connection in one namespace, less the sending and the timers.
-
-    A driver subclass starts its sender in :meth:`_start_sender` and, in :meth:`lost`, stops
-    it and its timers after calling this class's :meth:`lost`.
-    """
-
-    #: The idle sweep runs every quarter of idle_timeout while the connection has streams, so an
-    #: abandoned stream fails between 1 and 1.25 idle_timeout after its last activity.
-    IDLE_SWEEPS = 4
-
-    def __init__(self, config: CoreConfig, label: str, stream_class: type[StreamLike]) -> None:
-        self.core = ProtocolCore(config)
-        self.core.on_outgoing = self._start_sender
-        self.label = label
-        self.hello_sent = False
-        self._stream_class = stream_class
-        #: Futures of StreamSocket.call() waiting for an ack on this connection.
-        self.pending_calls: set[Any] = set()
-
-    def _start_sender(self) -> None:
-        raise NotImplementedError
-
-    def decode_stream(self, stream_id: Any, options: Any) -> Any:
-        """A stream for a placeholder the peer sent (failed at once if it was bad)."""
-        stream = self._stream_class(self.core.decode_placeholder(stream_id, options))
-        stream.received = True
-        self.watch_idle()
-        return stream
-
-    def watch_idle(self) -> None:
-        """Make sure the idle sweep runs (call whenever a stream is registered)."""
-
-    def sweep_idle(self) -> None:
-        """One idle sweep (the driver calls it every ``idle_timeout / IDLE_SWEEPS`` seconds)."""
-        timeout = self.core.config.idle_timeout
-        self.core.sweep_idle(
-            self.IDLE_SWEEPS, f"stream idle: nobody read or wrote it for {timeout} s (idle_timeout)"
-        )
-
-    def queue(self, item: Outgoing) -> None:
-        self.core.queue(item)
-
-    def send_hello(self) -> None:
-        if not self.hello_sent and not self.core.closed:
-            self.hello_sent = True
-            self.core.queue(self.core.hello())
-
-    def unclaimed_check(self, streams: list[StreamCore], timeout: float, event: str) -> Callable[[], None]:
-        """A check that fails those of ``streams`` (returned through an ack) the peer never
-        used; the driver runs it ``timeout`` seconds from now.
-
-        A handler cannot tell whether its event carried an ack; without one the returned
-        streams never reach the peer, and would hold their writers until the connection ends.
-        """
-        refs = [weakref.ref(s) for s in streams]
-
-        def check() -> None:
-            for ref in refs:
-                stream = ref()
-                if stream is not None and not stream.peer_seen and self.core.streams.get(stream.id) is stream:
-                    self.core.fail(
-                        stream,
-                        StreamBrokenError(
-                            f"stream returned by the handler of {event!r} was never used by the peer "
-                            f"within {timeout} s (did the event carry an ack?)"
-                        ),
-                    )
-
-        return check
-
-    def expect_claims(self, streams: list[StreamCore], timeout: float | None, event: str) -> None:
-        """Fail ``streams`` (returned through an ack) if the peer never uses them (see
-        :meth:`unclaimed_check`); the driver schedules the check."""
-
-    def hold(self) -> None:
-        """Send nothing until :meth:`release`: the server's connect handler for this peer is
-        running, and python-socketio sends the CONNECT packet only after it returns."""
-        self.core.connecting = True
-
-    def release(self) -> None:
-        """The CONNECT packet is out: send what was queued meanwhile."""
-        if self.core.connecting:
-            self.core.connecting = False
-            if self.core.outbox:
-                self._start_sender()
-
-    def emit_failed(self, item: Outgoing, exc: Exception, live: bool) -> bool:
-        """python-socketio raised while sending ``item``: say whether the sender goes on.
-
-        Still connected (``live``), it could not encode this packet (a value that is not
-        JSON): only the streams it concerns fail, and the peer is told. Otherwise the
-        connection is gone (python-socketio says so by raising) and every stream fails."""
-        if live:
-            logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
-            self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
-            return True
-        logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
-        self.core.connection_lost()
-        return False
-
-    def lost(self) -> None:
-        """The connection dropped: fail every stream and every pending call with "Connection aborted"."""
-        self.core.connection_lost()
-        for future in self.pending_calls:
-            if not future.done():
-                future.set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
-        self.pending_calls.clear()
-
-    @property
-    def streams(self) -> dict[str, StreamCore]:
-        return self.core.streams
 
 
 # -- one application event ---------------------------------------------------------------------------
@@ -314,67 +168,6 @@ def refuse_event(connection: ConnectionLogic, streams: list[Any], exc: StreamErr
     if FEATURE_ERROR_REPLY in connection.core.peer_features:
         return {wire.ERROR_REPLY_KEY: exc.wire_message}
     return None
-
-
-# -- call() ------------------------------------------------------------------------------------------
-class PendingCall:
-    """The futures of one ``call()``: resolved by acks, failed by a stall or a dropped connection."""
-
-    def __init__(
-        self,
-        event: str,
-        futures: dict[Any, FutureLike],
-        connections: dict[Any, ConnectionLogic],
-        moving: list[StreamCore],
-        single: bool,
-    ) -> None:
-        self.event = event
-        self.futures = futures
-        self.connections = connections
-        self.moving = moving
-        self.single = single
-        self._seen = -1
-
-    def resolve(self, peer: Any, *ack: Any) -> None:
-        """The ack of ``peer`` arrived (decoded): its single value, a tuple, or ``None``."""
-        future = self.futures[peer]
-        if future.done():
-            # Too late: nobody will read the streams in this ack.
-            for value in ack:
-                destroy_streams_in(value, StreamTimeoutError(f"ack for {self.event!r} came too late"))
-            return
-        if len(ack) == 1 and isinstance(ack[0], HandlerError):
-            future.set_exception(ack[0])
-            return
-        future.set_result(ack[0] if len(ack) == 1 else (tuple(ack) if ack else None))
-
-    def waiting(self) -> list[Any]:
-        return [future for future in self.futures.values() if not future.done()]
-
-    def stalled(self, timeout: float | None) -> bool:
-        """A wait of ``timeout`` seconds saw no ack: fail what is waiting if the call's streams
-        did not move either, and say whether it did."""
-        activity = sum(stream.activity for stream in self.moving)
-        if activity != self._seen and self.moving:
-            self._seen = activity
-            return False
-        timed_out = StreamTimeoutError(
-            f"no ack for {self.event!r} and no progress on its streams within {timeout} s"
-        )
-        for future in self.waiting():
-            future.set_exception(timed_out)
-        return True
-
-    def close(self) -> None:
-        for peer, connection in self.connections.items():
-            connection.pending_calls.discard(self.futures[peer])
-            if not self.futures[peer].done():
-                self.futures[peer].cancel()
-
-    def result(self) -> Any:
-        if self.single:
-            return next(iter(self.futures.values())).result()
-        return {peer: future.exception() or future.result() for peer, future in self.futures.items()}
 
 
 # -- the socket --------------------------------------------------------------------------------------
@@ -719,29 +512,6 @@ def _drop_first(callback: Callable[..., Any]) -> Callable[..., Any]:
         return callback(*ack)
 
     return call
-
-
-def streams_in(value: Any) -> list[Any]:
-    """The streams (of any driver) at any depth in the list ``value``."""
-    found: list[Any] = []
-
-    def visit(obj: Any) -> None:
-        if isinstance(getattr(obj, "_core", None), StreamCore):
-            found.append(obj)
-
-    placeholders.encode(list(value), visit)
-    return found
-
-
-def destroy_streams_in(value: Any, exc: StreamError, *, only_unsent: bool = False) -> None:
-    """Destroy every stream in ``value`` (with ``only_unsent``: those not sent anywhere)."""
-
-    def visit(obj: Any) -> None:
-        core = getattr(obj, "_core", None)
-        if isinstance(core, StreamCore) and not (only_unsent and core.owner is not None):
-            obj.destroy(exc)
-
-    placeholders.encode(value, visit)
 
 
 class AppAck:

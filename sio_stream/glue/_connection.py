@@ -1,0 +1,144 @@
+"""One connection's streams, whichever I/O drives it: :class:`ConnectionLogic` holds what a
+connection does besides sending and timing (the hello, the hold during a connect handler, claim
+checks, idle sweeps, the abort). A driver subclasses it with its sender and timers
+(:mod:`sio_stream.aio._connection`, :mod:`sio_stream.sync`).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .._errors import ConnectionAbortedStreamError, StreamBrokenError
+from ..core import _wire as wire
+from ..core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+
+logger = logging.getLogger("sio_stream")
+
+
+class StreamLike(Protocol):
+    """What the logic needs of a driver's stream class (IOStream, sync IOStream)."""
+
+    _core: StreamCore
+
+    received: bool
+
+    def __init__(self, core: StreamCore) -> None: ...
+
+    def destroy(self, exc: BaseException | str | None = None) -> None: ...
+
+
+class ConnectionLogic:
+    """The streams of one Socket.IO connection in one namespace, less the sending and the timers.
+
+    A driver subclass starts its sender in :meth:`_start_sender` and, in :meth:`lost`, stops
+    it and its timers after calling this class's :meth:`lost`.
+    """
+
+    #: The idle sweep runs every quarter of idle_timeout while the connection has streams, so an
+    #: abandoned stream fails between 1 and 1.25 idle_timeout after its last activity.
+    IDLE_SWEEPS = 4
+
+    def __init__(self, config: CoreConfig, label: str, stream_class: type[StreamLike]) -> None:
+        self.core = ProtocolCore(config)
+        self.core.on_outgoing = self._start_sender
+        self.label = label
+        self.hello_sent = False
+        self._stream_class = stream_class
+        #: Futures of StreamSocket.call() waiting for an ack on this connection.
+        self.pending_calls: set[Any] = set()
+
+    def _start_sender(self) -> None:
+        raise NotImplementedError
+
+    def decode_stream(self, stream_id: Any, options: Any) -> Any:
+        """A stream for a placeholder the peer sent (failed at once if it was bad)."""
+        stream = self._stream_class(self.core.decode_placeholder(stream_id, options))
+        stream.received = True
+        self.watch_idle()
+        return stream
+
+    def watch_idle(self) -> None:
+        """Make sure the idle sweep runs (call whenever a stream is registered)."""
+
+    def sweep_idle(self) -> None:
+        """One idle sweep (the driver calls it every ``idle_timeout / IDLE_SWEEPS`` seconds)."""
+        timeout = self.core.config.idle_timeout
+        self.core.sweep_idle(
+            self.IDLE_SWEEPS, f"stream idle: nobody read or wrote it for {timeout} s (idle_timeout)"
+        )
+
+    def queue(self, item: Outgoing) -> None:
+        self.core.queue(item)
+
+    def send_hello(self) -> None:
+        if not self.hello_sent and not self.core.closed:
+            self.hello_sent = True
+            self.core.queue(self.core.hello())
+
+    def unclaimed_check(self, streams: list[StreamCore], timeout: float, event: str) -> Callable[[], None]:
+        """A check that fails those of ``streams`` (returned through an ack) the peer never
+        used; the driver runs it ``timeout`` seconds from now.
+
+        A handler cannot tell whether its event carried an ack; without one the returned
+        streams never reach the peer, and would hold their writers until the connection ends.
+        """
+        refs = [weakref.ref(s) for s in streams]
+
+        def check() -> None:
+            for ref in refs:
+                stream = ref()
+                if stream is not None and not stream.peer_seen and self.core.streams.get(stream.id) is stream:
+                    self.core.fail(
+                        stream,
+                        StreamBrokenError(
+                            f"stream returned by the handler of {event!r} was never used by the peer "
+                            f"within {timeout} s (did the event carry an ack?)"
+                        ),
+                    )
+
+        return check
+
+    def expect_claims(self, streams: list[StreamCore], timeout: float | None, event: str) -> None:
+        """Fail ``streams`` (returned through an ack) if the peer never uses them (see
+        :meth:`unclaimed_check`); the driver schedules the check."""
+
+    def hold(self) -> None:
+        """Send nothing until :meth:`release`: the server's connect handler for this peer is
+        running, and python-socketio sends the CONNECT packet only after it returns."""
+        self.core.connecting = True
+
+    def release(self) -> None:
+        """The CONNECT packet is out: send what was queued meanwhile."""
+        if self.core.connecting:
+            self.core.connecting = False
+            if self.core.outbox:
+                self._start_sender()
+
+    def emit_failed(self, item: Outgoing, exc: Exception, live: bool) -> bool:
+        """python-socketio raised while sending ``item``: say whether the sender goes on.
+
+        Still connected (``live``), it could not encode this packet (a value that is not
+        JSON): only the streams it concerns fail, and the peer is told. Otherwise the
+        connection is gone (python-socketio says so by raising) and every stream fails."""
+        if live:
+            logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
+            self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
+            return True
+        logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
+        self.core.connection_lost()
+        return False
+
+    def lost(self) -> None:
+        """The connection dropped: fail every stream and every pending call with "Connection aborted"."""
+        self.core.connection_lost()
+        for future in self.pending_calls:
+            if not future.done():
+                future.set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+        self.pending_calls.clear()
+
+    @property
+    def streams(self) -> dict[str, StreamCore]:
+        return self.core.streams
