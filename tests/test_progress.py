@@ -22,11 +22,11 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from sio_stream import _wire as wire
-from sio_stream._budget import Budget
-from sio_stream._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
-from sio_stream._options import StreamOptions
-from sio_stream._state import WriteState
+from sio_stream.core import _wire as wire
+from sio_stream.core._budget import Budget
+from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream.core._options import StreamOptions
+from sio_stream.core._state import WriteState
 from tests.corepair import CorePair
 
 MAX_STREAMS = 8

@@ -133,7 +133,7 @@ class CoreConfig:
 
 
 def floor_bytes(config: CoreConfig) -> int:
-    """Bytes of each stream's floor (see :mod:`sio_stream._budget`): half the connection's
+    """Bytes of each stream's floor (see :mod:`sio_stream.core._budget`): half the connection's
     budget shared by ``max_streams`` floors, and no more than a chunk. With the defaults 32 KiB:
     every one of 1,000 streams keeps one credit of 32 KiB within reach, and half the budget
     (32 MiB) stays for windows that grow."""

@@ -1,7 +1,7 @@
 """The reading side of the core: credit granted against the memory budget, chunks arriving
-within it, and data taken by the application. A mixin of :class:`~sio_stream._core.ProtocolCore`.
+within it, and data taken by the application. A mixin of :class:`~sio_stream.core._core.ProtocolCore`.
 
-The rule for granting (see also :mod:`sio_stream._window` and :mod:`sio_stream._budget`): a
+The rule for granting (see also :mod:`sio_stream.core._window` and :mod:`sio_stream.core._budget`): a
 stream's window opens with one credit when the application starts reading and grows as chunks
 are consumed; credit goes back as chunks are consumed (in quarter-window batches toward a
 sio_stream peer, one read per chunk toward JavaScript). Credit is paid from two sources:
@@ -72,7 +72,7 @@ class _Core(Protocol):
 
 
 class ReadingMixin:
-    """The reading methods of :class:`~sio_stream._core.ProtocolCore`."""
+    """The reading methods of :class:`~sio_stream.core._core.ProtocolCore`."""
 
     def _arrive(
         self: _Core, stream: StreamCore, credits: int, size: int, per_item: int | None = None
