@@ -47,6 +47,7 @@ from ._files import (
 )
 from ._socket import StreamSocket, ss
 from ._stream import IOStream, create_stream
+from ._writer import start_writer
 
 __version__ = "0.1.0"
 
@@ -82,4 +83,5 @@ __all__ = [
     "send_file",
     "set_process_limit",
     "ss",
+    "start_writer",
 ]
