@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.docblocks import python_blocks as blocks_of
 from tests.docblocks import run_blocks
+from tests.support import unretrieved_exceptions
 
 pytestmark = pytest.mark.anyio
 
@@ -29,6 +30,13 @@ def test_the_readme_has_code_to_run():
 
 async def test_readme_blocks_run_in_order(tmp_path, capsys):
     namespace: dict = {"__name__": "readme"}
+    with unretrieved_exceptions() as reports:
+        await _run_readme(namespace, tmp_path, capsys)
+        namespace.clear()  # its tasks are freed, so one whose failure nobody awaited reports
+    assert reports == [], [r["message"] for r in reports]
+
+
+async def _run_readme(namespace: dict, tmp_path, capsys) -> None:
     runner = None
     try:
         for index, block in enumerate(python_blocks()):

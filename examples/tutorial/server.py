@@ -11,7 +11,7 @@ import sys
 import socketio
 from aiohttp import web
 
-from sio_stream import create_stream, send_file, ss
+from sio_stream import create_stream, send_file, ss, start_writer
 
 sio = socketio.AsyncServer(async_mode="aiohttp")
 streams = ss(sio)
@@ -24,8 +24,9 @@ async def connect(sid, environ, auth):
     # the CONNECT packet, once this handler has returned. (`await streams.emit(...)` works too.)
     streams.emit("script", stream, to=sid)
     # fs.createReadStream(__filename).pipe(stream): the file flows in a task of its own, since
-    # the client can read nothing before this handler returns.
-    sio.start_background_task(send_file, stream, __file__)
+    # the client can read nothing before this handler returns. start_writer() logs a failure
+    # (a client that left early) instead of leaving it in the task.
+    start_writer(send_file(stream, __file__))
 
 
 app = web.Application()
