@@ -1,9 +1,12 @@
 """socket.io-stream's tutorial, served from Python: every client that connects is sent this
 very file as a stream, from the connect handler.
 
-Run: python examples/tutorial/server.py [port]   (default 3000), then either client:
-     node examples/tutorial/client.js             (the tutorial's JavaScript client)
-     python examples/tutorial/client.py
+Run: python examples/tutorial/server.py [port]   (default 3000), then, in another shell, either
+client:
+     cd examples/tutorial && npm ci && node client.js   (the tutorial's JavaScript client: npm ci
+         installs socket.io-client and socket.io-stream from package-lock.json, once; the client
+         prints the script and stays connected, as the tutorial's does: Ctrl-C ends it)
+     python examples/tutorial/client.py           (prints the script and exits)
 """
 
 import sys
