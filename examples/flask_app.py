@@ -47,7 +47,8 @@ def create_app(folder: Path) -> Flask:
 class QuietHandler(WSGIRequestHandler):
     """Werkzeug's development server logs every request, and reads the client's WebSocket close
     frame as a malformed request once a connection ends (a "400 Bad request syntax" line): keep
-    the example's output to its own lines. Deploy with gunicorn, eventlet or gevent instead."""
+    the example's output to its own lines. Deploy with gevent (examples/flask_gevent/server.py),
+    eventlet or gunicorn instead: see docs/guides/sync.md, "Running a Flask-SocketIO server"."""
 
     def log(self, type: str, message: str, *args) -> None:
         pass
