@@ -285,7 +285,10 @@ class StreamSocket(SocketLogic):
         the call is then cancelled); else the call's, above, when it failed (the peer's
         :class:`HandlerError` says why it broke the stream; ``writer`` is then cancelled);
         else ``writer``'s :class:`StreamBrokenError` (for example an
-        :class:`IntegrityError`) when the peer answered but the stream failed.
+        :class:`IntegrityError`) when the peer answered but the stream failed. After a
+        ``writer`` failure of that kind the call's answer is still awaited, within ``timeout``
+        (a sio_stream peer sends it right after failing the stream; a JavaScript peer's
+        handler may never answer).
         """
         if writer is not None:
             started = self.call(event, *args, to=to, timeout=timeout, skip_sid=skip_sid, max_lag=max_lag)
