@@ -70,12 +70,11 @@ def main() -> None:
         client_streams = ss(client)
         client.connect(url, transports=["websocket"])
 
-        # Upload: the ack comes once the server stored the file, so send it from another thread.
+        # Upload: the ack comes once the server stored the file, so `writer` sends it meanwhile
+        # (in a background thread); if either fails, call() raises one error and stops both.
         stream = create_stream()
-        sender = threading.Thread(target=send_file, args=(stream, source))
-        sender.start()
-        stored = client_streams.call("upload", stream, {"name": "photo.jpg"}, timeout=30)
-        sender.join()
+        sending = lambda: send_file(stream, source)  # noqa: E731 (a writer takes no arguments)
+        stored = client_streams.call("upload", stream, {"name": "photo.jpg"}, timeout=30, writer=sending)
 
         # Download it back.
         stream, size = client_streams.call("download", "photo.jpg", timeout=30)
