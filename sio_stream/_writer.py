@@ -38,7 +38,11 @@ async def call_writing(call: Awaitable[T], writer: Awaitable[Any]) -> T:
         task.add_done_callback(_retrieve)
     try:
         await asyncio.wait((call_task, write_task), return_when=asyncio.FIRST_EXCEPTION)
-        if write_task.done() and not isinstance(write_task.exception(), StreamBrokenError | None):
+        if (
+            write_task.done()
+            and not write_task.cancelled()
+            and not isinstance(write_task.exception(), StreamBrokenError | None)
+        ):
             await write_task  # a local failure (the file, the writer's code): it is the cause
         # The peer or the connection broke the stream, or nothing failed: the call's outcome
         # says why (the handler's refusal, the dropped connection), so it comes first.
