@@ -8,6 +8,7 @@ NODE_DIR := tests/interop/node
 # Material for MkDocs prints a banner about MkDocs 2.0 on every build; it is no warning of ours.
 export NO_MKDOCS_2_WARNING := 1
 JS_DIR := js
+TUTORIAL_DIR := examples/tutorial
 
 .PHONY: demo test lint node system web docs docs-serve dist-check clean
 
@@ -23,7 +24,11 @@ $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund
 
-node: $(NODE_DIR)/node_modules/.package-lock.json $(JS_DIR)/node_modules/.package-lock.json
+$(TUTORIAL_DIR)/node_modules/.package-lock.json: $(TUTORIAL_DIR)/package-lock.json
+	cd $(TUTORIAL_DIR) && npm ci --no-audit --no-fund
+
+node: $(NODE_DIR)/node_modules/.package-lock.json $(JS_DIR)/node_modules/.package-lock.json \
+	$(TUTORIAL_DIR)/node_modules/.package-lock.json
 
 # The web page ships socket.io-client's browser bundle (no CDN), vendored build output of the npm
 # package pinned in js/package-lock.json: copy it into the package after changing the lock
@@ -59,4 +64,4 @@ dist-check: $(STAMP)
 	$(BIN)/python .ci/check_dist.py
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules site
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(TUTORIAL_DIR)/node_modules site

@@ -11,7 +11,7 @@ import io
 import socketio
 from aiohttp import web
 
-from sio_stream import create_stream, ss
+from sio_stream import create_stream, ss, start_writer
 
 
 async def start_server(sio: socketio.AsyncServer) -> tuple[web.AppRunner, str]:
@@ -25,7 +25,7 @@ async def start_server(sio: socketio.AsyncServer) -> tuple[web.AppRunner, str]:
 
 async def main() -> None:
     sio = socketio.AsyncServer(async_mode="aiohttp")
-    background: set[asyncio.Task[None]] = set()
+    writers: list[asyncio.Task[None]] = []
 
     async def write_report(stream, rows: int) -> None:
         await stream.write("id,name,score\n")  # str is sent as UTF-8
@@ -36,10 +36,9 @@ async def main() -> None:
     @ss(sio).on("report")
     async def report(sid: str, rows: int):
         stream = create_stream()
-        # The ack sends the stream as this handler returns; the writer task runs after that.
-        task = asyncio.ensure_future(write_report(stream, rows))
-        background.add(task)
-        task.add_done_callback(background.discard)
+        # The ack sends the stream as this handler returns; the writer runs after that, in a
+        # task of its own that logs its failure (a client that left) instead of leaking it.
+        writers.append(start_writer(write_report(stream, rows)))
         return stream, {"rows": rows, "content_type": "text/csv"}
 
     runner, url = await start_server(sio)
@@ -52,7 +51,7 @@ async def main() -> None:
     print(f"got a {meta['content_type']} stream in the ack: {len(rows)} rows, last {rows[-1]}")
     print("ack stream ok" if len(rows) == meta["rows"] else "ack stream FAILED")
 
-    await asyncio.gather(*background)  # the server's writer finished (all acknowledged)
+    await asyncio.gather(*writers)  # the server's writer finished (all acknowledged)
     await client.disconnect()
     await sio.shutdown()
     await runner.cleanup()

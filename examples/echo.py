@@ -36,10 +36,6 @@ async def main() -> None:
     await client.connect(url, transports=["websocket"])
 
     stream = create_stream(allow_half_open=True)
-    # The ack (bytes echoed) comes once the server's writes were all acknowledged: waiting
-    # for it before disconnecting lets the server finish cleanly.
-    reply = asyncio.get_running_loop().create_future()
-    await ss(client).emit("echo", stream, callback=reply.set_result)
     lines = [f"line {i}: {'x' * i}\n".encode() for i in range(200)]
 
     async def writer() -> None:
@@ -47,11 +43,15 @@ async def main() -> None:
             await stream.write(line)
         await stream.end()
 
-    write_task = asyncio.ensure_future(writer())
-    echoed = await stream.read()  # everything, to the end of the echo
-    await write_task
+    # Three things at once: write, read the echo, wait for the ack (bytes echoed, once the
+    # server's writes were all acknowledged, so the disconnect below cuts nothing). The task
+    # group waits for all of them, or stops the others when one fails.
+    async with asyncio.TaskGroup() as group:
+        reading = group.create_task(stream.read())  # everything, to the end of the echo
+        reply = await ss(client).call("echo", stream, writer=writer())
+    echoed = reading.result()
     expected = b"".join(lines)
-    print(f"sent {len(expected)} bytes, echoed {len(echoed)} bytes (server: {await reply})")
+    print(f"sent {len(expected)} bytes, echoed {len(echoed)} bytes (server: {reply})")
     print("echo ok" if echoed == expected else "echo FAILED")
 
     await client.disconnect()

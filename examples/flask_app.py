@@ -47,7 +47,8 @@ def create_app(folder: Path) -> Flask:
 class QuietHandler(WSGIRequestHandler):
     """Werkzeug's development server logs every request, and reads the client's WebSocket close
     frame as a malformed request once a connection ends (a "400 Bad request syntax" line): keep
-    the example's output to its own lines. Deploy with gunicorn, eventlet or gevent instead."""
+    the example's output to its own lines. Deploy with gevent (examples/flask_gevent/server.py),
+    eventlet or gunicorn instead: see docs/guides/sync.md, "Running a Flask-SocketIO server"."""
 
     def log(self, type: str, message: str, *args) -> None:
         pass
@@ -69,12 +70,11 @@ def main() -> None:
         client_streams = ss(client)
         client.connect(url, transports=["websocket"])
 
-        # Upload: the ack comes once the server stored the file, so send it from another thread.
+        # Upload: the ack comes once the server stored the file, so `writer` sends it meanwhile
+        # (in a background thread); if either fails, call() raises one error and stops both.
         stream = create_stream()
-        sender = threading.Thread(target=send_file, args=(stream, source))
-        sender.start()
-        stored = client_streams.call("upload", stream, {"name": "photo.jpg"}, timeout=30)
-        sender.join()
+        sending = lambda: send_file(stream, source)  # noqa: E731 (a writer takes no arguments)
+        stored = client_streams.call("upload", stream, {"name": "photo.jpg"}, timeout=30, writer=sending)
 
         # Download it back.
         stream, size = client_streams.call("download", "photo.jpg", timeout=30)

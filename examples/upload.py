@@ -47,11 +47,10 @@ async def main() -> None:
         await client.connect(url, transports=["websocket"])
 
         stream = create_stream()
-        # Start the request (its ack arrives when the server stored the file), then send the bytes.
-        reply = asyncio.get_running_loop().create_future()
-        await ss(client).emit("upload", stream, {"name": "photo.jpg"}, callback=reply.set_result)
-        await send_file(stream, source)
-        result = await reply
+        # The ack arrives once the server stored the file; `writer` sends the bytes meanwhile.
+        # If either fails, call() raises one error and stops the other.
+        sending = send_file(stream, source)
+        result = await ss(client).call("upload", stream, {"name": "photo.jpg"}, writer=sending)
         same = result["sha256"] == hashlib.sha256(data).hexdigest()
         print(f"server stored {result['size']} bytes")
         print("upload ok: sha256 matches" if same else "upload FAILED: sha256 differs")

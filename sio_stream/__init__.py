@@ -32,6 +32,7 @@ from ._errors import (
 )
 from .aio._socket import StreamSocket, ss
 from .aio._stream import IOStream, create_stream
+from .aio._writer import start_writer
 from .core._budget import (
     Budget,
     BudgetStatistics,
@@ -79,4 +80,5 @@ __all__ = [
     "send_file",
     "set_process_limit",
     "ss",
+    "start_writer",
 ]

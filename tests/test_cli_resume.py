@@ -4,6 +4,7 @@ and every bad resume gets a clear refusal that leaves what is stored untouched."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -51,6 +52,10 @@ async def test_get_resumes_from_the_partial_file(server: Any, tmp_path: Path) ->
     assert transfer.offset == 1_000_000
     assert local.read_bytes() == (files.root / "big.bin").read_bytes()
     assert not any(name.startswith(".") for name in os.listdir(tmp_path))
+    # The line printed is the whole file's sha256 (as sha256sum gives), not the resent tail's.
+    whole = hashlib.sha256(local.read_bytes()).hexdigest()
+    assert transfer.sha256 == whole
+    assert f"resumed at 1000000 bytes, sha256 ok ({whole[:16]}..." in transfer.summary("received")
 
 
 @pytest.mark.parametrize("case", ["prefix", "beyond", "changed"])
@@ -116,6 +121,7 @@ async def test_put_resumes_after_the_client_went_away(server: Any, tmp_path: Pat
         transfer = await upload(streams, source, "up.bin", show_progress=False)
     assert 0 < transfer.offset < SIZE
     assert (files.root / "up.bin").read_bytes() == source.read_bytes()
+    assert transfer.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     assert os.listdir(partials) == []
 
 
@@ -237,4 +243,6 @@ async def test_ctrl_c_mid_get_then_get_again_continues(tmp_path: Path) -> None:
         finished = await anyio.run_process(command, check=False)
     assert finished.returncode == 0, finished.stderr.decode()
     assert f"resumed at {stored} bytes" in finished.stdout.decode()
+    # What `sha256sum big.bin` prints, not the sha256 of the part sent after the last cut.
+    assert f"sha256 ok ({hashlib.sha256(data).hexdigest()[:16]}..." in finished.stdout.decode()
     assert local.read_bytes() == data and not partial.exists()

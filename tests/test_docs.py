@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 import sio_stream
 from tests.docblocks import fences, python_blocks, run_blocks
+from tests.support import unretrieved_exceptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -59,10 +61,15 @@ async def _clean_up(namespace: dict[str, Any]) -> None:
 async def test_page_blocks_run_in_order(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "docs"}
-    try:
-        await run_blocks(python_blocks(page), page_id(page), namespace)
-    finally:
-        await _clean_up(namespace)
+    # A task whose failure nobody awaits is reported when it is freed: drop the page's names
+    # (its tasks among them) before the check collects garbage.
+    with unretrieved_exceptions() as reports:
+        try:
+            await run_blocks(python_blocks(page), page_id(page), namespace)
+        finally:
+            await _clean_up(namespace)
+            namespace.clear()
+    assert reports == [], [r["message"] for r in reports]
 
 
 def test_the_reference_documents_every_public_name():
@@ -117,3 +124,23 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path: Path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").exists()
+    # Opened from file:// (no server), a link to a directory shows a folder listing: every
+    # link between pages must name a file (use_directory_urls: false). 404.html is served only.
+    site = tmp_path / "site"
+    broken = []
+    for page in site.rglob("*.html"):
+        if page.name == "404.html":
+            continue
+        for ref in re.findall(r'(?:href|src)="([^"#]+)', page.read_text()):
+            if re.match(r"[a-z]+:", ref):
+                continue  # https:, data:, mailto:
+            if not (page.parent / urllib.parse.unquote(urllib.parse.urlsplit(ref).path)).is_file():
+                broken.append(f"{page.relative_to(site)}: {ref}")
+    assert broken == []
+
+
+def test_the_home_page_leads_to_every_guide():
+    home = (DOCS / "index.md").read_text()
+    start = home.split("## Where to start", 1)[1].split("\n## ", 1)[0]
+    for guide in sorted((DOCS / "guides").glob("*.md")):
+        assert f"(guides/{guide.name})" in start, guide.name

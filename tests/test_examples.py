@@ -34,5 +34,7 @@ def test_example_runs(name: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert EXPECTED[name] in result.stdout.splitlines()
-    # A clean run logs nothing: no handler errors, no unclosed sessions, no tracebacks.
+    # A clean run logs nothing: no handler errors, no unclosed sessions, no tracebacks, no
+    # "Task exception was never retrieved" (a task whose failure nobody awaited).
+    assert "never retrieved" not in result.stderr, result.stderr
     assert result.stderr == "", result.stderr

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.docblocks import python_blocks as blocks_of
 from tests.docblocks import run_blocks
+from tests.support import unretrieved_exceptions
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +28,23 @@ def test_the_readme_has_code_to_run():
     assert len(python_blocks()) >= 3
 
 
+def test_the_readme_is_a_landing_page():
+    # Detail belongs in docs/; the README keeps the pitch, the two-command quick start, the
+    # first program and the links (issue 25: it had grown to 187 lines).
+    text = README.read_text()
+    assert len(text.splitlines()) <= 150
+    assert "make demo" in text and "make test" in text
+
+
 async def test_readme_blocks_run_in_order(tmp_path, capsys):
     namespace: dict = {"__name__": "readme"}
+    with unretrieved_exceptions() as reports:
+        await _run_readme(namespace, tmp_path, capsys)
+        namespace.clear()  # its tasks are freed, so one whose failure nobody awaited reports
+    assert reports == [], [r["message"] for r in reports]
+
+
+async def _run_readme(namespace: dict, tmp_path, capsys) -> None:
     runner = None
     try:
         for index, block in enumerate(python_blocks()):

@@ -55,3 +55,31 @@ def test_js_client_node_tests() -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
+
+
+def test_the_page_prints_sizes_and_rates_as_the_cli_does() -> None:
+    # One convention (issue 25): binary sizes (KiB, MiB, GiB), decimal MB/s. The page's own
+    # functions, cut out of app.js, run in node beside the CLI's.
+    import json
+    import re
+
+    from sio_stream.cli._progress import format_rate, format_size
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is needed: install Node 20", pytrace=False)
+    page = (_web.WEB_DIR / "app.js").read_text()
+    functions = [
+        re.search(rf"^function {name}\(.*?^}}$", page, re.M | re.S) for name in ("formatSize", "formatRate")
+    ]
+    assert all(functions), "app.js has no formatSize/formatRate"
+    sizes = [0, 1, 1023, 1024, 1536, 1_000_000, 400 * 1024 * 1024, 3 * 1024**3 + 1, 5 * 1024**4]
+    rates = [0, 999_999, 120_300_000, 1.5e9]
+    calls = f"[{json.dumps(sizes)}.map(formatSize), {json.dumps(rates)}.map(formatRate)]"
+    script = "\n".join(f.group(0) for f in functions if f) + f"\nconsole.log(JSON.stringify({calls}))"
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    page_sizes, page_rates = json.loads(result.stdout)
+    assert page_sizes == [format_size(n) for n in sizes]
+    assert page_rates == [format_rate(int(n), 1.0) for n in rates]
+    assert "400.0 MiB" in page_sizes

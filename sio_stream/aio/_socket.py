@@ -13,7 +13,7 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
 from .._errors import InvalidOptionError, LocalProtocolError, StreamError
@@ -36,6 +36,7 @@ from ..glue._host import Host
 from ._connection import Connection
 from ._fanout import Fanout
 from ._stream import IOStream
+from ._writer import call_writing
 
 logger = logging.getLogger("sio_stream")
 
@@ -297,6 +298,7 @@ class StreamSocket(SocketLogic):
         timeout: float | None = 60,
         skip_sid: str | list[str] | None = None,
         max_lag: int | None = None,
+        writer: Awaitable[Any] | None = None,
     ) -> Any:
         """Emit ``event`` and wait for the ack: its single argument, or a tuple of several
         (``None`` for an empty ack).
@@ -315,7 +317,24 @@ class StreamSocket(SocketLogic):
         To a room or a list (see :meth:`emit`), it returns a dict of every recipient's sid to
         its ack value, or to the exception above that stands for it: one recipient's failure
         does not hide the others' answers.
+
+        ``writer`` writes the streams of ``args`` while the call waits, for example
+        ``call("upload", stream, meta, writer=send_file(stream, path))``: the peer answers only
+        once it has read, so the two must run together. The event is queued first; the call
+        returns the ack once both have finished, and nothing is left running or unretrieved
+        when it raises or is cancelled. Which error it raises: ``writer``'s own when it failed
+        on this side (an ``OSError`` for a missing file, a bug, a :class:`StreamClosedError`;
+        the call is then cancelled); else the call's, above, when it failed (the peer's
+        :class:`HandlerError` says why it broke the stream; ``writer`` is then cancelled);
+        else ``writer``'s :class:`StreamBrokenError` (for example an
+        :class:`IntegrityError`) when the peer answered but the stream failed. After a
+        ``writer`` failure of that kind the call's answer is still awaited, within ``timeout``
+        (a sio_stream peer sends it right after failing the stream; a JavaScript peer's
+        handler may never answer).
         """
+        if writer is not None:
+            started = self.call(event, *args, to=to, timeout=timeout, skip_sid=skip_sid, max_lag=max_lag)
+            return await call_writing(started, writer)
         pending = self._start_call(
             event, args, to, skip_sid, max_lag, asyncio.get_running_loop().create_future
         )

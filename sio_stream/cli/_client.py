@@ -22,7 +22,7 @@ from .._errors import StreamError
 from ..aio._socket import StreamSocket, ss
 from ..aio._stream import create_stream
 from ..files._common import Progress, ResumeError
-from ..files._disk import prefix_digest
+from ..files._disk import prefix_hasher
 from ..files._transfer import receive_file, send_file
 from ._common import REQUEST_TIMEOUT, CliError, normalize_url
 from ._progress import ProgressBar, format_rate, format_size
@@ -99,11 +99,15 @@ class Transfer:
     mtime: int | None = None  # of the server's file (a download), in ns
 
     def summary(self, verb: str) -> str:
+        """One line; ``sha256`` is the whole file's. A resumed transfer checked it in two parts:
+        the kept prefix (both sides compared its sha256 before resuming) and the rest (the
+        stream's end carried its sha256), so the line says so."""
         moved = self.size - self.offset
         resumed = f", resumed at {self.offset} bytes" if self.offset else ""
+        checked = f"; first {self.offset} bytes and rest checked apart" if self.offset else ""
         return (
             f"{verb} {self.name}: {format_size(self.size)} ({self.size} bytes) in {self.seconds:.2f} s, "
-            f"{format_rate(moved, self.seconds)}{resumed}, sha256 ok ({self.sha256[:16]}...)"
+            f"{format_rate(moved, self.seconds)}{resumed}, sha256 ok ({self.sha256[:16]}...{checked})"
         )
 
 
@@ -150,6 +154,7 @@ async def download(
     """
     data, record_path = partial_paths(local)
     resume: dict[str, Any] | None = None
+    whole: Any = None  # the whole file's sha256 when resuming: the kept part's, then the rest's
     if restart:
         await aiofiles.os.remove(data) if await aiofiles.os.path.exists(data) else None
         await aiofiles.os.remove(record_path) if await aiofiles.os.path.exists(record_path) else None
@@ -163,11 +168,12 @@ async def download(
         if record.get("remote") != remote or record.get("url") != url:
             raise CliError(f"{data} holds part of another download ({record.get('remote')}): use --restart")
         offset = (await anyio.Path(data).stat()).st_size
+        whole = await anyio.to_thread.run_sync(prefix_hasher, data, offset)
         resume = {
             "offset": offset,
             "size": record.get("size"),
             "mtime": record.get("mtime"),
-            "prefix": await prefix_digest(data, offset),
+            "prefix": whole.hexdigest(),
         }
     args = (remote, resume) if resume is not None else (remote,)
     reply = await streams.call("get", *args, timeout=REQUEST_TIMEOUT)
@@ -175,6 +181,8 @@ async def download(
         raise CliError(f"unexpected reply from the server: {reply!r}")
     stream, info = reply[0], _check_reply_resumable(reply[1])
     size, offset = int(info["size"]), int(info.get("offset", 0))
+    if offset and (resume is None or offset != resume["offset"]):
+        raise CliError(f"the server resumed {remote} at {offset} bytes, not where this side stopped")
     if resume is None:
         record = {"remote": remote, "url": url, "size": size, "mtime": info.get("mtime")}
         await anyio.Path(record_path).write_text(json.dumps(record))
@@ -188,6 +196,7 @@ async def download(
             offset=offset,
             size=size - offset,
             progress=lambda done, total: bar(offset + done, size),
+            hasher=whole if offset else None,
         )
     except (StreamError, ResumeError) as exc:
         raise CliError(f"download of {remote} failed: {exc}") from None
@@ -199,7 +208,9 @@ async def download(
         raise CliError(f"the server sent no digest for {remote}: not verified (an old server?)")
     mtime = info.get("mtime")
     mtime = mtime if isinstance(mtime, int) and not isinstance(mtime, bool) else None
-    return Transfer(remote, size, time.monotonic() - started, stream.digest, offset, mtime)
+    # The stream's digest covers what it carried: the whole file unless this resumed.
+    sha256 = whole.hexdigest() if offset else stream.digest
+    return Transfer(remote, size, time.monotonic() - started, sha256, offset, mtime)
 
 
 async def upload(
@@ -228,7 +239,8 @@ async def upload(
         raise CliError(
             f"the server holds {offset} bytes of {remote}, more than {local} has (--restart starts over)"
         )
-    if offset and await prefix_digest(local, offset) != status["prefix"]:
+    whole = await anyio.to_thread.run_sync(prefix_hasher, local, offset) if offset else None
+    if whole is not None and whole.hexdigest() != status["prefix"]:
         raise CliError(f"the server's part of {remote} is not a prefix of {local} (--restart starts over)")
     stream = create_stream()
     bar = progress or ProgressBar(label or f"put {remote}", enabled=show_progress)
@@ -239,7 +251,11 @@ async def upload(
     await streams.emit("put", stream, meta, callback=reply_future.set_result)
     try:
         await send_file(
-            stream, local, offset=offset, progress=lambda done, total: bar(offset + done, info.st_size)
+            stream,
+            local,
+            offset=offset,
+            progress=lambda done, total: bar(offset + done, info.st_size),
+            hasher=whole,
         )
     except StreamError as exc:
         # The server destroys the stream with the reason it also puts in its reply.
@@ -255,4 +271,5 @@ async def upload(
         raise CliError(f"no reply from the server after uploading {local}") from None
     if reply.get("sha256") is None or reply.get("sha256") != stream.digest:
         raise CliError(f"the server did not confirm the digest of {remote}")
-    return Transfer(remote, info.st_size, time.monotonic() - started, str(stream.digest), offset)
+    sha256 = whole.hexdigest() if whole is not None else str(stream.digest)
+    return Transfer(remote, info.st_size, time.monotonic() - started, sha256, offset)

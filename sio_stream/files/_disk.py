@@ -40,20 +40,23 @@ async def prefix_digest(path: str | os.PathLike[str], length: int, name: str = "
     """The hex digest of the first ``length`` bytes of the file at ``path``, hashed in a worker
     thread: what two sides compare before a transfer continues from ``length``. Raises
     :class:`ResumeError` if the file is shorter, ``OSError`` if it cannot be read."""
+    return str((await anyio.to_thread.run_sync(prefix_hasher, path, length, name)).hexdigest())
 
-    def digest() -> str:
-        hasher = hashlib.new(name)
-        with open(path, "rb") as file:
-            left = length
-            while left:
-                data = file.read(min(left, 1024 * 1024))
-                if not data:
-                    raise ResumeError(f"the file holds fewer than {length} bytes")
-                hasher.update(data)
-                left -= len(data)
-        return str(hasher.hexdigest())
 
-    return await anyio.to_thread.run_sync(digest)
+def prefix_hasher(path: str | os.PathLike[str], length: int, name: str = "sha256") -> Any:
+    """A ``hashlib`` hasher fed the first ``length`` bytes of the file at ``path`` (blocking: call
+    it in a worker thread); update it with the rest of a resumed transfer to get the whole file's
+    digest. Raises as :func:`prefix_digest`."""
+    hasher = hashlib.new(name)
+    with open(path, "rb") as file:
+        left = length
+        while left:
+            data = file.read(min(left, 1024 * 1024))
+            if not data:
+                raise ResumeError(f"the file holds fewer than {length} bytes")
+            hasher.update(data)
+            left -= len(data)
+    return hasher
 
 
 def _job_error(job: asyncio.Future[Any]) -> BaseException | None:

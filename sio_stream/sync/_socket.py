@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import HandlerError, LocalProtocolError, StreamTimeoutError
+from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
 from ..core._core import (
     CoreConfig,
     StreamCore,
 )
 from ..core._wire import HELLO
+from ..glue._call import streams_in
 from ..glue._connection import ConnectionLogic
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
@@ -260,12 +261,30 @@ class StreamSocket(SocketLogic):
         with LOCK:
             self._emit(event, args, to, callback, None, None)
 
-    def call(self, event: str, *args: Any, to: str | None = None, timeout: float | None = 60) -> Any:
+    def call(
+        self,
+        event: str,
+        *args: Any,
+        to: str | None = None,
+        timeout: float | None = 60,
+        writer: Callable[[], Any] | None = None,
+    ) -> Any:
         """Emit ``event`` and wait for the ack (its value, a tuple of several, or ``None``).
 
         ``timeout`` counts seconds with neither the ack nor progress on the streams in
         ``args``, as in the async ``call()``; raises the same errors.
+
+        ``writer``, a function of no arguments (``lambda: send_file(stream, path)``), writes the
+        streams of ``args`` in a background task (a thread; a greenlet under eventlet or gevent)
+        while the call waits; the call returns the ack once both have finished. If the call
+        fails, the streams of ``args`` are destroyed, so a ``writer`` blocked on them stops, and
+        its end is awaited: nothing is left running. Raised: ``writer``'s own error when it is
+        not a :class:`~sio_stream.StreamError` (an ``OSError`` for a missing file, a bug); else
+        the call's (the peer's :class:`~sio_stream.HandlerError` says why it broke the stream);
+        else ``writer``'s stream error (the peer answered but the stream failed).
         """
+        if writer is not None:
+            return self._call_writing(event, args, to, timeout, writer)
         with LOCK:
             pending = self._start_call(event, args, to, None, None, lambda: Future(self._host.create_event()))
         future = pending.futures[to]
@@ -281,6 +300,40 @@ class StreamSocket(SocketLogic):
             with LOCK:
                 pending.close()
         return pending.result()
+
+    def _call_writing(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        to: str | None,
+        timeout: float | None,
+        writer: Callable[[], Any],
+    ) -> Any:
+        ended = self._host.create_event()
+        failures: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                writer()
+            except BaseException as exc:  # raised by call() in the caller's thread
+                failures.append(exc)
+            finally:
+                ended.set()
+
+        self._host.sio.start_background_task(write)
+        try:
+            result = self.call(event, *args, to=to, timeout=timeout)
+        except BaseException as exc:
+            for stream in streams_in(args):
+                stream.destroy(exc if isinstance(exc, Exception) else "call interrupted")
+            ended.wait()
+            if failures and not isinstance(failures[0], StreamError):
+                raise failures[0] from None  # the cause: the call failed because of it
+            raise
+        ended.wait()
+        if failures:
+            raise failures[0]
+        return result
 
     def _on_stream(self, peer: Any, *args: Any) -> Any:
         with LOCK:

@@ -194,7 +194,9 @@ async def test_too_large_is_refused_before_it_is_sent(browser: Any, file_server:
         await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
         await page.set_input_files("#picker", [str(big)])
         assert await transfer_state(page, "big.bin") == "refused"
-        assert "larger than this server accepts" in await note_of(page, "big.bin")
+        note = await note_of(page, "big.bin")
+        # The CLI's units (issue 25): binary sizes, named so ("MiB", not "MB").
+        assert "big.bin is 2.0 MiB: larger than this server accepts (1.0 MiB)" in note, note
         assert list(server.root.iterdir()) == []
 
 

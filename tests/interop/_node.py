@@ -75,25 +75,31 @@ def ensure_node() -> NodeTools:
             f"packages and need Node.js >= 18 with npm (then `make node` or `cd {NODE_DIR} && npm ci`)",
             pytrace=False,
         )
-    # npm ci writes node_modules/.package-lock.json last: its absence means no (complete) install.
-    if not (NODE_DIR / "node_modules" / ".package-lock.json").exists():
-        try:
-            done = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=NODE_DIR,
-                capture_output=True,
-                text=True,
-                timeout=NPM_CI_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`npm ci` in {NODE_DIR} did not finish within {NPM_CI_TIMEOUT:.0f} s", pytrace=False)
-        if done.returncode != 0:
-            pytest.fail(
-                f"`npm ci` in {NODE_DIR} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}",
-                pytrace=False,
-            )
+    npm_ci(npm, NODE_DIR)
     return NodeTools(node=node, npm=npm)
+
+
+def npm_ci(npm: str, directory: Path) -> None:
+    """Run ``npm ci`` in ``directory`` unless its node_modules is complete; fail the test if it fails."""
+    # npm ci writes node_modules/.package-lock.json last: its absence means no (complete) install.
+    if (directory / "node_modules" / ".package-lock.json").exists():
+        return
+    try:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=NPM_CI_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`npm ci` in {directory} did not finish within {NPM_CI_TIMEOUT:.0f} s", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"`npm ci` in {directory} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}",
+            pytrace=False,
+        )
 
 
 def _flags(pkg: str, base64: bool, trace: bool) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop._node import NODE_DIR, NodeTools
+from tests.interop._node import NodeTools, npm_ci
 
 pytestmark = pytest.mark.anyio
 
@@ -59,11 +59,21 @@ async def run_python_client(url: str) -> str:
     return out.decode()
 
 
-async def run(*command: str, env: dict[str, str] | None = None) -> str:
-    """The JavaScript client prints the script and stays connected, as in the tutorial: read
-    until the whole file is there, then stop it."""
+async def run_js_client(node_tools: NodeTools, url: str) -> str:
+    """The JavaScript client as its docstring says to run it: ``npm ci`` in examples/tutorial
+    (its own package.json and lock), then ``node client.js URL`` there, with no NODE_PATH.
+    It prints the script and stays connected, as in the tutorial: read until the whole file is
+    there, check it is still running, then stop it."""
+    npm_ci(node_tools.npm, TUTORIAL)
+    env = {name: value for name, value in os.environ.items() if name != "NODE_PATH"}
     proc = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+        node_tools.node,
+        "client.js",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=TUTORIAL,
     )
     try:
         expected = (TUTORIAL / "server.py").read_text()
@@ -74,6 +84,7 @@ async def run(*command: str, env: dict[str, str] | None = None) -> str:
             if not chunk:
                 break
             out += chunk
+        assert proc.returncode is None, (await proc.communicate())[1].decode()  # still connected
         return out.decode()
     finally:
         if proc.returncode is None:
@@ -82,8 +93,7 @@ async def run(*command: str, env: dict[str, str] | None = None) -> str:
 
 
 async def test_the_tutorials_javascript_client_prints_the_script(node_tools: NodeTools, tutorial_server):
-    env = dict(os.environ, NODE_PATH=str(NODE_DIR / "node_modules"))
-    out = await run(node_tools.node, str(TUTORIAL / "client.js"), tutorial_server, env=env)
+    out = await run_js_client(node_tools, tutorial_server)
     assert out.rstrip("\n") == (TUTORIAL / "server.py").read_text().rstrip("\n")
 
 
@@ -93,9 +103,9 @@ async def test_the_python_client_prints_the_script(tutorial_server):
 
 
 async def test_several_clients_at_once(node_tools: NodeTools, tutorial_server):
-    env = dict(os.environ, NODE_PATH=str(NODE_DIR / "node_modules"))
+    npm_ci(node_tools.npm, TUTORIAL)  # once, before three clients start
     outs = await asyncio.gather(
-        *(run(node_tools.node, str(TUTORIAL / "client.js"), tutorial_server, env=env) for _ in range(3)),
+        *(run_js_client(node_tools, tutorial_server) for _ in range(3)),
         *(run_python_client(tutorial_server) for _ in range(3)),
     )
     expected = (TUTORIAL / "server.py").read_text().rstrip("\n")

@@ -13,16 +13,21 @@ let streams = null;
 let folder = decodeURIComponent(location.hash.slice(1));
 
 // -- words ---------------------------------------------------------------------------------------
+// The command line's units (sio_stream/_progress.py): sizes in binary units (1.5 KiB, 400.0 MiB),
+// rates in decimal megabytes per second (120.3 MB/s), as network throughput is quoted.
 function formatSize(n) {
-  if (n < 1024) return `${Math.round(n)} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
   let v = n;
-  let i = -1;
-  do {
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
     v /= 1024;
     i += 1;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+  }
+  return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+function formatRate(bytesPerSecond) {
+  return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
 }
 
 function formatTime(seconds) {
@@ -219,7 +224,7 @@ class TransferRow {
       const rate = t1 > t0 ? ((b1 - b0) * 1000) / (t1 - t0) : 0;
       this.bar.value = b1;
       const parts = [`${formatSize(b1)} of ${formatSize(this.total)}`];
-      if (rate > 0) parts.push(`${formatSize(rate)}/s`, formatTime((this.total - b1) / rate));
+      if (rate > 0) parts.push(formatRate(rate), formatTime((this.total - b1) / rate));
       if (this.el.dataset.state === 'running') this.detail.textContent = parts.join(' · ');
     });
   }
@@ -228,7 +233,7 @@ class TransferRow {
     this.el.dataset.state = 'done';
     this.bar.value = this.bar.max;
     const seconds = (performance.now() - this.started) / 1000;
-    this.detail.textContent = `${formatSize(this.total)} in ${seconds.toFixed(1)} s · ${formatSize(this.total / Math.max(seconds, 0.001))}/s`;
+    this.detail.textContent = `${formatSize(this.total)} in ${seconds.toFixed(1)} s · ${formatRate(this.total / Math.max(seconds, 0.001))}`;
     this.note.textContent = text;
     this.cancel.remove();
   }
