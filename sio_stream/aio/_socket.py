@@ -27,6 +27,7 @@ from ..core._core import (
     DEFAULT_MAX_PLACEHOLDERS,
     DEFAULT_MAX_READ_CHUNK,
     DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_WINDOW,
     Outgoing,
     PendingReply,
 )
@@ -105,6 +106,7 @@ def ss(
     max_buffered: int = DEFAULT_MAX_BUFFERED,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     connection_window: int = DEFAULT_CONNECTION_WINDOW,
+    max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
     cluster: bool = True,
 ) -> StreamSocket:
@@ -131,7 +133,11 @@ def ss(
     peer can make us hold: bytes received and not yet read (byte chunks, objects at their compact
     JSON size) plus credit granted and not yet used. Credit is granted only as far as it fits
     (streams beyond it wait, oldest first), and at most ``connection_window`` bytes of credit are
-    outstanding over the connection's streams (default 4 MiB). Every connection also draws on a
+    outstanding over the connection's streams (default 4 MiB). On a long link a byte stream's
+    window grows from ``window`` chunks to at most ``max_window`` bytes (default 16 MiB) while
+    the window, not the link or the reader, limits it, toward sio_stream writers, and shrinks back
+    when the process budget is over half full; the connection window follows (twice the largest
+    stream window, within half of ``max_buffered``). Every connection also draws on a
     process budget: ``process_budget`` (a :class:`Budget` shared by the sockets you give it to),
     by default :func:`sio_stream.process_budget` (512 MiB; change it with
     :func:`sio_stream.set_process_limit`). A connection grows freely up to 3/4 of the process
@@ -162,6 +168,7 @@ def ss(
         max_buffered=max_buffered,
         idle_timeout=idle_timeout,
         connection_window=connection_window,
+        max_window=max_window,
         process_budget=process_budget,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)

@@ -3,6 +3,8 @@ them), the negotiated feature names, and :class:`CoreConfig`."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._budget import Budget
@@ -14,6 +16,11 @@ DEFAULT_MAX_CHUNK = 256 * 1024
 #: Chunks a reader keeps in flight: 8 x 256 KiB = 2 MiB per stream, enough to keep ~40 MB/s
 #: flowing over a 50 ms round trip while bounding what one stream can make a reader hold.
 DEFAULT_WINDOW = 8
+#: Most bytes a byte stream's read window grows to on a long link (see _tuning.py), toward a
+#: writer that announced window-growth. 16 MiB: about one bandwidth-delay product of 100 MB/s
+#: at 150 ms (15 MB), two at 80 ms; quiche and grpc-go cap a stream's window at 16 MiB too, and
+#: sixteen such streams stay within the default process budget (512 MiB).
+DEFAULT_MAX_WINDOW = 16 * 1024 * 1024
 #: Objects an object-mode reader keeps in flight. One object is one chunk of credit, and small
 #: JSON objects make a window of 8 a round-trip limit, not a memory limit: measured
 #: (benchmarks/objects.py, loopback) 4,700 msg/s at 8, 7,600 at 32, 12,500 at 128, 13,800 at 512,
@@ -80,6 +87,11 @@ FEATURE_READ_SIZE = "read-size"
 #: reader compares before it reports the end and answers the end's ack with
 #: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
 FEATURE_DIGEST = "digest"
+#: Credit beyond a reader's window is a limit, not a sign that data was accepted: the writer
+#: counts progress from acknowledgements or its own writes, never from credit. Only toward a
+#: writer that announced it does a reader's window grow (see _tuning.py): a writer that counted
+#: credit as progress (our JavaScript client's uploads) would run ahead of the reader.
+FEATURE_WINDOW_GROWTH = "window-growth"
 PROTOCOL_VERSION = 1
 OUR_FEATURES = frozenset(
     {
@@ -90,6 +102,7 @@ OUR_FEATURES = frozenset(
         FEATURE_ERROR_REPLY,
         FEATURE_READ_SIZE,
         FEATURE_DIGEST,
+        FEATURE_WINDOW_GROWTH,
     }
 )
 #: Digest algorithms a stream may use (hashlib names). sha256 is the default: on the project's
@@ -129,7 +142,12 @@ class CoreConfig:
     #: Seconds a registered stream may go without any activity before it fails (``None``:
     #: never). The core only counts sweeps; the glue runs them on a timer.
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: Most bytes a byte stream's read window grows to (see DEFAULT_MAX_WINDOW); ``window`` x
+    #: ``max_chunk`` or less: the window never grows.
+    max_window: int = DEFAULT_MAX_WINDOW
     features: frozenset[str] = field(default=OUR_FEATURES)
+    #: Seconds, for the round trips that tune windows (the core reads no clock of its own).
+    clock: Callable[[], float] = time.monotonic
 
 
 def floor_bytes(config: CoreConfig) -> int:

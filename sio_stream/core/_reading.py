@@ -25,7 +25,14 @@ from typing import Any, Protocol
 from . import _wire as wire
 from ._budget import Budget
 from ._chunks import ByteQueue
-from ._config import FEATURE_BATCH_READ, FEATURE_READ_SIZE, PLAIN_CREDITS, PROBE_CREDITS, CoreConfig
+from ._config import (
+    FEATURE_BATCH_READ,
+    FEATURE_READ_SIZE,
+    FEATURE_WINDOW_GROWTH,
+    PLAIN_CREDITS,
+    PROBE_CREDITS,
+    CoreConfig,
+)
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 
@@ -56,6 +63,8 @@ class _Core(Protocol):
 
     def _sized(self, stream: StreamCore) -> bool: ...
 
+    def _may_grow(self, stream: StreamCore) -> bool: ...
+
     def _pay(self) -> None: ...
 
     def _pay_pooled(self, stream: StreamCore) -> None: ...
@@ -84,6 +93,7 @@ class ReadingMixin:
         outstanding = stream.window.outstanding
         if not stream.window.received(credits):
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
+        stream.tuner.round_trip.arrived(credits, self.config.clock())
         if not stream.holding.arrive(credits, outstanding, size):
             return self._refuse(
                 stream,
@@ -127,6 +137,14 @@ class ReadingMixin:
     def _sized(self: _Core, stream: StreamCore) -> bool:
         """The writer sends no chunk larger than our last read's size (read-size)."""
         return not stream.object_mode and FEATURE_READ_SIZE in self.peer_features
+
+    def _may_grow(self: _Core, stream: StreamCore) -> bool:
+        """A byte stream's window may grow toward a writer that takes credit as a limit only."""
+        return (
+            not stream.object_mode
+            and FEATURE_WINDOW_GROWTH in self.peer_features
+            and FEATURE_BATCH_READ in self.peer_features
+        )
 
     def _grant(self: _Core, stream: StreamCore, count: int) -> None:
         """The window wants ``count`` more credits granted: they join the stream's debt, and
@@ -212,6 +230,7 @@ class ReadingMixin:
         assert stream.window is not None
         stream.owed_credit -= count
         stream.window.grant(count)
+        stream.tuner.round_trip.granted(count, self.config.clock())
         read_size = self.config.max_chunk
         if self._sized(stream):
             stream.grant_size = read_size = size
@@ -253,9 +272,27 @@ class ReadingMixin:
 
     def _consumed(self: _Core, stream: StreamCore) -> None:
         assert stream.window is not None
-        credits = stream.window.consumed()
+        window = stream.window
+        process = self.budget.parent
+        # Memory pressure: the process account above half its limit (gRPC's C core scales its
+        # windows down from 20 % to 50 % of its quota; one line is enough here).
+        pressed = process is not None and process.used * 2 >= process.limit
+        credits = window.consumed(shrink=pressed)
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
+        if window.current < window.size:
+            stream.tuner.restart()
+        elif (
+            self._may_grow(stream)
+            and stream.tuner.grow(window.size, self.config.clock())
+            and not pressed
+            and window.grow(self.config.max_window // self._credit_bytes(stream))
+        ):
+            # The connection window follows, so that two such streams run side by side (as
+            # HTTP/2 clients keep theirs at 1.5-2x a stream's), within the shared half.
+            wanted = 2 * window.size * self._credit_bytes(stream)
+            if self.budget.window is not None and wanted > self.budget.window:
+                self.budget.window = min(wanted, self.budget.limit - self.budget.floor_pool)
         if FEATURE_BATCH_READ in self.peer_features:
             # Toward a sio_stream peer, grant in batches of a quarter window: one packet instead of
             # several, while at least three quarters of the window stay in flight. (Half-window

@@ -16,6 +16,7 @@ from ._chunks import ByteQueue
 from ._config import INITIAL_BYTE_CREDIT, INITIAL_OBJECT_CREDIT
 from ._options import StreamOptions
 from ._state import ReadInput, ReadState, WriteInput, WriteState, next_read_state, next_write_state
+from ._tuning import Tuner
 from ._window import ReadWindow, WriteCredit
 
 
@@ -98,6 +99,7 @@ class StreamCore:
         self.parked = 0  # credits held back while probing
         self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
         self.grant_size = 0  # reader: the size of our last read toward a read-size writer
+        self.tuner = Tuner()  # reader: the round trip and growth of its window
         # -- negotiated ``digest`` (byte streams only) --
         #: Writer: the algorithm the application asked for; reader: the one the peer announced.
         self.digest_name: str | None = None

@@ -23,12 +23,13 @@ class ReadWindow:
     Invariant: ``outstanding + buffered <= current <= size``.
     """
 
-    __slots__ = ("size", "current", "outstanding", "buffered", "opened", "proven")
+    __slots__ = ("size", "base", "current", "outstanding", "buffered", "opened", "proven")
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("a read window holds at least one chunk")
-        self.size = size
+        self.size = size  # what the window grows to (see sio_stream.core._tuning)
+        self.base = size  # the configured size, where a grown window shrinks back to
         self.current = 1  # the window reached so far (grows to size)
         self.outstanding = 0  # granted, not yet arrived
         self.buffered = 0  # arrived, not yet consumed
@@ -62,15 +63,27 @@ class ReadWindow:
         self.buffered += count
         return True
 
-    def consumed(self) -> int:
+    def consumed(self, shrink: bool = False) -> int:
         """The application finished one chunk: the credits to grant back (its own, and one
-        more while the window grows)."""
+        more while the window grows). With ``shrink`` (memory pressure) a window grown beyond
+        its configured size keeps the chunk's credit instead, and shrinks by one."""
         self.buffered -= 1
         self.proven = True
+        if shrink and self.current > self.base:
+            self.current -= 1
+            self.size = max(self.base, self.current)
+            return 0
         if self.current < self.size:
             self.current += 1
             return 2
         return 1
+
+    def grow(self, cap: int) -> bool:
+        """Double the size the window grows to, up to ``cap`` chunks; False when at the cap."""
+        if self.size >= cap:
+            return False
+        self.size = min(cap, self.size * 2)
+        return True
 
 
 class WriteCredit:

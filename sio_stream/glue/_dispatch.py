@@ -39,6 +39,7 @@ from ..core._core import (
     DEFAULT_MAX_PLACEHOLDERS,
     DEFAULT_MAX_READ_CHUNK,
     DEFAULT_MAX_STREAMS,
+    DEFAULT_MAX_WINDOW,
     DEFAULT_OBJECT_WINDOW,
     DEFAULT_WINDOW,
     FEATURE_ERROR_REPLY,
@@ -60,7 +61,14 @@ def check_config(config: CoreConfig) -> None:
         raise InvalidOptionError(f"object_window must be a positive integer, not {config.object_window!r}")
     if not isinstance(config.max_chunk, int) or not 1 <= config.max_chunk <= 4 * 1024 * 1024:
         raise InvalidOptionError(f"max_chunk must be between 1 byte and 4 MiB, not {config.max_chunk!r}")
-    for name in ("max_streams", "max_read_chunk", "max_placeholders", "max_buffered", "connection_window"):
+    for name in (
+        "max_streams",
+        "max_read_chunk",
+        "max_placeholders",
+        "max_buffered",
+        "connection_window",
+        "max_window",
+    ):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidOptionError(f"{name} must be a positive integer, not {value!r}")
@@ -83,6 +91,7 @@ def socket_config(
     max_buffered: int = DEFAULT_MAX_BUFFERED,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     connection_window: int = DEFAULT_CONNECTION_WINDOW,
+    max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
 ) -> CoreConfig:
     """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`)."""
@@ -97,6 +106,7 @@ def socket_config(
         max_buffered=max_buffered,
         idle_timeout=idle_timeout,
         connection_window=connection_window,
+        max_window=max_window,
         process_budget=process_budget,
     )
 

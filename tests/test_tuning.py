@@ -1,0 +1,151 @@
+"""Windows that tune themselves (sio_stream.core._tuning), over two cores back to back and a
+clock the test moves: one round trip is half of it each way."""
+
+from __future__ import annotations
+
+import pytest
+
+from sio_stream.core import _wire as wire
+from sio_stream.core._budget import Budget
+from sio_stream.core._config import FEATURE_WINDOW_GROWTH, OUR_FEATURES, CoreConfig
+from sio_stream.core._core import ProtocolCore, StreamCore
+from sio_stream.core._options import StreamOptions
+from sio_stream.core._tuning import RoundTrip
+from tests.corepair import CorePair
+
+CHUNK = 1024
+RTT = 0.1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_pair(clock: Clock, *, reader_features=OUR_FEATURES, writer_features=OUR_FEATURES, **reader):
+    process = Budget(reader.pop("process_limit", 1 << 30))
+    settings = dict(max_chunk=CHUNK, window=4, max_window=64 * CHUNK, clock=clock, process_budget=process)
+    writer = CoreConfig(**settings, features=writer_features)  # type: ignore[arg-type]
+    reading = CoreConfig(**(settings | reader), features=reader_features)  # type: ignore[arg-type]
+    return CorePair(writer, reading), process
+
+
+def deliver_all(pair: CorePair, core: ProtocolCore) -> None:
+    while pair.send(core):
+        pass
+    while pair.deliver(core):
+        pass
+
+
+def round_trip(pair: CorePair, clock: Clock, reader: StreamCore, take: int | None) -> int:
+    """Credit goes out, half a round trip, the writes come back, half a round trip; then the
+    reader consumes ``take`` chunks (all, with ``None``). Returns the chunks consumed."""
+    clock.now += RTT / 2
+    deliver_all(pair, pair.b)  # the reads reach the writer
+    clock.now += RTT / 2
+    deliver_all(pair, pair.a)  # the chunks reach the reader
+    taken = 0
+    while reader.inbox and (take is None or taken < take):
+        pair.b.take(reader, 1 << 20)
+        taken += 1
+    return taken
+
+
+def bulk_stream(pair: CorePair) -> tuple[StreamCore, StreamCore]:
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.a.write(writer, b"x" * (4096 * CHUNK))
+    return writer, reader
+
+
+def test_the_round_trip_is_the_smallest_grant_to_arrival_time():
+    rtt = RoundTrip()
+    rtt.granted(2, now=0.0)
+    rtt.granted(1, now=1.0)
+    rtt.arrived(1, now=0.5)  # the first grant is not used up yet: no sample
+    assert rtt.seconds == float("inf")
+    rtt.arrived(1, now=0.7)
+    assert rtt.seconds == pytest.approx(0.7)
+    rtt.arrived(1, now=1.2)
+    assert rtt.seconds == pytest.approx(0.2)
+
+
+def test_a_window_that_limits_a_long_link_doubles_up_to_its_cap():
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    sizes = []
+    for _ in range(40):
+        round_trip(pair, clock, reader, None)
+        sizes.append(reader.window.size)
+        in_flight = reader.window.outstanding + reader.window.buffered
+        assert in_flight <= reader.window.size <= 64
+    assert sizes[0] == 4 and sizes[-1] == 64, sizes  # max_window / max_chunk
+    assert sizes == sorted(sizes)
+    # The connection window followed, within the budget's shared half.
+    assert pair.b.budget.window is not None and pair.b.budget.window >= 64 * CHUNK
+
+
+def test_no_growth_toward_a_writer_that_counts_credit_as_progress():
+    clock = Clock()
+    pair, _ = make_pair(clock, writer_features=OUR_FEATURES - {FEATURE_WINDOW_GROWTH})
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    for _ in range(40):
+        round_trip(pair, clock, reader, None)
+    assert reader.window.size == 4
+
+
+def test_no_growth_when_the_reader_is_the_limit():
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    for _ in range(60):
+        round_trip(pair, clock, reader, 1)  # one chunk a round trip: the window is not the limit
+    assert reader.window.size == 4
+
+
+def test_no_growth_under_memory_pressure_and_a_grown_window_shrinks_back():
+    clock = Clock()
+    pair, process = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    for _ in range(20):
+        round_trip(pair, clock, reader, None)
+    grown = reader.window.size
+    assert grown > 4
+    # Memory pressure: another connection holds 60 % of the process account.
+    other = Budget(process.limit, process)
+    other._add(process.limit * 6 // 10, 0)
+    for _ in range(40):
+        round_trip(pair, clock, reader, None)
+        assert process.used <= process.limit
+    assert reader.window.size == reader.window.base == 4
+    assert reader.error is None
+    other._add(-(process.limit * 6 // 10), 0)  # the pressure goes: the window grows again
+    for _ in range(40):
+        round_trip(pair, clock, reader, None)
+    assert reader.window.size == grown
+
+
+def test_the_window_grows_in_both_directions_of_a_duplex_stream_only_as_used():
+    """Growth is per direction: the quiet direction of a duplex stream stays at its floor."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    writer = StreamCore(StreamOptions.create(allow_half_open=True))
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    pair.a.start_reading(writer)  # the other direction reads, nobody writes to it
+    pair.a.write(writer, b"y" * (4096 * CHUNK))
+    for _ in range(30):
+        round_trip(pair, clock, reader, None)
+    assert reader.window is not None and writer.window is not None
+    assert reader.window.size > 4
+    assert writer.window.size == 4 and writer.window.outstanding == 1
+    assert [o for o in pair.a.outbox if getattr(o, "event", None) == wire.ERROR] == []
