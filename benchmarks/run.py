@@ -26,6 +26,7 @@ import fanout
 import files
 import hostile
 import latency
+import links
 import memory
 import objects
 import sync
@@ -35,6 +36,7 @@ from _harness import HERE, cpu_count_note, mode_of, verdict
 BENCHES = {
     "throughput": throughput,
     "latency": latency,
+    "links": links,
     "memory": memory,
     "concurrency": concurrency,
     "objects": objects,
