@@ -87,6 +87,7 @@ class DirectionStatistics:
     delivered: int  #: bytes handed to receiving sockets
     dropped: int  #: bytes discarded because their connection was aborted
     paused: int  #: sending sockets the link is not reading right now
+    blocked: int  #: receiving sockets that take no more right now (their senders are paused)
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ class _Direction:
             delivered=self.delivered,
             dropped=self.dropped,
             paused=sum(1 for side in self.senders if not side.reading),
+            blocked=sum(1 for side in self.senders if side.peer is not None and side.peer.write_blocked),
         )
 
 
