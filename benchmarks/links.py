@@ -48,7 +48,7 @@ REPEATS = {"full": 3, "quick": 1, "smoke": 1}
 #: MiB per transfer by RTT (about 1-3 s each at the rates expected today).
 SIZES = {
     "full": {0.0: 128, 20.0: 128, 50.0: 96, 150.0: 48},
-    "quick": {0.0: 32, 20.0: 32, 50.0: 24, 150.0: 16},
+    "quick": {0.0: 32, 20.0: 32, 50.0: 24, 150.0: 24},
     "smoke": {0.0: 4, 20.0: 4, 50.0: 4, 150.0: 4},
 }
 STREAMS = 8
