@@ -67,6 +67,11 @@ async def test_rate_and_delay_add_up(tcp_port: int) -> None:
     rate, rtt, size = 40e6, 0.04, 2 * MiB
     async with Link(tcp_port, rate=rate, rtt=rtt) as link:
         assert await tcpbulk.upload("127.0.0.1", link.port, size) >= size / rate + rtt - CLOCK_SLACK
+        stats = link.statistics().up
+    # The queue (one bandwidth-delay product) holds what waits; the wire holds rate x delay.
+    assert link.queue == int(rate * rtt)
+    assert stats.peak_queued <= link.queue + READ_SIZE
+    assert stats.peak_held <= link.queue + rate * rtt / 2 + 2 * READ_SIZE
 
 
 async def test_the_queue_is_bounded_and_reads_pause_while_it_is_full(tcp_port: int) -> None:
