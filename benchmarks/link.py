@@ -27,6 +27,9 @@ by every connection through the link, as one physical link is:
   Reads are sized to the room left, so ``queued <= queue`` (``+ read_size`` at worst). With
   ``rate=None`` there is no serializer and ``queue`` bounds every byte in transit instead.
   Bytes already serialized are on the wire: at most ``rate x delay`` (plus one read) of them.
+  A receiver slower than the link stops it too: once the proxy's socket towards it takes no
+  more (``WRITE_HIGH_WATER`` in its write buffer), the link stops reading that connection's
+  sender, as the receive window of a real TCP would close.
 
 What is not modelled: loss, reordering, jitter, asymmetric links (one rate and delay for both
 directions), and TCP's own dynamics. The proxy terminates TCP on both sides, like a split-TCP
