@@ -1,4 +1,4 @@
-"""Shared plumbing of the benchmark scripts: peer processes, the delay proxy, result lines.
+"""Shared plumbing of the benchmark scripts: peer processes, the link emulator, result lines.
 
 Every measurement runs a server process and a client process (Python: ``peer.py``; JavaScript:
 ``node/peer.js``) on 127.0.0.1. Figures are compared only with baselines measured in the same
@@ -128,9 +128,47 @@ class Server:
 @contextmanager
 def delay_proxy(target_port: int, rtt_ms: float) -> Iterator[str]:
     """A TCP proxy adding ``rtt_ms`` of round-trip time in front of ``target_port``; yields its URL."""
-    cmd = [PYTHON, str(HERE / "delay_proxy.py"), str(target_port), str(rtt_ms)]
-    with _process(cmd, "delay proxy") as (_, port):
+    with link(target_port, rtt_ms=rtt_ms) as port:
         yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def link(
+    target_port: int,
+    *,
+    rate: float | None = None,
+    rtt_ms: float = 0.0,
+    queue: int | None = None,
+    cut_every: float | None = None,
+) -> Iterator[int]:
+    """The link emulator (``link.py``, its own process) in front of ``target_port``: ``rate``
+    bytes/s (None: unlimited), ``rtt_ms`` of round trip, ``queue`` bytes (None: its default).
+    Yields its port."""
+    cmd = [PYTHON, str(HERE / "link.py"), "--target", f"127.0.0.1:{target_port}", "--rtt", f"{rtt_ms}ms"]
+    if rate is not None:
+        cmd += ["--rate", f"{rate:.0f}"]
+    if queue is not None:
+        cmd += ["--queue", str(queue)]
+    if cut_every is not None:
+        cmd += ["--cut-every", f"{cut_every}s"]
+    with _process(cmd, "link") as (_, port):
+        yield port
+
+
+@contextmanager
+def tcp_server() -> Iterator[int]:
+    """The raw TCP peer (``tcpbulk.py server``); yields its port."""
+    with _process([PYTHON, str(HERE / "tcpbulk.py"), "server"], "tcp server") as (_, port):
+        yield port
+
+
+def run_tcp_client(port: int, jobs: list[dict[str, Any]], timeout: float = 600) -> list[dict[str, Any]]:
+    """Run raw TCP ``jobs`` (``tcpbulk.py client``) against 127.0.0.1:``port``; one result each."""
+    cmd = [PYTHON, str(HERE / "tcpbulk.py"), "client", f"127.0.0.1:{port}", json.dumps(jobs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"tcp client failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
 def run_client(impl: str, url: str, jobs: list[dict[str, Any]], timeout: float = 600) -> list[dict[str, Any]]:

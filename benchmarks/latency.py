@@ -2,8 +2,8 @@
 
     python benchmarks/latency.py [--rtt 0,5,20,50] [--quick | --smoke] [--repeat N]
 
-The proxy (``delay_proxy.py``, its own process) holds each direction's bytes for RTT/2 and does
-not limit bandwidth, so what is measured is how much data each protocol keeps in flight per round
+The proxy (``link.py`` without a rate, its own process) holds each direction's bytes for RTT/2
+and does not limit bandwidth, so what is measured is how much data each protocol keeps in flight per round
 trip: socket.io-stream 0.9.1 is stop-and-wait (one 64 KiB write per RTT), sio_stream keeps a
 window of chunks in flight, the raw python-socketio baseline keeps 8 acked emits in flight. The
 0 ms row also goes through the proxy, so every row pays the same extra hop. Transfer sizes shrink

@@ -487,10 +487,14 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
             client.sio_objects(count, message) if impl == "sio" else client.raw_objects(count, message)
         )
     elif op == "multi":
-        # ``streams`` uploads at once on this one connection, ``size`` bytes each.
+        # ``streams`` uploads at once on this one connection, ``size`` bytes each (downloads
+        # with ``"download": true``).
         async def one() -> tuple[float, float, int]:
             t0 = time.perf_counter()
-            got = await client.sio_upload(size, write)
+            if job.get("download"):
+                got = await client.sio_download(size, write)
+            else:
+                got = await client.sio_upload(size, write)
             return t0, time.perf_counter(), got
 
         results = await asyncio.gather(*(one() for _ in range(job["streams"])))

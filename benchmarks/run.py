@@ -26,6 +26,7 @@ import fanout
 import files
 import hostile
 import latency
+import links
 import memory
 import objects
 import quiet
@@ -36,6 +37,7 @@ from _harness import HERE, cpu_count_note, mode_of, verdict
 BENCHES = {
     "throughput": throughput,
     "latency": latency,
+    "links": links,
     "memory": memory,
     "concurrency": concurrency,
     "quiet": quiet,

@@ -1,0 +1,174 @@
+"""Throughput over an emulated link: 100 MB/s at 0, 20, 50 and 150 ms of RTT, beside raw TCP.
+
+    python benchmarks/links.py [--quick | --smoke] [--rtt 0,20,50,150] [--rate 100M] [--repeat N]
+
+For each RTT, two link emulators (``link.py``, each its own process, the same rate, delay and
+queue: one bandwidth-delay product per direction) stand in front of the Python peer (aiohttp +
+python-socketio + ``ss()``, ``peer.py``) and of the raw TCP peer (``tcpbulk.py``). Through them,
+each client in its own process:
+
+* raw TCP, one connection per transfer: a ping-pong (the link's RTT as an application sees it),
+  an upload and a download: the baseline, what the link gives a plain TCP application;
+* sio_stream, one stream: an upload and a download;
+* sio_stream, 8 streams at once on the one Socket.IO connection: uploads, downloads (a
+  transfer's bytes split between them).
+
+Every line gives MB/s and the ratio to raw TCP in the same direction, over the same link
+settings, in the same run (the median of ``--repeat`` rounds). Every timing includes the
+transfer's request / acknowledgement round trip; the raw TCP lines also say what fraction of
+the rate the link delivered once that round trip is taken out (the emulator's accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import link as link_emulator
+from _harness import (
+    DEFAULT_CHUNK,
+    SIO,
+    MiB,
+    Report,
+    common_args,
+    link,
+    mb_s,
+    median,
+    mode_of,
+    ratio,
+    run_client,
+    run_tcp_client,
+    server,
+    size_label,
+    tcp_server,
+)
+
+RTTS = {"full": (0.0, 20.0, 50.0, 150.0), "quick": (0.0, 50.0, 150.0), "smoke": (20.0,)}
+REPEATS = {"full": 3, "quick": 1, "smoke": 1}
+#: MiB per transfer by RTT (about 1-3 s each at the rates expected today).
+SIZES = {
+    "full": {0.0: 128, 20.0: 128, 50.0: 96, 150.0: 48},
+    "quick": {0.0: 32, 20.0: 32, 50.0: 24, 150.0: 24},
+    "smoke": {0.0: 4, 20.0: 4, 50.0: 4, 150.0: 4},
+}
+STREAMS = 8
+DIRECTIONS = ("upload", "download")
+#: The raw TCP lines check the emulator: at least this fraction of the rate, one RTT taken out.
+ACCURACY_TARGET = 0.8
+PINGS = 10
+
+
+def size_for(mode: str, rtt: float) -> int:
+    table = SIZES[mode]
+    return table[min(table, key=lambda r: abs(r - rtt))] * MiB
+
+
+def sio_jobs(size: int) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = [{"op": op, "size": size, "write": DEFAULT_CHUNK} for op in DIRECTIONS]
+    share = size // STREAMS
+    jobs += [
+        {
+            "op": "multi",
+            "streams": STREAMS,
+            "size": share,
+            "expect": share * STREAMS,
+            "write": DEFAULT_CHUNK,
+            "download": op == "download",
+        }
+        for op in DIRECTIONS
+    ]
+    return jobs
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    mode = mode_of(args)
+    report = Report("links", mode)
+    repeats = args.repeat or REPEATS[mode]
+    rtts = [float(x) for x in args.rtt.split(",")] if args.rtt else list(RTTS[mode])
+    rate = link_emulator.parse_size(args.rate)
+    report.note(
+        f"link {rate / 1e6:g} MB/s per direction, queue one bandwidth-delay product (the emulator's "
+        f"default), median of {repeats}; sio_stream with its defaults, {STREAMS} streams share a transfer"
+    )
+    rates: dict[tuple[float, str], list[float]] = {}
+    accuracy: dict[tuple[float, str], list[float]] = {}
+    pings: dict[float, list[float]] = {}
+    with server(SIO) as py, tcp_server() as tcp_port:
+        run_client(SIO, py.url, sio_jobs(4 * MiB)[:2])  # warm-up: a first connection, the pools
+        for rtt in rtts:
+            size = size_for(mode, rtt)
+            with (
+                link(py.port, rate=rate, rtt_ms=rtt) as sio_port,
+                link(tcp_port, rate=rate, rtt_ms=rtt) as raw_port,
+            ):
+                for _ in range(repeats):
+                    raw = run_tcp_client(
+                        raw_port,
+                        [{"op": "ping", "count": PINGS}] + [{"op": op, "size": size} for op in DIRECTIONS],
+                    )
+                    pings.setdefault(rtt, []).extend(raw[0]["rtts"])
+                    for result in raw[1:]:
+                        rates.setdefault((rtt, f"raw {result['op']}"), []).append(mb_s(result))
+                        busy = result["seconds"] - rtt / 1000
+                        accuracy.setdefault((rtt, result["op"]), []).append(result["bytes"] / busy / rate)
+                    results = run_client(SIO, f"http://127.0.0.1:{sio_port}", sio_jobs(size))
+                    for job, result in zip(sio_jobs(size), results, strict=True):
+                        op = "download" if job.get("download") or job["op"] == "download" else "upload"
+                        kind = "multi" if job["op"] == "multi" else "one"
+                        rates.setdefault((rtt, f"{kind} {op}"), []).append(mb_s(result))
+        for rtt in rtts:
+            size = size_for(mode, rtt)
+            report.line(
+                f"rtt={rtt:g}ms ping raw-tcp",
+                median(pings[rtt]) * 1000,
+                "ms",
+                rtt_ms=rtt,
+                runs=[round(p * 1000, 2) for p in pings[rtt]],
+            )
+            for op in DIRECTIONS:
+                base = median(rates[(rtt, f"raw {op}")])
+                of_rate = median(accuracy[(rtt, op)])
+                report.line(
+                    f"rtt={rtt:g}ms {op} raw-tcp {size_label(size)}",
+                    base,
+                    "MB/s",
+                    # Smoke sizes are too small to judge the emulator (a few round trips).
+                    target=None if mode == "smoke" else f">={ACCURACY_TARGET:g}x the link rate, one RTT out",
+                    met=None if mode == "smoke" else of_rate >= ACCURACY_TARGET,
+                    note=f"{of_rate:.2f}x the link rate, one RTT out",
+                    impl="raw-tcp",
+                    op=op,
+                    rtt_ms=rtt,
+                    of_rate=of_rate,
+                    runs=[round(r, 1) for r in rates[(rtt, f"raw {op}")]],
+                )
+                for kind, label in (
+                    ("one", "sio_stream 1 stream"),
+                    ("multi", f"sio_stream {STREAMS} streams"),
+                ):
+                    value = median(rates[(rtt, f"{kind} {op}")])
+                    report.line(
+                        f"rtt={rtt:g}ms {op} {label} {size_label(size)}",
+                        value,
+                        "MB/s",
+                        {"raw-tcp": ratio(value, base)},
+                        impl=SIO,
+                        op=op,
+                        rtt_ms=rtt,
+                        streams=1 if kind == "one" else STREAMS,
+                        runs=[round(r, 1) for r in rates[(rtt, f"{kind} {op}")]],
+                    )
+    return report.finish(args.json)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = common_args(__doc__.split("\n")[0])
+    p.add_argument(
+        "--rtt", default=None, help="comma-separated RTTs in ms (default 0,20,50,150; quick 0,50,150)"
+    )
+    p.add_argument("--rate", default="100M", help="the link's rate per direction, bytes/s (default 100M)")
+    return p
+
+
+if __name__ == "__main__":
+    run(parser().parse_args())
