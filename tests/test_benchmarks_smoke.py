@@ -26,6 +26,7 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path):
         "memory",
         "concurrency",
         "quiet",
+        "links",
         "objects",
         "files",
         "fanout",

@@ -86,12 +86,12 @@ def test_batched_reads_and_unacked_writes_between_sio_stream_peers():
     pair.a.write(sender, b"data")
     write = pair.a.next_outgoing()
     assert write is not None and write.event == wire.WRITE and write.on_ack is None
-    # Consumed: the window doubles, in full-size chunks from the shared pool.
+    # Consumed: the reader reads, the whole window opens, in full-size chunks from the pool.
     pair.b.receive_write(*write.args)
     assert pair.b.take(receiver, 100) == b"data"
     item = pair.b.next_outgoing()
     assert item is not None and item.event == wire.READ
-    assert item.args[1:] == (pair.b.config.max_chunk, 2)
+    assert item.args[1:] == (pair.b.config.max_chunk, 8)
 
 
 def test_the_window_grows_to_its_size_while_the_reader_keeps_up():

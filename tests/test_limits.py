@@ -85,7 +85,10 @@ async def test_too_many_streams_on_one_connection(arena: Arena) -> None:  # noqa
 
 
 def test_credit_is_granted_only_as_far_as_the_connection_budget_allows():
-    pair = CorePair(CoreConfig(max_chunk=100), CoreConfig(window=4, max_chunk=100, max_buffered=500))
+    # max_streams=3: the floors (500 / 2 / 3 = 83 bytes each, a chunk's worth) keep every stream
+    # moving however much credit the others hold unused.
+    reader_config = CoreConfig(window=4, max_chunk=100, max_buffered=500, max_streams=3)
+    pair = CorePair(CoreConfig(max_chunk=100), reader_config)
     writers = [StreamCore(StreamOptions()) for _ in range(3)]
     readers = [pair.open_stream(pair.a, w) for w in writers]
     for reader in readers:

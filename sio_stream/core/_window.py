@@ -12,11 +12,11 @@ class ReadWindow:
     """The reading side's window: how many chunks it has asked for and holds.
 
     Rule for granting: :meth:`open` grants what the stream's floor holds (one chunk of bytes,
-    or as many small objects as fit), when the application starts reading;
-    after that each chunk :meth:`consumed` gives its credit back, and one more while the window
-    is below its ``size`` (TCP's slow start: the window doubles each round trip in which the
-    reader keeps up). A stream nobody writes to, or whose reader does not read, so keeps one
-    credit outstanding: it holds no window it does not use (toward a JavaScript writer exactly
+    or as many small objects as fit), when the application starts reading; the first chunk
+    :meth:`consumed` opens the rest of the window (``size``), and after that each chunk consumed
+    gives its credit back (and what the window grew by, see :meth:`grow`). A stream nobody
+    writes to, or whose reader never reads, so keeps one credit outstanding: it holds no window
+    it does not use (toward a JavaScript writer exactly
     one read per chunk: it remembers surplus reads only as "one pending read", so a reader
     that waited to refill in batches would deadlock against it). :meth:`grant` records credit
     actually sent, so ``outstanding`` never counts credit the reader still holds back.
@@ -74,8 +74,11 @@ class ReadWindow:
             self.size = max(self.base, self.current)
             return 0
         if self.current < self.size:
-            self.current += 1
-            return 2
+            # The reader keeps up: open what the window may hold at once (one round trip, where
+            # TCP's slow start takes log2(size)).
+            more = self.size - self.current
+            self.current = self.size
+            return 1 + more
         return 1
 
     def grow(self, cap: int) -> bool:
