@@ -46,7 +46,10 @@ export declare class IOStream {
   readonly error: StreamError | null;
   readonly bytesRead: number;
   readonly bytesSent: number;
-  /** Bytes the peer accepted (acked, or consumed as its returned credit shows). */
+  /**
+   * Bytes the peer accepted: what its application consumed (its `consumed` reports, sio_stream
+   * peers), else acked (plain protocol).
+   */
   readonly bytesAccepted: number;
   /** Called whenever bytesAccepted grows. */
   onaccepted: ((bytesAccepted: number) => void) | null;
