@@ -65,7 +65,7 @@ export interface StreamSocketOptions {
   /** Chunks a byte reader keeps in flight at first (default 8). */
   window?: number;
   /**
-   * Most chunks a byte reader's window grows to toward a sio_stream server (default 32): it
+   * Most chunks a byte reader's window grows to toward a sio_stream server (default 64, 16 MiB): it
    * doubles when the application waited for data with a whole window gone through since it last
    * changed (a long round trip). Set it to `window` for a fixed window.
    */

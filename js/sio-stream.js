@@ -47,14 +47,16 @@ export const DEFAULT_MAX_CHUNK = 256 * 1024;
 /** Chunks a reader keeps in flight at first (8 x 256 KiB = 2 MiB per stream), as the Python reader. */
 export const DEFAULT_WINDOW = 8;
 /**
- * Most chunks a byte reader's window grows to (32 x 256 KiB = 8 MiB per stream) toward a
- * sio_stream peer. The window doubles when the application waited for data although a whole
- * window had gone through since the last change: the round trip, not the reader, is then the
- * limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8 carries ~2 MiB per
- * round trip, about half of what Chromium moves on loopback). A reader that keeps data waiting
- * never grows: what it holds stays under `maxWindow` chunks whatever the link.
+ * Most chunks a byte reader's window grows to (64 x 256 KiB = 16 MiB per stream, the Python
+ * reader's max_window) toward a sio_stream peer. The window doubles when the application waited
+ * for data although a whole window had gone through since the last change: the round trip, not
+ * the reader, is then the limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8
+ * carries ~2 MiB per round trip, about half of what Chromium moves on loopback; through
+ * benchmarks/link.py at 100 MB/s and 150 ms, a 256 MiB download went from 36 MB/s with 32 chunks
+ * to 50 MB/s with 64). A reader that keeps data waiting never grows: what it holds stays under
+ * `maxWindow` chunks whatever the link.
  */
-export const DEFAULT_MAX_WINDOW = 32;
+export const DEFAULT_MAX_WINDOW = 64;
 const DEFAULT_OBJECT_WINDOW = 128;
 
 /** The error every failed stream rejects with. `remote` is true when the peer reported it. */
