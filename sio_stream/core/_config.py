@@ -88,9 +88,10 @@ FEATURE_READ_SIZE = "read-size"
 #: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
 FEATURE_DIGEST = "digest"
 #: Credit beyond a reader's window is a limit, not a sign that data was accepted: the writer
-#: counts progress from acknowledgements or its own writes, never from credit. Only toward a
-#: writer that announced it does a reader's window grow (see _tuning.py): a writer that counted
-#: credit as progress (our JavaScript client's uploads) would run ahead of the reader.
+#: counts progress from acknowledgements, ``consumed`` reports or its own writes, never from
+#: credit. Only toward a writer that announced it does a reader's window grow (see _tuning.py):
+#: a writer that counted credit as progress (our JavaScript client's uploads before
+#: ``consumed``) would run ahead of the reader.
 FEATURE_WINDOW_GROWTH = "window-growth"
 #: Every batched ``$stream-read`` carries a fourth argument ``{"consumed": N}``: the credits
 #: (chunks, or objects) the reader's application has consumed on that stream so far. Credit is
