@@ -88,10 +88,16 @@ FEATURE_READ_SIZE = "read-size"
 #: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
 FEATURE_DIGEST = "digest"
 #: Credit beyond a reader's window is a limit, not a sign that data was accepted: the writer
-#: counts progress from acknowledgements or its own writes, never from credit. Only toward a
-#: writer that announced it does a reader's window grow (see _tuning.py): a writer that counted
-#: credit as progress (our JavaScript client's uploads) would run ahead of the reader.
+#: counts progress from acknowledgements, ``consumed`` reports or its own writes, never from
+#: credit. Only toward a writer that announced it does a reader's window grow (see _tuning.py):
+#: a writer that counted credit as progress (our JavaScript client's uploads before
+#: ``consumed``) would run ahead of the reader.
 FEATURE_WINDOW_GROWTH = "window-growth"
+#: Every batched ``$stream-read`` carries a fourth argument ``{"consumed": N}``: the credits
+#: (chunks, or objects) the reader's application has consumed on that stream so far. Credit is
+#: then only a limit; a writer counts what was accepted from ``N`` (our JavaScript client's
+#: upload progress), which lets it announce window-growth too. Needs batch-read (the count).
+FEATURE_CONSUMED = "consumed"
 PROTOCOL_VERSION = 1
 OUR_FEATURES = frozenset(
     {
@@ -103,6 +109,7 @@ OUR_FEATURES = frozenset(
         FEATURE_READ_SIZE,
         FEATURE_DIGEST,
         FEATURE_WINDOW_GROWTH,
+        FEATURE_CONSUMED,
     }
 )
 #: Digest algorithms a stream may use (hashlib names). sha256 is the default: on the project's
@@ -111,6 +118,8 @@ OUR_FEATURES = frozenset(
 DIGESTS = frozenset({"sha256", "blake2b"})
 #: Key of the one value of a ``$stream-end`` ack that reports a digest mismatch.
 INTEGRITY_KEY = "integrity"
+#: Key of the fourth argument of a ``$stream-read`` (negotiated ``consumed``).
+CONSUMED_KEY = "consumed"
 
 
 @dataclass

@@ -10,6 +10,7 @@ each stream's ``listener`` is called whenever something a waiting task may care 
 from __future__ import annotations
 
 import itertools
+import reprlib
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from . import _wire as wire
 from ._budget import Budget, ConnectionStatistics, Holding, process_budget
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._config import (
+    CONSUMED_KEY,
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -43,6 +45,7 @@ from ._config import (
     DIGESTS,
     FEATURE_BATCH_READ,
     FEATURE_CLAIM,
+    FEATURE_CONSUMED,
     FEATURE_DIGEST,
     FEATURE_ERROR_REPLY,
     FEATURE_OBJECT_BATCH,
@@ -243,8 +246,10 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         stream.move_write(WriteInput.FAIL)
 
     # -- the peer's events ---------------------------------------------------------------
-    def receive_read(self, stream_id: Any, size: Any = None, count: Any = 1) -> None:
-        """``$stream-read``: one credit (or ``count`` from a sio_stream peer). Unknown ids are ignored."""
+    def receive_read(self, stream_id: Any, size: Any = None, count: Any = 1, report: Any = None) -> None:
+        """``$stream-read``: one credit (or ``count`` from a sio_stream peer). Unknown ids are
+        ignored. ``report`` (negotiated ``consumed``): ``{"consumed": N}``, the credits the
+        reader's application consumed so far; a bad one fails the stream (RemoteProtocolError)."""
         stream = self._lookup(stream_id)
         if stream is None or stream.write_state is WriteState.FAILED:
             return
@@ -256,6 +261,14 @@ class ProtocolCore(ReadingMixin, DigestMixin):
                 self.fail(stream, RemoteProtocolError(f"bad read count: {count!r}"))
                 return
             grant = count
+        if report is not None and FEATURE_CONSUMED in self.peer_features:
+            if isinstance(report, dict):
+                problem = stream.credit.reported(report.get(CONSUMED_KEY))
+            else:
+                problem = f"bad consumed report: {reprlib.repr(report)}"
+            if problem is not None:
+                self.fail(stream, RemoteProtocolError(f"{problem} on stream {stream.id}"))
+                return
         if (
             FEATURE_READ_SIZE in self.peer_features
             and isinstance(size, int)
@@ -498,7 +511,7 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
             if stream.digest_name is not None:
                 marker = self._digest_marker(stream, data)
-        stream.credit.available -= spent
+        stream.credit.spend(spent)
         stream.chunks_sent += 1
         stream.touch()
         on_ack: Callable[..., None] | None = None

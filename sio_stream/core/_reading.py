@@ -26,7 +26,9 @@ from . import _wire as wire
 from ._budget import Budget
 from ._chunks import ByteQueue
 from ._config import (
+    CONSUMED_KEY,
     FEATURE_BATCH_READ,
+    FEATURE_CONSUMED,
     FEATURE_READ_SIZE,
     FEATURE_WINDOW_GROWTH,
     PLAIN_CREDITS,
@@ -235,7 +237,13 @@ class ReadingMixin:
         if self._sized(stream):
             stream.grant_size = read_size = size
         if FEATURE_BATCH_READ in self.peer_features:
-            self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))
+            if FEATURE_CONSUMED in self.peer_features:
+                # What the application consumed so far, so that the writer never reads credit
+                # as consumption (the first grant is one credit, the next a whole window).
+                report = {CONSUMED_KEY: stream.window.consumed_total}
+                self._queue(Outgoing(wire.READ, (stream.id, read_size, count, report)))
+            else:
+                self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))
         else:
             for _ in range(count):
                 self._queue(Outgoing(wire.READ, (stream.id, read_size)))
