@@ -341,7 +341,11 @@ class _Side(asyncio.BufferedProtocol):
         assert self.transport is not None
         self.sent_eof = True
         if self.transport.can_write_eof():
-            self.transport.write_eof()
+            try:
+                self.transport.write_eof()
+            except OSError:  # the peer is gone (ENOTCONN): nothing is left to tell it
+                self.transport.abort()
+                return
         if self.got_eof and self.peer is not None and self.peer.sent_eof:
             # Both directions ended in order: close both (buffered bytes are flushed first).
             self.transport.close()
