@@ -329,8 +329,9 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             assert isinstance(stream.inbox, ByteQueue)
             stream.inbox.append(value)
         else:
-            # An empty chunk still used a credit: grant it back straight away.
-            self._consumed(stream)
+            # An empty chunk still used a credit: it goes back straight away, but shows nothing
+            # of the reader (no window opens or grows for it).
+            self._returned(stream)
         stream.listener()
         return None
 
@@ -638,6 +639,8 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             # stream (its Holding is released when the stream is garbage-collected): a peer
             # cannot escape the budget by ending streams nobody has read yet.
             self._stop_credit(stream, held=False)
+            if stream.holding is not None:
+                stream.holding.unfloor()
         stream.settled = stream.owner is not None or stream.settled
 
 

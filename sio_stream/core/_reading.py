@@ -81,6 +81,8 @@ class _Core(Protocol):
 
     def _consumed(self, stream: StreamCore) -> None: ...
 
+    def _returned(self, stream: StreamCore) -> None: ...
+
 
 class ReadingMixin:
     """The reading methods of :class:`~sio_stream.core._core.ProtocolCore`."""
@@ -172,7 +174,7 @@ class ReadingMixin:
     def _pay(self: _Core) -> None:
         """Grant owed credit (see the module's rule): floors to every dry stream, then the
         shared pool, oldest debt first. Waits for room while any debt is left."""
-        blocked = False
+        blocked = short = False
         for stream in list(self.starved):
             if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
                 stream.owed_credit = 0
@@ -184,9 +186,13 @@ class ReadingMixin:
             if stream.owed_credit:
                 self._pay_floor(stream)
             if stream.owed_credit:
-                blocked = True
+                # Only a stream the pool could have paid keeps the others behind it waiting.
+                blocked = blocked or stream.window.proven
+                short = short or stream.window.dry
             else:
                 del self.starved[stream]
+        # Room freed wakes us when the pool has some, or, with a floor unpaid, any room at all.
+        self.budget.floor_short = short
         if self.starved:
             self.budget.wait(self, self._pay)
 
@@ -278,6 +284,13 @@ class ReadingMixin:
             self._consumed(stream)
         return value
 
+    def _returned(self: _Core, stream: StreamCore) -> None:
+        """A chunk that carried nothing (empty) used a credit: give it back as it was."""
+        assert stream.window is not None
+        stream.window.buffered -= 1
+        if stream.read_state is ReadState.READING and stream.owner is self:
+            self._grant(stream, 1)
+
     def _consumed(self: _Core, stream: StreamCore) -> None:
         assert stream.window is not None
         window = stream.window
@@ -313,3 +326,7 @@ class ReadingMixin:
                 stream.owed_reads = 0
         else:
             self._grant(stream, credits)
+        if stream.owed_credit and window.dry:
+            # Gone dry with debt the pool could not pay (a shrinking window returns no credit,
+            # a JavaScript writer's credit may all be parked): its floor pays now.
+            self._pay()
