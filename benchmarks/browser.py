@@ -12,7 +12,15 @@ memory. Browser figures are timed inside the page (``performance.now()``). ``--r
 through ``delay_proxy.py`` (20 ms round trip). Needs Debian's chromium and ``make node``. Prints
 one line per figure::
 
-    python benchmarks/browser.py [--size 64M] [--rtt 20]
+    python benchmarks/browser.py [--size 64M] [--rtt 20] [--server SETUP]
+
+``--server`` picks how the child process serves Socket.IO (the handlers are always the file
+server's ``put``/``get``):
+
+* ``serve`` (default): ``sio-stream serve``, aiohttp through ``_web.attach_socketio``;
+* ``aiohttp``: ``sio.attach(app)`` as the README teaches;
+* ``uvicorn``: ``socketio.ASGIApp`` under uvicorn as the ASGI guide teaches
+  (``ws_per_message_deflate=False``); ``uvicorn-defaults``: under uvicorn's defaults.
 
 ``--heap 1G`` measures something else: a file of that size downloaded through the page itself, as
 a person does (its Download button, the service worker that streams into the browser's download
@@ -36,6 +44,7 @@ import asyncio
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +66,8 @@ CHROMIUM = "/usr/bin/chromium"
 SS_BUNDLE = REPO / "tests/interop/node/node_modules/socket.io-stream/socket.io-stream.js"
 IO_UMD = REPO / "js/node_modules/socket.io-client/dist/socket.io.min.js"
 CHUNK = 256 * 1024
+#: ``--server`` choices (see the module docstring).
+SETUPS = ("serve", "aiohttp", "uvicorn", "uvicorn-defaults")
 
 OURS = """async ([name, window, maxWindow]) => {
   const { io } = await import('/socket.io.esm.min.js');
@@ -234,6 +245,41 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
         )
 
 
+async def child_server(setup: str, root: Path) -> None:
+    """Serve ``root`` with the file server's handlers as ``setup`` says; print the URL; run until
+    killed (the benchmark's child process, ``--child SETUP ROOT``)."""
+    import uvicorn
+
+    from sio_stream import _web
+    from sio_stream.cli._server import FileServer
+
+    server = FileServer(root, async_mode="aiohttp" if setup == "aiohttp" else "asgi")
+    async with server.serving():
+        if setup == "aiohttp":
+            app = web.Application()
+            server.sio.attach(app)  # the README's way: python-engineio's own routes
+            _web.add_page(app, {"token": False, "maxUpload": None})
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            print(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+            await asyncio.Event().wait()
+        config = uvicorn.Config(
+            server.asgi_app(),
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_level="warning",
+            ws_per_message_deflate=setup == "uvicorn-defaults",
+        )
+        # A socket listening before its URL is printed: connections wait in its backlog until
+        # uvicorn accepts them (uvicorn has no "started" event to wait on).
+        sock = socket.create_server(("127.0.0.1", 0))
+        print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+        await uvicorn.Server(config).serve(sockets=[sock])
+
+
 HEAP_TARGET = 64 * MIB
 
 
@@ -302,7 +348,12 @@ async def main() -> None:
     parser.add_argument(
         "--heap", type=parse_size, default=0, help="instead: the heap of a page download of this size"
     )
+    parser.add_argument("--server", choices=SETUPS, default="serve", help="how Socket.IO is served")
+    parser.add_argument("--child", nargs=2, metavar=("SETUP", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        await child_server(args.child[0], Path(args.child[1]))
+        return
     size: int = args.size
     with (
         tempfile.TemporaryDirectory(prefix="sio-stream-bench-") as tmp,
@@ -310,6 +361,9 @@ async def main() -> None:
     ):
         # The server's limit fits socket.io-stream's 256 KiB chunks (its default of 1,000,000 does).
         command = [sys.executable, "-m", "sio_stream", "serve", tmp, "--port", "0", "--quiet"]
+        if args.server != "serve":
+            command = [sys.executable, __file__, "--child", args.server, tmp]
+        print(f"server: {args.server}", flush=True)
         server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (setup)
         try:
             assert server.stdout is not None
