@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from . import _compression as compression
 from . import _placeholder as placeholders
 from . import _wire as wire
 from ._budget import Budget
@@ -64,6 +65,7 @@ def ss(
     connection_window: int = DEFAULT_CONNECTION_WINDOW,
     process_budget: Budget | None = None,
     cluster: bool = True,
+    websocket_compression: bool = False,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -99,6 +101,13 @@ def ss(
     On an ``AsyncServer`` whose client manager is python-socketio's ``AsyncRedisManager``,
     streams reach clients connected to the other server processes too, forwarded through that
     Redis server (see :mod:`sio_stream.cluster`); ``cluster=False`` keeps them local.
+
+    On an ``AsyncServer``, websockets go uncompressed: browsers offer ``permessage-deflate``, and
+    deflating file data held Chromium to a third of its rate; the server now answers the offer
+    without it (aiohttp; under ASGI the ASGI server decides: run uvicorn with
+    ``ws_per_message_deflate=False``). ``websocket_compression=True`` keeps the server's own
+    choice. It applies to the whole Socket.IO server, set by its first ``ss()`` call (see
+    :mod:`sio_stream._compression`).
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -107,6 +116,8 @@ def ss(
     existing = per_sio.get(namespace)
     if existing is not None:
         existing._check_same(window, max_chunk, force_base64, object_window)
+        if existing._host.is_server:
+            compression.configure(sio.eio, websocket_compression)
         return existing
     config = socket_config(
         window=window,
@@ -122,6 +133,8 @@ def ss(
         process_budget=process_budget,
     )
     socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
+    if socket._host.is_server:
+        compression.configure(sio.eio, websocket_compression)
     if cluster and socket._host.is_server:
         socket._join_cluster(cluster_for(sio))
     per_sio[namespace] = socket

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import _compression as compression
 from .._core import (
     CoreConfig,
     StreamCore,
@@ -34,12 +35,21 @@ _TICK = 1.0
 _HELLO_WAIT = 10.0
 
 
-def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **options: Any) -> StreamSocket:
+def ss(
+    sio: Any,
+    namespace: str = "/",
+    *,
+    claim_timeout: float | None = 60.0,
+    websocket_compression: bool = False,
+    **options: Any,
+) -> StreamSocket:
     """The sync :class:`StreamSocket` of ``sio`` for ``namespace``: a ``socketio.Server``,
     ``socketio.Client`` or ``flask_socketio.SocketIO`` (after ``init_app``).
 
     Options, limits and errors as :func:`sio_stream.ss`. Flask-SocketIO handlers are called
     without a sid (use ``flask.request.sid``), inside Flask-SocketIO's request context.
+    On a server, websockets go uncompressed unless ``websocket_compression`` (threading, eventlet
+    and gevent modes), as :func:`sio_stream.ss` says.
     Raises :class:`~sio_stream.LocalProtocolError` for ``async_handlers=False``.
     """
     host_object = getattr(sio, "server", None) if type(sio).__name__ == "SocketIO" else sio
@@ -52,10 +62,14 @@ def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **
             options.get("force_base64"),
             options.get("object_window"),
         )
+        if existing._host.is_server:
+            compression.configure(existing._host.sio.eio, websocket_compression)
         return existing
     config = socket_config(**options)
     host = SyncHost(sio, namespace)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
+    if host.is_server:
+        compression.configure(host.sio.eio, websocket_compression)
     use_events(host.create_event)
     per_sio[namespace] = socket
     setattr(host.sio, _SOCKETS_ATTRIBUTE, per_sio)
