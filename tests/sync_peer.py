@@ -63,6 +63,8 @@ def serve(mode: str, host: str, max_chunk: int | None, websocket_compression: bo
         from flask_socketio import SocketIO
 
         app: Any = Flask("sync-peer")
+        # A blank document of this origin, for a browser to open websockets from.
+        app.add_url_rule("/", "blank", lambda: "<!doctype html><title>sync peer</title>")
         sio: Any = SocketIO(app, async_mode=mode, max_http_buffer_size=16 * 2**20)
         streams = sync.ss(sio, **options)
         server: Any = sio.server
