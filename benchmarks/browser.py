@@ -24,7 +24,8 @@ server's ``put``/``get``):
 * ``serve`` (default): ``sio-stream serve``, aiohttp through ``_web.attach_socketio``;
 * ``aiohttp``: ``sio.attach(app)`` as the README teaches;
 * ``uvicorn``: ``socketio.ASGIApp`` under uvicorn as the ASGI guide teaches
-  (``ws_per_message_deflate=False``); ``uvicorn-defaults``: under uvicorn's defaults.
+  (``ws_per_message_deflate=False``); ``uvicorn-defaults``: under uvicorn's defaults;
+* ``hypercorn``: the same under hypercorn (``pip install hypercorn``; it has no such setting).
 
 ``--heap 1G`` measures something else: a file of that size downloaded through the page itself, as
 a person does (its Download button, the service worker that streams into the browser's download
@@ -72,7 +73,7 @@ SS_BUNDLE = REPO / "tests/interop/node/node_modules/socket.io-stream/socket.io-s
 IO_UMD = REPO / "js/node_modules/socket.io-client/dist/socket.io.min.js"
 CHUNK = 256 * 1024
 #: ``--server`` choices (see the module docstring).
-SETUPS = ("serve", "aiohttp", "uvicorn", "uvicorn-defaults")
+SETUPS = ("serve", "aiohttp", "uvicorn", "uvicorn-defaults", "hypercorn")
 
 OURS = """async ([name, window, maxWindow]) => {
   const { io } = await import('/socket.io.esm.min.js');
@@ -232,7 +233,8 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
     for _ in range(args.repeat):
         if not label:
             raw = await raw_websocket(browser, size)
-            print(line("chromium, raw WebSocket (ceiling)", size, *raw, base), flush=True)
+            python = {"the Python client": base["the Python client"]}
+            print(line("chromium, raw WebSocket (ceiling)", size, *raw, python), flush=True)
             base["raw WebSocket"] = raw
         page = await bench_page(browser, url, local, original=False)
         ours = await page.evaluate(OURS, ["bench-ours.bin", args.window, args.max_window])
@@ -283,6 +285,20 @@ async def child_server(setup: str, root: Path) -> None:
             await site.start()
             print(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
             await asyncio.Event().wait()
+        # A socket listening before its URL is printed: connections wait in its backlog until
+        # the server accepts them (neither server has a "started" event to wait on).
+        sock = socket.create_server(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        if setup == "hypercorn":
+            from hypercorn.asyncio import serve
+            from hypercorn.config import Config
+
+            hypercorn_config = Config()
+            hypercorn_config.bind = [f"fd://{sock.fileno()}"]
+            hypercorn_config.accesslog = hypercorn_config.errorlog = None
+            print(url, flush=True)
+            await serve(server.asgi_app(), hypercorn_config, mode="asgi")
+            return
         config = uvicorn.Config(
             server.asgi_app(),
             host="127.0.0.1",
@@ -291,10 +307,7 @@ async def child_server(setup: str, root: Path) -> None:
             log_level="warning",
             ws_per_message_deflate=setup == "uvicorn-defaults",
         )
-        # A socket listening before its URL is printed: connections wait in its backlog until
-        # uvicorn accepts them (uvicorn has no "started" event to wait on).
-        sock = socket.create_server(("127.0.0.1", 0))
-        print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+        print(url, flush=True)
         await uvicorn.Server(config).serve(sockets=[sock])
 
 
