@@ -9,10 +9,12 @@ is one the server would accept (the test could fail)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 
@@ -49,6 +51,15 @@ async def readme_server(websocket_compression: bool = False, ss_first: bool = Tr
 async def test_aiohttp_as_the_readme_teaches_declines_deflate(ss_first: bool) -> None:
     async with readme_server(ss_first=ss_first) as (_sio, url):
         assert await extensions_answered(url) == ""
+
+
+async def test_aiohttp_declines_deflate_on_an_upgrade_from_polling() -> None:
+    # socket.io-client's default: long-polling first, then a websocket for the same session.
+    async with readme_server() as (_sio, url), aiohttp.ClientSession() as http:
+        async with http.get(url + "/socket.io/?EIO=4&transport=polling") as response:
+            opened = json.loads((await response.text())[1:])  # "0{...}": engine.io's open packet
+        path = f"/socket.io/?EIO=4&transport=websocket&sid={opened['sid']}"
+        assert await extensions_answered(url, path) == ""
 
 
 async def test_aiohttp_keeps_deflate_when_asked() -> None:
