@@ -107,7 +107,8 @@ def ss(
     without it (aiohttp; under ASGI the ASGI server decides: run uvicorn with
     ``ws_per_message_deflate=False``). ``websocket_compression=True`` keeps the server's own
     choice. It applies to the whole Socket.IO server, set by its first ``ss()`` call (see
-    :mod:`sio_stream._compression`).
+    :mod:`sio_stream._compression`); a later call with the other value raises
+    :class:`InvalidOptionError`.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -132,9 +133,10 @@ def ss(
         connection_window=connection_window,
         process_budget=process_budget,
     )
-    socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
-    if socket._host.is_server:
+    host = Host(sio, namespace)
+    if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(sio.eio, websocket_compression)
+    socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if cluster and socket._host.is_server:
         socket._join_cluster(cluster_for(sio))
     per_sio[namespace] = socket

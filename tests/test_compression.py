@@ -113,6 +113,15 @@ async def test_one_choice_per_server() -> None:
         ss(sio, "/third", websocket_compression=True)
     with pytest.raises(InvalidOptionError, match="websocket_compression"):
         ss(sio, websocket_compression=True)
+    assert ss(sio, "/third") is ss(sio, "/third")  # the refused call left nothing behind
+
+
+def test_one_choice_per_sync_server() -> None:
+    sio = socketio.Server(async_mode="threading")
+    sync.ss(sio, websocket_compression=True)
+    with pytest.raises(InvalidOptionError, match="websocket_compression"):
+        sync.ss(sio, "/other")
+    assert sync.ss(sio, "/other", websocket_compression=True) is not None
 
 
 @asynccontextmanager

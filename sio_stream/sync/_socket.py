@@ -67,9 +67,9 @@ def ss(
         return existing
     config = socket_config(**options)
     host = SyncHost(sio, namespace)
-    socket = StreamSocket(host, config, claim_timeout=claim_timeout)
-    if host.is_server:
+    if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(host.sio.eio, websocket_compression)
+    socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     per_sio[namespace] = socket
     setattr(host.sio, _SOCKETS_ATTRIBUTE, per_sio)
