@@ -48,8 +48,9 @@ def ss(
 
     Options, limits and errors as :func:`sio_stream.ss`. Flask-SocketIO handlers are called
     without a sid (use ``flask.request.sid``), inside Flask-SocketIO's request context.
-    On a server, websockets go uncompressed unless ``websocket_compression`` (threading, eventlet
-    and gevent modes), as :func:`sio_stream.ss` says.
+    On a server, websockets go uncompressed unless ``websocket_compression`` (threading and
+    eventlet modes; a gevent server keeps compression, see :mod:`sio_stream._compression`), as
+    :func:`sio_stream.ss` says.
     Raises :class:`~sio_stream.LocalProtocolError` for ``async_handlers=False``.
     """
     host_object = getattr(sio, "server", None) if type(sio).__name__ == "SocketIO" else sio
