@@ -31,6 +31,7 @@ from ..core._core import (
     Outgoing,
     PendingReply,
 )
+from ..glue import _compression as compression
 from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
@@ -109,6 +110,7 @@ def ss(
     max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
     cluster: bool = True,
+    websocket_compression: bool = False,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -148,6 +150,14 @@ def ss(
     On an ``AsyncServer`` whose client manager is python-socketio's ``AsyncRedisManager``,
     streams reach clients connected to the other server processes too, forwarded through that
     Redis server (see :mod:`sio_stream.cluster`); ``cluster=False`` keeps them local.
+
+    On an ``AsyncServer``, websockets go uncompressed: browsers offer ``permessage-deflate``, and
+    deflating file data held Chromium to a third of its rate; the server now answers the offer
+    without it (aiohttp; under ASGI the ASGI server decides: run uvicorn with
+    ``ws_per_message_deflate=False``). ``websocket_compression=True`` keeps the server's own
+    choice. It applies to the whole Socket.IO server, set by its first ``ss()`` call (see
+    :mod:`sio_stream.glue._compression`); a later call with the other value raises
+    :class:`InvalidOptionError`.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -156,6 +166,8 @@ def ss(
     existing = per_sio.get(namespace)
     if existing is not None:
         existing._check_same(window, max_chunk, force_base64, object_window)
+        if existing._host.is_server:
+            compression.configure(sio.eio, websocket_compression)
         return existing
     config = socket_config(
         window=window,
@@ -171,7 +183,10 @@ def ss(
         max_window=max_window,
         process_budget=process_budget,
     )
-    socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
+    host = Host(sio, namespace)
+    if host.is_server:  # before anything is installed: it raises on a conflicting choice
+        compression.configure(sio.eio, websocket_compression)
+    socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if cluster and socket._host.is_server:
         socket._join_cluster(_relay_for(sio))
     per_sio[namespace] = socket
