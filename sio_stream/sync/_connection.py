@@ -25,12 +25,23 @@ _TICK = 1.0
 
 
 class Connection(ConnectionLogic):
-    """One connection's streams, its ordered sender task and its ticker task."""
+    """One connection's streams, its ordered sender task and its ticker task.
 
-    def __init__(self, host: SyncHost, peer: Any, config: CoreConfig, label: str) -> None:
+    ``emit(event, args, ack callback or None)`` sends one packet (blocking; it may block for
+    long: a fan-out's deliverer waits for its recipients there); ``is_live()`` says whether the
+    connection is still up after an emit raised."""
+
+    def __init__(
+        self,
+        host: SyncHost,
+        config: CoreConfig,
+        label: str,
+        emit: Callable[[str, tuple[Any, ...], Any], Any],
+        is_live: Callable[[], bool],
+    ) -> None:
         super().__init__(config, label, IOStream)
-        self._emit = host.emitter(peer)
-        self._is_live: Callable[[], bool] = lambda: host.is_live(peer)
+        self._emit = emit
+        self._is_live = is_live
         self._spawn: Callable[..., Any] = host.sio.start_background_task
         self._sleep: Callable[[float], Any] = host.sio.sleep
         self._more = host.create_event()

@@ -12,6 +12,7 @@ from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeo
 from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ._connection import Connection
+from ._fanout import Fanout
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
 
@@ -101,14 +102,12 @@ class StreamSocket(SocketLogic):
     _host: SyncHost
     _connections: dict[Any, Connection]
 
-    def _emit_many(self, event: str, *rest: Any) -> list[str]:
-        raise LocalProtocolError(
-            f"emit({event!r}): the sync API sends streams to one peer at a time (to=sid); rooms, "
-            "lists of sids and relays of a received stream need the asyncio API for now"
-        )
+    def _new_fanout(self, source: IOStream, max_lag: int | None, label: str) -> Fanout:
+        return Fanout(self._host, source, max_lag, label)
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
-        return Connection(self._host, peer, self._config, label)
+        host = self._host
+        return Connection(host, self._config, label, host.emitter(peer), lambda: host.is_live(peer))
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         # Never run application code on python-socketio's receive loop.
@@ -118,29 +117,41 @@ class StreamSocket(SocketLogic):
         self,
         event: str,
         *args: Any,
-        to: str | None = None,
+        to: str | list[str] | None = None,
         callback: Callable[..., Any] | None = None,
+        skip_sid: str | list[str] | None = None,
+        max_lag: int | None = None,
     ) -> None:
         """Send ``event`` with ``args`` (streams at any depth); on a server ``to`` is the sid.
 
         ``callback`` gets the decoded ack (or one :class:`~sio_stream.HandlerError`), in a
         background task. Returns once the event is queued; raises as the async ``emit``.
+
+        On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``, and
+        a stream a client sent may be emitted on (a relay), as with the async ``emit``: each
+        recipient gets its own sub-stream, fed from the one stream you write, at the pace of the
+        slowest recipient or, with ``max_lag``, of the fastest (see
+        :mod:`sio_stream.glue._fanout`); ``callback`` is then called as ``callback(sid, *ack)``.
         """
         with LOCK:
-            self._emit(event, args, to, callback, None, None)
+            self._emit(event, args, to, callback, skip_sid, max_lag)
 
     def call(
         self,
         event: str,
         *args: Any,
-        to: str | None = None,
+        to: str | list[str] | None = None,
         timeout: float | None = 60,
+        skip_sid: str | list[str] | None = None,
+        max_lag: int | None = None,
         writer: Callable[[], Any] | None = None,
     ) -> Any:
         """Emit ``event`` and wait for the ack (its value, a tuple of several, or ``None``).
 
         ``timeout`` counts seconds with neither the ack nor progress on the streams in
-        ``args``, as in the async ``call()``; raises the same errors.
+        ``args``, as in the async ``call()``; raises the same errors. To a room or a list (see
+        :meth:`emit`) it returns a dict of every recipient's sid to its ack value, or to the
+        exception that stands for it.
 
         ``writer``, a function of no arguments (``lambda: send_file(stream, path)``), writes the
         streams of ``args`` in a background task (a thread; a greenlet under eventlet or gevent)
@@ -152,14 +163,19 @@ class StreamSocket(SocketLogic):
         else ``writer``'s stream error (the peer answered but the stream failed).
         """
         if writer is not None:
-            return self._call_writing(event, args, to, timeout, writer)
+            return self._call_writing(
+                event, args, writer, to=to, timeout=timeout, skip_sid=skip_sid, max_lag=max_lag
+            )
+        # One event for the call's futures (one per recipient): set by whichever settles.
+        settled = self._host.create_event()
         with LOCK:
-            pending = self._start_call(event, args, to, None, None, lambda: Future(self._host.create_event()))
-        future = pending.futures[to]
-        assert isinstance(future, Future)
+            pending = self._start_call(event, args, to, skip_sid, max_lag, lambda: Future(settled))
         try:
-            while not future.done():
-                if future.wait(timeout):
+            while True:
+                settled.clear()  # before looking: a future settled after this sets it again
+                if not pending.waiting():
+                    break
+                if settled.wait(timeout):
                     continue
                 with LOCK:
                     if pending.stalled(timeout):
@@ -170,12 +186,7 @@ class StreamSocket(SocketLogic):
         return pending.result()
 
     def _call_writing(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        to: str | None,
-        timeout: float | None,
-        writer: Callable[[], Any],
+        self, event: str, args: tuple[Any, ...], writer: Callable[[], Any], **options: Any
     ) -> Any:
         ended = self._host.create_event()
         failures: list[BaseException] = []
@@ -190,7 +201,7 @@ class StreamSocket(SocketLogic):
 
         self._host.sio.start_background_task(write)
         try:
-            result = self.call(event, *args, to=to, timeout=timeout)
+            result = self.call(event, *args, **options)
         except BaseException as exc:
             for stream in streams_in(args):
                 stream.destroy(exc if isinstance(exc, Exception) else "call interrupted")
