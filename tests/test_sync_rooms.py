@@ -46,14 +46,20 @@ class Member:
     client: socketio.Client
     sid: str = ""
     gate: threading.Event = field(default_factory=threading.Event)
+    #: Set once the first bytes arrived (the member is reading, with its window open).
+    first: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     data: bytes | None = None
     error: BaseException | None = None
 
     def on_file(self, stream: sync.IOStream, meta: Any) -> str:
         self.gate.wait(PATIENCE)
+        parts = []
         try:
-            self.data = stream.read(timeout=PATIENCE)
+            for chunk in stream:
+                parts.append(chunk)
+                self.first.set()
+            self.data = b"".join(parts)
         except StreamBrokenError as exc:
             self.error = exc
             raise
@@ -79,20 +85,30 @@ class Room:
     def sids(self) -> list[str]:
         return [member.sid for member in self.members]
 
-    def join(self, stack: ExitStack, count: int) -> list[Member]:
+    def join(self, stack: ExitStack, count: int, **client_options: Any) -> list[Member]:
         joined = []
         for _ in range(count):
             client = socketio.Client()
             member = Member(client)
             member.gate.set()
-            sync.ss(client).on("file", member.on_file)
+            sync.ss(client, **client_options).on("file", member.on_file)
             client.connect(self.url, transports=["websocket"])
-            stack.callback(lambda client=client: client.connected and client.disconnect())
             member.sid = client.get_sid() or ""
             self.members.append(member)
             joined.append(member)
+        stack.callback(disconnect_all, [member.client for member in joined])
         eventually(lambda: len(list(self.sio.manager.get_participants("/", "lobby"))) == len(self.members))
         return joined
+
+
+def disconnect_all(clients: list[socketio.Client]) -> None:
+    """Disconnect ``clients`` at once (a sync client's disconnect takes seconds: one after the
+    other, they made most of these tests' time)."""
+    threads = [threading.Thread(target=c.disconnect) for c in clients if c.connected]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(PATIENCE)
 
 
 def lobby_server(sio: socketio.Server) -> None:
@@ -102,11 +118,11 @@ def lobby_server(sio: socketio.Server) -> None:
 
 
 @contextmanager
-def room_of(count: int) -> Iterator[Room]:
+def room_of(count: int, **client_options: Any) -> Iterator[Room]:
     with sync_server() as (sio, url), ExitStack() as stack:
         lobby_server(sio)
         room = Room(sio, sync.ss(sio), url)
-        room.join(stack, count)
+        room.join(stack, count, **client_options)
         yield room
         stack.close()
         eventually(lambda: room.streams.stream_count() == 0, PATIENCE)
@@ -200,6 +216,49 @@ def test_a_relay_of_an_upload_to_the_room() -> None:
         assert not uploader.done.is_set()
 
 
+def test_a_relay_fails_its_recipients_when_the_sender_leaves() -> None:
+    with room_of(3) as room:
+        uploader = room.members[0]
+        relayed = threading.Event()
+
+        @room.streams.on("send-to")
+        def send_to(sid: str, stream: sync.IOStream, target: str) -> None:
+            room.streams.emit("file", stream, {"from": sid}, to=target, skip_sid=sid)
+            relayed.set()
+
+        up = sync.create_stream()
+        sync.ss(uploader.client).emit("send-to", up, "lobby")
+        up.write(DATA[:MiB], timeout=PATIENCE)
+        assert relayed.wait(PATIENCE)
+        uploader.client.disconnect()
+        for member in room.members[1:]:
+            assert member.done.wait(PATIENCE)
+            # The server's relay failed their streams with the reason, over the wire.
+            assert isinstance(member.error, StreamBrokenError)
+            assert member.error.message == "Connection aborted"
+
+
+def test_object_streams_to_a_room() -> None:
+    with room_of(2) as room:
+        got: dict[str, list[Any]] = {}
+        for member in room.members:
+
+            @sync.ss(member.client).on("ticks")
+            def ticks(stream: sync.IOStream, sid: str = member.sid) -> int:
+                got[sid] = list(stream)
+                return len(got[sid])
+
+        stream = sync.create_stream(object_mode=True)
+
+        def write() -> None:
+            for i in range(300):
+                stream.write({"tick": i}, timeout=PATIENCE)
+            stream.end(timeout=PATIENCE)
+
+        assert room.streams.call("ticks", stream, to="lobby", writer=write) == {sid: 300 for sid in room.sids}
+        assert got == {sid: [{"tick": i} for i in range(300)] for sid in room.sids}
+
+
 def test_a_member_that_leaves_mid_stream_does_not_stop_the_others() -> None:
     with room_of(3) as room:
         leaver = room.members[0]
@@ -228,16 +287,24 @@ def test_every_member_leaving_fails_the_writer() -> None:
 
 
 def test_a_slow_member_with_max_lag_is_dropped_and_the_others_go_on() -> None:
-    with room_of(4) as room:
+    # Read windows fixed at 2 MiB (8 chunks): a window grown to 16 MiB would let the writer run
+    # that far ahead of what the fastest member read, and members reading at its pace with
+    # smaller windows would then count as behind by the difference.
+    with room_of(4, max_window=2 * MiB) as room:
         slow = room.members[0]
         slow.gate.clear()  # takes the stream, reads nothing until the gate opens
-        # The slow member takes its first read window and no more: with 16 MiB sent, what waits
-        # for it passes max_lag, while members that read stay well within it (a reader preempted
+        # The slow member takes its read window and no more: with 16 MiB sent, what waits for
+        # it passes max_lag, while members that read stay well within it (a reader preempted
         # long enough to fall 6 MiB behind the fastest would be dropped too: that is the policy).
         data = DATA + DATA
         stream = sync.create_stream()
         reply = in_thread(lambda: room.streams.call("file", stream, {}, to="lobby", max_lag=6 * MiB))
-        feed(stream, data)  # returns: the laggard does not hold the others back
+        # Lag counts from the fastest member: one whose handler thread has not started reading
+        # yet has no window open, and would count as behind by everything sent meanwhile.
+        stream.write(data[:200_000], timeout=PATIENCE)
+        for member in room.members[1:]:
+            assert member.first.wait(PATIENCE)
+        feed(stream, data[200_000:])  # returns: the laggard does not hold the others back
         for member in room.members[1:]:
             assert member.received() == data
         slow.gate.set()
