@@ -293,12 +293,13 @@ def test_a_slow_member_with_max_lag_is_dropped_and_the_others_go_on() -> None:
     with room_of(4, max_window=2 * MiB) as room:
         slow = room.members[0]
         slow.gate.clear()  # takes the stream, reads nothing until the gate opens
-        # The slow member takes its read window and no more: with 16 MiB sent, what waits for
-        # it passes max_lag, while members that read stay well within it (a reader preempted
-        # long enough to fall 6 MiB behind the fastest would be dropped too: that is the policy).
-        data = DATA + DATA
+        # The slow member takes its read window and no more: with 24 MiB sent, what waits for
+        # it passes max_lag, while members that read stay within it. A reader preempted long
+        # enough to fall 12 MiB behind the fastest would be dropped too: that is the policy, and
+        # on a busy machine readers sharing this process's GIL drifted 6 MiB apart.
+        data = DATA * 3
         stream = sync.create_stream()
-        reply = in_thread(lambda: room.streams.call("file", stream, {}, to="lobby", max_lag=6 * MiB))
+        reply = in_thread(lambda: room.streams.call("file", stream, {}, to="lobby", max_lag=12 * MiB))
         # Lag counts from the fastest member: one whose handler thread has not started reading
         # yet has no window open, and would count as behind by everything sent meanwhile.
         stream.write(data[:200_000], timeout=PATIENCE)
