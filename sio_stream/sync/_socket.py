@@ -52,7 +52,8 @@ def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **
 
 
 class Future:
-    """The result of one ``call()``, set from any thread (under :data:`LOCK`)."""
+    """One recipient's answer to a ``call()``, set from any thread; settling it sets ``event``
+    (shared by the futures of one call, which waits for any of them)."""
 
     def __init__(self, event: Any) -> None:
         self._event = event
@@ -85,9 +86,6 @@ class Future:
         if self._exception is not None:
             raise self._exception
         return self._result
-
-    def wait(self, timeout: float | None) -> bool:
-        return bool(self._event.wait(timeout))
 
 
 class StreamSocket(SocketLogic):
