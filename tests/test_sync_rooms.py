@@ -238,6 +238,25 @@ def test_a_relay_fails_its_recipients_when_the_sender_leaves() -> None:
             assert member.error.message == "Connection aborted"
 
 
+def test_a_relay_fails_its_sender_when_every_recipient_leaves() -> None:
+    with room_of(2) as room:
+        uploader, member = room.members
+
+        @room.streams.on("send-to")
+        def send_to(sid: str, stream: sync.IOStream, target: str) -> None:
+            room.streams.emit("file", stream, {"from": sid}, to=target, skip_sid=sid)
+
+        up = sync.create_stream()
+        sync.ss(uploader.client).emit("send-to", up, "lobby")
+        up.write(DATA[:MiB], timeout=PATIENCE)
+        assert member.first.wait(PATIENCE)
+        member.client.disconnect()
+        with pytest.raises(StreamBrokenError, match="every recipient left"):
+            for offset in range(MiB, len(DATA), 65536):  # fails long before the end
+                up.write(DATA[offset : offset + 65536], timeout=PATIENCE)
+            up.end(timeout=PATIENCE)
+
+
 def test_object_streams_to_a_room() -> None:
     with room_of(2) as room:
         got: dict[str, list[Any]] = {}
