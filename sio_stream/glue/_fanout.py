@@ -147,19 +147,21 @@ class FanoutLogic:
         """The sub-streams whose progress the writer waits for: empty when it may go on (or
         when nobody is left, and the source has failed)."""
         subs = self.live()
-        if not subs:
-            self._every_recipient_left()
-            return []
-        if self.max_lag is None:
-            ready = all(self._within_high_water(sub) for sub in subs)
-        else:
+        if self.max_lag is not None:
             for sub in subs:
                 lag = sub._core.pending_size
                 if lag > self.max_lag:
                     unit = "objects" if self.source.object_mode else "bytes"
                     message = f"recipient fell behind by {lag} {unit} (max_lag {self.max_lag})"
                     sub.destroy(StreamBrokenError(message))
-            ready = any(sub.error is None and self._within_high_water(sub) for sub in subs)
+            # Only those left: a failed sub-stream never changes again, so waiting on it alone
+            # would never end (every recipient dropped at once, by a max_lag below a chunk).
+            subs = self.live()
+        if not subs:
+            self._every_recipient_left()
+            return []
+        within = [self._within_high_water(sub) for sub in subs]
+        ready = all(within) if self.max_lag is None else any(within)
         return [] if ready else subs
 
     @staticmethod
