@@ -12,6 +12,11 @@ eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socket
   ``call``-like ``emit("raw-down", offset)`` whose ack carries the chunk.
 
 Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster.
+
+Per mode also a **fan-out**: the server sends one stream to a room of ``--recipients`` sync
+clients (10 by default, all in this process), against the same bytes sent to each of them as a
+stream of its own, one after the other (the same stream code, N times). The line is the bytes
+delivered in all per second, with ``xN vs N unicast sends``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from _harness import DEFAULT_CHUNK, DEFAULT_WINDOW, PYTHON, MiB, Report, common_
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"full": 256 * MiB, "quick": 64 * MiB, "smoke": 4 * MiB}
+#: Bytes each recipient of the fan-out gets.
+FAN_SIZES = {"full": 32 * MiB, "quick": 8 * MiB, "smoke": 1 * MiB}
+FAN_ROOM = "fan"
 REPEATS = {"full": 3, "quick": 2, "smoke": 1}
 MODES = ("threading", "eventlet", "gevent")
 TIMEOUT = 300
@@ -53,14 +61,31 @@ def serve(mode: str) -> None:
     @streams.on("sio-down")
     def sio_down(sid: str, size: int) -> sync.IOStream:
         stream = sync.create_stream()
-
-        def write() -> None:
-            for offset in range(0, size, DEFAULT_CHUNK):
-                stream.write(blob[: min(DEFAULT_CHUNK, size - offset)], timeout=TIMEOUT)
-            stream.end(timeout=TIMEOUT)
-
-        sio.start_background_task(write)
+        sio.start_background_task(write_blob, stream, size)
         return stream
+
+    def write_blob(stream: sync.IOStream, size: int) -> None:
+        for offset in range(0, size, DEFAULT_CHUNK):
+            stream.write(blob[: min(DEFAULT_CHUNK, size - offset)], timeout=TIMEOUT)
+        stream.end(timeout=TIMEOUT)
+
+    @sio.on("fan-join")
+    def fan_join(sid: str) -> bool:
+        sio.enter_room(sid, FAN_ROOM)
+        return True
+
+    @streams.on("fan-start")
+    def fan_start(sid: str, size: int, to_room: bool) -> int:
+        """Send ``size`` bytes to every member of the room: one fan-out, or one stream each."""
+        if to_room:
+            stream = sync.create_stream()
+            acks = streams.call("fan-file", stream, to=FAN_ROOM, writer=lambda: write_blob(stream, size))
+            return sum(acks.values())
+        total = 0
+        for member, _ in list(sio.manager.get_participants("/", FAN_ROOM)):
+            one = sync.create_stream()
+            total += streams.call("fan-file", one, to=member, writer=lambda one=one: write_blob(one, size))
+        return int(total)
 
     @sio.on("raw-up")
     def raw_up(sid: str, chunk: bytes) -> int:
@@ -182,6 +207,39 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
     return {name: median(values) for name, values in times.items()}
 
 
+def measure_fanout(url: str, size: int, recipients: int, repeats: int) -> dict[bool, float]:
+    """Seconds to send ``size`` bytes to each of ``recipients`` clients: {to the room: s, one by one: s}."""
+    import socketio
+
+    from sio_stream import sync
+
+    clients = []
+    try:
+        for _ in range(recipients):
+            client = socketio.Client(reconnection=False)
+            clients.append(client)
+            sync.ss(client).on("fan-file", lambda stream: sum(len(chunk) for chunk in stream))
+            client.connect(url, transports=["websocket"], wait_timeout=30)
+            client.call("fan-join", timeout=30)
+        starter = sync.ss(clients[0])
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(repeats):
+            for to_room in (True, False):
+                started = time.perf_counter()
+                got = starter.call("fan-start", size, to_room, timeout=TIMEOUT)
+                times[to_room].append(time.perf_counter() - started)
+                assert got == size * recipients, (got, size * recipients)
+    finally:
+        # At once: a sync client's disconnect can take seconds, ten of them one after the other
+        # would make most of a smoke run.
+        leaving = [threading.Thread(target=client.disconnect) for client in clients]
+        for thread in leaving:
+            thread.start()
+        for thread in leaving:
+            thread.join(TIMEOUT)
+    return {to_room: median(values) for to_room, values in times.items()}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     mode = mode_of(args)
@@ -192,6 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proc, url = start_server(server_mode)
         try:
             seconds = measure(url, size, repeats)
+            fan = measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
         finally:
             stop_server(proc)
         for op in ("upload", "download"):
@@ -204,12 +263,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 mode=server_mode,
                 op=op,
             )
+        report.line(
+            f"{server_mode} server: fan-out {FAN_SIZES[mode] // MiB}MiB to {args.recipients} sync clients",
+            args.recipients * FAN_SIZES[mode] / fan[True] / 1e6,
+            "MB/s",
+            {f"{args.recipients} unicast sends": ratio(fan[False], fan[True])},
+            mode=server_mode,
+            op="fan-out",
+        )
     return report.finish(args.json)
 
 
 def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
     p.add_argument("--modes", default=",".join(MODES), help="server async modes, comma-separated")
+    p.add_argument("--recipients", type=int, default=10, help="sync clients in the fan-out's room")
     p.add_argument("--serve", choices=MODES, default=None, help=argparse.SUPPRESS)
     return p
 

@@ -7,7 +7,8 @@ modes and of the interop with JavaScript clients (monkey-patching must never rea
 It prints ``LISTENING <port>`` once it accepts connections, ``DROPPED <json>`` when the two
 streams of ``drop`` have failed, and ``FAILED <repr>`` for any unexpected error in a handler or
 a background task; it runs until terminated. The handlers play node/server.js's role for the
-scenarios the tests run (``sha``, ``file``, ``download``, ``echo``, ``drop``).
+scenarios the tests run (``sha``, ``file``, ``download``, ``echo``, ``drop``; ``join`` and
+``share``, a relay to a room).
 """
 
 from __future__ import annotations
@@ -139,6 +140,17 @@ def serve(mode: str, host: str, max_chunk: int | None, websocket_compression: bo
     @on("echo")  # echo(...args): emit echo back, streams replaced by piped copies
     def echo(sid: str, *args: Any) -> None:
         streams.emit("echo", *echoed(list(args)), to=sid)
+
+    @on("join")  # join(room, ack): the client joins room; ack(true)
+    def join(sid: str, room: str) -> bool:
+        server.enter_room(sid, room)
+        return True
+
+    @on("share")  # share(stream, room, ack): relay stream to the room's others ("relayed")
+    def share(sid: str, stream: sync.IOStream, room: str) -> Any:
+        acks = streams.call("relayed", stream, to=room, skip_sid=sid, timeout=60)
+        # ack({sid: that member's ack, or the error that stands for it})
+        return {key: f"error: {v}" if isinstance(v, BaseException) else v for key, v in acks.items()}
 
     @on("drop")  # drop(up, ack): ack(down); disconnect once DROP_AFTER bytes of up arrived
     def drop(sid: str, up: sync.IOStream) -> Any:

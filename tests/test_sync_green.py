@@ -9,6 +9,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -54,6 +55,26 @@ def test_upload_and_download_a_few_mib_intact(peer: PeerProcess) -> None:
         down, digest = streams.call("download", {"size": 3 * MiB}, timeout=60)
         assert sha(down.read(timeout=60)) == digest
         eventually(lambda: streams.stream_count() == 0)
+
+
+def test_a_relay_to_a_room(peer: PeerProcess) -> None:
+    """One client's upload relayed by the server to the two other members of a room, each at
+    its own pace (the sync fan-out's waits are the async mode's events: green threads here)."""
+    with ExitStack() as stack:
+        clients = []
+        for _ in range(3):
+            client = stack.enter_context(sync_client(peer.url, reconnection=False))
+            streams = sync.ss(client)
+            streams.on("relayed", lambda stream: sha(stream.read(timeout=60)))
+            client.connect(peer.url, transports=["websocket"])
+            assert streams.call("join", "lobby", timeout=60) is True
+            clients.append(client)
+        data = os.urandom(4 * MiB + 3)
+        up = sync.create_stream()
+        writer = write_all(up, data)
+        acks = sync.ss(clients[0]).call("share", up, "lobby", timeout=60)
+        writer.join(60)
+        assert acks == {client.get_sid(): sha(data) for client in clients[1:]}
 
 
 def test_a_disconnect_mid_transfer_fails_both_ends(

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
-from .._errors import InvalidOptionError, LocalProtocolError, StreamError
-from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
 from ..core._core import (
@@ -32,7 +29,6 @@ from ..core._core import (
     PendingReply,
 )
 from ..glue import _compression as compression
-from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
 from ._connection import Connection
@@ -240,77 +236,15 @@ class StreamSocket(SocketLogic):
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
         (python-socketio's conventions; only clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
-        write (see :mod:`sio_stream.aio._fanout` for the backpressure policy and ``max_lag``), and
+        write (see :mod:`sio_stream.glue._fanout` for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
         self._emit(event, args, to, callback, skip_sid, max_lag)
         return _QUEUED
 
-    def _emit_many(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        recipients: list[Any],
-        callback: Callable[..., Any] | None,
-        max_lag: int | None,
-        to: Any,
-    ) -> list[Any]:
-        """Send ``event`` to each of ``recipients``; return those it reached."""
-        if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(max_lag, int) or max_lag < 1):
-            raise InvalidOptionError(f"max_lag must be a positive integer or None, not {max_lag!r}")
-        fanouts: dict[int, Fanout] = {}
-        for stream in streams_in(args):
-            if stream.error is not None or (
-                not stream.received and (stream._core.owner is not None or stream._core.settled)
-            ):
-                raise LocalProtocolError(f"stream {stream.id} was already sent or destroyed")
-            fanouts.setdefault(id(stream), Fanout(stream, max_lag, f"{self.namespace} {to!r}"))
-        reached: list[Any] = []
-        try:
-            self._emit_each(event, args, recipients, callback, fanouts, reached)
-        except BaseException as exc:
-            # Recipients already sent their sub-streams would wait for data that never comes.
-            for fanout in fanouts.values():
-                for sub in fanout.subs.values():
-                    sub.destroy(exc if isinstance(exc, Exception) else "emit cancelled")
-            raise
-        if not reached:
-            raise LocalProtocolError(f"no client in {to!r} could be sent {event!r}")
-        for fanout in fanouts.values():
-            fanout.start()
-        return reached
-
-    def _emit_each(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        recipients: list[Any],
-        callback: Callable[..., Any] | None,
-        fanouts: dict[int, Fanout],
-        reached: list[Any],
-    ) -> None:
-        for sid in recipients:
-            sent: list[IOStream] = []
-
-            def sub_stream(obj: Any, sid: Any = sid, sent: list[IOStream] = sent) -> Any:
-                if isinstance(obj, IOStream):
-                    sub = fanouts[id(obj)].sub_stream(sid)
-                    sent.append(sub)
-                    return sub
-                return None
-
-            recipient_args = placeholders.encode(list(args), sub_stream)
-            on_ack = None if callback is None else functools.partial(callback, sid)
-            try:
-                self.emit(event, *recipient_args, to=sid, callback=on_ack)
-            except StreamError as exc:
-                # That recipient left meanwhile: the others still get the event.
-                logger.info("sio_stream: %r not sent to %s: %s", event, sid, exc)
-                for fanout in fanouts.values():
-                    fanout.subs.pop(sid, None)
-                continue
-            reached.append(sid)
+    def _new_fanout(self, source: IOStream, max_lag: int | None, label: str) -> Fanout:
+        return Fanout(source, max_lag, label)
 
     async def call(
         self,

@@ -16,6 +16,7 @@ them before its first ``await`` and the sync driver call them under its lock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from ..core._core import (
 from . import _connect_scope as connect_scope
 from ._call import FutureLike, PendingCall, destroy_streams_in, streams_in
 from ._connection import ConnectionLogic, StreamLike
+from ._fanout import FanoutLogic, check_max_lag
 
 logger = logging.getLogger("sio_stream")
 
@@ -185,8 +187,9 @@ class SocketLogic:
     """Streams over one python-socketio server or client, in one namespace: the driver-free part.
 
     A driver subclass sets :attr:`stream_class`, makes connections in :meth:`_new_connection`,
-    delivers application ack callbacks in :meth:`_deliver_ack`, and may refine
-    :meth:`_emit_many` (events to rooms) and :meth:`_register` (how wire events are received).
+    delivers application ack callbacks in :meth:`_deliver_ack`, makes the fan-outs of events
+    to several recipients in :meth:`_new_fanout`, and may refine :meth:`_register` (how wire
+    events are received).
     """
 
     stream_class: type[StreamLike]
@@ -221,8 +224,9 @@ class SocketLogic:
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         raise NotImplementedError
 
-    #: Sends an event to several recipients (rooms); returns the sids it reached.
-    _emit_many: Callable[..., list[str]]
+    def _new_fanout(self, source: Any, max_lag: int | None, label: str) -> FanoutLogic:
+        """The driver's fan-out of ``source`` (see :mod:`sio_stream.glue._fanout`)."""
+        raise NotImplementedError
 
     def _check_same(
         self,
@@ -306,6 +310,69 @@ class SocketLogic:
         for stream in attached:
             connection.core.announce(stream._core)
         connection.watch_idle()
+
+    def _emit_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        recipients: list[Any],
+        callback: Callable[..., Any] | None,
+        max_lag: int | None,
+        to: Any,
+    ) -> list[Any]:
+        """Send ``event`` to each of ``recipients``, each with sub-streams of the streams in
+        ``args`` (see :mod:`sio_stream.glue._fanout`); return those it reached."""
+        check_max_lag(max_lag)
+        fanouts: dict[int, FanoutLogic] = {}
+        for stream in streams_in(args):
+            if stream.error is not None or (
+                not stream.received and (stream._core.owner is not None or stream._core.settled)
+            ):
+                raise LocalProtocolError(f"stream {stream.id} was already sent or destroyed")
+            if id(stream) not in fanouts:
+                fanouts[id(stream)] = self._new_fanout(stream, max_lag, f"{self.namespace} {to!r}")
+        reached: list[Any] = []
+        try:
+            for sid in recipients:
+                if self._emit_one_of_many(event, args, sid, callback, fanouts):
+                    reached.append(sid)
+        except BaseException as exc:
+            # Recipients already sent their sub-streams would wait for data that never comes.
+            for fanout in fanouts.values():
+                for sub in fanout.subs.values():
+                    sub.destroy(exc if isinstance(exc, Exception) else "emit cancelled")
+            raise
+        if not reached:
+            raise LocalProtocolError(f"no client in {to!r} could be sent {event!r}")
+        for fanout in fanouts.values():
+            fanout.start()
+        return reached
+
+    def _emit_one_of_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        sid: Any,
+        callback: Callable[..., Any] | None,
+        fanouts: dict[int, FanoutLogic],
+    ) -> bool:
+        """Send ``event`` to ``sid`` with its own sub-streams; False if it left meanwhile."""
+        stream_class = self.stream_class
+
+        def sub_stream(obj: Any) -> Any:
+            return fanouts[id(obj)].sub_stream(sid) if isinstance(obj, stream_class) else None
+
+        recipient_args = placeholders.encode(list(args), sub_stream)
+        on_ack = None if callback is None else functools.partial(callback, sid)
+        try:
+            self._emit(event, tuple(recipient_args), sid, on_ack, None, None)
+        except StreamError as exc:
+            # That recipient left meanwhile: the others still get the event.
+            logger.info("sio_stream: %r not sent to %s: %s", event, sid, exc)
+            for fanout in fanouts.values():
+                fanout.subs.pop(sid, None)
+            return False
+        return True
 
     def _start_call(
         self,

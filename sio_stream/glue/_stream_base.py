@@ -22,7 +22,7 @@ class StreamBase:
 
     _core: StreamCore
     #: The peer sent this stream (it arrived in an event or an ack): emitting it to another
-    #: peer relays what it carries (see sio_stream.aio._fanout).
+    #: peer relays what it carries (see sio_stream.glue._fanout).
     received: bool = False
     #: Who uses streams, for the busy errors: a task (asyncio) or a thread (the sync API).
     _user = "task"

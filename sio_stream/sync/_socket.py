@@ -1,38 +1,25 @@
-"""StreamSocket for the sync API: :class:`~sio_stream.glue._dispatch.SocketLogic` driven by threads.
-
-Each connection has a sender (a background task of the server's or client's async mode) that
-emits what the core queued, in order, outside :data:`LOCK`; it exits after a few idle seconds
-and is started again by the next packet. A ticker task runs the idle sweeps and claim checks
-while the connection holds streams.
+"""StreamSocket for the sync API: :class:`~sio_stream.glue._dispatch.SocketLogic` driven by threads
+(each connection's sender and timers are in :mod:`sio_stream.sync._connection`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
-from ..core._core import (
-    CoreConfig,
-    StreamCore,
-)
-from ..core._wire import HELLO
 from ..glue import _compression as compression
 from ..glue._call import streams_in
-from ..glue._connection import ConnectionLogic
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from ._connection import Connection
+from ._fanout import Fanout
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
 from ._stream import LOCK, IOStream, use_events
 
 logger = logging.getLogger("sio_stream")
 
 _SOCKETS_ATTRIBUTE = "_sio_stream_sync_sockets"
-#: Seconds a sender waits for more to send before its task ends.
-_SENDER_LINGER = 5.0
-#: Longest sleep of the ticker: claim deadlines added meanwhile are seen within this.
-_TICK = 1.0
 #: How long a handler's ack waits for our queued hello to go out first (the sender runs).
 _HELLO_WAIT = 10.0
 
@@ -80,7 +67,8 @@ def ss(
 
 
 class Future:
-    """The result of one ``call()``, set from any thread (under :data:`LOCK`)."""
+    """One recipient's answer to a ``call()``, set from any thread; settling it sets ``event``
+    (shared by the futures of one call, which waits for any of them)."""
 
     def __init__(self, event: Any) -> None:
         self._event = event
@@ -114,127 +102,6 @@ class Future:
             raise self._exception
         return self._result
 
-    def wait(self, timeout: float | None) -> bool:
-        return bool(self._event.wait(timeout))
-
-
-class Connection(ConnectionLogic):
-    """One connection's streams, its ordered sender task and its ticker task."""
-
-    def __init__(self, host: SyncHost, peer: Any, config: CoreConfig, label: str) -> None:
-        super().__init__(config, label, IOStream)
-        self._emit = host.emitter(peer)
-        self._is_live: Callable[[], bool] = lambda: host.is_live(peer)
-        self._spawn: Callable[..., Any] = host.sio.start_background_task
-        self._sleep: Callable[[float], Any] = host.sio.sleep
-        self._more = host.create_event()
-        self._sending = False
-        self._ticking = False
-        self._claims: list[tuple[float, Callable[[], None]]] = []
-        self._next_sweep = 0.0
-        # Set once our $stream-hello is on the wire (or the connection is gone): an ack that
-        # python-socketio sends from a handler thread must not overtake it, or the peer reads
-        # an error reply before it knows we send them (see StreamSocket._on_stream).
-        self.hello_out = host.create_event()
-
-    # -- the sender (started under LOCK) -----------------------------------------------------------
-    def _start_sender(self) -> None:
-        if self.core.closed or self.core.connecting:
-            return
-        if self._sending:
-            self._more.set()
-            return
-        self._sending = True
-        self._spawn(self._run_sender)
-
-    def _run_sender(self) -> None:
-        while True:
-            with LOCK:
-                item = self.core.next_outgoing()
-                if item is None:
-                    if self.core.closed:
-                        self._sending = False
-                        return
-                    self._more.clear()
-            if item is None:
-                if not self._more.wait(_SENDER_LINGER):
-                    with LOCK:
-                        if not self.core.outbox or self.core.closed:
-                            self._sending = False
-                            return
-                continue
-            on_ack = item.on_ack
-            try:
-                self._emit(item.event, item.args, None if on_ack is None else _Locked(on_ack))
-            except Exception as exc:
-                with LOCK:
-                    if not self.emit_failed(item, exc, self._is_live()):
-                        self._sending = False
-                        return
-            finally:
-                if item.event == HELLO:
-                    self.hello_out.set()  # on the wire, or never going to be: stop waiting
-
-    # -- timers (started under LOCK) ---------------------------------------------------------------
-    def watch_idle(self) -> None:
-        if self._ticking or self.core.closed:
-            return
-        if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
-            return
-        self._ticking = True
-        self._next_sweep = self._sweep_period() + time.monotonic()
-        self._spawn(self._tick)
-
-    def _sweep_period(self) -> float:
-        timeout = self.core.config.idle_timeout
-        return float("inf") if timeout is None else timeout / self.IDLE_SWEEPS
-
-    def expect_claims(self, streams: list[StreamCore], timeout: float | None, event: str) -> None:
-        if timeout is None or not streams:
-            return
-        self._claims.append((time.monotonic() + timeout, self.unclaimed_check(streams, timeout, event)))
-        self.watch_idle()
-
-    def _tick(self) -> None:
-        while True:
-            with LOCK:
-                due = min([self._next_sweep, *(deadline for deadline, _ in self._claims)])
-            self._sleep(max(0.0, min(due - time.monotonic(), _TICK)))
-            with LOCK:
-                now = time.monotonic()
-                if self.core.closed:
-                    self._ticking = False
-                    return
-                if now >= self._next_sweep:
-                    self.sweep_idle()
-                    self._next_sweep = now + self._sweep_period()
-                for claim in [c for c in self._claims if c[0] <= now]:
-                    self._claims.remove(claim)
-                    claim[1]()
-                if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
-                    self._ticking = False
-                    return
-
-    def lost(self) -> None:
-        super().lost()
-        self._claims.clear()
-        self._more.set()
-        self.hello_out.set()
-
-
-class _Locked:
-    """An ack callback of the core, run under :data:`LOCK` (python-socketio calls it from its
-    receive loop)."""
-
-    __slots__ = ("callback",)
-
-    def __init__(self, callback: Callable[..., Any]) -> None:
-        self.callback = callback
-
-    def __call__(self, *args: Any) -> None:
-        with LOCK:
-            self.callback(*args)
-
 
 class StreamSocket(SocketLogic):
     """Streams over one sync python-socketio server or client, in one namespace (see :func:`ss`).
@@ -248,14 +115,12 @@ class StreamSocket(SocketLogic):
     _host: SyncHost
     _connections: dict[Any, Connection]
 
-    def _emit_many(self, event: str, *rest: Any) -> list[str]:
-        raise LocalProtocolError(
-            f"emit({event!r}): the sync API sends streams to one peer at a time (to=sid); rooms, "
-            "lists of sids and relays of a received stream need the asyncio API for now"
-        )
+    def _new_fanout(self, source: IOStream, max_lag: int | None, label: str) -> Fanout:
+        return Fanout(self._host, source, max_lag, label)
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
-        return Connection(self._host, peer, self._config, label)
+        host = self._host
+        return Connection(host, self._config, label, host.emitter(peer), lambda: host.is_live(peer))
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         # Never run application code on python-socketio's receive loop.
@@ -265,29 +130,41 @@ class StreamSocket(SocketLogic):
         self,
         event: str,
         *args: Any,
-        to: str | None = None,
+        to: str | list[str] | None = None,
         callback: Callable[..., Any] | None = None,
+        skip_sid: str | list[str] | None = None,
+        max_lag: int | None = None,
     ) -> None:
         """Send ``event`` with ``args`` (streams at any depth); on a server ``to`` is the sid.
 
         ``callback`` gets the decoded ack (or one :class:`~sio_stream.HandlerError`), in a
         background task. Returns once the event is queued; raises as the async ``emit``.
+
+        On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``, and
+        a stream a client sent may be emitted on (a relay), as with the async ``emit``: each
+        recipient gets its own sub-stream, fed from the one stream you write, at the pace of the
+        slowest recipient or, with ``max_lag``, of the fastest (see
+        :mod:`sio_stream.glue._fanout`); ``callback`` is then called as ``callback(sid, *ack)``.
         """
         with LOCK:
-            self._emit(event, args, to, callback, None, None)
+            self._emit(event, args, to, callback, skip_sid, max_lag)
 
     def call(
         self,
         event: str,
         *args: Any,
-        to: str | None = None,
+        to: str | list[str] | None = None,
         timeout: float | None = 60,
+        skip_sid: str | list[str] | None = None,
+        max_lag: int | None = None,
         writer: Callable[[], Any] | None = None,
     ) -> Any:
         """Emit ``event`` and wait for the ack (its value, a tuple of several, or ``None``).
 
         ``timeout`` counts seconds with neither the ack nor progress on the streams in
-        ``args``, as in the async ``call()``; raises the same errors.
+        ``args``, as in the async ``call()``; raises the same errors. To a room or a list (see
+        :meth:`emit`) it returns a dict of every recipient's sid to its ack value, or to the
+        exception that stands for it.
 
         ``writer``, a function of no arguments (``lambda: send_file(stream, path)``), writes the
         streams of ``args`` in a background task (a thread; a greenlet under eventlet or gevent)
@@ -299,14 +176,19 @@ class StreamSocket(SocketLogic):
         else ``writer``'s stream error (the peer answered but the stream failed).
         """
         if writer is not None:
-            return self._call_writing(event, args, to, timeout, writer)
+            return self._call_writing(
+                event, args, writer, to=to, timeout=timeout, skip_sid=skip_sid, max_lag=max_lag
+            )
+        # One event for the call's futures (one per recipient): set by whichever settles.
+        settled = self._host.create_event()
         with LOCK:
-            pending = self._start_call(event, args, to, None, None, lambda: Future(self._host.create_event()))
-        future = pending.futures[to]
-        assert isinstance(future, Future)
+            pending = self._start_call(event, args, to, skip_sid, max_lag, lambda: Future(settled))
         try:
-            while not future.done():
-                if future.wait(timeout):
+            while True:
+                settled.clear()  # before looking: a future settled after this sets it again
+                if not pending.waiting():
+                    break
+                if settled.wait(timeout):
                     continue
                 with LOCK:
                     if pending.stalled(timeout):
@@ -317,12 +199,7 @@ class StreamSocket(SocketLogic):
         return pending.result()
 
     def _call_writing(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        to: str | None,
-        timeout: float | None,
-        writer: Callable[[], Any],
+        self, event: str, args: tuple[Any, ...], writer: Callable[[], Any], **options: Any
     ) -> Any:
         ended = self._host.create_event()
         failures: list[BaseException] = []
@@ -337,7 +214,7 @@ class StreamSocket(SocketLogic):
 
         self._host.sio.start_background_task(write)
         try:
-            result = self.call(event, *args, to=to, timeout=timeout)
+            result = self.call(event, *args, **options)
         except BaseException as exc:
             for stream in streams_in(args):
                 stream.destroy(exc if isinstance(exc, Exception) else "call interrupted")

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -86,3 +88,59 @@ async def test_a_room_of_python_and_javascript_clients(node_tools: NodeTools):
             await client.disconnect()
         await server.shutdown()
         await runner.cleanup()
+
+
+def test_a_sync_server_sends_to_a_room_of_python_and_javascript_clients(node_tools: NodeTools):
+    """The same with the sync API on a threading socketio.Server, and sync Python clients."""
+    from sio_stream import sync
+    from tests.sync_support import eventually, sync_client, sync_server
+
+    with sync_server() as (server, url), ExitStack() as stack:
+        streams = sync.ss(server)
+        server.on("connect", lambda sid, environ, auth: server.enter_room(sid, "room"))
+        procs = []
+        for pkg in JS_PACKAGES:
+            proc = subprocess.Popen(
+                [node_tools.node, str(NODE_DIR / "room_client.js"), url, "--pkg", pkg],
+                cwd=NODE_DIR,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            stack.callback(_stop, proc)
+            procs.append(proc)
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline())["ready"] is True
+        for _ in range(2):
+            client = stack.enter_context(sync_client(url))
+            sync.ss(client).on(
+                "file", lambda stream, meta: hashlib.sha256(stream.read(timeout=TIMEOUT)).hexdigest()
+            )
+            client.connect(url, transports=["websocket"])
+        eventually(lambda: len(list(server.manager.get_participants("/", "room"))) == 4)
+
+        stream = sync.create_stream()
+
+        def write() -> None:
+            for i in range(0, len(DATA), 64 * 1024):
+                stream.write(DATA[i : i + 64 * 1024], timeout=TIMEOUT)
+            stream.end(timeout=TIMEOUT)
+
+        acks = streams.call("file", stream, {"name": "x"}, to="room", writer=write, timeout=TIMEOUT)
+        digest = hashlib.sha256(DATA).hexdigest()
+        assert list(acks.values()) == [digest] * 4
+        for proc in procs:
+            assert proc.stdout is not None
+            assert json.loads(proc.stdout.readline()) == {"size": len(DATA), "sha256": digest}
+        eventually(lambda: streams.stream_count() == 0)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Close the client's stdin (it disconnects and exits); kill it (this pid) if it does not."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

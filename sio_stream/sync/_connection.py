@@ -1,0 +1,153 @@
+"""One connection's streams for the sync API, with its ordered sender and its timers.
+
+Each connection has a sender (a background task of the server's or client's async mode) that
+emits what the core queued, in order, outside :data:`LOCK`; it exits after a few idle seconds
+and is started again by the next packet. A ticker task runs the idle sweeps and claim checks
+while the connection holds streams.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core._core import CoreConfig, StreamCore
+from ..core._wire import HELLO
+from ..glue._connection import ConnectionLogic
+from ._host import SyncHost
+from ._stream import LOCK, IOStream
+
+#: Seconds a sender waits for more to send before its task ends.
+_SENDER_LINGER = 5.0
+#: Longest sleep of the ticker: claim deadlines added meanwhile are seen within this.
+_TICK = 1.0
+
+
+class Connection(ConnectionLogic):
+    """One connection's streams, its ordered sender task and its ticker task.
+
+    ``emit(event, args, ack callback or None)`` sends one packet (blocking; it may block for
+    long: a fan-out's deliverer waits for its recipients there); ``is_live()`` says whether the
+    connection is still up after an emit raised."""
+
+    def __init__(
+        self,
+        host: SyncHost,
+        config: CoreConfig,
+        label: str,
+        emit: Callable[[str, tuple[Any, ...], Any], Any],
+        is_live: Callable[[], bool],
+    ) -> None:
+        super().__init__(config, label, IOStream)
+        self._emit = emit
+        self._is_live = is_live
+        self._spawn: Callable[..., Any] = host.sio.start_background_task
+        self._sleep: Callable[[float], Any] = host.sio.sleep
+        self._more = host.create_event()
+        self._sending = False
+        self._ticking = False
+        self._claims: list[tuple[float, Callable[[], None]]] = []
+        self._next_sweep = 0.0
+        # Set once our $stream-hello is on the wire (or the connection is gone): an ack that
+        # python-socketio sends from a handler thread must not overtake it, or the peer reads
+        # an error reply before it knows we send them (see StreamSocket._on_stream).
+        self.hello_out = host.create_event()
+
+    # -- the sender (started under LOCK) -----------------------------------------------------------
+    def _start_sender(self) -> None:
+        if self.core.closed or self.core.connecting:
+            return
+        if self._sending:
+            self._more.set()
+            return
+        self._sending = True
+        self._spawn(self._run_sender)
+
+    def _run_sender(self) -> None:
+        while True:
+            with LOCK:
+                item = self.core.next_outgoing()
+                if item is None:
+                    if self.core.closed:
+                        self._sending = False
+                        return
+                    self._more.clear()
+            if item is None:
+                if not self._more.wait(_SENDER_LINGER):
+                    with LOCK:
+                        if not self.core.outbox or self.core.closed:
+                            self._sending = False
+                            return
+                continue
+            on_ack = item.on_ack
+            try:
+                self._emit(item.event, item.args, None if on_ack is None else _Locked(on_ack))
+            except Exception as exc:
+                with LOCK:
+                    if not self.emit_failed(item, exc, self._is_live()):
+                        self._sending = False
+                        return
+            finally:
+                if item.event == HELLO:
+                    self.hello_out.set()  # on the wire, or never going to be: stop waiting
+
+    # -- timers (started under LOCK) ---------------------------------------------------------------
+    def watch_idle(self) -> None:
+        if self._ticking or self.core.closed:
+            return
+        if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
+            return
+        self._ticking = True
+        self._next_sweep = self._sweep_period() + time.monotonic()
+        self._spawn(self._tick)
+
+    def _sweep_period(self) -> float:
+        timeout = self.core.config.idle_timeout
+        return float("inf") if timeout is None else timeout / self.IDLE_SWEEPS
+
+    def expect_claims(self, streams: list[StreamCore], timeout: float | None, event: str) -> None:
+        if timeout is None or not streams:
+            return
+        self._claims.append((time.monotonic() + timeout, self.unclaimed_check(streams, timeout, event)))
+        self.watch_idle()
+
+    def _tick(self) -> None:
+        while True:
+            with LOCK:
+                due = min([self._next_sweep, *(deadline for deadline, _ in self._claims)])
+            self._sleep(max(0.0, min(due - time.monotonic(), _TICK)))
+            with LOCK:
+                now = time.monotonic()
+                if self.core.closed:
+                    self._ticking = False
+                    return
+                if now >= self._next_sweep:
+                    self.sweep_idle()
+                    self._next_sweep = now + self._sweep_period()
+                for claim in [c for c in self._claims if c[0] <= now]:
+                    self._claims.remove(claim)
+                    claim[1]()
+                if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
+                    self._ticking = False
+                    return
+
+    def lost(self) -> None:
+        super().lost()
+        self._claims.clear()
+        self._more.set()
+        self.hello_out.set()
+
+
+class _Locked:
+    """An ack callback of the core, run under :data:`LOCK` (python-socketio calls it from its
+    receive loop)."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[..., Any]) -> None:
+        self.callback = callback
+
+    def __call__(self, *args: Any) -> None:
+        with LOCK:
+            self.callback(*args)
