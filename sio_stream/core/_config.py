@@ -92,6 +92,20 @@ FEATURE_DIGEST = "digest"
 #: writer that announced it does a reader's window grow (see _tuning.py): a writer that counted
 #: credit as progress (our JavaScript client's uploads) would run ahead of the reader.
 FEATURE_WINDOW_GROWTH = "window-growth"
+#: Session resume after a dropped transport (see _resume.py): the client's hello carries a
+#: secret token, each side reports per stream what it received and the credit it holds, and
+#: each writer replays what the reader did not get. Reads carry the reader's received count as
+#: a fourth argument, acknowledging data so the writer can drop what it kept. Announced only by
+#: a socket with a ``resume_timeout`` (never by default in the core: the asyncio ``ss()`` sets it).
+FEATURE_RESUME = "resume"
+#: Seconds both ends keep a dropped connection's streams for its client to come back: long
+#: enough for python-socketio's reconnection (about 1 s, at most 5 s between attempts by
+#: default) and a mobile network change, short enough that a client that is gone frees its
+#: streams and handlers soon.
+DEFAULT_RESUME_TIMEOUT = 30.0
+#: Sessions a server socket keeps suspended at once: beyond it a dropped connection fails its
+#: streams at once, as without resume (what a suspended session holds stays in the budgets).
+DEFAULT_MAX_SUSPENDED = 1000
 PROTOCOL_VERSION = 1
 OUR_FEATURES = frozenset(
     {
@@ -146,6 +160,9 @@ class CoreConfig:
     #: ``max_chunk`` or less: the window never grows.
     max_window: int = DEFAULT_MAX_WINDOW
     features: frozenset[str] = field(default=OUR_FEATURES)
+    #: Seconds a dropped connection's streams wait for the client to come back (negotiated
+    #: ``resume``; 0: they fail at once). ``features`` must include FEATURE_RESUME for it to be used.
+    resume_timeout: float = 0.0
     #: Seconds, for the round trips that tune windows (the core reads no clock of its own).
     clock: Callable[[], float] = time.monotonic
 

@@ -28,6 +28,7 @@ from ._chunks import ByteQueue
 from ._config import (
     FEATURE_BATCH_READ,
     FEATURE_READ_SIZE,
+    FEATURE_RESUME,
     FEATURE_WINDOW_GROWTH,
     PLAIN_CREDITS,
     PROBE_CREDITS,
@@ -235,7 +236,11 @@ class ReadingMixin:
         if self._sized(stream):
             stream.grant_size = read_size = size
         if FEATURE_BATCH_READ in self.peer_features:
-            self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))
+            if FEATURE_RESUME in self.peer_features and self.config.resume_timeout > 0:
+                # Negotiated resume: the read also acknowledges what arrived (the writer drops it).
+                self._queue(Outgoing(wire.READ, (stream.id, read_size, count, stream.received_units)))
+            else:
+                self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))
         else:
             for _ in range(count):
                 self._queue(Outgoing(wire.READ, (stream.id, read_size)))

@@ -200,8 +200,8 @@ class Connection(ConnectionLogic):
                     self._ticking = False
                     return
 
-    def lost(self) -> None:
-        super().lost()
+    def lost(self, error: StreamError | None = None) -> None:
+        super().lost(error)
         self._claims.clear()
         self._more.set()
         self.hello_out.set()
