@@ -156,7 +156,7 @@ def empty(setup: Setup) -> bool:
 
 
 def nothing_retained(setup: Setup) -> bool:
-    return all(
+    return sio_stream.process_budget().retained == 0 and all(
         c.retained == 0 and c.held == 0
         for s in (setup.streams, setup.client_streams)
         for c in s.statistics().connections

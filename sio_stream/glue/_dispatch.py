@@ -475,7 +475,7 @@ class SocketLogic:
     # -- wire events (each records its input before anything else runs) ----------------------------
     def _on_read(self, peer: Any, *args: Any) -> None:
         if args:
-            self._connection(peer).core.receive_read(*args[:3])
+            self._connection(peer).core.receive_read(*args[:4])
 
     def _on_write(self, peer: Any, *args: Any) -> str | None:
         stream_id = args[0] if args else None
