@@ -256,6 +256,9 @@ async def test_forged_reused_and_live_tokens_are_refused() -> None:
         stream = create_stream()
         await setup.client_streams.emit("upload", stream)
         await stream.write(b"x" * 1000)
+        # The event must have arrived: one still on the wire at the cut is lost, and its
+        # streams fail at the resume (the server does not list them).
+        await wait_for(lambda: setup.streams.stream_count() == 1)
 
         def ask(token: str) -> dict[str, Any]:
             return {
