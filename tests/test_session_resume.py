@@ -279,6 +279,10 @@ async def test_forged_reused_and_live_tokens_are_refused() -> None:
         setup.link.cut()
         await wait_for(lambda: setup.client_streams.statistics().resumes == 1)
         assert setup.client_streams._connections[None].token not in (None, live_token)
+        # Until the client confirms the new token, the one it used stays valid (an answer lost
+        # in a second drop must not lock it out); the confirmation follows the answer at once.
+        resumed = setup.streams._connections[setup.sids[-1]]
+        await wait_for(lambda: resumed.previous_key is None)
         reused = await hello_answer(setup.url, ask(live_token))
         assert reused["resume"]["refused"] == "unknown session"
         await stream.write(b"y" * 1000)

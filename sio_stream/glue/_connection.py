@@ -53,6 +53,8 @@ class ConnectionLogic:
         #: a hash of it, :attr:`session_key`, in its socket's session table).
         self.token: str | None = None
         self.session_key: str | None = None
+        #: Server: the key the client last resumed with, valid until it confirms the new token.
+        self.previous_key: str | None = None
 
     def _start_sender(self) -> None:
         raise NotImplementedError
@@ -87,10 +89,12 @@ class ConnectionLogic:
         """The transport dropped and the session may resume: keep the streams, send nothing,
         and call ``expire`` after ``resume_timeout`` seconds unless :meth:`resumed` came first.
         Pending ``call()`` acks belong to python-socketio's connection and are lost: they fail."""
+        again = self.core.suspended  # dropped again before the resume completed: the clock runs on
         self.core.suspend()
         self._fail_calls(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
         self._stop_sending()
-        self._start_expiry(self.core.config.resume_timeout, expire)
+        if not again:
+            self._start_expiry(self.core.config.resume_timeout, expire)
 
     def send_resume_hello(self) -> None:
         """The client is connected again: ask the server to resume, reporting what we have."""

@@ -506,6 +506,10 @@ class SocketLogic:
             # (python-engineio's client may close its socket before its DISCONNECT packet leaves).
             self._forget_session(connection)
             return True
+        if self._host.is_server and isinstance(resume, dict) and resume.get("confirm") is True:
+            # The client has the token of our last answer: the one it resumed with is dead now.
+            self._drop_previous(connection)
+            return True
         if not self._host.is_server:
             if connection.core.suspended:
                 self._resume_answered(connection, info, resume)
@@ -523,15 +527,27 @@ class SocketLogic:
             connection.send_hello({"token": self._new_session(connection)})
 
     # -- negotiated resume -------------------------------------------------------------------------
-    def _new_session(self, connection: ConnectionLogic) -> str:
-        """A fresh secret token for ``connection``'s session (replacing any earlier one)."""
+    def _new_session(self, connection: ConnectionLogic, previous: str | None = None) -> str:
+        """A fresh secret token for ``connection``'s session (replacing any earlier one). With
+        ``previous`` (the key a client just resumed with) that one stays valid too until the
+        client confirms it received the new token: an answer lost in another drop must not
+        lock the client out of its own session."""
         self._forget_session(connection)
         token = secrets.token_urlsafe(32)
         connection.session_key = _session_key(token)
         self._sessions[connection.session_key] = connection
+        if previous is not None:
+            connection.previous_key = previous
+            self._sessions[previous] = connection
         return token
 
+    def _drop_previous(self, connection: ConnectionLogic) -> None:
+        key, connection.previous_key = connection.previous_key, None
+        if key is not None and self._sessions.get(key) is connection:
+            del self._sessions[key]
+
     def _forget_session(self, connection: ConnectionLogic) -> None:
+        self._drop_previous(connection)
         if connection.session_key is not None:
             if self._sessions.get(connection.session_key) is connection:
                 del self._sessions[connection.session_key]
@@ -541,7 +557,8 @@ class SocketLogic:
     def _resume_asked(self, peer: Any, fresh: ConnectionLogic, info: Any, request: dict[str, Any]) -> None:
         """A client's hello asks to resume a session on its new connection ``fresh``."""
         token = request.get("token")
-        old = self._sessions.get(_session_key(token)) if isinstance(token, str) else None
+        key = _session_key(token) if isinstance(token, str) else None
+        old = self._sessions.get(key) if key is not None else None
         if old is None:
             reason = "unknown session"  # forged, expired, or replaced by an earlier resume
         elif not old.core.suspended or old.core.closed:
@@ -561,7 +578,7 @@ class SocketLogic:
         self._rebind(old, peer)
         old.core.receive_hello(info)
         old.hello_sent = True
-        token = self._new_session(old)
+        token = self._new_session(old, previous=key)
         old.core.queue_control(old.core.hello({"token": token, "streams": old.core.resume_state()}))
         old.core.apply_resume(request.get("streams"))
         old.resumed()
@@ -606,6 +623,8 @@ class SocketLogic:
                 if isinstance(token, str):
                     connection.token = token
                 connection.core.apply_resume(answer["streams"])
+                # Tell the server we hold the new token (it then forgets the one we used).
+                connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"confirm": True}},)))
                 connection.resumed()
                 self.resumes += 1
                 logger.info("sio_stream: session resumed on %s", connection.label)
