@@ -238,3 +238,37 @@ def test_objects_arrive_exactly_once_whatever_the_cut_points(
     actions: list[int], cuts: list[int], size: int, both_ways: bool
 ) -> None:
     run_with_cuts(True, actions, cuts, size, both_ways)
+
+
+def test_a_second_drop_before_the_answer_arrives_loses_nothing() -> None:
+    # The server applied the client's state and started replaying; its answer and the replay
+    # are lost in a second drop. The client, still suspended, resumes again from where it was.
+    pair = CorePair(config(), config())
+    down = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.b, down)
+    pair.a.start_reading(reader)
+    pair.flush()
+    data = bytes(range(200)) * 3
+    pair.b.write(down, data)
+    pair.b.end(down)
+    pair.send(pair.b)
+    pair.send(pair.b)
+    got = b""
+    cut(pair)
+    client_state = pair.a.resume_state()
+    pair.b.resume_state()
+    pair.b.apply_resume(client_state)
+    while pair.send(pair.b):  # the replay leaves the server, and is lost
+        pass
+    assert pair.b.next_outgoing() is None
+    cut(pair)
+    assert pair.a.resumes == 0 and pair.b.resumes == 1
+    resume(pair)
+    for _ in range(200):
+        pair.flush()
+        got += b"".join(take_all(pair.a, reader))
+        if reader.readable_ended:
+            break
+    pair.flush()
+    assert got == data and down.error is None and reader.error is None
+    assert pair.a.streams == {} and pair.b.streams == {} and pair.b.budget.retained == 0
