@@ -363,3 +363,76 @@ async def test_resume_timeout_zero_keeps_todays_behaviour() -> None:
         with pytest.raises(ConnectionAbortedStreamError):
             await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 5)
         assert setup.streams._sessions == {}
+
+
+async def test_send_file_with_its_digest_survives_cuts(tmp_path: Any) -> None:
+    from sio_stream import receive_file, send_file
+
+    async with session(rate=100e6) as setup:
+        source = tmp_path / "source.bin"
+        source.write_bytes(os.urandom(8 * MiB))
+        received: list[Any] = []
+        server_streams: list[IOStream] = []
+
+        @setup.streams.on("put")
+        async def put(sid: str, stream: IOStream) -> None:
+            server_streams.append(stream)
+            try:
+                received.append(await receive_file(stream, tmp_path / "copy.bin"))
+            except Exception as exc:  # the test reports whatever it was
+                received.append(exc)
+
+        stream = create_stream()
+        await setup.client_streams.emit("put", stream)
+        sending = asyncio.ensure_future(send_file(stream, source))
+        for mark in (2 * MiB, 5 * MiB):
+            await wait_for(
+                lambda mark=mark: bool(server_streams) and server_streams[0]._core.received_units >= mark
+            )
+            setup.link.cut()
+        await asyncio.wait_for(sending, 30)
+        await wait_for(lambda: received, 30)
+        assert not isinstance(received[0], BaseException), received
+        assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+        assert setup.streams.statistics().resumes == 2
+        await wait_for(lambda: empty(setup) and nothing_retained(setup))
+
+
+async def test_object_streams_survive_a_cut() -> None:
+    async with session() as setup:
+        got: list[Any] = []
+
+        @setup.streams.on("objects")
+        async def objects(sid: str, stream: IOStream) -> None:
+            async for value in stream:
+                got.append(value)
+
+        stream = create_stream(object_mode=True)
+        await setup.client_streams.emit("objects", stream)
+        sent = [{"n": i, "pad": "x" * (i % 50)} for i in range(3000)]
+        for i, value in enumerate(sent):
+            if i in (1000, 2000):
+                setup.link.cut()
+            await stream.write(value)
+        await stream.end()
+        await wait_for(lambda: len(got) == len(sent), 30)
+        assert got == sent
+        await wait_for(lambda: empty(setup) and nothing_retained(setup))
+
+
+async def test_beyond_the_cap_of_suspended_sessions_a_drop_fails_at_once(monkeypatch: Any) -> None:
+    from sio_stream.glue import _dispatch
+
+    monkeypatch.setattr(_dispatch, "DEFAULT_MAX_SUSPENDED", 0)
+    async with session() as setup:
+        stream = create_stream()
+        await setup.client_streams.emit("upload", stream)
+        await stream.write(b"x" * 1000)
+        await wait_for(lambda: setup.streams.stream_count() == 1)
+        setup.link.cut()
+        await wait_for(lambda: setup.uploads, 5)
+        assert isinstance(setup.uploads[0], ConnectionAbortedStreamError)
+        # The client's resume is then refused: its streams fail with the typed error.
+        with pytest.raises(ResumeRefusedError):
+            await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 10)
+        await wait_for(lambda: empty(setup))
