@@ -14,6 +14,13 @@ one line per figure::
 
     python benchmarks/browser.py [--size 64M] [--rtt 20]
 
+``--link-rtt 50,150 [--link-rate 100M]`` adds, for each RTT, a run through the link emulator
+(``link.py``: that rate per direction, a queue of one bandwidth-delay product): raw TCP
+(``tcpbulk.py``) through a link of its own with the same settings, the baseline; the Python
+client; our JavaScript client in Chromium. Each line gives its ratio to raw TCP::
+
+    python benchmarks/browser.py --size 64M --skip-original --link-rtt 50,150
+
 ``--heap 1G`` measures something else: a file of that size downloaded through the page itself, as
 a person does (its Download button, the service worker that streams into the browser's download
 manager, caught by Playwright's download event and checked by sha256), with the JavaScript heap
@@ -42,7 +49,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _harness import delay_proxy
+import link as link_emulator
+from _harness import delay_proxy, link, run_tcp_client, tcp_server
 from aiohttp import web
 from playwright.async_api import async_playwright
 
@@ -234,6 +242,36 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
         )
 
 
+async def measure_links(browser: Any, port: int, local: Path, size: int, args: Any) -> None:
+    """Raw TCP, the Python client and our JavaScript client in Chromium, through link emulators
+    of ``args.link_rate`` at each of ``args.link_rtt`` (one link for raw TCP, one for the server)."""
+    rate = link_emulator.parse_size(args.link_rate)
+    with tcp_server() as tcp_port:
+        for rtt in (float(x) for x in args.link_rtt.split(",")):
+            label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms"
+            with (
+                link(port, rate=rate, rtt_ms=rtt) as sio_port,
+                link(tcp_port, rate=rate, rtt_ms=rtt) as raw_port,
+            ):
+                jobs = [{"op": op, "size": size} for op in ("upload", "download")]
+                raw = await asyncio.to_thread(run_tcp_client, raw_port, jobs)
+                base = {"raw TCP": (float(raw[0]["seconds"]), float(raw[1]["seconds"]))}
+                print(line(f"raw TCP (tcpbulk.py){label}", size, *base["raw TCP"], {}), flush=True)
+                url = f"http://127.0.0.1:{sio_port}"
+                async with connect(url, None) as streams:
+                    up = await upload(streams, local, "bench-py.bin", show_progress=False)
+                    back = local.with_suffix(".back")
+                    down = await download(streams, "bench-py.bin", back, show_progress=False)
+                back.unlink(missing_ok=True)
+                python = (up.seconds, down.seconds)
+                print(line(f"python client (sio_stream){label}", size, *python, base), flush=True)
+                base["the Python client"] = python
+                page = await bench_page(browser, url, local, original=False)
+                ours = await page.evaluate(OURS, ["bench-ours.bin", args.window, args.max_window])
+                await page.close()
+                print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, base), flush=True)
+
+
 HEAP_TARGET = 64 * MIB
 
 
@@ -300,6 +338,13 @@ async def main() -> None:
     parser.add_argument("--rtt", type=float, default=0, help="also measure through a delay proxy (ms)")
     parser.add_argument("--skip-original", action="store_true", help="no socket.io-stream bundle run")
     parser.add_argument(
+        "--link-rtt",
+        default="",
+        help="also measure through link emulators at these RTTs (ms, comma-separated)",
+    )
+    parser.add_argument("--link-rate", default="100M", help="the emulated link's rate per direction, bytes/s")
+    parser.add_argument("--link-only", action="store_true", help="with --link-rtt: skip the loopback figures")
+    parser.add_argument(
         "--heap", type=parse_size, default=0, help="instead: the heap of a page download of this size"
     )
     args = parser.parse_args()
@@ -324,7 +369,10 @@ async def main() -> None:
                         return
                     local = Path(mine, "bench.bin")
                     local.write_bytes(os.urandom(size))  # noqa: ASYNC240 (setup)
-                    await measure(browser, url, local, size, "", args)
+                    if not args.link_only:
+                        await measure(browser, url, local, size, "", args)
+                    if args.link_rtt:
+                        await measure_links(browser, int(url.rsplit(":", 1)[1]), local, size, args)
                     if args.rtt:
                         port = int(url.rsplit(":", 1)[1])
                         with delay_proxy(port, args.rtt) as proxied:

@@ -56,9 +56,11 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import os
 import re
 import signal
 import socket
+import stat
 import struct
 import sys
 from collections.abc import Sequence
@@ -339,7 +341,11 @@ class _Side(asyncio.BufferedProtocol):
         assert self.transport is not None
         self.sent_eof = True
         if self.transport.can_write_eof():
-            self.transport.write_eof()
+            try:
+                self.transport.write_eof()
+            except OSError:  # the peer is gone (ENOTCONN): nothing is left to tell it
+                self.transport.abort()
+                return
         if self.got_eof and self.peer is not None and self.peer.sent_eof:
             # Both directions ended in order: close both (buffered bytes are flushed first).
             self.transport.close()
@@ -573,6 +579,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+async def until_stopped() -> None:
+    """Return on SIGTERM or SIGINT, or once standard input closes (the process that started this
+    one went away): how the benchmarks' helper processes (this one, tcpbulk.py) end."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):  # a pipe (not a tty, not /dev/null)
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        stdin_closed = asyncio.ensure_future(reader.read())
+        stdin_closed.add_done_callback(lambda _: stop.set())
+    await stop.wait()
+
+
 async def serve(args: argparse.Namespace) -> None:
     target_host, target_port = _address(args.target)
     host, port = _address(args.listen)
@@ -589,16 +610,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
     async with link:
         print(f"LISTENING {link.port}", flush=True)
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        if not sys.stdin.isatty():
-            reader = asyncio.StreamReader()
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-            stdin_closed = asyncio.ensure_future(reader.read())
-            stdin_closed.add_done_callback(lambda _: stop.set())
-        await stop.wait()
+        await until_stopped()
         if args.stats:
             print(link.statistics(), file=sys.stderr, flush=True)
 

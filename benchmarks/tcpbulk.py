@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -147,18 +146,11 @@ async def run_jobs(host: str, port: int, jobs: list[dict[str, Any]]) -> None:
 
 
 async def _serve_until_stopped() -> None:
+    from link import until_stopped  # run as a script: benchmarks/ is on the path
+
     server = await serve()
     print(f"LISTENING {server.sockets[0].getsockname()[1]}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    if not sys.stdin.isatty():
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        stdin_closed = asyncio.ensure_future(reader.read())
-        stdin_closed.add_done_callback(lambda _: stop.set())
-    await stop.wait()
+    await until_stopped()
     server.close()
 
 

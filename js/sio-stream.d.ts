@@ -46,7 +46,10 @@ export declare class IOStream {
   readonly error: StreamError | null;
   readonly bytesRead: number;
   readonly bytesSent: number;
-  /** Bytes the peer accepted (acked, or consumed as its returned credit shows). */
+  /**
+   * Bytes the peer accepted: what its application consumed (its `consumed` reports, sio_stream
+   * peers), else acked (plain protocol).
+   */
   readonly bytesAccepted: number;
   /** Called whenever bytesAccepted grows. */
   onaccepted: ((bytesAccepted: number) => void) | null;
@@ -62,7 +65,7 @@ export interface StreamSocketOptions {
   /** Chunks a byte reader keeps in flight at first (default 8). */
   window?: number;
   /**
-   * Most chunks a byte reader's window grows to toward a sio_stream server (default 32): it
+   * Most chunks a byte reader's window grows to toward a sio_stream server (default 64, 16 MiB): it
    * doubles when the application waited for data with a whole window gone through since it last
    * changed (a long round trip). Set it to `window` for a fixed window.
    */

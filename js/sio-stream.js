@@ -4,7 +4,8 @@
 // The wire contract is PROTOCOL.md of the sio_stream project; the Python implementation
 // (sio_stream/core/_core.py) is the reference for the extensions. In short:
 //   $stream        (event, ...args[, ack])  args with every stream replaced by {"$stream": id, options?}
-//   $stream-read   (id, size[, count])      the reader grants credit: one chunk (count chunks with batch-read)
+//   $stream-read   (id, size[, count[, {consumed}]])  the reader grants credit: one chunk (count chunks with
+//                  batch-read); with `consumed`, the chunks its application consumed so far
 //   $stream-write  (id, chunk, encoding[, ack])  one chunk; acked unless unacked-write was negotiated
 //   $stream-end    (id[, ack])              the writer finished (acked when unacked-write was negotiated)
 //   $stream-error  (id, message)            the sender failed the stream
@@ -28,21 +29,34 @@ const OBJECT_BATCH = '$objects';
 export const CONNECTION_ABORTED = 'Connection aborted';
 export const PROTOCOL_VERSION = 1;
 /** Features this client announces (a feature is used only once both peers announced it). */
-export const FEATURES = Object.freeze(['batch-read', 'claim', 'error-reply', 'object-batch', 'unacked-write']);
+export const FEATURES = Object.freeze([
+  'batch-read',
+  'claim',
+  'consumed',
+  'error-reply',
+  'object-batch',
+  'unacked-write',
+  // Our writer counts progress from the reader's `consumed` reports (or from acks), never from
+  // credit, so a sio_stream reader may grow its window for our uploads on a long link.
+  'window-growth',
+]);
+const CONSUMED_KEY = 'consumed';
 
 /** Largest chunk written in one $stream-write: under Socket.IO's default 1,000,000-byte message limit. */
 export const DEFAULT_MAX_CHUNK = 256 * 1024;
 /** Chunks a reader keeps in flight at first (8 x 256 KiB = 2 MiB per stream), as the Python reader. */
 export const DEFAULT_WINDOW = 8;
 /**
- * Most chunks a byte reader's window grows to (32 x 256 KiB = 8 MiB per stream) toward a
- * sio_stream peer. The window doubles when the application waited for data although a whole
- * window had gone through since the last change: the round trip, not the reader, is then the
- * limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8 carries ~2 MiB per
- * round trip, about half of what Chromium moves on loopback). A reader that keeps data waiting
- * never grows: what it holds stays under `maxWindow` chunks whatever the link.
+ * Most chunks a byte reader's window grows to (64 x 256 KiB = 16 MiB per stream, the Python
+ * reader's max_window) toward a sio_stream peer. The window doubles when the application waited
+ * for data although a whole window had gone through since the last change: the round trip, not
+ * the reader, is then the limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8
+ * carries ~2 MiB per round trip, about half of what Chromium moves on loopback; through
+ * benchmarks/link.py at 100 MB/s and 150 ms, a 256 MiB download went from 36 MB/s with 32 chunks
+ * to 50 MB/s with 64). A reader that keeps data waiting never grows: what it holds stays under
+ * `maxWindow` chunks whatever the link.
  */
-export const DEFAULT_MAX_WINDOW = 32;
+export const DEFAULT_MAX_WINDOW = 64;
 const DEFAULT_OBJECT_WINDOW = 128;
 
 /** The error every failed stream rejects with. `remote` is true when the peer reported it. */
@@ -168,6 +182,7 @@ export class IOStream {
     this.readWindow = 0; // the window, once open (it grows, see DEFAULT_MAX_WINDOW)
     this.sinceGrowth = 0; // chunks consumed since the window opened or last grew
     this.owed = 0; // consumed chunks not yet granted back (batch-read)
+    this.consumedTotal = 0; // chunks the application consumed so far (told to the writer: `consumed`)
     this.readOpen = false; // the window was granted
     this.wantsRead = false;
     this.remoteEnded = false; // the peer's $stream-end arrived
@@ -182,8 +197,12 @@ export class IOStream {
     this.sentSizes = []; // sizes of chunks sent, oldest first, until accepted
     this.chunksSent = 0;
     this.chunksAccepted = 0;
+    this.peerConsumed = 0; // the reader's last `consumed` report (never goes back, never beyond chunksSent)
     this.bytesSent = 0;
-    /** Bytes the peer accepted: acked (plain protocol) or consumed (credit returned, sio_stream peers). */
+    /**
+     * Bytes the peer accepted: what its application consumed (its `consumed` reports, sio_stream
+     * peers), else acked chunks (plain protocol), else credit returned beyond its first grant.
+     */
     this.bytesAccepted = 0;
     this.writeEnding = false;
     this.endSent = false;
@@ -272,6 +291,7 @@ export class IOStream {
 
   _consumed(value) {
     if (!this.objectMode) this.bytesRead += value.byteLength;
+    this.consumedTotal += 1;
     if (!this.readOpen || this.readEnded || this.remoteEnded) return;
     this.sinceGrowth += 1;
     if (this.socket && this.socket.uses('batch-read')) {
@@ -366,12 +386,24 @@ export class IOStream {
     return new WritableStream(sink, new CountQueuingStrategy({ highWaterMark: 1 }));
   }
 
-  _receiveRead(count) {
+  _receiveRead(count, report) {
     if (count <= 0 || this.error || this.writeFinished) return;
     if (this.firstGrant < 0) this.firstGrant = count;
     this.creditTotal += count;
     this.credit = Math.min(this.credit + count, 1024);
-    if (this.socket && this.socket.uses('unacked-write')) {
+    if (this.socket && this.socket.uses('consumed')) {
+      // Credit is only a limit (a sio_stream reader opens one chunk, then a whole window, and
+      // grows it): what the peer accepted is what it says its application consumed.
+      if (report !== undefined && report !== null) {
+        const consumed = report && typeof report === 'object' && !Array.isArray(report) ? report[CONSUMED_KEY] : undefined;
+        if (!Number.isSafeInteger(consumed) || consumed < this.peerConsumed || consumed > this.chunksSent) {
+          this._refuse(`bad consumed report on stream ${this.id}: ${JSON.stringify(report)?.slice(0, 60)}`);
+          return;
+        }
+        this.peerConsumed = consumed;
+        this._accept(consumed);
+      }
+    } else if (this.socket && this.socket.uses('unacked-write')) {
       // No per-write acks: credit beyond the reader's first grant (its window) comes back only
       // for chunks it consumed, so that is what the peer accepted.
       this._accept(this.creditTotal - this.firstGrant);
@@ -421,7 +453,9 @@ export class IOStream {
       this._fail(new StreamError(String(args[0]), { remote: true }), false);
       return;
     }
-    this._accept(this.chunksAccepted + 1);
+    // An ack says the peer received the chunk; toward a `consumed` peer progress waits for its
+    // application to take it.
+    if (!this.socket || !this.socket.uses('consumed')) this._accept(this.chunksAccepted + 1);
     this._afterWrite();
   }
 
@@ -521,7 +555,7 @@ export class StreamSocket {
     this.peerFeatures = new Set();
     this._helloWaiters = [];
     socket.on(EV.STREAM, (...args) => this._onStream(args));
-    socket.on(EV.READ, (id, size, count) => this._lookup(id)?._receiveRead(this._readCount(id, count)));
+    socket.on(EV.READ, (id, size, count, report) => this._lookup(id)?._receiveRead(this._readCount(id, count), report));
     socket.on(EV.WRITE, (id, chunk, encoding, ack) => this._onWrite(id, chunk, encoding, ack));
     socket.on(EV.END, (id, ack) => this._onEnd(id, ack));
     socket.on(EV.ERROR, (id, message) => this._lookup(id)?._fail(new StreamError(String(message), { remote: true }), false));
@@ -747,7 +781,9 @@ export class StreamSocket {
   }
 
   _sendRead(stream, count) {
-    if (this.uses('batch-read')) this.sio.emit(EV.READ, stream.id, this.maxChunk, count);
+    if (this.uses('batch-read') && this.uses('consumed')) {
+      this.sio.emit(EV.READ, stream.id, this.maxChunk, count, { [CONSUMED_KEY]: stream.consumedTotal });
+    } else if (this.uses('batch-read')) this.sio.emit(EV.READ, stream.id, this.maxChunk, count);
     else for (let i = 0; i < count; i++) this.sio.emit(EV.READ, stream.id, this.maxChunk);
   }
 

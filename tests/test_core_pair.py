@@ -91,7 +91,8 @@ def test_batched_reads_and_unacked_writes_between_sio_stream_peers():
     assert pair.b.take(receiver, 100) == b"data"
     item = pair.b.next_outgoing()
     assert item is not None and item.event == wire.READ
-    assert item.args[1:] == (pair.b.config.max_chunk, 8)
+    # The window's credit is not consumption: the read says what was consumed (one chunk).
+    assert item.args[1:] == (pair.b.config.max_chunk, 8, {"consumed": 1})
 
 
 def test_the_window_grows_to_its_size_while_the_reader_keeps_up():

@@ -16,6 +16,7 @@ connection window, and no other stream was ever granted credit (issue 20).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
@@ -34,11 +35,12 @@ MAX_FLOWS = 6  # every flow is a stream on both cores: within MAX_STREAMS on eac
 PROCESS_LIMIT = 24 * 1024  # two connections of 16 KiB contend for it
 
 
-def config(process: Budget) -> CoreConfig:
-    # Small numbers so that a few streams fill every bound: up to 8 KiB of window per stream,
-    # a connection window of half that, 16 KiB per connection (floors of 1 KiB).
+def config(process: Budget, clock: Callable[[], float]) -> CoreConfig:
+    # Small numbers so that a few streams fill every bound: windows of 4 KiB that may grow to
+    # 32 KiB, a connection window of 4 KiB (it grows with them), 16 KiB per connection (floors
+    # of 1 KiB).
     return CoreConfig(
-        window=8,
+        window=4,
         object_window=8,
         max_chunk=1024,
         max_read_chunk=4096,
@@ -47,6 +49,8 @@ def config(process: Budget) -> CoreConfig:
         max_streams=MAX_STREAMS,
         process_budget=process,
         idle_timeout=None,
+        max_window=32 * 1024,  # windows may grow to 32 chunks (window-growth)
+        clock=clock,
     )
 
 
@@ -73,12 +77,22 @@ class FlowControl(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.process = Budget(PROCESS_LIMIT)
+        # Simulated time, moved by the steps (round trips and window growth depend on what
+        # hypothesis chose, never on the machine's speed).
+        self.now = 0.0
         self.flows: list[Flow] = []
         self.pair: CorePair
 
     @initialize(hello=st.booleans())
     def connect(self, hello: bool) -> None:
-        self.pair = CorePair(config(self.process), config(self.process), hello=hello)
+        self.pair = CorePair(config(self.process, self.clock), config(self.process, self.clock), hello=hello)
+
+    def clock(self) -> float:
+        return self.now
+
+    @rule(seconds=st.sampled_from([0.001, 0.05, 1.0]))
+    def time_passes(self, seconds: float) -> None:
+        self.now += seconds
 
     # -- streams and their ends ----------------------------------------------------------
     @precondition(lambda self: len(self.flows) < MAX_FLOWS)
@@ -181,6 +195,7 @@ class FlowControl(RuleBasedStateMachine):
                 if flow.reads and flow.reader is not None:
                     while flow.reader.inbox:
                         flow.received += flow.sink.take(flow.reader, 1 << 20)
+            self.now += 1.0  # a round trip: what was granted now arrives one second later
             self.pair.flush()
             self.within_budgets()
             self._arrived()

@@ -121,7 +121,8 @@ def test_without_resume_negotiated_reads_carry_no_acknowledgement() -> None:
     pair.b.start_reading(receiver)
     pair.send(pair.b)
     read = pair.wires[id(pair.b)][-1]
-    assert read.event == wire.READ and len(read.args) == 3
+    assert read.event == wire.READ
+    assert len(read.args) == 3 or "received" not in read.args[3]
     pair.a.write(sender, b"x" * 20)
     pair.flush()
     assert not sender.replay and pair.a.budget.retained == 0

@@ -106,6 +106,7 @@ class Budget:
         "floor",
         "floor_pool",
         "floor_used",
+        "floor_short",
     )
 
     def __init__(
@@ -136,6 +137,9 @@ class Budget:
         self.floor = floor
         self.floor_pool = floor * slots
         self.floor_used = 0
+        #: A stream's floor credit did not fit (the limit or the process was full): room freed
+        #: must wake this account's waiters even while its pool has none.
+        self.floor_short = False
         self.parent = parent
         # Insertion-ordered: a FIFO without duplicates, with O(1) removal.
         self._waiters: dict[object, Callable[[], None]] = {}
@@ -174,6 +178,9 @@ class Budget:
         """The most this account could ever reserve at once: the least of its window, its limit
         and the contention line of its parent (a connection alone reaches no further)."""
         top = self.limit if self.window is None else min(self.limit, self.window)
+        if self.floor_pool:
+            # Pooled credit never exceeds the shared pool (the limit less the floors).
+            top = min(top, self.limit - self.floor_pool)
         parent = self.parent
         while parent is not None:
             top = min(top, parent.limit * _CONTENDED_NUM // _CONTENDED_DEN)
@@ -229,6 +236,17 @@ class Budget:
         pooled = size - min(size, floor_room)
         if size > self.free or (pooled > 0 and pooled > self.grantable()):
             return False
+        floor_part = size - pooled
+        # Floors skip the fairness rule only within the connection's fair share (counted on its
+        # floors alone): quiet streams on a few connections must not fill the process.
+        if (
+            floor_part
+            and self.parent is not None
+            and size > self._fair_room()
+            and self.floor_used + floor_part > self.parent.fair_level()
+        ):
+            return False
+
         self._add(0, size)
         return True
 
@@ -297,7 +315,8 @@ class Budget:
         self._waking = True
         try:
             for key in list(self._waiters):
-                if self.free <= 0:  # a floor may still fit where the shared pool has no room
+                # The pool has room, or a floor that did not fit may fit now.
+                if self.grantable() <= 0 and not (self.floor_short and self.free > 0):
                     break
                 callback = self._waiters.pop(key, None)
                 if callback is not None:
@@ -344,23 +363,36 @@ class Holding:
     callbacks).
     """
 
-    __slots__ = ("account", "held", "reserved", "floor_part")
+    __slots__ = ("account", "held", "reserved", "floor_part", "floored")
 
     def __init__(self, account: Budget) -> None:
         self.account = account
         self.held = 0
         self.reserved = 0
-        self.floor_part = 0  # min(account.floor, held + reserved), counted in account.floor_used
+        #: min(account.floor, held + reserved), counted in account.floor_used; never beyond the
+        #: floors' share (more streams than slots, streams gone from the registry: see unfloor).
+        self.floor_part = 0
+        self.floored = True
 
     @property
     def floor_room(self) -> int:
         """Bytes of this stream's floor not in use: credit of that size always fits."""
-        return self.account.floor - self.floor_part
+        account = self.account
+        return max(0, min(account.floor - self.floor_part, account.floor_pool - account.floor_used))
 
     def _count_floor(self) -> None:
-        part = min(self.account.floor, self.held + self.reserved)
-        self.account.floor_used += part - self.floor_part
+        account = self.account
+        part = min(account.floor, self.held + self.reserved) if self.floored else 0
+        if part > self.floor_part:
+            part = min(part, self.floor_part + max(0, account.floor_pool - account.floor_used))
+        account.floor_used += part - self.floor_part
         self.floor_part = part
+
+    def unfloor(self) -> None:
+        """The stream left its connection's registry (unread bytes may stay): its slot is free
+        for another stream, so what it still holds counts against the shared pool."""
+        self.floored = False
+        self._count_floor()
 
     def reserve(self, size: int) -> bool:
         if not self.account.reserve(size, self.floor_room):

@@ -88,14 +88,21 @@ FEATURE_READ_SIZE = "read-size"
 #: ``{"integrity": message}`` on a mismatch. Needs ``unacked-write`` (the end's ack).
 FEATURE_DIGEST = "digest"
 #: Credit beyond a reader's window is a limit, not a sign that data was accepted: the writer
-#: counts progress from acknowledgements or its own writes, never from credit. Only toward a
-#: writer that announced it does a reader's window grow (see _tuning.py): a writer that counted
-#: credit as progress (our JavaScript client's uploads) would run ahead of the reader.
+#: counts progress from acknowledgements, ``consumed`` reports or its own writes, never from
+#: credit. Only toward a writer that announced it does a reader's window grow (see _tuning.py):
+#: a writer that counted credit as progress (our JavaScript client's uploads before
+#: ``consumed``) would run ahead of the reader.
 FEATURE_WINDOW_GROWTH = "window-growth"
+#: Every batched ``$stream-read`` carries a fourth argument ``{"consumed": N}``: the credits
+#: (chunks, or objects) the reader's application has consumed on that stream so far. Credit is
+#: then only a limit; a writer counts what was accepted from ``N`` (our JavaScript client's
+#: upload progress), which lets it announce window-growth too. Needs batch-read (the count).
+FEATURE_CONSUMED = "consumed"
 #: Session resume after a dropped transport (see _resume.py): the client's hello carries a
 #: secret token, each side reports per stream what it received and the credit it holds, and
-#: each writer replays what the reader did not get. Reads carry the reader's received count as
-#: a fourth argument, acknowledging data so the writer can drop what it kept. Announced only by
+#: each writer replays what the reader did not get. Batched reads carry the reader's received
+#: count in their fourth argument (``{"received": N}``, beside ``consumed``), acknowledging data
+#: so the writer can drop what it kept. Announced only by
 #: a socket with a ``resume_timeout`` (never by default in the core: the asyncio ``ss()`` sets it).
 FEATURE_RESUME = "resume"
 #: Seconds both ends keep a dropped connection's streams for its client to come back: long
@@ -117,6 +124,7 @@ OUR_FEATURES = frozenset(
         FEATURE_READ_SIZE,
         FEATURE_DIGEST,
         FEATURE_WINDOW_GROWTH,
+        FEATURE_CONSUMED,
     }
 )
 #: Digest algorithms a stream may use (hashlib names). sha256 is the default: on the project's
@@ -125,6 +133,11 @@ OUR_FEATURES = frozenset(
 DIGESTS = frozenset({"sha256", "blake2b"})
 #: Key of the one value of a ``$stream-end`` ack that reports a digest mismatch.
 INTEGRITY_KEY = "integrity"
+#: Key of the fourth argument of a ``$stream-read`` (negotiated ``consumed``).
+CONSUMED_KEY = "consumed"
+#: Key of a read's report that says how many units (bytes, or objects) the reader accepted on
+#: the stream so far (negotiated ``resume``).
+RECEIVED_KEY = "received"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import reprlib
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from . import _wire as wire
 from ._budget import Budget, ConnectionStatistics, Holding, process_budget
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._config import (
+    CONSUMED_KEY,
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -44,6 +46,7 @@ from ._config import (
     DIGESTS,
     FEATURE_BATCH_READ,
     FEATURE_CLAIM,
+    FEATURE_CONSUMED,
     FEATURE_DIGEST,
     FEATURE_ERROR_REPLY,
     FEATURE_OBJECT_BATCH,
@@ -58,6 +61,7 @@ from ._config import (
     PLAIN_CREDITS,
     PROBE_CREDITS,
     PROTOCOL_VERSION,
+    RECEIVED_KEY,
     CoreConfig,
     floor_bytes,
 )
@@ -276,14 +280,16 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         stream.move_write(WriteInput.FAIL)
 
     # -- the peer's events ---------------------------------------------------------------
-    def receive_read(self, stream_id: Any, size: Any = None, count: Any = 1, received: Any = None) -> None:
+    def receive_read(self, stream_id: Any, size: Any = None, count: Any = 1, report: Any = None) -> None:
         """``$stream-read``: one credit (or ``count`` from a sio_stream peer). Unknown ids are
-        ignored. ``received`` (negotiated ``resume``) acknowledges what the reader accepted."""
+        ignored. ``report`` (negotiated ``consumed``): ``{"consumed": N}``, the credits the
+        reader's application consumed so far; a bad one fails the stream (RemoteProtocolError).
+        With negotiated ``resume`` it also carries ``"received"``: what the reader accepted."""
         stream = self._lookup(stream_id)
         if stream is None or stream.write_state is WriteState.FAILED:
             return
-        if received is not None and stream.replay:
-            self._acknowledge(stream, received)
+        if isinstance(report, dict) and stream.replay:
+            self._acknowledge(stream, report.get(RECEIVED_KEY))
         grant = 1
         if FEATURE_BATCH_READ in self.peer_features and count != 1:
             if count == 0 and not isinstance(count, bool) and FEATURE_CLAIM in self.peer_features:
@@ -292,6 +298,14 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
                 self.fail(stream, RemoteProtocolError(f"bad read count: {count!r}"))
                 return
             grant = count
+        if report is not None and FEATURE_CONSUMED in self.peer_features:
+            if isinstance(report, dict):
+                problem = stream.credit.reported(report.get(CONSUMED_KEY))
+            else:
+                problem = f"bad consumed report: {reprlib.repr(report)}"
+            if problem is not None:
+                self.fail(stream, RemoteProtocolError(f"{problem} on stream {stream.id}"))
+                return
         if (
             FEATURE_READ_SIZE in self.peer_features
             and isinstance(size, int)
@@ -353,8 +367,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             assert isinstance(stream.inbox, ByteQueue)
             stream.inbox.append(value)
         else:
-            # An empty chunk still used a credit: grant it back straight away.
-            self._consumed(stream)
+            # An empty chunk still used a credit: it goes back straight away, but shows nothing
+            # of the reader (no window opens or grows for it).
+            self._returned(stream)
         stream.listener()
         return None
 
@@ -557,7 +572,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
                 marker = self._digest_marker(stream, fresh)
             if self.resumable:
                 self._retain(stream, len(data), data, len(data))
-        stream.credit.available -= spent
+        stream.credit.spend(spent)
         stream.chunks_sent += 1
         stream.touch()
         on_ack: Callable[..., None] | None = None
@@ -690,6 +705,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             # stream (its Holding is released when the stream is garbage-collected): a peer
             # cannot escape the budget by ending streams nobody has read yet.
             self._stop_credit(stream, held=False)
+            if stream.holding is not None:
+                stream.holding.unfloor()
         stream.settled = stream.owner is not None or stream.settled
 
 

@@ -26,12 +26,14 @@ from . import _wire as wire
 from ._budget import Budget
 from ._chunks import ByteQueue
 from ._config import (
+    CONSUMED_KEY,
     FEATURE_BATCH_READ,
+    FEATURE_CONSUMED,
     FEATURE_READ_SIZE,
-    FEATURE_RESUME,
     FEATURE_WINDOW_GROWTH,
     PLAIN_CREDITS,
     PROBE_CREDITS,
+    RECEIVED_KEY,
     CoreConfig,
 )
 from ._state import ReadInput, ReadState
@@ -45,6 +47,9 @@ class _Core(Protocol):
     budget: Budget
     peer_features: frozenset[str]
     starved: dict[StreamCore, None]
+
+    @property
+    def resumable(self) -> bool: ...
 
     def _queue(self, item: Outgoing | StreamCore) -> None: ...
 
@@ -79,6 +84,8 @@ class _Core(Protocol):
     def _stop_credit(self, stream: StreamCore, *, held: bool) -> None: ...
 
     def _consumed(self, stream: StreamCore) -> None: ...
+
+    def _returned(self, stream: StreamCore) -> None: ...
 
 
 class ReadingMixin:
@@ -171,7 +178,7 @@ class ReadingMixin:
     def _pay(self: _Core) -> None:
         """Grant owed credit (see the module's rule): floors to every dry stream, then the
         shared pool, oldest debt first. Waits for room while any debt is left."""
-        blocked = False
+        blocked = short = False
         for stream in list(self.starved):
             if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
                 stream.owed_credit = 0
@@ -183,9 +190,13 @@ class ReadingMixin:
             if stream.owed_credit:
                 self._pay_floor(stream)
             if stream.owed_credit:
-                blocked = True
+                # Only a stream the pool could have paid keeps the others behind it waiting.
+                blocked = blocked or stream.window.proven
+                short = short or stream.window.dry
             else:
                 del self.starved[stream]
+        # Room freed wakes us when the pool has some, or, with a floor unpaid, any room at all.
+        self.budget.floor_short = short
         if self.starved:
             self.budget.wait(self, self._pay)
 
@@ -236,9 +247,16 @@ class ReadingMixin:
         if self._sized(stream):
             stream.grant_size = read_size = size
         if FEATURE_BATCH_READ in self.peer_features:
-            if FEATURE_RESUME in self.peer_features and self.config.resume_timeout > 0:
-                # Negotiated resume: the read also acknowledges what arrived (the writer drops it).
-                self._queue(Outgoing(wire.READ, (stream.id, read_size, count, stream.received_units)))
+            if FEATURE_CONSUMED in self.peer_features or self.resumable:
+                # What the application consumed so far, so that the writer never reads credit
+                # as consumption (the first grant is one credit, the next a whole window); with
+                # negotiated resume, what arrived (the writer drops what it kept of it).
+                report: dict[str, int] = {}
+                if FEATURE_CONSUMED in self.peer_features:
+                    report[CONSUMED_KEY] = stream.window.consumed_total
+                if self.resumable:
+                    report[RECEIVED_KEY] = stream.received_units
+                self._queue(Outgoing(wire.READ, (stream.id, read_size, count, report)))
             else:
                 self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))
         else:
@@ -275,6 +293,13 @@ class ReadingMixin:
             self._consumed(stream)
         return value
 
+    def _returned(self: _Core, stream: StreamCore) -> None:
+        """A chunk that carried nothing (empty) used a credit: give it back as it was."""
+        assert stream.window is not None
+        stream.window.buffered -= 1
+        if stream.read_state is ReadState.READING and stream.owner is self:
+            self._grant(stream, 1)
+
     def _consumed(self: _Core, stream: StreamCore) -> None:
         assert stream.window is not None
         window = stream.window
@@ -310,3 +335,7 @@ class ReadingMixin:
                 stream.owed_reads = 0
         else:
             self._grant(stream, credits)
+        if stream.owed_credit and window.dry:
+            # Gone dry with debt the pool could not pay (a shrinking window returns no credit,
+            # a JavaScript writer's credit may all be parked): its floor pays now.
+            self._pay()

@@ -7,6 +7,8 @@ reader's memory is bounded by ``window`` chunks.
 
 from __future__ import annotations
 
+import reprlib
+
 
 class ReadWindow:
     """The reading side's window: how many chunks it has asked for and holds.
@@ -23,7 +25,7 @@ class ReadWindow:
     Invariant: ``outstanding + buffered <= current <= size``.
     """
 
-    __slots__ = ("size", "base", "current", "outstanding", "buffered", "opened", "proven")
+    __slots__ = ("size", "base", "current", "outstanding", "buffered", "opened", "proven", "consumed_total")
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -36,6 +38,8 @@ class ReadWindow:
         self.opened = False
         #: The application consumed a chunk: the stream reads, it is not just waiting for data.
         self.proven = False
+        #: Chunks the application consumed so far (told to a writer that announced ``consumed``).
+        self.consumed_total = 0
 
     @property
     def dry(self) -> bool:
@@ -68,6 +72,7 @@ class ReadWindow:
         more while the window grows). With ``shrink`` (memory pressure) a window grown beyond
         its configured size keeps the chunk's credit instead, and shrinks by one."""
         self.buffered -= 1
+        self.consumed_total += 1
         self.proven = True
         if shrink and self.current > self.base:
             self.current -= 1
@@ -93,15 +98,37 @@ class WriteCredit:
     """The writing side's view: credits the peer granted and chunks not yet acknowledged.
 
     Credits above ``limit`` are ignored, so a peer flooding ``$stream-read`` cannot make the
-    writer put more than ``limit`` chunks on the wire ahead of the reader.
+    writer put more than ``limit`` chunks on the wire ahead of the reader. Toward a reader that
+    announced ``consumed``, ``consumed`` is what it reported its application consumed: never
+    more than ``spent`` and never less than before (see :meth:`reported`).
     """
 
-    __slots__ = ("available", "unacked", "limit")
+    __slots__ = ("available", "unacked", "limit", "spent", "consumed")
 
     def __init__(self, limit: int) -> None:
         self.available = 0
         self.unacked = 0
         self.limit = limit
+        self.spent = 0  # credits used so far (one per chunk, one per object of a batch)
+        self.consumed = 0
+
+    def spend(self, count: int) -> None:
+        """``count`` credits went into one ``$stream-write``."""
+        self.available -= count
+        self.spent += count
+
+    def reported(self, consumed: object) -> str | None:
+        """The reader says its application consumed ``consumed`` credits so far: ``None`` when
+        that is an integer between the last report and what was sent, else why it is not (the
+        stream then fails: a reader that lies about consumption would make progress lie)."""
+        if isinstance(consumed, bool) or not isinstance(consumed, int):
+            return f"bad consumed count: {reprlib.repr(consumed)}"
+        if consumed < self.consumed:
+            return f"consumed count went backwards: {consumed} after {self.consumed}"
+        if consumed > self.spent:
+            return f"consumed count {consumed} beyond the {self.spent} chunks sent"
+        self.consumed = consumed
+        return None
 
     def granted(self, count: int = 1) -> None:
         """The peer granted ``count`` more chunks."""

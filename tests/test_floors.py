@@ -1,0 +1,270 @@
+"""The floors and the shared pool (sio_stream.core._budget), in the cases a review of the
+liveness change found wanting: each test failed before its fix. Two cores back to back."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sio_stream.core import _wire as wire
+from sio_stream.core._budget import Budget
+from sio_stream.core._core import CoreConfig, StreamCore
+from sio_stream.core._options import StreamOptions
+from tests.corepair import CorePair
+
+
+def small(process: Budget, **settings) -> CoreConfig:
+    base = dict(
+        window=4,
+        max_chunk=1024,
+        max_read_chunk=4096,
+        connection_window=4096,
+        max_buffered=16 * 1024,
+        max_streams=8,
+        process_budget=process,
+        idle_timeout=None,
+    )
+    return CoreConfig(**(base | settings))  # type: ignore[arg-type]
+
+
+def round_trip(pair: CorePair) -> None:
+    """Everything in flight crosses once each way: the reader's reads, then the chunks."""
+    while pair.send(pair.b):
+        pass
+    while pair.deliver(pair.b):
+        pass
+    while pair.send(pair.a):
+        pass
+    while pair.deliver(pair.a):
+        pass
+
+
+def drain(pair: CorePair, reader: StreamCore) -> int:
+    got = 0
+    while reader.inbox:
+        got += len(pair.b.take(reader, 1 << 30))
+    return got
+
+
+def test_quiet_streams_on_other_connections_leave_a_newcomer_its_credit():
+    """Floors skip the fairness rule only within a connection's fair share of the process:
+    three connections full of quiet uploads must not take the whole process account."""
+    process = Budget(24 * 1024)
+    quiet = []
+    for _ in range(3):
+        pair = CorePair(small(process), small(process))
+        for _ in range(8):
+            pair.b.start_reading(pair.open_stream(pair.a, StreamCore(StreamOptions())))
+        pair.flush()
+        quiet.append(pair)
+    newcomer = CorePair(small(process), small(process))
+    writer = StreamCore(StreamOptions())
+    reader = newcomer.open_stream(newcomer.a, writer)
+    newcomer.b.start_reading(reader)
+    newcomer.a.write(writer, b"v" * 10_000)
+    newcomer.a.end(writer)
+    got = 0
+    for _ in range(1000):
+        newcomer.flush()
+        got += drain(newcomer, reader)
+        if reader.readable_ended:
+            break
+    assert got == 10_000 and reader.readable_ended
+    assert process.used <= process.limit
+
+
+def test_a_stalled_stream_that_never_read_does_not_hold_back_the_pool():
+    """An object stream whose reader stalls before its first object keeps debt the pool never
+    pays; the bulk stream behind it must still get full windows, not stop-and-wait floors."""
+
+    def round_trips(with_stalled_objects: bool) -> int:
+        process = Budget(1 << 30)
+        pair = CorePair(
+            CoreConfig(process_budget=process), CoreConfig(process_budget=process, idle_timeout=None)
+        )
+        if with_stalled_objects:
+            objects = StreamCore(StreamOptions.create(object_mode=True))
+            stalled = pair.open_stream(pair.a, objects)
+            pair.b.start_reading(stalled)
+            for i in range(40):
+                pair.a.write(objects, {"i": i, "pad": "x" * 10_000})
+            pair.flush()
+            assert stalled.owed_credit > 0 and not stalled.window.proven  # type: ignore[union-attr]
+        writer = StreamCore(StreamOptions())
+        reader = pair.open_stream(pair.a, writer)
+        pair.b.start_reading(reader)
+        total = 8 * 1024 * 1024
+        pair.a.write(writer, b"x" * total)
+        got = rounds = 0
+        while got < total and rounds < 10_000:
+            rounds += 1
+            pair.flush()
+            got += drain(pair, reader)
+        return rounds
+
+    assert round_trips(True) <= 2 * round_trips(False) + 2
+
+
+@pytest.mark.parametrize("max_buffered", [400 * 1024, 512 * 1024])
+def test_a_small_budget_still_moves_full_windows(max_buffered):
+    """A shared pool smaller than one credit of max_chunk: credit is cut to what the pool holds
+    (ceiling), not left to the floors one small chunk at a time."""
+    process = Budget(1 << 30)
+    pair = CorePair(
+        CoreConfig(process_budget=process),
+        CoreConfig(max_buffered=max_buffered, max_streams=10, process_budget=process),
+    )
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    total = 4 * 1024 * 1024
+    pair.a.write(writer, b"x" * total)
+    got = rounds = 0
+    while got < total and rounds < 10_000:
+        rounds += 1
+        round_trip(pair)
+        got += drain(pair, reader)
+        assert pair.b.budget.used <= pair.b.budget.limit
+    assert got == total and rounds <= 40, rounds  # 16 round trips before the floors
+
+
+def test_streams_gone_from_the_registry_leave_their_floor_to_live_ones():
+    """A stream that ended unread leaves the registry with its bytes still counted: they count
+    against the pool then, and its floor is free for the next stream; local streams beyond
+    max_streams get no floor beyond the floors' share."""
+    process = Budget(1 << 30)
+    pair = CorePair(small(process), small(process, max_streams=2))
+    zombie_writer = StreamCore(StreamOptions())
+    zombie = pair.open_stream(pair.a, zombie_writer)
+    pair.b.start_reading(zombie)
+    pair.a.write(zombie_writer, b"z" * 1000)
+    pair.a.end(zombie_writer)
+    pair.flush()
+    assert zombie.id not in pair.b.streams and zombie.inbox  # ended, unread, still held
+    hog_writer = StreamCore(StreamOptions())
+    hog = pair.open_stream(pair.a, hog_writer)
+    pair.b.start_reading(hog)
+    pair.a.write(hog_writer, b"h" * (64 * 1024))
+    for _ in range(50):  # the hog reads a little, then holds all it can
+        round_trip(pair)
+        if hog.inbox:
+            pair.b.take(hog, 1024)
+    fresh_writer = StreamCore(StreamOptions())
+    fresh = pair.open_stream(pair.a, fresh_writer)
+    pair.b.start_reading(fresh)
+    pair.a.write(fresh_writer, b"f" * 10)
+    pair.a.end(fresh_writer)
+    got = 0
+    for _ in range(50):
+        round_trip(pair)
+        got += drain(pair, fresh)
+    assert got == 10
+    budget = pair.b.budget
+    assert 0 <= budget.floor_used <= budget.floor_pool
+    # Local streams reading, more than max_streams: the floors' share is never exceeded.
+    for _ in range(3):
+        pair.flush()
+        local = StreamCore(StreamOptions.create(allow_half_open=True))
+        pair.open_stream(pair.b, local)
+        pair.b.start_reading(local)
+    pair.flush()
+    assert budget.floor_used <= budget.floor_pool
+
+
+def test_empty_chunks_neither_open_nor_grow_a_window():
+    """An empty chunk gives its credit back and nothing else: a reader that took nothing keeps
+    one credit (no window opened from the pool, no growth, no wider connection window)."""
+    now = [0.0]
+    process = Budget(1 << 32)
+    config = CoreConfig(process_budget=process, idle_timeout=None, clock=lambda: now[0])
+    pair = CorePair(config, config)
+    writer = StreamCore(StreamOptions())
+    reader = pair.open_stream(pair.a, writer)
+    pair.b.start_reading(reader)
+    window = pair.b.budget.window
+    for _ in range(60):
+        now[0] += 0.05
+        credits = 0
+        while (item := pair.b.next_outgoing()) is not None:
+            if item.event == wire.READ and item.args[0] == reader.id:
+                credits += item.args[2] if len(item.args) > 2 else 1
+        now[0] += 0.05
+        for _ in range(credits):  # the peer spends every credit on an empty chunk
+            assert pair.b.receive_write(reader.id, b"", "buffer") is None
+    assert reader.window is not None and not reader.window.proven
+    assert reader.window.size == reader.window.base and reader.window.outstanding == 1
+    assert pair.b.budget.window == window
+    assert reader.holding is not None and reader.holding.reserved <= pair.b.budget.floor
+
+
+@pytest.mark.parametrize("seed", [111, 140, *range(20)])
+def test_a_shrinking_window_that_goes_dry_is_paid_from_its_floor(seed):
+    """Under memory pressure a grown window returns no credit for what is consumed; a stream
+    that so goes dry with debt the pool cannot pay must get its floor at once (it waited for
+    a wake from another stream, which never came when the others were stalled)."""
+    rnd = random.Random(seed)
+    now = [0.0]
+    limit = rnd.choice([300, 400, 600]) * 1024
+    process = Budget(limit)
+
+    def config(**settings) -> CoreConfig:
+        base = dict(
+            max_chunk=1024,
+            window=4,
+            max_window=64 * 1024,
+            clock=lambda: now[0],
+            process_budget=process,
+            idle_timeout=None,
+        )
+        return CoreConfig(**(base | settings))  # type: ignore[arg-type]
+
+    max_streams = rnd.choice([2, 4, 8])
+    pair = CorePair(
+        config(),
+        config(
+            max_buffered=rnd.choice([64, 100, 160]) * 1024,
+            max_streams=max_streams,
+            connection_window=rnd.choice([4096, 16384]),
+        ),
+    )
+
+    def step(readers: list[StreamCore], part: int | None = None) -> None:
+        now[0] += 0.05
+        while pair.send(pair.b):
+            pass
+        while pair.deliver(pair.b):
+            pass
+        now[0] += 0.05
+        while pair.send(pair.a):
+            pass
+        while pair.deliver(pair.a):
+            pass
+        for reader in readers:
+            taken = 0
+            while reader.inbox and (part is None or taken < part):
+                pair.b.take(reader, 1 << 20)
+                taken += 1
+
+    streams = []
+    for _ in range(min(max_streams, rnd.randint(2, 3))):
+        writer = StreamCore(StreamOptions())
+        reader = pair.open_stream(pair.a, writer)
+        pair.b.start_reading(reader)
+        pair.a.write(writer, b"x" * (8 << 20))
+        streams.append((writer, reader))
+    readers = [reader for _, reader in streams]
+    for _ in range(rnd.randint(5, 40)):
+        step(readers, rnd.choice([None, None, 3, 10]))
+    other = Budget(limit, process)  # another connection now holds half the process or more
+    other._add(min(int(limit * rnd.choice([0.5, 0.6, 0.7])), process.free), 0)
+    writer, last = streams[-1]
+    for _ in range(rnd.randint(0, 3)):
+        step(readers, 1)
+    for _ in range(150):  # only the last stream's reader goes on reading; the others stall
+        step([last])
+    before = last.activity
+    for _ in range(30):
+        step([last])
+    assert last.error is None
+    assert last.activity > before or not writer.pending_size, "a reading stream stalled"
