@@ -35,7 +35,10 @@ async def main() -> None:
         return hashlib.sha256(PAYLOAD).hexdigest()
 
     app = socketio.ASGIApp(sio, other_asgi_app=hello_app)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    # No WebSocket compression for browsers (ss() cannot decline it under ASGI: uvicorn answers
+    # the handshake); from the command line: uvicorn module:app --ws-per-message-deflate false
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False)
+    server = uvicorn.Server(config)
     serving = asyncio.ensure_future(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no "started" event to wait on)
         await asyncio.sleep(0.01)

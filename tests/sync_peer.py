@@ -2,6 +2,7 @@
 modes and of the interop with JavaScript clients (monkey-patching must never reach pytest).
 
     python tests/sync_peer.py --mode threading|eventlet|gevent --host socketio|flask [--max-chunk N]
+        [--websocket-compression]
 
 It prints ``LISTENING <port>`` once it accepts connections, ``DROPPED <json>`` when the two
 streams of ``drop`` have failed, and ``FAILED <repr>`` for any unexpected error in a handler or
@@ -35,16 +36,17 @@ def main() -> None:
     parser.add_argument("--mode", choices=("threading", "eventlet", "gevent"), default="threading")
     parser.add_argument("--host", choices=("socketio", "flask"), default="socketio")
     parser.add_argument("--max-chunk", type=int, default=None)
+    parser.add_argument("--websocket-compression", action="store_true", help="ss(websocket_compression=True)")
     args = parser.parse_args()
     monkey_patch(args.mode)
-    serve(args.mode, args.host, args.max_chunk)
+    serve(args.mode, args.host, args.max_chunk, args.websocket_compression)
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
-def serve(mode: str, host: str, max_chunk: int | None) -> None:
+def serve(mode: str, host: str, max_chunk: int | None, websocket_compression: bool = False) -> None:
     import hashlib
     import json
     import os
@@ -55,11 +57,14 @@ def serve(mode: str, host: str, max_chunk: int | None) -> None:
     from sio_stream import StreamError, sync
 
     options: dict[str, Any] = {} if max_chunk is None else {"max_chunk": max_chunk}
+    options["websocket_compression"] = websocket_compression
     if host == "flask":
         from flask import Flask, request
         from flask_socketio import SocketIO
 
         app: Any = Flask("sync-peer")
+        # A blank document of this origin, for a browser to open websockets from.
+        app.add_url_rule("/", "blank", lambda: "<!doctype html><title>sync peer</title>")
         sio: Any = SocketIO(app, async_mode=mode, max_http_buffer_size=16 * 2**20)
         streams = sync.ss(sio, **options)
         server: Any = sio.server

@@ -32,6 +32,7 @@ from ..core._core import (
     Outgoing,
     PendingReply,
 )
+from ..glue import _compression as compression
 from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
@@ -110,6 +111,7 @@ def ss(
     max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
     cluster: bool = True,
+    websocket_compression: bool = False,
     resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
@@ -151,6 +153,14 @@ def ss(
     streams reach clients connected to the other server processes too, forwarded through that
     Redis server (see :mod:`sio_stream.cluster`); ``cluster=False`` keeps them local.
 
+    On an ``AsyncServer``, websockets go uncompressed: browsers offer ``permessage-deflate``, and
+    deflating file data held Chromium to a third of its rate; the server now answers the offer
+    without it (aiohttp; under ASGI the ASGI server decides: run uvicorn with
+    ``ws_per_message_deflate=False``). ``websocket_compression=True`` keeps the server's own
+    choice. It applies to the whole Socket.IO server, set by its first ``ss()`` call (see
+    :mod:`sio_stream.glue._compression`); a later call with the other value raises
+    :class:`InvalidOptionError`.
+
     ``resume_timeout`` (default 30 s; 0 turns it off): between two sio_stream peers that both
     set it, a connection whose transport drops (no deliberate ``disconnect()``) keeps its streams
     for that many seconds on both ends; when python-socketio's client reconnects, its new
@@ -165,6 +175,8 @@ def ss(
     existing = per_sio.get(namespace)
     if existing is not None:
         existing._check_same(window, max_chunk, force_base64, object_window)
+        if existing._host.is_server:
+            compression.configure(sio.eio, websocket_compression)
         return existing
     config = socket_config(
         window=window,
@@ -181,7 +193,10 @@ def ss(
         process_budget=process_budget,
         resume_timeout=resume_timeout,
     )
-    socket = StreamSocket(Host(sio, namespace), config, claim_timeout=claim_timeout)
+    host = Host(sio, namespace)
+    if host.is_server:  # before anything is installed: it raises on a conflicting choice
+        compression.configure(sio.eio, websocket_compression)
+    socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)
     if cluster and socket._host.is_server:

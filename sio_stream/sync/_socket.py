@@ -19,6 +19,7 @@ from ..core._core import (
     StreamCore,
 )
 from ..core._wire import HELLO
+from ..glue import _compression as compression
 from ..glue._call import streams_in
 from ..glue._connection import ConnectionLogic
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
@@ -36,12 +37,22 @@ _TICK = 1.0
 _HELLO_WAIT = 10.0
 
 
-def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **options: Any) -> StreamSocket:
+def ss(
+    sio: Any,
+    namespace: str = "/",
+    *,
+    claim_timeout: float | None = 60.0,
+    websocket_compression: bool = False,
+    **options: Any,
+) -> StreamSocket:
     """The sync :class:`StreamSocket` of ``sio`` for ``namespace``: a ``socketio.Server``,
     ``socketio.Client`` or ``flask_socketio.SocketIO`` (after ``init_app``).
 
     Options, limits and errors as :func:`sio_stream.ss`. Flask-SocketIO handlers are called
     without a sid (use ``flask.request.sid``), inside Flask-SocketIO's request context.
+    On a server, websockets go uncompressed unless ``websocket_compression`` (threading and
+    eventlet modes; a gevent server keeps compression, see :mod:`sio_stream.glue._compression`), as
+    :func:`sio_stream.ss` says.
     Raises :class:`~sio_stream.LocalProtocolError` for ``async_handlers=False``.
     """
     host_object = getattr(sio, "server", None) if type(sio).__name__ == "SocketIO" else sio
@@ -54,9 +65,13 @@ def ss(sio: Any, namespace: str = "/", *, claim_timeout: float | None = 60.0, **
             options.get("force_base64"),
             options.get("object_window"),
         )
+        if existing._host.is_server:
+            compression.configure(existing._host.sio.eio, websocket_compression)
         return existing
     config = socket_config(**options)
     host = SyncHost(sio, namespace)
+    if host.is_server:  # before anything is installed: it raises on a conflicting choice
+        compression.configure(host.sio.eio, websocket_compression)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     per_sio[namespace] = socket
