@@ -53,6 +53,12 @@ class ConnectionAbortedStreamError(StreamBrokenError):
     """The Socket.IO connection carrying the stream dropped (message ``"Connection aborted"``)."""
 
 
+class ResumeRefusedError(ConnectionAbortedStreamError):
+    """The server refused to resume the session of a dropped connection (an unknown, expired or
+    reused token, or a session still in use): its streams failed, as without resume. The new
+    connection is up and new streams work on it."""
+
+
 class RemoteProtocolError(StreamBrokenError):
     """The peer broke the wire protocol (for example a write without credit); the stream failed."""
 

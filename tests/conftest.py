@@ -49,7 +49,9 @@ class Pair:
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
+    # Indirect parametrization passes ss() options for both ends (e.g. {"resume_timeout": 0}).
+    options: dict[str, Any] = getattr(request, "param", None) or {}
     server = socketio.AsyncServer(async_mode="aiohttp")
     runner, url = await start_server(server)
     result = Pair(server=server, client=socketio.AsyncClient(), url=url)
@@ -59,6 +61,8 @@ async def pair() -> AsyncIterator[Pair]:
         result.connected.append(sid)
 
     # StreamSockets exist before the client connects, as in a real application.
+    sio_stream.ss(server, **options)
+    sio_stream.ss(result.client, **options)
     result.server_streams  # noqa: B018
     result.client_streams  # noqa: B018
     await result.client.connect(url, transports=["websocket"])

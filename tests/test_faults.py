@@ -55,7 +55,8 @@ async def _drain(stream: sio_stream.IOStream, server: Server) -> bytes:
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     sio = socketio.AsyncServer(async_mode="aiohttp")
-    streams = sio_stream.ss(sio, max_chunk=CHUNK)
+    # A cut here must fail every stream at once: session resume (its own tests) is off.
+    streams = sio_stream.ss(sio, max_chunk=CHUNK, resume_timeout=0)
     runner, url = await start_server(sio)
     srv = Server(sio, url)
 
@@ -105,7 +106,7 @@ async def server() -> AsyncIterator[Server]:
 
 
 async def _client_side(kind: str, client: socketio.AsyncClient, data: bytes, srv: Server) -> list[Any]:
-    streams = sio_stream.ss(client, max_chunk=CHUNK)
+    streams = sio_stream.ss(client, max_chunk=CHUNK, resume_timeout=0)
 
     async def send(stream: sio_stream.IOStream) -> None:
         for start in range(0, len(data), CHUNK):

@@ -133,6 +133,9 @@ async def test_class_based_namespaces_keep_working(order):
         await runner.cleanup()
 
 
+# A transport dropped under the client is what session resume waits for (resume_timeout);
+# without it both ends fail at once (tests/test_session_resume.py covers the wait).
+@pytest.mark.parametrize("pair", [{"resume_timeout": 0}], indirect=True)
 async def test_disconnect_mid_transfer_fails_both_ends_and_leaves_nothing(pair):
     server_side: list[weakref.ref] = []
     server_errors: list[BaseException] = []

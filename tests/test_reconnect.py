@@ -1,4 +1,5 @@
-"""A client with python-socketio's automatic reconnection loses its transport mid-transfer:
+"""A client with python-socketio's automatic reconnection loses its transport mid-transfer, with
+session resume off (``resume_timeout=0``; see tests/test_session_resume.py for resume):
 the old streams fail with "Connection aborted" on both ends, the client reconnects by itself,
 new streams work on the new connection, and the client's registry holds only those."""
 
@@ -66,7 +67,7 @@ class CutProxy:
 
 async def test_client_reconnects_after_a_network_cut_mid_transfer() -> None:
     server = socketio.AsyncServer(async_mode="aiohttp")
-    streams = sio_stream.ss(server)
+    streams = sio_stream.ss(server, resume_timeout=0)
     server_outcomes: list[Any] = []
     sids: list[str] = []
     producers: set[asyncio.Task[Any]] = set()

@@ -74,7 +74,9 @@ async def test_server_shutdown_fails_every_stream_on_both_ends_and_the_process_e
         moved: dict[str, int] = {}
         for _ in range(CLIENTS):
             client = socketio.AsyncClient(reconnection=False)
-            streams = sio_stream.ss(client)
+            # Without resume: a server that goes away without disconnecting its clients would
+            # otherwise leave their streams suspended for resume_timeout (30 s), waiting for it.
+            streams = sio_stream.ss(client, resume_timeout=0)
             await client.connect(url, transports=["websocket"])
             clients.append(client)
             for _ in range(2):

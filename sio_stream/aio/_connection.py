@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
 from ..glue._connection import ConnectionLogic
 from ._stream import IOStream
@@ -33,6 +34,7 @@ class Connection(ConnectionLogic):
         self._sender: asyncio.Task[None] | None = None
         self._claim_timers: set[asyncio.TimerHandle] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
         stream: IOStream = super().decode_stream(stream_id, options)
@@ -82,12 +84,37 @@ class Connection(ConnectionLogic):
                     if not self.emit_failed(item, exc, self._is_connected()):
                         return
         finally:
-            self._sender = None
+            if self._sender is asyncio.current_task():
+                self._sender = None
+
+    # -- negotiated resume -------------------------------------------------------------------------
+    def rebind(self, emit: EmitFunction, is_connected: Callable[[], bool], label: str) -> None:
+        """Send to a resumed session's new connection from now on."""
+        self._emit = emit
+        self._is_connected = is_connected
+        self.label = label
+
+    def _stop_sending(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _start_expiry(self, delay: float, expire: Callable[[], None]) -> None:
+        self._stop_expiry()
+        self._expiry = asyncio.get_running_loop().call_later(delay, expire)
+
+    def _stop_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
 
     # -- the end -----------------------------------------------------------------------------------
-    def lost(self) -> None:
+    def lost(self, error: StreamError | None = None) -> None:
         """The connection dropped: fail every stream with "Connection aborted" and stop sending."""
-        super().lost()
+        super().lost(error)
         for timer in self._claim_timers:
             timer.cancel()
         self._claim_timers.clear()

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..core import _wire as wire
 from ..core._budget import Budget
+from ..core._config import DEFAULT_RESUME_TIMEOUT
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -107,6 +108,7 @@ def ss(
     process_budget: Budget | None = None,
     cluster: bool = True,
     websocket_compression: bool = False,
+    resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -154,6 +156,13 @@ def ss(
     choice. It applies to the whole Socket.IO server, set by its first ``ss()`` call (see
     :mod:`sio_stream.glue._compression`); a later call with the other value raises
     :class:`InvalidOptionError`.
+
+    ``resume_timeout`` (default 30 s; 0 turns it off): between two sio_stream peers that both
+    set it, a connection whose transport drops (no deliberate ``disconnect()``) keeps its streams
+    for that many seconds on both ends; when python-socketio's client reconnects, its new
+    connection resumes the session and every stream continues where the peer stopped receiving
+    (see the protocol notes, ``resume``). Pending ``call()`` acks and application events
+    emitted while the transport is down are not kept. Toward other peers it changes nothing.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -178,16 +187,41 @@ def ss(
         connection_window=connection_window,
         max_window=max_window,
         process_budget=process_budget,
+        resume_timeout=resume_timeout,
     )
     host = Host(sio, namespace)
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(sio.eio, websocket_compression)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
+    if not socket._host.is_server and not per_sio:
+        _announce_disconnects(sio)
     if cluster and socket._host.is_server:
         socket._join_cluster(_relay_for(sio))
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
+
+
+#: Longest a client's ``disconnect()`` waits for the server to close its resumable session.
+LEAVING_TIMEOUT = 1.0
+
+
+def _announce_disconnects(client: Any) -> None:
+    """Wrap an ``AsyncClient``'s ``disconnect()``: each of its sockets with a resumable session
+    tells the server first (one round trip, at most LEAVING_TIMEOUT), so that the server fails
+    the session's streams at once instead of keeping them for ``resume_timeout``. (python-engineio's
+    client may close its websocket before its DISCONNECT packet was written: the server then
+    sees a dropped transport.)"""
+    original = client.disconnect
+
+    async def disconnect(*args: Any, **kwargs: Any) -> Any:
+        sockets: dict[str, StreamSocket] = getattr(client, _SOCKETS_ATTRIBUTE, {})
+        waits = [w for w in (s._leaving() for s in sockets.values()) if w is not None]
+        if waits:
+            await asyncio.wait(waits, timeout=LEAVING_TIMEOUT)
+        return await original(*args, **kwargs)
+
+    client.disconnect = disconnect
 
 
 class StreamSocket(SocketLogic):
@@ -204,6 +238,15 @@ class StreamSocket(SocketLogic):
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    def _rebind(self, connection: Any, peer: Any) -> None:
+        assert isinstance(connection, Connection)
+        connection.rebind(
+            self._host.emitter(peer), lambda: self._host.is_live(peer), f"{self.namespace} {peer}"
+        )
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         result = callback(*args)
@@ -395,15 +438,16 @@ class StreamSocket(SocketLogic):
         if self._forward(peer, wire.ERROR, args) is None:
             super()._on_error(peer, *args)
 
-    def _on_hello(self, peer: Any, *args: Any) -> None:
-        super()._on_hello(peer, *args)
+    def _on_hello(self, peer: Any, *args: Any) -> Any:
+        answer = super()._on_hello(peer, *args)
         if self._cluster is not None:
             self._cluster.features_changed(self.namespace, peer)
+        return answer
 
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
         super()._on_lifecycle(event, namespace, peer)
         if self._cluster is not None and self._host.is_server:
-            if event == "disconnect":
+            if event in ("disconnect", "dropped"):
                 self._cluster.left(namespace, peer)
             elif event == "connected":
                 self._cluster.joined(namespace, peer)

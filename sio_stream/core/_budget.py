@@ -66,6 +66,8 @@ class ConnectionStatistics:
     streams: int  #: streams open
     waiting_streams: int  #: streams owed credit the budget has no room for yet
     limit: int  #: the connection's budget (``max_buffered``)
+    retained: int = 0  #: bytes sent and kept for replay until the peer acknowledges them (resume)
+    suspended: bool = False  #: the transport dropped; the session waits for the client (resume)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class StreamSocketStatistics:
     credits: int
     streams: int
     process: BudgetStatistics  #: the process account (every socket sharing it)
+    resumes: int = 0  #: sessions resumed after a dropped connection (negotiated ``resume``)
+    suspended: int = 0  #: sessions waiting for their client to come back
 
 
 class Budget:
@@ -93,6 +97,7 @@ class Budget:
         "window",
         "held",
         "reserved",
+        "retained",
         "parent",
         "_waiters",
         "_members",
@@ -124,6 +129,9 @@ class Budget:
         self.window = window
         self.held = 0
         self.reserved = 0
+        #: Bytes a resumable session's writers keep for replay (sent, not yet acknowledged):
+        #: counted in :attr:`used`, so that limits and fairness see them, not in ``held``.
+        self.retained = 0
         #: Bytes of each stream's floor; the floors' share of the limit (``floor * slots``), and
         #: the part of it in use: the sum over streams of ``min(floor, held + reserved)``.
         self.floor = floor
@@ -143,7 +151,16 @@ class Budget:
 
     @property
     def used(self) -> int:
-        return self.held + self.reserved
+        return self.held + self.reserved + self.retained
+
+    def retain(self, size: int) -> None:
+        """Count ``size`` bytes kept for replay (negative: released; wakes waiters)."""
+        account: Budget | None = self
+        while account is not None:
+            account.retained += size
+            account = account.parent
+        if size < 0:
+            self._wake()
 
     @property
     def free(self) -> int:

@@ -179,6 +179,16 @@ class ByteQueue:
             self._items.append(data)
             self.size += len(data)
 
+    def prepend(self, data: bytes) -> None:
+        """Put ``data`` back in front of everything queued (a resumed stream's replay)."""
+        if not data:
+            return
+        if self._offset:
+            self._items[0] = self._items[0][self._offset :]
+            self._offset = 0
+        self._items.appendleft(data)
+        self.size += len(data)
+
     def take(self, limit: int) -> bytes:
         """Remove and return up to ``limit`` bytes (at least one byte if any is queued)."""
         items = self._items

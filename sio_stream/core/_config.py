@@ -98,6 +98,21 @@ FEATURE_WINDOW_GROWTH = "window-growth"
 #: then only a limit; a writer counts what was accepted from ``N`` (our JavaScript client's
 #: upload progress), which lets it announce window-growth too. Needs batch-read (the count).
 FEATURE_CONSUMED = "consumed"
+#: Session resume after a dropped transport (see _resume.py): the client's hello carries a
+#: secret token, each side reports per stream what it received and the credit it holds, and
+#: each writer replays what the reader did not get. Batched reads carry the reader's received
+#: count in their fourth argument (``{"received": N}``, beside ``consumed``), acknowledging data
+#: so the writer can drop what it kept. Announced only by
+#: a socket with a ``resume_timeout`` (never by default in the core: the asyncio ``ss()`` sets it).
+FEATURE_RESUME = "resume"
+#: Seconds both ends keep a dropped connection's streams for its client to come back: long
+#: enough for python-socketio's reconnection (about 1 s, at most 5 s between attempts by
+#: default) and a mobile network change, short enough that a client that is gone frees its
+#: streams and handlers soon.
+DEFAULT_RESUME_TIMEOUT = 30.0
+#: Sessions a server socket keeps suspended at once: beyond it a dropped connection fails its
+#: streams at once, as without resume (what a suspended session holds stays in the budgets).
+DEFAULT_MAX_SUSPENDED = 1000
 PROTOCOL_VERSION = 1
 OUR_FEATURES = frozenset(
     {
@@ -120,6 +135,9 @@ DIGESTS = frozenset({"sha256", "blake2b"})
 INTEGRITY_KEY = "integrity"
 #: Key of the fourth argument of a ``$stream-read`` (negotiated ``consumed``).
 CONSUMED_KEY = "consumed"
+#: Key of a read's report that says how many units (bytes, or objects) the reader accepted on
+#: the stream so far (negotiated ``resume``).
+RECEIVED_KEY = "received"
 
 
 @dataclass
@@ -155,6 +173,9 @@ class CoreConfig:
     #: ``max_chunk`` or less: the window never grows.
     max_window: int = DEFAULT_MAX_WINDOW
     features: frozenset[str] = field(default=OUR_FEATURES)
+    #: Seconds a dropped connection's streams wait for the client to come back (negotiated
+    #: ``resume``; 0: they fail at once). ``features`` must include FEATURE_RESUME for it to be used.
+    resume_timeout: float = 0.0
     #: Seconds, for the round trips that tune windows (the core reads no clock of its own).
     clock: Callable[[], float] = time.monotonic
 

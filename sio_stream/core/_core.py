@@ -9,6 +9,7 @@ each stream's ``listener`` is called whenever something a waiting task may care 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import reprlib
 import weakref
@@ -50,6 +51,7 @@ from ._config import (
     FEATURE_ERROR_REPLY,
     FEATURE_OBJECT_BATCH,
     FEATURE_READ_SIZE,
+    FEATURE_RESUME,
     FEATURE_UNACKED_WRITE,
     INITIAL_BYTE_CREDIT,
     INITIAL_OBJECT_CREDIT,
@@ -59,18 +61,20 @@ from ._config import (
     PLAIN_CREDITS,
     PROBE_CREDITS,
     PROTOCOL_VERSION,
+    RECEIVED_KEY,
     CoreConfig,
     floor_bytes,
 )
 from ._digest import DigestMixin
 from ._options import StreamOptions
 from ._reading import ReadingMixin
+from ._resume import ResumeMixin
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
 from ._window import ReadWindow
 
 
-class ProtocolCore(ReadingMixin, DigestMixin):
+class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
     """All streams of one Socket.IO connection (one namespace of one socket), sans I/O."""
 
     def __init__(self, config: CoreConfig | None = None) -> None:
@@ -97,6 +101,16 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         self.connecting = False
         #: Called when the outbox goes from empty to non-empty (the glue wakes its sender).
         self.on_outgoing: Callable[[], None] = _nothing
+        # -- negotiated ``resume`` (see _resume.py) --
+        #: The transport dropped and the session may resume: nothing but :attr:`control` is sent.
+        self.suspended = False
+        #: Streams registered when the transport dropped (those the resume handshake reports).
+        self.suspended_ids: set[str] = set()
+        #: Events that go before everything else, even while suspended (a resume hello).
+        self.control: deque[Outgoing] = deque()
+        #: Streams that left the registry in good order: ``id -> resume entry`` (bounded).
+        self.recently_closed: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
+        self.resumes = 0
 
     @property
     def buffered_bytes(self) -> int:
@@ -113,12 +127,20 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             streams=len(self.streams),
             waiting_streams=len(self.starved),
             limit=self.budget.limit,
+            retained=self.budget.retained,
+            suspended=self.suspended,
         )
 
     # -- negotiation -----------------------------------------------------------------------
-    def hello(self) -> Outgoing:
-        """Our ``$stream-hello``, to send first on a new connection."""
-        info = {"version": PROTOCOL_VERSION, "features": sorted(self.config.features)}
+    def hello(self, resume: dict[str, Any] | None = None) -> Outgoing:
+        """Our ``$stream-hello``, to send first on a new connection (``resume``: the negotiated
+        resume part, see :mod:`sio_stream.core._resume`)."""
+        features = self.config.features
+        if self.config.resume_timeout <= 0:
+            features = features - {FEATURE_RESUME}
+        info: dict[str, Any] = {"version": PROTOCOL_VERSION, "features": sorted(features)}
+        if resume is not None:
+            info["resume"] = resume
         return Outgoing(wire.HELLO, (info,))
 
     def receive_hello(self, info: Any) -> None:
@@ -128,7 +150,10 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         features = info.get("features")
         if isinstance(features, list):
             theirs = {f for f in features if isinstance(f, str)}
-            self.peer_features = frozenset(theirs & self.config.features)
+            ours = self.config.features
+            if self.config.resume_timeout <= 0:
+                ours = ours - {FEATURE_RESUME}
+            self.peer_features = frozenset(theirs & ours)
 
     # -- queueing --------------------------------------------------------------------------
     def _queue(self, item: Outgoing | StreamCore) -> None:
@@ -143,8 +168,17 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             raise ConnectionAbortedStreamError(wire.CONNECTION_ABORTED)
         self._queue(item)
 
+    def queue_control(self, item: Outgoing) -> None:
+        """Queue ``item`` ahead of the outbox, sent even while suspended (a resume hello)."""
+        self.control.append(item)
+        self.on_outgoing()
+
     def next_outgoing(self) -> Outgoing | None:
-        """The next event to emit, or ``None`` when nothing is queued."""
+        """The next event to emit, or ``None`` when nothing is queued (or may be sent now)."""
+        if self.control:
+            return self.control.popleft()
+        if self.suspended:
+            return None
         while self.outbox:
             item = self.outbox.popleft()
             if isinstance(item, Outgoing):
@@ -249,10 +283,13 @@ class ProtocolCore(ReadingMixin, DigestMixin):
     def receive_read(self, stream_id: Any, size: Any = None, count: Any = 1, report: Any = None) -> None:
         """``$stream-read``: one credit (or ``count`` from a sio_stream peer). Unknown ids are
         ignored. ``report`` (negotiated ``consumed``): ``{"consumed": N}``, the credits the
-        reader's application consumed so far; a bad one fails the stream (RemoteProtocolError)."""
+        reader's application consumed so far; a bad one fails the stream (RemoteProtocolError).
+        With negotiated ``resume`` it also carries ``"received"``: what the reader accepted."""
         stream = self._lookup(stream_id)
         if stream is None or stream.write_state is WriteState.FAILED:
             return
+        if isinstance(report, dict) and stream.replay:
+            self._acknowledge(stream, report.get(RECEIVED_KEY))
         grant = 1
         if FEATURE_BATCH_READ in self.peer_features and count != 1:
             if count == 0 and not isinstance(count, bool) and FEATURE_CLAIM in self.peer_features:
@@ -318,6 +355,7 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             problem = self._digest_announced(stream, marker)
             if problem is not None:
                 return self._refuse(stream, problem)
+        stream.received_units += 1 if stream.object_mode else len(value)
         if stream.object_mode:
             assert isinstance(stream.inbox, deque)
             stream.inbox.append(value)
@@ -346,6 +384,7 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         if refusal is not None:
             return refusal
         stream.inbox.extend(chunk)
+        stream.received_units += count
         each, rest = divmod(total, count)
         stream.inbox_sizes.extend(each + (1 if i < rest else 0) for i in range(count))
         stream.listener()
@@ -397,12 +436,15 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             return
         self.fail(stream, StreamBrokenError(str(message), remote=True))
 
-    def connection_lost(self) -> None:
-        """The connection dropped: every stream fails with "Connection aborted"."""
+    def connection_lost(self, error: StreamError | None = None) -> None:
+        """The connection dropped: every stream fails with "Connection aborted" (or ``error``)."""
         self.closed = True
+        self.suspended = False
         self.outbox.clear()
+        self.control.clear()
+        self.recently_closed.clear()
         for stream in list(self.streams.values()):
-            self.fail(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
+            self.fail(stream, error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
         self.streams.clear()
         self.starved.clear()
         self.budget.close()
@@ -420,7 +462,10 @@ class ProtocolCore(ReadingMixin, DigestMixin):
                 self.fail(stream, LocalProtocolError(message))
 
     def _lookup(self, stream_id: Any) -> StreamCore | None:
-        if not isinstance(stream_id, str):
+        if not isinstance(stream_id, str) or self.suspended:
+            # While suspended, events still arriving were sent on the dead transport
+            # (python-socketio dispatches each in a task of its own, which may run after the
+            # disconnect): ignored, what they carried is replayed after the resume.
             return None
         stream = self.streams.get(stream_id)
         if stream is not None:
@@ -493,6 +538,7 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         if stream.object_mode:
             assert isinstance(stream.pending, deque)
             chunk: Any = None
+            sent: list[Any] = []
             if (
                 FEATURE_OBJECT_BATCH in self.peer_features
                 and stream.credit.available > 1
@@ -501,8 +547,14 @@ class ProtocolCore(ReadingMixin, DigestMixin):
                 batch = self._object_batch(stream.pending, stream.credit.available)
                 if batch is not None:
                     chunk, encoding, spent = batch, wire.OBJECT_BATCH, len(batch)
+                    sent = batch
             if chunk is None:
-                chunk, encoding = wire_chunk(stream.pending.popleft(), True, False)
+                value = stream.pending.popleft()
+                sent = [value]
+                chunk, encoding = wire_chunk(value, True, False)
+            if self.resumable:
+                # Objects are counted at the size a reader reserves before it saw any.
+                self._retain(stream, spent, sent, spent * INITIAL_OBJECT_CREDIT)
         else:
             assert isinstance(stream.pending, ByteQueue)
             limit = self.config.max_chunk
@@ -510,8 +562,16 @@ class ProtocolCore(ReadingMixin, DigestMixin):
                 limit = min(limit, stream.read_size)  # the reader reserved only this much
             data = stream.pending.take(limit)
             chunk, encoding = wire_chunk(data, False, self.config.force_base64)
+            fresh = data
+            if stream.replay_left:
+                # Replayed after a resume: hashed when it was first sent.
+                skip = min(len(data), stream.replay_left)
+                stream.replay_left -= skip
+                fresh = data[skip:]
             if stream.digest_name is not None:
-                marker = self._digest_marker(stream, data)
+                marker = self._digest_marker(stream, fresh)
+            if self.resumable:
+                self._retain(stream, len(data), data, len(data))
         stream.credit.spend(spent)
         stream.chunks_sent += 1
         stream.touch()
@@ -579,6 +639,8 @@ class ProtocolCore(ReadingMixin, DigestMixin):
         (A reader echoing ``$stream-end`` after sending nothing loses nothing.)
         """
         stream.end_ack_pending = False
+        if stream.replay:
+            self._drop_replay(stream)  # the peer processed every write before the end
         if args and isinstance(args[0], dict) and isinstance(args[0].get(INTEGRITY_KEY), str):
             self.fail(stream, IntegrityError(args[0][INTEGRITY_KEY], remote=True), notify=False)
             return
@@ -611,6 +673,7 @@ class ProtocolCore(ReadingMixin, DigestMixin):
             stream.inbox_sizes.clear()
         self._stop_credit(stream, held=not keep_inbox)
         stream.pending.clear()
+        self._drop_replay(stream)
         if notify and not error.remote and stream.owner is self and stream.announced and not self.closed:
             self._queue(Outgoing(wire.ERROR, (stream.id, error.wire_message)))
         self._remove(stream)
@@ -635,6 +698,9 @@ class ProtocolCore(ReadingMixin, DigestMixin):
     def _remove(self, stream: StreamCore) -> None:
         if stream.owner is self and self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
+            self._drop_replay(stream)
+            if stream.error is None and self.resumable:
+                self._closed_cleanly(stream)
             # Bytes still unread stay counted until the application takes them or drops the
             # stream (its Holding is released when the stream is garbage-collected): a peer
             # cannot escape the budget by ending streams nobody has read yet.
@@ -685,6 +751,7 @@ __all__ = [
     "FEATURE_ERROR_REPLY",
     "FEATURE_OBJECT_BATCH",
     "FEATURE_READ_SIZE",
+    "FEATURE_RESUME",
     "FEATURE_UNACKED_WRITE",
     "INITIAL_BYTE_CREDIT",
     "INITIAL_OBJECT_CREDIT",

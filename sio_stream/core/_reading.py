@@ -33,6 +33,7 @@ from ._config import (
     FEATURE_WINDOW_GROWTH,
     PLAIN_CREDITS,
     PROBE_CREDITS,
+    RECEIVED_KEY,
     CoreConfig,
 )
 from ._state import ReadInput, ReadState
@@ -46,6 +47,9 @@ class _Core(Protocol):
     budget: Budget
     peer_features: frozenset[str]
     starved: dict[StreamCore, None]
+
+    @property
+    def resumable(self) -> bool: ...
 
     def _queue(self, item: Outgoing | StreamCore) -> None: ...
 
@@ -243,10 +247,15 @@ class ReadingMixin:
         if self._sized(stream):
             stream.grant_size = read_size = size
         if FEATURE_BATCH_READ in self.peer_features:
-            if FEATURE_CONSUMED in self.peer_features:
+            if FEATURE_CONSUMED in self.peer_features or self.resumable:
                 # What the application consumed so far, so that the writer never reads credit
-                # as consumption (the first grant is one credit, the next a whole window).
-                report = {CONSUMED_KEY: stream.window.consumed_total}
+                # as consumption (the first grant is one credit, the next a whole window); with
+                # negotiated resume, what arrived (the writer drops what it kept of it).
+                report: dict[str, int] = {}
+                if FEATURE_CONSUMED in self.peer_features:
+                    report[CONSUMED_KEY] = stream.window.consumed_total
+                if self.resumable:
+                    report[RECEIVED_KEY] = stream.received_units
                 self._queue(Outgoing(wire.READ, (stream.id, read_size, count, report)))
             else:
                 self._queue(Outgoing(wire.READ, (stream.id, read_size, count)))

@@ -35,6 +35,9 @@ class WriteInput(enum.Enum):
     WRITE = "write"
     END = "end"
     FLUSHED = "flushed"  # the last buffered byte left; $stream-end goes out now
+    #: A resumed session: the peer never got our $stream-end, so what it did not receive is
+    #: flushed again, and the end follows it.
+    RESEND = "resend"
     FAIL = "fail"
 
 
@@ -57,6 +60,9 @@ _WRITE_TABLE: dict[tuple[WriteState, WriteInput], WriteState] = {
     (WriteState.ENDING, WriteInput.END): WriteState.ENDING,
     (WriteState.ENDED, WriteInput.END): WriteState.ENDED,
     (WriteState.ENDING, WriteInput.FLUSHED): WriteState.ENDED,
+    (WriteState.ENDED, WriteInput.RESEND): WriteState.ENDING,
+    (WriteState.ENDING, WriteInput.RESEND): WriteState.ENDING,
+    (WriteState.OPEN, WriteInput.RESEND): WriteState.OPEN,
 }
 
 for _state in ReadState:

@@ -115,6 +115,14 @@ class StreamCore:
         self.digest_value: str | None = None
         self.bytes_received = 0
         self.end_reply: PendingReply | None = None
+        # -- negotiated ``resume`` (see sio_stream.core._resume) --
+        self.sent_units = 0  # writer: bytes (objects) put on the wire
+        self.acked_units = 0  # writer: bytes (objects) the reader said it received
+        #: Writer: what was sent and not yet acknowledged, oldest first (bytes, or lists of objects).
+        self.replay: deque[Any] = deque()
+        self.replay_bytes = 0  # writer: bytes of ``replay`` counted in the budget
+        self.replay_left = 0  # writer: bytes at the head of ``pending`` already hashed (replayed)
+        self.received_units = 0  # reader: bytes (objects) accepted
 
     # -- derived state -------------------------------------------------------------------
     @property

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .._errors import ConnectionAbortedStreamError, StreamBrokenError
+from .._errors import ConnectionAbortedStreamError, StreamBrokenError, StreamError
 from ..core import _wire as wire
 from ..core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 
@@ -49,6 +49,12 @@ class ConnectionLogic:
         self._stream_class = stream_class
         #: Futures of StreamSocket.call() waiting for an ack on this connection.
         self.pending_calls: set[Any] = set()
+        #: Negotiated resume: the client's secret token for this session (the server keeps only
+        #: a hash of it, :attr:`session_key`, in its socket's session table).
+        self.token: str | None = None
+        self.session_key: str | None = None
+        #: Server: the key the client last resumed with, valid until it confirms the new token.
+        self.previous_key: str | None = None
 
     def _start_sender(self) -> None:
         raise NotImplementedError
@@ -73,10 +79,49 @@ class ConnectionLogic:
     def queue(self, item: Outgoing) -> None:
         self.core.queue(item)
 
-    def send_hello(self) -> None:
+    def send_hello(self, resume: dict[str, Any] | None = None) -> None:
         if not self.hello_sent and not self.core.closed:
             self.hello_sent = True
-            self.core.queue(self.core.hello())
+            self.core.queue(self.core.hello(resume))
+
+    # -- negotiated resume ------------------------------------------------------------------------
+    def suspend(self, expire: Callable[[], None]) -> None:
+        """The transport dropped and the session may resume: keep the streams, send nothing,
+        and call ``expire`` after ``resume_timeout`` seconds unless :meth:`resumed` came first.
+        Pending ``call()`` acks belong to python-socketio's connection and are lost: they fail."""
+        again = self.core.suspended  # dropped again before the resume completed: the clock runs on
+        self.core.suspend()
+        self._fail_calls(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+        self._stop_sending()
+        if not again:
+            self._start_expiry(self.core.config.resume_timeout, expire)
+
+    def send_resume_hello(self) -> None:
+        """The client is connected again: ask the server to resume, reporting what we have."""
+        self.hello_sent = True
+        state = self.core.resume_state()
+        self.core.queue_control(self.core.hello({"token": self.token, "streams": state}))
+
+    def resumed(self) -> None:
+        """The session resumed (the core applied the peer's state): stop the expiry clock."""
+        self._stop_expiry()
+        self.watch_idle()
+
+    def _stop_sending(self) -> None:
+        """Stop the sender now (the driver's)."""
+
+    def _start_expiry(self, delay: float, expire: Callable[[], None]) -> None:
+        """Call ``expire`` in ``delay`` seconds (the driver's timer)."""
+        raise NotImplementedError
+
+    def _stop_expiry(self) -> None:
+        """Cancel the timer of :meth:`_start_expiry`."""
+
+    def _fail_calls(self, error: StreamError) -> None:
+        for future in self.pending_calls:
+            if not future.done():
+                future.set_exception(error)
+        self.pending_calls.clear()
 
     def unclaimed_check(self, streams: list[StreamCore], timeout: float, event: str) -> Callable[[], None]:
         """A check that fails those of ``streams`` (returned through an ack) the peer never
@@ -127,17 +172,23 @@ class ConnectionLogic:
             logger.error("sio_stream: cannot send %s on %s: %s", item.event, self.label, exc)
             self.core.fail_outgoing(item, f"cannot send {item.event}: {exc}")
             return True
+        if self.core.resumable and not self.core.closed:
+            # The disconnect event follows and suspends the session: an application event
+            # goes again after the resume; writes are replayed from what the peer reports.
+            logger.info("sio_stream: emit on %s failed (%s); waiting for the disconnect", self.label, exc)
+            if item.event == wire.STREAM:
+                self.core.outbox.appendleft(item)
+            return False
         logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
         self.core.connection_lost()
         return False
 
-    def lost(self) -> None:
-        """The connection dropped: fail every stream and every pending call with "Connection aborted"."""
-        self.core.connection_lost()
-        for future in self.pending_calls:
-            if not future.done():
-                future.set_exception(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
-        self.pending_calls.clear()
+    def lost(self, error: StreamError | None = None) -> None:
+        """The connection dropped: fail every stream and every pending call with "Connection
+        aborted" (or ``error``)."""
+        self._stop_expiry()
+        self.core.connection_lost(error)
+        self._fail_calls(error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
 
     @property
     def streams(self) -> dict[str, StreamCore]:

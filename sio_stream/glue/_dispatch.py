@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import inspect
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +29,13 @@ from .._errors import (
     HandlerError,
     InvalidOptionError,
     LocalProtocolError,
+    ResumeRefusedError,
     StreamError,
 )
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget, StreamSocketStatistics, process_budget
+from ..core._config import DEFAULT_MAX_SUSPENDED
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -44,6 +48,7 @@ from ..core._core import (
     DEFAULT_OBJECT_WINDOW,
     DEFAULT_WINDOW,
     FEATURE_ERROR_REPLY,
+    FEATURE_RESUME,
     CoreConfig,
     Outgoing,
 )
@@ -79,6 +84,9 @@ def check_config(config: CoreConfig) -> None:
     idle = config.idle_timeout
     if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
         raise InvalidOptionError(f"idle_timeout must be a positive number or None, not {idle!r}")
+    resume = config.resume_timeout
+    if isinstance(resume, bool) or not isinstance(resume, (int, float)) or resume < 0:
+        raise InvalidOptionError(f"resume_timeout must be a number of seconds (0: off), not {resume!r}")
 
 
 def socket_config(
@@ -95,9 +103,10 @@ def socket_config(
     connection_window: int = DEFAULT_CONNECTION_WINDOW,
     max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
+    resume_timeout: float = 0.0,
 ) -> CoreConfig:
     """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`)."""
-    return CoreConfig(
+    config = CoreConfig(
         window=DEFAULT_WINDOW if window is None else window,
         object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
         max_chunk=DEFAULT_MAX_CHUNK if max_chunk is None else max_chunk,
@@ -110,7 +119,20 @@ def socket_config(
         connection_window=connection_window,
         max_window=max_window,
         process_budget=process_budget,
+        resume_timeout=resume_timeout,
     )
+    if (
+        not isinstance(resume_timeout, bool)
+        and isinstance(resume_timeout, (int, float))
+        and resume_timeout > 0
+    ):
+        config.features = config.features | {FEATURE_RESUME}
+    return config
+
+
+def _session_key(token: str) -> str:
+    """The server keeps a hash of each session token, never the token itself."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 # -- one application event ---------------------------------------------------------------------------
@@ -204,6 +226,11 @@ class SocketLogic:
         self._claim_timeout = claim_timeout
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._connections: dict[Any, Any] = {}
+        #: Negotiated resume: sessions by the hash of their token (live and suspended), the
+        #: server's suspended sessions (no longer in ``_connections``), and resumes so far.
+        self._sessions: dict[str, ConnectionLogic] = {}
+        self._suspended: set[ConnectionLogic] = set()
+        self.resumes = 0
         self._register(host)
 
     def _register(self, host: Any) -> None:
@@ -537,35 +564,214 @@ class SocketLogic:
         if args:
             self._connection(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
 
-    def _on_hello(self, peer: Any, *args: Any) -> None:
+    def _on_hello(self, peer: Any, *args: Any) -> Any:
+        info = args[0] if args else None
+        resume = info.get("resume") if isinstance(info, dict) else None
         connection = self._connection(peer)
-        connection.core.receive_hello(args[0] if args else None)
-        connection.send_hello()
+        if self._host.is_server and isinstance(resume, dict) and resume.get("close") is True:
+            # The client disconnects on purpose: a drop that follows is no reason to wait
+            # (python-engineio's client may close its socket before its DISCONNECT packet leaves).
+            self._forget_session(connection)
+            return True
+        if self._host.is_server and isinstance(resume, dict) and resume.get("confirm") is True:
+            # The client has the token of our last answer: the one it resumed with is dead now.
+            self._drop_previous(connection)
+            return True
+        if not self._host.is_server:
+            if connection.core.suspended:
+                self._resume_answered(connection, info, resume)
+                return
+            connection.core.receive_hello(info)
+            if isinstance(resume, dict) and isinstance(resume.get("token"), str):
+                connection.token = resume["token"]
+            return
+        connection.core.receive_hello(info)
+        if not connection.core.resumable or connection.hello_sent:
+            connection.send_hello()
+        elif isinstance(resume, dict):
+            self._resume_asked(peer, connection, info, resume)
+        else:
+            connection.send_hello({"token": self._new_session(connection)})
+
+    # -- negotiated resume -------------------------------------------------------------------------
+    def _new_session(self, connection: ConnectionLogic, previous: str | None = None) -> str:
+        """A fresh secret token for ``connection``'s session (replacing any earlier one). With
+        ``previous`` (the key a client just resumed with) that one stays valid too until the
+        client confirms it received the new token: an answer lost in another drop must not
+        lock the client out of its own session."""
+        self._forget_session(connection)
+        token = secrets.token_urlsafe(32)
+        connection.session_key = _session_key(token)
+        self._sessions[connection.session_key] = connection
+        if previous is not None:
+            connection.previous_key = previous
+            self._sessions[previous] = connection
+        return token
+
+    def _drop_previous(self, connection: ConnectionLogic) -> None:
+        key, connection.previous_key = connection.previous_key, None
+        if key is not None and self._sessions.get(key) is connection:
+            del self._sessions[key]
+
+    def _forget_session(self, connection: ConnectionLogic) -> None:
+        self._drop_previous(connection)
+        if connection.session_key is not None:
+            if self._sessions.get(connection.session_key) is connection:
+                del self._sessions[connection.session_key]
+            connection.session_key = None
+        self._suspended.discard(connection)
+
+    def _resume_asked(self, peer: Any, fresh: ConnectionLogic, info: Any, request: dict[str, Any]) -> None:
+        """A client's hello asks to resume a session on its new connection ``fresh``."""
+        token = request.get("token")
+        key = _session_key(token) if isinstance(token, str) else None
+        old = self._sessions.get(key) if key is not None else None
+        if old is None:
+            reason = "unknown session"  # forged, expired, or replaced by an earlier resume
+        elif not old.core.suspended or old.core.closed:
+            reason = "session in use"
+        elif fresh.core.streams or fresh.core.outbox:
+            reason = "the new connection already carries streams"
+        else:
+            reason = None
+        if reason is not None:
+            logger.info("sio_stream: resume refused for %s: %s", peer, reason)
+            fresh.send_hello({"token": self._new_session(fresh), "refused": reason})
+            return
+        assert old is not None
+        self._suspended.discard(old)
+        fresh.lost()  # empty: only its accounts go
+        self._connections[peer] = old
+        self._rebind(old, peer)
+        old.core.receive_hello(info)
+        old.hello_sent = True
+        token = self._new_session(old, previous=key)
+        old.core.queue_control(old.core.hello({"token": token, "streams": old.core.resume_state()}))
+        old.core.apply_resume(request.get("streams"))
+        old.resumed()
+        self.resumes += 1
+        logger.info("sio_stream: session resumed on %s", old.label)
+
+    def _leaving(self) -> Any:
+        """The client is about to disconnect on purpose: a future the server's answer settles
+        (``None`` when there is no session to close). The driver waits for it, briefly."""
+        connection = self._connections.get(None)
+        if (
+            self._host.is_server
+            or connection is None
+            or connection.token is None
+            or connection.core.suspended
+            or connection.core.closed
+        ):
+            return None
+        connection.token = None  # a drop from now on fails the streams at once
+        done = self._new_future()
+
+        def answered(*_args: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"close": True}},), answered))
+        return done
+
+    def _new_future(self) -> Any:
+        raise NotImplementedError
+
+    def _rebind(self, connection: ConnectionLogic, peer: Any) -> None:
+        """Send ``connection``'s events to ``peer`` (a resumed session's new sid): the driver's."""
+        raise NotImplementedError
+
+    def _resume_answered(self, connection: ConnectionLogic, info: Any, answer: Any) -> None:
+        """The server's answer to our resume hello: carry on, or fail the old streams."""
+        token = answer.get("token") if isinstance(answer, dict) else None
+        if isinstance(answer, dict) and "streams" in answer and "refused" not in answer:
+            connection.core.receive_hello(info)
+            if connection.core.resumable:
+                if isinstance(token, str):
+                    connection.token = token
+                connection.core.apply_resume(answer["streams"])
+                # Tell the server we hold the new token (it then forgets the one we used).
+                connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"confirm": True}},)))
+                connection.resumed()
+                self.resumes += 1
+                logger.info("sio_stream: session resumed on %s", connection.label)
+                return
+        reason = answer.get("refused") if isinstance(answer, dict) else None
+        reason = str(reason) if reason else "the server does not resume sessions"
+        logger.info("sio_stream: session not resumed on %s: %s", connection.label, reason)
+        self._connections.pop(None, None)
+        connection.lost(ResumeRefusedError(f"{wire.CONNECTION_ABORTED}: session not resumed ({reason})"))
+        fresh = self._connection(None)
+        fresh.core.receive_hello(info)
+        if isinstance(token, str):
+            fresh.token = token
+
+    def _may_suspend(self, connection: ConnectionLogic) -> bool:
+        if connection.core.closed or not connection.core.resumable:
+            return False
+        if self._host.is_server:
+            return connection.session_key is not None and len(self._suspended) < DEFAULT_MAX_SUSPENDED
+        return connection.token is not None and bool(self._host.will_reconnect())
+
+    def _suspend(self, connection: ConnectionLogic) -> None:
+        logger.info("sio_stream: connection %s dropped; its session waits for the client", connection.label)
+        if self._host.is_server:
+            self._suspended.add(connection)
+        connection.suspend(lambda: self._expire(connection))
+
+    def _expire(self, connection: ConnectionLogic) -> None:
+        """The client did not come back within resume_timeout: fail the session's streams."""
+        if not connection.core.suspended or connection.core.closed:
+            return
+        logger.info("sio_stream: session of %s expired", connection.label)
+        self._forget_session(connection)
+        if self._connections.get(None) is connection:
+            del self._connections[None]
+        connection.lost()
 
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        if event == "dropped":
+            # The transport failed (no deliberate disconnect): the session may resume.
+            connection = self._connections.get(peer)
+            if connection is not None and self._may_suspend(connection):
+                if self._host.is_server:
+                    del self._connections[peer]  # a new sid will take it back
+                self._suspend(connection)
+                return
+            event = "disconnect"
         if event in ("disconnect", "refused"):
             connection = self._connections.pop(peer, None)
             if connection is not None:
+                self._forget_session(connection)
                 connection.lost()
         elif event == "connected":
             connection = self._connections.get(peer)
             if connection is not None:
                 connection.release()
         elif event == "connect" and not self._host.is_server:
+            old = self._connections.get(None)
+            if old is not None and old.core.suspended and not old.core.closed:
+                # Negotiated resume: ask the server for the old session on this connection.
+                old.send_resume_hello()
+                return
             # A reconnected client starts afresh (its old streams failed at the disconnect).
-            old = self._connections.pop(None, None)
+            self._connections.pop(None, None)
             if old is not None:
                 old.lost()
             self._connection(None)
 
     # -- introspection -----------------------------------------------------------------------------
     def stream_count(self) -> int:
-        """Streams registered on all connections of this socket (for tests and monitoring)."""
-        return sum(len(c.streams) for c in self._connections.values())
+        """Streams registered on all connections of this socket, suspended sessions included
+        (for tests and monitoring)."""
+        live = sum(len(c.streams) for c in self._connections.values())
+        return live + sum(len(c.streams) for c in self._suspended)
 
     def statistics(self) -> StreamSocketStatistics:
         """The memory accounting of this socket's connections and of the process budget."""
-        connections = tuple(c.core.statistics(peer) for peer, c in self._connections.items())
+        connections = tuple(c.core.statistics(peer) for peer, c in self._connections.items()) + tuple(
+            c.core.statistics(None) for c in self._suspended
+        )
         account = self._config.process_budget or process_budget()
         return StreamSocketStatistics(
             connections=connections,
@@ -574,6 +780,8 @@ class SocketLogic:
             credits=sum(c.credits for c in connections),
             streams=sum(c.streams for c in connections),
             process=account.statistics(),
+            resumes=self.resumes,
+            suspended=len(self._suspended) + sum(1 for c in self._connections.values() if c.core.suspended),
         )
 
     @property

@@ -23,6 +23,11 @@ from . import _connect_scope as connect_scope
 #: Called with ``(event, namespace, peer key)`` before the application's handlers run.
 LifecycleHook = Callable[[str, str, Any], None]
 
+#: python-socketio's disconnect reasons for a transport that failed (python-engineio's
+#: ``reason`` values): the hooks hear ``"dropped"`` for them, ``"disconnect"`` for the others
+#: (a deliberate disconnect by either side, or a reason this version does not know).
+DROPPED_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+
 # Per-socketio-object state lives on the object itself (a reference cycle the garbage
 # collector frees with it), never in a module-level map that would keep every server alive.
 _HOOKS_ATTRIBUTE = "_sio_stream_lifecycle_hooks"
@@ -74,8 +79,12 @@ class TriggerCall:
         # Before the application's handler runs: a disconnect fails the streams first (so
         # the handler sees them failed); a client's connect starts a fresh connection
         # record that the handler may already use to emit streams.
-        if event == "disconnect" or (event == "connect" and not is_server):
-            fire(hooks, event, namespace, args[0] if is_server and args else None)
+        if event == "disconnect":
+            reason = args[1 if is_server else 0] if len(args) > (1 if is_server else 0) else None
+            dropped = isinstance(reason, str) and reason in DROPPED_REASONS
+            fire(hooks, "dropped" if dropped else event, namespace, args[0] if is_server and args else None)
+        elif event == "connect" and not is_server:
+            fire(hooks, event, namespace, None)
         self._hooks = hooks
         self._namespace = namespace
         # A server's connect handler runs before python-socketio sends the CONNECT packet:
@@ -252,6 +261,11 @@ class Host:
         if not self.is_server:
             return False
         return bool(self.sio.manager.is_pre_connected(peer, self.namespace))
+
+    def will_reconnect(self) -> bool:
+        """A client that reconnects by itself after its transport fails (python-socketio's
+        ``reconnection``); a server never does."""
+        return not self.is_server and bool(getattr(self.sio, "reconnection", False))
 
     def is_live(self, peer: Any) -> bool:
         """True while the Socket.IO connection to ``peer`` is really up (after a failed emit)."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
 from ..core._wire import HELLO
 from ..glue._connection import ConnectionLogic
@@ -132,8 +133,8 @@ class Connection(ConnectionLogic):
                     self._ticking = False
                     return
 
-    def lost(self) -> None:
-        super().lost()
+    def lost(self, error: StreamError | None = None) -> None:
+        super().lost(error)
         self._claims.clear()
         self._more.set()
         self.hello_out.set()

@@ -1,0 +1,274 @@
+"""Negotiated ``resume``: a connection's streams survive a dropped transport. A mixin of
+:class:`~sio_stream.core._core.ProtocolCore`.
+
+What each side keeps, per stream (units are bytes, or objects in object mode):
+
+* the writer counts what it put on the wire (``sent_units``) and keeps what the reader has not
+  acknowledged yet (``replay``, counted in the budget as ``retained``); the reader acknowledges
+  with the fourth argument of every ``$stream-read`` it sends (``received_units``: what it has
+  accepted so far), and the ack of ``$stream-end`` acknowledges everything. A reader grants
+  credit back as it consumes, so what a writer retains is bounded by the reader's window: data
+  in flight, plus data arrived but not yet consumed (at most the credit granted);
+* the reader counts what it accepted (``received_units``) and the credit it holds outstanding
+  (``window.outstanding``).
+
+When the transport drops (:meth:`suspend`), nothing is sent; the application keeps writing into
+its buffers (backpressure stops it at the high-water mark) and keeps reading what arrived. On
+the new connection each side reports, in its ``$stream-hello``, one entry per stream that
+existed at the drop (:meth:`resume_state`)::
+
+    {id: [received, outstanding, read_size, ended]}
+
+and applies the peer's (:meth:`apply_resume`): as a writer it drops what the reader received,
+puts what is left of its replay back in front of its buffer, takes the reader's outstanding
+credit as its own (reads lost on the old connection are in it; writes lost are credit the
+reader still counts), and sends its ``$stream-end`` again unless the reader saw it
+(``ended``). A stream the peer does not list (it never arrived, or it ended or failed there)
+fails with "Connection aborted". So every chunk is delivered exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections import deque
+from typing import Any, Protocol
+
+from .._errors import ConnectionAbortedStreamError, RemoteProtocolError, StreamError
+from . import _placeholder as placeholders
+from . import _wire as wire
+from ._budget import Budget
+from ._chunks import ByteQueue
+from ._config import (
+    FEATURE_BATCH_READ,
+    FEATURE_RESUME,
+    FEATURE_UNACKED_WRITE,
+    INITIAL_OBJECT_CREDIT,
+    CoreConfig,
+)
+from ._state import WriteInput, WriteState
+from ._streamcore import Outgoing, StreamCore
+
+
+class _Core(Protocol):
+    """What the resume methods use of the core they are mixed into."""
+
+    config: CoreConfig
+    budget: Budget
+    peer_features: frozenset[str]
+    streams: dict[str, StreamCore]
+    outbox: deque[Outgoing | StreamCore]
+    control: deque[Outgoing]
+    suspended: bool
+    suspended_ids: set[str]
+    recently_closed: collections.OrderedDict[str, list[int]]
+    resumes: int
+
+    def on_outgoing(self) -> None: ...
+
+    def fail(
+        self, stream: StreamCore, error: StreamError, *, notify: bool = True, keep_inbox: bool = False
+    ) -> None: ...
+
+    def end_acked(self, stream: StreamCore, args: tuple[Any, ...] = ()) -> None: ...
+
+    def _schedule(self, stream: StreamCore) -> None: ...
+
+    def _after_write_change(self, stream: StreamCore) -> None: ...
+
+    def _acknowledge(self, stream: StreamCore, received: Any) -> None: ...
+
+    def _drop_replay(self, stream: StreamCore) -> None: ...
+
+    def _rewind(self, stream: StreamCore, entry: Any) -> None: ...
+
+    @property
+    def resumable(self) -> bool: ...
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+class ResumeMixin:
+    """The resume methods of :class:`~sio_stream.core._core.ProtocolCore`."""
+
+    @property
+    def resumable(self: _Core) -> bool:
+        """Both sides announced ``resume`` (with the batched reads and unacked writes it builds on)."""
+        return (
+            FEATURE_RESUME in self.peer_features
+            and FEATURE_BATCH_READ in self.peer_features
+            and FEATURE_UNACKED_WRITE in self.peer_features
+            and self.config.resume_timeout > 0
+        )
+
+    # -- while the connection is up -------------------------------------------------------------
+    def _retain(self: _Core, stream: StreamCore, units: int, item: Any, size: int) -> None:
+        """``item`` (``units`` bytes or objects, ``size`` bytes of memory) went on the wire."""
+        stream.sent_units += units
+        stream.replay.append((units, item))
+        stream.replay_bytes += size
+        self.budget.retain(size)
+
+    def _acknowledge(self: _Core, stream: StreamCore, received: Any) -> None:
+        """The reader accepted ``received`` units of ``stream`` so far: drop what it covers."""
+        count = _count(received)
+        if count is None or count <= stream.acked_units or count > stream.sent_units:
+            return
+        replay = stream.replay
+        freed = 0
+        while replay and stream.acked_units < count:
+            units, item = replay[0]
+            if stream.acked_units + units <= count:
+                replay.popleft()
+                stream.acked_units += units
+                freed += len(item) if isinstance(item, bytes) else units * INITIAL_OBJECT_CREDIT
+                continue
+            # Part of a chunk: keep its tail.
+            cut = count - stream.acked_units
+            if isinstance(item, bytes):
+                replay[0] = (units - cut, item[cut:])
+                freed += cut
+            else:
+                replay[0] = (units - cut, item[cut:])
+                freed += cut * INITIAL_OBJECT_CREDIT
+            stream.acked_units = count
+        freed = min(freed, stream.replay_bytes)
+        stream.replay_bytes -= freed
+        self.budget.retain(-freed)
+
+    def _drop_replay(self: _Core, stream: StreamCore) -> None:
+        """Nothing of ``stream`` will be replayed (it ended acknowledged, or failed)."""
+        stream.replay.clear()
+        stream.acked_units = stream.sent_units
+        if stream.replay_bytes:
+            self.budget.retain(-stream.replay_bytes)
+            stream.replay_bytes = 0
+
+    def _closed_cleanly(self: _Core, stream: StreamCore) -> None:
+        """Remember a stream that left the registry in good order: the peer may still wait for
+        the answer to its ``$stream-end``, lost with the connection (bounded by ``max_streams``)."""
+        self.recently_closed[stream.id] = [stream.received_units, 0, 0, 1 if stream.remote_ended else 0]
+        while len(self.recently_closed) > self.config.max_streams:
+            self.recently_closed.popitem(last=False)
+
+    # -- the drop ---------------------------------------------------------------------------------
+    def suspend(self: _Core) -> None:
+        """The transport dropped but the session may resume: send nothing, keep every stream.
+
+        Application events not sent yet stay queued (their streams are new to the peer); the
+        rest of the outbox is dropped: credit and ends are exchanged again at the resume, and
+        writes are cut afresh from the buffers.
+        """
+        if self.suspended:
+            return
+        self.suspended = True
+        kept: list[Outgoing] = []
+        fresh: set[Any] = set()
+        for item in self.outbox:
+            if isinstance(item, Outgoing):
+                if item.event == wire.STREAM:
+                    kept.append(item)
+                    placeholders.decode(list(item.args[1:]), lambda sid, _o: fresh.add(sid))
+            else:
+                item.scheduled = False
+        self.outbox.clear()
+        self.outbox.extend(kept)
+        self.control.clear()
+        self.suspended_ids = {sid for sid in self.streams if sid not in fresh}
+
+    def resume_state(self: _Core) -> dict[str, list[int]]:
+        """What we have of every stream of the suspended session, for our resume hello. Reads
+        queued meanwhile are dropped from the outbox: their credit is in ``outstanding``."""
+        entries: dict[str, list[int]] = {}
+        for sid, state in self.recently_closed.items():
+            entries[sid] = list(state)
+        for sid in self.suspended_ids:
+            stream = self.streams.get(sid)
+            if stream is None or stream.error is not None:
+                continue
+            outstanding = stream.window.outstanding if stream.window is not None else 0
+            entries[sid] = [
+                stream.received_units,
+                outstanding,
+                stream.grant_size,
+                1 if stream.remote_ended else 0,
+            ]
+        ids = self.suspended_ids
+        kept = [
+            item
+            for item in self.outbox
+            if not (
+                isinstance(item, Outgoing) and item.event == wire.READ and item.args and item.args[0] in ids
+            )
+        ]
+        self.outbox.clear()
+        self.outbox.extend(kept)
+        return entries
+
+    def apply_resume(self: _Core, entries: Any) -> None:
+        """The peer's state (its :meth:`resume_state`): rewind our writers, fail the streams it
+        does not have, and send again."""
+        if not isinstance(entries, dict):
+            entries = {}
+        for sid in list(self.suspended_ids):
+            stream = self.streams.get(sid)
+            if stream is None or stream.error is not None:
+                continue
+            entry = entries.get(sid)
+            if not (
+                isinstance(entry, list) and len(entry) == 4 and all(_count(v) is not None for v in entry)
+            ):
+                self.fail(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
+                continue
+            self._rewind(stream, entry)
+        self.suspended = False
+        self.suspended_ids = set()
+        self.resumes += 1
+        for stream in list(self.streams.values()):
+            stream.touch()
+            stream.listener()
+        if self.outbox or self.control:
+            self.on_outgoing()
+
+    def _rewind(self: _Core, stream: StreamCore, entry: list[int]) -> None:
+        received, outstanding, read_size, ended = entry
+        if not stream.acked_units <= received <= stream.sent_units:
+            self.fail(
+                stream,
+                RemoteProtocolError(
+                    f"cannot resume stream {stream.id}: the peer reports {received} "
+                    f"{'objects' if stream.object_mode else 'bytes'} received of {stream.sent_units} sent, "
+                    f"{stream.acked_units} acknowledged"
+                ),
+            )
+            return
+        self._acknowledge(stream, received)
+        if stream.replay:
+            # What the reader did not get goes back in front of what the application wrote since.
+            if isinstance(stream.pending, ByteQueue):
+                data = b"".join(item for _units, item in stream.replay)
+                stream.pending.prepend(data)
+                stream.replay_left += len(data)  # already hashed (digest)
+            else:
+                for _units, items in reversed(stream.replay):
+                    stream.pending.extendleft(reversed(items))
+            self.budget.retain(-stream.replay_bytes)
+            stream.replay.clear()
+            stream.replay_bytes = 0
+        stream.sent_units = received
+        if received == 0:
+            stream.chunks_sent = 0  # the first write (and its digest announcement) goes again
+        stream.credit.available = 0
+        stream.credit.unacked = 0
+        stream.credit.granted(outstanding)
+        if read_size:
+            stream.read_size = read_size
+        if stream.write_state in (WriteState.ENDED, WriteState.ENDING) and stream.end_ack_pending:
+            stream.end_ack_pending = False
+            if ended and not stream.pending_size:
+                self.end_acked(stream, ())  # the reader had our end; its answer was lost
+                return
+            stream.move_write(WriteInput.RESEND)
+        self._schedule(stream)
+        self._after_write_change(stream)
