@@ -89,7 +89,19 @@ class Served:
 
     def __init__(self, directory: Path, log: Any = None) -> None:
         self.proc = subprocess.Popen(
-            [*CLI, "serve", str(directory), "--port", "0", *([] if log else ["--quiet"])],
+            # --resume-timeout 0: sio-stream get/put never reconnect, so a cut (killed) get
+            # would otherwise hold its server transfer, and the log line resume_run waits for,
+            # for the 30 s a reconnecting client may take.
+            [
+                *CLI,
+                "serve",
+                str(directory),
+                "--port",
+                "0",
+                "--resume-timeout",
+                "0",
+                *([] if log else ["--quiet"]),
+            ],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

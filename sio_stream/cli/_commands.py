@@ -24,7 +24,13 @@ from ._server import FileServer
 
 
 async def cmd_serve(args: argparse.Namespace) -> None:
-    server = FileServer(Path(args.dir), token=args.token, max_upload=args.max_upload, expire=args.expire)
+    server = FileServer(
+        Path(args.dir),
+        token=args.token,
+        max_upload=args.max_upload,
+        expire=args.expire,
+        resume_timeout=args.resume_timeout,
+    )
     if not args.quiet:
         _access.log_to_stderr()
     async with server.running(args.host, args.port) as url:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import StreamError
+from ..core._config import DEFAULT_RESUME_TIMEOUT
 from . import _tree
 from ._commands import cmd_get, cmd_ls, cmd_put, cmd_serve
 from ._common import DEFAULT_PORT, PROG, TOKEN_ENV, CliError, _require_aiohttp, parse_size
@@ -71,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_EXPIRE,
         help=f"seconds an unfinished upload is kept untouched (default {DEFAULT_EXPIRE:.0f})",
+    )
+    serve.add_argument(
+        "--resume-timeout",
+        type=float,
+        default=DEFAULT_RESUME_TIMEOUT,
+        help="seconds a dropped client's transfers wait for it to reconnect; 0: fail at once "
+        f"(default {DEFAULT_RESUME_TIMEOUT:.0f})",
     )
     serve.set_defaults(run=cmd_serve)
 

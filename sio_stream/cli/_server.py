@@ -43,6 +43,7 @@ import socketio
 from .._errors import IntegrityError, StreamError, peer_message
 from ..aio._socket import ss
 from ..aio._stream import create_stream
+from ..core._config import DEFAULT_RESUME_TIMEOUT
 from ..core._core import FEATURE_DIGEST
 from ..files._disk import prefix_digest
 from ..files._transfer import receive_file, send_file
@@ -108,6 +109,7 @@ class FileServer:
         expire: float = DEFAULT_EXPIRE,
         stale_after: float = DEFAULT_STALE_AFTER,
         async_mode: str = "aiohttp",
+        resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
     ) -> None:
         self.root = root.resolve()
         if not self.root.is_dir():
@@ -120,7 +122,9 @@ class FileServer:
         # No gzip of long-polling responses: they carry file data as base64, which hardly
         # compresses, and gzip held a browser's polling download to a third of its rate.
         self.sio = socketio.AsyncServer(async_mode=async_mode, http_compression=False)
-        self.streams = ss(self.sio)
+        # A client whose connection dropped has this long to come back and go on (``serve
+        # --resume-timeout``); one that was killed never does, and holds its transfer this long.
+        self.streams = ss(self.sio, resume_timeout=resume_timeout)
         self._transfers: anyio.abc.TaskGroup | None = None
         self._holders: dict[str, _Holder] = {}
         self.sio.on("connect", self._on_connect)
