@@ -59,7 +59,9 @@ async def serve(process_budget: int) -> None:
     logging.getLogger("sio_stream").setLevel(logging.ERROR)  # aborted streams are expected here
     sio = socketio.AsyncServer(async_mode="aiohttp")
     sio_stream.set_process_limit(process_budget)
-    streams = sio_stream.ss(sio, max_buffered=HOSTILE_CONNECTION_BUDGET)
+    # Cut connections are kept for a client that comes back (session resume) 3 s, not the
+    # default 30: the check that nothing is left open runs a few seconds after the clients left.
+    streams = sio_stream.ss(sio, max_buffered=HOSTILE_CONNECTION_BUDGET, resume_timeout=3)
     producers: set[asyncio.Task[Any]] = set()
 
     @streams.on("slow")
