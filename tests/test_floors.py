@@ -268,3 +268,40 @@ def test_a_shrinking_window_that_goes_dry_is_paid_from_its_floor(seed):
         step([last])
     assert last.error is None
     assert last.activity > before or not writer.pending_size, "a reading stream stalled"
+
+
+def test_many_reading_streams_beyond_the_connection_window_move_full_chunks():
+    """A reading stream gone dry gets its one credit outside the connection window in full when
+    the pool has room: 20 streams behind a window of 2 credits still send max_chunk chunks,
+    not floor-sized ones (they did: 100 streams on one connection fell to 0.08x one stream)."""
+    process = Budget(1 << 30)
+    chunk = 64 * 1024  # above the floor (32 KiB with the default budget and max_streams)
+    reading = CoreConfig(max_chunk=chunk, connection_window=2 * chunk, process_budget=process)
+    pair = CorePair(CoreConfig(max_chunk=chunk, process_budget=process), reading)
+    readers = []
+    for _ in range(20):
+        writer = StreamCore(StreamOptions())
+        reader = pair.open_stream(pair.a, writer)
+        pair.b.start_reading(reader)
+        pair.a.write(writer, b"m" * (8 * chunk))
+        pair.a.end(writer)
+        readers.append(reader)
+    sizes: list[int] = []
+    for _ in range(200):
+        while pair.send(pair.b):
+            pass
+        while pair.deliver(pair.b):
+            pass
+        while pair.send(pair.a):
+            pass
+        sizes += [len(o.args[1]) for o in pair.wires[id(pair.a)] if getattr(o, "event", None) == wire.WRITE]
+        while pair.deliver(pair.a):
+            pass
+        for reader in readers:
+            drain(pair, reader)
+        if all(r.readable_ended for r in readers):
+            break
+    assert all(r.readable_ended for r in readers)
+    assert pair.b.budget.floor < chunk
+    # Each stream's first credit is its floor's (it had not read yet); every chunk after is full.
+    assert sizes.count(chunk) >= 20 * 7, sorted(set(sizes))

@@ -187,13 +187,13 @@ class Budget:
             parent = parent.parent
         return max(1, top)
 
-    def grantable(self) -> int:
+    def grantable(self, window: bool = True) -> int:
         """Bytes of new credit this account may reserve now from its shared pool: :attr:`free`
         less the floors not in use, nothing for a connection using more than its fair share of
-        a contended parent, and no more than the account's :attr:`window` of credit outstanding
-        from the pool (a floor's credit is not counted there)."""
+        a contended parent, and (with ``window``) no more than the account's :attr:`window` of
+        credit outstanding from the pool (a floor's credit is not counted there)."""
         room = min(self.free - (self.floor_pool - self.floor_used), self._fair_room())
-        if self.window is not None:
+        if window and self.window is not None:
             room = min(room, self.window - max(0, self.reserved - self.floor_used))
         return max(0, room)
 
@@ -229,12 +229,13 @@ class Budget:
         return room // (count + 1)
 
     # -- the three verbs ---------------------------------------------------------------------------
-    def reserve(self, size: int, floor_room: int = 0) -> bool:
+    def reserve(self, size: int, floor_room: int = 0, *, window: bool = True) -> bool:
         """Reserve ``size`` bytes for credit about to be granted, of which up to ``floor_room``
         come from the stream's unused floor; False (nothing reserved) when the rest does not fit
-        in :meth:`grantable` or the whole does not fit in :attr:`free`."""
+        in :meth:`grantable` (``window``: under the connection window too) or the whole does not
+        fit in :attr:`free`."""
         pooled = size - min(size, floor_room)
-        if size > self.free or (pooled > 0 and pooled > self.grantable()):
+        if size > self.free or (pooled > 0 and pooled > self.grantable(window)):
             return False
         floor_part = size - pooled
         # Floors skip the fairness rule only within the connection's fair share (counted on its
@@ -394,8 +395,8 @@ class Holding:
         self.floored = False
         self._count_floor()
 
-    def reserve(self, size: int) -> bool:
-        if not self.account.reserve(size, self.floor_room):
+    def reserve(self, size: int, *, window: bool = True) -> bool:
+        if not self.account.reserve(size, self.floor_room, window=window):
             return False
         self.reserved += size
         self._count_floor()

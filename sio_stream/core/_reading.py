@@ -10,7 +10,9 @@ sio_stream peer, one read per chunk toward JavaScript). Credit is paid from two 
   pool gets credit from its own floor (one chunk, or the small objects that fit), whatever its
   place in the queue and whatever the others hold: a stream whose reader reads always moves
   (toward a sio_stream writer the credit asks for chunks of at most the floor's size; a
-  JavaScript writer's larger chunk must fit in the free room on arrival);
+  JavaScript writer's larger chunk must fit in the free room on arrival). A dry stream whose
+  reader has read gets that one credit in full when the pool has room, outside the connection
+  window: many streams then move full chunks, not floor-sized ones;
 * the connection's shared pool pays streams whose reader consumed a chunk (a stream that only
   waits for data never takes from it), oldest debt first, as far as the connection window,
   the limit and the process budget allow; the first stream that cannot be paid keeps its place
@@ -228,6 +230,16 @@ class ReadingMixin:
         read-size writer only a dry stream is paid this way (a smaller read would shrink the
         chunks of the credit it still holds)."""
         assert stream.holding is not None and stream.window is not None
+        dry = stream.window.dry
+        if not dry and (self._sized(stream) or not stream.holding.floor_room):
+            return  # the common case in a busy pass: nothing to pay, decided cheaply
+        full = self._credit_bytes(stream)
+        if dry and stream.window.proven and stream.holding.reserve(full, window=False):
+            # A reader that reads gets its one credit outside the connection window in full,
+            # its floor plus the pool's room (the window schedules; this keeps many streams at
+            # full-size chunks instead of floor-sized ones while the window is busy).
+            self._send_credit(stream, 1, full)
+            return
         size = self._floor_credit_bytes(stream)
         count = min(stream.owed_credit, stream.holding.floor_room // size)
         if stream.window.dry:
