@@ -322,9 +322,8 @@ class ReadingMixin:
         credits = window.consumed(shrink=pressed)
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
-        if window.current < window.size:
-            stream.tuner.restart()
-        elif (
+        # consumed() has opened the window to its size: every chunk consumed counts for growth.
+        if (
             self._may_grow(stream)
             and stream.tuner.grow(window.size, self.config.clock())
             and not pressed

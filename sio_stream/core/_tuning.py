@@ -56,11 +56,6 @@ class Tuner:
         self._since = 0
         self._started: float | None = None
 
-    def restart(self) -> None:
-        """The window is still opening (slow start): the next decision counts from here."""
-        self._since = 0
-        self._started = None
-
     def grow(self, size: int, now: float) -> bool:
         """One chunk was consumed from a window of ``size`` chunks: True when the window should
         double (a whole window went through in under two round trips)."""
