@@ -94,6 +94,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         weakref.finalize(self, self.budget.close)
         #: Streams owed credit the budget had no room for, oldest first (a set in FIFO order).
         self.starved: dict[StreamCore, None] = {}
+        #: The starved streams a floor may pay (see ReadingMixin._pay): the dry ones, and every
+        #: one toward a writer whose chunk size we do not set. A superset, pruned as passes go.
+        self.floor_due: dict[StreamCore, None] = {}
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
         #: The peer has not been told the connection is open yet (a server's connect handler
@@ -447,6 +450,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             self.fail(stream, error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
         self.streams.clear()
         self.starved.clear()
+        self.floor_due.clear()
         self.budget.close()
 
     def fail_outgoing(self, item: Outgoing, message: str) -> None:
