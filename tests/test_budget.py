@@ -145,3 +145,23 @@ def test_a_newcomer_keeps_room_however_much_the_hogs_took_before_contention():
     # and the same level is still there for the newcomer.
     assert [h.used for h in hogs] == [600, 600, 100, 100]
     assert honest.grantable() == 100
+
+
+def test_a_floor_is_paid_while_stalled_readers_hold_the_connections_fair_share():
+    """The floors' fairness rule counted a connection's floors against the process's max-min
+    level, which falls to nothing when stalled readers hold the rest: a reading stream that went
+    dry was then refused its floor for good (nothing else freed room to wake it)."""
+    process = Budget(300 * 1024)
+    Budget(64 * 1024, process)  # a connection that holds nothing (a writer's side)
+    big = Budget(256 * 1024, process)
+    conn = Budget(100 * 1024, process, floor=1024, slots=4)
+    stalled = [Holding(conn), Holding(conn)]
+    for holding in stalled:
+        assert holding.reserve(1024)
+        assert holding.arrive(1, 1, 1024)
+    conn._add(92 * 1024, 0)  # pooled bytes the stalled readers never took
+    big._add(process.limit - process.used - 5 * 1024, 0)
+    assert 0 < process.free <= 5 * 1024
+    reading = Holding(conn)
+    assert reading.reserve(1024)  # its floor, though the process is contended
+    assert process.used <= process.limit and conn.used <= conn.limit

@@ -228,6 +228,12 @@ class Budget:
         # arrives later (what slow readers hold cannot be taken back to make room for it).
         return room // (count + 1)
 
+    def floor_share(self) -> int:
+        """The floors one connection of this (process) account may use beyond the fairness rule:
+        its max-min :meth:`fair_level`, or an equal split among the connections and one
+        newcomer, whichever is larger."""
+        return max(self.fair_level(), self.limit // (len(self._members) + 1))
+
     # -- the three verbs ---------------------------------------------------------------------------
     def reserve(self, size: int, floor_room: int = 0, *, window: bool = True) -> bool:
         """Reserve ``size`` bytes for credit about to be granted, of which up to ``floor_room``
@@ -238,13 +244,16 @@ class Budget:
         if size > self.free or (pooled > 0 and pooled > self.grantable(window)):
             return False
         floor_part = size - pooled
-        # Floors skip the fairness rule only within the connection's fair share (counted on its
-        # floors alone): quiet streams on a few connections must not fill the process.
+        # Floors skip the fairness rule only within the connection's share of the process
+        # (counted on its floors alone): quiet streams on a few connections must not fill it.
+        # The share is the max-min level or an equal split, whichever is larger: the max-min
+        # level falls to nothing when stalled readers hold the rest, and a reading stream's
+        # floor must still be paid then (a stream went dry and was never paid again).
         if (
             floor_part
             and self.parent is not None
             and size > self._fair_room()
-            and self.floor_used + floor_part > self.parent.fair_level()
+            and self.floor_used + floor_part > self.parent.floor_share()
         ):
             return False
 
