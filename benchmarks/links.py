@@ -1,6 +1,7 @@
 """Throughput over an emulated link: 100 MB/s at 0, 20, 50 and 150 ms of RTT, beside raw TCP.
 
-    python benchmarks/links.py [--quick | --smoke] [--rtt 0,20,50,150] [--rate 100M] [--repeat N]
+    python benchmarks/links.py [--quick | --smoke] [--rtt 0,20,50,150] [--rate 100M] [--mib N]
+                               [--repeat N]
 
 For each RTT, two link emulators (``link.py``, each its own process, the same rate, delay and
 queue: one bandwidth-delay product per direction) stand in front of the Python peer (aiohttp +
@@ -16,7 +17,11 @@ each client in its own process:
 Every line gives MB/s and the ratio to raw TCP in the same direction, over the same link
 settings, in the same run (the median of ``--repeat`` rounds). Every timing includes the
 transfer's request / acknowledgement round trip; the raw TCP lines also say what fraction of
-the rate the link delivered once that round trip is taken out (the emulator's accuracy).
+the rate the link delivered once that round trip is taken out (the emulator's accuracy). The
+one-stream lines also give each process's peak RSS over its idle RSS (target: the reader within
+twice ``max_window``). ``--mib`` sets one transfer size for every RTT: at 150 ms the default 48 MiB
+is about three bandwidth-delay products, so the stream's opening round trips and the window's
+ramp weigh on it; a larger transfer shows the rate once the window has grown.
 """
 
 from __future__ import annotations
@@ -52,19 +57,25 @@ SIZES = {
     "smoke": {0.0: 4, 20.0: 4, 50.0: 4, 150.0: 4},
 }
 STREAMS = 8
+#: Peak RSS over idle allowed to the one-stream reader: twice the largest read window.
+MEMORY_TARGET_MIB = 2 * 32
 DIRECTIONS = ("upload", "download")
 #: The raw TCP lines check the emulator: at least this fraction of the rate, one RTT taken out.
 ACCURACY_TARGET = 0.8
 PINGS = 10
 
 
-def size_for(mode: str, rtt: float) -> int:
+def size_for(mode: str, rtt: float, mib: int | None = None) -> int:
+    if mib:
+        return mib * MiB
     table = SIZES[mode]
     return table[min(table, key=lambda r: abs(r - rtt))] * MiB
 
 
 def sio_jobs(size: int) -> list[dict[str, Any]]:
-    jobs: list[dict[str, Any]] = [{"op": op, "size": size, "write": DEFAULT_CHUNK} for op in DIRECTIONS]
+    jobs: list[dict[str, Any]] = [
+        {"op": op, "size": size, "write": DEFAULT_CHUNK, "reset_peak": True} for op in DIRECTIONS
+    ]
     share = size // STREAMS
     jobs += [
         {
@@ -93,10 +104,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rates: dict[tuple[float, str], list[float]] = {}
     accuracy: dict[tuple[float, str], list[float]] = {}
     pings: dict[float, list[float]] = {}
+    peaks: dict[tuple[float, str], list[tuple[float, float]]] = {}
     with server(SIO) as py, tcp_server() as tcp_port:
         run_client(SIO, py.url, sio_jobs(4 * MiB)[:2])  # warm-up: a first connection, the pools
         for rtt in rtts:
-            size = size_for(mode, rtt)
+            size = size_for(mode, rtt, args.mib)
             with (
                 link(py.port, rate=rate, rtt_ms=rtt) as sio_port,
                 link(tcp_port, rate=rate, rtt_ms=rtt) as raw_port,
@@ -116,8 +128,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         op = "download" if job.get("download") or job["op"] == "download" else "upload"
                         kind = "multi" if job["op"] == "multi" else "one"
                         rates.setdefault((rtt, f"{kind} {op}"), []).append(mb_s(result))
+                        if "server_idle" in result:
+                            peaks.setdefault((rtt, op), []).append(
+                                (
+                                    (result["server_mem"]["VmHWM"] - result["server_idle"]["rss_kib"]) / 1024,
+                                    (result["client_mem"]["VmHWM"] - result["client_idle"]["rss_kib"]) / 1024,
+                                )
+                            )
         for rtt in rtts:
-            size = size_for(mode, rtt)
+            size = size_for(mode, rtt, args.mib)
             report.line(
                 f"rtt={rtt:g}ms ping raw-tcp",
                 median(pings[rtt]) * 1000,
@@ -147,11 +166,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ("multi", f"sio_stream {STREAMS} streams"),
                 ):
                     value = median(rates[(rtt, f"{kind} {op}")])
+                    memory: dict[str, Any] = {}
+                    if kind == "one" and peaks.get((rtt, op)):
+                        server_peak = max(p[0] for p in peaks[(rtt, op)])
+                        client_peak = max(p[1] for p in peaks[(rtt, op)])
+                        reader = server_peak if op == "upload" else client_peak
+                        memory = dict(
+                            target=f"reader <=idle+{MEMORY_TARGET_MIB}MiB",
+                            met=reader <= MEMORY_TARGET_MIB,
+                            note=f"peak RSS over idle: server {server_peak:.0f} MiB, "
+                            f"client {client_peak:.0f} MiB",
+                        )
                     report.line(
                         f"rtt={rtt:g}ms {op} {label} {size_label(size)}",
                         value,
                         "MB/s",
                         {"raw-tcp": ratio(value, base)},
+                        **memory,
                         impl=SIO,
                         op=op,
                         rtt_ms=rtt,
@@ -167,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
         "--rtt", default=None, help="comma-separated RTTs in ms (default 0,20,50,150; quick 0,50,150)"
     )
     p.add_argument("--rate", default="100M", help="the link's rate per direction, bytes/s (default 100M)")
+    p.add_argument("--mib", type=int, default=None, help="MiB per transfer at every RTT (default: by RTT)")
     return p
 
 

@@ -149,3 +149,17 @@ def test_the_window_grows_in_both_directions_of_a_duplex_stream_only_as_used():
     assert reader.window.size > 4
     assert writer.window.size == 4 and writer.window.outstanding == 1
     assert [o for o in pair.a.outbox if getattr(o, "event", None) == wire.ERROR] == []
+
+
+def test_a_limiting_window_grows_fourfold_per_decision():
+    # Doubling took three decisions of 1.2-1.5 round trips each from 2 to 16 MiB on a 150 ms
+    # link; fourfold growth reaches the cap in two.
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    sizes = []
+    for _ in range(3):
+        round_trip(pair, clock, reader, None)
+        sizes.append(reader.window.size)
+    assert sizes == [4, 16, 64], sizes

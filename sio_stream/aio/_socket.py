@@ -134,7 +134,7 @@ def ss(
     JSON size) plus credit granted and not yet used. Credit is granted only as far as it fits
     (streams beyond it wait, oldest first), and at most ``connection_window`` bytes of credit are
     outstanding over the connection's streams (default 4 MiB). On a long link a byte stream's
-    window grows from ``window`` chunks to at most ``max_window`` bytes (default 16 MiB) while
+    window grows from ``window`` chunks to at most ``max_window`` bytes (default 32 MiB) while
     the window, not the link or the reader, limits it, toward sio_stream writers, and shrinks back
     when the process budget is over half full; the connection window follows (twice the largest
     stream window, within half of ``max_buffered``). Every connection also draws on a

@@ -1,17 +1,21 @@
 """Read windows that tune themselves to the link: the round trip seen in the credit loop, and
-the rule that doubles a window while it, not the link or the reader, limits the stream.
+the rule that quadruples a window while it, not the link or the reader, limits the stream.
 
 Round trip, without an extra packet: each grant of credit is stamped; when the chunk that used
 the last credit of a grant arrives, the time since the grant is one sample. Samples include
 the writer's own delays and the link's queue, so the estimate is their minimum (as BBR's
 min_rtt): the round trip of an empty pipe.
 
-Growth (quic-go's and quiche's rule, in chunks): every time the reader has consumed a whole
-window since the last decision, it looks at how long that took. Under two round trips, data
-came as fast as credit went out: the window is the limit, so its size doubles, up to the cap.
-Otherwise the link or the reader is the limit and the window stays. A window settles between
-one and two bandwidth-delay products, or at the cap. On loopback a window drains in far more
-than two (tiny) round trips, so it does not grow there.
+Growth (quic-go's and quiche's rule, in chunks, with a faster step): every time the reader has
+consumed a whole window since the last decision, it looks at how long that took. Under two
+round trips, data came as fast as credit went out: the window is the limit, so its size grows
+fourfold, up to the cap. Otherwise the link or the reader is the limit and the window stays.
+Fourfold, not twofold: a decision needs a whole window to come back, about 1.2-1.5 round trips,
+so doubling took 560 ms to go from 2 to 16 MiB on a 150 ms link, where a transfer of three
+bandwidth-delay products lasts about a second (benchmarks/links.py). A window settles between
+one and four bandwidth-delay products, or at the cap (the cap bounds memory; a window beyond
+what the link needs costs reserved credit, not held bytes, while the reader keeps up). On
+loopback a window drains in far more than two (tiny) round trips, so it does not grow there.
 
 Pressure: growth needs the process account below half its limit; above it a grown window
 shrinks back, one consumed chunk at a time, to its configured size (see
@@ -58,7 +62,7 @@ class Tuner:
 
     def grow(self, size: int, now: float) -> bool:
         """One chunk was consumed from a window of ``size`` chunks: True when the window should
-        double (a whole window went through in under two round trips)."""
+        grow (a whole window went through in under two round trips)."""
         if self._started is None:
             self._started = now
         self._since += 1

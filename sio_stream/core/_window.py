@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import reprlib
 
+#: What a window's size is multiplied by when it grows (see sio_stream.core._tuning).
+GROWTH = 4
+
 
 class ReadWindow:
     """The reading side's window: how many chunks it has asked for and holds.
@@ -87,10 +90,11 @@ class ReadWindow:
         return 1
 
     def grow(self, cap: int) -> bool:
-        """Double the size the window grows to, up to ``cap`` chunks; False when at the cap."""
+        """Quadruple the size the window grows to (see :mod:`sio_stream.core._tuning`), up to
+        ``cap`` chunks; False when at the cap."""
         if self.size >= cap:
             return False
-        self.size = min(cap, self.size * 2)
+        self.size = min(cap, self.size * GROWTH)
         return True
 
 
