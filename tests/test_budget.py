@@ -165,3 +165,45 @@ def test_a_floor_is_paid_while_stalled_readers_hold_the_connections_fair_share()
     reading = Holding(conn)
     assert reading.reserve(1024)  # its floor, though the process is contended
     assert process.used <= process.limit and conn.used <= conn.limit
+
+
+def test_floors_full_of_held_bytes_do_not_let_the_connection_window_overshoot():
+    """L1: pooled credit was counted as ``reserved - floor_used``, and floor_used counts held
+    bytes too: each stream holding its floor's worth let the pool hand out that much more than
+    the connection window."""
+    process = Budget(1 << 30)
+    conn = Budget(1 << 20, process, window=4096, floor=1024, slots=4)
+    first, second = Holding(conn), Holding(conn)
+    for holding in (first, second):  # each floor now full of held bytes
+        assert holding.reserve(1024) and holding.arrive(1, 1, 1024)
+    assert first.reserve(4096)  # the whole window, from the pool
+    assert conn.pooled == 4096
+    assert not second.reserve(1024)  # no floor room left, and the window is spent
+    assert conn.pooled <= conn.window
+
+
+def test_an_arrival_wakes_waiters_only_once_the_holding_is_counted():
+    """L3: Holding.arrive let its account wake the waiters before adding the arrived bytes to
+    its own count: a waiter then saw the stream's floor as free while held bytes filled it."""
+    process = Budget(1 << 30)
+    conn = Budget(1 << 20, process, floor=1024, slots=4)
+    holding = Holding(conn)
+    assert holding.reserve(4096)
+    seen: list[tuple[int, int]] = []
+    conn.wait("waiter", lambda: seen.append((holding.held, holding.floor_room)))
+    assert holding.arrive(1, 1, 100)  # less than reserved: room freed, the waiter runs
+    assert seen == [(100, 1024 - 100)]
+
+
+def test_an_oversized_chunk_leaves_other_streams_floors_alone():
+    """M1: a chunk larger than its credit (a JavaScript writer's) had to fit only in the free
+    room, which includes the floors other streams do not use yet; it may now use only the pool
+    and its own floor, so a reading stream's floor credit still fits afterwards."""
+    process = Budget(1 << 30)
+    conn = Budget(16 * 1024, process, floor=1024, slots=8)  # 8 KiB of floors, 8 KiB of pool
+    big, reader = Holding(conn), Holding(conn)
+    assert big.reserve(1024)
+    assert not big.arrive(1, 1, 12 * 1024)  # fits in free (16 KiB), not beside the floors
+    assert big.arrive(0, 0, 8 * 1024)  # the pool and its own floor: accepted
+    assert reader.reserve(1024)  # the other stream's floor is still there
+    assert conn.used <= conn.limit

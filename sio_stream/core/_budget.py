@@ -106,6 +106,7 @@ class Budget:
         "floor",
         "floor_pool",
         "floor_used",
+        "floor_reserved",
         "floor_short",
     )
 
@@ -137,6 +138,9 @@ class Budget:
         self.floor = floor
         self.floor_pool = floor * slots
         self.floor_used = 0
+        #: The part of ``reserved`` its floors cover (a floor covers a stream's held bytes
+        #: first): the rest is credit outstanding from the pool, what the window bounds.
+        self.floor_reserved = 0
         #: A stream's floor credit did not fit (the limit or the process was full): room freed
         #: must wake this account's waiters even while its pool has none.
         self.floor_short = False
@@ -194,8 +198,14 @@ class Budget:
         credit outstanding from the pool (a floor's credit is not counted there)."""
         room = min(self.free - (self.floor_pool - self.floor_used), self._fair_room())
         if window and self.window is not None:
-            room = min(room, self.window - max(0, self.reserved - self.floor_used))
+            room = min(room, self.window - self.pooled)
         return max(0, room)
+
+    @property
+    def pooled(self) -> int:
+        """Bytes of credit outstanding from the shared pool (reserved beyond the floors). Not
+        ``reserved - floor_used``: floors full of held bytes would let the window overshoot."""
+        return self.reserved - self.floor_reserved
 
     def _fair_room(self) -> int:
         """What this account may still add under the fairness rule: anything up to the
@@ -260,19 +270,31 @@ class Budget:
         self._add(0, size)
         return True
 
-    def arrive(self, reserved: int, size: int) -> bool:
+    def arrive(self, reserved: int, size: int, floor_room: int = 0, *, wake: bool = True) -> bool:
         """``size`` bytes arrived against ``reserved`` bytes of reservation. The reservation is
         always given up; the bytes are held if they fit: any excess over the reservation must
-        fit in :attr:`free` and, while the process is contended, in this connection's fair
-        share. Data within its reservation is never refused. False when refused: nothing is
-        then held for them."""
+        fit in :attr:`free` less the floors other streams do not use (``floor_room``: the
+        arriving stream's own unused floor) and, while the process is contended, in this
+        connection's fair share. Data within its reservation is never refused. False when
+        refused: nothing is then held for them. Room given back wakes the waiters, unless
+        ``wake`` is False (the caller, still updating its own count, calls :meth:`wake`)."""
         self._add(0, -reserved)
-        # The reservation was given back just above: the whole size must fit now.
-        if size > self.free or (size > reserved and size > self._fair_room()):
-            self._wake()
+        # The reservation was given back just above: the whole size must fit now, and an
+        # excess (a JavaScript writer's chunk larger than its credit) must leave other streams'
+        # floors alone: they are what keeps a reading stream moving.
+        excess = size - reserved
+        if size > self.free or (
+            excess > 0
+            and (
+                size > self._fair_room()
+                or size > self.free - max(0, self.floor_pool - self.floor_used - floor_room)
+            )
+        ):
+            if wake:
+                self._wake()
             return False
         self._add(size, 0)
-        if size < reserved:
+        if size < reserved and wake:
             self._wake()
         return True
 
@@ -282,6 +304,10 @@ class Budget:
         if held or reserved:
             self._add(-held, -reserved)
             self._wake()
+
+    def wake(self) -> None:
+        """Run the waiters now (after an :meth:`arrive` told not to)."""
+        self._wake()
 
     def _add(self, held: int, reserved: int) -> None:
         account: Budget | None = self
@@ -373,7 +399,7 @@ class Holding:
     callbacks).
     """
 
-    __slots__ = ("account", "held", "reserved", "floor_part", "floored")
+    __slots__ = ("account", "held", "reserved", "floor_part", "floor_reserved", "floored")
 
     def __init__(self, account: Budget) -> None:
         self.account = account
@@ -382,6 +408,9 @@ class Holding:
         #: min(account.floor, held + reserved), counted in account.floor_used; never beyond the
         #: floors' share (more streams than slots, streams gone from the registry: see unfloor).
         self.floor_part = 0
+        #: The part of ``reserved`` within ``floor_part`` (the floor covers held bytes first),
+        #: counted in account.floor_reserved.
+        self.floor_reserved = 0
         self.floored = True
 
     @property
@@ -397,6 +426,9 @@ class Holding:
             part = min(part, self.floor_part + max(0, account.floor_pool - account.floor_used))
         account.floor_used += part - self.floor_part
         self.floor_part = part
+        covered = max(0, min(self.reserved, part - self.held))
+        account.floor_reserved += covered - self.floor_reserved
+        self.floor_reserved = covered
 
     def unfloor(self) -> None:
         """The stream left its connection's registry (unread bytes may stay): its slot is free
@@ -417,10 +449,14 @@ class Holding:
         share = self.reserved if credits >= outstanding else self.reserved * credits // max(1, outstanding)
         self.reserved -= share
         self._count_floor()
-        if not self.account.arrive(share, size):
+        # Waiters run only once this holding's count is right (they read floor_room).
+        if not self.account.arrive(share, size, self.floor_room, wake=False):
+            self.account.wake()
             return False
         self.held += size
         self._count_floor()
+        if size < share:
+            self.account.wake()
         return True
 
     def take(self, size: int) -> None:
