@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sio_stream._errors import StreamBrokenError
 from sio_stream.core import _wire as wire
 from sio_stream.core._budget import Budget
 from sio_stream.core._config import FEATURE_WINDOW_GROWTH, OUR_FEATURES, CoreConfig
@@ -163,3 +164,18 @@ def test_a_limiting_window_grows_fourfold_per_decision():
         round_trip(pair, clock, reader, None)
         sizes.append(reader.window.size)
     assert sizes == [4, 16, 64], sizes
+
+
+def test_the_connection_window_goes_back_when_grown_streams_end():
+    """L4: the connection window followed a grown stream's window up, and stayed there after the
+    stream ended: every later stream on the connection had the larger pool window."""
+    clock = Clock()
+    pair, _ = make_pair(clock, connection_window=4 * CHUNK)
+    writer, reader = bulk_stream(pair)
+    assert reader.window is not None
+    for _ in range(4):
+        round_trip(pair, clock, reader, None)
+    assert reader.window.size == 64
+    assert pair.b.budget.window == 2 * 64 * CHUNK
+    pair.b.fail(reader, StreamBrokenError("the application gave up"))
+    assert pair.b.budget.window == 4 * CHUNK

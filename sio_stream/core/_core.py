@@ -97,6 +97,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: The starved streams a floor may pay (see ReadingMixin._pay): the dry ones, and every
         #: one toward a writer whose chunk size we do not set. A superset, pruned as passes go.
         self.floor_due: dict[StreamCore, None] = {}
+        #: Streams whose read window grew beyond its configured size: their window in bytes
+        #: (the connection window follows the largest, see ReadingMixin._fit_connection_window).
+        self.grown: dict[StreamCore, int] = {}
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
         #: The peer has not been told the connection is open yet (a server's connect handler
@@ -451,6 +454,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.streams.clear()
         self.starved.clear()
         self.floor_due.clear()
+        self.grown.clear()
         self.budget.close()
 
     def fail_outgoing(self, item: Outgoing, message: str) -> None:

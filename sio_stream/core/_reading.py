@@ -50,6 +50,7 @@ class _Core(Protocol):
     peer_features: frozenset[str]
     starved: dict[StreamCore, None]
     floor_due: dict[StreamCore, None]
+    grown: dict[StreamCore, int]
 
     @property
     def resumable(self) -> bool: ...
@@ -77,6 +78,8 @@ class _Core(Protocol):
     def _pay(self) -> None: ...
 
     def _due_floor(self, stream: StreamCore) -> None: ...
+
+    def _fit_connection_window(self, stream: StreamCore, size: int) -> None: ...
 
     def _pay_pooled(self, stream: StreamCore) -> None: ...
 
@@ -318,6 +321,22 @@ class ReadingMixin:
             for _ in range(count):
                 self._queue(Outgoing(wire.READ, (stream.id, read_size)))
 
+    def _fit_connection_window(self: _Core, stream: StreamCore, size: int) -> None:
+        """``stream``'s window is now ``size`` bytes (0: it reads no more). The connection window
+        follows the largest grown stream window, so that two such streams run side by side (as
+        HTTP/2 clients keep theirs at 1.5-2x a stream's), within the shared pool; it goes back to
+        its configured size as grown streams end or shrink back."""
+        if self.budget.window is None:
+            return
+        assert stream.window is not None
+        if size and stream.window.size > stream.window.base:
+            self.grown[stream] = size
+        else:
+            self.grown.pop(stream, None)
+        wanted = 2 * max(self.grown.values(), default=0)
+        pool = self.budget.limit - self.budget.floor_pool
+        self.budget.window = max(self.config.connection_window, min(wanted, pool))
+
     def _stop_credit(self: _Core, stream: StreamCore, *, held: bool) -> None:
         """``stream`` reads no more: its debt and reservation go (and its held bytes with
         ``held``); room freed wakes the streams waiting for it."""
@@ -325,6 +344,8 @@ class ReadingMixin:
         stream.parked = 0
         self.starved.pop(stream, None)
         self.floor_due.pop(stream, None)
+        if stream in self.grown:
+            self._fit_connection_window(stream, 0)
         if stream.holding is not None and stream.owner is self:
             stream.holding.release(held=held)
 
@@ -372,12 +393,8 @@ class ReadingMixin:
             and stream.tuner.grow(window.size, self.config.clock())
             and not pressed
             and window.grow(self.config.max_window // self._credit_bytes(stream))
-        ):
-            # The connection window follows, so that two such streams run side by side (as
-            # HTTP/2 clients keep theirs at 1.5-2x a stream's), within the shared half.
-            wanted = 2 * window.size * self._credit_bytes(stream)
-            if self.budget.window is not None and wanted > self.budget.window:
-                self.budget.window = min(wanted, self.budget.limit - self.budget.floor_pool)
+        ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
+            self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
         if FEATURE_BATCH_READ in self.peer_features:
             # Toward a sio_stream peer, grant in batches of a quarter window: one packet instead of
             # several, while at least three quarters of the window stay in flight. (Half-window
