@@ -171,7 +171,7 @@ def test_the_connection_window_goes_back_when_grown_streams_end():
     stream ended: every later stream on the connection had the larger pool window."""
     clock = Clock()
     pair, _ = make_pair(clock, connection_window=4 * CHUNK)
-    writer, reader = bulk_stream(pair)
+    _, reader = bulk_stream(pair)
     assert reader.window is not None
     for _ in range(4):
         round_trip(pair, clock, reader, None)
