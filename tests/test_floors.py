@@ -3,7 +3,9 @@ liveness change found wanting: each test failed before its fix. Two cores back t
 
 from __future__ import annotations
 
+import gc
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -307,3 +309,46 @@ def test_many_reading_streams_beyond_the_connection_window_move_full_chunks():
     assert pair.b.budget.floor < chunk
     # Each stream's first credit is its floor's (it had not read yet); every chunk after is full.
     assert sizes.count(chunk) >= 20 * 7, sorted(set(sizes))
+
+
+def test_room_freed_by_a_garbage_collected_stream_wakes_the_streams_waiting_for_it():
+    """L2: a stream the peer ended, whose bytes nobody read, leaves the registry but stays
+    counted until it is garbage-collected; the room it then gave back woke nobody, so a stream
+    of another connection waiting for the process's room stalled. The driver's on_freed hook
+    (here: a list the test runs, as the loop would) schedules the wake."""
+    process = Budget(1 << 30)
+    first = CorePair(
+        CoreConfig(process_budget=process), CoreConfig(process_budget=process, idle_timeout=None)
+    )
+    second = CorePair(
+        CoreConfig(process_budget=process), CoreConfig(process_budget=process, idle_timeout=None)
+    )
+    scheduled: list[Callable[[], None]] = []
+    for pair in (first, second):
+        pair.b.budget.on_freed = lambda budget=pair.b.budget: scheduled.append(budget.wake)
+    writer = StreamCore(StreamOptions())
+    unread = first.open_stream(first.a, writer)
+    first.b.start_reading(unread)
+    first.a.write(writer, b"u" * 300_000)
+    first.a.end(writer)
+    first.flush()
+    first.b.take(unread, 1 << 20)  # one chunk: the window opens, the rest arrives unread
+    first.flush()
+    assert unread.id not in first.b.streams and first.b.budget.held > 0
+    process.limit = process.used  # the process is full: nothing more fits
+    waiting_writer = StreamCore(StreamOptions())
+    waiting = second.open_stream(second.a, waiting_writer)
+    second.b.start_reading(waiting)
+    second.a.write(waiting_writer, b"w" * 1000)
+    second.a.end(waiting_writer)
+    second.flush()
+    assert not waiting.inbox and waiting.window is not None and waiting.window.outstanding == 0
+    for record in (*first.decoded.values(), *first.events.values()):
+        record.clear()  # the pair's own records of decoded streams and the events carrying them
+    del unread
+    gc.collect()
+    assert scheduled, "the room freed scheduled no wake"
+    for wake in scheduled:
+        wake()
+    second.flush()
+    assert drain(second, waiting) == 1000

@@ -10,6 +10,7 @@ What a connection does besides sending and timing is in :class:`~sio_stream.glue
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,16 @@ from ._stream import IOStream
 
 #: Sends one event: ``(event, args, ack callback or None)``.
 EmitFunction = Callable[[str, tuple[Any, ...], Callable[..., Any] | None], Awaitable[None]]
+
+
+def _waker(loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> Callable[[], None]:
+    """A budget's ``on_freed``: schedules ``wake`` on the loop (safe from a finalizer)."""
+
+    def freed() -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(wake)
+
+    return freed
 
 
 class Connection(ConnectionLogic):
@@ -35,6 +46,8 @@ class Connection(ConnectionLogic):
         self._claim_timers: set[asyncio.TimerHandle] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        with contextlib.suppress(RuntimeError):  # built outside a loop: nothing to schedule on
+            self.core.budget.on_freed = _waker(asyncio.get_running_loop(), self.core.budget.wake)
 
     def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
         stream: IOStream = super().decode_stream(stream_id, options)

@@ -108,6 +108,7 @@ class Budget:
         "floor_used",
         "floor_reserved",
         "floor_short",
+        "on_freed",
     )
 
     def __init__(
@@ -145,6 +146,10 @@ class Budget:
         #: must wake this account's waiters even while its pool has none.
         self.floor_short = False
         self.parent = parent
+        #: Called when a garbage-collected stream gave room back (see :meth:`Holding.drop`), from
+        #: its finalizer: at any moment, in any thread. It must only schedule a call of
+        #: :meth:`wake` on the account's own thread (the driver sets it); ``None``: nobody does.
+        self.on_freed: Callable[[], None] | None = None
         # Insertion-ordered: a FIFO without duplicates, with O(1) removal.
         self._waiters: dict[object, Callable[[], None]] = {}
         self._members: set[Budget] = set()
@@ -478,8 +483,17 @@ class Holding:
         self.account.release(held=give_held, reserved=reserved)
 
     def drop(self) -> None:
-        """Garbage collection of the stream: give everything back without waking anyone."""
+        """Garbage collection of the stream: give everything back. A finalizer must not run the
+        waiters (it may interrupt a budget operation, or run in another thread), so the account's
+        :attr:`Budget.on_freed` schedules the wake: without it the room freed woke nobody, and
+        streams waiting for it (on this connection, or others of the process) stalled."""
         if self.held or self.reserved:
             self.account._add(-self.held, -self.reserved)
             self.held = self.reserved = 0
             self._count_floor()
+            account: Budget | None = self.account
+            while account is not None:
+                if account.on_freed is not None:
+                    account.on_freed()
+                    return
+                account = account.parent

@@ -54,6 +54,13 @@ class Connection(ConnectionLogic):
         # python-socketio sends from a handler thread must not overtake it, or the peer reads
         # an error reply before it knows we send them (see StreamSocket._on_stream).
         self.hello_out = host.create_event()
+        # Room freed by a garbage-collected stream: wake the budget's waiters under LOCK, in a
+        # task of its own (the finalizer that frees it may run anywhere, LOCK held or not).
+        self.core.budget.on_freed = lambda: self._spawn(self._wake_budget)
+
+    def _wake_budget(self) -> None:
+        with LOCK:
+            self.core.budget.wake()
 
     # -- the sender (started under LOCK) -----------------------------------------------------------
     def _start_sender(self) -> None:
