@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
+from .._errors import LocalProtocolError, StreamError
+from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
 from ..core._config import DEFAULT_RESUME_TIMEOUT
@@ -30,10 +33,11 @@ from ..core._core import (
     PendingReply,
 )
 from ..glue import _compression as compression
-from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
 from ._connection import Connection
 from ._fanout import Fanout
+from ._rooms import NodePeer, RoomTarget, encode_answers, flatten_answers, member_callback, parse_addressing
 from ._stream import IOStream
 from ._writer import call_writing
 
@@ -72,6 +76,16 @@ class Relay(Protocol):
     def joined(self, namespace: str, sid: str) -> None: ...
 
     def left(self, namespace: str, sid: str) -> None: ...
+
+    def room_nodes(self) -> list[str]:
+        """The other live nodes, each asked for its members of a room (see :mod:`._rooms`)."""
+        ...
+
+    def node_emitter(self, namespace: str, node: str) -> Callable[..., Any]:
+        """The emit function of the link to ``node`` (frames on Redis)."""
+        ...
+
+    def node_is_live(self, node: str) -> bool: ...
 
 
 def _no_relay(sio: Any) -> Relay | None:
@@ -235,6 +249,8 @@ class StreamSocket(SocketLogic):
     stream_class = IOStream
     _connections: dict[Any, Connection]
     _cluster: Relay | None = None
+    #: False while this node delivers a room event from another node: its members only.
+    _rooms_span_nodes = True
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
@@ -283,6 +299,8 @@ class StreamSocket(SocketLogic):
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
         nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
         """
+        if callback is not None and self._cluster is not None:
+            callback = member_callback(callback)
         self._emit(event, args, to, callback, skip_sid, max_lag)
         return _QUEUED
 
@@ -344,7 +362,8 @@ class StreamSocket(SocketLogic):
                     break
         finally:
             pending.close()
-        return pending.result()
+        result = pending.result()
+        return flatten_answers(result) if isinstance(result, dict) and not pending.single else result
 
     def _register(self, host: Any) -> None:
         super()._register(host)
@@ -369,9 +388,79 @@ class StreamSocket(SocketLogic):
     def _recipients(self, to: Any, skip_sid: Any) -> list[Any] | None:
         if skip_sid is None and self._is_remote(to):
             return None
+        cluster = self._cluster
+        nodes = cluster.room_nodes() if cluster is not None and self._rooms_span_nodes else []
+        if nodes and self._may_span_nodes(to):
+            # A room (or a sid this node does not know) may have members on every node: each
+            # other node gets one sub-stream and resolves it against its own rooms.
+            try:
+                local = super()._recipients(to, skip_sid) or []
+            except LocalProtocolError:
+                local = []  # nobody here: the other nodes may have members
+            return local + [RoomTarget(node, to, skip_sid) for node in nodes]
         return super()._recipients(to, skip_sid)
 
+    def _may_span_nodes(self, to: Any) -> bool:
+        """True when ``to`` names a room or a client of another node (not only our clients)."""
+        names = [to] if isinstance(to, str) else to if isinstance(to, (list, tuple)) else []
+        if not names or not all(isinstance(name, str) for name in names):
+            return False  # not an address at all: the one-node checks say what is wrong
+        return not all(self._host.is_local(name) for name in names)
+
+    def _emit_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        recipients: list[Any],
+        callback: Callable[..., Any] | None,
+        max_lag: int | None,
+        to: Any,
+    ) -> list[Any]:
+        for recipient in recipients:
+            if isinstance(recipient, RoomTarget):
+                recipient.max_lag = max_lag
+        return super()._emit_many(event, args, recipients, callback, max_lag, to)
+
+    def _emit_one_of_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        sid: Any,
+        callback: Callable[..., Any] | None,
+        fanouts: dict[int, Any],
+    ) -> bool:
+        if not isinstance(sid, RoomTarget):
+            return super()._emit_one_of_many(event, args, sid, callback, fanouts)
+        # One sub-stream per stream for the whole node, on the link to it; its addressing
+        # goes first, and its answer is the list of its members' acks.
+        target = sid
+        connection = self._connection(target.peer)
+
+        def sub_stream(obj: Any) -> Any:
+            return fanouts[id(obj)].sub_stream(target) if isinstance(obj, IOStream) else None
+
+        node_args = placeholders.encode(list(args), sub_stream)
+        on_ack = None if callback is None else AppAck(self, connection, functools.partial(callback, target))
+        attached: list[Any] = []
+        try:
+            encoded = self._encode_into(connection, node_args, attached)
+            addressing = target.addressing(acks=callback is not None)
+            connection.queue(Outgoing(wire.STREAM, (event, addressing, *encoded), on_ack))
+        except StreamError as exc:
+            for stream in attached:
+                connection.core.detach(stream._core)
+            logger.info("sio_stream: %r not sent to node %s: %s", event, target.node, exc)
+            for fanout in fanouts.values():
+                fanout.subs.pop(target, None)
+            return False
+        for stream in attached:
+            connection.core.announce(stream._core)
+        connection.watch_idle()
+        return True
+
     def _connection_for_emit(self, peer: str | None) -> Connection:
+        if isinstance(peer, RoomTarget):
+            return self._connection(peer.peer)
         if self._is_remote(peer):
             return self._connection(peer)
         connection: Connection = super()._connection_for_emit(peer)
@@ -379,6 +468,8 @@ class StreamSocket(SocketLogic):
 
     def _connection(self, peer: Any) -> Connection:
         connection = self._connections.get(peer)
+        if connection is None and isinstance(peer, NodePeer):
+            return self._node_link(peer)
         if connection is None and self._is_remote(peer):
             # A client of another node: our end of its streams lives here, and its packets
             # travel through its node (sio_stream.cluster).
@@ -462,6 +553,84 @@ class StreamSocket(SocketLogic):
             wire.ERROR: self._on_error,
         }.get(event)
         return None if handler is None else handler(peer, *args)
+
+    def _node_link(self, peer: NodePeer) -> Connection:
+        """The connection record of the link to another node: both ends are sio_stream, so
+        every feature is on from the start (no hello travels on a link)."""
+        cluster = self._cluster
+        assert cluster is not None
+        node = peer.node
+        connection = Connection(
+            cluster.node_emitter(self.namespace, node),
+            self._config,
+            f"{self.namespace} {peer}",
+            lambda: cluster.node_is_live(node),
+        )
+        connection.core.receive_hello({"features": sorted(self._config.features)})
+        self._connections[peer] = connection
+        return connection
+
+    def _from_node(self, node: str, event: str, args: list[Any]) -> Any:
+        """A packet of the link from ``node``: recorded at once; the answer, a PendingReply
+        the application settles later, or a future (a room event's answers)."""
+        peer = NodePeer(node)
+        if event == wire.STREAM:
+            return self._room_from_node(peer, args)
+        handler = {
+            wire.READ: self._on_read,
+            wire.WRITE: self._on_write,
+            wire.END: self._on_end,
+            wire.ERROR: self._on_error,
+        }.get(event)
+        return None if handler is None else handler(peer, *args)
+
+    def _room_from_node(self, peer: NodePeer, args: list[Any]) -> Any:
+        """Another node's room event: relay its streams to this node's members (only theirs:
+        they never go on to a third node). Without members, its streams are refused, and the
+        other node drops this one from the group."""
+        connection = self._connection(peer)
+        found: list[Any] = []
+        event = args[0] if args else None
+        try:
+            decoded = self._decode(connection, list(args[2:]), found)
+            if not isinstance(event, str) or len(args) < 2:
+                raise LocalProtocolError(f"bad room event: {event!r}")
+            try:
+                to, skip, max_lag, acks = parse_addressing(args[1])
+            except ValueError as exc:
+                raise LocalProtocolError(str(exc)) from None
+            self._rooms_span_nodes = False
+            try:
+                members = SocketLogic._recipients(self, to, skip) or [to]
+                if not acks:
+                    self._emit_many(event, tuple(decoded), members, None, max_lag, to)
+                    return None
+                pending = self._start_call(
+                    event, tuple(decoded), members, None, max_lag, asyncio.get_running_loop().create_future
+                )
+            finally:
+                self._rooms_span_nodes = True
+        except StreamError as exc:
+            logger.debug("sio_stream: room event %r from %s not delivered here: %s", event, peer, exc)
+            for stream in found:
+                stream.destroy(exc)
+            return [] if len(args) > 1 and isinstance(args[1], dict) and args[1].get("acks") else None
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._answers(pending, answer))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return answer
+
+    @staticmethod
+    async def _answers(pending: Any, answer: asyncio.Future[Any]) -> None:
+        """Wait for every member's ack (as long as its connection lasts), then answer."""
+        try:
+            while waiting := pending.waiting():
+                await asyncio.wait(waiting)
+        finally:
+            pending.close()
+        if not answer.done():
+            answer.set_result(encode_answers(pending.result()))
 
     def _remote_left(self, peer: Any) -> None:
         """A client of another node left (or its node died): its streams here fail."""

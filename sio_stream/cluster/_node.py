@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..aio._rooms import NodePeer
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
@@ -232,6 +233,32 @@ class ClusterNode:
     def is_live(self, namespace: str, sid: str) -> bool:
         return self.remote_node(namespace, sid) is not None
 
+    # -- links between nodes (rooms that span nodes, see sio_stream.aio._rooms) -----------------
+    def room_nodes(self) -> list[str]:
+        """The other live nodes: each resolves a room against its own members."""
+        self.ensure_started()
+        return list(self.peers)
+
+    def node_is_live(self, node: str) -> bool:
+        return node in self.peers
+
+    def node_emitter(self, namespace: str, node: str) -> Callable[..., Any]:
+        """The emit function of the link to ``node``: its packets go as ``node`` frames."""
+
+        async def emit(event: str, args: tuple[Any, ...], callback: Callable[..., Any] | None) -> None:
+            if node not in self.peers:
+                raise ConnectionError(f"node {node} left the cluster")
+            ack = None
+            if callback is not None:
+                ack = next(self._ack_ids)
+                self._acks[ack] = (node, callback)
+            header = {"t": "node", "from": self.id, "ns": namespace, "event": event, "ack": ack}
+            sender = self._sender(node)
+            sender.put(encode(header, list(args)))
+            await sender.room()
+
+        return emit
+
     # -- the client's packets for forwarded streams (on the client's node) ---------------------
     def route(self, namespace: str, sid: Any, stream_id: Any) -> str | None:
         """The node that holds the other end of a local client's stream, or ``None``."""
@@ -415,7 +442,7 @@ class ClusterNode:
             count = header.get("bytes")
             if isinstance(count, int):
                 self._sender(node).confirmed(count)
-        elif kind in ("emit", "fwd", "ack", "features"):
+        elif kind in ("emit", "fwd", "ack", "features", "node"):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
@@ -439,6 +466,9 @@ class ClusterNode:
             forward = self._forwards.pop(ack, None) if isinstance(ack, int) else None
             if forward is not None and not forward[1].done():
                 forward[1].set_result(args[0] if args else None)
+            return
+        if kind == "node":
+            self._from_node(node, header, args)
             return
         if not isinstance(namespace, str) or not isinstance(sid, str):
             return
@@ -475,6 +505,42 @@ class ClusterNode:
             return
         if isinstance(result, PendingReply):
             result.on_done(reply)
+        else:
+            reply(result)
+
+    def _from_node(self, node: str, header: dict[str, Any], args: list[Any]) -> None:
+        """A packet on the link from ``node`` (a room event, or a stream packet of one):
+        recorded now, in frame order; an answer given later is sent from a callback."""
+        namespace, event, ack = header.get("ns"), header.get("event"), header.get("ack")
+
+        def reply(result: Any = None) -> None:
+            if ack is not None:
+                self._reply(node, ack, () if result is None else (result,))
+
+        socket = self.sockets.get(namespace) if isinstance(namespace, str) else None
+        if socket is None or not isinstance(event, str):
+            if event == wire.STREAM and isinstance(namespace, str):
+                # No socket for that namespace here: refuse the streams, so the sending node
+                # drops this one from the group at once instead of waiting for credit.
+                ids: list[Any] = []
+                placeholders.decode(args[1:], lambda stream_id, _options: ids.append(stream_id))
+                refusal = {"t": "node", "from": self.id, "ns": namespace, "event": wire.ERROR, "ack": None}
+                for stream_id in ids:
+                    self._sender(node).put(encode(refusal, [stream_id, "no such namespace on that node"]))
+                reply([])
+            else:
+                reply(wire.CONNECTION_ABORTED)
+            return
+        try:
+            result = socket._from_node(node, event, args)
+        except Exception:
+            logger.exception("sio_stream cluster: %s from node %s failed", event, node)
+            reply(wire.CONNECTION_ABORTED)
+            return
+        if isinstance(result, PendingReply):
+            result.on_done(reply)
+        elif isinstance(result, asyncio.Future):
+            result.add_done_callback(lambda done: reply(None if done.cancelled() else done.result()))
         else:
             reply(result)
 
@@ -527,6 +593,8 @@ class ClusterNode:
         sender = self._senders.pop(node, None)
         if sender is not None:
             sender.stop()
+        for link_end in list(self.sockets.values()):
+            link_end._remote_left(NodePeer(node))  # the link to it: its streams fail
         for key, owner in list(self.remote.items()):
             if owner == node:
                 del self.remote[key]
