@@ -232,3 +232,32 @@ async def test_a_node_that_dies_mid_stream_drops_its_members_and_the_others_fini
         for client in remote:
             if client.connected:
                 await client.disconnect()
+
+
+async def test_the_emitting_node_leaving_fails_the_members_on_the_others(nodes):  # noqa: F811
+    a, b = await nodes(), await nodes()
+    rooms_on(b)
+    failures: list[BaseException] = []
+    reading = asyncio.Semaphore(0)
+    for _ in range(2):
+        client, _sid = await nodes.client(b, [a])
+        await join(client)
+
+        @ss(client).on("file")
+        async def on_file(stream: Any, name: str) -> None:
+            await stream.read(1)
+            reading.release()
+            try:
+                await stream.read()
+            except StreamError as exc:
+                failures.append(exc)
+
+    stream = create_stream()
+    a.streams.emit("file", stream, "orphaned", to="room")
+    await stream.write(b"x" * 100_000)
+    for _ in range(2):
+        await asyncio.wait_for(reading.acquire(), 60)
+    await a.cluster.close()  # node A leaves mid-stream (a dead one is noticed the same way, later)
+    await wait_for(lambda: len(failures) == 2, 60)
+    assert all("Connection aborted" in str(exc) for exc in failures)
+    await wait_for(lambda: b.streams.stream_count() == 0)

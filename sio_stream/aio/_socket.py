@@ -293,11 +293,14 @@ class StreamSocket(SocketLogic):
         not connected or a stream was already sent.
 
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
-        (python-socketio's conventions; only clients connected to this process). Each recipient
+        (python-socketio's conventions; with the Redis manager, the members on every node, see
+        :mod:`sio_stream.aio._rooms`; else the clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
         write (see :mod:`sio_stream.glue._fanout` for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
-        nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
+        nobody in it raises :class:`LocalProtocolError` (the streams stay unsent); in a cluster,
+        where other nodes may have members, the writer fails with "every recipient left" once
+        every node has refused it.
         """
         if callback is not None and self._cluster is not None:
             callback = member_callback(callback)

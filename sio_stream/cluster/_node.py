@@ -7,6 +7,12 @@ the client's ``$stream-*`` packets for those streams back to A. So every stream 
 directions, acks, object mode, errors, JavaScript clients) works across nodes unchanged, and
 the credit windows bound the data in flight end to end.
 
+A room (python-socketio keeps each node's rooms on that node) is reached by sending each other
+node one stream on the *link* between the two nodes: a connection record keyed by
+:class:`~sio_stream.aio._rooms.NodePeer` on each side, whose packets are ``node`` frames. The
+receiving node resolves the room against its own members and relays the stream to them; each
+chunk crosses Redis once per node (see :mod:`sio_stream.aio._rooms`).
+
 Redis carries:
 
 * ``<prefix>:node:<id>``: one pub/sub channel per node for frames addressed to it (see
