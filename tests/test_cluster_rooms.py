@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 
-from sio_stream import ConnectionAbortedStreamError, StreamError, create_stream, ss
+from sio_stream import ConnectionAbortedStreamError, LocalProtocolError, StreamError, create_stream, ss
 from tests.support import wait_for
 from tests.test_cluster import ROOT, Node, digest, nodes, redis_url  # noqa: F401 (fixtures)
 
@@ -261,3 +261,12 @@ async def test_the_emitting_node_leaving_fails_the_members_on_the_others(nodes):
     await wait_for(lambda: len(failures) == 2, 60)
     assert all("Connection aborted" in str(exc) for exc in failures)
     await wait_for(lambda: b.streams.stream_count() == 0)
+
+
+async def test_a_sid_connected_nowhere_is_refused_at_once_in_a_cluster(nodes):  # noqa: F811
+    a, b = await nodes(), await nodes()
+    client, sid = await nodes.client(b, [a])
+    await client.disconnect()
+    await wait_for(lambda: a.cluster.remote_node("/", sid) is None)
+    with pytest.raises(LocalProtocolError, match="not connected"):
+        a.streams.emit("file", create_stream(), "gone", to=sid)

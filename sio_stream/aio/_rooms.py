@@ -67,6 +67,12 @@ class RoomTarget:
         return {"to": self.to, "skip": self.skip, "max_lag": self.max_lag, "acks": acks}
 
 
+def looks_like_sid(name: str) -> bool:
+    """True for a name shaped like python-engineio's sids (20 URL-safe base64 characters): an
+    emit to one that is no client anywhere fails at once instead of asking every node."""
+    return len(name) == 20 and name.isascii() and name.replace("-", "").replace("_", "").isalnum()
+
+
 def parse_addressing(value: Any) -> tuple[Any, Any, int | None, bool]:
     """``(to, skip, max_lag, acks)`` of a node link's addressing; raises ``ValueError``."""
     if not isinstance(value, dict):

@@ -37,7 +37,15 @@ from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic,
 from ..glue._host import Host
 from ._connection import Connection
 from ._fanout import Fanout
-from ._rooms import NodePeer, RoomTarget, encode_answers, flatten_answers, member_callback, parse_addressing
+from ._rooms import (
+    NodePeer,
+    RoomTarget,
+    encode_answers,
+    flatten_answers,
+    looks_like_sid,
+    member_callback,
+    parse_addressing,
+)
 from ._stream import IOStream
 from ._writer import call_writing
 
@@ -408,6 +416,8 @@ class StreamSocket(SocketLogic):
         names = [to] if isinstance(to, str) else to if isinstance(to, (list, tuple)) else []
         if not names or not all(isinstance(name, str) for name in names):
             return False  # not an address at all: the one-node checks say what is wrong
+        if isinstance(to, str) and looks_like_sid(to) and not self._is_remote(to):
+            return False  # a client that left: say so at once, as on one node
         return not all(self._host.is_local(name) for name in names)
 
     def _emit_many(
