@@ -270,3 +270,35 @@ async def test_a_sid_connected_nowhere_is_refused_at_once_in_a_cluster(nodes):  
     await wait_for(lambda: a.cluster.remote_node("/", sid) is None)
     with pytest.raises(LocalProtocolError, match="not connected"):
         a.streams.emit("file", create_stream(), "gone", to=sid)
+
+
+async def test_max_lag_drops_a_stalled_member_on_the_other_node_and_the_rest_finish(nodes):  # noqa: F811
+    a, b = await nodes(), await nodes()
+    members = []
+    for node, other in ((a, b), (b, a)):
+        rooms_on(node)
+        client, sid = await nodes.client(node, [other])
+        serve_digests(client)
+        await join(client)
+        members.append(sid)
+    stalled, stalled_sid = await nodes.client(b, [a])
+    await join(stalled)
+    written = asyncio.Event()
+
+    @ss(stalled).on("file")
+    async def on_file(stream: Any, name: str) -> Any:
+        await stream.read(1)
+        await written.wait()  # reads nothing more until the writer has finished
+        return await stream.read()  # fails: its node dropped it
+
+    # The stalled member takes its read window (2 MiB) and no more: with 16 MiB sent, what waits
+    # for it on node B passes max_lag, while the readers stay well within it (a reader on node A
+    # may trail one on node B by the link's window too: 3 MiB was measured, once).
+    data = DATA * 4
+    stream = create_stream()
+    reply = asyncio.create_task(a.streams.call("file", stream, "lagging", to="room", max_lag=6 * 1024 * 1024))
+    await asyncio.wait_for(write_all(stream, data), 120)  # the laggard does not hold the others back
+    written.set()
+    answers = await asyncio.wait_for(reply, 120)
+    assert {sid: answers[sid] for sid in members} == {sid: ["lagging", digest(data)] for sid in members}
+    assert "fell behind by" in str(answers[stalled_sid])

@@ -10,18 +10,19 @@ resolves the room against its own members (python-socketio's rooms live on each 
 relays the stream to them through its own fan-out, with the same ``skip_sid`` and ``max_lag``;
 a node with no member refuses the stream (``$stream-error``), which drops it from the group.
 
-When the emitter wants acks, the receiving node waits for every member's and answers the node
-link's event with one list, :func:`encode_answers` (one entry per member), which the emitting
-node turns back into one ``callback(sid, *ack)`` per member (:func:`member_callback`) or into
-entries of ``call()``'s dict (:func:`flatten_answers`).
+When the emitter wants acks, its addressing carries a call id, and the receiving node sends each
+member's ack as it comes, in a ``member`` frame (:func:`encode_answer`); the emitting node turns
+it into ``callback(sid, *ack)`` (:class:`MemberCallback`) or keeps it in the target for
+``call()``'s dict (:func:`flatten_answers`). Once every member answered or left, the node answers
+the link's event itself (an empty ack): the frames of one node arrive in order, so every member's
+answer is in by then.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ConnectionAbortedStreamError, HandlerError, StreamError, StreamTimeoutError
@@ -57,14 +58,30 @@ class RoomTarget:
     to: Any
     skip: Any
     max_lag: int | None = None
+    #: The id the other node's ``member`` frames name (0: no acks wanted).
+    call: int = 0
+    #: Each member's ack value (a tuple for several, ``None`` for none) or error, as it came.
+    answers: dict[str, Any] = field(default_factory=dict)
+    #: Called with ``(sid, value)`` as each answer comes (an emit's callback), or ``None``.
+    on_answer: Callable[[str, Any], Any] | None = None
 
     @property
     def peer(self) -> NodePeer:
         return NodePeer(self.node)
 
-    def addressing(self, acks: bool) -> dict[str, Any]:
+    def addressing(self) -> dict[str, Any]:
         """The first argument of the node link's ``$stream`` event (after the event's name)."""
-        return {"to": self.to, "skip": self.skip, "max_lag": self.max_lag, "acks": acks}
+        return {"to": self.to, "skip": self.skip, "max_lag": self.max_lag, "call": self.call}
+
+    def answered(self, entry: Any) -> Any:
+        """A member's answer arrived (an :func:`encode_answer` entry; a malformed one is
+        skipped): kept, and handed to :attr:`on_answer`, whose result is returned."""
+        decoded = _decode_answer(entry)
+        if decoded is None:
+            return None
+        sid, value = decoded
+        self.answers[sid] = value
+        return None if self.on_answer is None else self.on_answer(sid, value)
 
 
 def looks_like_sid(name: str) -> bool:
@@ -73,84 +90,74 @@ def looks_like_sid(name: str) -> bool:
     return len(name) == 20 and name.isascii() and name.replace("-", "").replace("_", "").isalnum()
 
 
-def parse_addressing(value: Any) -> tuple[Any, Any, int | None, bool]:
-    """``(to, skip, max_lag, acks)`` of a node link's addressing; raises ``ValueError``."""
+def parse_addressing(value: Any) -> tuple[Any, Any, int | None, int]:
+    """``(to, skip, max_lag, call id)`` of a node link's addressing; raises ``ValueError``."""
     if not isinstance(value, dict):
         raise ValueError(f"bad room addressing: {value!r}")
-    to, skip, max_lag = value.get("to"), value.get("skip"), value.get("max_lag")
+    to, skip, max_lag, call = value.get("to"), value.get("skip"), value.get("max_lag"), value.get("call")
     names = [to] if isinstance(to, str) else to
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         raise ValueError(f"bad room: {to!r}")
-    return to, skip, max_lag, bool(value.get("acks"))
+    if isinstance(call, bool) or not isinstance(call, int):
+        raise ValueError(f"bad call id: {call!r}")
+    return to, skip, max_lag, call
 
 
-def encode_answers(result: dict[Any, Any]) -> list[list[Any]]:
-    """A node's answer for its members: ``call()``'s dict of sid to ack value (or error) as
-    ``[sid, "ok", [ack args]]`` or ``[sid, <kind>, message]`` entries. Streams in a member's
-    ack do not cross nodes: they are destroyed, and arrive as ``None``."""
-    answers: list[list[Any]] = []
-    for sid, value in result.items():
-        if isinstance(value, BaseException):
-            kind = next((name for name, cls in _ERRORS.items() if isinstance(value, cls)), "aborted")
-            message = value.wire_message if isinstance(value, StreamError) else type(value).__name__
-            answers.append([sid, kind, message])
-        else:
-            args = [] if value is None else list(value) if isinstance(value, tuple) else [value]
-            answers.append([sid, "ok", _without_streams(args)])
-    return answers
+def encode_answer(sid: str, value: Any) -> list[Any]:
+    """A member's answer for a ``member`` frame: ``call()``'s value for it (its ack, or the
+    error that stands for it) as ``[sid, "ok", [ack args]]`` or ``[sid, <kind>, message]``.
+    Streams in a member's ack do not cross nodes: they are destroyed, and arrive as ``None``."""
+    if isinstance(value, BaseException):
+        kind = next((name for name, cls in _ERRORS.items() if isinstance(value, cls)), "aborted")
+        message = value.wire_message if isinstance(value, StreamError) else type(value).__name__
+        return [sid, kind, message]
+    args = [] if value is None else list(value) if isinstance(value, tuple) else [value]
+    return [sid, "ok", _without_streams(args)]
 
 
-def decode_answers(answers: Any) -> dict[str, Any]:
-    """The inverse of :func:`encode_answers`: sid to ack value (a tuple for several, ``None``
-    for none) or to the error it stands for. Malformed entries are skipped."""
-    result: dict[str, Any] = {}
-    for entry in answers if isinstance(answers, list) else ():
-        if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str):
-            continue
-        sid, kind, payload = entry
-        if kind == "ok" and isinstance(payload, list):
-            result[sid] = payload[0] if len(payload) == 1 else (tuple(payload) if payload else None)
-        elif kind in _ERRORS:
-            result[sid] = _ERRORS[kind](str(payload), remote=True)
-    return result
+def _decode_answer(entry: Any) -> tuple[str, Any] | None:
+    """The inverse of :func:`encode_answer`: ``(sid, value or error)``, ``None`` if malformed."""
+    if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str):
+        return None
+    sid, kind, payload = entry
+    if kind == "ok" and isinstance(payload, list):
+        return sid, payload[0] if len(payload) == 1 else (tuple(payload) if payload else None)
+    if kind in _ERRORS:
+        return sid, _ERRORS[kind](str(payload), remote=True)
+    return None
 
 
-def member_callback(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """An emit's ``callback(sid, *ack)`` that also takes a node's answer for its members:
-    one call per member that answered (a failed handler as a :class:`HandlerError`; members
-    that left or never answered get no call, as on one node)."""
+class MemberCallback:
+    """An emit's ``callback(sid, *ack)``, called for the members of other nodes too: once per
+    member that answered (a failed handler as a :class:`HandlerError`; members that left or
+    never answered get no call, as on one node). A node's own final answer is no member's."""
 
-    def deliver(*args: Any) -> Any:
-        if not args or not isinstance(args[0], RoomTarget):
-            return callback(*args)
-        pending = []
-        for member, value in decode_answers(args[1] if len(args) > 1 else None).items():
-            if isinstance(value, HandlerError) or not isinstance(value, BaseException):
-                ack = () if value is None else value if isinstance(value, tuple) else (value,)
-                result = callback(member, *ack)
-                if inspect.isawaitable(result):
-                    pending.append(result)
-        return _each(pending) if pending else None
+    def __init__(self, callback: Callable[..., Any]) -> None:
+        self.callback = callback
 
-    return deliver
+    def __call__(self, *args: Any) -> Any:
+        if args and isinstance(args[0], RoomTarget):
+            return None  # every member of that node has answered or left
+        return self.callback(*args)
 
-
-async def _each(awaitables: list[Awaitable[Any]]) -> None:
-    for awaitable in awaitables:
-        await awaitable
+    def member(self, sid: str, value: Any) -> Any:
+        if isinstance(value, BaseException) and not isinstance(value, HandlerError):
+            return None
+        return self.callback(sid, *(() if value is None else value if isinstance(value, tuple) else (value,)))
 
 
 def flatten_answers(result: dict[Any, Any]) -> dict[Any, Any]:
-    """``call()``'s dict with each node's answer replaced by its members' entries. A node that
-    failed before answering (it died, the call timed out) has no members to report: logged."""
+    """``call()``'s dict with each node replaced by its members' answers. If a node failed
+    before every member answered (it died, the call timed out), those that had not are missing:
+    logged."""
     flat: dict[Any, Any] = {}
     for key, value in result.items():
         if not isinstance(key, RoomTarget):
             flat[key] = value
-        elif isinstance(value, BaseException):
-            logger.warning("sio_stream: no answer from the members on node %s: %s", key.node, value)
-        else:
-            flat.update(decode_answers(value))
+            continue
+        if isinstance(value, BaseException):
+            logger.warning("sio_stream: not every member on node %s answered: %s", key.node, value)
+        flat.update(key.answers)
     return flat
 
 

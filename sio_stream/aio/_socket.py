@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
@@ -38,12 +38,12 @@ from ..glue._host import Host
 from ._connection import Connection
 from ._fanout import Fanout
 from ._rooms import (
+    MemberCallback,
     NodePeer,
     RoomTarget,
-    encode_answers,
+    encode_answer,
     flatten_answers,
     looks_like_sid,
-    member_callback,
     parse_addressing,
 )
 from ._stream import IOStream
@@ -55,6 +55,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 # The StreamSockets of a socketio object are kept on that object (see _host._HOOKS_ATTRIBUTE).
 _SOCKETS_ATTRIBUTE = "_sio_stream_sockets"
+#: Ids of room events sent to other nodes that asked for acks (see _rooms.RoomTarget.call).
+_call_ids = itertools.count(1)
 # Application callbacks that returned coroutines run as tasks; hold them until they finish.
 _background: set[asyncio.Task[Any]] = set()
 
@@ -94,6 +96,10 @@ class Relay(Protocol):
         ...
 
     def node_is_live(self, node: str) -> bool: ...
+
+    def member_answer(self, node: str, namespace: str, call: int, entry: list[Any]) -> None:
+        """Send ``node`` the answer of one of our members to its room call ``call``."""
+        ...
 
 
 def _no_relay(sio: Any) -> Relay | None:
@@ -259,6 +265,12 @@ class StreamSocket(SocketLogic):
     _cluster: Relay | None = None
     #: False while this node delivers a room event from another node: its members only.
     _rooms_span_nodes = True
+    #: Other nodes answering a room event of ours member by member, by call id.
+    _room_targets: dict[int, RoomTarget]
+
+    def __init__(self, host: Any, config: Any, *, claim_timeout: float | None = 60.0) -> None:
+        super().__init__(host, config, claim_timeout=claim_timeout)
+        self._room_targets = {}
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
@@ -311,7 +323,7 @@ class StreamSocket(SocketLogic):
         every node has refused it.
         """
         if callback is not None and self._cluster is not None:
-            callback = member_callback(callback)
+            callback = MemberCallback(callback)
         self._emit(event, args, to, callback, skip_sid, max_lag)
         return _QUEUED
 
@@ -453,13 +465,25 @@ class StreamSocket(SocketLogic):
             return fanouts[id(obj)].sub_stream(target) if isinstance(obj, IOStream) else None
 
         node_args = placeholders.encode(list(args), sub_stream)
-        on_ack = None if callback is None else AppAck(self, connection, functools.partial(callback, target))
+        on_ack = None
+        if callback is not None:
+            targets = self._room_targets
+            target.call = next(_call_ids)
+            targets[target.call] = target
+            if isinstance(callback, MemberCallback):
+                target.on_answer = callback.member
+
+            def every_member_answered(*_ack: Any) -> Any:
+                targets.pop(target.call, None)
+                return callback(target)
+
+            on_ack = AppAck(self, connection, every_member_answered)
         attached: list[Any] = []
         try:
             encoded = self._encode_into(connection, node_args, attached)
-            addressing = target.addressing(acks=callback is not None)
-            connection.queue(Outgoing(wire.STREAM, (event, addressing, *encoded), on_ack))
+            connection.queue(Outgoing(wire.STREAM, (event, target.addressing(), *encoded), on_ack))
         except StreamError as exc:
+            self._room_targets.pop(target.call, None)
             for stream in attached:
                 connection.core.detach(stream._core)
             logger.info("sio_stream: %r not sent to node %s: %s", event, target.node, exc)
@@ -609,13 +633,13 @@ class StreamSocket(SocketLogic):
             if not isinstance(event, str) or len(args) < 2:
                 raise LocalProtocolError(f"bad room event: {event!r}")
             try:
-                to, skip, max_lag, acks = parse_addressing(args[1])
+                to, skip, max_lag, call = parse_addressing(args[1])
             except ValueError as exc:
                 raise LocalProtocolError(str(exc)) from None
             self._rooms_span_nodes = False
             try:
                 members = SocketLogic._recipients(self, to, skip) or [to]
-                if not acks:
+                if not call:
                     self._emit_many(event, tuple(decoded), members, None, max_lag, to)
                     return None
                 pending = self._start_call(
@@ -627,26 +651,49 @@ class StreamSocket(SocketLogic):
             logger.debug("sio_stream: room event %r from %s not delivered here: %s", event, peer, exc)
             for stream in found:
                 stream.destroy(exc)
-            return [] if len(args) > 1 and isinstance(args[1], dict) and args[1].get("acks") else None
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        task = asyncio.get_running_loop().create_task(self._answers(pending, answer))
+            return None
+        cluster = self._cluster
+        assert cluster is not None
+        for sid, future in pending.futures.items():
+
+            def answered(done: Any, sid: Any = sid) -> None:
+                if not done.cancelled():
+                    entry = encode_answer(sid, done.exception() or done.result())
+                    cluster.member_answer(peer.node, self.namespace, call, entry)
+
+            assert isinstance(future, asyncio.Future)
+            future.add_done_callback(answered)
+        every: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._every_answer(pending, every))
         _background.add(task)
         task.add_done_callback(_background.discard)
-        return answer
+        return every
 
     @staticmethod
-    async def _answers(pending: Any, answer: asyncio.Future[Any]) -> None:
-        """Wait for every member's ack (as long as its connection lasts), then answer."""
+    async def _every_answer(pending: Any, every: asyncio.Future[Any]) -> None:
+        """Wait for every member's ack (as long as its connection lasts): each went to the
+        emitting node as it came; then the room event itself is answered."""
         try:
             while waiting := pending.waiting():
                 await asyncio.wait(waiting)
+            await asyncio.sleep(0)  # the futures' done callbacks (the member frames) run first
         finally:
             pending.close()
-        if not answer.done():
-            answer.set_result(encode_answers(pending.result()))
+        if not every.done():
+            every.set_result(None)
+
+    def _member_answer(self, node: str, call: Any, entry: Any) -> None:
+        """A member of ``node`` answered our room event ``call``."""
+        target = self._room_targets.get(call)
+        if target is not None and target.node == node:
+            self._deliver_ack(target.answered, (entry,))
 
     def _remote_left(self, peer: Any) -> None:
         """A client of another node left (or its node died): its streams here fail."""
+        if isinstance(peer, NodePeer):
+            targets = self._room_targets
+            for call in [call for call, target in targets.items() if target.node == peer.node]:
+                del targets[call]
         connection = self._connections.pop(peer, None)
         if connection is not None:
             connection.lost()

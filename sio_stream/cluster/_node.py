@@ -248,6 +248,11 @@ class ClusterNode:
     def node_is_live(self, node: str) -> bool:
         return node in self.peers
 
+    def member_answer(self, node: str, namespace: str, call: int, entry: list[Any]) -> None:
+        """Send ``node`` the answer of one of our members to its room event ``call``."""
+        header = {"t": "member", "from": self.id, "ns": namespace, "call": call}
+        self._sender(node).put(encode(header, [entry]))
+
     def node_emitter(self, namespace: str, node: str) -> Callable[..., Any]:
         """The emit function of the link to ``node``: its packets go as ``node`` frames."""
 
@@ -448,7 +453,7 @@ class ClusterNode:
             count = header.get("bytes")
             if isinstance(count, int):
                 self._sender(node).confirmed(count)
-        elif kind in ("emit", "fwd", "ack", "features", "node"):
+        elif kind in ("emit", "fwd", "ack", "features", "node", "member"):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
@@ -475,6 +480,11 @@ class ClusterNode:
             return
         if kind == "node":
             self._from_node(node, header, args)
+            return
+        if kind == "member":
+            socket = self.sockets.get(namespace) if isinstance(namespace, str) else None
+            if socket is not None and args:
+                socket._member_answer(node, header.get("call"), args[0])
             return
         if not isinstance(namespace, str) or not isinstance(sid, str):
             return
