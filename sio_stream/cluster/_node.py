@@ -43,7 +43,7 @@ from ..aio._rooms import NodePeer
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
-from ._frames import FrameError, decode, encode
+from ._frames import FrameError, decode, encode, unbatch
 from ._sender import NodeSender
 
 if TYPE_CHECKING:
@@ -399,17 +399,29 @@ class ClusterNode:
                 data = message["data"]
                 directed = message["channel"] == own
                 try:
-                    header, args = decode(data)
+                    frames = unbatch(data)
                 except FrameError as exc:
-                    logger.warning("sio_stream cluster: ignoring a frame on %s: %s", message["channel"], exc)
+                    logger.warning(
+                        "sio_stream cluster: ignoring a message on %s: %s", message["channel"], exc
+                    )
                     continue
-                try:
-                    await self._handle(header, args)
-                except Exception:
-                    logger.exception("sio_stream cluster: frame %r failed", header.get("t"))
-                sender = header.get("node") or header.get("from")
-                if directed and header.get("t") != "credit" and isinstance(sender, str):
-                    self._confirm(sender, len(data))
+                sender: Any = None
+                for frame in frames:
+                    try:
+                        header, args = decode(frame)
+                    except FrameError as exc:
+                        logger.warning(
+                            "sio_stream cluster: ignoring a frame on %s: %s", message["channel"], exc
+                        )
+                        continue
+                    try:
+                        await self._handle(header, args)
+                    except Exception:
+                        logger.exception("sio_stream cluster: frame %r failed", header.get("t"))
+                    if header.get("t") != "credit":
+                        sender = header.get("node") or header.get("from")
+                if directed and isinstance(sender, str):
+                    self._confirm(sender, len(data))  # as the sender counted it: whole messages
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
