@@ -102,6 +102,9 @@ async def test_emit_to_a_room_calls_back_once_per_member_on_every_node(nodes):  
             members.append(sid)
     outsider, _ = await nodes.client(b, [a])  # connected, not in the room: gets nothing
     serve_digests(outsider)
+    skipped, skipped_sid = await nodes.client(b, [a])  # in the room, but skip_sid names it
+    serve_digests(skipped)
+    await join(skipped)
     acks: dict[str, Any] = {}
     all_in = asyncio.Event()
 
@@ -111,7 +114,7 @@ async def test_emit_to_a_room_calls_back_once_per_member_on_every_node(nodes):  
             all_in.set()
 
     stream = create_stream()
-    a.streams.emit("file", stream, "called back", to="room", callback=on_ack)
+    a.streams.emit("file", stream, "called back", to="room", callback=on_ack, skip_sid=skipped_sid)
     await write_all(stream, DATA[:1_000_000])
     await asyncio.wait_for(all_in.wait(), 120)
     assert acks == {sid: [["called back", digest(DATA[:1_000_000])]] for sid in members}
@@ -302,3 +305,13 @@ async def test_max_lag_drops_a_stalled_member_on_the_other_node_and_the_rest_fin
     answers = await asyncio.wait_for(reply, 120)
     assert {sid: answers[sid] for sid in members} == {sid: ["lagging", digest(data)] for sid in members}
     assert "fell behind by" in str(answers[stalled_sid])
+
+
+async def test_a_namespace_the_other_node_does_not_serve_refuses_the_room_at_once(nodes):  # noqa: F811
+    a, b = await nodes(), await nodes()
+    await wait_for(lambda: b.cluster.id in a.cluster.peers)
+    chat = ss(a.sio, "/chat")  # node B has no sio_stream socket for /chat
+    stream = create_stream()
+    chat.emit("file", stream, "nobody", to="room")
+    with pytest.raises(StreamError, match="every recipient left"):
+        await asyncio.wait_for(write_all(stream), 60)
