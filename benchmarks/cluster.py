@@ -13,6 +13,13 @@ the clients. Lines:
   relay of the same stream on one node.
 * **local with Redis**: an upload to A (which has the Redis manager) against the same upload to
   the server without it: local streams must not pay for the cluster. Nothing is published.
+
+    python benchmarks/cluster.py --rooms [--quick | --smoke] [--repeat N]
+
+* **room across nodes**: a client of A uploads a stream that A relays to a room of 3 members on
+  A and 3 on B (every member returns the sha256 it read), against the same room with all 6
+  members on A; and the bytes Redis received meanwhile (``INFO stats``
+  ``total_net_input_bytes``, heartbeats included) against the payload.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from peer import memory_kib, pieces
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"full": 100 * MiB, "quick": 32 * MiB, "smoke": 4 * MiB}
+ROOM_SIZES = {"full": 64 * MiB, "quick": 16 * MiB, "smoke": 4 * MiB}
 REPEATS = {"full": 3, "quick": 2, "smoke": 1}
 CHUNK = 256 * 1024
 RAW_IN_FLIGHT = 8
@@ -60,6 +68,16 @@ async def node(redis_url: str | None) -> None:
         async for chunk in stream:
             size += len(chunk)
         return size
+
+    @streams.on("send-to-room")
+    async def send_to_room(sid: str, stream: Any, room: str) -> Any:
+        answers = await streams.call("file", stream, to=room, timeout=None)
+        return {member: str(value) for member, value in answers.items()}
+
+    @sio.on("join")
+    async def join(sid: str, room: str) -> bool:
+        await sio.enter_room(sid, room)
+        return True
 
     @sio.on("knows")
     def knows(sid: str, target: str) -> bool:
@@ -97,6 +115,8 @@ async def clients(job: dict[str, Any]) -> dict[str, Any]:
     from sio_stream import create_stream, ss
 
     size, kind = job["size"], job["kind"]
+    if kind == "room":
+        return await room_clients(job)
     sender = socketio.AsyncClient()
     await sender.connect(job["sender"], transports=["websocket"])
     sender_streams = ss(sender)
@@ -162,6 +182,59 @@ async def clients(job: dict[str, Any]) -> dict[str, Any]:
     if received["bytes"] != size:
         raise RuntimeError(f"{kind}: received {received['bytes']} of {size} bytes")
     return {"seconds": seconds, "bytes": received["bytes"]}
+
+
+async def room_clients(job: dict[str, Any]) -> dict[str, Any]:
+    """Members on the nodes of ``job["members"]`` join a room; a client of ``job["sender"]``
+    uploads ``size`` bytes, which its node relays to the room; every member acks its sha256."""
+    import hashlib
+
+    import redis.asyncio
+    import socketio
+
+    from sio_stream import create_stream, ss
+
+    size = job["size"]
+    members: list[socketio.AsyncClient] = []
+    for url in job["members"]:
+        member = socketio.AsyncClient()
+
+        @ss(member).on("file")
+        async def on_file(stream: Any) -> str:
+            digest = hashlib.sha256()
+            async for chunk in stream:
+                digest.update(chunk)
+            return digest.hexdigest()
+
+        await member.connect(url, transports=["websocket"])
+        await member.call("join", "room", timeout=60)
+        members.append(member)
+    sender = socketio.AsyncClient()
+    await sender.connect(job["sender"], transports=["websocket"])
+    for member in members:
+        for _ in range(600):  # until the sender's node knows every node (polled: a benchmark)
+            if await sender.call("knows", member.get_sid()):
+                break
+            await asyncio.sleep(0.05)
+    expected = hashlib.sha256()
+    for piece in pieces(size, CHUNK):
+        expected.update(piece)
+    spy = redis.asyncio.Redis.from_url(job["redis"])
+    before = (await spy.info("stats"))["total_net_input_bytes"]
+    started = time.perf_counter()
+    stream = create_stream()
+    reply = asyncio.create_task(ss(sender).call("send-to-room", stream, "room", timeout=None))
+    for piece in pieces(size, CHUNK):
+        await stream.write(piece)
+    await stream.end()
+    answers = await reply
+    seconds = time.perf_counter() - started
+    carried = (await spy.info("stats"))["total_net_input_bytes"] - before
+    await spy.aclose()
+    intact = sum(1 for value in answers.values() if value == expected.hexdigest())
+    for client in [*members, sender]:
+        await client.disconnect()
+    return {"seconds": seconds, "intact": intact, "members": len(members), "redis_bytes": carried}
 
 
 async def soak(job: dict[str, Any]) -> dict[str, Any]:
@@ -371,9 +444,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report.finish(args.json)
 
 
+def run_rooms(args: argparse.Namespace) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    from tests.redis_support import redis_server
+
+    mode = mode_of(args)
+    report = Report("cluster", mode)
+    size = ROOM_SIZES[mode]
+    repeats = args.repeat or REPEATS[mode]
+    results: dict[str, list[dict[str, Any]]] = {}
+    with redis_server() as redis_url:
+        procs = [start_node(redis_url), start_node(redis_url)]
+        (_a, a_url), (_b, b_url) = procs
+        try:
+            jobs = {
+                "two nodes": {"members": [a_url] * 3 + [b_url] * 3},
+                "one node": {"members": [a_url] * 6},
+            }
+            for _ in range(repeats):
+                for name, job in jobs.items():
+                    job = dict(job, kind="room", size=size, sender=a_url, redis=redis_url)
+                    results.setdefault(name, []).append(run_clients(job))
+        finally:
+            stop_nodes(procs)
+    label = f"{size // MiB}MiB"
+    spanning, local = results["two nodes"], results["one node"]
+    seconds = median([r["seconds"] for r in spanning])
+    intact = min(r["intact"] for r in spanning)
+    carried = max(r["redis_bytes"] for r in spanning) / size
+    report.line(
+        f"upload relayed to a room of 3 + 3 members on 2 nodes {label}",
+        size / seconds / 1e6,
+        "MB/s",
+        {"all 6 on one node": ratio(median([r["seconds"] for r in local]), seconds)},
+        target="all 6 intact, Redis carries <= 1.5x the payload",
+        met=intact == 6 and carried <= 1.5,
+        note=f"{intact} of 6 intact in every run; Redis received {carried:.2f}x the payload "
+        f"(one node: {max(r['redis_bytes'] for r in local) / size:.3f}x)",
+    )
+    return report.finish(args.json)
+
+
 def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
     p.add_argument("--soak", type=float, default=0, help="run the 3-node soak for this many seconds instead")
+    p.add_argument("--rooms", action="store_true", help="run the room-across-nodes line instead")
     p.add_argument("--role", choices=("node", "clients", "soak"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
@@ -391,4 +506,7 @@ if __name__ == "__main__":
         print(json.dumps(asyncio.run(soak(json.loads(arguments.job)))))
     else:
         os.chdir(os.path.dirname(os.path.abspath(__file__)))
-        run_soak(arguments) if arguments.soak else run(arguments)
+        if arguments.rooms:
+            run_rooms(arguments)
+        else:
+            run_soak(arguments) if arguments.soak else run(arguments)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sio_stream.cluster._frames import BINARY_KEY, FrameError, decode, encode
+from sio_stream.cluster._frames import BINARY_KEY, FrameError, batch, decode, encode, unbatch
 
 leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.binary(max_size=64)
 values = st.recursive(
@@ -60,3 +60,18 @@ def test_deep_nesting_is_refused():
         deep = [deep]
     with pytest.raises(FrameError):
         encode({"t": "x"}, deep)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=6))
+def test_a_batch_carries_its_frames_in_order(payloads):
+    frames = [encode({"t": "emit", "i": i}, [payload]) for i, payload in enumerate(payloads)]
+    decoded = [decode(frame) for frame in unbatch(batch(frames))]
+    assert decoded == [({"t": "emit", "i": i}, [payload]) for i, payload in enumerate(payloads)]
+
+
+def test_a_single_frame_is_not_wrapped_and_a_truncated_batch_is_refused():
+    frame = encode({"t": "hb"})
+    assert batch([frame]) == frame
+    assert [bytes(f) for f in unbatch(frame)] == [frame]
+    with pytest.raises(FrameError, match="truncated"):
+        unbatch(batch([frame, frame])[:-1])

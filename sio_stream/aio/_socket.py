@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
 
+from .._errors import LocalProtocolError, StreamError
+from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
 from ..core._config import DEFAULT_RESUME_TIMEOUT
@@ -30,10 +33,19 @@ from ..core._core import (
     PendingReply,
 )
 from ..glue import _compression as compression
-from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
 from ._connection import Connection
 from ._fanout import Fanout
+from ._rooms import (
+    MemberCallback,
+    NodePeer,
+    RoomTarget,
+    encode_answer,
+    flatten_answers,
+    looks_like_sid,
+    parse_addressing,
+)
 from ._stream import IOStream
 from ._writer import call_writing
 
@@ -43,6 +55,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 # The StreamSockets of a socketio object are kept on that object (see _host._HOOKS_ATTRIBUTE).
 _SOCKETS_ATTRIBUTE = "_sio_stream_sockets"
+#: Ids of room events sent to other nodes that asked for acks (see _rooms.RoomTarget.call).
+_call_ids = itertools.count(1)
 # Application callbacks that returned coroutines run as tasks; hold them until they finish.
 _background: set[asyncio.Task[Any]] = set()
 
@@ -72,6 +86,20 @@ class Relay(Protocol):
     def joined(self, namespace: str, sid: str) -> None: ...
 
     def left(self, namespace: str, sid: str) -> None: ...
+
+    def room_nodes(self) -> list[str]:
+        """The other live nodes, each asked for its members of a room (see :mod:`._rooms`)."""
+        ...
+
+    def node_emitter(self, namespace: str, node: str) -> Callable[..., Any]:
+        """The emit function of the link to ``node`` (frames on Redis)."""
+        ...
+
+    def node_is_live(self, node: str) -> bool: ...
+
+    def member_answer(self, node: str, namespace: str, call: int, entry: list[Any]) -> None:
+        """Send ``node`` the answer of one of our members to its room call ``call``."""
+        ...
 
 
 def _no_relay(sio: Any) -> Relay | None:
@@ -235,6 +263,14 @@ class StreamSocket(SocketLogic):
     stream_class = IOStream
     _connections: dict[Any, Connection]
     _cluster: Relay | None = None
+    #: False while this node delivers a room event from another node: its members only.
+    _rooms_span_nodes = True
+    #: Other nodes answering a room event of ours member by member, by call id.
+    _room_targets: dict[int, RoomTarget]
+
+    def __init__(self, host: Any, config: Any, *, claim_timeout: float | None = 60.0) -> None:
+        super().__init__(host, config, claim_timeout=claim_timeout)
+        self._room_targets = {}
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
@@ -277,12 +313,17 @@ class StreamSocket(SocketLogic):
         not connected or a stream was already sent.
 
         On a server ``to`` may also be a room or a list of sids and rooms, less ``skip_sid``
-        (python-socketio's conventions; only clients connected to this process). Each recipient
+        (python-socketio's conventions; with the Redis manager, the members on every node, see
+        :mod:`sio_stream.aio._rooms`; else the clients connected to this process). Each recipient
         then gets its own sub-stream of every stream in ``args``, fed from the one stream you
         write (see :mod:`sio_stream.glue._fanout` for the backpressure policy and ``max_lag``), and
         ``callback`` is called as ``callback(sid, *ack)`` for each recipient. A room with
-        nobody in it raises :class:`LocalProtocolError` (the streams stay unsent).
+        nobody in it raises :class:`LocalProtocolError` (the streams stay unsent); in a cluster,
+        where other nodes may have members, the writer fails with "every recipient left" once
+        every node has refused it.
         """
+        if callback is not None and self._cluster is not None:
+            callback = MemberCallback(callback)
         self._emit(event, args, to, callback, skip_sid, max_lag)
         return _QUEUED
 
@@ -344,7 +385,8 @@ class StreamSocket(SocketLogic):
                     break
         finally:
             pending.close()
-        return pending.result()
+        result = pending.result()
+        return flatten_answers(result) if isinstance(result, dict) and not pending.single else result
 
     def _register(self, host: Any) -> None:
         super()._register(host)
@@ -369,9 +411,93 @@ class StreamSocket(SocketLogic):
     def _recipients(self, to: Any, skip_sid: Any) -> list[Any] | None:
         if skip_sid is None and self._is_remote(to):
             return None
+        cluster = self._cluster
+        nodes = cluster.room_nodes() if cluster is not None and self._rooms_span_nodes else []
+        if nodes and self._may_span_nodes(to):
+            # A room (or a sid this node does not know) may have members on every node: each
+            # other node gets one sub-stream and resolves it against its own rooms.
+            try:
+                local = super()._recipients(to, skip_sid) or []
+            except LocalProtocolError:
+                local = []  # nobody here: the other nodes may have members
+            return local + [RoomTarget(node, to, skip_sid) for node in nodes]
         return super()._recipients(to, skip_sid)
 
+    def _may_span_nodes(self, to: Any) -> bool:
+        """True when ``to`` names a room or a client of another node (not only our clients)."""
+        names = [to] if isinstance(to, str) else to if isinstance(to, (list, tuple)) else []
+        if not names or not all(isinstance(name, str) for name in names):
+            return False  # not an address at all: the one-node checks say what is wrong
+        if isinstance(to, str) and looks_like_sid(to) and not self._is_remote(to):
+            return False  # a client that left: say so at once, as on one node
+        return not all(self._host.is_local(name) for name in names)
+
+    def _emit_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        recipients: list[Any],
+        callback: Callable[..., Any] | None,
+        max_lag: int | None,
+        to: Any,
+    ) -> list[Any]:
+        for recipient in recipients:
+            if isinstance(recipient, RoomTarget):
+                recipient.max_lag = max_lag
+        return super()._emit_many(event, args, recipients, callback, max_lag, to)
+
+    def _emit_one_of_many(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        sid: Any,
+        callback: Callable[..., Any] | None,
+        fanouts: dict[int, Any],
+    ) -> bool:
+        if not isinstance(sid, RoomTarget):
+            return super()._emit_one_of_many(event, args, sid, callback, fanouts)
+        # One sub-stream per stream for the whole node, on the link to it; its addressing
+        # goes first, and its answer is the list of its members' acks.
+        target = sid
+        connection = self._connection(target.peer)
+
+        def sub_stream(obj: Any) -> Any:
+            return fanouts[id(obj)].sub_stream(target) if isinstance(obj, IOStream) else None
+
+        node_args = placeholders.encode(list(args), sub_stream)
+        on_ack = None
+        if callback is not None:
+            targets = self._room_targets
+            target.call = next(_call_ids)
+            targets[target.call] = target
+            if isinstance(callback, MemberCallback):
+                target.on_answer = callback.member
+
+            def every_member_answered(*_ack: Any) -> Any:
+                targets.pop(target.call, None)
+                return callback(target)
+
+            on_ack = AppAck(self, connection, every_member_answered)
+        attached: list[Any] = []
+        try:
+            encoded = self._encode_into(connection, node_args, attached)
+            connection.queue(Outgoing(wire.STREAM, (event, target.addressing(), *encoded), on_ack))
+        except StreamError as exc:
+            self._room_targets.pop(target.call, None)
+            for stream in attached:
+                connection.core.detach(stream._core)
+            logger.info("sio_stream: %r not sent to node %s: %s", event, target.node, exc)
+            for fanout in fanouts.values():
+                fanout.subs.pop(target, None)
+            return False
+        for stream in attached:
+            connection.core.announce(stream._core)
+        connection.watch_idle()
+        return True
+
     def _connection_for_emit(self, peer: str | None) -> Connection:
+        if isinstance(peer, RoomTarget):
+            return self._connection(peer.peer)
         if self._is_remote(peer):
             return self._connection(peer)
         connection: Connection = super()._connection_for_emit(peer)
@@ -379,6 +505,8 @@ class StreamSocket(SocketLogic):
 
     def _connection(self, peer: Any) -> Connection:
         connection = self._connections.get(peer)
+        if connection is None and isinstance(peer, NodePeer):
+            return self._node_link(peer)
         if connection is None and self._is_remote(peer):
             # A client of another node: our end of its streams lives here, and its packets
             # travel through its node (sio_stream.cluster).
@@ -463,8 +591,109 @@ class StreamSocket(SocketLogic):
         }.get(event)
         return None if handler is None else handler(peer, *args)
 
+    def _node_link(self, peer: NodePeer) -> Connection:
+        """The connection record of the link to another node: both ends are sio_stream, so
+        every feature is on from the start (no hello travels on a link)."""
+        cluster = self._cluster
+        assert cluster is not None
+        node = peer.node
+        connection = Connection(
+            cluster.node_emitter(self.namespace, node),
+            self._config,
+            f"{self.namespace} {peer}",
+            lambda: cluster.node_is_live(node),
+        )
+        connection.core.receive_hello({"features": sorted(self._config.features)})
+        self._connections[peer] = connection
+        return connection
+
+    def _from_node(self, node: str, event: str, args: list[Any]) -> Any:
+        """A packet of the link from ``node``: recorded at once; the answer, a PendingReply
+        the application settles later, or a future (a room event's answers)."""
+        peer = NodePeer(node)
+        if event == wire.STREAM:
+            return self._room_from_node(peer, args)
+        handler = {
+            wire.READ: self._on_read,
+            wire.WRITE: self._on_write,
+            wire.END: self._on_end,
+            wire.ERROR: self._on_error,
+        }.get(event)
+        return None if handler is None else handler(peer, *args)
+
+    def _room_from_node(self, peer: NodePeer, args: list[Any]) -> Any:
+        """Another node's room event: relay its streams to this node's members (only theirs:
+        they never go on to a third node). Without members, its streams are refused, and the
+        other node drops this one from the group."""
+        connection = self._connection(peer)
+        found: list[Any] = []
+        event = args[0] if args else None
+        try:
+            decoded = self._decode(connection, list(args[2:]), found)
+            if not isinstance(event, str) or len(args) < 2:
+                raise LocalProtocolError(f"bad room event: {event!r}")
+            try:
+                to, skip, max_lag, call = parse_addressing(args[1])
+            except ValueError as exc:
+                raise LocalProtocolError(str(exc)) from None
+            self._rooms_span_nodes = False
+            try:
+                members = SocketLogic._recipients(self, to, skip) or [to]
+                if not call:
+                    self._emit_many(event, tuple(decoded), members, None, max_lag, to)
+                    return None
+                pending = self._start_call(
+                    event, tuple(decoded), members, None, max_lag, asyncio.get_running_loop().create_future
+                )
+            finally:
+                self._rooms_span_nodes = True
+        except StreamError as exc:
+            logger.debug("sio_stream: room event %r from %s not delivered here: %s", event, peer, exc)
+            for stream in found:
+                stream.destroy(exc)
+            return None
+        cluster = self._cluster
+        assert cluster is not None
+        for sid, future in pending.futures.items():
+
+            def answered(done: Any, sid: Any = sid) -> None:
+                if not done.cancelled():
+                    entry = encode_answer(sid, done.exception() or done.result())
+                    cluster.member_answer(peer.node, self.namespace, call, entry)
+
+            assert isinstance(future, asyncio.Future)
+            future.add_done_callback(answered)
+        every: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._every_answer(pending, every))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return every
+
+    @staticmethod
+    async def _every_answer(pending: Any, every: asyncio.Future[Any]) -> None:
+        """Wait for every member's ack (as long as its connection lasts): each went to the
+        emitting node as it came; then the room event itself is answered."""
+        try:
+            while waiting := pending.waiting():
+                await asyncio.wait(waiting)
+            await asyncio.sleep(0)  # the futures' done callbacks (the member frames) run first
+        finally:
+            pending.close()
+        if not every.done():
+            every.set_result(None)
+
+    def _member_answer(self, node: str, call: Any, entry: Any) -> None:
+        """A member of ``node`` answered our room event ``call``."""
+        target = self._room_targets.get(call)
+        if target is not None and target.node == node:
+            self._deliver_ack(target.answered, (entry,))
+
     def _remote_left(self, peer: Any) -> None:
         """A client of another node left (or its node died): its streams here fail."""
+        if isinstance(peer, NodePeer):
+            targets = self._room_targets
+            for call in [call for call, target in targets.items() if target.node == peer.node]:
+                del targets[call]
         connection = self._connections.pop(peer, None)
         if connection is not None:
             connection.lost()

@@ -13,6 +13,11 @@ import struct
 from typing import Any
 
 MAGIC = b"SS1"
+#: A message of several frames: ``BATCH_MAGIC``, then each frame as its length (4 bytes) and
+#: its bytes. One publish and one pub/sub message for several frames: redis-py's per-message
+#: work (parsing, timeouts, a task wake-up) is most of what a 256 KiB frame costs beyond its
+#: copies, and batching made a stream across nodes 1.3-1.9x faster (benchmarks/cluster.py).
+BATCH_MAGIC = b"SSB"
 BINARY_KEY = "$sio_stream_binary"
 #: Nesting deeper than this is refused (a forged frame must not exhaust the stack).
 MAX_DEPTH = 64
@@ -34,9 +39,39 @@ def encode(header: dict[str, Any], args: Any = ()) -> bytes:
     return b"".join(out)
 
 
-def decode(frame: bytes) -> tuple[dict[str, Any], Any]:
+def batch(frames: list[bytes]) -> bytes:
+    """One message carrying ``frames`` in order (a single frame goes as it is)."""
+    if len(frames) == 1:
+        return frames[0]
+    out = [BATCH_MAGIC]
+    for frame in frames:
+        out += (_LENGTH.pack(len(frame)), frame)
+    return b"".join(out)
+
+
+def unbatch(message: bytes) -> list[memoryview]:
+    """The frames of a message (one, unless it is a batch); raises :class:`FrameError` for a
+    truncated batch."""
+    view = memoryview(message)
+    if bytes(view[: len(BATCH_MAGIC)]) != BATCH_MAGIC:
+        return [view]
+    frames: list[memoryview] = []
+    offset = len(BATCH_MAGIC)
+    while offset < len(view):
+        if offset + _LENGTH.size > len(view):
+            raise FrameError("truncated batch")
+        (size,) = _LENGTH.unpack_from(view, offset)
+        offset += _LENGTH.size
+        if offset + size > len(view):
+            raise FrameError("truncated batch")
+        frames.append(view[offset : offset + size])
+        offset += size
+    return frames
+
+
+def decode(frame: bytes | memoryview) -> tuple[dict[str, Any], Any]:
     """``(header, args)`` of a frame; raises :class:`FrameError` for anything else."""
-    if not isinstance(frame, (bytes, bytearray)) or frame[: len(MAGIC)] != MAGIC:
+    if not isinstance(frame, (bytes, bytearray, memoryview)) or bytes(frame[: len(MAGIC)]) != MAGIC:
         raise FrameError("not a sio_stream frame")
     view = memoryview(frame)
     offset = len(MAGIC)

@@ -7,6 +7,12 @@ the client's ``$stream-*`` packets for those streams back to A. So every stream 
 directions, acks, object mode, errors, JavaScript clients) works across nodes unchanged, and
 the credit windows bound the data in flight end to end.
 
+A room (python-socketio keeps each node's rooms on that node) is reached by sending each other
+node one stream on the *link* between the two nodes: a connection record keyed by
+:class:`~sio_stream.aio._rooms.NodePeer` on each side, whose packets are ``node`` frames. The
+receiving node resolves the room against its own members and relays the stream to them; each
+chunk crosses Redis once per node (see :mod:`sio_stream.aio._rooms`).
+
 Redis carries:
 
 * ``<prefix>:node:<id>``: one pub/sub channel per node for frames addressed to it (see
@@ -33,10 +39,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..aio._rooms import NodePeer
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
-from ._frames import FrameError, decode, encode
+from ._frames import FrameError, decode, encode, unbatch
 from ._sender import NodeSender
 
 if TYPE_CHECKING:
@@ -232,6 +239,37 @@ class ClusterNode:
     def is_live(self, namespace: str, sid: str) -> bool:
         return self.remote_node(namespace, sid) is not None
 
+    # -- links between nodes (rooms that span nodes, see sio_stream.aio._rooms) -----------------
+    def room_nodes(self) -> list[str]:
+        """The other live nodes: each resolves a room against its own members."""
+        self.ensure_started()
+        return list(self.peers)
+
+    def node_is_live(self, node: str) -> bool:
+        return node in self.peers
+
+    def member_answer(self, node: str, namespace: str, call: int, entry: list[Any]) -> None:
+        """Send ``node`` the answer of one of our members to its room event ``call``."""
+        header = {"t": "member", "from": self.id, "ns": namespace, "call": call}
+        self._sender(node).put(encode(header, [entry]))
+
+    def node_emitter(self, namespace: str, node: str) -> Callable[..., Any]:
+        """The emit function of the link to ``node``: its packets go as ``node`` frames."""
+
+        async def emit(event: str, args: tuple[Any, ...], callback: Callable[..., Any] | None) -> None:
+            if node not in self.peers:
+                raise ConnectionError(f"node {node} left the cluster")
+            ack = None
+            if callback is not None:
+                ack = next(self._ack_ids)
+                self._acks[ack] = (node, callback)
+            header = {"t": "node", "from": self.id, "ns": namespace, "event": event, "ack": ack}
+            sender = self._sender(node)
+            sender.put(encode(header, list(args)))
+            await sender.room()
+
+        return emit
+
     # -- the client's packets for forwarded streams (on the client's node) ---------------------
     def route(self, namespace: str, sid: Any, stream_id: Any) -> str | None:
         """The node that holds the other end of a local client's stream, or ``None``."""
@@ -361,17 +399,29 @@ class ClusterNode:
                 data = message["data"]
                 directed = message["channel"] == own
                 try:
-                    header, args = decode(data)
+                    frames = unbatch(data)
                 except FrameError as exc:
-                    logger.warning("sio_stream cluster: ignoring a frame on %s: %s", message["channel"], exc)
+                    logger.warning(
+                        "sio_stream cluster: ignoring a message on %s: %s", message["channel"], exc
+                    )
                     continue
-                try:
-                    await self._handle(header, args)
-                except Exception:
-                    logger.exception("sio_stream cluster: frame %r failed", header.get("t"))
-                sender = header.get("node") or header.get("from")
-                if directed and header.get("t") != "credit" and isinstance(sender, str):
-                    self._confirm(sender, len(data))
+                sender: Any = None
+                for frame in frames:
+                    try:
+                        header, args = decode(frame)
+                    except FrameError as exc:
+                        logger.warning(
+                            "sio_stream cluster: ignoring a frame on %s: %s", message["channel"], exc
+                        )
+                        continue
+                    try:
+                        await self._handle(header, args)
+                    except Exception:
+                        logger.exception("sio_stream cluster: frame %r failed", header.get("t"))
+                    if header.get("t") != "credit":
+                        sender = header.get("node") or header.get("from")
+                if directed and isinstance(sender, str):
+                    self._confirm(sender, len(data))  # as the sender counted it: whole messages
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -415,7 +465,7 @@ class ClusterNode:
             count = header.get("bytes")
             if isinstance(count, int):
                 self._sender(node).confirmed(count)
-        elif kind in ("emit", "fwd", "ack", "features"):
+        elif kind in ("emit", "fwd", "ack", "features", "node", "member"):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
@@ -439,6 +489,14 @@ class ClusterNode:
             forward = self._forwards.pop(ack, None) if isinstance(ack, int) else None
             if forward is not None and not forward[1].done():
                 forward[1].set_result(args[0] if args else None)
+            return
+        if kind == "node":
+            self._from_node(node, header, args)
+            return
+        if kind == "member":
+            socket = self.sockets.get(namespace) if isinstance(namespace, str) else None
+            if socket is not None and args:
+                socket._member_answer(node, header.get("call"), args[0])
             return
         if not isinstance(namespace, str) or not isinstance(sid, str):
             return
@@ -475,6 +533,42 @@ class ClusterNode:
             return
         if isinstance(result, PendingReply):
             result.on_done(reply)
+        else:
+            reply(result)
+
+    def _from_node(self, node: str, header: dict[str, Any], args: list[Any]) -> None:
+        """A packet on the link from ``node`` (a room event, or a stream packet of one):
+        recorded now, in frame order; an answer given later is sent from a callback."""
+        namespace, event, ack = header.get("ns"), header.get("event"), header.get("ack")
+
+        def reply(result: Any = None) -> None:
+            if ack is not None:
+                self._reply(node, ack, () if result is None else (result,))
+
+        socket = self.sockets.get(namespace) if isinstance(namespace, str) else None
+        if socket is None or not isinstance(event, str):
+            if event == wire.STREAM and isinstance(namespace, str):
+                # No socket for that namespace here: refuse the streams, so the sending node
+                # drops this one from the group at once instead of waiting for credit.
+                ids: list[Any] = []
+                placeholders.decode(args[1:], lambda stream_id, _options: ids.append(stream_id))
+                refusal = {"t": "node", "from": self.id, "ns": namespace, "event": wire.ERROR, "ack": None}
+                for stream_id in ids:
+                    self._sender(node).put(encode(refusal, [stream_id, "no such namespace on that node"]))
+                reply([])
+            else:
+                reply(wire.CONNECTION_ABORTED)
+            return
+        try:
+            result = socket._from_node(node, event, args)
+        except Exception:
+            logger.exception("sio_stream cluster: %s from node %s failed", event, node)
+            reply(wire.CONNECTION_ABORTED)
+            return
+        if isinstance(result, PendingReply):
+            result.on_done(reply)
+        elif isinstance(result, asyncio.Future):
+            result.add_done_callback(lambda done: reply(None if done.cancelled() else done.result()))
         else:
             reply(result)
 
@@ -527,6 +621,8 @@ class ClusterNode:
         sender = self._senders.pop(node, None)
         if sender is not None:
             sender.stop()
+        for link_end in list(self.sockets.values()):
+            link_end._remote_left(NodePeer(node))  # the link to it: its streams fail
         for key, owner in list(self.remote.items()):
             if owner == node:
                 del self.remote[key]

@@ -9,6 +9,11 @@ import asyncio
 from collections import deque
 from typing import Any, Protocol
 
+from ._frames import batch
+
+#: Bytes of frames published as one message at most (frames queued together are batched).
+MAX_BATCH = 1024 * 1024
+
 
 class Owner(Protocol):
     """What a sender uses of the node that owns it (:class:`~sio_stream.cluster.ClusterNode`)."""
@@ -64,10 +69,15 @@ class NodeSender:
                 # their order and does not wait for Redis's answer to each before the next.
                 pipeline = self.owner.redis.pipeline(transaction=False)
                 while self.queue and self.unconfirmed < self.owner.max_in_flight:
-                    frame = self.queue.popleft()
-                    self.queued -= len(frame)
-                    self.unconfirmed += len(frame)
-                    pipeline.publish(self.channel, frame)
+                    frames, size = [self.queue.popleft()], 0
+                    size = len(frames[0])
+                    while self.queue and size + len(self.queue[0]) <= MAX_BATCH:
+                        frames.append(self.queue.popleft())
+                        size += len(frames[-1])
+                    self.queued -= size
+                    message = batch(frames)
+                    self.unconfirmed += len(message)
+                    pipeline.publish(self.channel, message)
                 self.changed.set()
                 await pipeline.execute()
         except Exception as exc:  # Redis is gone: every stream through it fails
