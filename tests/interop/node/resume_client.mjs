@@ -1,0 +1,85 @@
+/*
+ * Our JavaScript client (js/sio-stream.js) in Node, uploading and downloading at once through a
+ * link that the Python test cuts (tests/interop/test_js_client_resume.py).
+ *
+ *   node resume_client.mjs '<json config>'
+ *
+ * Config: {url, up: bytes, down: bytes, objects: count, resumeTimeoutMs, reconnectionDelay,
+ * disconnectAfter: bytes (the client calls disconnect() itself once that much of its upload was
+ * accepted)}. Prints one JSON line {"ready": true, "features": [...]} once negotiated, then one
+ * result line: what arrived each way (size, sha256), every error that reached the application
+ * ({where, name, message}), and the socket's statistics(). Exits once stdin closes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { io } from 'socket.io-client';
+import { StreamSocket, createStream, sendBlob } from '../../../js/sio-stream.js';
+
+const config = JSON.parse(process.argv[2]);
+const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+const errors = [];
+const caught = (where) => (e) => {
+  errors.push({ where, name: e?.name ?? 'Error', message: e?.message ?? String(e) });
+  return null;
+};
+
+const socket = io(config.url, {
+  transports: ['websocket'],
+  reconnectionDelay: config.reconnectionDelay ?? 50,
+  reconnectionDelayMax: Math.max(200, config.reconnectionDelay ?? 0),
+  randomizationFactor: 0,
+});
+const streams = new StreamSocket(socket, { resumeTimeoutMs: config.resumeTimeoutMs ?? 30_000 });
+const drops = [];
+socket.on('disconnect', (reason) => drops.push(reason));
+await new Promise((resolve) => socket.once('connect', resolve));
+const features = [...(await streams.negotiated(10_000))];
+print({ ready: true, features });
+
+// Uploads go with events that ask for no ack: a call()'s reply pending at a drop is lost with the
+// old connection (as on the Python side), the stream itself is what survives. The server records
+// what arrived.
+async function upload(size) {
+  const data = randomBytes(size);
+  const stream = createStream();
+  streams.emit('upload', stream);
+  if (config.disconnectAfter) {
+    stream.onaccepted = (bytes) => {
+      if (bytes >= config.disconnectAfter && socket.connected) socket.disconnect();
+    };
+  }
+  const sent = await sendBlob(stream, new Blob([data]));
+  return { sent, sha256: sha256(data) };
+}
+
+async function download(size) {
+  const [stream, digest] = await streams.call('download', size);
+  const hash = createHash('sha256');
+  let received = 0;
+  for await (const chunk of stream.readable) {
+    hash.update(chunk);
+    received += chunk.byteLength;
+  }
+  return { received, sha256: hash.digest('hex'), expected: digest };
+}
+
+async function objects(count) {
+  const up = createStream({ objectMode: true });
+  streams.emit('objects', up);
+  const writer = up.writable.getWriter();
+  for (let i = 0; i < count; i++) await writer.write({ n: i, pad: 'x'.repeat(i % 200) });
+  await writer.close();
+  return { sent: count };
+}
+
+const [up, down, objs] = await Promise.all([
+  config.up ? upload(config.up).catch(caught('upload')) : null,
+  config.down ? download(config.down).catch(caught('download')) : null,
+  config.objects ? objects(config.objects).catch(caught('objects')) : null,
+]);
+print({ up, down, objects: objs, errors, drops, statistics: streams.statistics(), streamCount: streams.streamCount });
+process.stdin.resume();
+process.stdin.on('end', () => {
+  socket.disconnect();
+  process.exit(0);
+});
