@@ -46,7 +46,8 @@ class OutageLink(Link):
 
 def hidden_upload_size(root: Path) -> int:
     """Bytes in the server's hidden temporary file of an upload in progress (0: none)."""
-    return sum(p.stat().st_size for p in root.iterdir() if p.name.startswith(".") and p.name.endswith(".part"))
+    hidden = [p for p in root.iterdir() if p.name.startswith(".") and p.name.endswith(".part")]
+    return sum(p.stat().st_size for p in hidden)
 
 
 @pytest.mark.anyio
@@ -57,44 +58,47 @@ async def test_an_upload_and_a_download_survive_a_few_seconds_without_network(
     local = tmp_path / "local"
     local.mkdir()
     digest = make_file(local / "up.bin", size)
-    async with file_server() as (server, url):
-        # 8 MB/s: each transfer takes about 3 s, long enough to be cut in the middle.
-        async with OutageLink(int(url.rsplit(":", 1)[1]), rate=8e6, rtt=0.01) as link:
-            page = await open_page(browser, link.url)
-            await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+    # 8 MB/s: each transfer takes about 3 s, long enough to be cut in the middle.
+    async with (
+        file_server() as (server, url),
+        OutageLink(int(url.rsplit(":", 1)[1]), rate=8e6, rtt=0.01) as link,
+    ):
+        page = await open_page(browser, link.url)
+        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
 
-            # The upload: cut once the server stored a quarter of it.
-            await page.set_input_files("#picker", [str(local / "up.bin")])
-            await wait_for(lambda: hidden_upload_size(server.root) >= size // 4, 60)
+        # The upload: cut once the server stored a quarter of it.
+        await page.set_input_files("#picker", [str(local / "up.bin")])
+        await wait_for(lambda: hidden_upload_size(server.root) >= size // 4, 60)
+        link.outage(OUTAGE)
+        await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
+        assert await transfer_state(page, "up.bin") == "done", await note_of(page, "up.bin")
+        assert "Uploaded" in await note_of(page, "up.bin")
+        assert sha256_of(server.root / "up.bin") == digest
+        assert server.streams.statistics().resumes == 1
+
+        # The download (through the page's service worker): cut once a quarter went through.
+        shutil.copy(local / "up.bin", server.root / "down.bin")
+        await page.click("#refresh")
+        await page.wait_for_selector("tr[data-name='down.bin']", timeout=TIMEOUT_MS)
+        worker = "() => navigator.serviceWorker.controller !== null"
+        await page.wait_for_function(worker, timeout=TIMEOUT_MS)
+        before = link.statistics().down.delivered
+        async with page.expect_download(timeout=TIMEOUT_MS) as event:
+            await page.click("tr[data-name='down.bin'] button")
+            await wait_for(lambda: link.statistics().down.delivered - before >= size // 4, 60)
             link.outage(OUTAGE)
-            await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
-            assert await transfer_state(page, "up.bin") == "done", await note_of(page, "up.bin")
-            assert "Uploaded" in await note_of(page, "up.bin")
-            assert sha256_of(server.root / "up.bin") == digest
-            assert server.streams.statistics().resumes == 1
-
-            # The download (through the page's service worker): cut once a quarter went through.
-            shutil.copy(local / "up.bin", server.root / "down.bin")
-            await page.click("#refresh")
-            await page.wait_for_selector("tr[data-name='down.bin']", timeout=TIMEOUT_MS)
-            await page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=TIMEOUT_MS)
-            before = link.statistics().down.delivered
-            async with page.expect_download(timeout=TIMEOUT_MS) as event:
-                await page.click("tr[data-name='down.bin'] button")
-                await wait_for(lambda: link.statistics().down.delivered - before >= size // 4, 60)
-                link.outage(OUTAGE)
-            download = await event.value
-            saved = tmp_path / "downloaded.bin"
-            await download.save_as(saved)
-            assert sha256_of(saved) == digest
-            assert await transfer_state(page, "down.bin") == "done", await note_of(page, "down.bin")
-            assert server.streams.statistics().resumes == 2
-            await page.wait_for_selector("#status[data-state='online']", timeout=TIMEOUT_MS)
-            assert link.cuts >= 2
-            if SCREENSHOT_DIR:
-                await page.screenshot(path=str(Path(SCREENSHOT_DIR) / "page-after-resume.png"), full_page=True)
-            # No error anywhere on the page: no failed row, no message, no script error.
-            assert await page.locator("li.transfer[data-state='failed']").count() == 0
-            assert not await page.is_visible("#message")
-            assert page.errors == []
-            await page.close()
+        download = await event.value
+        saved = tmp_path / "downloaded.bin"
+        await download.save_as(saved)
+        assert sha256_of(saved) == digest
+        assert await transfer_state(page, "down.bin") == "done", await note_of(page, "down.bin")
+        assert server.streams.statistics().resumes == 2
+        await page.wait_for_selector("#status[data-state='online']", timeout=TIMEOUT_MS)
+        assert link.cuts >= 2
+        if SCREENSHOT_DIR:
+            await page.screenshot(path=str(Path(SCREENSHOT_DIR) / "page-after-resume.png"), full_page=True)
+        # No error anywhere on the page: no failed row, no message, no script error.
+        assert await page.locator("li.transfer[data-state='failed']").count() == 0
+        assert not await page.is_visible("#message")
+        assert page.errors == []
+        await page.close()
