@@ -258,8 +258,10 @@ class Budget:
         share. Data within its reservation is never refused. False when refused: nothing is
         then held for them."""
         self._add(0, -reserved)
-        # The reservation was given back just above: the whole size must fit now.
-        if size > self.free or (size > reserved and size > self._fair_room()):
+        # The reservation was given back just above: the whole size must fit now, unless it is
+        # within the reservation. Bytes kept for a resume's replay (``retained``) may fill the
+        # account beyond its limit, and a chunk the reader reserved room for must not fail then.
+        if size > reserved and (size > self.free or size > self._fair_room()):
             self._wake()
             return False
         self._add(size, 0)
