@@ -37,6 +37,10 @@ export const FEATURES = Object.freeze([
   'consumed',
   'error-reply',
   'object-batch',
+  // Our writer never sends a chunk larger than the `size` of the reader's last read, so a
+  // sio_stream reader reserves exactly that much of its memory budget per credit (without it,
+  // a chunk above the 64 KiB it first reserves must fit in its free room, or fails the stream).
+  'read-size',
   // Streams survive a dropped transport (announced only with a resumeTimeoutMs above 0).
   'resume',
   'unacked-write',
@@ -232,6 +236,7 @@ export class IOStream {
     this.sentSizes = []; // sizes of chunks sent, oldest first, until accepted
     this.chunksSent = 0;
     this.chunksAccepted = 0;
+    this.readSize = 0; // the `size` of the reader's last read (read-size: our chunks' limit)
     this.peerConsumed = 0; // the reader's last `consumed` report (never goes back, never beyond chunksSent)
     this.bytesSent = 0;
     /**
@@ -428,9 +433,10 @@ export class IOStream {
     return new WritableStream(sink, new CountQueuingStrategy({ highWaterMark: 1 }));
   }
 
-  _receiveRead(count, report) {
+  _receiveRead(count, report, size) {
     if (report && typeof report === 'object' && this.replay.length) this._acknowledge(report[RECEIVED_KEY]);
     if (count <= 0 || this.error || this.writeFinished) return;
+    if (Number.isSafeInteger(size) && size > 0) this.readSize = size;
     if (this.firstGrant < 0) this.firstGrant = count;
     this.creditTotal += count;
     this.credit = Math.min(this.credit + count, 1024);
@@ -468,6 +474,7 @@ export class IOStream {
     const socket = this.socket;
     if (!socket || !this.announced || this.error || !socket._canSend(this)) return;
     const retain = socket.resumable;
+    const limit = this.readSize && socket.uses('read-size') ? Math.min(socket.maxChunk, this.readSize) : socket.maxChunk;
     while (this.credit > 0 && this.pendingSize > 0) {
       let chunk;
       let encoding;
@@ -477,7 +484,7 @@ export class IOStream {
         encoding = 'utf8';
         size = 0;
       } else {
-        chunk = ownBuffer(this.pending.take(socket.maxChunk));
+        chunk = ownBuffer(this.pending.take(limit));
         encoding = 'buffer';
         size = chunk.byteLength;
       }
@@ -588,7 +595,7 @@ export class IOStream {
    * credit as ours (reads lost with the old connection are in it; writes lost are credit it
    * still counts), and send the end again unless the peer had it.
    */
-  _rewind([received, outstanding, , ended]) {
+  _rewind([received, outstanding, readSize, ended]) {
     if (received < this.ackedUnits || received > this.sentUnits) {
       const unit = this.objectMode ? 'objects' : 'bytes';
       this._fail(
@@ -626,6 +633,7 @@ export class IOStream {
     this.sentUnits = received;
     this.credit = Math.min(outstanding, 1024);
     this.unacked = 0;
+    if (readSize) this.readSize = readSize; // the size of the credit it holds
     if (this.endSent && this.endAckPending) {
       this.endAckPending = false;
       if (ended && this.pendingSize === 0) {
@@ -737,7 +745,9 @@ export class StreamSocket {
     this.resumes = 0;
     this._resentGone = 0; // bytes resent by streams no longer registered
     socket.on(EV.STREAM, (...args) => this._onStream(args));
-    socket.on(EV.READ, (id, size, count, report) => this._lookup(id)?._receiveRead(this._readCount(id, count), report));
+    socket.on(EV.READ, (id, size, count, report) =>
+      this._lookup(id)?._receiveRead(this._readCount(id, count), report, size),
+    );
     socket.on(EV.WRITE, (id, chunk, encoding, ack) => this._onWrite(id, chunk, encoding, ack));
     socket.on(EV.END, (id, ack) => this._onEnd(id, ack));
     socket.on(EV.ERROR, (id, message) => this._lookup(id)?._fail(new StreamError(String(message), { remote: true }), false));

@@ -4,9 +4,9 @@
  *
  *   node resume_client.mjs '<json config>'
  *
- * Config: {url, up: bytes, down: bytes, objects: count, resumeTimeoutMs, reconnectionDelay,
- * disconnectAfter: bytes (the client calls disconnect() itself once that much of its upload was
- * accepted)}. Prints one JSON line {"ready": true, "features": [...]} once negotiated, then one
+ * Config: {url, up: bytes, down: bytes, objects: count, parallel: streams each way (default 1;
+ * results are then lists), resumeTimeoutMs, reconnectionDelay, disconnectAfter: bytes (the
+ * client calls disconnect() itself once that much of its upload was accepted)}. Prints one JSON line {"ready": true, "features": [...]} once negotiated, then one
  * result line: what arrived each way (size, sha256), every error that reached the application
  * ({where, name, message}), and the socket's statistics(). Exits once stdin closes.
  */
@@ -19,7 +19,7 @@ const sha256 = (data) => createHash('sha256').update(data).digest('hex');
 const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 const errors = [];
 const caught = (where) => (e) => {
-  errors.push({ where, name: e?.name ?? 'Error', message: e?.message ?? String(e) });
+  errors.push({ where: e?.where ?? where, name: e?.name ?? 'Error', message: e?.message ?? String(e) });
   return null;
 };
 
@@ -53,7 +53,10 @@ async function upload(size) {
 }
 
 async function download(size) {
-  const [stream, digest] = await streams.call('download', size);
+  const [stream, digest] = await streams.call('download', size).catch((e) => {
+    e.where = 'download call';
+    throw e;
+  });
   const hash = createHash('sha256');
   let received = 0;
   for await (const chunk of stream.readable) {
@@ -72,12 +75,17 @@ async function objects(count) {
   return { sent: count };
 }
 
+const started = performance.now();
+const times = (n, make) => (config.parallel ? Promise.all(Array.from({ length: n }, make)) : make());
+const parallel = config.parallel ?? 1;
 const [up, down, objs] = await Promise.all([
-  config.up ? upload(config.up).catch(caught('upload')) : null,
-  config.down ? download(config.down).catch(caught('download')) : null,
+  config.up ? times(parallel, () => upload(config.up).catch(caught('upload'))) : null,
+  config.down ? times(parallel, () => download(config.down).catch(caught('download'))) : null,
   config.objects ? objects(config.objects).catch(caught('objects')) : null,
 ]);
-print({ up, down, objects: objs, errors, drops, statistics: streams.statistics(), streamCount: streams.streamCount });
+const seconds = (performance.now() - started) / 1000;
+print({
+  seconds, up, down, objects: objs, errors, drops, statistics: streams.statistics(), streamCount: streams.streamCount });
 process.stdin.resume();
 process.stdin.on('end', () => {
   socket.disconnect();
