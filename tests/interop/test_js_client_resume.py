@@ -57,15 +57,16 @@ async def serving(*, resume_timeout: float = 30, rate: float | None = None) -> A
 
                 @streams.on("upload")
                 async def upload(sid: str, stream: IOStream) -> None:
-                    digest = hashlib.sha256()
+                    digest, size = hashlib.sha256(), 0
                     try:
                         async for chunk in stream:
                             digest.update(chunk)
+                            size += len(chunk)
                             server.up_received += len(chunk)
                     except StreamError as exc:
                         server.uploads.append(exc)
                         return
-                    server.uploads.append((server.up_received, digest.hexdigest()))
+                    server.uploads.append((size, digest.hexdigest()))
 
                 @streams.on("objects")
                 async def objects(sid: str, stream: IOStream) -> None:
@@ -174,6 +175,46 @@ async def test_upload_download_and_objects_survive_three_cuts(node_tools: NodeTo
         assert stats["resent"] <= 3 * 16 * MiB, stats
         print(f"resent by the JavaScript client over 3 cuts: {stats['resent']} bytes")
         await wait_for(lambda: server.streams.stream_count() == 0, TIMEOUT)
+
+
+@pytest.mark.slow
+async def test_four_uploads_and_four_downloads_of_48_mib_with_a_cut_every_3_s(node_tools: NodeTools) -> None:
+    # Issue 21's target, for the JavaScript client: 4 x 48 MiB each way at once on one client
+    # (and an object stream), through a 40 MB/s link that aborts the connection every 3 s.
+    size, streams, count = 48 * MiB, 4, 3000
+    async with serving(rate=40e6) as server:
+        config = {
+            "url": server.link.url,
+            "up": size,
+            "down": size,
+            "parallel": streams,
+            "objects": count,
+            "announceStart": True,
+        }
+        async with node_client(node_tools, config) as line:
+            await line()
+            assert (await line()) == {"started": True}
+            result_line = asyncio.ensure_future(line())
+            while not result_line.done():
+                # The cadence of the cuts (as the link's cut_every), not a synchronisation.
+                await asyncio.wait([result_line], timeout=3)
+                if not result_line.done():
+                    server.link.cut()
+            result = result_line.result()
+        cuts = server.link.cuts
+        stats = result["statistics"]
+        print(
+            f"4 x 48 MiB up and down with a cut every 3 s: {result['seconds']:.1f} s, {cuts} cuts, "
+            f"{stats['resumes']} resumes, {stats['resent']} bytes resent by the client"
+        )
+        assert result["errors"] == [], result["errors"]
+        assert cuts >= 2 and stats["resumes"] == cuts
+        assert all(d["received"] == size and d["sha256"] == d["expected"] for d in result["down"])
+        await wait_for(lambda: len(server.uploads) == streams and bool(server.objects), TIMEOUT)
+        assert sorted(server.uploads) == sorted((size, up["sha256"]) for up in result["up"])
+        assert server.objects == [(count, True)]
+        # Re-sent per cut: at most one window (16 MiB grown) per upload.
+        assert stats["resent"] <= cuts * streams * 16 * MiB
 
 
 @pytest.mark.parametrize("case", ["refused", "plain"])

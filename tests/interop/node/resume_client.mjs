@@ -57,13 +57,15 @@ async function download(size) {
     e.where = 'download call';
     throw e;
   });
-  const hash = createHash('sha256');
-  let received = 0;
-  for await (const chunk of stream.readable) {
-    hash.update(chunk);
-    received += chunk.byteLength;
-  }
-  return { received, sha256: hash.digest('hex'), expected: digest };
+  return async () => {
+    const hash = createHash('sha256');
+    let received = 0;
+    for await (const chunk of stream.readable) {
+      hash.update(chunk);
+      received += chunk.byteLength;
+    }
+    return { received, sha256: hash.digest('hex'), expected: digest };
+  };
 }
 
 async function objects(count) {
@@ -78,14 +80,19 @@ async function objects(count) {
 const started = performance.now();
 const times = (n, make) => (config.parallel ? Promise.all(Array.from({ length: n }, make)) : make());
 const parallel = config.parallel ?? 1;
+// Downloads are asked for first: with `announceStart`, a line {"started": true} says every
+// download's call() was answered (a reply pending at a cut would be lost with the connection).
+const reading = config.down ? await times(parallel, () => download(config.down).catch(caught('download'))) : null;
+if (config.announceStart) print({ started: true });
+const read = (next) => (next ? next().catch(caught('download')) : null);
 const [up, down, objs] = await Promise.all([
   config.up ? times(parallel, () => upload(config.up).catch(caught('upload'))) : null,
-  config.down ? times(parallel, () => download(config.down).catch(caught('download'))) : null,
+  Array.isArray(reading) ? Promise.all(reading.map(read)) : read(reading),
   config.objects ? objects(config.objects).catch(caught('objects')) : null,
 ]);
 const seconds = (performance.now() - started) / 1000;
-print({
-  seconds, up, down, objects: objs, errors, drops, statistics: streams.statistics(), streamCount: streams.streamCount });
+const statistics = streams.statistics();
+print({ seconds, up, down, objects: objs, errors, drops, statistics, streamCount: streams.streamCount });
 process.stdin.resume();
 process.stdin.on('end', () => {
   socket.disconnect();
