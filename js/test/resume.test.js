@@ -164,6 +164,28 @@ test('an end whose answer was lost is taken as answered when the server says it 
   assert.equal(streams.streamCount, 0);
 });
 
+test('a drop during the resume itself: the next connection asks again, with the same token', async () => {
+  const { socket, streams } = connected();
+  const { stream, written } = await upload(socket, streams, 6);
+  socket.drop();
+  socket.reconnect();
+  const first = socket.of('$stream-hello').at(-1)[1];
+  socket.drop(); // before the server's answer
+  assert.ok(streams.suspended);
+  socket.reconnect();
+  const second = socket.of('$stream-hello').at(-1)[1];
+  assert.equal(second.resume.token, TOKEN);
+  assert.deepEqual(second.resume.streams, first.resume.streams);
+  const before = writesOf(socket, stream.id).length;
+  socket.serve('$stream-hello', { version: 1, features: FEATURES, resume: { token: 'd'.repeat(43), streams: { [stream.id]: [2000, 4, 1000, 0] } } });
+  await tick();
+  assert.deepEqual(writesOf(socket, stream.id).slice(before).map((c) => c[0]), [2, 3, 4, 5]);
+  socket.sent.filter(([name, id]) => name === '$stream-end' && id === stream.id).at(-1)[2]();
+  socket.serve('$stream-end', stream.id);
+  assert.equal(await written, null);
+  assert.equal(streams.statistics().resumes, 1);
+});
+
 test('a deliberate disconnect fails the streams at once', async () => {
   for (const reason of ['io client disconnect', 'io server disconnect']) {
     const { socket, streams } = connected();
