@@ -670,7 +670,7 @@ export class IOStream {
   _remove() {
     if (this.socket && this.socket.streams.get(this.id) === this) {
       this.socket.streams.delete(this.id);
-      if (!this.error) this.socket._closedCleanly(this);
+      this.socket._removed(this);
     }
     this._dropReplay();
     this.settled = true;
@@ -1117,9 +1117,10 @@ export class StreamSocket {
     this._suspendedIds = new Set();
   }
 
-  _closedCleanly(stream) {
-    if (!this.resumable) return;
+  /** `stream` left the registry: keep its counters, and its resume entry if it ended in good order. */
+  _removed(stream) {
     this._resentGone += stream.bytesResent;
+    if (stream.error || !this.resumable) return;
     this._recentlyClosed.delete(stream.id);
     this._recentlyClosed.set(stream.id, [stream.receivedUnits, 0, 0, stream.remoteEnded ? 1 : 0]);
     if (this._recentlyClosed.size > RECENTLY_CLOSED) this._recentlyClosed.delete(this._recentlyClosed.keys().next().value);
