@@ -186,6 +186,23 @@ test('a drop during the resume itself: the next connection asks again, with the 
   assert.equal(streams.statistics().resumes, 1);
 });
 
+test('a resume answer with offsets beyond what was sent, or a bad entry, fails that stream only', async () => {
+  const { socket, streams } = connected();
+  const a = await upload(socket, streams, 6);
+  const b = await upload(socket, streams, 6);
+  const c = await upload(socket, streams, 6);
+  socket.drop();
+  socket.reconnect();
+  const entries = { [a.stream.id]: [999_999, 4, 1000, 0], [b.stream.id]: ['x', 0, 0, 0], [c.stream.id]: [1000, 4, 1000, 0] };
+  socket.serve('$stream-hello', { version: 1, features: FEATURES, resume: { token: TOKEN, streams: entries } });
+  const error = await a.written;
+  assert.match(error.message, /cannot resume stream .*: the peer reports 999999 bytes received of 4000 sent/);
+  assert.ok(socket.of('$stream-error').some(([, id]) => id === a.stream.id), 'the server is told');
+  assert.equal((await b.written).message, 'Connection aborted');
+  assert.equal(c.stream.error, null);
+  c.stream.destroy('done');
+});
+
 test('a deliberate disconnect fails the streams at once', async () => {
   for (const reason of ['io client disconnect', 'io server disconnect']) {
     const { socket, streams } = connected();
