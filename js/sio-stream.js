@@ -756,6 +756,11 @@ export class StreamSocket {
     socket.on('disconnect', (reason) => this._disconnected(reason));
     // socket.io-client gave up reconnecting: nothing will resume.
     socket.io?.on?.('reconnect_failed', () => this._expire());
+    // disconnect() while the transport is down emits no 'disconnect' (the socket was not
+    // connected): the manager's close and an inactive socket say it, and the streams fail now.
+    socket.io?.on?.('close', () => {
+      if (this._suspended && this.sio.active === false) this._expire();
+    });
     if (socket.connected) this._sendHello();
   }
 

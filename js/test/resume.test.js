@@ -15,7 +15,13 @@ function fakeSocket() {
   return {
     connected: true,
     active: true,
-    io: { reconnection: () => true, on() {} },
+    io: {
+      handlers: new Map(),
+      reconnection: () => true,
+      on(event, fn) {
+        this.handlers.set(event, fn);
+      },
+    },
     sent: [],
     on(event, fn) {
       handlers.set(event, fn);
@@ -211,6 +217,18 @@ test('a deliberate disconnect fails the streams at once', async () => {
     assert.equal((await written).message, 'Connection aborted');
     assert.equal(streams.suspended, false);
   }
+});
+
+test('disconnect() while the transport is down (no disconnect event) fails the suspended streams at once', async () => {
+  const { socket, streams } = connected();
+  const { written } = await upload(socket, streams, 8);
+  socket.drop();
+  assert.ok(streams.suspended);
+  // socket.io-client's disconnect() on a socket that is not connected: destroy(), then the manager closes.
+  socket.active = false;
+  socket.io.handlers.get('close')('forced close');
+  assert.equal((await written).message, 'Connection aborted');
+  assert.equal(streams.suspended, false);
 });
 
 test('a refused resume fails the old streams as a plain drop, and a fresh session carries on', async () => {

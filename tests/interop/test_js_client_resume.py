@@ -256,3 +256,20 @@ async def test_a_deliberate_disconnect_fails_the_streams_at_once(node_tools: Nod
         assert result["drops"] == ["io client disconnect"]
         assert isinstance(server.uploads[0], ConnectionAbortedStreamError)
         assert server.streams.statistics().suspended == 0
+
+
+async def test_a_disconnect_while_the_transport_is_down_fails_the_streams_at_once(
+    node_tools: NodeTools,
+) -> None:
+    # socket.io-client emits no 'disconnect' for a socket that is not connected: the client
+    # must still fail its suspended streams now, not after its 30 s resumeTimeoutMs.
+    async with serving(rate=4e6) as server:
+        config = {"url": server.link.url, "up": 16 * MiB, "disconnectWhileDown": True}
+        async with node_client(node_tools, config) as line:
+            await line()
+            await wait_for(lambda: server.up_received >= MiB, TIMEOUT)
+            assert server.link.cut() == 1
+            result = await asyncio.wait_for(line(), 20)
+        (error,) = result["errors"]
+        assert error["message"] == "Connection aborted", error
+        assert result["statistics"]["resumes"] == 0 and not result["statistics"]["suspended"]

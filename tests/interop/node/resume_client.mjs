@@ -6,7 +6,8 @@
  *
  * Config: {url, up: bytes, down: bytes, objects: count, parallel: streams each way (default 1;
  * results are then lists), resumeTimeoutMs, reconnectionDelay, disconnectAfter: bytes (the
- * client calls disconnect() itself once that much of its upload was accepted)}. Prints one JSON line {"ready": true, "features": [...]} once negotiated, then one
+ * client calls disconnect() itself once that much of its upload was accepted), disconnectWhileDown
+ * (it calls disconnect() as soon as the transport drops)}. Prints one JSON line {"ready": true, "features": [...]} once negotiated, then one
  * result line: what arrived each way (size, sha256), every error that reached the application
  * ({where, name, message}), and the socket's statistics(). Exits once stdin closes.
  */
@@ -31,7 +32,11 @@ const socket = io(config.url, {
 });
 const streams = new StreamSocket(socket, { resumeTimeoutMs: config.resumeTimeoutMs ?? 30_000 });
 const drops = [];
-socket.on('disconnect', (reason) => drops.push(reason));
+socket.on('disconnect', (reason) => {
+  drops.push(reason);
+  // The application gives up while the transport is down (socket.io-client then emits nothing).
+  if (config.disconnectWhileDown && reason !== 'io client disconnect') setImmediate(() => socket.disconnect());
+});
 await new Promise((resolve) => socket.once('connect', resolve));
 const features = [...(await streams.negotiated(10_000))];
 print({ ready: true, features });
