@@ -7,6 +7,8 @@ export interface SocketLike {
   on(event: string, listener: (...args: any[]) => void): any;
   once(event: string, listener: (...args: any[]) => void): any;
   off(event: string, listener?: (...args: any[]) => void): any;
+  /** socket.io-client: whether the socket will reconnect by itself (resume needs it). */
+  active?: boolean;
 }
 
 export interface StreamOptions {
@@ -25,11 +27,22 @@ export declare const DEFAULT_MAX_CHUNK: number;
 export declare const DEFAULT_WINDOW: number;
 export declare const DEFAULT_MAX_WINDOW: number;
 export declare const BLOB_WARNING_SIZE: number;
+/** How long a dropped connection's streams wait for the reconnection (30,000 ms). */
+export declare const DEFAULT_RESUME_TIMEOUT_MS: number;
 
 /** Every failure of a stream or a call. `remote`: the peer reported it. */
 export declare class StreamError extends Error {
   constructor(message: string, options?: { remote?: boolean });
   readonly remote: boolean;
+}
+
+/**
+ * The server refused to resume a dropped connection's session (it expired, or is unknown): the
+ * suspended streams fail with it. Its message is "Connection aborted", as on a plain drop;
+ * `refused` is the server's reason.
+ */
+export declare class ResumeRefusedError extends StreamError {
+  readonly refused: string;
 }
 
 /** One sub-stream: a readable and a writable side on one id, with credit-window backpressure. */
@@ -74,6 +87,25 @@ export interface StreamSocketOptions {
   objectWindow?: number;
   /** Largest chunk written (default 256 KiB; keep it under the server's max_http_buffer_size). */
   maxChunk?: number;
+  /**
+   * How long the streams of a dropped connection wait for socket.io-client to reconnect and
+   * resume them, toward a sio_stream server that resumes (default 30,000 ms; 0: a drop fails
+   * them at once, and `resume` is not announced).
+   */
+  resumeTimeoutMs?: number;
+}
+
+export interface StreamSocketStatistics {
+  /** Streams registered. */
+  streams: number;
+  /** The transport dropped and the session waits for the reconnection. */
+  suspended: boolean;
+  /** Sessions resumed after a dropped connection. */
+  resumes: number;
+  /** Bytes sent and kept until the server acknowledges them (for a replay). */
+  retained: number;
+  /** Bytes sent again after resumes. */
+  resent: number;
 }
 
 export declare class StreamSocket {
@@ -81,6 +113,13 @@ export declare class StreamSocket {
   readonly sio: SocketLike;
   readonly peerFeatures: ReadonlySet<string>;
   readonly streamCount: number;
+  /** Both sides announced `resume`: a dropped transport suspends the streams instead of failing them. */
+  readonly resumable: boolean;
+  /** The transport dropped and the session waits for socket.io-client to reconnect. */
+  readonly suspended: boolean;
+  /** Sessions resumed so far. */
+  readonly resumes: number;
+  statistics(): StreamSocketStatistics;
   uses(feature: string): boolean;
   /** The features both peers announced, once the server's hello came (empty after timeoutMs). */
   negotiated(timeoutMs?: number): Promise<ReadonlySet<string>>;
@@ -89,7 +128,10 @@ export declare class StreamSocket {
   off(event: string): this;
   /** A function as the last argument receives the ack's arguments (streams decoded). */
   emit(event: string, ...args: any[]): this;
-  /** Resolves with the ack's arguments; rejects with StreamError (handler failure, connection lost). */
+  /**
+   * Resolves with the ack's arguments; rejects with StreamError (handler failure, connection lost:
+   * a reply still pending when the transport drops is lost with it, even if the session resumes).
+   */
   call(event: string, ...args: any[]): Promise<any[]>;
 }
 

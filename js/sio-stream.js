@@ -10,6 +10,8 @@
 //   $stream-end    (id[, ack])              the writer finished (acked when unacked-write was negotiated)
 //   $stream-error  (id, message)            the sender failed the stream
 //   $stream-hello  ({version, features})    sent by the client on connect; a sio_stream server answers
+// With `resume` negotiated, a dropped transport suspends the streams instead of failing them, and
+// the hello of the reconnected socket resumes them (see "resume" below and docs/protocol.md).
 // Toward a peer that did not announce a feature (socket.io-stream in Node, or an old server) this
 // client speaks the plain protocol: one read per chunk it consumed, every write acked.
 //
@@ -35,12 +37,28 @@ export const FEATURES = Object.freeze([
   'consumed',
   'error-reply',
   'object-batch',
+  // Our writer never sends a chunk larger than the `size` of the reader's last read, so a
+  // sio_stream reader reserves exactly that much of its memory budget per credit (without it,
+  // a chunk above the 64 KiB it first reserves must fit in its free room, or fails the stream).
+  'read-size',
+  // Streams survive a dropped transport (announced only with a resumeTimeoutMs above 0).
+  'resume',
   'unacked-write',
   // Our writer counts progress from the reader's `consumed` reports (or from acks), never from
   // credit, so a sio_stream reader may grow its window for our uploads on a long link.
   'window-growth',
 ]);
 const CONSUMED_KEY = 'consumed';
+const RECEIVED_KEY = 'received';
+/**
+ * How long the streams of a dropped connection wait for socket.io-client to reconnect and resume
+ * them, in milliseconds (the Python side's resume_timeout default, 30 s); 0 turns resume off.
+ */
+export const DEFAULT_RESUME_TIMEOUT_MS = 30_000;
+/** Disconnect reasons of socket.io-client that are a failure of the transport, not a decision. */
+const DROPPED_REASONS = new Set(['transport close', 'transport error', 'ping timeout']);
+/** Streams that ended in good order kept for a resume (their end's answer may be lost): at most this many. */
+const RECENTLY_CLOSED = 1024;
 
 /** Largest chunk written in one $stream-write: under Socket.IO's default 1,000,000-byte message limit. */
 export const DEFAULT_MAX_CHUNK = 256 * 1024;
@@ -65,6 +83,19 @@ export class StreamError extends Error {
     super(message);
     this.name = 'StreamError';
     this.remote = remote;
+  }
+}
+
+/**
+ * The server refused to resume the session of a dropped connection (expired, unknown or in use):
+ * the suspended streams fail with it, as a plain drop fails them ("Connection aborted"); `refused`
+ * is the server's reason.
+ */
+export class ResumeRefusedError extends StreamError {
+  constructor(refused) {
+    super(CONNECTION_ABORTED);
+    this.name = 'ResumeRefusedError';
+    this.refused = refused;
   }
 }
 
@@ -139,6 +170,13 @@ class ByteQueue {
     this.size -= n;
     return out;
   }
+  /** Put `u8` back in front of everything queued (a resumed stream's replay). */
+  unshift(u8) {
+    if (u8.byteLength) {
+      this.chunks.unshift(u8);
+      this.size += u8.byteLength;
+    }
+  }
   clear() {
     this.chunks = [];
     this.size = 0;
@@ -188,6 +226,7 @@ export class IOStream {
     this.remoteEnded = false; // the peer's $stream-end arrived
     this.readEnded = false; // no more data and the inbox is empty, or the read side was ended locally
     this.bytesRead = 0;
+    this.receivedUnits = 0; // bytes (objects in object mode) that arrived: told to the writer (resume)
     // writing
     this.pending = this.objectMode ? [] : new ByteQueue();
     this.credit = 0;
@@ -197,6 +236,7 @@ export class IOStream {
     this.sentSizes = []; // sizes of chunks sent, oldest first, until accepted
     this.chunksSent = 0;
     this.chunksAccepted = 0;
+    this.readSize = 0; // the `size` of the reader's last read (read-size: our chunks' limit)
     this.peerConsumed = 0; // the reader's last `consumed` report (never goes back, never beyond chunksSent)
     this.bytesSent = 0;
     /**
@@ -208,6 +248,12 @@ export class IOStream {
     this.endSent = false;
     this.endAckPending = false;
     this.writeFinished = false;
+    // negotiated resume: what went on the wire and the reader did not acknowledge yet
+    this.replay = []; // [units, chunk] oldest first
+    this.sentUnits = 0; // bytes (objects) put on the wire, replays included once
+    this.ackedUnits = 0; // of which the reader said it received this many
+    this.retained = 0; // bytes kept in `replay`
+    this.bytesResent = 0; // bytes sent again after resumes
     /** Called with (bytesAccepted) whenever the peer accepted more of what was written. */
     this.onaccepted = null;
     /** Resolves once the stream left its socket's registry (finished both ways, or failed); never rejects. */
@@ -326,6 +372,7 @@ export class IOStream {
     if (values.length > this.outstanding) return this._refuse(`write beyond granted credit on stream ${this.id}`);
     this.outstanding -= values.length;
     for (const v of values) {
+      this.receivedUnits += this.objectMode ? 1 : v.byteLength;
       if (!this.objectMode && v.byteLength === 0) this._consumed(v);
       else this.inbox.push(v);
     }
@@ -386,8 +433,10 @@ export class IOStream {
     return new WritableStream(sink, new CountQueuingStrategy({ highWaterMark: 1 }));
   }
 
-  _receiveRead(count, report) {
+  _receiveRead(count, report, size) {
+    if (report && typeof report === 'object' && this.replay.length) this._acknowledge(report[RECEIVED_KEY]);
     if (count <= 0 || this.error || this.writeFinished) return;
+    if (Number.isSafeInteger(size) && size > 0) this.readSize = size;
     if (this.firstGrant < 0) this.firstGrant = count;
     this.creditTotal += count;
     this.credit = Math.min(this.credit + count, 1024);
@@ -423,7 +472,9 @@ export class IOStream {
 
   _flush() {
     const socket = this.socket;
-    if (!socket || !this.announced || this.error) return;
+    if (!socket || !this.announced || this.error || !socket._canSend(this)) return;
+    const retain = socket.resumable;
+    const limit = this.readSize && socket.uses('read-size') ? Math.min(socket.maxChunk, this.readSize) : socket.maxChunk;
     while (this.credit > 0 && this.pendingSize > 0) {
       let chunk;
       let encoding;
@@ -433,7 +484,7 @@ export class IOStream {
         encoding = 'utf8';
         size = 0;
       } else {
-        chunk = ownBuffer(this.pending.take(socket.maxChunk));
+        chunk = ownBuffer(this.pending.take(limit));
         encoding = 'buffer';
         size = chunk.byteLength;
       }
@@ -441,6 +492,7 @@ export class IOStream {
       this.chunksSent += 1;
       this.bytesSent += size;
       this.sentSizes.push(size);
+      if (retain) this._retain(chunk, size);
       socket._sendWrite(this, chunk, encoding);
     }
     this._signal.wake();
@@ -466,7 +518,10 @@ export class IOStream {
   }
 
   _afterWrite() {
-    if (this.writeEnding && !this.endSent && this.pendingSize === 0 && this.announced && this.socket && !this.error) {
+    if (
+      this.writeEnding && !this.endSent && this.pendingSize === 0 && this.announced && this.socket && !this.error &&
+      this.socket._canSend(this)
+    ) {
       this.endSent = true;
       this.endAckPending = this.socket._sendEnd(this);
       if (!this.options.allowHalfOpen) this.readEnded = this.readEnded || this.inbox.length === 0;
@@ -481,6 +536,7 @@ export class IOStream {
 
   _endAcked(args) {
     this.endAckPending = false;
+    this._dropReplay(); // the reader processed every write before the end
     if (args.length && args[0]) {
       if (this.chunksSent) {
         this._fail(new StreamError(String(args[0]), { remote: true }), false);
@@ -491,6 +547,104 @@ export class IOStream {
     this._afterWrite();
   }
 
+  // -- negotiated resume ---------------------------------------------------------------------
+  // The writer keeps every chunk it sent until the reader's reads (their `received` count) or the
+  // answer to its $stream-end cover it. A reader grants credit back as its application consumes,
+  // so what is kept is bounded by the reader's window: chunks in flight plus chunks arrived and
+  // not consumed yet.
+
+  _retain(chunk, size) {
+    const units = this.objectMode ? 1 : size;
+    this.sentUnits += units;
+    this.replay.push([units, chunk]);
+    this.retained += size;
+  }
+
+  /** The reader received `received` units of this stream so far: forget what that covers. */
+  _acknowledge(received) {
+    if (!Number.isSafeInteger(received) || received <= this.ackedUnits || received > this.sentUnits) return;
+    while (this.replay.length && this.ackedUnits < received) {
+      const [units, item] = this.replay[0];
+      if (this.ackedUnits + units <= received) {
+        this.replay.shift();
+        this.ackedUnits += units;
+        if (!this.objectMode) this.retained -= item.byteLength;
+        continue;
+      }
+      const cut = received - this.ackedUnits; // part of a byte chunk: keep its tail
+      this.replay[0] = [units - cut, item.subarray(cut)];
+      this.ackedUnits = received;
+      this.retained -= cut;
+    }
+  }
+
+  _dropReplay() {
+    this.replay = [];
+    this.ackedUnits = this.sentUnits;
+    this.retained = 0;
+  }
+
+  /** What this stream reports in a resume hello: [received, outstanding credit, read size, ended]. */
+  _resumeEntry() {
+    return [this.receivedUnits, this.outstanding, this.readOpen ? this.socket.maxChunk : 0, this.remoteEnded ? 1 : 0];
+  }
+
+  /**
+   * Apply the peer's entry for this stream after a resume: drop what it received, put the rest
+   * of the replay back in front of what the application wrote since, take its outstanding
+   * credit as ours (reads lost with the old connection are in it; writes lost are credit it
+   * still counts), and send the end again unless the peer had it.
+   */
+  _rewind([received, outstanding, readSize, ended]) {
+    if (received < this.ackedUnits || received > this.sentUnits) {
+      const unit = this.objectMode ? 'objects' : 'bytes';
+      this._fail(
+        new StreamError(
+          `cannot resume stream ${this.id}: the peer reports ${received} ${unit} received of ` +
+            `${this.sentUnits} sent, ${this.ackedUnits} acknowledged`,
+        ),
+        true,
+      );
+      return;
+    }
+    this._acknowledge(received);
+    // Progress counts whole chunks the reader consumed: chunks it never got are sent again,
+    // cut afresh, so only those it received stay in the list.
+    let at = this.objectMode ? this.chunksAccepted : this.bytesAccepted;
+    let keep = 0;
+    while (keep < this.sentSizes.length) {
+      const units = this.objectMode ? 1 : this.sentSizes[keep];
+      if (at + units > received) break;
+      at += units;
+      keep += 1;
+    }
+    this.sentSizes.length = keep;
+    this.chunksSent = this.chunksAccepted + keep;
+    for (let i = this.replay.length - 1; i >= 0; i--) {
+      const [units, item] = this.replay[i];
+      if (this.objectMode) this.pending.unshift(item);
+      else {
+        this.pending.unshift(item);
+        this.bytesResent += units;
+      }
+    }
+    this.replay = [];
+    this.retained = 0;
+    this.sentUnits = received;
+    this.credit = Math.min(outstanding, 1024);
+    this.unacked = 0;
+    if (readSize) this.readSize = readSize; // the size of the credit it holds
+    if (this.endSent && this.endAckPending) {
+      this.endAckPending = false;
+      if (ended && this.pendingSize === 0) {
+        this._endAcked([]); // the reader had our end; its answer was lost
+        return;
+      }
+      this.endSent = false; // sent again after the replay
+    }
+    this._flush();
+  }
+
   // -- lifetime ------------------------------------------------------------------------------
   _fail(error, notify) {
     if (this.error) return;
@@ -498,6 +652,7 @@ export class IOStream {
     this.inbox = [];
     if (this.objectMode) this.pending = [];
     else this.pending.clear();
+    this._dropReplay();
     if (notify && !error.remote && this.socket && this.announced) this.socket._sendError(this, error.message);
     this._remove();
     this._signal.wake();
@@ -513,7 +668,11 @@ export class IOStream {
   }
 
   _remove() {
-    if (this.socket && this.socket.streams.get(this.id) === this) this.socket.streams.delete(this.id);
+    if (this.socket && this.socket.streams.get(this.id) === this) {
+      this.socket.streams.delete(this.id);
+      this.socket._removed(this);
+    }
+    this._dropReplay();
     this.settled = true;
     this._settle();
   }
@@ -533,12 +692,27 @@ export function createStream(options = {}) {
 /**
  * The streams of one socket.io-client socket (the counterpart of socket.io-stream's ss(socket)).
  * Listens to the five wire events, announces the extensions on every (re)connect, and fails every
- * stream with "Connection aborted" when the connection drops.
+ * stream with "Connection aborted" when the connection drops, unless the session resumes.
+ *
+ * Resume (negotiated with a sio_stream server, `resumeTimeoutMs` above 0): when the transport
+ * drops and socket.io-client reconnects by itself (a new sid), the hello of the new connection
+ * carries the session's secret token and what this side received of every stream; the server
+ * answers with its own, and every stream continues in both directions, each chunk delivered once
+ * and in order. Meanwhile nothing is sent: writes wait for credit, reads read what arrived,
+ * events emitted go out after the resume. A deliberate disconnect(), a server that refuses the
+ * token (ResumeRefusedError) or no reconnection within `resumeTimeoutMs` fails the streams as a
+ * plain drop does. Pending call()s fail at the drop (their acks belonged to the old connection).
  */
 export class StreamSocket {
   constructor(
     socket,
-    { window = DEFAULT_WINDOW, maxWindow, objectWindow = DEFAULT_OBJECT_WINDOW, maxChunk = DEFAULT_MAX_CHUNK } = {},
+    {
+      window = DEFAULT_WINDOW,
+      maxWindow,
+      objectWindow = DEFAULT_OBJECT_WINDOW,
+      maxChunk = DEFAULT_MAX_CHUNK,
+      resumeTimeoutMs = DEFAULT_RESUME_TIMEOUT_MS,
+    } = {},
   ) {
     if (!socket || typeof socket.emit !== 'function' || typeof socket.on !== 'function') {
       throw new TypeError('StreamSocket needs a socket.io-client socket');
@@ -549,25 +723,81 @@ export class StreamSocket {
     this.maxWindow = Math.max(window, maxWindow ?? DEFAULT_MAX_WINDOW);
     this.objectWindow = objectWindow;
     this.maxChunk = maxChunk;
+    if (!(Number.isFinite(resumeTimeoutMs) && resumeTimeoutMs >= 0)) {
+      throw new TypeError(`resumeTimeoutMs must be a number of milliseconds (0: off), not ${resumeTimeoutMs}`);
+    }
+    this.resumeTimeoutMs = resumeTimeoutMs;
+    /** The features this socket announces (`resume` only with a resume timeout). */
+    this.features = FEATURES.filter((f) => f !== 'resume' || resumeTimeoutMs > 0);
     this.streams = new Map();
     this.handlers = new Map();
     /** Features both sides announced (empty until a sio_stream server answers the hello). */
     this.peerFeatures = new Set();
     this._helloWaiters = [];
+    // negotiated resume
+    this._token = null; // the session's secret (the server's answer to our hello)
+    this._suspended = false; // the transport dropped; the session waits for the reconnection
+    this._suspendedIds = new Set(); // streams registered at the drop (reported in the resume hello)
+    this._resumeAsked = false;
+    this._held = []; // events emitted while suspended, sent after the resume
+    this._expiry = null;
+    this._recentlyClosed = new Map(); // id -> resume entry of streams that left in good order
+    this.resumes = 0;
+    this._resentGone = 0; // bytes resent by streams no longer registered
     socket.on(EV.STREAM, (...args) => this._onStream(args));
-    socket.on(EV.READ, (id, size, count, report) => this._lookup(id)?._receiveRead(this._readCount(id, count), report));
+    socket.on(EV.READ, (id, size, count, report) =>
+      this._lookup(id)?._receiveRead(this._readCount(id, count), report, size),
+    );
     socket.on(EV.WRITE, (id, chunk, encoding, ack) => this._onWrite(id, chunk, encoding, ack));
     socket.on(EV.END, (id, ack) => this._onEnd(id, ack));
     socket.on(EV.ERROR, (id, message) => this._lookup(id)?._fail(new StreamError(String(message), { remote: true }), false));
     socket.on(EV.HELLO, (info) => this._onHello(info));
-    socket.on('connect', () => this._sendHello());
-    socket.on('disconnect', () => this._connectionLost());
+    socket.on('connect', () => this._connected());
+    socket.on('disconnect', (reason) => this._disconnected(reason));
+    // socket.io-client gave up reconnecting: nothing will resume.
+    socket.io?.on?.('reconnect_failed', () => this._expire());
+    // disconnect() while the transport is down emits no 'disconnect' (the socket was not
+    // connected): the manager's close and an inactive socket say it, and the streams fail now.
+    socket.io?.on?.('close', () => {
+      if (this._suspended && this.sio.active === false) this._expire();
+    });
     if (socket.connected) this._sendHello();
   }
 
   /** True once both peers announced `feature`. */
   uses(feature) {
     return this.peerFeatures.has(feature);
+  }
+
+  /** Both sides announced `resume` (and the batched reads and unacked writes it builds on). */
+  get resumable() {
+    return this.uses('resume') && this.uses('batch-read') && this.uses('unacked-write') && this.resumeTimeoutMs > 0;
+  }
+
+  /** Whether the transport dropped and the session waits for socket.io-client to reconnect. */
+  get suspended() {
+    return this._suspended;
+  }
+
+  /**
+   * Counters: `streams` registered, `suspended` (waiting for a reconnection), `resumes` (sessions
+   * resumed so far), `retained` (bytes sent and kept until the server acknowledges them, for a
+   * replay), `resent` (bytes sent again after resumes).
+   */
+  statistics() {
+    let retained = 0;
+    let resent = 0;
+    for (const s of this.streams.values()) {
+      retained += s.retained;
+      resent += s.bytesResent;
+    }
+    return {
+      streams: this.streams.size,
+      suspended: this._suspended,
+      resumes: this.resumes,
+      retained,
+      resent: resent + this._resentGone,
+    };
   }
 
   /**
@@ -603,9 +833,9 @@ export class StreamSocket {
     const attached = [];
     const encoded = this._encode(args, attached);
     if (ack) {
-      this.sio.emit(EV.STREAM, event, ...encoded, (...reply) => this._onAck(ack, reply));
+      this._emit(EV.STREAM, event, ...encoded, (...reply) => this._onAck(ack, reply));
     } else {
-      this.sio.emit(EV.STREAM, event, ...encoded);
+      this._emit(EV.STREAM, event, ...encoded);
     }
     for (const s of attached) this._announce(s);
     return this;
@@ -670,7 +900,7 @@ export class StreamSocket {
     const stream = new IOStream(options && typeof options === 'object' ? options : {}, String(id));
     if (this.streams.has(stream.id)) {
       stream._fail(new StreamError(`Decoded stream already exists: ${stream.id}`), false);
-      this.sio.emit(EV.ERROR, stream.id, stream.error.message);
+      this._emit(EV.ERROR, stream.id, stream.error.message);
       return stream;
     }
     stream.socket = this;
@@ -688,7 +918,8 @@ export class StreamSocket {
 
   // -- the peer's events -----------------------------------------------------------------------
   _lookup(id) {
-    return typeof id === 'string' ? this.streams.get(id) : undefined;
+    // While suspended, nothing that arrives belongs to the session (it is replayed after the resume).
+    return typeof id === 'string' && !this._suspended ? this.streams.get(id) : undefined;
   }
 
   _readCount(id, count) {
@@ -722,8 +953,18 @@ export class StreamSocket {
   }
 
   _onHello(info) {
+    const resume = info && typeof info === 'object' ? info.resume : undefined;
+    if (this._suspended) {
+      if (this._resumeAsked) this._resumeAnswered(info, resume);
+      return;
+    }
+    this._setFeatures(info);
+    this._token = resume && typeof resume.token === 'string' && this.resumable ? resume.token : null;
+  }
+
+  _setFeatures(info) {
     const theirs = info && Array.isArray(info.features) ? info.features : [];
-    this.peerFeatures = new Set(theirs.filter((f) => FEATURES.includes(f)));
+    this.peerFeatures = new Set(theirs.filter((f) => this.features.includes(f)));
     this._helloSeen = true;
     for (const wake of this._helloWaiters.splice(0)) wake();
   }
@@ -769,7 +1010,7 @@ export class StreamSocket {
     }
     const found = [];
     const decoded = this._decode(reply, found);
-    if (this.uses('claim')) for (const s of found) this.sio.emit(EV.READ, s.id, this.maxChunk, 0);
+    if (this.uses('claim')) for (const s of found) this._emit(EV.READ, s.id, this.maxChunk, 0);
     callback(...decoded);
   }
 
@@ -777,45 +1018,179 @@ export class StreamSocket {
   _sendHello() {
     this.peerFeatures = new Set();
     this._helloSeen = false;
-    this.sio.emit(EV.HELLO, { version: PROTOCOL_VERSION, features: [...FEATURES] });
+    this._token = null;
+    this._recentlyClosed.clear();
+    this.sio.emit(EV.HELLO, { version: PROTOCOL_VERSION, features: [...this.features] });
+  }
+
+  /** Everything but a resume's own handshake goes through here: held while suspended. */
+  _emit(...args) {
+    if (this._suspended) this._held.push(args);
+    else this.sio.emit(...args);
+  }
+
+  /** Nothing of a suspended stream is sent until the resume rewinds it. */
+  _canSend(stream) {
+    return !this._suspended || !this._suspendedIds.has(stream.id);
   }
 
   _sendRead(stream, count) {
-    if (this.uses('batch-read') && this.uses('consumed')) {
-      this.sio.emit(EV.READ, stream.id, this.maxChunk, count, { [CONSUMED_KEY]: stream.consumedTotal });
-    } else if (this.uses('batch-read')) this.sio.emit(EV.READ, stream.id, this.maxChunk, count);
-    else for (let i = 0; i < count; i++) this.sio.emit(EV.READ, stream.id, this.maxChunk);
+    if (!this._canSend(stream)) return; // the credit is reported in the resume hello
+    if (this.uses('batch-read')) {
+      const report = {};
+      if (this.uses('consumed')) report[CONSUMED_KEY] = stream.consumedTotal;
+      if (this.resumable) report[RECEIVED_KEY] = stream.receivedUnits;
+      if (Object.keys(report).length) this._emit(EV.READ, stream.id, this.maxChunk, count, report);
+      else this._emit(EV.READ, stream.id, this.maxChunk, count);
+    } else for (let i = 0; i < count; i++) this._emit(EV.READ, stream.id, this.maxChunk);
   }
 
   _sendWrite(stream, chunk, encoding) {
     if (this.uses('unacked-write')) {
-      this.sio.emit(EV.WRITE, stream.id, chunk, encoding);
+      this._emit(EV.WRITE, stream.id, chunk, encoding);
     } else {
       stream.unacked += 1;
-      this.sio.emit(EV.WRITE, stream.id, chunk, encoding, (...args) => stream._writeAcked(args));
+      this._emit(EV.WRITE, stream.id, chunk, encoding, (...args) => stream._writeAcked(args));
     }
   }
 
   /** Returns true when the end waits for an ack (unacked-write). */
   _sendEnd(stream) {
     if (this.uses('unacked-write')) {
-      this.sio.emit(EV.END, stream.id, (...args) => stream._endAcked(args));
+      this._emit(EV.END, stream.id, (...args) => stream._endAcked(args));
       return true;
     }
-    this.sio.emit(EV.END, stream.id);
+    this._emit(EV.END, stream.id);
     return false;
   }
 
   _sendError(stream, message) {
-    if (this.sio.connected) this.sio.emit(EV.ERROR, stream.id, message);
+    if (this._suspended || this.sio.connected) this._emit(EV.ERROR, stream.id, message);
   }
 
-  _connectionLost() {
+  _connectionLost(error = new StreamError(CONNECTION_ABORTED)) {
+    this._endSuspension();
+    this._held = [];
     const streams = [...this.streams.values()];
     this.streams.clear();
-    for (const s of streams) s._fail(new StreamError(CONNECTION_ABORTED), false);
+    for (const s of streams) s._fail(error, false);
     this.peerFeatures = new Set();
     this._helloSeen = false;
+    this._token = null;
+    this._recentlyClosed.clear();
+  }
+
+  // -- negotiated resume -------------------------------------------------------------------------
+  _connected() {
+    if (this._suspended) this._sendResumeHello();
+    else this._sendHello();
+  }
+
+  _disconnected(reason) {
+    if (this._suspended) {
+      this._resumeAsked = false; // dropped again before the answer: ask again; the clock runs on
+      return;
+    }
+    if (
+      this._token !== null && this.resumable && DROPPED_REASONS.has(reason) && this.sio.active !== false &&
+      (typeof this.sio.io?.reconnection !== 'function' || this.sio.io.reconnection())
+    ) {
+      this._suspend();
+      return;
+    }
+    this._connectionLost();
+  }
+
+  _suspend() {
+    this._suspended = true;
+    this._resumeAsked = false;
+    this._suspendedIds = new Set(this.streams.keys());
+    this._expiry = setTimeout(() => this._expire(), this.resumeTimeoutMs);
+    this._expiry.unref?.(); // a Node program may exit meanwhile
+  }
+
+  /** No reconnection within resumeTimeoutMs (or socket.io-client gave up): fail as a plain drop. */
+  _expire() {
+    if (this._suspended) this._connectionLost();
+  }
+
+  _endSuspension() {
+    clearTimeout(this._expiry);
+    this._expiry = null;
+    this._suspended = false;
+    this._resumeAsked = false;
+    this._suspendedIds = new Set();
+  }
+
+  /** `stream` left the registry: keep its counters, and its resume entry if it ended in good order. */
+  _removed(stream) {
+    this._resentGone += stream.bytesResent;
+    if (stream.error || !this.resumable) return;
+    this._recentlyClosed.delete(stream.id);
+    this._recentlyClosed.set(stream.id, [stream.receivedUnits, 0, 0, stream.remoteEnded ? 1 : 0]);
+    if (this._recentlyClosed.size > RECENTLY_CLOSED) this._recentlyClosed.delete(this._recentlyClosed.keys().next().value);
+  }
+
+  /** The reconnected socket's first event: the token and what we have of every stream. */
+  _sendResumeHello() {
+    const streams = Object.fromEntries(this._recentlyClosed);
+    for (const id of this._suspendedIds) {
+      const stream = this.streams.get(id);
+      if (stream && !stream.error) streams[id] = stream._resumeEntry();
+    }
+    this._resumeAsked = true;
+    this.sio.emit(EV.HELLO, {
+      version: PROTOCOL_VERSION,
+      features: [...this.features],
+      resume: { token: this._token, streams },
+    });
+  }
+
+  _resumeAnswered(info, answer) {
+    const accepted = answer && typeof answer === 'object' && 'streams' in answer && !('refused' in answer);
+    if (accepted) {
+      this._setFeatures(info);
+      if (this.resumable) {
+        if (typeof answer.token === 'string') this._token = answer.token;
+        // The server forgets the token we resumed with once we confirm we hold the new one.
+        this.sio.emit(EV.HELLO, { resume: { confirm: true } });
+        this._applyResume(answer.streams);
+        return;
+      }
+    }
+    const refused = answer && typeof answer === 'object' && answer.refused ? String(answer.refused) : 'the server does not resume sessions';
+    const ids = this._suspendedIds;
+    const held = this._held;
+    this._held = [];
+    this._endSuspension();
+    this._recentlyClosed.clear();
+    // The old session's streams fail as a plain drop fails them.
+    const error = new ResumeRefusedError(refused);
+    for (const id of ids) this.streams.get(id)?._fail(error, false);
+    // A fresh session on this connection: events emitted meanwhile (with their new streams) go on it.
+    this._setFeatures(info);
+    this._token = answer && typeof answer.token === 'string' && this.resumable ? answer.token : null;
+    for (const args of held) this.sio.emit(...args);
+  }
+
+  _applyResume(entries) {
+    const table = entries && typeof entries === 'object' && !Array.isArray(entries) ? entries : {};
+    const ids = this._suspendedIds;
+    const held = this._held;
+    this._held = [];
+    this._endSuspension();
+    this.resumes += 1;
+    for (const id of ids) {
+      const stream = this.streams.get(id);
+      if (!stream || stream.error) continue;
+      const entry = Object.prototype.hasOwnProperty.call(table, id) ? table[id] : undefined;
+      const valid = Array.isArray(entry) && entry.length === 4 && entry.every((v) => Number.isSafeInteger(v) && v >= 0);
+      // A stream the server does not list never arrived there, or failed there.
+      if (!valid) stream._fail(new StreamError(CONNECTION_ABORTED), false);
+      else stream._rewind(entry);
+    }
+    for (const args of held) this.sio.emit(...args);
+    for (const stream of this.streams.values()) stream._signal.wake();
   }
 
   /** Streams registered on this socket (for tests: empty once every stream ended or failed). */

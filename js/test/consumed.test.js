@@ -8,7 +8,9 @@ import { StreamSocket, StreamError, FEATURES, createStream } from '../sio-stream
 
 const CHUNK = new Uint8Array(1000);
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-const WITHOUT_CONSUMED = FEATURES.filter((f) => f !== 'consumed' && f !== 'window-growth');
+// Resume adds a `received` count to every report (test/resume.test.js); these tests are about `consumed`.
+const NO_RESUME = FEATURES.filter((f) => f !== 'resume');
+const WITHOUT_CONSUMED = NO_RESUME.filter((f) => f !== 'consumed' && f !== 'window-growth');
 
 function fakeSocket() {
   const handlers = new Map();
@@ -62,7 +64,7 @@ test('announces consumed and window-growth', () => {
 });
 
 test('the reader reports the chunks its application consumed, on every batched read', async () => {
-  const { socket, streams } = connected(FEATURES);
+  const { socket, streams } = connected(NO_RESUME);
   const stream = streams._received('s1', {});
   const reader = stream.readable.getReader();
   const first = reader.read();
@@ -94,7 +96,7 @@ test('no report toward a peer without consumed, nor toward a plain peer', async 
 });
 
 test('progress follows the reports, not the credit', async () => {
-  const { socket, stream, accepted, writes } = await upload(FEATURES, 12);
+  const { socket, stream, accepted, writes } = await upload(NO_RESUME, 12);
   socket.serve('$stream-read', stream.id, 1000, 1, { consumed: 0 }); // the reader's floor
   await tick();
   assert.equal(writes(), 1);
@@ -140,7 +142,7 @@ const HOSTILE = [
 
 for (const report of HOSTILE) {
   test(`a hostile report fails the stream with a StreamError: ${JSON.stringify(report)}`, async () => {
-    const { socket, stream, written } = await upload(FEATURES, 5);
+    const { socket, stream, written } = await upload(NO_RESUME, 5);
     socket.serve('$stream-read', stream.id, 1000, 2, { consumed: 0 });
     await tick();
     socket.serve('$stream-read', stream.id, 1000, 1, report);
@@ -154,7 +156,7 @@ for (const report of HOSTILE) {
 }
 
 test('a report that goes backwards fails the stream', async () => {
-  const { socket, stream, written } = await upload(FEATURES, 5);
+  const { socket, stream, written } = await upload(NO_RESUME, 5);
   socket.serve('$stream-read', stream.id, 1000, 3, { consumed: 0 });
   await tick();
   socket.serve('$stream-read', stream.id, 1000, 1, { consumed: 2 });
@@ -167,7 +169,7 @@ test('a report that goes backwards fails the stream', async () => {
 });
 
 test('toward a consumed peer a write ack is not progress', async () => {
-  const features = FEATURES.filter((f) => f !== 'unacked-write');
+  const features = NO_RESUME.filter((f) => f !== 'unacked-write');
   const { socket, stream } = await upload(features, 3);
   socket.serve('$stream-read', stream.id, 1000, 2, { consumed: 0 });
   await tick();

@@ -284,16 +284,16 @@ class Budget:
         refused: nothing is then held for them. Room given back wakes the waiters, unless
         ``wake`` is False (the caller, still updating its own count, calls :meth:`wake`)."""
         self._add(0, -reserved)
-        # The reservation was given back just above: the whole size must fit now, and an
-        # excess (a JavaScript writer's chunk larger than its credit) must leave other streams'
-        # floors alone: they are what keeps a reading stream moving.
+        # The reservation was given back just above. A chunk within its reservation is never
+        # refused: bytes kept for a resume's replay (``retained``) may fill the account beyond
+        # its limit, and room the reader reserved must not fail then. An excess (a JavaScript
+        # writer's chunk larger than its credit) must fit in what is free and leave other
+        # streams' floors alone: they are what keeps a reading stream moving.
         excess = size - reserved
-        if size > self.free or (
-            excess > 0
-            and (
-                size > self._fair_room()
-                or size > self.free - max(0, self.floor_pool - self.floor_used - floor_room)
-            )
+        if excess > 0 and (
+            size > self.free
+            or size > self._fair_room()
+            or size > self.free - max(0, self.floor_pool - self.floor_used - floor_room)
         ):
             if wake:
                 self._wake()
