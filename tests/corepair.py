@@ -77,6 +77,8 @@ class CorePair:
         elif item.event == wire.ERROR:
             dst.receive_error(*args)
         elif item.event == wire.STREAM:
+            if not dst.event_received():
+                return None  # suspended: it came on the dead transport (never here: cuts clear wires)
             found = self.decoded[id(dst)]
 
             def make(stream_id: Any, options: Any) -> StreamCore:

@@ -45,6 +45,7 @@ from ._config import (
     INITIAL_OBJECT_CREDIT,
     CoreConfig,
 )
+from ._sent_events import SentEvents
 from ._state import WriteInput, WriteState
 from ._streamcore import Outgoing, StreamCore
 
@@ -62,6 +63,8 @@ class _Core(Protocol):
     suspended_ids: set[str]
     recently_closed: collections.OrderedDict[str, list[int]]
     resumes: int
+    sent_events: SentEvents
+    events_received: int
 
     def on_outgoing(self) -> None: ...
 
@@ -145,6 +148,25 @@ class ResumeMixin:
             self.budget.retain(-stream.replay_bytes)
             stream.replay_bytes = 0
 
+    # -- application events, exactly once (see _sent_events.py) ------------------------------------
+    def _keeps_events(self: _Core) -> bool:
+        """Number and keep our application events: the session may resume (or may yet: the
+        peer's hello has not come)."""
+        return self.config.resume_timeout > 0 and (self.resumable or not self.peer_features)
+
+    def _record_event(self: _Core, item: Outgoing) -> Outgoing:
+        ids: list[str] = []
+        placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
+        return self.sent_events.record(item, ids)
+
+    def event_received(self: _Core) -> bool:
+        """An application event arrived: count it, and say whether to handle it. While
+        suspended it was sent on the dead transport: ignored, the peer sends it again."""
+        if self.suspended:
+            return False
+        self.events_received += 1
+        return True
+
     def _closed_cleanly(self: _Core, stream: StreamCore) -> None:
         """Remember a stream that left the registry in good order: the peer may still wait for
         the answer to its ``$stream-end``, lost with the connection (bounded by ``max_streams``)."""
@@ -206,16 +228,22 @@ class ResumeMixin:
         self.outbox.extend(kept)
         return entries
 
-    def apply_resume(self: _Core, entries: Any) -> None:
-        """The peer's state (its :meth:`resume_state`): rewind our writers, fail the streams it
+    def apply_resume(self: _Core, entries: Any, events: Any = None) -> None:
+        """The peer's state (its :meth:`resume_state`, and ``events``: the application events
+        of ours it received, or ``None`` from a peer that does not say): rewind our writers,
+        send again the events it did not get (their streams start afresh), fail the streams it
         does not have, and send again."""
         if not isinstance(entries, dict):
             entries = {}
+        again = self.sent_events.unreceived(events) if events is not None else None
+        fresh = {sid for _item, ids in again or () for sid in ids}
         for sid in list(self.suspended_ids):
             stream = self.streams.get(sid)
             if stream is None or stream.error is not None:
                 continue
             entry = entries.get(sid)
+            if entry is None and sid in fresh:
+                entry = [0, 0, 0, 0]  # its event goes again: the peer never saw the stream
             if not (
                 isinstance(entry, list) and len(entry) == 4 and all(_count(v) is not None for v in entry)
             ):
@@ -225,6 +253,10 @@ class ResumeMixin:
         self.suspended = False
         self.suspended_ids = set()
         self.resumes += 1
+        if again:
+            # Ahead of everything queued since: before the reads and writes of their streams,
+            # and before the events not sent yet at the drop (numbered after them).
+            self.outbox.extendleft(item for item, _ids in reversed(again))
         for stream in list(self.streams.values()):
             stream.touch()
             stream.listener()

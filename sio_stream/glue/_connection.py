@@ -100,7 +100,8 @@ class ConnectionLogic:
         """The client is connected again: ask the server to resume, reporting what we have."""
         self.hello_sent = True
         state = self.core.resume_state()
-        self.core.queue_control(self.core.hello({"token": self.token, "streams": state}))
+        resume = {"token": self.token, "streams": state, "events": self.core.events_received}
+        self.core.queue_control(self.core.hello(resume))
 
     def resumed(self) -> None:
         """The session resumed (the core applied the peer's state): stop the expiry clock."""

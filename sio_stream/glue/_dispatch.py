@@ -497,6 +497,8 @@ class SocketLogic:
     def _prepare_event(self, peer: Any, args: tuple[Any, ...]) -> Any:
         """A ``$stream`` event: a :class:`PreparedEvent`, or the ack refusing it."""
         connection = self._connection(peer)
+        if not connection.core.event_received():
+            return None  # sent on a transport that dropped since: the peer sends it again
         decoded_streams: list[Any] = []
         event = args[0] if args else None
         try:
@@ -646,8 +648,10 @@ class SocketLogic:
         old.core.receive_hello(info)
         old.hello_sent = True
         token = self._new_session(old, previous=key)
-        old.core.queue_control(old.core.hello({"token": token, "streams": old.core.resume_state()}))
-        old.core.apply_resume(request.get("streams"))
+        state = old.core.resume_state()
+        answer = {"token": token, "streams": state, "events": old.core.events_received}
+        old.core.queue_control(old.core.hello(answer))
+        old.core.apply_resume(request.get("streams"), request.get("events"))
         old.resumed()
         self.resumes += 1
         logger.info("sio_stream: session resumed on %s", old.label)
@@ -689,7 +693,7 @@ class SocketLogic:
             if connection.core.resumable:
                 if isinstance(token, str):
                     connection.token = token
-                connection.core.apply_resume(answer["streams"])
+                connection.core.apply_resume(answer["streams"], answer.get("events"))
                 # Tell the server we hold the new token (it then forgets the one we used).
                 connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"confirm": True}},)))
                 connection.resumed()
