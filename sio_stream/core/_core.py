@@ -69,7 +69,7 @@ from ._digest import DigestMixin
 from ._options import StreamOptions
 from ._reading import ReadingMixin
 from ._resume import ResumeMixin
-from ._sent_events import SentEvents
+from ._sent_events import Answers, SentEvents
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
 from ._window import ReadWindow
@@ -116,6 +116,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: (see _sent_events.py): each sent exactly once across a drop.
         self.sent_events = SentEvents()
         self.events_received = 0
+        self.answers = Answers()
 
     @property
     def buffered_bytes(self) -> int:

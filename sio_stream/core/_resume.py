@@ -45,7 +45,7 @@ from ._config import (
     INITIAL_OBJECT_CREDIT,
     CoreConfig,
 )
-from ._sent_events import SentEvents
+from ._sent_events import Answers, SentEvents
 from ._state import WriteInput, WriteState
 from ._streamcore import Outgoing, StreamCore
 
@@ -65,6 +65,12 @@ class _Core(Protocol):
     resumes: int
     sent_events: SentEvents
     events_received: int
+    answers: Answers
+    closed: bool
+
+    def _keeps_events(self) -> bool: ...
+
+    def _queue(self, item: Outgoing | StreamCore) -> None: ...
 
     def on_outgoing(self) -> None: ...
 
@@ -86,6 +92,13 @@ class _Core(Protocol):
 
     @property
     def resumable(self) -> bool: ...
+
+
+def _reply(number: int, args: tuple[Any, ...] | None) -> Outgoing:
+    """Our answer to the peer's event ``number``, sent again after a resume (``None``: lost)."""
+    if args is None:
+        return Outgoing(wire.HELLO, ({"resume": {"reply": number, "lost": True}},))
+    return Outgoing(wire.HELLO, ({"resume": {"reply": number, "args": list(args)}},))
 
 
 def _count(value: Any) -> int | None:
@@ -159,12 +172,34 @@ class ResumeMixin:
         placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
         return self.sent_events.record(item, ids)
 
-    def event_received(self: _Core) -> bool:
-        """An application event arrived: count it, and say whether to handle it. While
-        suspended it was sent on the dead transport: ignored, the peer sends it again."""
+    def event_received(self: _Core) -> int:
+        """An application event arrived: count it and return its number (0: do not handle
+        it: while suspended it was sent on the dead transport, and the peer sends it again).
+        Give its answer to :meth:`event_answered`."""
         if self.suspended:
-            return False
+            return 0
         self.events_received += 1
+        if self._keeps_events():
+            self.answers.started(self.events_received)
+        return self.events_received
+
+    def event_answered(self: _Core, number: int, args: tuple[Any, ...]) -> None:
+        """The handler of event ``number`` answered ``args`` (python-socketio sends them as its
+        ack): kept, and sent again now if the peer asked for them after a resume."""
+        if number and self.answers.answered(number, args) and not self.closed:
+            self._queue(_reply(number, args))
+
+    def receive_reply(self: _Core, resume: Any) -> bool:
+        """A resume hello's ``{"reply": n, "args": [...]}`` (or ``"lost": true``): the answer
+        to our event ``n``, sent again after a resume. Returns whether ``resume`` was one."""
+        if not isinstance(resume, dict) or "reply" not in resume:
+            return False
+        number = _count(resume.get("reply"))
+        args = resume.get("args")
+        if resume.get("lost") is True or not isinstance(args, list):
+            args = [{wire.ERROR_REPLY_KEY: "the answer was lost with a dropped connection"}]
+        if number is not None:
+            self.sent_events.replied(number, tuple(args))
         return True
 
     def _closed_cleanly(self: _Core, stream: StreamCore) -> None:
@@ -228,7 +263,7 @@ class ResumeMixin:
         self.outbox.extend(kept)
         return entries
 
-    def apply_resume(self: _Core, entries: Any, events: Any = None) -> None:
+    def apply_resume(self: _Core, entries: Any, events: Any = None, awaiting: Any = None) -> None:
         """The peer's state (its :meth:`resume_state`, and ``events``: the application events
         of ours it received, or ``None`` from a peer that does not say): rewind our writers,
         send again the events it did not get (their streams start afresh), fail the streams it
@@ -237,6 +272,9 @@ class ResumeMixin:
             entries = {}
         again = self.sent_events.unreceived(events) if events is not None else None
         fresh = {sid for _item, ids in again or () for sid in ids}
+        replies = [_reply(n, args) for n, args in self.answers.asked(awaiting, self.events_received)]
+        for reply in replies:  # streams in an answer the peer never got start afresh too
+            placeholders.decode(reply.args[0]["resume"].get("args") or [], lambda sid, _o: fresh.add(sid))
         for sid in list(self.suspended_ids):
             stream = self.streams.get(sid)
             if stream is None or stream.error is not None:
@@ -257,6 +295,8 @@ class ResumeMixin:
             # Ahead of everything queued since: before the reads and writes of their streams,
             # and before the events not sent yet at the drop (numbered after them).
             self.outbox.extendleft(item for item, _ids in reversed(again))
+        # The answers it waits for go first: they may announce streams, as events do.
+        self.outbox.extendleft(reversed(replies))
         for stream in list(self.streams.values()):
             stream.touch()
             stream.listener()

@@ -19,7 +19,7 @@ drop that loses it fails its streams, as without this record.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._streamcore import Outgoing
@@ -42,6 +42,9 @@ class SentEvents:
         self._carriers: dict[str, int] = {}
         #: The highest number known to have arrived (everything up to it did).
         self.confirmed = 0
+        #: The ack callbacks of events whose answer has not come: called once, by whichever
+        #: comes first of python-socketio's ack and a reply sent again after a resume.
+        self.awaiting: dict[int, Callable[..., None]] = {}
 
     def record(self, item: Outgoing, stream_ids: Iterable[str]) -> Outgoing:
         """``item`` is being emitted: number it, keep it, and return what to emit (``item``,
@@ -54,15 +57,28 @@ class SentEvents:
             self._carriers[sid] = number
         if len(self.kept) > self.cap:
             self._forget_oldest()
-        on_ack = item.on_ack
-        if on_ack is None:
+        if item.on_ack is None:
             return item
+        self.awaiting[number] = item.on_ack
 
         def confirm_then(*args: Any) -> None:
             self.confirm(number)
-            on_ack(*args)
+            self.replied(number, args)
 
         return Outgoing(item.event, item.args, confirm_then)
+
+    def replied(self, number: int, args: tuple[Any, ...]) -> bool:
+        """The answer to event ``number`` came (its ack, or a reply sent again after a resume):
+        call its callback unless an answer came already. Returns whether it was awaited."""
+        callback = self.awaiting.pop(number, None)
+        if callback is None:
+            return False
+        callback(*args)
+        return True
+
+    def awaited(self) -> list[int]:
+        """The events whose answer has not come, for our resume hello (``"awaiting"``)."""
+        return sorted(self.awaiting)
 
     def confirm(self, number: int) -> None:
         """Every event up to ``number`` arrived."""
@@ -98,6 +114,8 @@ class SentEvents:
             return None
         self.confirm(count)
         again = [(item, ids) for _number, item, ids in self.kept]
+        for number, _item, _ids in self.kept:
+            self.awaiting.pop(number, None)  # awaited again when sent again (record())
         self.kept.clear()
         self._carriers.clear()
         self.sent = count  # each is numbered again as it goes out (record())
@@ -111,3 +129,60 @@ class SentEvents:
 
     def __len__(self) -> int:
         return len(self.kept)
+
+
+#: A kept answer whose handler still runs.
+_RUNNING: Any = object()
+#: Answers kept while nothing says the peer has them (a few hundred bytes each as a rule).
+MAX_KEPT_ANSWERS = 1000
+
+
+class Answers:
+    """The answers (ack arguments) this end gave to the peer's application events, kept so
+    that an answer lost in a drop can be sent again after the resume (``"awaiting"`` in the
+    peer's resume hello lists the events it still waits for)."""
+
+    def __init__(self, cap: int = MAX_KEPT_ANSWERS) -> None:
+        self.cap = cap
+        #: Event number -> its ack arguments (``_RUNNING`` while the handler runs).
+        self.kept: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        #: Events the peer waits for whose handler still runs: answered again when it ends.
+        self.wanted: set[int] = set()
+
+    def started(self, number: int) -> None:
+        self.kept[number] = _RUNNING
+        while len(self.kept) > self.cap:
+            old, _answer = self.kept.popitem(last=False)
+            self.wanted.discard(old)
+
+    def answered(self, number: int, args: tuple[Any, ...]) -> bool:
+        """The handler of event ``number`` answered ``args``: keep them; True when the peer
+        already asked for them again (after a resume): send them now."""
+        if number in self.kept:
+            self.kept[number] = args
+        if number in self.wanted:
+            self.wanted.discard(number)
+            return True
+        return False
+
+    def asked(self, numbers: Any, received: int) -> list[tuple[int, tuple[Any, ...] | None]]:
+        """The peer's resume hello waits for the answers to ``numbers``: those to send now
+        (``None``: forgotten, the peer's call fails). Every other answer up to ``received`` the
+        peer has: forgotten. Events beyond ``received`` never arrived: the peer sends them again."""
+        wanted = (
+            {n for n in numbers if isinstance(n, int) and not isinstance(n, bool)}
+            if isinstance(numbers, list)
+            else set()
+        )
+        for number in [n for n in self.kept if n <= received and n not in wanted]:
+            del self.kept[number]
+        now: list[tuple[int, tuple[Any, ...] | None]] = []
+        for number in sorted(wanted):
+            if not 0 < number <= received:
+                continue
+            answer = self.kept.get(number)
+            if answer is _RUNNING:
+                self.wanted.add(number)
+            else:
+                now.append((number, answer))
+        return now
