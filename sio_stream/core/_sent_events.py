@@ -169,11 +169,8 @@ class Answers:
         """The peer's resume hello waits for the answers to ``numbers``: those to send now
         (``None``: forgotten, the peer's call fails). Every other answer up to ``received`` the
         peer has: forgotten. Events beyond ``received`` never arrived: the peer sends them again."""
-        wanted = (
-            {n for n in numbers if isinstance(n, int) and not isinstance(n, bool)}
-            if isinstance(numbers, list)
-            else set()
-        )
+        listed = numbers[: self.cap] if isinstance(numbers, list) else []  # we send at most cap
+        wanted = {n for n in listed if isinstance(n, int) and not isinstance(n, bool)}
         for number in [n for n in self.kept if n <= received and n not in wanted]:
             del self.kept[number]
         now: list[tuple[int, tuple[Any, ...] | None]] = []
