@@ -117,6 +117,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.sent_events = SentEvents()
         self.events_received = 0
         self.answers = Answers()
+        #: Units (bytes, or objects) put back to be sent again at resumes (what cuts cost).
+        self.resent = 0
 
     @property
     def buffered_bytes(self) -> int:
@@ -135,6 +137,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             limit=self.budget.limit,
             retained=self.budget.retained,
             suspended=self.suspended,
+            resent=self.resent,
         )
 
     # -- negotiation -----------------------------------------------------------------------

@@ -67,6 +67,7 @@ class _Core(Protocol):
     events_received: int
     answers: Answers
     closed: bool
+    resent: int
 
     def _keeps_events(self) -> bool: ...
 
@@ -320,10 +321,12 @@ class ResumeMixin:
             # What the reader did not get goes back in front of what the application wrote since.
             if isinstance(stream.pending, ByteQueue):
                 data = b"".join(item for _units, item in stream.replay)
+                self.resent += len(data)
                 stream.pending.prepend(data)
                 stream.replay_left += len(data)  # already hashed (digest)
             else:
-                for _units, items in reversed(stream.replay):
+                for units, items in reversed(stream.replay):
+                    self.resent += units
                     stream.pending.extendleft(reversed(items))
             self.budget.retain(-stream.replay_bytes)
             stream.replay.clear()

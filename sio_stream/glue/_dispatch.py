@@ -809,6 +809,7 @@ class SocketLogic:
             streams=sum(c.streams for c in connections),
             process=account.statistics(),
             resumes=self.resumes,
+            resent=sum(c.resent for c in connections),
             suspended=len(self._suspended) + sum(1 for c in self._connections.values() if c.core.suspended),
         )
 
