@@ -76,7 +76,13 @@ class CorePair:
             return dst.receive_end(*args)
         elif item.event == wire.ERROR:
             dst.receive_error(*args)
+        elif item.event == wire.HELLO:
+            dst.receive_reply(args[0].get("resume") if isinstance(args[0], dict) else None)
         elif item.event == wire.STREAM:
+            number = dst.event_received()
+            if not number:
+                return None  # suspended: it came on the dead transport (never here: cuts clear wires)
+            dst.event_answered(number, ())  # the handler answers at once, with no arguments
             found = self.decoded[id(dst)]
 
             def make(stream_id: Any, options: Any) -> StreamCore:

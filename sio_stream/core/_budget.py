@@ -68,6 +68,7 @@ class ConnectionStatistics:
     limit: int  #: the connection's budget (``max_buffered``)
     retained: int = 0  #: bytes sent and kept for replay until the peer acknowledges them (resume)
     suspended: bool = False  #: the transport dropped; the session waits for the client (resume)
+    resent: int = 0  #: units (bytes; objects in object mode) sent again after resumes
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class StreamSocketStatistics:
     process: BudgetStatistics  #: the process account (every socket sharing it)
     resumes: int = 0  #: sessions resumed after a dropped connection (negotiated ``resume``)
     suspended: int = 0  #: sessions waiting for their client to come back
+    resent: int = 0  #: units (bytes, or objects) sent again after resumes, over the connections
 
 
 class Budget:

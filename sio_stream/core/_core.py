@@ -69,6 +69,7 @@ from ._digest import DigestMixin
 from ._options import StreamOptions
 from ._reading import ReadingMixin
 from ._resume import ResumeMixin
+from ._sent_events import Answers, SentEvents
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
 from ._window import ReadWindow
@@ -117,6 +118,13 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: Streams that left the registry in good order: ``id -> resume entry`` (bounded).
         self.recently_closed: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
         self.resumes = 0
+        #: Application events we sent and do not know arrived, and those we received
+        #: (see _sent_events.py): each sent exactly once across a drop.
+        self.sent_events = SentEvents()
+        self.events_received = 0
+        self.answers = Answers()
+        #: Units (bytes, or objects) put back to be sent again at resumes (what cuts cost).
+        self.resent = 0
 
     @property
     def buffered_bytes(self) -> int:
@@ -135,6 +143,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             limit=self.budget.limit,
             retained=self.budget.retained,
             suspended=self.suspended,
+            resent=self.resent,
         )
 
     # -- negotiation -----------------------------------------------------------------------
@@ -160,6 +169,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             if self.config.resume_timeout <= 0:
                 ours = ours - {FEATURE_RESUME}
             self.peer_features = frozenset(theirs & ours)
+            if not self.resumable:
+                self.sent_events = SentEvents()  # nothing to keep for a session that cannot resume
 
     # -- queueing --------------------------------------------------------------------------
     def _queue(self, item: Outgoing | StreamCore) -> None:
@@ -188,6 +199,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         while self.outbox:
             item = self.outbox.popleft()
             if isinstance(item, Outgoing):
+                if item.event == wire.STREAM and self._keeps_events():
+                    item = self._record_event(item)
                 return item
             item.scheduled = False
             out = self._next_write(item)
@@ -479,6 +492,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         if stream is not None:
             stream.peer_seen = True
             stream.touch()
+            if self.sent_events.kept:
+                self.sent_events.stream_used(stream_id)  # the event that carried it arrived
         return stream
 
     def sweep_idle(self, limit: int, message: str) -> None:

@@ -45,6 +45,7 @@ from ._config import (
     INITIAL_OBJECT_CREDIT,
     CoreConfig,
 )
+from ._sent_events import Answers, SentEvents
 from ._state import WriteInput, WriteState
 from ._streamcore import Outgoing, StreamCore
 
@@ -62,6 +63,15 @@ class _Core(Protocol):
     suspended_ids: set[str]
     recently_closed: collections.OrderedDict[str, list[int]]
     resumes: int
+    sent_events: SentEvents
+    events_received: int
+    answers: Answers
+    closed: bool
+    resent: int
+
+    def _keeps_events(self) -> bool: ...
+
+    def _queue(self, item: Outgoing | StreamCore) -> None: ...
 
     def on_outgoing(self) -> None: ...
 
@@ -83,6 +93,13 @@ class _Core(Protocol):
 
     @property
     def resumable(self) -> bool: ...
+
+
+def _reply(number: int, args: tuple[Any, ...] | None) -> Outgoing:
+    """Our answer to the peer's event ``number``, sent again after a resume (``None``: lost)."""
+    if args is None:
+        return Outgoing(wire.HELLO, ({"resume": {"reply": number, "lost": True}},))
+    return Outgoing(wire.HELLO, ({"resume": {"reply": number, "args": list(args)}},))
 
 
 def _count(value: Any) -> int | None:
@@ -145,6 +162,47 @@ class ResumeMixin:
             self.budget.retain(-stream.replay_bytes)
             stream.replay_bytes = 0
 
+    # -- application events, exactly once (see _sent_events.py) ------------------------------------
+    def _keeps_events(self: _Core) -> bool:
+        """Number and keep our application events: the session may resume (or may yet: the
+        peer's hello has not come)."""
+        return self.config.resume_timeout > 0 and (self.resumable or not self.peer_features)
+
+    def _record_event(self: _Core, item: Outgoing) -> Outgoing:
+        ids: list[str] = []
+        placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
+        return self.sent_events.record(item, ids)
+
+    def event_received(self: _Core) -> int:
+        """An application event arrived: count it and return its number (0: do not handle
+        it: while suspended it was sent on the dead transport, and the peer sends it again).
+        Give its answer to :meth:`event_answered`."""
+        if self.suspended:
+            return 0
+        self.events_received += 1
+        if self._keeps_events():
+            self.answers.started(self.events_received)
+        return self.events_received
+
+    def event_answered(self: _Core, number: int, args: tuple[Any, ...]) -> None:
+        """The handler of event ``number`` answered ``args`` (python-socketio sends them as its
+        ack): kept, and sent again now if the peer asked for them after a resume."""
+        if number and self.answers.answered(number, args) and not self.closed:
+            self._queue(_reply(number, args))
+
+    def receive_reply(self: _Core, resume: Any) -> bool:
+        """A resume hello's ``{"reply": n, "args": [...]}`` (or ``"lost": true``): the answer
+        to our event ``n``, sent again after a resume. Returns whether ``resume`` was one."""
+        if not isinstance(resume, dict) or "reply" not in resume:
+            return False
+        number = _count(resume.get("reply"))
+        args = resume.get("args")
+        if resume.get("lost") is True or not isinstance(args, list):
+            args = [{wire.ERROR_REPLY_KEY: "the answer was lost with a dropped connection"}]
+        if number is not None:
+            self.sent_events.replied(number, tuple(args))
+        return True
+
     def _closed_cleanly(self: _Core, stream: StreamCore) -> None:
         """Remember a stream that left the registry in good order: the peer may still wait for
         the answer to its ``$stream-end``, lost with the connection (bounded by ``max_streams``)."""
@@ -206,16 +264,25 @@ class ResumeMixin:
         self.outbox.extend(kept)
         return entries
 
-    def apply_resume(self: _Core, entries: Any) -> None:
-        """The peer's state (its :meth:`resume_state`): rewind our writers, fail the streams it
+    def apply_resume(self: _Core, entries: Any, events: Any = None, awaiting: Any = None) -> None:
+        """The peer's state (its :meth:`resume_state`, and ``events``: the application events
+        of ours it received, or ``None`` from a peer that does not say): rewind our writers,
+        send again the events it did not get (their streams start afresh), fail the streams it
         does not have, and send again."""
         if not isinstance(entries, dict):
             entries = {}
+        again = self.sent_events.unreceived(events) if events is not None else None
+        fresh = {sid for _item, ids in again or () for sid in ids}
+        replies = [_reply(n, args) for n, args in self.answers.asked(awaiting, self.events_received)]
+        for reply in replies:  # streams in an answer the peer never got start afresh too
+            placeholders.decode(reply.args[0]["resume"].get("args") or [], lambda sid, _o: fresh.add(sid))
         for sid in list(self.suspended_ids):
             stream = self.streams.get(sid)
             if stream is None or stream.error is not None:
                 continue
             entry = entries.get(sid)
+            if entry is None and sid in fresh:
+                entry = [0, 0, 0, 0]  # its event goes again: the peer never saw the stream
             if not (
                 isinstance(entry, list) and len(entry) == 4 and all(_count(v) is not None for v in entry)
             ):
@@ -225,6 +292,12 @@ class ResumeMixin:
         self.suspended = False
         self.suspended_ids = set()
         self.resumes += 1
+        if again:
+            # Ahead of everything queued since: before the reads and writes of their streams,
+            # and before the events not sent yet at the drop (numbered after them).
+            self.outbox.extendleft(item for item, _ids in reversed(again))
+        # The answers it waits for go first: they may announce streams, as events do.
+        self.outbox.extendleft(reversed(replies))
         for stream in list(self.streams.values()):
             stream.touch()
             stream.listener()
@@ -248,10 +321,12 @@ class ResumeMixin:
             # What the reader did not get goes back in front of what the application wrote since.
             if isinstance(stream.pending, ByteQueue):
                 data = b"".join(item for _units, item in stream.replay)
+                self.resent += len(data)
                 stream.pending.prepend(data)
                 stream.replay_left += len(data)  # already hashed (digest)
             else:
-                for _units, items in reversed(stream.replay):
+                for units, items in reversed(stream.replay):
+                    self.resent += units
                     stream.pending.extendleft(reversed(items))
             self.budget.retain(-stream.replay_bytes)
             stream.replay.clear()

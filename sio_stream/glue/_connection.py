@@ -88,10 +88,9 @@ class ConnectionLogic:
     def suspend(self, expire: Callable[[], None]) -> None:
         """The transport dropped and the session may resume: keep the streams, send nothing,
         and call ``expire`` after ``resume_timeout`` seconds unless :meth:`resumed` came first.
-        Pending ``call()`` acks belong to python-socketio's connection and are lost: they fail."""
+        Pending ``call()``s wait: their answers come after the resume (see :meth:`answers_lost`)."""
         again = self.core.suspended  # dropped again before the resume completed: the clock runs on
         self.core.suspend()
-        self._fail_calls(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
         self._stop_sending()
         if not again:
             self._start_expiry(self.core.config.resume_timeout, expire)
@@ -100,7 +99,21 @@ class ConnectionLogic:
         """The client is connected again: ask the server to resume, reporting what we have."""
         self.hello_sent = True
         state = self.core.resume_state()
-        self.core.queue_control(self.core.hello({"token": self.token, "streams": state}))
+        resume = {
+            "token": self.token,
+            "streams": state,
+            "events": self.core.events_received,
+            "awaiting": self.core.sent_events.awaited(),
+        }
+        self.core.queue_control(self.core.hello(resume))
+
+    def answers_lost(self, hello: dict[str, Any]) -> None:
+        """After a resume with a peer whose hello does not list the answers it waits for (it
+        does not send ours again): the acks python-socketio lost with the old connection will
+        never come, so pending ``call()``s fail (with ``"Connection aborted"``), as without resume."""
+        if "awaiting" not in hello:
+            self.core.sent_events.awaiting.clear()
+            self._fail_calls(ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
 
     def resumed(self) -> None:
         """The session resumed (the core applied the peer's state): stop the expiry clock."""

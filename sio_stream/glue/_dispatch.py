@@ -147,6 +147,7 @@ class PreparedEvent:
         handler: Callable[..., Any],
         args: tuple[Any, ...],
         streams: list[Any],
+        number: int = 0,
     ) -> None:
         self.logic = logic
         self.connection = connection
@@ -154,6 +155,8 @@ class PreparedEvent:
         self.handler = handler
         self.args = args
         self.streams = streams
+        #: The event's number in the session (negotiated resume; see core/_sent_events.py).
+        self.number = number
 
     def run(self) -> Any:
         """Call the handler: return the ack, or :class:`AwaitedHandler` when it returned an
@@ -169,7 +172,7 @@ class PreparedEvent:
     def finish(self, result: Any = None, failure: BaseException | None = None) -> Any:
         """The ack for the handler's ``result``, or for its ``failure``."""
         with self.logic.guard:
-            return self._finish(result, failure)
+            return answered(self.connection, self.number, self._finish(result, failure))
 
     def _finish(self, result: Any, failure: BaseException | None) -> Any:
         if isinstance(failure, StreamError):
@@ -192,6 +195,14 @@ class AwaitedHandler:
     def __init__(self, event: PreparedEvent, awaitable: Any) -> None:
         self.event = event
         self.awaitable = awaitable
+
+
+def answered(connection: ConnectionLogic, number: int, ack: Any) -> Any:
+    """``ack``, the answer to event ``number`` (python-socketio's convention: ``None`` for no
+    arguments, a tuple for several), kept by the core to be sent again if a drop loses it."""
+    args = () if ack is None else ack if isinstance(ack, tuple) else (ack,)
+    connection.core.event_answered(number, args)
+    return ack
 
 
 def refuse_event(connection: ConnectionLogic, streams: list[Any], exc: StreamError) -> Any:
@@ -497,6 +508,9 @@ class SocketLogic:
     def _prepare_event(self, peer: Any, args: tuple[Any, ...]) -> Any:
         """A ``$stream`` event: a :class:`PreparedEvent`, or the ack refusing it."""
         connection = self._connection(peer)
+        number = connection.core.event_received()
+        if not number:
+            return None  # sent on a transport that dropped since: the peer sends it again
         decoded_streams: list[Any] = []
         event = args[0] if args else None
         try:
@@ -506,13 +520,16 @@ class SocketLogic:
         except StreamError as exc:
             # Refuse every stream the event carried, so the peer's writers fail instead of hanging.
             logger.warning("sio_stream: bad %s event %r: %s", wire.STREAM, event, exc)
-            return refuse_event(connection, decoded_streams, exc)
+            return answered(connection, number, refuse_event(connection, decoded_streams, exc))
         handler = self._handlers.get(event)
         if handler is None:
             logger.warning("sio_stream: no handler for event %r; its streams were refused", event)
-            return refuse_event(connection, decoded_streams, HandlerError(f"no handler for event {event!r}"))
+            refused = refuse_event(
+                connection, decoded_streams, HandlerError(f"no handler for event {event!r}")
+            )
+            return answered(connection, number, refused)
         call_args = (peer, *decoded) if self._host.handlers_take_sid else tuple(decoded)
-        return PreparedEvent(self, connection, event, handler, call_args, decoded_streams)
+        return PreparedEvent(self, connection, event, handler, call_args, decoded_streams, number)
 
     def _encode_ack(self, connection: ConnectionLogic, result: Any, event: str) -> Any:
         if result is None:
@@ -568,6 +585,8 @@ class SocketLogic:
         info = args[0] if args else None
         resume = info.get("resume") if isinstance(info, dict) else None
         connection = self._connection(peer)
+        if connection.core.receive_reply(resume):
+            return True  # an answer to one of our events, sent again after a resume
         if self._host.is_server and isinstance(resume, dict) and resume.get("close") is True:
             # The client disconnects on purpose: a drop that follows is no reason to wait
             # (python-engineio's client may close its socket before its DISCONNECT packet leaves).
@@ -646,8 +665,16 @@ class SocketLogic:
         old.core.receive_hello(info)
         old.hello_sent = True
         token = self._new_session(old, previous=key)
-        old.core.queue_control(old.core.hello({"token": token, "streams": old.core.resume_state()}))
-        old.core.apply_resume(request.get("streams"))
+        state = old.core.resume_state()
+        answer = {
+            "token": token,
+            "streams": state,
+            "events": old.core.events_received,
+            "awaiting": old.core.sent_events.awaited(),
+        }
+        old.core.queue_control(old.core.hello(answer))
+        old.core.apply_resume(request.get("streams"), request.get("events"), request.get("awaiting"))
+        old.answers_lost(request)
         old.resumed()
         self.resumes += 1
         logger.info("sio_stream: session resumed on %s", old.label)
@@ -689,7 +716,8 @@ class SocketLogic:
             if connection.core.resumable:
                 if isinstance(token, str):
                     connection.token = token
-                connection.core.apply_resume(answer["streams"])
+                connection.core.apply_resume(answer["streams"], answer.get("events"), answer.get("awaiting"))
+                connection.answers_lost(answer)
                 # Tell the server we hold the new token (it then forgets the one we used).
                 connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"confirm": True}},)))
                 connection.resumed()
@@ -781,6 +809,7 @@ class SocketLogic:
             streams=sum(c.streams for c in connections),
             process=account.statistics(),
             resumes=self.resumes,
+            resent=sum(c.resent for c in connections),
             suspended=len(self._suspended) + sum(1 for c in self._connections.values() if c.core.suspended),
         )
 

@@ -45,11 +45,14 @@ class Connection(ConnectionLogic):
         self._is_live = is_live
         self._spawn: Callable[..., Any] = host.sio.start_background_task
         self._sleep: Callable[[float], Any] = host.sio.sleep
+        self._create_event: Callable[[], Any] = host.create_event
         self._more = host.create_event()
         self._sending = False
         self._ticking = False
         self._claims: list[tuple[float, Callable[[], None]]] = []
         self._next_sweep = 0.0
+        #: Negotiated resume: set to cancel the running expiry clock of a suspended session.
+        self._expiry: Any = None
         # Set once our $stream-hello is on the wire (or the connection is gone): an ack that
         # python-socketio sends from a handler thread must not overtake it, or the peer reads
         # an error reply before it knows we send them (see StreamSocket._on_stream).
@@ -139,6 +142,44 @@ class Connection(ConnectionLogic):
                 if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
                     self._ticking = False
                     return
+
+    # -- negotiated resume (under LOCK) ----------------------------------------------------------------
+    def rebind(
+        self, emit: Callable[[str, tuple[Any, ...], Any], Any], is_live: Callable[[], bool], label: str
+    ) -> None:
+        """Send to a resumed session's new connection from now on (the sender reads ``_emit``
+        afresh for every packet)."""
+        self._emit = emit
+        self._is_live = is_live
+        self.label = label
+
+    def _stop_sending(self) -> None:
+        # The core gives the sender nothing but control packets while suspended; wake it so
+        # that it sees so and lingers (a thread cannot be cancelled mid-emit as a task can: a
+        # packet it is emitting now goes to the dead transport, and is replayed after the resume).
+        self._more.set()
+
+    def _start_expiry(self, delay: float, expire: Callable[[], None]) -> None:
+        self._stop_expiry()
+        cancelled = self._create_event()
+        self._expiry = cancelled
+
+        def run() -> None:
+            # An event's wait, not a sleep: a resume wakes the clock's task at once, so a
+            # thousand suspended sessions that resume leave no thread sleeping behind them.
+            if cancelled.wait(delay):
+                return
+            with LOCK:
+                if self._expiry is cancelled:
+                    self._expiry = None
+                    expire()
+
+        self._spawn(run)
+
+    def _stop_expiry(self) -> None:
+        cancelled, self._expiry = self._expiry, None
+        if cancelled is not None:
+            cancelled.set()
 
     def lost(self, error: StreamError | None = None) -> None:
         super().lost(error)

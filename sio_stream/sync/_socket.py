@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
+from ..core._config import DEFAULT_RESUME_TIMEOUT
 from ..glue import _compression as compression
 from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
@@ -22,6 +24,9 @@ logger = logging.getLogger("sio_stream")
 _SOCKETS_ATTRIBUTE = "_sio_stream_sync_sockets"
 #: How long a handler's ack waits for our queued hello to go out first (the sender runs).
 _HELLO_WAIT = 10.0
+#: Longest a client's ``disconnect()`` waits for the server to close its resumable session
+#: (as the asyncio driver's).
+LEAVING_TIMEOUT = 1.0
 
 
 def ss(
@@ -30,6 +35,7 @@ def ss(
     *,
     claim_timeout: float | None = 60.0,
     websocket_compression: bool = False,
+    resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
     **options: Any,
 ) -> StreamSocket:
     """The sync :class:`StreamSocket` of ``sio`` for ``namespace``: a ``socketio.Server``,
@@ -40,6 +46,11 @@ def ss(
     On a server, websockets go uncompressed unless ``websocket_compression`` (threading and
     eventlet modes; a gevent server keeps compression, see :mod:`sio_stream.glue._compression`), as
     :func:`sio_stream.ss` says.
+
+    ``resume_timeout`` (default 30 s; 0 turns it off), as :func:`sio_stream.ss`: a
+    ``socketio.Client`` reconnects by itself after its transport drops, and its streams continue
+    on the new connection; a server keeps a dropped client's streams that long. Sync and asyncio
+    peers resume each other's sessions (one protocol, see the protocol notes, ``resume``).
     Raises :class:`~sio_stream.LocalProtocolError` for ``async_handlers=False``.
     """
     host_object = getattr(sio, "server", None) if type(sio).__name__ == "SocketIO" else sio
@@ -55,15 +66,36 @@ def ss(
         if existing._host.is_server:
             compression.configure(existing._host.sio.eio, websocket_compression)
         return existing
-    config = socket_config(**options)
+    config = socket_config(resume_timeout=resume_timeout, **options)
     host = SyncHost(sio, namespace)
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(host.sio.eio, websocket_compression)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
+    if not host.is_server and not per_sio:
+        _announce_disconnects(host.sio)
     per_sio[namespace] = socket
     setattr(host.sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
+
+
+def _announce_disconnects(client: Any) -> None:
+    """Wrap a ``socketio.Client``'s ``disconnect()`` as the asyncio driver wraps an
+    ``AsyncClient``'s: each socket with a resumable session tells the server first (one round
+    trip, at most LEAVING_TIMEOUT in all), so that the server fails the session's streams at
+    once instead of keeping them for ``resume_timeout``."""
+    original = client.disconnect
+
+    def disconnect(*args: Any, **kwargs: Any) -> Any:
+        sockets: dict[str, StreamSocket] = getattr(client, _SOCKETS_ATTRIBUTE, {})
+        with LOCK:
+            waits = [w for w in (s._leaving() for s in sockets.values()) if w is not None]
+        deadline = time.monotonic() + LEAVING_TIMEOUT
+        for wait in waits:
+            wait.event.wait(max(0.0, deadline - time.monotonic()))
+        return original(*args, **kwargs)
+
+    client.disconnect = disconnect
 
 
 class Future:
@@ -71,7 +103,7 @@ class Future:
     (shared by the futures of one call, which waits for any of them)."""
 
     def __init__(self, event: Any) -> None:
-        self._event = event
+        self.event = event
         self._done = False
         self._result: Any = None
         self._exception: BaseException | None = None
@@ -82,7 +114,7 @@ class Future:
     def _settle(self, result: Any, exception: BaseException | None) -> None:
         if not self._done:
             self._done, self._result, self._exception = True, result, exception
-            self._event.set()
+            self.event.set()
 
     def set_result(self, result: Any, /) -> None:
         self._settle(result, None)
@@ -121,6 +153,14 @@ class StreamSocket(SocketLogic):
     def _new_connection(self, peer: Any, label: str) -> Connection:
         host = self._host
         return Connection(host, self._config, label, host.emitter(peer), lambda: host.is_live(peer))
+
+    def _new_future(self) -> Future:
+        return Future(self._host.create_event())
+
+    def _rebind(self, connection: Any, peer: Any) -> None:
+        assert isinstance(connection, Connection)
+        host = self._host
+        connection.rebind(host.emitter(peer), lambda: host.is_live(peer), f"{self.namespace} {peer}")
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         # Never run application code on python-socketio's receive loop.
