@@ -204,7 +204,7 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
     @streams.on("lib-file-download")
     async def lib_file_download(sid: str, meta: dict[str, Any]) -> Any:
         stream = create_stream()
-        _spawn(sio_stream.send_file(stream, meta["path"], digest=meta.get("digest", "sha256")))
+        _spawn(sio_stream.send_file(stream, meta["path"], digest=meta.get("digest", "auto")))
         return stream
 
 
@@ -389,7 +389,7 @@ class Client:
                 n += len(data)
         return n
 
-    async def lib_file_upload(self, src: str, dst: str, digest: str | None = "sha256") -> int:
+    async def lib_file_upload(self, src: str, dst: str, digest: str | None = "auto") -> int:
         stream = create_stream()
         size = os.stat(src).st_size
         ack = asyncio.ensure_future(
@@ -398,7 +398,7 @@ class Client:
         await sio_stream.send_file(stream, src, digest=digest)
         return await ack
 
-    async def lib_file_download(self, src: str, dst: str, digest: str | None = "sha256") -> int:
+    async def lib_file_download(self, src: str, dst: str, digest: str | None = "auto") -> int:
         meta = {"path": src, "digest": digest}
         stream = await self.streams.call("lib-file-download", meta, timeout=None)
         return await sio_stream.receive_file(stream, dst)
@@ -478,9 +478,9 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         else:
             n = await client.raw_download({"path": job["src"], "write": write, "window": window}, job["dst"])
     elif op == "lib-file-upload":
-        n = await client.lib_file_upload(job["src"], job["dst"], job.get("digest", "sha256"))
+        n = await client.lib_file_upload(job["src"], job["dst"], job.get("digest", "auto"))
     elif op == "lib-file-download":
-        n = await client.lib_file_download(job["src"], job["dst"], job.get("digest", "sha256"))
+        n = await client.lib_file_download(job["src"], job["dst"], job.get("digest", "auto"))
     elif op == "objects":
         count, message = job["count"], job["message"]
         n = await (

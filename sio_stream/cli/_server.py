@@ -346,7 +346,8 @@ class FileServer:
             moved = done
 
         try:
-            done = await send_file(stream, path, offset=offset, progress=count)
+            # sha256, not "auto": the client shows and compares the file's sha256.
+            done = await send_file(stream, path, offset=offset, progress=count, digest="sha256")
         except (StreamError, OSError) as exc:  # the client went away or the file failed
             # The bytes handed to the stream before it broke: what a resume may send again.
             request.failed(exc, moved or None)
