@@ -178,7 +178,7 @@ class FileServer:
     def asgi_app(self) -> Any:
         """The ASGI application of an ``async_mode="asgi"`` server: Socket.IO at ``/socket.io/``
         and the page. Run it under uvicorn inside :meth:`serving`, with
-        ``ws_per_message_deflate=False`` (see ``_web._without_compression``)."""
+        ``ws_per_message_deflate=False`` (``glue/_compression.py`` says why)."""
         from . import _web
 
         page = _web.asgi_page({"token": self.token is not None, "maxUpload": self.max_upload})
