@@ -216,6 +216,25 @@ async def test_send_file_to_receive_file_carries_a_digest(pair: Any, tmp_path: P
 
 
 @pytest.mark.anyio
+async def test_an_empty_file_carries_the_auto_digest_of_nothing(pair: Any, tmp_path: Path) -> None:
+    """No byte is hashed, so the algorithm is settled at the end: blake3 of nothing, checked."""
+    source = tmp_path / "empty.bin"
+    source.write_bytes(b"")
+    connection = pair.client_streams._connections[None]
+    await wait_for(lambda: FEATURE_DIGEST_BLAKE3 in connection.core.peer_features)
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any) -> Any:
+        await receive_file(stream, tmp_path / "dst.bin")
+        return [stream._core.digest_name, stream.digest]
+
+    stream = create_stream()
+    reply = await pair.client_streams.call("upload", stream, writer=send_file(stream, source))
+    assert reply == ["blake3", blake3.blake3(b"").hexdigest()] == [stream._core.digest_name, stream.digest]
+    assert (tmp_path / "dst.bin").read_bytes() == b""
+
+
+@pytest.mark.anyio
 async def test_send_file_falls_back_to_sha256_toward_a_peer_without_blake3(tmp_path: Path) -> None:
     """A server that does not announce ``digest-blake3`` (an older sio_stream, or one without
     the package) gets, and checks, the sha256 of a file sent with the default digest."""
