@@ -28,7 +28,8 @@ MiB = 1024 * 1024
 SIO = "sio"  # sio_stream on python-socketio (defaults unless a sweep says otherwise)
 RAW = "raw"  # hand-rolled python-socketio: binary events with acks, a fixed number in flight
 JS = "js"  # socket.io-stream 0.9.1 on Socket.IO 4.8.4 (Node client and Node server)
-LABELS = {SIO: "sio_stream", RAW: "raw-socketio", JS: "js-ss-0.9.1"}
+RAW_WS = "raw-ws"  # a bare aiohttp WebSocket, binary messages of the chunk size: the transport
+LABELS = {SIO: "sio_stream", RAW: "raw-socketio", JS: "js-ss-0.9.1", RAW_WS: "raw-aiohttp-ws"}
 
 #: sio_stream's defaults (sio_stream/core/_core.py); the raw baseline uses the same chunk and window.
 DEFAULT_CHUNK = 256 * 1024

@@ -342,12 +342,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             for job in lib_jobs[2:]:
                 job["reset_peak"] = True
-            # The same two without the in-stream sha256: what hashing costs on this machine.
+            # The same two without the in-stream digest, and with sha256 instead of the default
+            # ("auto": blake3 between two sio_stream peers): what hashing costs on this machine.
             # Each to a file of its own: replacing a 512 MiB file makes its receiver free the old
             # one's page cache, which would count as that transfer's CPU.
             lib_jobs += [
-                dict(job, digest=None, reset_peak=False, dst=job["dst"].replace(".bin", "-nd.bin"))
-                for job in lib_jobs[2:]
+                dict(job, digest=digest, reset_peak=False, dst=job["dst"].replace(".bin", f"-{digest}.bin"))
+                for digest in (None, "sha256")
+                for job in lib_jobs[2:4]
             ]
             # Warm-up (not reported): first connections, the server's cached sha256 of src.
             warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
@@ -366,8 +368,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "lib-file-upload": "send_file->receive_file upload",
                         "lib-file-download": "send_file->receive_file download",
                     }[result["op"]]
-                    if job.get("op", "").startswith("lib-") and job.get("digest", "sha256") is None:
-                        name += ", digest off"
+                    if job.get("op", "").startswith("lib-") and job.get("digest", "auto") != "auto":
+                        name += f", {job['digest']}" if job["digest"] else ", digest off"
                     rates.setdefault(name, []).append(mb_s(result))
                     cpu.setdefault(name, []).append(
                         (

@@ -204,7 +204,7 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
     @streams.on("lib-file-download")
     async def lib_file_download(sid: str, meta: dict[str, Any]) -> Any:
         stream = create_stream()
-        _spawn(sio_stream.send_file(stream, meta["path"], digest=meta.get("digest", "sha256")))
+        _spawn(sio_stream.send_file(stream, meta["path"], digest=meta.get("digest", "auto")))
         return stream
 
 
@@ -275,6 +275,50 @@ def _serve_raw(sio: socketio.AsyncServer) -> None:
         return stats()
 
 
+async def _raw_websocket(request: Any) -> Any:
+    """``/raw-ws?op=upload|download&size=N&write=W``: a bare aiohttp WebSocket moving the bytes
+    in ``W``-byte binary messages, no Socket.IO (the transport under every stream). Upload: the
+    server reads ``N`` bytes and answers ``OK``; download: it sends them and closes."""
+    from aiohttp import WSMsgType, web
+
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False)
+    await ws.prepare(request)
+    size, write = int(request.query["size"]), int(request.query["write"])
+    if request.query["op"] == "upload":
+        got = 0
+        while got < size:
+            msg = await ws.receive()
+            if msg.type is not WSMsgType.BINARY:
+                break
+            got += len(msg.data)
+        await ws.send_str(f"OK {got}")
+    else:
+        for piece in pieces(size, write):
+            await ws.send_bytes(piece)
+    await ws.close()
+    return ws
+
+
+async def raw_websocket(url: str, op: str, size: int, write: int) -> int:
+    """The client side of ``/raw-ws``: the bytes moved."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        query = f"op={op}&size={size}&write={write}"
+        async with session.ws_connect(f"{url}/raw-ws?{query}", max_msg_size=MAX_MESSAGE) as ws:
+            if op == "upload":
+                for piece in pieces(size, write):
+                    await ws.send_bytes(piece)
+                reply = await ws.receive_str()
+                return int(reply.split()[1])
+            got = 0
+            async for msg in ws:
+                if msg.type is not aiohttp.WSMsgType.BINARY:
+                    break
+                got += len(msg.data)
+            return got
+
+
 async def serve(configs: list[tuple[int, int]]) -> None:
     from aiohttp import web
 
@@ -285,6 +329,7 @@ async def serve(configs: list[tuple[int, int]]) -> None:
     for window, chunk in configs:
         _serve_streams(sio, namespace_for(window, chunk), window, chunk)
     _serve_raw(sio)
+    app.router.add_get("/raw-ws", _raw_websocket)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -389,7 +434,7 @@ class Client:
                 n += len(data)
         return n
 
-    async def lib_file_upload(self, src: str, dst: str, digest: str | None = "sha256") -> int:
+    async def lib_file_upload(self, src: str, dst: str, digest: str | None = "auto") -> int:
         stream = create_stream()
         size = os.stat(src).st_size
         ack = asyncio.ensure_future(
@@ -398,7 +443,7 @@ class Client:
         await sio_stream.send_file(stream, src, digest=digest)
         return await ack
 
-    async def lib_file_download(self, src: str, dst: str, digest: str | None = "sha256") -> int:
+    async def lib_file_download(self, src: str, dst: str, digest: str | None = "auto") -> int:
         meta = {"path": src, "digest": digest}
         stream = await self.streams.call("lib-file-download", meta, timeout=None)
         return await sio_stream.receive_file(stream, dst)
@@ -457,7 +502,9 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
     cpu_before = cpu_seconds()
     loop_before = main_thread_cpu_seconds()
     start = time.perf_counter()
-    if op == "upload":
+    if impl == "raw-ws" and op in ("upload", "download"):
+        n = await raw_websocket(url, op, size, write)
+    elif op == "upload":
         n = await (
             client.sio_upload(size, write) if impl == "sio" else client.raw_upload(size, write, window)
         )
@@ -478,9 +525,9 @@ async def run_job(client: Client, job: dict[str, Any], url: str) -> dict[str, An
         else:
             n = await client.raw_download({"path": job["src"], "write": write, "window": window}, job["dst"])
     elif op == "lib-file-upload":
-        n = await client.lib_file_upload(job["src"], job["dst"], job.get("digest", "sha256"))
+        n = await client.lib_file_upload(job["src"], job["dst"], job.get("digest", "auto"))
     elif op == "lib-file-download":
-        n = await client.lib_file_download(job["src"], job["dst"], job.get("digest", "sha256"))
+        n = await client.lib_file_download(job["src"], job["dst"], job.get("digest", "auto"))
     elif op == "objects":
         count, message = job["count"], job["message"]
         n = await (

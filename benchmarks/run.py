@@ -24,6 +24,7 @@ import cluster
 import concurrency
 import fanout
 import files
+import guides
 import hostile
 import latency
 import links
@@ -43,6 +44,7 @@ BENCHES = {
     "quiet": quiet,
     "objects": objects,
     "files": files,
+    "guides": guides,
     "fanout": fanout,
     "hostile": hostile,
     "cluster": cluster,

@@ -8,6 +8,8 @@ Contestants, each in its own server and client process on 127.0.0.1:
 * ``sio_stream`` with its defaults (window 8, 256 KiB chunks; application writes of 256 KiB);
 * ``raw-socketio``: the same bytes as python-socketio binary events, each acked, with ``window``
   (8) unacknowledged emits in flight, same chunk size: what a hand-rolled transfer costs;
+* ``raw-aiohttp-ws``: a bare aiohttp WebSocket (no Socket.IO) moving the same bytes in binary
+  messages of the chunk size: the transport every stream rides on (target: sio_stream >= 0.9x);
 * ``js-ss-0.9.1``: socket.io-stream 0.9.1 defaults between a Node client and a Node server
   (64 KiB application writes, which it sends one ``$stream-write`` each, stop-and-wait).
 
@@ -30,6 +32,7 @@ from _harness import (
     JS_WRITE,
     LABELS,
     RAW,
+    RAW_WS,
     SIO,
     MiB,
     Report,
@@ -52,7 +55,14 @@ SWEEP_CHUNKS = (64 * 1024, 128 * 1024, 256 * 1024, 512 * 1024)
 SWEEP_WINDOWS = (2, 4, 8, 16)
 DIRECTIONS = ("upload", "download")
 #: Targets of the benchmarks issue (loopback): ratios of sio_stream's MB/s.
-TARGETS = {("upload", RAW): 1.0, ("download", RAW): 1.0, ("upload", JS): 3.0, ("download", JS): 2.5}
+TARGETS = {
+    ("upload", RAW): 1.0,
+    ("download", RAW): 1.0,
+    ("upload", RAW_WS): 0.9,
+    ("download", RAW_WS): 0.9,
+    ("upload", JS): 3.0,
+    ("download", JS): 2.5,
+}
 CPU_TARGET = 1.2
 
 
@@ -65,7 +75,7 @@ def measure(impls: list[str], size: int, repeats: int) -> dict[tuple[str, str], 
     """Interleaved rounds of upload+download per implementation; raw results by (impl, op)."""
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with server(SIO) as py, server(JS) if JS in impls else _null() as js:
-        urls = {SIO: py.url, RAW: py.url, JS: js.url if js else ""}
+        urls = {SIO: py.url, RAW: py.url, RAW_WS: py.url, JS: js.url if js else ""}
         warm = max(size // 8, 1 * MiB)
         for impl in impls:  # warm-up: first connections, pools, JIT; not reported
             run_client(impl, urls[impl], jobs_for(impl, warm))
@@ -87,7 +97,7 @@ class _null:
 def report_throughput(
     report: Report, results: dict[tuple[str, str], list[dict[str, Any]]], size: int
 ) -> None:
-    impls = [i for i in (SIO, RAW, JS) if (i, "upload") in results]
+    impls = [i for i in (SIO, RAW, RAW_WS, JS) if (i, "upload") in results]
     for op in DIRECTIONS:
         rate = {impl: median([mb_s(r) for r in results[(impl, op)]]) for impl in impls}
         for impl in impls:
@@ -111,7 +121,7 @@ def report_throughput(
 
 
 def report_cpu(report: Report, results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    impls = [i for i in (SIO, RAW, JS) if (i, "upload") in results]
+    impls = [i for i in (SIO, RAW, RAW_WS, JS) if (i, "upload") in results]
     for op in DIRECTIONS:
         per: dict[str, dict[str, float]] = {}
         for impl in impls:
@@ -213,7 +223,7 @@ def run(args: argparse.Namespace, *, cpu_only: bool = False) -> dict[str, Any]:
         sweep(report, size, repeats, args.sweep_rtt)
         return report.finish(args.json)
     size = args.size * MiB if args.size else SIZES[mode]
-    impls = [SIO, RAW]
+    impls = [SIO, RAW, RAW_WS]
     if not cpu_only and not args.no_js and ensure_node():
         impls.append(JS)
     report.note(f"{size_label(size)} per transfer, median of {repeats} interleaved rounds")

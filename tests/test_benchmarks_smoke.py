@@ -32,6 +32,7 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path):
         "links",
         "objects",
         "files",
+        "guides",
         "fanout",
         "hostile",
         "cluster",

@@ -180,3 +180,12 @@ def test_wrapped_websocket_driver_is_per_server() -> None:
     sync.ss(wrapped)
     assert wrapped.eio._async["websocket"] is not plain.eio._async["websocket"]
     assert plain.eio._async is socketio.Server(async_mode="threading").eio._async
+
+
+async def test_the_cli_file_server_declines_deflate(tmp_path: Any) -> None:
+    """``sio-stream serve`` routes engine.io itself (``attach_socketio``); ``ss()`` of its server
+    declines the browser's offer all the same (it used to strip the header a second time)."""
+    from sio_stream.cli._server import FileServer
+
+    async with FileServer(tmp_path).running("127.0.0.1", 0) as url:
+        assert await extensions_answered(url) == ""

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 import socketio
 from hypothesis import given, settings
@@ -23,7 +24,14 @@ from hypothesis import strategies as st
 from sio_stream import IntegrityError, StreamError, create_stream, receive_file, send_file, ss
 from sio_stream._errors import LocalProtocolError
 from sio_stream.core import _wire as wire
-from sio_stream.core._core import FEATURE_DIGEST, OUR_FEATURES, CoreConfig, Outgoing, StreamCore
+from sio_stream.core._core import (
+    FEATURE_DIGEST,
+    FEATURE_DIGEST_BLAKE3,
+    OUR_FEATURES,
+    CoreConfig,
+    Outgoing,
+    StreamCore,
+)
 from sio_stream.core._options import StreamOptions
 from tests.corepair import CorePair
 from tests.support import start_server, wait_for
@@ -87,7 +95,11 @@ def test_a_flipped_bit_fails_both_ends_every_time(data: bytes, where: int, bit: 
     assert not pair.a.streams and not pair.b.streams
 
 
-@pytest.mark.parametrize("name", ["sha256", "blake2b"])
+def _expected(name: str, data: bytes) -> str:
+    return blake3.blake3(data).hexdigest() if name == "blake3" else hashlib.new(name, data).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["sha256", "blake2b", "blake3"])
 @pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK + 5])
 def test_an_intact_stream_is_verified(name: str, size: int) -> None:
     pair = _pair()
@@ -95,9 +107,23 @@ def test_an_intact_stream_is_verified(name: str, size: int) -> None:
     writer, reader, received, _ = _send_all(pair, data, name)
     assert received == data
     assert writer.error is None and reader.error is None
-    expected = hashlib.new(name, data).hexdigest()
+    expected = _expected(name, data)
     assert writer.digest_value == reader.digest_value == expected
     assert not pair.a.streams and not pair.b.streams
+
+
+@pytest.mark.parametrize("reader_has_blake3", [True, False])
+@pytest.mark.parametrize("size", [0, 3 * CHUNK + 5])
+def test_auto_picks_blake3_only_toward_a_peer_that_announced_it(reader_has_blake3: bool, size: int) -> None:
+    features = OUR_FEATURES if reader_has_blake3 else OUR_FEATURES - {FEATURE_DIGEST_BLAKE3}
+    pair = CorePair(CoreConfig(max_chunk=CHUNK), CoreConfig(max_chunk=CHUNK, features=features))
+    data = os.urandom(size)
+    writer, reader, received, _ = _send_all(pair, data, "auto")
+    name = "blake3" if reader_has_blake3 else "sha256"
+    assert received == data
+    assert writer.error is None and reader.error is None
+    assert writer.digest_name == reader.digest_name == name
+    assert writer.digest_value == reader.digest_value == _expected(name, data)
 
 
 def test_no_digest_toward_a_peer_that_did_not_announce_it() -> None:
@@ -169,13 +195,80 @@ async def test_send_file_to_receive_file_carries_a_digest(pair: Any, tmp_path: P
         done.set_result(stream.digest)
         return stream.digest
 
+    # The default ("auto") between two sio_stream peers with the blake3 package: blake3, once
+    # the client's hello round trip ended (before it, "auto" means sha256).
+    connection = pair.client_streams._connections[None]
+    await wait_for(lambda: FEATURE_DIGEST_BLAKE3 in connection.core.peer_features)
+    for digest, expected in [
+        ("auto", blake3.blake3(data).hexdigest()),
+        ("sha256", hashlib.sha256(data).hexdigest()),
+    ]:
+        done = asyncio.get_running_loop().create_future()
+        stream = create_stream()
+        reply = asyncio.ensure_future(pair.client_streams.call("upload", stream))
+        if digest == "auto":
+            await send_file(stream, source)
+        else:
+            await send_file(stream, source, digest=digest)
+        assert stream.digest == expected
+        assert await reply == expected == await done
+        assert (tmp_path / "dst.bin").read_bytes() == data
+
+
+@pytest.mark.anyio
+async def test_an_empty_file_carries_the_auto_digest_of_nothing(pair: Any, tmp_path: Path) -> None:
+    """No byte is hashed, so the algorithm is settled at the end: blake3 of nothing, checked."""
+    source = tmp_path / "empty.bin"
+    source.write_bytes(b"")
+    connection = pair.client_streams._connections[None]
+    await wait_for(lambda: FEATURE_DIGEST_BLAKE3 in connection.core.peer_features)
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any) -> Any:
+        await receive_file(stream, tmp_path / "dst.bin")
+        return [stream._core.digest_name, stream.digest]
+
     stream = create_stream()
-    reply = asyncio.ensure_future(pair.client_streams.call("upload", stream))
-    await send_file(stream, source)
-    expected = hashlib.sha256(data).hexdigest()
-    assert stream.digest == expected
-    assert await reply == expected == await done
-    assert (tmp_path / "dst.bin").read_bytes() == data
+    reply = await pair.client_streams.call("upload", stream, writer=send_file(stream, source))
+    assert reply == ["blake3", blake3.blake3(b"").hexdigest()] == [stream._core.digest_name, stream.digest]
+    assert (tmp_path / "dst.bin").read_bytes() == b""
+
+
+@pytest.mark.anyio
+async def test_send_file_falls_back_to_sha256_toward_a_peer_without_blake3(tmp_path: Path) -> None:
+    """A server that does not announce ``digest-blake3`` (an older sio_stream, or one without
+    the package) gets, and checks, the sha256 of a file sent with the default digest."""
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    streams = ss(server)
+    streams._config.features = OUR_FEATURES - {FEATURE_DIGEST_BLAKE3}
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    @streams.on("upload")
+    async def upload(sid: str, stream: Any) -> str | None:
+        await receive_file(stream, tmp_path / "dst.bin")
+        done.set_result((stream._core.digest_name, stream.digest))
+        return stream.digest
+
+    runner, url = await start_server(server)
+    client = socketio.AsyncClient()
+    client_streams = ss(client)
+    source = tmp_path / "src.bin"
+    data = os.urandom(2 * 256 * 1024 + 3)
+    source.write_bytes(data)
+    try:
+        await client.connect(url, transports=["websocket"])
+        connection = client_streams._connections[None]
+        await wait_for(lambda: FEATURE_DIGEST in connection.core.peer_features)
+        stream = create_stream()
+        reply = await client_streams.call("upload", stream, writer=send_file(stream, source))
+        expected = hashlib.sha256(data).hexdigest()
+        assert reply == stream.digest == expected
+        assert await done == ("sha256", expected)
+        assert (tmp_path / "dst.bin").read_bytes() == data
+    finally:
+        await client.disconnect()
+        await server.shutdown()
+        await runner.cleanup()
 
 
 @pytest.mark.anyio

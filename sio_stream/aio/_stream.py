@@ -44,8 +44,9 @@ class IOStream(StreamBase, anyio.abc.ByteStream):
         self._writer_busy = False
 
     def use_digest(self, name: str = "sha256") -> None:
-        """Send a digest (``sha256`` or ``blake2b``) of everything written with the end, to a
-        sio_stream peer that announced ``digest`` (others get the plain protocol). The reader
+        """Send a digest (``sha256``, ``blake2b``, ``blake3``, or ``"auto"``: blake3 toward a
+        peer that announced ``digest-blake3``, else sha256) of everything written with the end,
+        to a sio_stream peer that announced ``digest`` (others get the plain protocol). The reader
         checks it before it reports the end; a mismatch raises :class:`IntegrityError` there
         and from this side's ``end()``. Call it before the first byte is sent (else
         :class:`LocalProtocolError`); the hashing runs on the event loop as chunks go out

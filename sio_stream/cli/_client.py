@@ -256,6 +256,7 @@ async def upload(
             offset=offset,
             progress=lambda done, total: bar(offset + done, info.st_size),
             hasher=whole,
+            digest="sha256",  # the hash this command shows, and the server's reply confirms
         )
     except StreamError as exc:
         # The server destroys the stream with the reason it also puts in its reply.

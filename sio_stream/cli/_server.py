@@ -178,7 +178,7 @@ class FileServer:
     def asgi_app(self) -> Any:
         """The ASGI application of an ``async_mode="asgi"`` server: Socket.IO at ``/socket.io/``
         and the page. Run it under uvicorn inside :meth:`serving`, with
-        ``ws_per_message_deflate=False`` (see ``_web._without_compression``)."""
+        ``ws_per_message_deflate=False`` (``glue/_compression.py`` says why)."""
         from . import _web
 
         page = _web.asgi_page({"token": self.token is not None, "maxUpload": self.max_upload})
@@ -346,7 +346,8 @@ class FileServer:
             moved = done
 
         try:
-            done = await send_file(stream, path, offset=offset, progress=count)
+            # sha256, not "auto": the client shows and compares the file's sha256.
+            done = await send_file(stream, path, offset=offset, progress=count, digest="sha256")
         except (StreamError, OSError) as exc:  # the client went away or the file failed
             # The bytes handed to the stream before it broke: what a resume may send again.
             request.failed(exc, moved or None)

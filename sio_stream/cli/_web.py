@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 #: The JavaScript client's files: in ``js/`` of a checkout, copied into WEB_DIR by a wheel's build.
@@ -84,34 +84,15 @@ class _Body:
         return data
 
 
-def _without_compression(request: web.Request) -> web.Request:
-    """The websocket upgrade ``request`` without the client's ``Sec-WebSocket-Extensions`` offer.
-
-    python-engineio's aiohttp driver makes a ``WebSocketResponse`` with aiohttp's default
-    ``compress=True``, so every browser (they all offer ``permessage-deflate``) gets each message
-    deflated by the sender and inflated by the receiver. File data hardly compresses, and in
-    Chromium that zlib work, on both sides, was what held our client to a tenth of the Python
-    client's rate (which offers no compression). With no offer, the server answers with none.
-    """
-    if hdrs.SEC_WEBSOCKET_EXTENSIONS not in request.headers:
-        return request
-    headers = request.headers.copy()
-    del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
-    return request.clone(headers=headers)
-
-
-def attach_socketio(
-    app: web.Application, sio: Any, path: str = "/socket.io/", *, websocket_compression: bool = False
-) -> None:
+def attach_socketio(app: web.Application, sio: Any, path: str = "/socket.io/") -> None:
     """Route ``path`` to python-socketio's ``sio`` (as ``sio.attach(app)`` does), reading
-    long-polling POST bodies whole (see :class:`_WholeBody`), and with ``permessage-deflate``
-    off for websockets unless ``websocket_compression`` (see :func:`_without_compression`)."""
+    long-polling POST bodies whole (see :class:`_WholeBody`). Websockets go uncompressed
+    because ``ss(sio)`` declines a browser's ``permessage-deflate`` offer on its server
+    (``sio_stream/glue/_compression.py``), whatever routes the requests."""
 
     async def handle(request: web.Request) -> Any:
         if request.method == "POST":
             return await sio.eio.handle_request(_WholeBody(request, await request.read()))
-        if not websocket_compression:
-            request = _without_compression(request)
         return await sio.eio.handle_request(request)
 
     app.router.add_route("GET", path, handle)

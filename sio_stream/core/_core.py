@@ -32,6 +32,7 @@ from . import _wire as wire
 from ._budget import Budget, ConnectionStatistics, Holding, process_budget
 from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._config import (
+    AUTO_DIGEST,
     CONSUMED_KEY,
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -48,6 +49,7 @@ from ._config import (
     FEATURE_CLAIM,
     FEATURE_CONSUMED,
     FEATURE_DIGEST,
+    FEATURE_DIGEST_BLAKE3,
     FEATURE_ERROR_REPLY,
     FEATURE_OBJECT_BATCH,
     FEATURE_READ_SIZE,
@@ -770,7 +772,9 @@ __all__ = [
     "DIGESTS",
     "FEATURE_BATCH_READ",
     "FEATURE_CLAIM",
+    "AUTO_DIGEST",
     "FEATURE_DIGEST",
+    "FEATURE_DIGEST_BLAKE3",
     "FEATURE_ERROR_REPLY",
     "FEATURE_OBJECT_BATCH",
     "FEATURE_READ_SIZE",

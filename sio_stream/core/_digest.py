@@ -9,9 +9,25 @@ import hashlib
 from typing import Any, Protocol
 
 from .._errors import IntegrityError, LocalProtocolError, StreamError
-from ._config import DIGESTS, FEATURE_DIGEST, FEATURE_UNACKED_WRITE, INTEGRITY_KEY
+from ._config import (
+    AUTO_DIGEST,
+    DIGESTS,
+    FEATURE_DIGEST,
+    FEATURE_DIGEST_BLAKE3,
+    FEATURE_UNACKED_WRITE,
+    INTEGRITY_KEY,
+)
 from ._state import WriteState
 from ._streamcore import PendingReply, StreamCore
+
+
+def new_hasher(name: str) -> Any:
+    """A fresh hasher (``update``, ``hexdigest``) for ``name``, one of :data:`DIGESTS`."""
+    if name == "blake3":
+        import blake3  # only when a peer and this side announced it: the package is installed
+
+        return blake3.blake3()
+    return hashlib.new(name)
 
 
 class _Core(Protocol):
@@ -24,6 +40,8 @@ class _Core(Protocol):
     ) -> None: ...
 
     def _digest_usable(self) -> bool: ...
+
+    def choose_digest(self, stream: StreamCore) -> Any: ...
 
     def _integrity_failure(self, stream: StreamCore, message: str) -> dict[str, str]: ...
 
@@ -43,7 +61,7 @@ class DigestMixin:
             return f"digest announced late on stream {stream.id}"
         stream.digest_name = name
         if not stream.digest_external:
-            stream.hasher = hashlib.new(name)
+            stream.hasher = new_hasher(name)
         return None
 
     def _check_end_digest(self: _Core, stream: StreamCore, digest: Any) -> Any:
@@ -60,7 +78,7 @@ class DigestMixin:
                 return None  # data came before the hello: nothing was hashed
             stream.digest_name = name  # an empty stream: nothing was written, nothing announced
             if not stream.digest_external:
-                stream.hasher = hashlib.new(name)
+                stream.hasher = new_hasher(name)
         if name != stream.digest_name:
             return self._integrity_failure(stream, f"digest {name} announced as {stream.digest_name}")
         stream.digest_value = value
@@ -99,6 +117,8 @@ class DigestMixin:
     def _digest_marker(self: _Core, stream: StreamCore, data: bytes) -> dict[str, Any] | None:
         """Hash ``data`` (unless the application does); the first write's digest announcement."""
         marker = None
+        if stream.chunks_sent == 0 and stream.digest_name == AUTO_DIGEST:
+            self.choose_digest(stream)
         if stream.chunks_sent == 0 and self._digest_usable():
             stream.digest_active = True
             marker = {"digest": stream.digest_name}
@@ -109,11 +129,14 @@ class DigestMixin:
     def use_digest(self: _Core, stream: StreamCore, name: str, *, external: bool = False) -> None:
         """Send a digest of ``stream``'s bytes with its end (when the peer announced ``digest``).
 
-        With ``external`` the application hashes and hands the value to :meth:`set_digest`
-        before ending. Raises :class:`LocalProtocolError` once data was sent, for object mode,
-        or for an algorithm not in :data:`DIGESTS`.
+        ``name`` is one of :data:`DIGESTS`, or ``"auto"``: blake3 toward a peer that announced
+        ``digest-blake3``, else sha256, chosen when the first byte is hashed
+        (:meth:`choose_digest`). With ``external`` the application hashes (with the hasher
+        :meth:`choose_digest` returns) and hands the value to :meth:`set_digest` before
+        ending. Raises :class:`LocalProtocolError` once data was sent, for object mode, or for
+        an algorithm not in :data:`DIGESTS`.
         """
-        if name not in DIGESTS:
+        if name not in DIGESTS and name != AUTO_DIGEST:
             raise LocalProtocolError(f"unknown digest {name!r} (one of {', '.join(sorted(DIGESTS))})")
         if stream.object_mode:
             raise LocalProtocolError("digests are for byte streams, not object mode")
@@ -122,7 +145,22 @@ class DigestMixin:
         stream.digest_name = name
         stream.digest_writer = True
         stream.digest_external = external
-        stream.hasher = None if external else hashlib.new(name)
+        stream.hasher = None if external or name == AUTO_DIGEST else new_hasher(name)
+
+    def choose_digest(self: _Core, stream: StreamCore) -> Any:
+        """Settle an ``"auto"`` digest of a writer's ``stream`` (blake3 if the peer announced
+        ``digest-blake3``, else sha256; a stream not yet sent, whose peer is unknown, gets
+        sha256) and return a fresh hasher for its algorithm. Call it before the first byte is
+        hashed: the first write announces the name. An external hasher may call it from the
+        worker thread that hashes, before the chunk it hashes reaches the stream."""
+        if stream.digest_name == AUTO_DIGEST:
+            blake3 = FEATURE_DIGEST_BLAKE3 in self.peer_features
+            stream.digest_name = "blake3" if blake3 else "sha256"
+        assert stream.digest_name is not None
+        hasher = new_hasher(stream.digest_name)
+        if not stream.digest_external:
+            stream.hasher = hasher
+        return hasher
 
     def set_digest(self: _Core, stream: StreamCore, value: str) -> None:
         """The digest the application computed of everything it wrote (external mode)."""
@@ -133,6 +171,8 @@ class DigestMixin:
             return (stream.id,)
         if stream.chunks_sent and not stream.digest_active:
             return (stream.id,)  # data went out before the peer's hello: nothing to compare
+        if stream.digest_name == AUTO_DIGEST:
+            self.choose_digest(stream)  # nothing was written: the empty stream's digest
         if not stream.digest_external:
             stream.digest_value = stream.hasher.hexdigest()
         elif stream.digest_value is None:

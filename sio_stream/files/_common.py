@@ -6,7 +6,6 @@ uses it without the asyncio pipelines.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -122,15 +121,36 @@ def _check_byte_stream(function: str, stream: Any, kinds: tuple[type, ...], wron
         raise error
 
 
-def take_digest(stream: Any, digest: str | None) -> Any:
+class _SentDigest:
+    """The writing side's digest, hashed by the caller: the algorithm is settled by the core at
+    the first update (``"auto"``: blake3 toward a peer that announced it), which comes before
+    the chunk it hashes reaches the stream, whose first write then announces that name."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._hasher: Any = None
+
+    def update(self, data: bytes, /) -> None:
+        if self._hasher is None:
+            self._hasher = self._stream._owner.choose_digest(self._stream._core)
+        self._hasher.update(data)
+
+    def hexdigest(self) -> str:
+        if self._hasher is None:  # nothing was sent
+            self._hasher = self._stream._owner.choose_digest(self._stream._core)
+        return str(self._hasher.hexdigest())
+
+
+def take_digest(stream: Any, digest: str | None) -> _SentDigest | None:
     """Make ``stream`` send the ``digest`` of its bytes with its end, hashed by the caller (the
-    returned hashlib object, whose hex digest goes to ``set_digest`` before the end); ``None``
-    when there is none to send: none asked, or the stream already wrote or chose one."""
+    returned object, whose hex digest goes to ``set_digest`` before the end); ``None`` when
+    there is none to send: none asked, or the stream already wrote or chose one. ``digest``
+    is a name of ``DIGESTS`` or ``"auto"``; raises ``LocalProtocolError`` for another."""
     core = stream._core
     if digest is None or core.chunks_sent or core.pending_size or core.digest_name is not None:
         return None
     stream._owner.use_digest(core, digest, external=True)
-    return hashlib.new(digest)
+    return _SentDigest(stream)
 
 
 def check_offset(offset: int, size: int) -> None:

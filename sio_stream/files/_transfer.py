@@ -6,7 +6,6 @@ checks the sync API's file functions run too are named ``shared.*`` (:mod:`._com
 
 from __future__ import annotations
 
-import hashlib
 import os
 from contextlib import suppress
 from pathlib import Path
@@ -18,6 +17,7 @@ import anyio.abc
 
 from .._errors import StreamError
 from ..aio._stream import IOStream
+from ..core._digest import new_hasher
 from . import _common as shared
 from ._common import DEFAULT_CHUNK_SIZE, Progress, SupportsUpdate
 from ._disk import _open
@@ -38,13 +38,13 @@ class _ReceivedDigest:
             name = self._core.digest_name
             if name is None:
                 return
-            self._hasher = hashlib.new(name)
+            self._hasher = new_hasher(name)
         self._hasher.update(data)
 
     def hexdigest(self) -> str | None:
         if self._hasher is None:
             name = self._core.digest_name
-            return None if name is None else hashlib.new(name).hexdigest()
+            return None if name is None else str(new_hasher(name).hexdigest())
         return str(self._hasher.hexdigest())
 
 
@@ -55,7 +55,7 @@ async def send_file(
     progress: Progress | None = None,
     hasher: SupportsUpdate | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    digest: str | None = "sha256",
+    digest: str | None = "auto",
     offset: int = 0,
 ) -> int:
     """Write the file at ``path`` into ``stream`` and end it; return the bytes sent.
@@ -65,9 +65,11 @@ async def send_file(
     file raises :class:`ResumeError` (the stream destroyed). Check first that the receiver's
     prefix is this file's (:func:`prefix_digest` on both sides).
 
-    ``digest`` (``"sha256"``, ``"blake2b"``, or ``None`` for none): toward a sio_stream peer
-    that announced the ``digest`` feature, the end of the stream carries this digest of the
-    bytes, hashed in the read-ahead worker thread; the receiver checks it before it reports the
+    ``digest`` (``"auto"``, ``"sha256"``, ``"blake2b"``, ``"blake3"``, or ``None`` for none):
+    toward a sio_stream peer that announced the ``digest`` feature, the end of the stream
+    carries this digest of the bytes, hashed in the read-ahead worker thread (``"auto"``:
+    blake3 when both sides have the ``blake3`` package, about a quarter of sha256's CPU, else
+    sha256; ``"blake3"`` toward a peer without it fails); the receiver checks it before it reports the
     end, and a mismatch raises :class:`~sio_stream.IntegrityError` here too (``stream.digest``
     holds the value sent). A stream that already sent data, or a JavaScript peer, gets none.
 

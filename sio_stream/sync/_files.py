@@ -105,7 +105,7 @@ def send_file(
     hasher: SupportsUpdate | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     timeout: float | None = None,
-    digest: str | None = "sha256",
+    digest: str | None = "auto",
     offset: int = 0,
 ) -> int:
     """Write the file at ``path`` (from ``offset`` on) into ``stream`` and end it; return the
