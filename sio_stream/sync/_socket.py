@@ -10,6 +10,7 @@ from typing import Any
 
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
 from ..glue import _compression as compression
+from ..glue import _fast_unmask as fast_unmask
 from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
@@ -61,6 +62,7 @@ def ss(
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(host.sio.eio, websocket_compression)
         whole_frames.configure(host.sio.eio)
+        fast_unmask.configure(host.sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     per_sio[namespace] = socket
