@@ -13,6 +13,11 @@ eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socket
 
 Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster.
 
+Once, a **Flask-SocketIO relay** (tests/flask_relay.py, threading, in a process of its own): an
+asyncio client uploads ``--room-size`` bytes (32 MiB) that the server relays to a room of 4 asyncio
+clients, each checking the sha256; the line is the bytes delivered in all per second, with ``xN
+vs 4 uploads`` (the same upload read by the server itself, 4 times one after the other).
+
 Per mode also a **fan-out**: the server sends one stream to a room of ``--recipients`` sync
 clients (10 by default, all in this process), against the same bytes sent to each of them as a
 stream of its own, one after the other (the same stream code, N times). The line is the bytes
@@ -37,6 +42,9 @@ SIZES = {"full": 256 * MiB, "quick": 64 * MiB, "smoke": 4 * MiB}
 FAN_SIZES = {"full": 32 * MiB, "quick": 8 * MiB, "smoke": 1 * MiB}
 FAN_ROOM = "fan"
 REPEATS = {"full": 3, "quick": 2, "smoke": 1}
+#: Bytes of the Flask-SocketIO relay to a room of asyncio clients (the issue's target is 32 MiB).
+ROOM_SIZES = {"full": 32 * MiB, "quick": 32 * MiB, "smoke": 2 * MiB}
+ROOM_MEMBERS = 4
 MODES = ("threading", "eventlet", "gevent")
 TIMEOUT = 300
 
@@ -99,9 +107,12 @@ def serve(mode: str) -> None:
     listen(mode, socketio.WSGIApp(sio))
 
 
-def start_server(mode: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(mode: str, script: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [PYTHON, __file__, "--serve", mode], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        script or [PYTHON, __file__, "--serve", mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -240,12 +251,87 @@ def measure_fanout(url: str, size: int, recipients: int, repeats: int) -> dict[b
     return {to_room: median(values) for to_room, values in times.items()}
 
 
+async def _flask_room(url: str, size: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of (the relay to the room, one plain upload) of ``size`` bytes."""
+    import hashlib
+
+    import socketio
+
+    import sio_stream
+
+    data = bytes(range(256)) * (size // 256)
+    digest = hashlib.sha256(data).hexdigest()
+    members = []
+    for _ in range(ROOM_MEMBERS):
+        member = socketio.AsyncClient(reconnection=False)
+
+        async def on_file(stream: Any, meta: Any) -> str:
+            check = hashlib.sha256()
+            async for chunk in stream:
+                check.update(chunk)
+            return check.hexdigest()
+
+        sio_stream.ss(member).on("file", on_file)
+        await member.connect(url, transports=["websocket"], wait_timeout=30)
+        assert await member.call("join", timeout=30) is True
+        members.append(member)
+    uploader = socketio.AsyncClient(reconnection=False)
+    streams = sio_stream.ss(uploader)
+    await uploader.connect(url, transports=["websocket"], wait_timeout=30)
+
+    async def send(event: str) -> Any:
+        stream = sio_stream.create_stream()
+
+        async def write() -> None:
+            view = memoryview(data)
+            for offset in range(0, size, DEFAULT_CHUNK):
+                await stream.write(bytes(view[offset : offset + DEFAULT_CHUNK]))
+            await stream.end()
+
+        return await streams.call(event, stream, writer=write(), timeout=TIMEOUT)
+
+    times: dict[str, list[float]] = {"share": [], "sha": []}
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            acks = await send("share")
+            times["share"].append(time.perf_counter() - started)
+            assert sorted(acks.values()) == [digest] * ROOM_MEMBERS, acks  # every member intact
+            started = time.perf_counter()
+            assert list(await send("sha")) == [digest, size]
+            times["sha"].append(time.perf_counter() - started)
+    finally:
+        for client in [uploader, *members]:
+            await client.disconnect()
+    return median(times["share"]), median(times["sha"])
+
+
+def measure_flask_room(size: int, repeats: int) -> tuple[float, float]:
+    import asyncio
+
+    proc, url = start_server("flask", [PYTHON, str(ROOT / "tests" / "flask_relay.py")])
+    try:
+        return asyncio.run(_flask_room(url, size, repeats))
+    finally:
+        stop_server(proc)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     mode = mode_of(args)
     report = Report("sync", mode)
     size = SIZES[mode]
     repeats = args.repeat or REPEATS[mode]
+    if not args.no_room:
+        relay, one = measure_flask_room(ROOM_SIZES[mode], repeats)
+        report.line(
+            f"Flask-SocketIO relay {ROOM_SIZES[mode] // MiB}MiB to {ROOM_MEMBERS} asyncio clients (intact)",
+            ROOM_MEMBERS * ROOM_SIZES[mode] / relay / 1e6,
+            "MB/s",
+            {f"{ROOM_MEMBERS} uploads": ratio(ROOM_MEMBERS * one, relay)},
+            mode="threading",
+            op="flask-room",
+        )
     for server_mode in args.modes.split(","):
         proc, url = start_server(server_mode)
         try:
@@ -278,6 +364,7 @@ def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
     p.add_argument("--modes", default=",".join(MODES), help="server async modes, comma-separated")
     p.add_argument("--recipients", type=int, default=10, help="sync clients in the fan-out's room")
+    p.add_argument("--no-room", action="store_true", help="skip the Flask-SocketIO relay to a room")
     p.add_argument("--serve", choices=MODES, default=None, help=argparse.SUPPRESS)
     return p
 

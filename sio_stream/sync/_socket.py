@@ -12,6 +12,8 @@ from typing import Any
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
 from ..core._config import DEFAULT_RESUME_TIMEOUT
 from ..glue import _compression as compression
+from ..glue import _fast_unmask as fast_unmask
+from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
 from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ._connection import Connection
@@ -70,6 +72,8 @@ def ss(
     host = SyncHost(sio, namespace)
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(host.sio.eio, websocket_compression)
+        whole_frames.configure(host.sio.eio)
+        fast_unmask.configure(host.sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     if not host.is_server and not per_sio:
