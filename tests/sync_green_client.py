@@ -10,7 +10,8 @@ disconnects mid-transfer and both streams must fail with ``ConnectionAbortedStre
 ``member`` is a member of a room for the matrix tests: it prints ``READY <sid>``, reads every
 ``file`` stream it gets (``file(stream, meta, ack)``), prints ``GOT <size> <sha256>`` and acks the
 digest; with ``--leave-after N`` it disconnects once N bytes of a stream arrived instead (it prints
-``LEFT <error class>`` once its stream failed). It exits when stdin closes.
+``LEFT <error class>`` once its stream failed). It exits when stdin closes (at once, with
+no disconnect: the test is over).
 
 Each check prints ``OK <name>``; any failure prints ``FAILED <repr>`` and exits 1.
 """
@@ -53,7 +54,7 @@ def main() -> int:
         elif args.scenario == "drop":
             drop(args.url)
         else:
-            member(args.url, args.leave_after)
+            member(args.url, args.leave_after, args.mode)
     except BaseException as exc:
         say(f"FAILED {exc!r}")
         return 1
@@ -155,7 +156,9 @@ def drop(url: str) -> None:
     check(streams.stream_count() == 0, "nothing left")
 
 
-def member(url: str, leave_after: int | None) -> None:
+def member(url: str, leave_after: int | None, mode: str) -> None:
+    import os
+
     from sio_stream import StreamError, sync
 
     client, streams = connect(url)
@@ -182,20 +185,27 @@ def member(url: str, leave_after: int | None) -> None:
 
     client.connect(url, transports=["websocket"], wait_timeout=TIMEOUT)
     say(f"READY {client.get_sid()}")
-    wait_for_stdin_to_close()
-    if client.connected:
-        client.disconnect()
+    wait_for_stdin_to_close(mode)
+    # No goodbye: a sync client's disconnect takes seconds, and the test is over.
+    os._exit(0)
 
 
-def wait_for_stdin_to_close() -> None:
-    """Park this green thread until stdin closes (a plain read would block the whole hub: neither
-    eventlet nor gevent patches ``sys.stdin``; both patch ``select``)."""
+def wait_for_stdin_to_close(mode: str) -> None:
+    """Park this green thread until stdin closes. A plain read would block the whole hub: neither
+    eventlet nor gevent patches ``sys.stdin``; gevent's patched ``select`` waits for a pipe, and
+    eventlet's hub does through ``trampoline`` (its patched ``select`` missed the pipe's end)."""
     import os
-    import select
 
     fd = sys.stdin.fileno()
     while True:
-        select.select([fd], [], [])
+        if mode == "eventlet":
+            from eventlet.hubs import trampoline
+
+            trampoline(fd, read=True)
+        else:
+            import select
+
+            select.select([fd], [], [])
         if not os.read(fd, 4096):
             return
 
