@@ -65,8 +65,8 @@ export const DEFAULT_MAX_CHUNK = 256 * 1024;
 /** Chunks a reader keeps in flight at first (8 x 256 KiB = 2 MiB per stream), as the Python reader. */
 export const DEFAULT_WINDOW = 8;
 /**
- * Most chunks a byte reader's window grows to (64 x 256 KiB = 16 MiB per stream, the Python
- * reader's max_window) toward a sio_stream peer. The window doubles when the application waited
+ * Most chunks a byte reader's window grows to (64 x 256 KiB = 16 MiB per stream; the Python
+ * reader's max_window is 32 MiB, not yet measured in a browser) toward a sio_stream peer. The window doubles when the application waited
  * for data although a whole window had gone through since the last change: the round trip, not
  * the reader, is then the limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8
  * carries ~2 MiB per round trip, about half of what Chromium moves on loopback; through

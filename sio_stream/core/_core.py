@@ -74,6 +74,7 @@ from ._resume import ResumeMixin
 from ._sent_events import Answers, SentEvents
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
+from ._tuning import Tuner
 from ._window import ReadWindow
 
 
@@ -103,6 +104,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: Streams whose read window grew beyond its configured size: their window in bytes
         #: (the connection window follows the largest, see ReadingMixin._fit_connection_window).
         self.grown: dict[StreamCore, int] = {}
+        #: The connection window's own growth, while streams wait for it (its bytes; 0: none).
+        self.window_tuner = Tuner()
+        self.window_tuned = 0
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
         #: The peer has not been told the connection is open yet (a server's connect handler

@@ -40,6 +40,8 @@ from ._config import (
 )
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
+from ._tuning import Tuner
+from ._window import GROWTH
 
 
 class _Core(Protocol):
@@ -51,6 +53,9 @@ class _Core(Protocol):
     starved: dict[StreamCore, None]
     floor_due: dict[StreamCore, None]
     grown: dict[StreamCore, int]
+    window_tuner: Tuner
+    window_tuned: int
+    streams: dict[str, StreamCore]
 
     @property
     def resumable(self) -> bool: ...
@@ -80,6 +85,8 @@ class _Core(Protocol):
     def _due_floor(self, stream: StreamCore) -> None: ...
 
     def _fit_connection_window(self, stream: StreamCore, size: int) -> None: ...
+
+    def _tune_connection_window(self, stream: StreamCore) -> None: ...
 
     def _pay_pooled(self, stream: StreamCore) -> None: ...
 
@@ -333,9 +340,35 @@ class ReadingMixin:
             self.grown[stream] = size
         else:
             self.grown.pop(stream, None)
-        wanted = 2 * max(self.grown.values(), default=0)
+        if (
+            self.window_tuned
+            and not size
+            and not self.grown
+            and not self.starved
+            and not any(s.read_state is ReadState.READING for s in self.streams.values() if s is not stream)
+        ):
+            self.window_tuned = 0  # no stream reads any more: start over
+        wanted = max(2 * max(self.grown.values(), default=0), self.window_tuned)
         pool = self.budget.limit - self.budget.floor_pool
         self.budget.window = max(self.config.connection_window, min(wanted, pool))
+
+    def _tune_connection_window(self: _Core, stream: StreamCore) -> None:
+        """A chunk of ``stream`` was consumed while streams wait for the connection window: the
+        window, not the streams' own, limits them (several streams sharing a long link each
+        drain too slowly to grow, and two of the largest window stay too small). Counted in
+        credits of this stream's size, the connection window grows as a stream's does (see
+        sio_stream.core._tuning), on the round trip of the stream that consumed."""
+        budget = self.budget
+        assert budget.window is not None
+        size = self._credit_bytes(stream)
+        if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
+            return  # the window has room, or something else (the budget) is the limit
+        if self.window_tuner.grow(
+            budget.window // size, self.config.clock(), stream.tuner.round_trip.seconds
+        ):
+            self.window_tuned = budget.window * GROWTH
+            assert stream.window is not None
+            self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
 
     def _stop_credit(self: _Core, stream: StreamCore, *, held: bool) -> None:
         """``stream`` reads no more: its debt and reservation go (and its held bytes with
@@ -344,7 +377,7 @@ class ReadingMixin:
         stream.parked = 0
         self.starved.pop(stream, None)
         self.floor_due.pop(stream, None)
-        if stream in self.grown:
+        if stream in self.grown or self.window_tuned:
             self._fit_connection_window(stream, 0)
         if stream.holding is not None and stream.owner is self:
             stream.holding.release(held=held)
@@ -395,6 +428,8 @@ class ReadingMixin:
             and window.grow(self.config.max_window // self._credit_bytes(stream))
         ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
             self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
+        if self.starved and not pressed and self._may_grow(stream) and self.budget.window is not None:
+            self._tune_connection_window(stream)
         if FEATURE_BATCH_READ in self.peer_features:
             # Toward a sio_stream peer, grant in batches of a quarter window: one packet instead of
             # several, while at least three quarters of the window stay in flight. (Half-window

@@ -60,7 +60,7 @@ class Tuner:
         self._since = 0
         self._started: float | None = None
 
-    def grow(self, size: int, now: float) -> bool:
+    def grow(self, size: int, now: float, round_trip: float | None = None) -> bool:
         """One chunk was consumed from a window of ``size`` chunks: True when the window should
         grow (a whole window went through in under two round trips)."""
         if self._started is None:
@@ -71,4 +71,5 @@ class Tuner:
         elapsed = now - self._started
         self._since = 0
         self._started = now
-        return elapsed < 2 * self.round_trip.seconds
+        rtt = self.round_trip.seconds if round_trip is None else round_trip
+        return elapsed < 2 * rtt
