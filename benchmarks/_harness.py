@@ -32,8 +32,8 @@ RAW_WS = "raw-ws"  # a bare aiohttp WebSocket, binary messages of the chunk size
 LABELS = {SIO: "sio_stream", RAW: "raw-socketio", JS: "js-ss-0.9.1", RAW_WS: "raw-aiohttp-ws"}
 
 #: sio_stream's defaults (sio_stream/core/_core.py); the raw baseline uses the same chunk and window.
-DEFAULT_CHUNK = 256 * 1024
-DEFAULT_WINDOW = 8
+DEFAULT_CHUNK = 512 * 1024
+DEFAULT_WINDOW = 4
 #: What a Node application typically writes (fs streams' chunk size); socket.io-stream sends one
 #: $stream-write per write, so this is its chunk size.
 JS_WRITE = 64 * 1024

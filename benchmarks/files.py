@@ -66,7 +66,7 @@ from peer import memory_kib, reset_peak
 SIZES = {"full": 512 * MiB, "quick": 128 * MiB, "smoke": 4 * MiB}
 RESUME_SIZES = {"full": 1024 * MiB, "quick": 256 * MiB, "smoke": 8 * MiB}
 RESUME_CUTS = 20
-#: What one cut may re-send: the reader's window (8 x 256 KiB) plus the writer's buffer and
+#: What one cut may re-send: the reader's window (4 x 512 KiB) plus the writer's buffer and
 #: read-ahead and the reader's write-behind (each a few chunks): data in flight when the cut came.
 RESUME_TARGET_MIB = 2 * 2 + 2
 REPEATS = {"full": 3, "quick": 3, "smoke": 1}

@@ -8,8 +8,8 @@ docs/guides/uploads.md and downloads.md) and ``asgi`` (FastAPI under uvicorn wit
 ``upload`` stores with ``receive_file()`` and answers the stream's digest (``hashed-upload``:
 the guide before, which hashed a sha256 of its own beside it), ``download`` starts
 ``send_file()`` with ``start_writer()``. Beside them, on the same servers, the README's
-in-memory stream (``async for chunk in stream`` on one side, ``write()`` of 256 KiB pieces on
-the other). Each transfer is a fresh client process that connects and transfers at once, as a
+in-memory stream (``async for chunk in stream`` on one side, ``write()`` of pieces of the default
+chunk size on the other). Each transfer is a fresh client process that connects and transfers at once, as a
 script does (``call(..., writer=send_file(...))`` up, ``receive_file()`` down). Median of the
 rounds; targets: files >= 0.8x the in-memory stream on the same server, and >= 0.8x the files
 table of the README (``README_FILES``, MB/s up / down).
@@ -32,12 +32,15 @@ from typing import Any
 
 from _harness import PYTHON, MiB, Report, _process, common_args, make_file, median, mode_of, ratio, size_label
 
+from sio_stream.core._config import DEFAULT_MAX_CHUNK
+
 SIZES = {"full": 200 * MiB, "quick": 64 * MiB, "smoke": 4 * MiB}
 REPEATS = {"full": 3, "quick": 3, "smoke": 1}
 TARGET = 0.8
 #: The README's files table (send_file -> receive_file, verified), MB/s upload / download.
 README_FILES = {"upload": 565.0, "download": 578.0}
-PIECE = 256 * 1024
+#: The in-memory stream's writes: one wire chunk at the library's default max_chunk.
+PIECE = DEFAULT_MAX_CHUNK
 
 
 # -- the servers, as the guides write them ----------------------------------------------------------

@@ -142,10 +142,10 @@ def ss(
 
     There is one per ``(sio, namespace)``: calling ``ss()`` again returns the same instance
     (options given then must match, or :class:`InvalidOptionError` is raised). ``window``
-    (chunks a reader keeps in flight, default 8), ``object_window`` (objects an object-mode reader
+    (chunks a reader keeps in flight, default 4), ``object_window`` (objects an object-mode reader
     keeps in flight, default 128: lower it when objects are large, as a reader may hold that many),
     ``max_chunk`` (largest chunk sent, default
-    256 KiB) and ``force_base64`` (send chunks as base64 text, as JavaScript's
+    512 KiB) and ``force_base64`` (send chunks as base64 text, as JavaScript's
     ``ss.forceBase64``) apply to every stream of that socket. Streams a handler returns are
     failed if the peer has not used them after ``claim_timeout`` seconds (``None``: never),
     since an event sent without an ack never delivers them.

@@ -1,7 +1,7 @@
 """A dependency-free text progress bar for the CLI, usable as a ``progress`` callback.
 
 Drawn on one terminal line with carriage returns, at most ``1 / interval`` times a second
-(drawing per 256 KiB chunk would cost more than the transfer at loopback speeds).
+(drawing per 512 KiB chunk would cost more than the transfer at loopback speeds).
 """
 
 from __future__ import annotations

@@ -12,11 +12,14 @@ from ._budget import Budget
 
 #: Largest chunk a writer puts in one ``$stream-write``: under python-socketio's default
 #: 1,000,000-byte message limit with room for the packet header, and large enough that the
-#: per-packet cost of python-socketio (~50 us) is small beside the bytes (see the README).
-DEFAULT_MAX_CHUNK = 256 * 1024
-#: Chunks a reader keeps in flight: 8 x 256 KiB = 2 MiB per stream, enough to keep ~40 MB/s
+#: per-packet cost of python-socketio (two websocket messages, their decoding and an event task
+#: per chunk) is small beside the bytes. 512 KiB, not 256: with the same 2 MiB in flight, one
+#: stream on loopback took 1.60 / 1.48 CPU s/GiB (both processes, up / down) against 2.26 /
+#: 2.28 and moved 796 / 812 MB/s against 502 / 486 (2026-12-07, busy 2-core machine, median of 4).
+DEFAULT_MAX_CHUNK = 512 * 1024
+#: Chunks a reader keeps in flight: 4 x 512 KiB = 2 MiB per stream, enough to keep ~40 MB/s
 #: flowing over a 50 ms round trip while bounding what one stream can make a reader hold.
-DEFAULT_WINDOW = 8
+DEFAULT_WINDOW = 4
 #: Most bytes a byte stream's read window grows to on a long link (see _tuning.py), toward a
 #: writer that announced window-growth. 32 MiB: 100 MB/s at 150 ms is 15 MB in flight, and a
 #: window refilled in quarter batches keeps only three quarters of itself in flight (20 MB); a
@@ -30,14 +33,14 @@ DEFAULT_MAX_WINDOW = 32 * 1024 * 1024
 #: JSON objects make a window of 8 a round-trip limit, not a memory limit: measured
 #: (benchmarks/objects.py, loopback) 4,700 msg/s at 8, 7,600 at 32, 12,500 at 128, 13,800 at 512,
 #: against 17,600 for plain python-socketio emits. 128 objects stay within the memory a byte
-#: stream's 8 x 256 KiB window allows as long as objects average under 16 KiB.
+#: stream's 4 x 512 KiB window allows as long as objects average under 16 KiB.
 DEFAULT_OBJECT_WINDOW = 128
 #: Most objects a writer packs into one ``$stream-write`` toward a sio_stream peer (object-batch).
 MAX_OBJECT_BATCH = 64
 
 #: Streams one connection may hold: a peer cannot make us keep more state than this.
 DEFAULT_MAX_STREAMS = 1000
-#: Largest chunk a reader accepts. Our writers send 256 KiB; JavaScript writers send what their
+#: Largest chunk a reader accepts. Our writers send 512 KiB; JavaScript writers send what their
 #: application wrote, and python-socketio's 1,000,000-byte message limit stops most before this.
 DEFAULT_MAX_READ_CHUNK = 1024 * 1024
 #: Streams one event (or ack) may carry.

@@ -14,9 +14,9 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from .._errors import IntegrityError, InvalidChunkError, StreamError
 
-#: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (256 KiB), so
+#: Bytes read from a file at a time: one wire chunk at the default ``max_chunk`` (512 KiB), so
 #: each read fills exactly one ``$stream-write`` without a copy.
-DEFAULT_CHUNK_SIZE = 256 * 1024
+DEFAULT_CHUNK_SIZE = 512 * 1024
 
 
 #: ``progress(done, total)``: bytes moved so far and the total when known (else ``None``).

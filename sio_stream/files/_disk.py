@@ -24,16 +24,16 @@ import anyio
 from ._common import DEFAULT_CHUNK_SIZE, ResumeError, SupportsUpdate
 
 #: Chunks read ahead of the stream at most. A worker job reads up to half of it, so the disk
-#: works on one half while the stream drains the other: about 2 MiB per transfer at the
-#: default chunk size, beside the stream's own window.
-PIPELINE_DEPTH = 8
+#: works on one half while the stream drains the other: 2 MiB per transfer at the default
+#: chunk size (512 KiB), beside the stream's own window.
+PIPELINE_DEPTH = 4
 
 
 #: Bytes queued behind a stream before its reader waits for the disk (at most twice that is
 #: held: queued, plus what a running job writes). Disks outrun the stream, so the queue stays
 #: short; the bound is what a killed receiver loses on top of the stream's credit window (data
 #: a resume fetches again): 1 MiB measured no slower than 2 MiB.
-WRITE_BEHIND_LIMIT = 4 * DEFAULT_CHUNK_SIZE
+WRITE_BEHIND_LIMIT = 2 * DEFAULT_CHUNK_SIZE
 
 
 async def prefix_digest(path: str | os.PathLike[str], length: int, name: str = "sha256") -> str:
