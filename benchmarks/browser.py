@@ -29,8 +29,10 @@ server's ``put``/``get``):
 
 ``--link-rtt 50,150 [--link-rate 100M]`` adds, for each RTT, a run through the link emulator
 (``link.py``: that rate per direction, a queue of one bandwidth-delay product): raw TCP
-(``tcpbulk.py``) through a link of its own with the same settings, the baseline; the Python
-client; our JavaScript client in Chromium. Each line gives its ratio to raw TCP::
+(``tcpbulk.py``) through a link of its own with the same settings, the baseline; Chromium's bare
+WebSocket through another (what this browser moves over any WebSocket protocol: on a busy
+machine well below raw TCP); the Python client; our JavaScript client in Chromium. Each line
+gives its ratio to raw TCP, ours also to the bare WebSocket::
 
     python benchmarks/browser.py --size 64M --skip-original --link-rtt 50,150
 
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -61,6 +64,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +193,9 @@ async def _raw_ws(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def raw_websocket(browser: Any, size: int) -> tuple[float, float]:
-    """Chromium's WebSocket alone, against aiohttp in this process (no Socket.IO, no protocol)."""
+@contextlib.asynccontextmanager
+async def raw_websocket_server() -> AsyncIterator[int]:
+    """A bare aiohttp WebSocket endpoint (``/ws``) and an empty page (``/``) in this process; its port."""
     app = web.Application()
     app.router.add_get("/ws", _raw_ws)
     app.router.add_get("/", lambda request: web.Response(text="<!doctype html>", content_type="text/html"))
@@ -198,15 +203,20 @@ async def raw_websocket(browser: Any, size: int) -> tuple[float, float]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        page = await browser.new_page()
-        await page.goto(f"http://127.0.0.1:{port}/")
-        up, down = await page.evaluate(RAW_WS, [size, CHUNK])
-        await page.close()
-        return float(up), float(down)
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
+
+
+async def raw_websocket(browser: Any, size: int, port: int) -> tuple[float, float]:
+    """Chromium's WebSocket alone (no Socket.IO, no protocol) against ``raw_websocket_server``
+    at ``port`` (directly, or through a link emulator in front of it)."""
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{port}/")
+    up, down = await page.evaluate(RAW_WS, [size, CHUNK])
+    await page.close()
+    return float(up), float(down)
 
 
 async def bench_page(browser: Any, url: str, local: Path, original: bool) -> Any:
@@ -240,7 +250,8 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
     ratios: list[tuple[float, float]] = []
     for _ in range(args.repeat):
         if not label:
-            raw = await raw_websocket(browser, size)
+            async with raw_websocket_server() as raw_port:
+                raw = await raw_websocket(browser, size, raw_port)
             python = {"the Python client": base["the Python client"]}
             print(line("chromium, raw WebSocket (ceiling)", size, *raw, python), flush=True)
             base["raw WebSocket"] = raw
@@ -274,33 +285,48 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
 
 
 async def measure_links(browser: Any, port: int, local: Path, size: int, args: Any) -> None:
-    """Raw TCP, the Python client and our JavaScript client in Chromium, through link emulators
-    of ``args.link_rate`` at each of ``args.link_rtt`` (one link for raw TCP, one for the server)."""
+    """Raw TCP, Chromium's bare WebSocket, the Python client and our JavaScript client in
+    Chromium, through link emulators of ``args.link_rate`` at each of ``args.link_rtt`` (a link
+    each for raw TCP, the bare WebSocket and the server)."""
     rate = link_emulator.parse_size(args.link_rate)
-    with tcp_server() as tcp_port:
-        for rtt in (float(x) for x in args.link_rtt.split(",")):
-            label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms"
-            with (
-                link(port, rate=rate, rtt_ms=rtt) as sio_port,
-                link(tcp_port, rate=rate, rtt_ms=rtt) as raw_port,
-            ):
-                jobs = [{"op": op, "size": size} for op in ("upload", "download")]
-                raw = await asyncio.to_thread(run_tcp_client, raw_port, jobs)
-                base = {"raw TCP": (float(raw[0]["seconds"]), float(raw[1]["seconds"]))}
-                print(line(f"raw TCP (tcpbulk.py){label}", size, *base["raw TCP"], {}), flush=True)
-                url = f"http://127.0.0.1:{sio_port}"
-                async with connect(url, None) as streams:
-                    up = await upload(streams, local, "bench-py.bin", show_progress=False)
-                    back = local.with_suffix(".back")
-                    down = await download(streams, "bench-py.bin", back, show_progress=False)
-                back.unlink(missing_ok=True)
-                python = (up.seconds, down.seconds)
-                print(line(f"python client (sio_stream){label}", size, *python, base), flush=True)
-                base["the Python client"] = python
-                page = await bench_page(browser, url, local, original=False)
-                ours = await page.evaluate(OURS, ["bench-ours.bin", args.window, args.max_window])
-                await page.close()
-                print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, base), flush=True)
+    async with raw_websocket_server() as ws_port:
+        with tcp_server() as tcp_port:
+            for rtt in (float(x) for x in args.link_rtt.split(",")):
+                with (
+                    link(port, rate=rate, rtt_ms=rtt) as sio_port,
+                    link(tcp_port, rate=rate, rtt_ms=rtt) as tcp_link,
+                    link(ws_port, rate=rate, rtt_ms=rtt) as ws_link,
+                ):
+                    label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms"
+                    await _through_link(browser, (sio_port, tcp_link, ws_link), local, size, label, args)
+
+
+async def _through_link(
+    browser: Any, ports: tuple[int, int, int], local: Path, size: int, label: str, args: Any
+) -> None:
+    """One RTT's lines; ``ports``: the links in front of the server, raw TCP and the bare WebSocket."""
+    sio_port, tcp_port, ws_port = ports
+    jobs = [{"op": op, "size": size} for op in ("upload", "download")]
+    raw = await asyncio.to_thread(run_tcp_client, tcp_port, jobs)
+    tcp = {"raw TCP": (float(raw[0]["seconds"]), float(raw[1]["seconds"]))}
+    print(line(f"raw TCP (tcpbulk.py){label}", size, *tcp["raw TCP"], {}), flush=True)
+    # Chromium's own WebSocket through the same link: the most any protocol over a WebSocket
+    # moves in this browser on this (shared) machine, whatever TCP alone does.
+    ws = await raw_websocket(browser, size, ws_port)
+    print(line(f"chromium, raw WebSocket{label}", size, *ws, tcp), flush=True)
+    url = f"http://127.0.0.1:{sio_port}"
+    async with connect(url, None) as streams:
+        up = await upload(streams, local, "bench-py.bin", show_progress=False)
+        back = local.with_suffix(".back")
+        down = await download(streams, "bench-py.bin", back, show_progress=False)
+    back.unlink(missing_ok=True)
+    python = (up.seconds, down.seconds)
+    print(line(f"python client (sio_stream){label}", size, *python, tcp), flush=True)
+    page = await bench_page(browser, url, local, original=False)
+    ours = await page.evaluate(OURS, ["bench-ours.bin", args.window, args.max_window])
+    await page.close()
+    bases = {**tcp, "raw WebSocket": ws, "the Python client": python}
+    print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, bases), flush=True)
 
 
 async def child_server(setup: str, root: Path) -> None:
