@@ -2,7 +2,8 @@
 
 * the Python client (``sio_stream``'s own ``put``/``get``), the baseline;
 * Chromium's own WebSocket against a bare aiohttp endpoint (loopback only): the most any
-  Socket.IO client in this browser can move over one connection, whatever its protocol;
+  Socket.IO client in this browser can move over one connection, whatever its protocol; once
+  more with its upload reading the same File as ours (reading a File costs the browser too);
 * our JavaScript client (``js/sio-stream.js``) in headless Chromium, through the page's assets;
 * the unmodified socket.io-stream 0.9.1 browser bundle in the same Chromium, as a user runs it
   (its defaults: 16 KiB chunks) and tuned as docs/guides/browsers.md advises (256 KiB chunks).
@@ -144,7 +145,9 @@ ORIGINAL = """async ([name, chunk]) => {
   return [upload, dl];
 }"""
 
-RAW_WS = """async ([size, chunk]) => {
+# ``fromFile``: the upload reads the page's File (``Blob.stream()``, cut into ``chunk`` messages)
+# as ours does, instead of sending from memory.
+RAW_WS = """async ([size, chunk, fromFile]) => {
   const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws');
   ws.binaryType = 'arraybuffer';
   await new Promise((r) => (ws.onopen = r));
@@ -152,7 +155,16 @@ RAW_WS = """async ([size, chunk]) => {
   let t = performance.now();
   const stored = new Promise((r) => (ws.onmessage = r));
   ws.send(`sink ${size}`);
-  for (let sent = 0; sent < size; sent += chunk) ws.send(block.slice(0, Math.min(chunk, size - sent)));
+  if (fromFile) {
+    const reader = document.getElementById('bench-file').files[0].stream().getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (let at = 0; at < value.byteLength; at += chunk) ws.send(value.slice(at, at + chunk));
+    }
+  } else {
+    for (let sent = 0; sent < size; sent += chunk) ws.send(block.slice(0, Math.min(chunk, size - sent)));
+  }
   await stored;
   const upload = (performance.now() - t) / 1000;
   t = performance.now();
@@ -209,12 +221,19 @@ async def raw_websocket_server() -> AsyncIterator[int]:
         await runner.cleanup()
 
 
-async def raw_websocket(browser: Any, size: int, port: int) -> tuple[float, float]:
+async def raw_websocket(browser: Any, size: int, port: int, local: Path | None = None) -> tuple[float, float]:
     """Chromium's WebSocket alone (no Socket.IO, no protocol) against ``raw_websocket_server``
-    at ``port`` (directly, or through a link emulator in front of it)."""
+    at ``port`` (directly, or through a link emulator in front of it); the upload reads the
+    file ``local`` through a file input when given, else sends from memory."""
     page = await browser.new_page()
     await page.goto(f"http://127.0.0.1:{port}/")
-    up, down = await page.evaluate(RAW_WS, [size, CHUNK])
+    if local is not None:
+        await page.evaluate(
+            "() => { const i = document.createElement('input'); i.type = 'file'; i.id = 'bench-file';"
+            " document.body.append(i); }"
+        )
+        await page.set_input_files("#bench-file", str(local))
+    up, down = await page.evaluate(RAW_WS, [size, CHUNK, local is not None])
     await page.close()
     return float(up), float(down)
 
@@ -261,6 +280,13 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
         print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, base), flush=True)
         if not label:
             ratios.append((raw[0] / ours[0], raw[1] / ours[1]))
+    if not label:
+        # Reading the File costs the browser too: the bare WebSocket's upload of the same File
+        # (its download line repeats the one above, it does not depend on the source).
+        async with raw_websocket_server() as raw_port:
+            from_file = await raw_websocket(browser, size, raw_port, local)
+        print(line("chromium, raw WebSocket, upload of the File", size, *from_file, {}), flush=True)
+        print(f"  ours vs it: upload {from_file[0] / ours[0]:.2f}x (the last pair)", flush=True)
     if len(ratios) > 1:
         ups, downs = sorted(r[0] for r in ratios), sorted(r[1] for r in ratios)
         print(
