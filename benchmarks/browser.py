@@ -2,7 +2,8 @@
 
 * the Python client (``sio_stream``'s own ``put``/``get``), the baseline;
 * Chromium's own WebSocket against a bare aiohttp endpoint (loopback only): the most any
-  Socket.IO client in this browser can move over one connection, whatever its protocol;
+  Socket.IO client in this browser can move over one connection, whatever its protocol; once
+  more with its upload reading the same File as ours (reading a File costs the browser too);
 * our JavaScript client (``js/sio-stream.js``) in headless Chromium, through the page's assets;
 * the unmodified socket.io-stream 0.9.1 browser bundle in the same Chromium, as a user runs it
   (its defaults: 16 KiB chunks) and tuned as docs/guides/browsers.md advises (256 KiB chunks).
@@ -29,8 +30,10 @@ server's ``put``/``get``):
 
 ``--link-rtt 50,150 [--link-rate 100M]`` adds, for each RTT, a run through the link emulator
 (``link.py``: that rate per direction, a queue of one bandwidth-delay product): raw TCP
-(``tcpbulk.py``) through a link of its own with the same settings, the baseline; the Python
-client; our JavaScript client in Chromium. Each line gives its ratio to raw TCP::
+(``tcpbulk.py``) through a link of its own with the same settings, the baseline; Chromium's bare
+WebSocket through another (what this browser moves over any WebSocket protocol: on a busy
+machine well below raw TCP); the Python client; our JavaScript client in Chromium. Each line
+gives its ratio to raw TCP, ours also to the bare WebSocket::
 
     python benchmarks/browser.py --size 64M --skip-original --link-rtt 50,150
 
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -61,6 +65,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +145,9 @@ ORIGINAL = """async ([name, chunk]) => {
   return [upload, dl];
 }"""
 
-RAW_WS = """async ([size, chunk]) => {
+# ``fromFile``: the upload reads the page's File (``Blob.stream()``, cut into ``chunk`` messages)
+# as ours does, instead of sending from memory.
+RAW_WS = """async ([size, chunk, fromFile]) => {
   const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws');
   ws.binaryType = 'arraybuffer';
   await new Promise((r) => (ws.onopen = r));
@@ -148,7 +155,16 @@ RAW_WS = """async ([size, chunk]) => {
   let t = performance.now();
   const stored = new Promise((r) => (ws.onmessage = r));
   ws.send(`sink ${size}`);
-  for (let sent = 0; sent < size; sent += chunk) ws.send(block.slice(0, Math.min(chunk, size - sent)));
+  if (fromFile) {
+    const reader = document.getElementById('bench-file').files[0].stream().getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (let at = 0; at < value.byteLength; at += chunk) ws.send(value.slice(at, at + chunk));
+    }
+  } else {
+    for (let sent = 0; sent < size; sent += chunk) ws.send(block.slice(0, Math.min(chunk, size - sent)));
+  }
   await stored;
   const upload = (performance.now() - t) / 1000;
   t = performance.now();
@@ -189,8 +205,9 @@ async def _raw_ws(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def raw_websocket(browser: Any, size: int) -> tuple[float, float]:
-    """Chromium's WebSocket alone, against aiohttp in this process (no Socket.IO, no protocol)."""
+@contextlib.asynccontextmanager
+async def raw_websocket_server() -> AsyncIterator[int]:
+    """A bare aiohttp WebSocket endpoint (``/ws``) and an empty page (``/``) in this process; its port."""
     app = web.Application()
     app.router.add_get("/ws", _raw_ws)
     app.router.add_get("/", lambda request: web.Response(text="<!doctype html>", content_type="text/html"))
@@ -198,15 +215,27 @@ async def raw_websocket(browser: Any, size: int) -> tuple[float, float]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        page = await browser.new_page()
-        await page.goto(f"http://127.0.0.1:{port}/")
-        up, down = await page.evaluate(RAW_WS, [size, CHUNK])
-        await page.close()
-        return float(up), float(down)
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
+
+
+async def raw_websocket(browser: Any, size: int, port: int, local: Path | None = None) -> tuple[float, float]:
+    """Chromium's WebSocket alone (no Socket.IO, no protocol) against ``raw_websocket_server``
+    at ``port`` (directly, or through a link emulator in front of it); the upload reads the
+    file ``local`` through a file input when given, else sends from memory."""
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{port}/")
+    if local is not None:
+        await page.evaluate(
+            "() => { const i = document.createElement('input'); i.type = 'file'; i.id = 'bench-file';"
+            " document.body.append(i); }"
+        )
+        await page.set_input_files("#bench-file", str(local))
+    up, down = await page.evaluate(RAW_WS, [size, CHUNK, local is not None])
+    await page.close()
+    return float(up), float(down)
 
 
 async def bench_page(browser: Any, url: str, local: Path, original: bool) -> Any:
@@ -240,7 +269,8 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
     ratios: list[tuple[float, float]] = []
     for _ in range(args.repeat):
         if not label:
-            raw = await raw_websocket(browser, size)
+            async with raw_websocket_server() as raw_port:
+                raw = await raw_websocket(browser, size, raw_port)
             python = {"the Python client": base["the Python client"]}
             print(line("chromium, raw WebSocket (ceiling)", size, *raw, python), flush=True)
             base["raw WebSocket"] = raw
@@ -250,6 +280,13 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
         print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, base), flush=True)
         if not label:
             ratios.append((raw[0] / ours[0], raw[1] / ours[1]))
+    if not label:
+        # Reading the File costs the browser too: the bare WebSocket's upload of the same File
+        # (its download line repeats the one above, it does not depend on the source).
+        async with raw_websocket_server() as raw_port:
+            from_file = await raw_websocket(browser, size, raw_port, local)
+        print(line("chromium, raw WebSocket, upload of the File", size, *from_file, {}), flush=True)
+        print(f"  ours vs it: upload {from_file[0] / ours[0]:.2f}x (the last pair)", flush=True)
     if len(ratios) > 1:
         ups, downs = sorted(r[0] for r in ratios), sorted(r[1] for r in ratios)
         print(
@@ -274,33 +311,48 @@ async def measure(browser: Any, url: str, local: Path, size: int, label: str, ar
 
 
 async def measure_links(browser: Any, port: int, local: Path, size: int, args: Any) -> None:
-    """Raw TCP, the Python client and our JavaScript client in Chromium, through link emulators
-    of ``args.link_rate`` at each of ``args.link_rtt`` (one link for raw TCP, one for the server)."""
+    """Raw TCP, Chromium's bare WebSocket, the Python client and our JavaScript client in
+    Chromium, through link emulators of ``args.link_rate`` at each of ``args.link_rtt`` (a link
+    each for raw TCP, the bare WebSocket and the server)."""
     rate = link_emulator.parse_size(args.link_rate)
-    with tcp_server() as tcp_port:
-        for rtt in (float(x) for x in args.link_rtt.split(",")):
-            label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms"
-            with (
-                link(port, rate=rate, rtt_ms=rtt) as sio_port,
-                link(tcp_port, rate=rate, rtt_ms=rtt) as raw_port,
-            ):
-                jobs = [{"op": op, "size": size} for op in ("upload", "download")]
-                raw = await asyncio.to_thread(run_tcp_client, raw_port, jobs)
-                base = {"raw TCP": (float(raw[0]["seconds"]), float(raw[1]["seconds"]))}
-                print(line(f"raw TCP (tcpbulk.py){label}", size, *base["raw TCP"], {}), flush=True)
-                url = f"http://127.0.0.1:{sio_port}"
-                async with connect(url, None) as streams:
-                    up = await upload(streams, local, "bench-py.bin", show_progress=False)
-                    back = local.with_suffix(".back")
-                    down = await download(streams, "bench-py.bin", back, show_progress=False)
-                back.unlink(missing_ok=True)
-                python = (up.seconds, down.seconds)
-                print(line(f"python client (sio_stream){label}", size, *python, base), flush=True)
-                base["the Python client"] = python
-                page = await bench_page(browser, url, local, original=False)
-                ours = await page.evaluate(OURS, ["bench-ours.bin", args.window, args.max_window])
-                await page.close()
-                print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, base), flush=True)
+    async with raw_websocket_server() as ws_port:
+        with tcp_server() as tcp_port:
+            for rtt in (float(x) for x in args.link_rtt.split(",")):
+                with (
+                    link(port, rate=rate, rtt_ms=rtt) as sio_port,
+                    link(tcp_port, rate=rate, rtt_ms=rtt) as tcp_link,
+                    link(ws_port, rate=rate, rtt_ms=rtt) as ws_link,
+                ):
+                    label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms"
+                    await _through_link(browser, (sio_port, tcp_link, ws_link), local, size, label, args)
+
+
+async def _through_link(
+    browser: Any, ports: tuple[int, int, int], local: Path, size: int, label: str, args: Any
+) -> None:
+    """One RTT's lines; ``ports``: the links in front of the server, raw TCP and the bare WebSocket."""
+    sio_port, tcp_port, ws_port = ports
+    jobs = [{"op": op, "size": size} for op in ("upload", "download")]
+    raw = await asyncio.to_thread(run_tcp_client, tcp_port, jobs)
+    tcp = {"raw TCP": (float(raw[0]["seconds"]), float(raw[1]["seconds"]))}
+    print(line(f"raw TCP (tcpbulk.py){label}", size, *tcp["raw TCP"], {}), flush=True)
+    # Chromium's own WebSocket through the same link: the most any protocol over a WebSocket
+    # moves in this browser on this (shared) machine, whatever TCP alone does.
+    ws = await raw_websocket(browser, size, ws_port)
+    print(line(f"chromium, raw WebSocket{label}", size, *ws, tcp), flush=True)
+    url = f"http://127.0.0.1:{sio_port}"
+    async with connect(url, None) as streams:
+        up = await upload(streams, local, "bench-py.bin", show_progress=False)
+        back = local.with_suffix(".back")
+        down = await download(streams, "bench-py.bin", back, show_progress=False)
+    back.unlink(missing_ok=True)
+    python = (up.seconds, down.seconds)
+    print(line(f"python client (sio_stream){label}", size, *python, tcp), flush=True)
+    page = await bench_page(browser, url, local, original=False)
+    ours = await page.evaluate(OURS, ["bench-ours.bin", args.window, args.max_window])
+    await page.close()
+    bases = {**tcp, "raw WebSocket": ws, "the Python client": python}
+    print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, bases), flush=True)
 
 
 async def child_server(setup: str, root: Path) -> None:
