@@ -90,7 +90,7 @@ async def serve(resume_timeout: float) -> None:
 
     @streams.on("hold")
     async def hold(sid: str, stream: IOStream) -> None:
-        await stream.read(1)  # reads one chunk, then holds the rest (a client that vanishes)
+        await stream.receive()  # reads one chunk, then holds the rest (a client that vanishes)
         await asyncio.Event().wait()
 
     async def produce(stream: IOStream, seed: int, size: int) -> None:
@@ -125,13 +125,14 @@ async def serve(resume_timeout: float) -> None:
     @sio.on("stats")
     async def stats(sid: str) -> dict[str, Any]:
         s = streams.statistics()
+        budget = sio_stream.process_budget()
         return {
             "streams": s.streams,
             "suspended": s.suspended,
-            "held": s.process.held,
-            "reserved": s.process.reserved,
-            "retained": s.process.retained,
-            "limit": s.process.limit,
+            "held": budget.held,
+            "reserved": budget.reserved,
+            "retained": budget.retained,
+            "limit": budget.limit,
             "resumes": s.resumes,
             "rss_kib": rss_kib(),
         }
@@ -351,13 +352,16 @@ async def vanish(server: Server, clients: int, resume_timeout: float) -> bool:
     link = Link(server.port)
     await link.start()
     gone: list[socketio.AsyncClient] = []
+    writes: list[asyncio.Future[None]] = []
     for i in range(clients):
         client = socketio.AsyncClient(reconnection=False)
         streams = sio_stream.ss(client)
         await client.connect(link.url, transports=["websocket"])
         stream = create_stream()
         await streams.emit("hold", stream)
-        await stream.write(bytes([i % 256]) * (PIECE * 3))  # mid-transfer: one chunk read, more held
+        # Mid-transfer: one chunk read, more held; beyond the process budget's fair share the
+        # server grants no credit, so the write may wait (it is not awaited).
+        writes.append(asyncio.ensure_future(stream.write(bytes([i % 256]) * (PIECE * 3))))
         gone.append(client)
     await poll(control, lambda s: s["streams"] >= clients, 60)
     await link.aclose()  # every client vanishes at once: no disconnect, and no way back
@@ -369,6 +373,9 @@ async def vanish(server: Server, clients: int, resume_timeout: float) -> bool:
     released = time.monotonic() - start
     left = after["held"] + after["reserved"] + after["retained"]
     await control.disconnect()
+    for write in writes:
+        write.cancel()
+    await asyncio.gather(*writes, return_exceptions=True)
     for client in gone:
         await client.disconnect()
     clean = after["streams"] == 0 and after["suspended"] == 0 and left == 0
