@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -334,12 +335,17 @@ async def bulk(server: Server, size: int) -> bool:
     return ok and cut["seconds"] <= budget and per_cut <= window
 
 
+async def _write_quietly(stream: IOStream, data: bytes) -> None:
+    with contextlib.suppress(StreamError):  # the client vanishes: its side fails at once
+        await stream.write(data)
+
+
 async def poll(control: socketio.AsyncClient, done: Any, limit: float) -> dict[str, Any]:
     """The server's statistics once ``done(stats)`` holds (or after ``limit`` seconds): a
     progress wait on another process, sampled every 0.2 s."""
     deadline = time.monotonic() + limit
     while True:
-        stats: dict[str, Any] = await control.call("stats")
+        stats: dict[str, Any] = await control.call("stats", timeout=120)
         if done(stats) or time.monotonic() > deadline:
             return stats
         await asyncio.sleep(0.2)
@@ -361,7 +367,7 @@ async def vanish(server: Server, clients: int, resume_timeout: float) -> bool:
         await streams.emit("hold", stream)
         # Mid-transfer: one chunk read, more held; beyond the process budget's fair share the
         # server grants no credit, so the write may wait (it is not awaited).
-        writes.append(asyncio.ensure_future(stream.write(bytes([i % 256]) * (PIECE * 3))))
+        writes.append(asyncio.ensure_future(_write_quietly(stream, bytes([i % 256]) * (PIECE * 3))))
         gone.append(client)
     await poll(control, lambda s: s["streams"] >= clients, 60)
     await link.aclose()  # every client vanishes at once: no disconnect, and no way back
