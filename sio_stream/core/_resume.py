@@ -164,11 +164,16 @@ class ResumeMixin:
 
     # -- application events, exactly once (see _sent_events.py) ------------------------------------
     def _keeps_events(self: _Core) -> bool:
-        """Number and keep our application events: the session may resume (or may yet: the
-        peer's hello has not come)."""
-        return self.config.resume_timeout > 0 and (self.resumable or not self.peer_features)
+        """Keep our application events and our answers for a replay: the session can resume.
+        (Every event is numbered all the same, so that the count stays that of the peer; an
+        event sent before the peer's hello came, or to a peer that never sends one, as npm's
+        JavaScript packages, is numbered and not kept.)"""
+        return self.resumable
 
     def _record_event(self: _Core, item: Outgoing) -> Outgoing:
+        if not self._keeps_events():
+            self.sent_events.sent += 1
+            return item
         ids: list[str] = []
         placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
         return self.sent_events.record(item, ids)
