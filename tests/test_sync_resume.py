@@ -323,12 +323,6 @@ def test_a_sync_client_resumes_with_an_asyncio_server() -> None:
             client.disconnect()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug (issue 21, open): about one run in four, an upload cut just before its end, "
-    "whose event was sent again at an earlier resume, ends early at the server (32 KiB of 300 kB) "
-    "after the next resume",
-)
 def test_sync_uploads_survive_a_link_that_keeps_cutting() -> None:
     # A smaller real-socket sweep: cuts land wherever the transfer is (inside a binary
     # attachment, during an end, during a resume hello), 6 uploads one after the other.

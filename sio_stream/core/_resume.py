@@ -242,7 +242,9 @@ class ResumeMixin:
 
     def resume_state(self: _Core) -> dict[str, list[int]]:
         """What we have of every stream of the suspended session, for our resume hello. Reads
-        queued meanwhile are dropped from the outbox: their credit is in ``outstanding``."""
+        queued meanwhile are dropped from the outbox: their credit is in ``outstanding``; so are
+        ends queued meanwhile (the application ended a stream whose bytes were all sent, some of
+        them lost): the resume sends the end again after what the peer did not get."""
         entries: dict[str, list[int]] = {}
         for sid, state in self.recently_closed.items():
             entries[sid] = list(state)
@@ -262,7 +264,10 @@ class ResumeMixin:
             item
             for item in self.outbox
             if not (
-                isinstance(item, Outgoing) and item.event == wire.READ and item.args and item.args[0] in ids
+                isinstance(item, Outgoing)
+                and item.event in (wire.READ, wire.END)
+                and item.args
+                and item.args[0] in ids
             )
         ]
         self.outbox.clear()
