@@ -20,6 +20,7 @@ EXPECTED = {
     "ack_stream.py": "ack stream ok",
     "asgi_uvicorn.py": "asgi ok: sha256 matches",
     "flask_app.py": "flask ok: sha256 matches",
+    "resumable_upload.py": "resumable upload ok: sha256 matches",
 }
 
 

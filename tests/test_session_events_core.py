@@ -210,3 +210,27 @@ def test_an_answer_forgotten_by_the_peer_fails_the_call_with_a_typed_reply() -> 
     pair.flush()
     assert acked == [({wire.ERROR_REPLY_KEY: "the answer was lost with a dropped connection"},)]
     assert [name for name, _ in pair.events[id(pair.b)]] == ["first", "second"]  # never twice
+
+
+def test_an_end_queued_while_suspended_goes_after_the_replay() -> None:
+    # Every byte was sent (some lost in the cut), then the application ends the stream while
+    # the connection is down: the end must not overtake the bytes the resume sends again.
+    pair = CorePair(config(), config())
+    stream = StreamCore(StreamOptions())
+    peer = pair.open_stream(pair.a, stream)
+    pair.b.start_reading(peer)
+    pair.flush()
+    data = bytes(range(8))  # one chunk, within the credit: it leaves at once
+    pair.a.write(stream, data)
+    assert pair.send(pair.a) and stream.pending_size == 0
+    cut(pair)  # and is lost
+    pair.a.end(stream)  # queued while suspended
+    assert [getattr(item, "event", None) for item in pair.a.outbox] == [wire.END]
+    resume(pair)
+    got = b""
+    for _ in range(100):
+        pair.flush()
+        got += b"".join(take_all(pair.b, peer))
+        if peer.readable_ended:
+            break
+    assert got == data and stream.error is None and peer.error is None

@@ -189,8 +189,10 @@ def ss(
     set it, a connection whose transport drops (no deliberate ``disconnect()``) keeps its streams
     for that many seconds on both ends; when python-socketio's client reconnects, its new
     connection resumes the session and every stream continues where the peer stopped receiving
-    (see the protocol notes, ``resume``). Pending ``call()`` acks and application events
-    emitted while the transport is down are not kept. Toward other peers it changes nothing.
+    (see the protocol notes, ``resume``). Events carrying streams that were in flight are
+    delivered exactly once, and a pending ``call()`` gets its answer after the resume; an
+    ``emit()`` while the transport is down raises, as before. Toward other peers it changes
+    nothing.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)

@@ -175,8 +175,6 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             if self.config.resume_timeout <= 0:
                 ours = ours - {FEATURE_RESUME}
             self.peer_features = frozenset(theirs & ours)
-            if not self.resumable:
-                self.sent_events = SentEvents()  # nothing to keep for a session that cannot resume
 
     # -- queueing --------------------------------------------------------------------------
     def _queue(self, item: Outgoing | StreamCore) -> None:
@@ -205,7 +203,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         while self.outbox:
             item = self.outbox.popleft()
             if isinstance(item, Outgoing):
-                if item.event == wire.STREAM and self._keeps_events():
+                if item.event == wire.STREAM and self.config.resume_timeout > 0:
                     item = self._record_event(item)
                 return item
             item.scheduled = False

@@ -164,11 +164,16 @@ class ResumeMixin:
 
     # -- application events, exactly once (see _sent_events.py) ------------------------------------
     def _keeps_events(self: _Core) -> bool:
-        """Number and keep our application events: the session may resume (or may yet: the
-        peer's hello has not come)."""
-        return self.config.resume_timeout > 0 and (self.resumable or not self.peer_features)
+        """Keep our application events and our answers for a replay: the session can resume.
+        (Every event is numbered all the same, so that the count stays that of the peer; an
+        event sent before the peer's hello came, or to a peer that never sends one, as npm's
+        JavaScript packages, is numbered and not kept.)"""
+        return self.resumable
 
     def _record_event(self: _Core, item: Outgoing) -> Outgoing:
+        if not self._keeps_events():
+            self.sent_events.sent += 1
+            return item
         ids: list[str] = []
         placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
         return self.sent_events.record(item, ids)
@@ -237,7 +242,9 @@ class ResumeMixin:
 
     def resume_state(self: _Core) -> dict[str, list[int]]:
         """What we have of every stream of the suspended session, for our resume hello. Reads
-        queued meanwhile are dropped from the outbox: their credit is in ``outstanding``."""
+        queued meanwhile are dropped from the outbox: their credit is in ``outstanding``; so are
+        ends queued meanwhile (the application ended a stream whose bytes were all sent, some of
+        them lost): the resume sends the end again after what the peer did not get."""
         entries: dict[str, list[int]] = {}
         for sid, state in self.recently_closed.items():
             entries[sid] = list(state)
@@ -257,7 +264,10 @@ class ResumeMixin:
             item
             for item in self.outbox
             if not (
-                isinstance(item, Outgoing) and item.event == wire.READ and item.args and item.args[0] in ids
+                isinstance(item, Outgoing)
+                and item.event in (wire.READ, wire.END)
+                and item.args
+                and item.args[0] in ids
             )
         ]
         self.outbox.clear()

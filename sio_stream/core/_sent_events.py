@@ -44,7 +44,7 @@ class SentEvents:
         self.confirmed = 0
         #: The ack callbacks of events whose answer has not come: called once, by whichever
         #: comes first of python-socketio's ack and a reply sent again after a resume.
-        self.awaiting: dict[int, Callable[..., None]] = {}
+        self.awaiting: dict[int, _Once] = {}
 
     def record(self, item: Outgoing, stream_ids: Iterable[str]) -> Outgoing:
         """``item`` is being emitted: number it, keep it, and return what to emit (``item``,
@@ -59,11 +59,17 @@ class SentEvents:
             self._forget_oldest()
         if item.on_ack is None:
             return item
-        self.awaiting[number] = item.on_ack
+        once = _Once(item.on_ack)
+        self.awaiting[number] = once
+        if len(self.awaiting) > self.cap:
+            # A peer that never answers must not make the record grow: the oldest answer can
+            # no longer be sent again after a resume (its own ack still works).
+            del self.awaiting[next(iter(self.awaiting))]
 
         def confirm_then(*args: Any) -> None:
             self.confirm(number)
-            self.replied(number, args)
+            self.awaiting.pop(number, None)
+            once(*args)
 
         return Outgoing(item.event, item.args, confirm_then)
 
@@ -129,6 +135,21 @@ class SentEvents:
 
     def __len__(self) -> int:
         return len(self.kept)
+
+
+class _Once:
+    """An ack callback that runs at most once (an answer may come twice: python-socketio's ack
+    racing a reply sent again after a resume)."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[..., None]) -> None:
+        self.callback: Callable[..., None] | None = callback
+
+    def __call__(self, *args: Any) -> None:
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback(*args)
 
 
 #: A kept answer whose handler still runs.

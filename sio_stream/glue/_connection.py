@@ -55,6 +55,9 @@ class ConnectionLogic:
         self.session_key: str | None = None
         #: Server: the key the client last resumed with, valid until it confirms the new token.
         self.previous_key: str | None = None
+        #: Drops so far: a packet taken from the core before a drop must not be emitted after
+        #: it (on a client it would go out on the new connection, ahead of the resume).
+        self.epoch = 0
 
     def _start_sender(self) -> None:
         raise NotImplementedError
@@ -90,6 +93,7 @@ class ConnectionLogic:
         and call ``expire`` after ``resume_timeout`` seconds unless :meth:`resumed` came first.
         Pending ``call()``s wait: their answers come after the resume (see :meth:`answers_lost`)."""
         again = self.core.suspended  # dropped again before the resume completed: the clock runs on
+        self.epoch += 1
         self.core.suspend()
         self._stop_sending()
         if not again:

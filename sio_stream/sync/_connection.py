@@ -79,6 +79,7 @@ class Connection(ConnectionLogic):
         while True:
             with LOCK:
                 item = self.core.next_outgoing()
+                epoch = self.epoch
                 if item is None:
                     if self.core.closed:
                         self._sending = False
@@ -90,6 +91,10 @@ class Connection(ConnectionLogic):
                         if not self.core.outbox or self.core.closed:
                             self._sending = False
                             return
+                continue
+            if epoch != self.epoch:
+                # Taken before a drop that the receive loop handled meanwhile: the resume sends
+                # again what it carried (writes from the replay, events from their record).
                 continue
             on_ack = item.on_ack
             try:
