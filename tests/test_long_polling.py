@@ -1,0 +1,77 @@
+"""Streams over long-polling: a Python client that never upgrades to a websocket
+(``transports=["polling"]``, as behind a proxy that refuses websockets) against an aiohttp server
+attached the usual way (``sio.attach(app)``). Its POST bodies carry hundreds of kilobytes of
+base64 and arrive in many TCP segments: python-engineio's aiohttp driver read them with one
+``read()`` and the connection failed until ``ss()`` had them read whole
+(``sio_stream/glue/_whole_posts.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+import socketio
+
+from sio_stream import create_stream, ss
+from tests.support import start_server
+
+pytestmark = pytest.mark.anyio
+
+SIZE = 1024 * 1024
+
+
+async def test_uploads_and_a_download_over_long_polling() -> None:
+    sio = socketio.AsyncServer(async_mode="aiohttp")
+    streams = ss(sio)
+    received: dict[str, str] = {}
+    download = os.urandom(SIZE)
+
+    @streams.on("up")
+    async def up(sid: str, stream: object, name: str) -> str:
+        digest = hashlib.sha256()
+        async for chunk in stream:  # type: ignore[attr-defined]
+            digest.update(chunk)
+        received[name] = digest.hexdigest()
+        return name
+
+    @streams.on("down")
+    async def down(sid: str, stream: object) -> None:
+        async def write() -> None:
+            for i in range(0, SIZE, 100_000):
+                await stream.write(download[i : i + 100_000])  # type: ignore[attr-defined]
+            await stream.end()  # type: ignore[attr-defined]
+
+        asyncio.ensure_future(write())
+
+    runner, url = await start_server(sio)
+    client = socketio.AsyncClient()
+    client_streams = ss(client)
+    try:
+        await client.connect(url, transports=["polling"])
+        uploads = {name: os.urandom(SIZE) for name in ("a", "b")}
+
+        async def upload(name: str) -> object:
+            stream = create_stream()
+            answer = asyncio.ensure_future(client_streams.call("up", stream, name, timeout=120))
+            await stream.write(uploads[name])
+            await stream.end()
+            return await answer
+
+        async def read_download() -> bytes:
+            stream = create_stream()
+            await client_streams.emit("down", stream)
+            return b"".join([chunk async for chunk in stream])
+
+        answers = await asyncio.wait_for(
+            asyncio.gather(upload("a"), upload("b"), read_download()), 120
+        )
+        assert client.transport() == "polling"
+        assert answers[:2] == ["a", "b"]
+        assert answers[2] == download
+        for name, data in uploads.items():
+            assert received[name] == hashlib.sha256(data).hexdigest()
+    finally:
+        await client.disconnect()
+        await runner.cleanup()
