@@ -20,7 +20,7 @@ from .._errors import LocalProtocolError, StreamError
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
-from ..core._config import DEFAULT_RESUME_TIMEOUT
+from ..core._config import DEFAULT_RESUME_TIMEOUT, FEATURE_RESUME
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -597,7 +597,8 @@ class StreamSocket(SocketLogic):
 
     def _node_link(self, peer: NodePeer) -> Connection:
         """The connection record of the link to another node: both ends are sio_stream, so
-        every feature is on from the start (no hello travels on a link)."""
+        every feature is on from the start (no hello travels on a link), except session resume:
+        a link has no session to resume (a node that dies is gone, and its streams fail)."""
         cluster = self._cluster
         assert cluster is not None
         node = peer.node
@@ -607,7 +608,7 @@ class StreamSocket(SocketLogic):
             f"{self.namespace} {peer}",
             lambda: cluster.node_is_live(node),
         )
-        connection.core.receive_hello({"features": sorted(self._config.features)})
+        connection.core.receive_hello({"features": sorted(self._config.features - {FEATURE_RESUME})})
         self._connections[peer] = connection
         return connection
 

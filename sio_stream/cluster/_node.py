@@ -157,6 +157,7 @@ class ClusterNode:
         if self.closed:
             return
         self.closed = True
+        self._ops_wake.set()  # a writer loop that missed its cancellation sees `closed`
         with contextlib.suppress(Exception):
             await self.redis.publish(self.nodes_channel, encode({"t": "bye", "node": self.id}))
             await self.redis.delete(self._alive_key(self.id))
@@ -200,7 +201,10 @@ class ClusterNode:
 
     async def _write_ops(self) -> None:
         await self._ready.wait()
-        while True:
+        # Loops end on `closed` as well as on cancellation: Python 3.11's asyncio.wait_for (inside
+        # redis-py) can swallow a cancellation that races its inner task, and a loop that
+        # outlived close() kept the event loop from shutting down (seen in the room tests).
+        while not self.closed:
             while self._ops:
                 op = self._ops.popleft()
                 try:
@@ -602,7 +606,7 @@ class ClusterNode:
         await self._ready.wait()
         loop = asyncio.get_running_loop()
         beat = encode({"t": "hb", "node": self.id})
-        while True:
+        while not self.closed:
             try:
                 await self.redis.set(self._alive_key(self.id), b"1", px=int(self.node_timeout * 1000))
                 await self.redis.publish(self.nodes_channel, beat)
