@@ -345,3 +345,27 @@ def test_sync_uploads_survive_a_link_that_keeps_cutting() -> None:
             assert setup.results[-1] == (size, hashlib.sha256(data).hexdigest())
         assert len(setup.results) == len(sizes) and cuts >= 10
         eventually(lambda: empty(setup) and nothing_retained(setup))
+
+
+def test_a_sync_call_whose_answer_is_lost_in_a_drop_gets_it_after_the_resume() -> None:
+    with sync_session() as setup:
+        release = threading.Event()
+        runs: list[int] = []
+
+        @setup.streams.on("slow")
+        def slow(sid: str, n: int) -> int:
+            runs.append(n)
+            release.wait(30)  # answers after the drop: python-socketio's ack goes to the dead sid
+            return n * 10
+
+        answers: list[Any] = []
+        caller = threading.Thread(
+            target=lambda: answers.append(setup.client_streams.call("slow", 4, timeout=30))
+        )
+        caller.start()
+        eventually(lambda: runs == [4])
+        assert setup.link.cut() == 1
+        eventually(lambda: setup.client_streams.statistics().resumes == 1)
+        release.set()
+        caller.join(30)
+        assert answers == [40] and runs == [4]
