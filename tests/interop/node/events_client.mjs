@@ -1,0 +1,62 @@
+/*
+ * Our JavaScript client (js/sio-stream.js) in Node: application events and call() answers
+ * across cuts of the link (tests/interop/test_js_client_events.py).
+ *
+ *   node events_client.mjs '<json config>'
+ *
+ * Config: {url, slow: calls of 'slow' made at once (the server answers them once the test lets
+ * it), puts: events 'put' each carrying a stream of putSize random bytes, call()ed `parallel` at
+ * a time}. Prints {"ready": true, "features": [...]} once negotiated, then one result line: the
+ * answers of the slow calls, of every put ({n, size, sha256} and the sha256 sent), every error
+ * that reached the application and the socket's statistics(). Exits once stdin closes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { io } from 'socket.io-client';
+import { StreamSocket, createStream, sendBlob } from '../../../js/sio-stream.js';
+
+const config = JSON.parse(process.argv[2]);
+const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+const errors = [];
+const caught = (where) => (e) => {
+  errors.push({ where, name: e?.name ?? 'Error', message: e?.message ?? String(e) });
+  return null;
+};
+
+const socket = io(config.url, {
+  transports: ['websocket'],
+  reconnectionDelay: 50,
+  reconnectionDelayMax: 200,
+  randomizationFactor: 0,
+});
+const streams = new StreamSocket(socket);
+const drops = [];
+socket.on('disconnect', (reason) => drops.push(reason));
+await new Promise((resolve) => socket.once('connect', resolve));
+print({ ready: true, features: [...(await streams.negotiated(10_000))] });
+
+const slow = Promise.all(Array.from({ length: config.slow ?? 0 }, (_, n) => streams.call('slow', n).catch(caught(`slow ${n}`))));
+
+async function put(n) {
+  const data = randomBytes(config.putSize);
+  const stream = createStream();
+  const answer = streams.call('put', stream, { n });
+  await sendBlob(stream, new Blob([data]));
+  const [reply] = await answer;
+  return { reply, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+const puts = [];
+let next = 0;
+async function worker() {
+  while (next < (config.puts ?? 0)) {
+    const n = next++;
+    puts.push(await put(n).catch(caught(`put ${n}`)));
+  }
+}
+await Promise.all(Array.from({ length: config.parallel ?? 1 }, worker));
+print({ slow: await slow, puts, errors, drops, statistics: streams.statistics(), streamCount: streams.streamCount });
+process.stdin.resume();
+process.stdin.on('end', () => {
+  socket.disconnect();
+  process.exit(0);
+});
