@@ -131,7 +131,7 @@ async def test_a_call_pending_at_a_cut_is_answered_after_the_resume(node_tools: 
         assert result["statistics"]["resumes"] == 1
 
 
-async def test_events_carrying_streams_are_handled_and_answered_once_across_cuts(node_tools: NodeTools) -> None:
+async def test_events_with_streams_are_handled_and_answered_once_across_cuts(node_tools: NodeTools) -> None:
     puts, size = 40, 96 * KiB
     # 4 MB/s: the 3.75 MiB of uploads take about a second, with events, their streams and
     # their answers in flight at each cut.
@@ -141,7 +141,9 @@ async def test_events_carrying_streams_are_handled_and_answered_once_across_cuts
             await line()
             for cut, handled in enumerate((6, 16, 26), start=1):
                 await wait_for(
-                    lambda handled=handled, cut=cut: len(server.puts_handled) >= handled and resumed(server, cut - 1),
+                    lambda handled=handled, cut=cut: (
+                        len(server.puts_handled) >= handled and resumed(server, cut - 1)
+                    ),
                     TIMEOUT,
                 )
                 assert server.link.cut() == 1
