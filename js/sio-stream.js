@@ -926,6 +926,8 @@ export class StreamSocket {
     this._recentlyClosed = new Map(); // id -> resume entry of streams that left in good order
     this.resumes = 0;
     this._resentGone = 0; // bytes resent by streams no longer registered
+    this.eventsResent = 0; // application events sent again after resumes
+    this.repliesSent = 0; // answers sent again after resumes
     this._resetEvents();
     this._epoch = 0; // connections seen: an ack of an older one is not sent (its answer is kept)
     this._calls = new Set(); // pending call()s: {reject, onAck}
@@ -973,7 +975,10 @@ export class StreamSocket {
   /**
    * Counters: `streams` registered, `suspended` (waiting for a reconnection), `resumes` (sessions
    * resumed so far), `retained` (bytes sent and kept until the server acknowledges them, for a
-   * replay), `resent` (bytes sent again after resumes).
+   * replay), `resent` (bytes sent again after resumes), `eventsResent` (application events sent
+   * again after resumes: the server had not received them), `repliesSent` (answers of our
+   * handlers sent again after resumes), `unconfirmedEvents` (events kept until they are known to
+   * have arrived).
    */
   statistics() {
     let retained = 0;
@@ -988,6 +993,9 @@ export class StreamSocket {
       resumes: this.resumes,
       retained,
       resent: resent + this._resentGone,
+      eventsResent: this.eventsResent,
+      repliesSent: this.repliesSent,
+      unconfirmedEvents: this._sentEvents.kept.length,
     };
   }
 
@@ -1200,6 +1208,7 @@ export class StreamSocket {
     // not sent (the peer gets the answer as a reply after the resume, or it is lost with the session).
     const answer = (encoded) => {
       if (keep && this._answers.answered(number, encoded)) {
+        this.repliesSent += 1;
         this._emit(EV.HELLO, replyHello(number, encoded));
         return;
       }
@@ -1450,6 +1459,8 @@ export class StreamSocket {
     this.resumes += 1;
     for (const [number, args] of replies) this.sio.emit(EV.HELLO, replyHello(number, args));
     for (const event of again) this._sendEvent(event.args, event.onAck, event.ids);
+    this.repliesSent += replies.length;
+    this.eventsResent += again.length;
     for (const id of ids) {
       const stream = this.streams.get(id);
       if (!stream || stream.error) continue;

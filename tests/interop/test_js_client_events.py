@@ -44,13 +44,13 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def serving(*, rate: float | None = None) -> AsyncIterator[Server]:
+async def serving(*, rate: float | None = None, rtt: float = 0.01) -> AsyncIterator[Server]:
     sio = socketio.AsyncServer(async_mode="aiohttp")
     streams = sio_stream.ss(sio)
     runner, url = await start_server(sio)
     try:
         with tolerate_socketio_cut_races():
-            async with Link(int(url.rsplit(":", 1)[1]), rate=rate, rtt=0.01) as link:
+            async with Link(int(url.rsplit(":", 1)[1]), rate=rate, rtt=rtt) as link:
                 server = Server(streams, link)
 
                 @streams.on("slow")
@@ -149,7 +149,12 @@ async def test_events_with_streams_are_handled_and_answered_once_across_cuts(nod
                 assert server.link.cut() == 1
             result = await line()
         assert result["errors"] == [], result["errors"]
-        assert result["statistics"]["resumes"] == 3
+        stats = result["statistics"]
+        assert stats["resumes"] == 3
+        print(
+            f"{puts} puts, 3 cuts: {stats['eventsResent']} events sent again by the client, "
+            f"{stats['resent']} bytes resent, {stats['unconfirmedEvents']} events unconfirmed at the end"
+        )
         assert server.puts_handled == dict.fromkeys(range(puts), 1), "every event handled exactly once"
         assert sorted(n for n, _size, _sha in server.puts_done) == list(range(puts))
         replies = {p["reply"]["n"]: p for p in result["puts"]}
@@ -157,3 +162,24 @@ async def test_events_with_streams_are_handled_and_answered_once_across_cuts(nod
         for n, put in replies.items():
             assert put["reply"] == {"n": n, "size": size, "sha256": put["sha256"]}
         await wait_for(lambda: server.streams.stream_count() == 0, TIMEOUT)
+
+
+async def test_events_on_the_wire_at_the_cut_are_sent_again_and_handled_once(node_tools: NodeTools) -> None:
+    # A round trip of 2 s: the burst of events the client emits is still in the link (1 s one
+    # way) when the test cuts it, as soon as the client says it emitted them.
+    burst, size = 5, 8 * KiB
+    async with serving(rtt=2.0) as server:
+        config = {"url": server.link.url, "burst": burst, "putSize": size}
+        async with node_client(node_tools, config) as line:
+            await line()
+            assert (await line()) == {"emitted": burst}
+            assert server.link.cut() == 1
+            assert not server.puts_handled, "the test is late: the events arrived before the cut"
+            result = await line()
+        assert result["errors"] == [], result["errors"]
+        stats = result["statistics"]
+        assert stats["resumes"] == 1
+        assert stats["eventsResent"] == burst, stats
+        assert server.puts_handled == dict.fromkeys(range(burst), 1)
+        replies = sorted((p["reply"]["n"], p["reply"]["sha256"] == p["sha256"]) for p in result["puts"])
+        assert replies == [(n, True) for n in range(burst)]

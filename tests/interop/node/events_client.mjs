@@ -6,7 +6,7 @@
  *
  * Config: {url, slow: calls of 'slow' made at once (the server answers them once the test lets
  * it), puts: events 'put' each carrying a stream of putSize random bytes, call()ed `parallel` at
- * a time}. Prints {"ready": true, "features": [...]} once negotiated, then one result line: the
+ * a time; burst: puts emitted at once first, then a line {"emitted": burst}}. Prints {"ready": true, "features": [...]} once negotiated, then one result line: the
  * answers of the slow calls, of every put ({n, size, sha256} and the sha256 sent), every error
  * that reached the application and the socket's statistics(). Exits once stdin closes.
  */
@@ -46,9 +46,12 @@ async function put(n) {
 }
 
 const puts = [];
-let next = 0;
+let next = config.burst ?? 0;
+const burst = Array.from({ length: next }, (_, n) => put(n).catch(caught(`put ${n}`)));
+if (burst.length) print({ emitted: burst.length });
+puts.push(...(await Promise.all(burst)));
 async function worker() {
-  while (next < (config.puts ?? 0)) {
+  while (next < (config.burst ?? 0) + (config.puts ?? 0)) {
     const n = next++;
     puts.push(await put(n).catch(caught(`put ${n}`)));
   }
