@@ -39,9 +39,11 @@ const slow = Promise.all(Array.from({ length: config.slow ?? 0 }, (_, n) => stre
 async function put(n) {
   const data = randomBytes(config.putSize);
   const stream = createStream();
-  const answer = streams.call('put', stream, { n });
+  const answer = streams.call('put', stream, { n }).then((value) => ({ value }), (error) => ({ error }));
   await sendBlob(stream, new Blob([data]));
-  const [reply] = await answer;
+  const { value, error } = await answer;
+  if (error) throw error;
+  const [reply] = value;
   return { reply, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
