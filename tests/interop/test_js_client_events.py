@@ -41,6 +41,7 @@ class Server:
     slow_started: list[int] = field(default_factory=list)
     puts_handled: collections.Counter[int] = field(default_factory=collections.Counter)
     puts_done: list[tuple[int, int, str]] = field(default_factory=list)
+    client_sids: list[str] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
@@ -58,6 +59,10 @@ async def serving(*, rate: float | None = None, rtt: float = 0.01) -> AsyncItera
                     server.slow_started.append(n)
                     await server.gate.wait()
                     return n * 2
+
+                @streams.on("ready")
+                async def ready(sid: str) -> None:
+                    server.client_sids.append(sid)
 
                 @streams.on("put")
                 async def put(sid: str, stream: IOStream, meta: dict[str, Any]) -> dict[str, Any]:
@@ -183,3 +188,25 @@ async def test_events_on_the_wire_at_the_cut_are_sent_again_and_handled_once(nod
         assert server.puts_handled == dict.fromkeys(range(burst), 1)
         replies = sorted((p["reply"]["n"], p["reply"]["sha256"] == p["sha256"]) for p in result["puts"])
         assert replies == [(n, True) for n in range(burst)]
+
+
+async def test_the_answer_of_a_js_handler_pending_at_a_cut_reaches_the_servers_call(
+    node_tools: NodeTools,
+) -> None:
+    async with serving() as server:
+        async with node_client(node_tools, {"url": server.link.url, "serve": True}) as line:
+            await line()
+            await wait_for(lambda: bool(server.client_sids), TIMEOUT)
+            call = asyncio.ensure_future(
+                server.streams.call("double", 21, to=server.client_sids[0], timeout=None)
+            )
+            try:
+                assert (await line()) == {"handling": 21}
+                assert server.link.cut() == 1
+                # The client's handler answers after the resume: its answer goes as a reply.
+                assert await asyncio.wait_for(call, TIMEOUT) == 42
+                result = await line()
+            finally:
+                call.cancel()
+        assert server.streams.statistics().resumes == 1
+        assert result["errors"] == [] and result["statistics"]["repliesSent"] == 1, result

@@ -6,7 +6,9 @@
  *
  * Config: {url, slow: calls of 'slow' made at once (the server answers them once the test lets
  * it), puts: events 'put' each carrying a stream of putSize random bytes, call()ed `parallel` at
- * a time; burst: puts emitted at once first, then a line {"emitted": burst}}. Prints {"ready": true, "features": [...]} once negotiated, then one result line: the
+ * a time; burst: puts emitted at once first, then a line {"emitted": burst}; serve: the client
+ * answers the server's 'double' calls, printing {"handling": x} and answering only once the
+ * session resumed once, then emits 'ready'). Prints {"ready": true, "features": [...]} once negotiated, then one result line: the
  * answers of the slow calls, of every put ({n, size, sha256} and the sha256 sent), every error
  * that reached the application and the socket's statistics(). Exits once stdin closes.
  */
@@ -33,6 +35,18 @@ const drops = [];
 socket.on('disconnect', (reason) => drops.push(reason));
 await new Promise((resolve) => socket.once('connect', resolve));
 print({ ready: true, features: [...(await streams.negotiated(10_000))] });
+let served;
+const answered = new Promise((resolve) => (served = resolve));
+if (config.serve) {
+  streams.on('double', async (x) => {
+    print({ handling: x });
+    // The answer waits for the resume after the test's cut (a poll in the client, not a test sleep).
+    while (streams.resumes < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    served();
+    return x * 2;
+  });
+  streams.emit('ready');
+}
 
 const slow = Promise.all(Array.from({ length: config.slow ?? 0 }, (_, n) => streams.call('slow', n).catch(caught(`slow ${n}`))));
 
@@ -59,6 +73,7 @@ async function worker() {
   }
 }
 await Promise.all(Array.from({ length: config.parallel ?? 1 }, worker));
+if (config.serve) await answered;
 print({ slow: await slow, puts, errors, drops, statistics: streams.statistics(), streamCount: streams.streamCount });
 process.stdin.resume();
 process.stdin.on('end', () => {
