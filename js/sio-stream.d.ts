@@ -106,7 +106,20 @@ export interface StreamSocketStatistics {
   retained: number;
   /** Bytes sent again after resumes. */
   resent: number;
+  /** Application events sent again after resumes (the server had not received them). */
+  eventsResent: number;
+  /** Answers of our handlers sent again after resumes (the server waited for them). */
+  repliesSent: number;
+  /** Events kept until they are known to have arrived (at most MAX_UNCONFIRMED_EVENTS). */
+  unconfirmedEvents: number;
 }
+
+/** Application events kept while nothing confirms they arrived (negotiated resume). */
+export declare const MAX_UNCONFIRMED_EVENTS: number;
+/** Answers of our handlers kept for the server's next resume. */
+export declare const MAX_KEPT_ANSWERS: number;
+/** The message of the error a call() rejects with when the server no longer holds its answer. */
+export declare const ANSWER_LOST: string;
 
 export declare class StreamSocket {
   constructor(socket: SocketLike, options?: StreamSocketOptions);
@@ -129,8 +142,10 @@ export declare class StreamSocket {
   /** A function as the last argument receives the ack's arguments (streams decoded). */
   emit(event: string, ...args: any[]): this;
   /**
-   * Resolves with the ack's arguments; rejects with StreamError (handler failure, connection lost:
-   * a reply still pending when the transport drops is lost with it, even if the session resumes).
+   * Resolves with the ack's arguments; rejects with StreamError: the handler failed, the
+   * connection was lost (a reply pending when the transport drops comes after the resume; the
+   * call fails with "Connection aborted" when the session does not resume, ResumeRefusedError
+   * when the server refuses it, and with ANSWER_LOST when the server no longer holds the answer).
    */
   call(event: string, ...args: any[]): Promise<any[]>;
 }

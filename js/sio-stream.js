@@ -329,6 +329,14 @@ export class IOStream {
     this._grant(more);
   }
 
+  /** The peer never saw this stream (its event goes again): the credit granted went nowhere. */
+  _restartReading() {
+    this.readOpen = false;
+    this.outstanding = 0;
+    this.owed = 0;
+    this.sinceGrowth = 0;
+  }
+
   _grant(count) {
     if (count <= 0 || !this.socket || this.error || this.readEnded) return;
     this.outstanding += count;
@@ -689,6 +697,180 @@ export function createStream(options = {}) {
   return new IOStream(options);
 }
 
+// -- negotiated resume: application events and their answers exactly once --------------------
+// Socket.IO delivers a connection's events in order, so both ends number a session's `$stream`
+// events implicitly: the n-th one a side sends is the n-th the other receives. The sender keeps
+// each event until it knows it arrived; at a resume each side reports how many it received
+// (`events`) and which answers it still waits for (`awaiting`), and the other sends again the
+// events beyond that count and the answers asked for (docs/protocol.md, `resume`). The bounds
+// are the Python side's (sio_stream/core/_sent_events.py).
+
+/** Events kept while nothing confirms they arrived (an ack, a read of a stream they carried). */
+export const MAX_UNCONFIRMED_EVENTS = 1000;
+/** Answers our handlers gave, kept until the peer's next `awaiting` says it has them. */
+export const MAX_KEPT_ANSWERS = 1000;
+/** What a caller gets when the peer no longer holds the answer to its event (as the Python side). */
+export const ANSWER_LOST = 'the answer was lost with a dropped connection';
+const RUNNING = Symbol('handler running');
+
+function isCount(value) {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
+/** An ack callback that runs at most once (an answer may come twice: the ack and a reply). */
+function once(callback) {
+  let fn = callback;
+  const wrapped = (...args) => {
+    const f = fn;
+    fn = null;
+    if (f) f(...args);
+  };
+  wrapped.pending = () => fn !== null;
+  wrapped.inner = callback;
+  return wrapped;
+}
+
+/** Add the ids of every stream placeholder in (encoded) `value` to `out`. */
+function placeholderIds(value, out) {
+  if (Array.isArray(value)) for (const v of value) placeholderIds(v, out);
+  else if (value && typeof value === 'object' && !isBinary(value)) {
+    if (value[PLACEHOLDER_KEY]) out.add(String(value[PLACEHOLDER_KEY]));
+    else for (const k of Object.keys(value)) placeholderIds(value[k], out);
+  }
+}
+
+/** The `$stream` events this end sent on a session and does not know arrived. */
+class SentEvents {
+  constructor(cap = MAX_UNCONFIRMED_EVENTS) {
+    this.cap = cap;
+    this.sent = 0; // events sent on the session (the number of the last one)
+    this.kept = []; // {number, args, onAck, ids}, oldest first
+    this.carriers = new Map(); // stream id -> the newest kept event carrying it
+    this.confirmed = 0; // every event up to this number arrived
+    this.awaiting = new Map(); // number -> once(ack) of events whose answer has not come
+  }
+  /**
+   * Event `args` (with `onAck`, or null, and the ids of the streams it carries) goes out now:
+   * number it, keep it when `keep`, and return the ack callback to emit it with.
+   */
+  record(args, onAck, ids, keep) {
+    this.sent += 1;
+    const number = this.sent;
+    if (!keep) return onAck;
+    // One callback however many times the event goes out: an answer runs it at most once.
+    const answer = onAck && !onAck.pending ? once(onAck) : onAck;
+    this.kept.push({ number, args, onAck: answer, ids });
+    for (const id of ids) this.carriers.set(id, number);
+    if (this.kept.length > this.cap) this._forgetOldest();
+    if (!answer) return null;
+    this.awaiting.set(number, answer);
+    // A peer that never answers must not make the record grow: the oldest answer can no
+    // longer come again after a resume (its own ack still works).
+    if (this.awaiting.size > this.cap) this.awaiting.delete(this.awaiting.keys().next().value);
+    return (...reply) => {
+      this.confirm(number);
+      this.awaiting.delete(number);
+      answer(...reply);
+    };
+  }
+  /** The answer to event `number` came again after a resume. */
+  replied(number, args) {
+    const answer = this.awaiting.get(number);
+    if (!answer) return;
+    this.awaiting.delete(number);
+    answer(...args);
+  }
+  awaited() {
+    return [...this.awaiting.keys()].sort((a, b) => a - b);
+  }
+  confirm(number) {
+    if (number <= this.confirmed) return;
+    this.confirmed = number;
+    while (this.kept.length && this.kept[0].number <= number) this._forgetOldest();
+  }
+  /** The peer read or wrote stream `id`: the event that carried it arrived. */
+  streamUsed(id) {
+    const number = this.carriers.get(id);
+    if (number !== undefined) this.confirm(number);
+  }
+  _forgetOldest() {
+    const { number, ids } = this.kept.shift();
+    for (const id of ids) if (this.carriers.get(id) === number) this.carriers.delete(id);
+  }
+  /**
+   * The peer received `received` of our events: the kept events to send again, in order (each
+   * numbered again as it goes out), or null when they cannot all be (the count is not a count
+   * or beyond what we sent, or events it needs were forgotten: numbering restarts from it).
+   */
+  unreceived(received) {
+    if (!isCount(received) || received > this.sent) return null;
+    const missing = this.sent - received;
+    if (missing > this.kept.length) {
+      this.kept = [];
+      this.carriers.clear();
+      this.sent = received;
+      this.confirmed = Math.min(this.confirmed, received);
+      return null;
+    }
+    this.confirm(received);
+    const again = this.kept;
+    for (const { number } of again) this.awaiting.delete(number); // awaited again when sent again
+    this.kept = [];
+    this.carriers.clear();
+    this.sent = received;
+    return again;
+  }
+  /** Callbacks still waiting for an answer (failed when the session cannot deliver them). */
+  takeAwaiting() {
+    const all = [...this.awaiting.values()];
+    this.awaiting.clear();
+    return all;
+  }
+}
+
+/** The answers our handlers gave to the peer's events, kept for the peer's `awaiting`. */
+class Answers {
+  constructor(cap = MAX_KEPT_ANSWERS) {
+    this.cap = cap;
+    this.kept = new Map(); // event number -> encoded ack arguments (RUNNING while the handler runs)
+    this.wanted = new Set(); // asked for after a resume while the handler still ran
+  }
+  started(number) {
+    this.kept.set(number, RUNNING);
+    while (this.kept.size > this.cap) {
+      const old = this.kept.keys().next().value;
+      this.kept.delete(old);
+      this.wanted.delete(old);
+    }
+  }
+  /** The handler of event `number` answered `args`; true when the peer asked for it already. */
+  answered(number, args) {
+    if (this.kept.has(number)) this.kept.set(number, args);
+    return this.wanted.delete(number);
+  }
+  /**
+   * The peer waits for the answers to `numbers` (its resume hello; we received `received` of its
+   * events): [number, args or null (forgotten: lost)] to send now. The others up to `received`
+   * the peer has: forgotten.
+   */
+  asked(numbers, received) {
+    const listed = Array.isArray(numbers) ? numbers.slice(0, this.cap) : [];
+    const wanted = new Set(listed.filter((n) => Number.isSafeInteger(n) && n > 0 && n <= received));
+    for (const number of [...this.kept.keys()]) if (number <= received && !wanted.has(number)) this.kept.delete(number);
+    const now = [];
+    for (const number of [...wanted].sort((a, b) => a - b)) {
+      const answer = this.kept.get(number);
+      if (answer === RUNNING) this.wanted.add(number);
+      else now.push([number, answer ?? null]);
+    }
+    return now;
+  }
+}
+
+function replyHello(number, args) {
+  return { resume: args === null ? { reply: number, lost: true } : { reply: number, args } };
+}
+
 /**
  * The streams of one socket.io-client socket (the counterpart of socket.io-stream's ss(socket)).
  * Listens to the five wire events, announces the extensions on every (re)connect, and fails every
@@ -744,11 +926,22 @@ export class StreamSocket {
     this._recentlyClosed = new Map(); // id -> resume entry of streams that left in good order
     this.resumes = 0;
     this._resentGone = 0; // bytes resent by streams no longer registered
+    this.eventsResent = 0; // application events sent again after resumes
+    this.repliesSent = 0; // answers sent again after resumes
+    this._resetEvents();
+    this._epoch = 0; // connections seen: an ack of an older one is not sent (its answer is kept)
+    this._calls = new Set(); // pending call()s: {reject, onAck}
     socket.on(EV.STREAM, (...args) => this._onStream(args));
-    socket.on(EV.READ, (id, size, count, report) =>
-      this._lookup(id)?._receiveRead(this._readCount(id, count), report, size),
-    );
-    socket.on(EV.WRITE, (id, chunk, encoding, ack) => this._onWrite(id, chunk, encoding, ack));
+    socket.on(EV.READ, (id, size, count, report) => {
+      const stream = this._lookup(id);
+      if (!stream) return;
+      this._sentEvents.streamUsed(id); // the event that carried it arrived
+      stream._receiveRead(this._readCount(id, count), report, size);
+    });
+    socket.on(EV.WRITE, (id, chunk, encoding, ack) => {
+      if (this._lookup(id)) this._sentEvents.streamUsed(id);
+      this._onWrite(id, chunk, encoding, ack);
+    });
     socket.on(EV.END, (id, ack) => this._onEnd(id, ack));
     socket.on(EV.ERROR, (id, message) => this._lookup(id)?._fail(new StreamError(String(message), { remote: true }), false));
     socket.on(EV.HELLO, (info) => this._onHello(info));
@@ -782,7 +975,10 @@ export class StreamSocket {
   /**
    * Counters: `streams` registered, `suspended` (waiting for a reconnection), `resumes` (sessions
    * resumed so far), `retained` (bytes sent and kept until the server acknowledges them, for a
-   * replay), `resent` (bytes sent again after resumes).
+   * replay), `resent` (bytes sent again after resumes), `eventsResent` (application events sent
+   * again after resumes: the server had not received them), `repliesSent` (answers of our
+   * handlers sent again after resumes), `unconfirmedEvents` (events kept until they are known to
+   * have arrived).
    */
   statistics() {
     let retained = 0;
@@ -797,6 +993,9 @@ export class StreamSocket {
       resumes: this.resumes,
       retained,
       resent: resent + this._resentGone,
+      eventsResent: this.eventsResent,
+      repliesSent: this.repliesSent,
+      unconfirmedEvents: this._sentEvents.kept.length,
     };
   }
 
@@ -830,36 +1029,60 @@ export class StreamSocket {
   /** Emit `event` with `args` (streams at any depth); a function as last argument receives the ack. */
   emit(event, ...args) {
     const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+    this._emitEvent(event, args, ack);
+    return this;
+  }
+
+  /** emit(), returning the callback its ack goes through (null without an ack). */
+  _emitEvent(event, args, ack) {
     const attached = [];
     const encoded = this._encode(args, attached);
-    if (ack) {
-      this._emit(EV.STREAM, event, ...encoded, (...reply) => this._onAck(ack, reply));
-    } else {
-      this._emit(EV.STREAM, event, ...encoded);
-    }
+    const onAck = ack ? (...reply) => this._onAck(ack, reply) : null;
+    const ids = attached.map((s) => s.id);
+    if (this._suspended) this._held.push({ args: [EV.STREAM, event, ...encoded], onAck, ids });
+    else this._sendEvent([EV.STREAM, event, ...encoded], onAck, ids);
     for (const s of attached) this._announce(s);
-    return this;
+    return onAck;
+  }
+
+  /** Number application event `args`, keep it until it is known to have arrived (resume), send it. */
+  _sendEvent(args, onAck, ids) {
+    const callback = this._sentEvents.record(args, onAck, ids, this.resumable);
+    if (callback) this.sio.emit(...args, callback);
+    else this.sio.emit(...args);
   }
 
   /**
    * Emit `event` and resolve with the ack's arguments as an array (streams decoded). Rejects with
    * a StreamError when a sio_stream server reports that its handler failed (error-reply), or when
-   * the connection drops first.
+   * the connection drops first. With `resume` negotiated a drop does not fail it: the answer
+   * comes after the resume; it rejects with "Connection aborted" when the session is lost
+   * (a refusal: ResumeRefusedError), and with the error-reply StreamError ANSWER_LOST when the
+   * server no longer holds the answer.
    */
   call(event, ...args) {
     return new Promise((resolve, reject) => {
-      if (!this.sio.connected) {
+      if (!this.sio.connected && !this._suspended) {
         reject(new StreamError(CONNECTION_ABORTED));
         return;
       }
-      const onDrop = () => reject(new StreamError(CONNECTION_ABORTED));
-      this.sio.once('disconnect', onDrop);
-      this.emit(event, ...args, (...reply) => {
-        this.sio.off('disconnect', onDrop);
+      const pending = { reject, onAck: null };
+      this._calls.add(pending);
+      pending.onAck = this._emitEvent(event, args, (...reply) => {
+        this._calls.delete(pending);
         if (reply.length === 1 && reply[0] instanceof StreamError) reject(reply[0]);
         else resolve(reply);
       });
     });
+  }
+
+  /** Reject the pending call()s except those whose ack callback is in `spare`. */
+  _failCalls(error, spare = new Set()) {
+    for (const pending of [...this._calls]) {
+      if (spare.has(pending.onAck)) continue;
+      this._calls.delete(pending);
+      pending.reject(error);
+    }
   }
 
   // -- placeholders ----------------------------------------------------------------------------
@@ -954,6 +1177,10 @@ export class StreamSocket {
 
   _onHello(info) {
     const resume = info && typeof info === 'object' ? info.resume : undefined;
+    if (resume && typeof resume === 'object' && 'reply' in resume) {
+      if (!this._suspended) this._receiveReply(resume);
+      return;
+    }
     if (this._suspended) {
       if (this._resumeAsked) this._resumeAnswered(info, resume);
       return;
@@ -970,17 +1197,30 @@ export class StreamSocket {
   }
 
   async _onStream(args) {
+    // While suspended an event came on the dead transport: the peer sends it again after the resume.
+    if (this._suspended) return;
     const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+    const number = ++this._eventsReceived;
+    const keep = ack !== null && this.resumable;
+    if (keep) this._answers.started(number);
+    const epoch = this._epoch;
+    // The answer is kept for the peer's `awaiting`; an ack of a connection that dropped since is
+    // not sent (the peer gets the answer as a reply after the resume, or it is lost with the session).
+    const answer = (encoded) => {
+      if (keep && this._answers.answered(number, encoded)) {
+        this.repliesSent += 1;
+        this._emit(EV.HELLO, replyHello(number, encoded));
+        return;
+      }
+      if (ack && epoch === this._epoch) ack(...encoded);
+    };
     const [event, ...rest] = args;
     const found = [];
     const decoded = this._decode(rest, found);
     const handler = this.handlers.get(event);
     const refuse = (message) => {
       for (const s of found) s.destroy(message);
-      if (ack) {
-        if (this.uses('error-reply')) ack({ [ERROR_REPLY_KEY]: message });
-        else ack();
-      }
+      if (ack) answer(this.uses('error-reply') ? [{ [ERROR_REPLY_KEY]: message }] : []);
     };
     if (!handler) {
       refuse(`no handler for event ${JSON.stringify(event)}`);
@@ -996,7 +1236,7 @@ export class StreamSocket {
     if (!ack) return;
     const attached = [];
     const reply = result === undefined ? [] : Array.isArray(result) ? result : [result];
-    ack(...this._encode(reply, attached));
+    answer(this._encode(reply, attached));
     for (const s of attached) this._announce(s);
   }
 
@@ -1071,6 +1311,8 @@ export class StreamSocket {
   _connectionLost(error = new StreamError(CONNECTION_ABORTED)) {
     this._endSuspension();
     this._held = [];
+    this._resetEvents();
+    this._failCalls(error);
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) s._fail(error, false);
@@ -1087,6 +1329,7 @@ export class StreamSocket {
   }
 
   _disconnected(reason) {
+    this._epoch += 1;
     if (this._suspended) {
       this._resumeAsked = false; // dropped again before the answer: ask again; the clock runs on
       return;
@@ -1142,7 +1385,7 @@ export class StreamSocket {
     this.sio.emit(EV.HELLO, {
       version: PROTOCOL_VERSION,
       features: [...this.features],
-      resume: { token: this._token, streams },
+      resume: { token: this._token, streams, events: this._eventsReceived, awaiting: this._sentEvents.awaited() },
     });
   }
 
@@ -1154,7 +1397,7 @@ export class StreamSocket {
         if (typeof answer.token === 'string') this._token = answer.token;
         // The server forgets the token we resumed with once we confirm we hold the new one.
         this.sio.emit(EV.HELLO, { resume: { confirm: true } });
-        this._applyResume(answer.streams);
+        this._applyResume(answer);
         return;
       }
     }
@@ -1164,32 +1407,82 @@ export class StreamSocket {
     this._held = [];
     this._endSuspension();
     this._recentlyClosed.clear();
-    // The old session's streams fail as a plain drop fails them.
+    // The old session's streams and calls fail as a plain drop fails them.
     const error = new ResumeRefusedError(refused);
     for (const id of ids) this.streams.get(id)?._fail(error, false);
+    this._resetEvents();
+    this._failCalls(error, new Set(held.map((h) => h.onAck).filter(Boolean)));
     // A fresh session on this connection: events emitted meanwhile (with their new streams) go on it.
     this._setFeatures(info);
     this._token = answer && typeof answer.token === 'string' && this.resumable ? answer.token : null;
-    for (const args of held) this.sio.emit(...args);
+    this._sendHeld(held);
   }
 
-  _applyResume(entries) {
+  /** Send what was emitted while suspended, in order (application events numbered as they go). */
+  _sendHeld(held) {
+    for (const item of held) {
+      if (Array.isArray(item)) this.sio.emit(...item);
+      else this._sendEvent(item.args, item.onAck, item.ids);
+    }
+  }
+
+  /** A fresh session: no event sent or received yet. */
+  _resetEvents() {
+    this._sentEvents = new SentEvents();
+    this._answers = new Answers();
+    this._eventsReceived = 0;
+  }
+
+  /** A reply hello: the answer to our event `reply`, sent again after a resume (or lost). */
+  _receiveReply(resume) {
+    const lost = resume.lost === true || !Array.isArray(resume.args);
+    const args = lost ? [{ [ERROR_REPLY_KEY]: ANSWER_LOST }] : resume.args;
+    if (Number.isSafeInteger(resume.reply)) this._sentEvents.replied(resume.reply, args);
+  }
+
+  _applyResume(answer) {
+    const entries = answer.streams;
     const table = entries && typeof entries === 'object' && !Array.isArray(entries) ? entries : {};
     const ids = this._suspendedIds;
     const held = this._held;
     this._held = [];
+    // Our events the server did not receive go again, ahead of everything (their streams start
+    // afresh: it never saw them); the answers it waits for go first, as they may announce streams.
+    const again = 'events' in answer ? this._sentEvents.unreceived(answer.events) ?? [] : [];
+    const replies = 'awaiting' in answer ? this._answers.asked(answer.awaiting, this._eventsReceived) : [];
+    // A server without the keys (the first version of resume) sends no answers again.
+    if (!('awaiting' in answer)) this._sentEvents.takeAwaiting();
+    const fresh = new Set();
+    for (const event of again) for (const id of event.ids) fresh.add(id);
+    for (const [, args] of replies) placeholderIds(args, fresh);
     this._endSuspension();
     this.resumes += 1;
+    for (const [number, args] of replies) this.sio.emit(EV.HELLO, replyHello(number, args));
+    for (const event of again) this._sendEvent(event.args, event.onAck, event.ids);
+    this.repliesSent += replies.length;
+    this.eventsResent += again.length;
     for (const id of ids) {
       const stream = this.streams.get(id);
       if (!stream || stream.error) continue;
-      const entry = Object.prototype.hasOwnProperty.call(table, id) ? table[id] : undefined;
+      let entry = Object.prototype.hasOwnProperty.call(table, id) ? table[id] : undefined;
+      if (entry === undefined && fresh.has(id)) {
+        entry = [0, 0, 0, 0];
+        stream._restartReading();
+      }
       const valid = Array.isArray(entry) && entry.length === 4 && entry.every((v) => Number.isSafeInteger(v) && v >= 0);
       // A stream the server does not list never arrived there, or failed there.
       if (!valid) stream._fail(new StreamError(CONNECTION_ABORTED), false);
-      else stream._rewind(entry);
+      else {
+        stream._rewind(entry);
+        if (fresh.has(id) && stream.wantsRead) stream._startReading();
+      }
     }
-    for (const args of held) this.sio.emit(...args);
+    this._sendHeld(held);
+    // A call whose answer cannot come (a server without `awaiting`, an event sent before the
+    // session could be resumed, or beyond the bounds) fails as a plain drop fails it.
+    const spare = new Set([...this._sentEvents.awaiting.values()].map((a) => a.inner));
+    for (const item of held) if (!Array.isArray(item) && item.onAck) spare.add(item.onAck);
+    this._failCalls(new StreamError(CONNECTION_ABORTED), spare);
     for (const stream of this.streams.values()) stream._signal.wake();
   }
 

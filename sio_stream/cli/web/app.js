@@ -3,7 +3,7 @@
 // URL parameters (for people and tests): ?transport=websocket|polling, ?download=sw|picker|blob.
 import { io } from '/socket.io.esm.min.js';
 import {
-  StreamSocket, createStream, sendBlob, receiveTo, saveStream, BLOB_WARNING_SIZE, CONNECTION_ABORTED,
+  StreamSocket, createStream, sendBlob, receiveTo, saveStream, BLOB_WARNING_SIZE,
 } from '/sio-stream.js';
 
 const $ = (id) => document.getElementById(id);
@@ -270,11 +270,9 @@ async function upload(file) {
   }
   const stream = createStream();
   const path = joinPath(folder, file.name);
-  const dir = folder;
   try {
-    // The reply comes once the server stored the file. When the connection drops on the way, the
-    // upload itself survives (the session resumes on the new connection), but a reply still
-    // pending then is lost with the old one: `outcome` says so instead of failing the row.
+    // The reply comes once the server stored the file; when the connection drops on the way, the
+    // session resumes on the new connection and the reply comes on it (docs/protocol.md, resume).
     const outcome = streams.call('put', stream, { path, size: file.size }).then(
       (reply) => ({ reply }),
       (error) => ({ error }),
@@ -286,15 +284,7 @@ async function upload(file) {
     // A refusal (a bad path, the size limit) fails the stream too: the reply says why, in words.
     const late = () => new Promise((_, reject) => setTimeout(() => reject(failure), 10_000));
     const result = await (failure ? Promise.race([outcome, late()]) : outcome);
-    if (result.error) {
-      if (failure || stream.error || result.error.message !== CONNECTION_ABORTED) throw failure || result.error;
-      // Every byte went through (sendBlob's end was answered after the resume): the folder
-      // listing tells when the server stored the file.
-      await storedInListing(dir, file.name, file.size);
-      row.finish('Uploaded · the connection dropped and came back on the way');
-      refresh();
-      return;
-    }
+    if (result.error) throw failure || result.error;
     const [answer] = result.reply;
     if (answer && answer.error) throw new Error(answer.error);
     if (failure) throw failure;
@@ -305,22 +295,6 @@ async function upload(file) {
     row.fail(row.controller.signal.aborted ? row.controller.signal.reason : e);
   }
   refresh();
-}
-
-/** Resolves once `dir`'s listing shows file `name` of `size` bytes (the server renames an upload
- * into place only once it is complete); rejects after a minute. */
-async function storedInListing(dir, name, size) {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      const [reply] = await streams.call('ls', dir);
-      if (reply.entries && reply.entries.some((e) => e.name === name && !e.dir && e.size === size)) return;
-    } catch {
-      // not connected at the moment: ask again
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`the connection dropped and the server never listed ${name} with its ${size} bytes`);
 }
 
 function downloadMethod() {
