@@ -15,18 +15,22 @@ import pytest
 import socketio
 
 from sio_stream import create_stream, ss
+from sio_stream.glue import _split_posts as split_posts
 from tests.support import start_server
 
 pytestmark = pytest.mark.anyio
 
-SIZE = 1024 * 1024
+SIZE = 3 * 1024 * 1024
 
 
 async def test_uploads_and_a_download_over_long_polling() -> None:
-    sio = socketio.AsyncServer(async_mode="aiohttp")
+    # A long-polling GET waits up to a ping interval for something to return, and the server's
+    # shutdown waits for it: a short interval keeps the test's teardown short.
+    sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=1, ping_timeout=5)
     streams = ss(sio)
     received: dict[str, str] = {}
     download = os.urandom(SIZE)
+    tasks: list[asyncio.Future[None]] = []
 
     @streams.on("up")
     async def up(sid: str, stream: object, name: str) -> str:
@@ -43,7 +47,7 @@ async def test_uploads_and_a_download_over_long_polling() -> None:
                 await stream.write(download[i : i + 100_000])  # type: ignore[attr-defined]
             await stream.end()  # type: ignore[attr-defined]
 
-        asyncio.ensure_future(write())
+        tasks.append(asyncio.ensure_future(write()))
 
     runner, url = await start_server(sio)
     client = socketio.AsyncClient()
@@ -64,9 +68,8 @@ async def test_uploads_and_a_download_over_long_polling() -> None:
             await client_streams.emit("down", stream)
             return b"".join([chunk async for chunk in stream])
 
-        answers = await asyncio.wait_for(
-            asyncio.gather(upload("a"), upload("b"), read_download()), 120
-        )
+        answers = await asyncio.wait_for(asyncio.gather(upload("a"), upload("b"), read_download()), 120)
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)  # the server's end() was answered
         assert client.transport() == "polling"
         assert answers[:2] == ["a", "b"]
         assert answers[2] == download
@@ -75,3 +78,12 @@ async def test_uploads_and_a_download_over_long_polling() -> None:
     finally:
         await client.disconnect()
         await runner.cleanup()
+
+
+def test_a_large_payload_splits_into_runs_of_whole_packets() -> None:
+    packets = ["4" + "a" * 400_000, "4" + "b" * 400_000, "2", "4" + "c" * 1_200_000, "3"]
+    body = "\x1e".join(packets)
+    parts = split_posts.split(body)
+    assert [p.split("\x1e") for p in parts] == [packets[:3], packets[3:4], packets[4:]]
+    assert "\x1e".join(parts) == body
+    assert split_posts.split("4hello\x1e2") == ["4hello\x1e2"]

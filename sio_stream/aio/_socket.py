@@ -33,6 +33,7 @@ from ..core._core import (
     PendingReply,
 )
 from ..glue import _compression as compression
+from ..glue import _split_posts as split_posts
 from ..glue import _whole_posts as whole_posts
 from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
@@ -224,6 +225,8 @@ def ss(
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(sio.eio, websocket_compression)
         whole_posts.configure(sio.eio)
+    else:
+        split_posts.configure(sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)
