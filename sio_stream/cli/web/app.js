@@ -75,6 +75,12 @@ function askToken(error) {
   $('token').focus();
 }
 
+// A tab that is closed or navigated away ends its transfers at once: a dropped connection
+// would keep them on the server for its resume timeout, waiting for a tab that is not coming back.
+addEventListener('pagehide', () => {
+  if (socket) socket.disconnect();
+});
+
 function connect(token) {
   if (socket) socket.close();
   const transports = params.get('transport') ? [params.get('transport')] : ['websocket', 'polling'];
