@@ -1,0 +1,215 @@
+"""Session resume in a cluster: two nodes joined by a real redis-server, a client of node B
+through ``benchmarks/link.py``'s cutting relay. A client that reconnects to its own node resumes
+the streams local to that node; one that lands on the other node is refused
+(``ResumeRefusedError``) and gets nothing of the session; a stream forwarded from the other node
+fails with a typed error at both ends, never hangs (see docs/guides/nodes.md, "Sticky sessions")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+
+from benchmarks.link import Link
+from sio_stream import (
+    ConnectionAbortedStreamError,
+    IOStream,
+    ResumeRefusedError,
+    StreamError,
+    create_stream,
+    ss,
+)
+from sio_stream.cluster import ClusterNode, cluster_for
+from tests.redis_support import redis_server
+from tests.support import start_server, wait_for
+from tests.test_session_resume import tolerate_socketio_cut_races
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+PIECE = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@dataclass
+class Node:
+    sio: socketio.AsyncServer
+    runner: Any
+    url: str
+    sids: list[str] = field(default_factory=list)
+    uploads: list[Any] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def cluster(self) -> ClusterNode:
+        node = cluster_for(self.sio)
+        assert node is not None
+        return node
+
+
+async def start_node(redis_url: str) -> Node:
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(redis_url))
+    streams = ss(sio, resume_timeout=30)
+    runner, url = await start_server(sio)
+    node = Node(sio, runner, url)
+
+    @sio.on("connect")
+    async def connect(sid: str, environ: Any, auth: Any = None) -> None:
+        node.sids.append(sid)
+
+    @streams.on("upload")
+    async def upload(sid: str, stream: IOStream) -> None:
+        digest, size = hashlib.sha256(), 0
+        try:
+            async for chunk in stream:
+                digest.update(chunk)
+                size += len(chunk)
+        except StreamError as exc:
+            node.uploads.append(exc)
+            return
+        node.uploads.append((size, digest.hexdigest()))
+
+    await node.cluster.ready()
+    return node
+
+
+@dataclass
+class Cluster:
+    a: Node
+    b: Node
+    client: socketio.AsyncClient
+    client_streams: Any
+    link: Link
+    received: list[Any] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def cluster(redis_url: str) -> AsyncIterator[Cluster]:
+    a, b = await start_node(redis_url), await start_node(redis_url)
+    client = socketio.AsyncClient(reconnection_delay=0.05, reconnection_delay_max=0.2)
+    client_streams = ss(client, resume_timeout=30)
+    try:
+        with tolerate_socketio_cut_races():
+            async with Link(b.port, rtt=0.01) as link:
+                setup = Cluster(a, b, client, client_streams, link)
+
+                @client_streams.on("file")
+                async def file(stream: IOStream, size: int) -> None:
+                    data = bytearray()
+                    try:
+                        async for chunk in stream:
+                            data += chunk
+                    except StreamError as exc:
+                        setup.received.append(exc)
+                        return
+                    setup.received.append(hashlib.sha256(data).hexdigest())
+
+                await client.connect(link.url, transports=["websocket"])
+                await wait_for(lambda: client_streams._connections[None].token is not None)
+                sid = client.get_sid()
+                await wait_for(lambda: a.cluster.remote_node("/", sid) == b.cluster.id)
+                yield setup
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+        for node in (a, b):
+            await node.cluster.close()
+            await node.sio.shutdown()
+            await node.runner.cleanup()
+
+
+async def send(stream: IOStream, data: bytes, cut_at: tuple[int, ...], link: Link) -> None:
+    for i in range(0, len(data), PIECE):
+        if i in cut_at:
+            assert link.cut() == 1  # mid-transfer: chunks and credit are in flight
+        await stream.write(data[i : i + PIECE])
+    await stream.end()
+
+
+async def test_streams_local_to_the_node_resume_when_the_client_returns_to_it(redis_url: str) -> None:
+    async with cluster(redis_url) as setup:
+        data = os.urandom(4 * MiB)
+        upload = create_stream()
+        await setup.client_streams.emit("upload", upload)
+        await send(upload, data, (MiB, 3 * MiB), setup.link)
+        await wait_for(lambda: setup.b.uploads, 30)
+        assert setup.b.uploads == [(len(data), hashlib.sha256(data).hexdigest())]
+        assert upload.error is None
+        assert ss(setup.b.sio).statistics().resumes == 2
+        assert len(setup.b.sids) == 3  # each resume rode a new connection to the same node
+        # The cluster knows the client under its new sid: node A reaches it through B.
+        sid = setup.client.get_sid()
+        await wait_for(lambda: setup.a.cluster.remote_node("/", sid) == setup.b.cluster.id)
+        again = os.urandom(MiB)
+        stream = create_stream()
+        await ss(setup.a.sio).emit("file", stream, len(again), to=sid)
+        await send(stream, again, (), setup.link)
+        await wait_for(lambda: setup.received, 30)
+        assert setup.received == [hashlib.sha256(again).hexdigest()]
+
+
+async def test_a_client_that_lands_on_another_node_is_refused_and_gets_nothing(redis_url: str) -> None:
+    async with cluster(redis_url) as setup:
+        data = os.urandom(2 * MiB)
+        upload = create_stream()
+        await setup.client_streams.emit("upload", upload)
+        await upload.write(data[:MiB])
+        await wait_for(lambda: ss(setup.b.sio).stream_count() == 1)
+        setup.link.target = ("127.0.0.1", setup.a.port)  # no sticky session: the next node
+        assert setup.link.cut() == 1
+        await wait_for(lambda: upload.error is not None, 30)
+        assert isinstance(upload.error, ResumeRefusedError)  # a ConnectionAbortedStreamError
+        assert "unknown session" in str(upload.error)
+        with pytest.raises(ResumeRefusedError):
+            await asyncio.wait_for(upload.write(data[MiB:]), 30)
+        await wait_for(lambda: len(setup.a.sids) == 1)
+        # Nothing of the session reached node A; the client carries on with a fresh one there.
+        assert ss(setup.a.sio).stream_count() == 0
+        assert setup.a.uploads == []
+        fresh = create_stream()
+        await setup.client_streams.emit("upload", fresh)
+        await send(fresh, data, (), setup.link)
+        await wait_for(lambda: setup.a.uploads, 30)
+        assert setup.a.uploads == [(len(data), hashlib.sha256(data).hexdigest())]
+        # Node B still holds the suspended session until its resume_timeout; nobody resumed it.
+        assert ss(setup.b.sio).statistics().resumes == 0
+        assert setup.b.uploads == []
+
+
+async def test_a_stream_forwarded_from_another_node_fails_typed_at_a_drop(redis_url: str) -> None:
+    async with cluster(redis_url) as setup:
+        data = os.urandom(4 * MiB)
+        stream = create_stream()
+        sid = setup.client.get_sid()
+        await ss(setup.a.sio).emit("file", stream, len(data), to=sid)
+        await stream.write(data[:PIECE])
+        await wait_for(lambda: setup.client_streams._connections[None].core.streams)  # delivered
+        assert setup.link.cut() == 1
+
+        async def rest() -> None:
+            for i in range(PIECE, len(data), PIECE):
+                await stream.write(data[i : i + PIECE])
+            await stream.end()
+
+        with pytest.raises(ConnectionAbortedStreamError):
+            await asyncio.wait_for(rest(), 30)
+        await wait_for(lambda: setup.received, 30)
+        assert isinstance(setup.received[0], ConnectionAbortedStreamError)
+        # The client's own session (local to node B) resumed; the cluster knows its new sid.
+        assert ss(setup.b.sio).statistics().resumes == 1
+        await wait_for(lambda: ss(setup.a.sio).stream_count() == 0)
