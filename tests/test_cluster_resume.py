@@ -213,3 +213,35 @@ async def test_a_stream_forwarded_from_another_node_fails_typed_at_a_drop(redis_
         # The client's own session (local to node B) resumed; the cluster knows its new sid.
         assert ss(setup.b.sio).statistics().resumes == 1
         await wait_for(lambda: ss(setup.a.sio).stream_count() == 0)
+
+
+async def test_events_from_both_nodes_keep_one_numbering_across_a_resume(redis_url: str) -> None:
+    """The client counts every event it receives, its node's and those another node forwards:
+    an event of its node lost in the drop after a forwarded one must still be sent again."""
+    async with cluster(redis_url) as setup:
+        sid = setup.client.get_sid()
+        first = os.urandom(100_000)
+        stream = create_stream()
+        await ss(setup.a.sio).emit("file", stream, len(first), to=sid)  # forwarded by node B
+        await stream.end(first)
+        await wait_for(lambda: setup.received, 30)
+        assert setup.received == [hashlib.sha256(first).hexdigest()]
+        # Delay what node B sends from now on (3 s, far beyond the cut that follows at once):
+        # its next event is on the wire at the cut, and lost. The link delivers in order, so a
+        # new connection waits behind those bytes for the rest of the 3 s.
+        down = setup.link._down
+        assert down is not None
+        down.delay = 3.0
+        second = os.urandom(MiB)
+        local = create_stream()
+        await ss(setup.b.sio).emit("file", local, len(second), to=sid)
+        connection = ss(setup.b.sio)._connections[sid]
+        kept = connection.core.sent_events.kept
+        await wait_for(lambda: any(local.id in ids for _n, _e, ids in kept))  # sent: never to arrive
+        down.delay = 0.005
+        assert setup.link.cut() == 1
+        await asyncio.wait_for(local.end(second), 30)
+        await wait_for(lambda: len(setup.received) == 2, 30)
+        assert setup.received[1] == hashlib.sha256(second).hexdigest()
+        assert local.error is None
+        assert ss(setup.b.sio).statistics().resumes == 1

@@ -594,6 +594,11 @@ class ClusterNode:
                 self._send_features(node, namespace, sid)
                 self._reply(node, ack, reply)
 
+        socket = self.sockets.get(namespace)
+        if event == wire.STREAM and socket is not None:
+            # The client counts every application event it receives, ours among its node's:
+            # numbered there as it goes (in wire order), so that a resume's counts agree.
+            socket._event_forwarded(sid)
         await self.sio.emit(
             event, tuple(args), to=sid, namespace=namespace, callback=callback, ignore_queue=True
         )

@@ -178,6 +178,14 @@ class ResumeMixin:
         placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
         return self.sent_events.record(item, ids)
 
+    def event_forwarded(self: _Core) -> None:
+        """Another node of a cluster sent the peer an application event on this connection's
+        transport: number it with ours, so that both ends' counts stay equal; never replayed."""
+        if self._keeps_events():
+            self.sent_events.skip()
+        else:
+            self.sent_events.sent += 1
+
     def event_received(self: _Core) -> int:
         """An application event arrived: count it and return its number (0: do not handle
         it: while suspended it was sent on the dead transport, and the peer sends it again).

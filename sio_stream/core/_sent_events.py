@@ -14,6 +14,11 @@ told of), which also proves every earlier event arrived (in-order delivery, also
 resume, where the unconfirmed ones are sent again first). Events that prove nothing (no ack,
 no stream read) are kept up to ``MAX_UNCONFIRMED``; beyond that the oldest is forgotten and a
 drop that loses it fails its streams, as without this record.
+
+In a cluster another node's events reach the peer on this connection too (forwarded by
+:mod:`sio_stream.cluster`): the peer counts them, so they are numbered here as well (see
+:meth:`SentEvents.skip`), but never sent again: their streams live on the other node, which
+failed them when the client dropped.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ class SentEvents:
         self.cap = cap
         #: Events sent on the session so far (the number of the last one).
         self.sent = 0
-        #: ``(number, event, stream ids it carries)``, oldest first.
-        self.kept: collections.deque[tuple[int, Outgoing, frozenset[str]]] = collections.deque()
+        #: ``(number, event, stream ids it carries)``, oldest first; the event is ``None`` for
+        #: one another node sent (numbered, never sent again).
+        self.kept: collections.deque[tuple[int, Outgoing | None, frozenset[str]]] = collections.deque()
         #: The newest unconfirmed event carrying each stream id.
         self._carriers: dict[str, int] = {}
         #: The highest number known to have arrived (everything up to it did).
@@ -72,6 +78,14 @@ class SentEvents:
             once(*args)
 
         return Outgoing(item.event, item.args, confirm_then)
+
+    def skip(self) -> None:
+        """Another node's event went to the peer on this connection: number it with ours (the
+        peer counts every event it receives) and keep a place for it that a replay passes over."""
+        self.sent += 1
+        self.kept.append((self.sent, None, frozenset()))
+        if len(self.kept) > self.cap:
+            self._forget_oldest()
 
     def replied(self, number: int, args: tuple[Any, ...]) -> bool:
         """The answer to event ``number`` came (its ack, or a reply sent again after a resume):
@@ -119,7 +133,9 @@ class SentEvents:
             self._restart(count)
             return None
         self.confirm(count)
-        again = [(item, ids) for _number, item, ids in self.kept]
+        # Another node's events are not ours to send again: the peer never gets them, and the
+        # numbering restarts from its count, so ours that follow keep their place.
+        again = [(item, ids) for _number, item, ids in self.kept if item is not None]
         for number, _item, _ids in self.kept:
             self.awaiting.pop(number, None)  # awaited again when sent again (record())
         self.kept.clear()
