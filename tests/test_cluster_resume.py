@@ -71,6 +71,7 @@ async def start_node(redis_url: str) -> Node:
     @sio.on("connect")
     async def connect(sid: str, environ: Any, auth: Any = None) -> None:
         node.sids.append(sid)
+        await sio.enter_room(sid, "room")
 
     @streams.on("upload")
     async def upload(sid: str, stream: IOStream) -> None:
@@ -161,6 +162,29 @@ async def test_streams_local_to_the_node_resume_when_the_client_returns_to_it(re
         await send(stream, again, (), setup.link)
         await wait_for(lambda: setup.received, 30)
         assert setup.received == [hashlib.sha256(again).hexdigest()]
+
+
+async def test_a_room_stream_from_another_node_resumes_on_the_members_node(redis_url: str) -> None:
+    """Node A sends a room one stream per node; node B relays it to its members as streams of
+    its own, which resume with the member's session (the link between the nodes never drops)."""
+    async with cluster(redis_url) as setup:
+        data = os.urandom(3 * MiB)
+        stream = create_stream()
+        ss(setup.a.sio).emit("file", stream, len(data), to="room")
+        await wait_for(lambda: setup.client_streams._connections[None].core.streams)  # delivered
+        resumes = ss(setup.b.sio).statistics
+        for i in range(0, len(data), PIECE):
+            if i in (MiB, 2 * MiB):
+                # Node A's writes wait for node B's credit, not the member's: cut once the
+                # member is back from the previous cut.
+                await wait_for(lambda i=i: resumes().resumes == i // MiB - 1, 30)
+                assert setup.link.cut() == 1
+            await stream.write(data[i : i + PIECE])
+        await stream.end()
+        await wait_for(lambda: setup.received, 30)
+        assert setup.received == [hashlib.sha256(data).hexdigest()]
+        assert stream.error is None
+        assert resumes().resumes == 2
 
 
 async def test_a_client_that_lands_on_another_node_is_refused_and_gets_nothing(redis_url: str) -> None:
