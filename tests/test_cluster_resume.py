@@ -27,6 +27,8 @@ from sio_stream import (
     ss,
 )
 from sio_stream.cluster import ClusterNode, cluster_for
+from sio_stream.core._sent_events import SentEvents
+from sio_stream.core._streamcore import Outgoing
 from tests.redis_support import redis_server
 from tests.support import start_server, wait_for
 from tests.test_session_resume import tolerate_socketio_cut_races
@@ -269,3 +271,20 @@ async def test_events_from_both_nodes_keep_one_numbering_across_a_resume(redis_u
         assert setup.received[1] == hashlib.sha256(second).hexdigest()
         assert local.error is None
         assert ss(setup.b.sio).statistics().resumes == 1
+
+
+def test_another_nodes_events_are_numbered_and_never_sent_again() -> None:
+    events = SentEvents()
+    ours = [Outgoing("$stream", ("file", {"$stream": f"s{n}"})) for n in range(3)]
+    events.record(ours[0], ["s0"])
+    events.skip()  # another node's event, between two of ours
+    events.record(ours[1], ["s1"])
+    events.skip()
+    events.record(ours[2], ["s2"])
+    assert events.sent == 5
+    # The peer got the first two (ours and the forwarded one): ours that follow go again, in
+    # order, renumbered from its count as they go out; the forwarded one is not ours to send.
+    again = events.unreceived(2)
+    assert again == [(ours[1], frozenset({"s1"})), (ours[2], frozenset({"s2"}))]
+    assert events.sent == 2
+    assert events.unreceived(6) is None  # beyond what was sent: nothing goes again
