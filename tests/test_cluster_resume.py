@@ -136,10 +136,17 @@ async def cluster(redis_url: str) -> AsyncIterator[Cluster]:
             await node.runner.cleanup()
 
 
-async def send(stream: IOStream, data: bytes, cut_at: tuple[int, ...], link: Link) -> None:
+async def send(
+    stream: IOStream, data: bytes, cut_at: tuple[int, ...] = (), setup: Cluster | None = None
+) -> None:
+    """Write ``data`` and end; at each offset of ``cut_at``, cut the client's connection once it
+    is back from the previous cut (its node counts the resumes)."""
     for i in range(0, len(data), PIECE):
         if i in cut_at:
-            assert link.cut() == 1  # mid-transfer: chunks and credit are in flight
+            assert setup is not None
+            done = cut_at.index(i)
+            await wait_for(lambda done=done: ss(setup.b.sio).statistics().resumes == done, 30)
+            assert setup.link.cut() == 1  # mid-transfer: chunks and credit are in flight
         await stream.write(data[i : i + PIECE])
     await stream.end()
 
@@ -149,7 +156,7 @@ async def test_streams_local_to_the_node_resume_when_the_client_returns_to_it(re
         data = os.urandom(4 * MiB)
         upload = create_stream()
         await setup.client_streams.emit("upload", upload)
-        await send(upload, data, (MiB, 3 * MiB), setup.link)
+        await send(upload, data, (MiB, 3 * MiB), setup)
         await wait_for(lambda: setup.b.uploads, 30)
         assert setup.b.uploads == [(len(data), hashlib.sha256(data).hexdigest())]
         assert upload.error is None
@@ -161,7 +168,7 @@ async def test_streams_local_to_the_node_resume_when_the_client_returns_to_it(re
         again = os.urandom(MiB)
         stream = create_stream()
         await ss(setup.a.sio).emit("file", stream, len(again), to=sid)
-        await send(stream, again, (), setup.link)
+        await send(stream, again)
         await wait_for(lambda: setup.received, 30)
         assert setup.received == [hashlib.sha256(again).hexdigest()]
 
@@ -174,19 +181,11 @@ async def test_a_room_stream_from_another_node_resumes_on_the_members_node(redis
         stream = create_stream()
         ss(setup.a.sio).emit("file", stream, len(data), to="room")
         await wait_for(lambda: setup.client_streams._connections[None].core.streams)  # delivered
-        resumes = ss(setup.b.sio).statistics
-        for i in range(0, len(data), PIECE):
-            if i in (MiB, 2 * MiB):
-                # Node A's writes wait for node B's credit, not the member's: cut once the
-                # member is back from the previous cut.
-                await wait_for(lambda i=i: resumes().resumes == i // MiB - 1, 30)
-                assert setup.link.cut() == 1
-            await stream.write(data[i : i + PIECE])
-        await stream.end()
+        await send(stream, data, (MiB, 2 * MiB), setup)
         await wait_for(lambda: setup.received, 30)
         assert setup.received == [hashlib.sha256(data).hexdigest()]
         assert stream.error is None
-        assert resumes().resumes == 2
+        assert ss(setup.b.sio).statistics().resumes == 2
 
 
 async def test_a_client_that_lands_on_another_node_is_refused_and_gets_nothing(redis_url: str) -> None:
@@ -209,7 +208,7 @@ async def test_a_client_that_lands_on_another_node_is_refused_and_gets_nothing(r
         assert setup.a.uploads == []
         fresh = create_stream()
         await setup.client_streams.emit("upload", fresh)
-        await send(fresh, data, (), setup.link)
+        await send(fresh, data)
         await wait_for(lambda: setup.a.uploads, 30)
         assert setup.a.uploads == [(len(data), hashlib.sha256(data).hexdigest())]
         # Node B still holds the suspended session until its resume_timeout; nobody resumed it.
