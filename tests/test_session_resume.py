@@ -42,6 +42,10 @@ class Setup:
     sids: list[str] = field(default_factory=list)
     uploads: list[Any] = field(default_factory=list)
     producers: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: The process budget's retained bytes when the session started: the budget is the whole
+    #: process's, and a test of another module may have left some behind (a known bug with
+    #: room streams across nodes: tests/test_cluster_resume.py).
+    retained_before: int = field(default_factory=lambda: sio_stream.process_budget().retained)
 
 
 async def produce(setup: Setup, stream: IOStream, data: bytes) -> None:
@@ -156,7 +160,7 @@ def empty(setup: Setup) -> bool:
 
 
 def nothing_retained(setup: Setup) -> bool:
-    return sio_stream.process_budget().retained == 0 and all(
+    return sio_stream.process_budget().retained <= setup.retained_before and all(
         c.retained == 0 and c.held == 0
         for s in (setup.streams, setup.client_streams)
         for c in s.statistics().connections
