@@ -1,0 +1,163 @@
+"""Negotiated ``resume`` for a stream whose carrying event is sent again (issue 21), at the core
+with two cores back to back: the sender of the event *reads* the stream (a download), its
+reader already asked for credit, and the drop loses the event with those reads (or catches
+them still queued). After the resume the event goes again and the stream starts afresh on the
+peer, which never granted or received anything for it: the reader must ask again, or the
+download waits forever for credit that went nowhere. The same for object streams, for either
+side of the session, and for a stream the sender *writes* (its first chunk, digest
+announcement and end go again from byte 0)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from sio_stream.core import _wire as wire
+from sio_stream.core._core import Outgoing, ProtocolCore, StreamCore
+from sio_stream.core._options import StreamOptions
+from tests.corepair import CorePair
+from tests.test_session_events_core import resume
+from tests.test_session_resume_core import config, cut, take_all
+
+DATA = bytes(range(256)) * 3  # many chunks of the pair's 8 bytes: several windows
+OBJECTS = [{"n": n} for n in range(40)]
+
+
+def emit_reading(pair: CorePair, sender: ProtocolCore, *, object_mode: bool) -> StreamCore:
+    """``sender`` emits ``download`` with a fresh stream it reads (the peer writes into it); its
+    reader starts at once, so a ``$stream-read`` is queued right behind the event."""
+    stream = StreamCore(StreamOptions.create(object_mode=object_mode))
+    placeholder = sender.attach(stream)
+    sender.queue(Outgoing(wire.STREAM, ("download", placeholder)))
+    sender.start_reading(stream)
+    sender.announce(stream)
+    return stream
+
+
+def queued_events(core: ProtocolCore) -> list[str | None]:
+    return [item.event if isinstance(item, Outgoing) else None for item in core.outbox]
+
+
+def lose(pair: CorePair, sender: ProtocolCore, *, sent: bool) -> None:
+    """The drop. ``sent``: the event and the read went on the wire first (and are lost there);
+    else they are still queued when it drops."""
+    if sent:
+        while pair.send(sender):
+            pass
+        assert [item.event for item in pair.wires[id(sender)]] == [wire.STREAM, wire.READ]  # type: ignore[union-attr]
+    else:
+        assert queued_events(sender)[:2] == [wire.STREAM, wire.READ]
+    cut(pair)
+
+
+def serve(pair: CorePair, sender: ProtocolCore, stream: StreamCore, payload: Any) -> Any:
+    """After the resume: the peer's handler gets the event again and writes ``payload`` into the
+    stream; ``sender`` reads it all. Returns what it read."""
+    peer = pair.other(sender)
+    pair.flush()
+    names = [name for name, _args in pair.events[id(peer)]]
+    assert names == ["download"]  # handled exactly once
+    (writer,) = pair.events[id(peer)][0][1]
+    assert isinstance(writer, StreamCore) and writer.id == stream.id
+    if isinstance(payload, bytes):
+        peer.write(writer, payload)
+    else:
+        for value in payload:
+            peer.write(writer, value)
+    peer.end(writer)
+    got: list[Any] = []
+    for _ in range(500):
+        pair.flush()
+        got.extend(take_all(sender, stream))
+        if stream.readable_ended:
+            break
+    assert stream.error is None and writer.error is None
+    return b"".join(got) if isinstance(payload, bytes) else got
+
+
+@pytest.mark.parametrize("sent", [True, False], ids=["lost-on-the-wire", "still-queued"])
+@pytest.mark.parametrize("object_mode", [False, True], ids=["bytes", "objects"])
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_reader_whose_event_is_sent_again_asks_for_credit_again(
+    sent: bool, object_mode: bool, side: str
+) -> None:
+    pair = CorePair(config(), config())
+    sender = pair.a if side == "client" else pair.b
+    stream = emit_reading(pair, sender, object_mode=object_mode)
+    lose(pair, sender, sent=sent)
+    resume(pair)
+    payload: Any = OBJECTS if object_mode else DATA
+    assert serve(pair, sender, stream, payload) == payload
+    pair.flush()
+    assert pair.a.streams == {} and pair.b.streams == {}
+    assert pair.a.budget.retained == pair.b.budget.retained == 0
+
+
+def test_a_reader_restarted_twice_by_two_drops_still_gets_everything() -> None:
+    # The event is lost, sent again after the first resume, and lost again with the reads
+    # that went with it: each resume asks again for the window, never twice for the same credit.
+    pair = CorePair(config(), config())
+    stream = emit_reading(pair, pair.a, object_mode=False)
+    lose(pair, pair.a, sent=True)
+    resume(pair)
+    while pair.send(pair.a):
+        pass
+    assert [getattr(item, "event", None) for item in pair.wires[id(pair.a)]] == [wire.STREAM, wire.READ]
+    cut(pair)
+    resume(pair)
+    assert serve(pair, pair.a, stream, DATA) == DATA
+    assert stream.window is not None and stream.window.outstanding <= stream.window.current
+
+
+def test_a_restarted_reader_asks_once_for_exactly_the_credit_it_counts_outstanding() -> None:
+    # One read for all the lost credit, never more: the peer's writer gets no more credit than
+    # the reader reserved room for.
+    pair = CorePair(config(), config())
+    stream = emit_reading(pair, pair.a, object_mode=False)
+    lose(pair, pair.a, sent=True)
+    resume(pair)
+    reads = [item for item in pair.a.outbox if isinstance(item, Outgoing) and item.event == wire.READ]
+    assert len(reads) == 1 and reads[0].args[0] == stream.id
+    assert stream.window is not None and reads[0].args[2] == stream.window.outstanding
+
+
+@pytest.mark.parametrize("sent", [True, False], ids=["lost-on-the-wire", "still-queued"])
+@pytest.mark.parametrize("empty", [False, True], ids=["data", "empty"])
+def test_a_writer_whose_event_is_sent_again_starts_from_byte_0_with_its_digest(
+    sent: bool, empty: bool
+) -> None:
+    # The sender writes (an upload) and ends before the drop: nothing went out but the event
+    # (and, for an empty stream, its end), since the peer never granted credit. After the
+    # resume the peer reads every byte once and checks the digest announced by the first write.
+    pair = CorePair(config(), config())
+    stream = StreamCore(StreamOptions())
+    pair.a.use_digest(stream, "sha256")
+    placeholder = pair.a.attach(stream)
+    pair.a.queue(Outgoing(wire.STREAM, ("upload", placeholder)))
+    pair.a.announce(stream)
+    data = b"" if empty else DATA
+    if data:
+        pair.a.write(stream, data)
+    pair.a.end(stream)
+    if sent:
+        while pair.send(pair.a):
+            pass
+    assert (wire.END in queued_events(pair.a)) is (empty and not sent)
+    cut(pair)
+    resume(pair)
+    pair.flush()
+    assert [name for name, _args in pair.events[id(pair.b)]] == ["upload"]
+    (reader,) = pair.events[id(pair.b)][0][1]
+    pair.b.start_reading(reader)
+    got = b""
+    for _ in range(500):
+        pair.flush()
+        got += b"".join(take_all(pair.b, reader))
+        if reader.readable_ended:
+            break
+    assert got == data and reader.error is None and stream.error is None
+    assert reader.digest_name == "sha256" and reader.digest_value == hashlib.sha256(data).hexdigest()
+    pair.flush()
+    assert pair.a.streams == {} and pair.b.streams == {}
