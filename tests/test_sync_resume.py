@@ -300,7 +300,7 @@ def asyncio_server_thread() -> Iterator[tuple[str, list[Any], threading.Event, A
 def test_a_sync_client_resumes_with_an_asyncio_server() -> None:
     with (
         asyncio_server_thread() as (url, results, done, server_streams),
-        threaded_link(int(url.rsplit(":", 1)[1]), rtt=rtt) as link,
+        threaded_link(int(url.rsplit(":", 1)[1]), rtt=0.01) as link,
     ):
         client = socketio.Client(reconnection_delay=0.05, reconnection_delay_max=0.2)
         streams = sync.ss(client)
