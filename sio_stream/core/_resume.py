@@ -25,6 +25,10 @@ credit as its own (reads lost on the old connection are in it; writes lost are c
 reader still counts), and sends its ``$stream-end`` again unless the reader saw it
 (``ended``). A stream the peer does not list (it never arrived, or it ended or failed there)
 fails with "Connection aborted". So every chunk is delivered exactly once, in order.
+
+A stream whose carrying event (or answer) is sent again starts afresh on the peer, which lists
+no entry for it: our reader asks again for the credit it holds outstanding (:meth:`_ask_again`;
+those reads were lost with the event) and our writer starts from byte 0.
 """
 
 from __future__ import annotations
