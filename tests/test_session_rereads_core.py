@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from sio_stream.core import _wire as wire
 from sio_stream.core._core import Outgoing, ProtocolCore, StreamCore
@@ -25,12 +27,15 @@ DATA = bytes(range(256)) * 3  # many chunks of the pair's 8 bytes: several windo
 OBJECTS = [{"n": n} for n in range(40)]
 
 
-def emit_reading(pair: CorePair, sender: ProtocolCore, *, object_mode: bool) -> StreamCore:
+def emit_reading(
+    pair: CorePair, sender: ProtocolCore, *, object_mode: bool, n: int | None = None
+) -> StreamCore:
     """``sender`` emits ``download`` with a fresh stream it reads (the peer writes into it); its
     reader starts at once, so a ``$stream-read`` is queued right behind the event."""
     stream = StreamCore(StreamOptions.create(object_mode=object_mode))
     placeholder = sender.attach(stream)
-    sender.queue(Outgoing(wire.STREAM, ("download", placeholder)))
+    args = ("download", placeholder) if n is None else ("download", n, placeholder)
+    sender.queue(Outgoing(wire.STREAM, args))
     sender.start_reading(stream)
     sender.announce(stream)
     return stream
@@ -161,3 +166,83 @@ def test_a_writer_whose_event_is_sent_again_starts_from_byte_0_with_its_digest(
     assert reader.digest_name == "sha256" and reader.digest_value == hashlib.sha256(data).hexdigest()
     pair.flush()
     assert pair.a.streams == {} and pair.b.streams == {}
+
+
+def payload_of(n: int, object_mode: bool) -> Any:
+    if object_mode:
+        return [{"n": n, "i": i} for i in range(n * 3 + 1)]
+    return bytes([n % 251]) * (n * 11 + 1)
+
+
+def run_downloads(actions: list[int], cuts: dict[int, bool], count: int, object_mode: bool) -> None:
+    """The client (a) emits ``count`` downloads, the server (b) writes each one's payload when its
+    event arrives, and the wires are cut at ``cuts`` (True: the resume's answer is lost too)."""
+    pair = CorePair(config(), config())
+    streams: list[StreamCore] = []
+    got: dict[int, list[Any]] = {}
+    served: set[str] = set()
+
+    def emit() -> None:
+        if len(streams) < count:
+            streams.append(emit_reading(pair, pair.a, object_mode=object_mode, n=len(streams)))
+
+    def serve() -> None:
+        for _name, (n, writer) in pair.events[id(pair.b)]:
+            if writer.id not in served and writer.error is None:
+                served.add(writer.id)
+                payload = payload_of(n, object_mode)
+                for value in [payload] if isinstance(payload, bytes) else payload:
+                    pair.b.write(writer, value)
+                pair.b.end(writer)
+
+    def read() -> None:
+        for n, stream in enumerate(streams):
+            got.setdefault(n, []).extend(take_all(pair.a, stream))
+
+    steps = [emit, lambda: pair.send(pair.a), lambda: pair.deliver(pair.a)]
+    steps += [lambda: pair.send(pair.b), lambda: pair.deliver(pair.b), serve, read]
+    for index, action in enumerate(actions):
+        if index in cuts:
+            cut(pair)
+            resume(pair, answer_lost=cuts[index])
+            if cuts[index]:
+                resume(pair)
+        steps[action]()
+    while len(streams) < count:
+        emit()
+    for _ in range(500):
+        pair.flush()
+        serve()
+        read()
+        if all(stream.readable_ended for stream in streams):
+            break
+    pair.flush()
+    # Every download handled once, in order, and read whole: none waits for credit that went nowhere.
+    assert [args[0] for _name, args in pair.events[id(pair.b)]] == list(range(count))
+    for n, stream in enumerate(streams):
+        assert stream.error is None and stream.readable_ended, n
+        data = got[n]
+        assert (b"".join(data) if not object_mode else data) == payload_of(n, object_mode)
+    assert pair.a.streams == {} and pair.b.streams == {}
+    assert pair.a.budget.retained == pair.b.budget.retained == 0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    actions=st.lists(st.integers(0, 6), min_size=1, max_size=60),
+    cuts=st.dictionaries(st.integers(0, 59), st.booleans(), min_size=1, max_size=3),
+    count=st.integers(1, 6),
+    object_mode=st.booleans(),
+)
+def test_downloads_complete_exactly_once_whatever_the_cut_points(
+    actions: list[int], cuts: dict[int, bool], count: int, object_mode: bool
+) -> None:
+    run_downloads(actions, {at % len(actions): lost for at, lost in cuts.items()}, count, object_mode)
+
+
+def test_a_cut_between_every_pair_of_steps_of_a_fixed_download_exchange() -> None:
+    actions = [0, 1, 0, 2, 1, 2, 5, 3, 4, 6, 0, 1, 2, 5, 3, 4, 6, 3, 4, 6]
+    for at in range(len(actions)):
+        for answer_lost in (False, True):
+            for object_mode in (False, True):
+                run_downloads(actions, {at: answer_lost}, 3, object_mode)
