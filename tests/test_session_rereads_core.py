@@ -246,3 +246,42 @@ def test_a_cut_between_every_pair_of_steps_of_a_fixed_download_exchange() -> Non
         for answer_lost in (False, True):
             for object_mode in (False, True):
                 run_downloads(actions, {at: answer_lost}, 3, object_mode)
+
+
+def test_a_reader_returned_in_an_answer_lost_in_a_drop_asks_again_behind_the_reply() -> None:
+    # The server answers the client's ``slot`` event with a stream it reads (the client uploads
+    # into it); the drop loses the answer and the server's reads. After the resume the answer
+    # goes again as a reply, its stream starts afresh, and the server's reader asks again.
+    pair = CorePair(config(), config())
+    uploads: list[StreamCore] = []
+
+    def answered(*args: Any) -> None:
+        (placeholder,) = args
+        uploads.append(pair.a.decode_placeholder(placeholder["$stream"], placeholder.get("options")))
+
+    pair.a.queue(Outgoing(wire.STREAM, ("slot",), answered))
+    pair.send(pair.a)
+    pair.wires[id(pair.a)].popleft()  # delivered by hand: its handler answers below
+    number = pair.b.event_received()
+    slot = StreamCore(StreamOptions())
+    placeholder = pair.b.attach(slot)
+    pair.b.start_reading(slot)
+    pair.b.announce(slot)
+    pair.b.event_answered(number, (placeholder,))  # python-socketio's ack: lost in the drop
+    while pair.send(pair.b):
+        pass
+    assert [getattr(item, "event", None) for item in pair.wires[id(pair.b)]] == [wire.READ]
+    cut(pair)
+    resume(pair)
+    pair.flush()
+    (upload,) = uploads
+    assert upload.id == slot.id
+    pair.a.write(upload, DATA)
+    pair.a.end(upload)
+    got = b""
+    for _ in range(500):
+        pair.flush()
+        got += b"".join(take_all(pair.b, slot))
+        if slot.readable_ended:
+            break
+    assert got == DATA and slot.error is None and upload.error is None
