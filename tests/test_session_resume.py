@@ -99,6 +99,7 @@ async def session(
     client_timeout: float = 30,
     reconnection: bool = True,
     rate: float | None = None,
+    rtt: float = 0.01,
 ) -> AsyncIterator[Setup]:
     server = socketio.AsyncServer(async_mode="aiohttp")
     streams = sio_stream.ss(server, resume_timeout=server_timeout)
@@ -109,7 +110,7 @@ async def session(
     client_streams = sio_stream.ss(client, resume_timeout=client_timeout)
     try:
         with tolerate_socketio_cut_races():
-            async with Link(int(url.rsplit(":", 1)[1]), rate=rate, rtt=0.01) as link:
+            async with Link(int(url.rsplit(":", 1)[1]), rate=rate, rtt=rtt) as link:
                 setup = Setup(server, streams, client, client_streams, link, url)
 
                 @server.on("connect")

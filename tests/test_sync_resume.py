@@ -58,11 +58,11 @@ def produce(setup: SyncSetup, stream: sync.IOStream, data: bytes) -> None:
 
 @contextmanager
 def sync_session(
-    *, server_timeout: float = 30, client_timeout: float = 30, reconnection: bool = True
+    *, server_timeout: float = 30, client_timeout: float = 30, reconnection: bool = True, rtt: float = 0.01
 ) -> Iterator[SyncSetup]:
     with sync_server() as (server, url):
         streams = sync.ss(server, resume_timeout=server_timeout)
-        with threaded_link(int(url.rsplit(":", 1)[1]), rtt=0.01) as link:
+        with threaded_link(int(url.rsplit(":", 1)[1]), rtt=rtt) as link:
             client = socketio.Client(
                 reconnection=reconnection, reconnection_delay=0.05, reconnection_delay_max=0.2
             )

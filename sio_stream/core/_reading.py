@@ -96,6 +96,8 @@ class _Core(Protocol):
 
     def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
+    def _queue_reads(self, stream: StreamCore, count: int, read_size: int) -> None: ...
+
     def _stop_credit(self, stream: StreamCore, *, held: bool) -> None: ...
 
     def _consumed(self, stream: StreamCore) -> None: ...
@@ -311,6 +313,11 @@ class ReadingMixin:
         read_size = self.config.max_chunk
         if self._sized(stream):
             stream.grant_size = read_size = size
+        self._queue_reads(stream, count, read_size)
+
+    def _queue_reads(self: _Core, stream: StreamCore, count: int, read_size: int) -> None:
+        """Queue the ``$stream-read`` events that grant ``count`` credits of ``read_size``."""
+        assert stream.window is not None
         if FEATURE_BATCH_READ in self.peer_features:
             if FEATURE_CONSUMED in self.peer_features or self.resumable:
                 # What the application consumed so far, so that the writer never reads credit

@@ -25,6 +25,10 @@ credit as its own (reads lost on the old connection are in it; writes lost are c
 reader still counts), and sends its ``$stream-end`` again unless the reader saw it
 (``ended``). A stream the peer does not list (it never arrived, or it ended or failed there)
 fails with "Connection aborted". So every chunk is delivered exactly once, in order.
+
+A stream whose carrying event (or answer) is sent again starts afresh on the peer, which lists
+no entry for it: our reader asks again for the credit it holds outstanding (:meth:`_ask_again`;
+those reads were lost with the event) and our writer starts from byte 0.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from ._config import (
     CoreConfig,
 )
 from ._sent_events import Answers, SentEvents
-from ._state import WriteInput, WriteState
+from ._state import ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, StreamCore
 
 
@@ -90,6 +94,12 @@ class _Core(Protocol):
     def _drop_replay(self, stream: StreamCore) -> None: ...
 
     def _rewind(self, stream: StreamCore, entry: Any) -> None: ...
+
+    def _ask_again(self, stream: StreamCore) -> None: ...
+
+    def _sized(self, stream: StreamCore) -> bool: ...
+
+    def _queue_reads(self, stream: StreamCore, count: int, read_size: int) -> None: ...
 
     @property
     def resumable(self) -> bool: ...
@@ -227,9 +237,11 @@ class ResumeMixin:
     def suspend(self: _Core) -> None:
         """The transport dropped but the session may resume: send nothing, keep every stream.
 
-        Application events not sent yet stay queued (their streams are new to the peer); the
-        rest of the outbox is dropped: credit and ends are exchanged again at the resume, and
-        writes are cut afresh from the buffers.
+        Application events not sent yet stay queued (their streams are new to the peer), and
+        so do the reads, ends and errors queued behind them for those streams: the peer learns
+        of those only from us, after the event (the resume entries cover only streams it knew).
+        The rest of the outbox is dropped: credit and ends are exchanged again at the resume,
+        and writes are cut afresh from the buffers.
         """
         if self.suspended:
             return
@@ -241,6 +253,13 @@ class ResumeMixin:
                 if item.event == wire.STREAM:
                     kept.append(item)
                     placeholders.decode(list(item.args[1:]), lambda sid, _o: fresh.add(sid))
+                elif (
+                    item.event in (wire.READ, wire.END, wire.ERROR)
+                    and item.args
+                    and isinstance(item.args[0], str)
+                    and item.args[0] in fresh
+                ):
+                    kept.append(item)  # behind its event, since it was queued after it
             else:
                 item.scheduled = False
         self.outbox.clear()
@@ -307,6 +326,8 @@ class ResumeMixin:
                 self.fail(stream, ConnectionAbortedStreamError(wire.CONNECTION_ABORTED), notify=False)
                 continue
             self._rewind(stream, entry)
+            if sid in fresh and sid not in entries:
+                self._ask_again(stream)
         self.suspended = False
         self.suspended_ids = set()
         self.resumes += 1
@@ -321,6 +342,18 @@ class ResumeMixin:
             stream.listener()
         if self.outbox or self.control:
             self.on_outgoing()
+
+    def _ask_again(self: _Core, stream: StreamCore) -> None:
+        """``stream`` starts afresh on the peer (the event or answer that carries it goes again):
+        the credit our reader holds outstanding was granted in reads the peer never saw (lost
+        with the event, or dropped from the outbox while suspended). Ask for it again, in one
+        read queued behind the event; the reservation behind that credit stays as it was, so
+        nothing is counted twice and the window's bound holds."""
+        window = stream.window
+        if window is None or not window.outstanding or stream.read_state is not ReadState.READING:
+            return
+        read_size = stream.grant_size if self._sized(stream) and stream.grant_size else self.config.max_chunk
+        self._queue_reads(stream, window.outstanding, read_size)
 
     def _rewind(self: _Core, stream: StreamCore, entry: list[int]) -> None:
         received, outstanding, read_size, ended = entry
