@@ -18,7 +18,6 @@ import pytest
 import socketio
 
 import sio_stream
-
 from benchmarks.link import Link
 from sio_stream import (
     ConnectionAbortedStreamError,
