@@ -14,8 +14,10 @@ global changes, and an eventlet whose websocket looks otherwise is left alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
+
+from ._drivers import wrap_driver
 
 #: On the engine.io server once its websockets unmask fast.
 _DONE_ATTRIBUTE = "_sio_stream_fast_unmask"
@@ -24,16 +26,7 @@ _DONE_ATTRIBUTE = "_sio_stream_fast_unmask"
 def configure(eio: Any) -> bool:
     """Make the websockets of engine.io server ``eio`` unmask with :func:`unmask`, in eventlet
     mode; return whether they do now (False for every other mode)."""
-    if getattr(eio, _DONE_ATTRIBUTE, False):
-        return True
-    if getattr(eio, "async_mode", None) != "eventlet":
-        return False
-    drivers = getattr(eio, "_async", None)
-    if not isinstance(drivers, Mapping) or drivers.get("websocket") is None:
-        return False
-    eio._async = {**drivers, "websocket": _factory(drivers["websocket"])}
-    setattr(eio, _DONE_ATTRIBUTE, True)
-    return True
+    return wrap_driver(eio, "eventlet", "websocket", _factory, _DONE_ATTRIBUTE)
 
 
 def _factory(websocket: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,8 +18,10 @@ looks otherwise is left alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
+
+from ._drivers import wrap_driver
 
 #: On the engine.io server once its websockets write whole frames.
 _DONE_ATTRIBUTE = "_sio_stream_whole_frames"
@@ -28,16 +30,7 @@ _DONE_ATTRIBUTE = "_sio_stream_whole_frames"
 def configure(eio: Any) -> bool:
     """Make the websockets of engine.io server ``eio`` write whole frames, in gevent mode with
     simple-websocket; return whether they do now (False for every other mode or driver)."""
-    if getattr(eio, _DONE_ATTRIBUTE, False):
-        return True
-    if getattr(eio, "async_mode", None) != "gevent":
-        return False
-    drivers = getattr(eio, "_async", None)
-    if not isinstance(drivers, Mapping) or drivers.get("websocket") is None:
-        return False
-    eio._async = {**drivers, "websocket": _factory(drivers["websocket"])}
-    setattr(eio, _DONE_ATTRIBUTE, True)
-    return True
+    return wrap_driver(eio, "gevent", "websocket", _factory, _DONE_ATTRIBUTE)
 
 
 def _factory(websocket: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,8 +16,10 @@ python-engineio that looks otherwise is left alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
+
+from ._drivers import wrap_driver
 
 #: On the engine.io server once its POST bodies are read whole.
 _DONE_ATTRIBUTE = "_sio_stream_whole_posts"
@@ -26,16 +28,7 @@ _DONE_ATTRIBUTE = "_sio_stream_whole_posts"
 def configure(eio: Any) -> bool:
     """Make engine.io server ``eio`` read long-polling POST bodies whole, in aiohttp mode;
     return whether it does now (False for every other mode)."""
-    if getattr(eio, _DONE_ATTRIBUTE, False):
-        return True
-    if getattr(eio, "async_mode", None) != "aiohttp":
-        return False
-    drivers = getattr(eio, "_async", None)
-    if not isinstance(drivers, Mapping) or drivers.get("translate_request") is None:
-        return False
-    eio._async = {**drivers, "translate_request": _translate(drivers["translate_request"])}
-    setattr(eio, _DONE_ATTRIBUTE, True)
-    return True
+    return wrap_driver(eio, "aiohttp", "translate_request", _translate, _DONE_ATTRIBUTE)
 
 
 def _translate(translate: Callable[..., Any]) -> Callable[..., Any]:
