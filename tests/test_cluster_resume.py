@@ -190,7 +190,7 @@ async def test_a_room_stream_from_another_node_resumes_on_the_members_node(redis
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # seen in 3 runs of 3; not strict in case the cause is a race
     reason="known bug, open: after a room stream from another node resumed on the member's node, "
     "that node's relay stream to the member stays open with its replay (1-1.5 MiB) counted in the "
     "process budget, even after the member disconnected and the nodes shut down",
