@@ -43,8 +43,8 @@ class Setup:
     uploads: list[Any] = field(default_factory=list)
     producers: set[asyncio.Task[Any]] = field(default_factory=set)
     #: The process budget's retained bytes when the session started: the budget is the whole
-    #: process's, and a test of another module may have left some behind (a known bug with
-    #: room streams across nodes: tests/test_cluster_resume.py).
+    #: process's, and a session another test left suspended (its server gone before the
+    #: session's resume_timeout) still counts there.
     retained_before: int = field(default_factory=lambda: sio_stream.process_budget().retained)
 
 
