@@ -58,41 +58,13 @@ _HEADERS = {
 }
 
 
-class _WholeBody:
-    """A request whose ``content.read(n)`` returns the whole body already read.
-
-    python-engineio's aiohttp driver reads a long-polling POST body with one
-    ``request.content.read(length)``, which returns what has arrived so far: a body that came in
-    several TCP segments is cut short and the connection fails with a base64 or JSON error.
-    Reading the whole body first (``request.read()``) and handing engine.io this view fixes it.
-    """
-
-    def __init__(self, request: web.Request, body: bytes) -> None:
-        self._request = request
-        self.content = _Body(body)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._request, name)
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def read(self, n: int = -1) -> bytes:
-        data, self._data = self._data, b""
-        return data
-
-
 def attach_socketio(app: web.Application, sio: Any, path: str = "/socket.io/") -> None:
-    """Route ``path`` to python-socketio's ``sio`` (as ``sio.attach(app)`` does), reading
-    long-polling POST bodies whole (see :class:`_WholeBody`). Websockets go uncompressed
-    because ``ss(sio)`` declines a browser's ``permessage-deflate`` offer on its server
-    (``sio_stream/glue/_compression.py``), whatever routes the requests."""
+    """Route ``path`` to python-socketio's ``sio`` (as ``sio.attach(app)`` does). What this
+    server needs beyond that, ``ss(sio)`` gives any aiohttp server: long-polling POST bodies
+    read whole (``sio_stream/glue/_whole_posts.py``) and websockets uncompressed
+    (``sio_stream/glue/_compression.py``)."""
 
     async def handle(request: web.Request) -> Any:
-        if request.method == "POST":
-            return await sio.eio.handle_request(_WholeBody(request, await request.read()))
         return await sio.eio.handle_request(request)
 
     app.router.add_route("GET", path, handle)
