@@ -3,12 +3,17 @@
 Items leave a core's outbox into its outgoing wire (in order) and are delivered from the wire
 to the other core one at a time, so a test (or hypothesis) chooses every interleaving. Acks
 travel back on the reverse wire, as python-socketio would send them.
+
+Time stands still unless a test brings its own clock: a core given the machine's clock tunes
+its windows on whatever the scheduler did between two calls (a preempted round trip made a
+fast drain look like a long link, and a window grew past its size on a busy CI machine).
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sio_stream.core import _placeholder as placeholders
@@ -22,10 +27,16 @@ class Ack:
     args: tuple[Any, ...]
 
 
+def standing_still(config: CoreConfig | None) -> CoreConfig:
+    """``config`` (or the default) with a clock that stays at 0 unless it has its own."""
+    config = CoreConfig() if config is None else config
+    return replace(config, clock=lambda: 0.0) if config.clock is time.monotonic else config
+
+
 class CorePair:
     def __init__(self, a: CoreConfig | None = None, b: CoreConfig | None = None, *, hello: bool = True):
-        self.a = ProtocolCore(a)
-        self.b = ProtocolCore(b)
+        self.a = ProtocolCore(standing_still(a))
+        self.b = ProtocolCore(standing_still(b))
         self.wires: dict[int, deque[Outgoing | Ack]] = {id(self.a): deque(), id(self.b): deque()}
         self.decoded: dict[int, list[StreamCore]] = {id(self.a): [], id(self.b): []}
         self.events: dict[int, list[tuple[str, list[Any]]]] = {id(self.a): [], id(self.b): []}
