@@ -1,4 +1,5 @@
-"""Every kind of client x every way a server sends it a stream, on one node (issue 23's matrix).
+"""Every kind of client x every way a server sends it a stream, on one node and across two nodes
+(issue 23's matrix).
 
 Rows, the receiving clients: asyncio (``sio_stream.ss``), the sync API in threading mode, the sync
 API under eventlet and under gevent (monkey-patched, tests/sync_green_client.py in a process of its
@@ -8,6 +9,11 @@ members, and a relay of an asyncio client's upload to that room. Each cell moves
 (sha256 at both ends) and, separately, survives a member that leaves mid-stream: that member's
 stream fails, the other member of the room still gets every byte, and a stream to the sid alone
 fails its writer.
+
+Across two nodes (python-socketio's ``AsyncRedisManager`` on Debian's redis-server, our cluster
+forwarding the streams), the sending node is A, where the uploader is connected: the member sent
+to its sid, and the member that leaves, are connected to node B; a room's second member is
+connected to A, so the room spans both nodes.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import socketio
 from _node import NODE_DIR, NodeTools
 
 from sio_stream import StreamError, create_stream, ss, sync
+from sio_stream.cluster import cluster_for
+from tests.redis_support import redis_server
 from tests.support import start_server, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -40,6 +48,13 @@ TIMEOUT = 120.0
 ROOT = Path(__file__).resolve().parent.parent.parent
 KINDS = ("asyncio", "sync-threading", "sync-eventlet", "sync-gevent", "js-ours", "js-npm")
 TARGETS = ("sid", "room", "relay")
+LAYOUTS = ("one-node", "two-nodes")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Any:
+    with redis_server() as url:
+        yield url
 
 
 class Member:
@@ -184,40 +199,77 @@ def member_factory(kind: str, url: str, node_tools: NodeTools) -> Callable[[bool
     return make
 
 
+class Setup:
+    """What a test drives: the sending node's streams, the uploader (a client of that node), the
+    members, and whether a member is still connected (asked of the node it is connected to)."""
+
+    def __init__(self, streams: Any, uploader: Any, members: list[Member], homes: dict[str, Any]) -> None:
+        self.streams, self.uploader, self.members, self.homes = streams, uploader, members, homes
+
+    def connected(self, sid: str) -> bool:
+        return bool(self.homes[sid].manager.is_connected(sid, "/"))
+
+
+def in_room(server: socketio.AsyncServer) -> int:
+    return len(list(server.manager.get_participants("/", "room")))
+
+
 @asynccontextmanager
-async def one_node(kind: str, node_tools: NodeTools, leavers: list[bool]) -> AsyncIterator[Any]:
-    """An asyncio server whose clients join ``room`` (but the uploader), and one member of
-    ``kind`` per entry of ``leavers`` (True: it leaves at its first chunk)."""
-    server = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=4 * 2**20)
-    streams = ss(server)
-
-    @server.event
-    async def connect(sid: str, environ: Any, auth: Any) -> None:
-        if not (isinstance(auth, dict) and auth.get("uploader")):
-            await server.enter_room(sid, "room")
-
-    @streams.on("share")
-    async def share(sid: str, stream: Any) -> dict[str, Any]:
-        acks = await streams.call("file", stream, {}, to="room", skip_sid=sid, timeout=TIMEOUT)
-        return {key: f"error: {v}" if isinstance(v, BaseException) else v for key, v in acks.items()}
-
-    runner, url = await start_server(server)
+async def servers(
+    kind: str, node_tools: NodeTools, leavers: list[bool], redis_url: str | None
+) -> AsyncIterator[Setup]:
+    """An asyncio server (two, joined by Redis, with ``redis_url``) whose clients join ``room``
+    (but the uploader), and one member of ``kind`` per entry of ``leavers`` (True: it leaves at
+    its first chunk). On two nodes the first member is on node B, the others on node A."""
+    count = 1 if redis_url is None else 2
+    nodes: list[tuple[socketio.AsyncServer, str]] = []
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(runner.cleanup)
-        stack.push_async_callback(server.shutdown)
-        make = member_factory(kind, url, node_tools)
-        members = []
-        for leave in leavers:
-            member = make(leave)
+        for _ in range(count):
+            manager = None if redis_url is None else socketio.AsyncRedisManager(redis_url)
+            server = socketio.AsyncServer(
+                async_mode="aiohttp", max_http_buffer_size=4 * 2**20, client_manager=manager
+            )
+            node_streams = ss(server)
+
+            @server.event
+            async def connect(sid: str, environ: Any, auth: Any, server: Any = server) -> None:
+                if not (isinstance(auth, dict) and auth.get("uploader")):
+                    await server.enter_room(sid, "room")
+
+            @node_streams.on("share")
+            async def share(sid: str, stream: Any, node_streams: Any = node_streams) -> dict[str, Any]:
+                acks = await node_streams.call("file", stream, {}, to="room", skip_sid=sid, timeout=TIMEOUT)
+                return {key: f"error: {v}" if isinstance(v, BaseException) else v for key, v in acks.items()}
+
+            runner, url = await start_server(server)
+            stack.push_async_callback(runner.cleanup)
+            stack.push_async_callback(server.shutdown)
+            if redis_url is not None:
+                await cluster_for(server).ready()
+            nodes.append((server, url))
+        sender, sender_url = nodes[0]
+        if count == 2:
+            a, b = (cluster_for(server) for server, _ in nodes)
+            await wait_for(lambda: b.id in a.peers and a.id in b.peers, TIMEOUT)
+        members: list[Member] = []
+        homes: dict[str, Any] = {}
+        for index, leave in enumerate(leavers):
+            home, url = nodes[-1] if index == 0 else nodes[0]
+            member = member_factory(kind, url, node_tools)(leave)
             stack.push_async_callback(member.close)
             await member.start(url)  # type: ignore[attr-defined]
             members.append(member)
+            homes[member.sid] = home
+            if home is not sender:  # node A knows where the member is before sending to its sid
+                await wait_for(lambda sid=member.sid: cluster_for(sender).remote_node("/", sid) is not None)
         uploader = socketio.AsyncClient(reconnection=False)
-        await uploader.connect(url, transports=["websocket"], auth={"uploader": True})
+        await uploader.connect(sender_url, transports=["websocket"], auth={"uploader": True})
         stack.push_async_callback(uploader.disconnect)
-        await wait_for(lambda: len(list(server.manager.get_participants("/", "room"))) == len(members))
-        yield server, streams, uploader, members
-    await wait_for(lambda: streams.stream_count() == 0, TIMEOUT)
+        for server, _ in nodes:
+            here = sum(1 for member in members if homes[member.sid] is server)
+            await wait_for(lambda server=server, here=here: in_room(server) == here)
+        yield Setup(ss(sender), uploader, members, homes)
+        await wait_for(lambda: all(ss(server).stream_count() == 0 for server, _ in nodes), TIMEOUT)
 
 
 async def send(target: str, streams: Any, uploader: Any, members: list[Member], left: Any = None) -> Any:
@@ -239,33 +291,45 @@ async def send(target: str, streams: Any, uploader: Any, members: list[Member], 
     return await streams.call("file", stream, {}, to=to, writer=write(), timeout=TIMEOUT)
 
 
+def redis_for(layout: str, request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("redis_url") if layout == "two-nodes" else None
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_an_intact_transfer(kind: str, target: str, node_tools: NodeTools) -> None:
+async def test_an_intact_transfer(
+    kind: str, target: str, layout: str, node_tools: NodeTools, request: pytest.FixtureRequest
+) -> None:
     count = 1 if target == "sid" else 2
-    async with one_node(kind, node_tools, [False] * count) as (_, streams, uploader, members):
-        ack = await send(target, streams, uploader, members)
+    async with servers(kind, node_tools, [False] * count, redis_for(layout, request)) as setup:
+        members = setup.members
+        ack = await send(target, setup.streams, setup.uploader, members)
         expected = DIGEST if target == "sid" else {member.sid: DIGEST for member in members}
         assert ack == expected
         for member in members:
             assert await member.outcome() == f"GOT {len(DATA)} {DIGEST}"
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_a_member_that_leaves(kind: str, target: str, node_tools: NodeTools) -> None:
+async def test_a_member_that_leaves(
+    kind: str, target: str, layout: str, node_tools: NodeTools, request: pytest.FixtureRequest
+) -> None:
     leavers = [True] if target == "sid" else [True, False]
-    async with one_node(kind, node_tools, leavers) as (server, streams, uploader, members):
+    async with servers(kind, node_tools, leavers, redis_for(layout, request)) as setup:
+        members = setup.members
         leaver = members[0]
 
         async def left() -> None:
-            await wait_for(lambda: not server.manager.is_connected(leaver.sid, "/"), TIMEOUT)
+            await wait_for(lambda: not setup.connected(leaver.sid), TIMEOUT)
 
         if target == "sid":
             with pytest.raises(StreamError):
-                await send(target, streams, uploader, members, left)
+                await send(target, setup.streams, setup.uploader, members, left)
         else:
-            acks = await send(target, streams, uploader, members, left)
+            acks = await send(target, setup.streams, setup.uploader, members, left)
             assert set(acks) == {member.sid for member in members}
             failed = acks[leaver.sid]
             assert isinstance(failed, BaseException) or str(failed).startswith("error: "), acks
