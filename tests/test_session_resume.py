@@ -42,6 +42,8 @@ class Setup:
     sids: list[str] = field(default_factory=list)
     uploads: list[Any] = field(default_factory=list)
     producers: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: The test shut the server down itself (python-socketio's shutdown() runs only once).
+    shut_down: bool = False
     #: The process budget's retained bytes when the session started: the budget is the whole
     #: process's, and a session another test left suspended (its server gone before the
     #: session's resume_timeout) still counts there.
@@ -108,6 +110,7 @@ async def session(
         reconnection=reconnection, reconnection_delay=0.05, reconnection_delay_max=0.2
     )
     client_streams = sio_stream.ss(client, resume_timeout=client_timeout)
+    setup: Setup | None = None
     try:
         with tolerate_socketio_cut_races():
             async with Link(int(url.rsplit(":", 1)[1]), rate=rate, rtt=rtt) as link:
@@ -152,7 +155,8 @@ async def session(
     finally:
         with contextlib.suppress(Exception):
             await client.disconnect()
-        await server.shutdown()
+        if setup is None or not setup.shut_down:
+            await server.shutdown()
         await runner.cleanup()
 
 
