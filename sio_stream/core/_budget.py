@@ -242,8 +242,9 @@ class Budget:
         share keep what they hold (it cannot be taken back) and get nothing more; what is
         left is shared equally by the others and one newcomer, so a connection that reads what
         it receives always finds room, however much the slow ones hold."""
+        changes = self._changes  # read first: a finalizer may change a member while we count
         cached = self._fair
-        if cached is not None and cached[0] == self._changes and cached[1] == self.limit:
+        if cached is not None and cached[0] == changes and cached[1] == self.limit:
             return cached[2]
         members = sorted((c.used for c in self._members), reverse=True)
         # Bytes of connections already gone (streams the application still holds) stay counted.
@@ -257,7 +258,7 @@ class Budget:
         # One share more than there are connections under it: room stays for a connection that
         # arrives later (what slow readers hold cannot be taken back to make room for it).
         level = room // (count + 1)
-        self._fair = (self._changes, self.limit, level)
+        self._fair = (changes, self.limit, level)
         return level
 
     def floor_share(self) -> int:
