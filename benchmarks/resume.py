@@ -396,6 +396,7 @@ async def vanish(server: Server, clients: int, resume_timeout: float) -> bool:
     await link.aclose()  # every client vanishes at once: no disconnect, and no way back
     start = time.monotonic()
     held = await poll(control, lambda s: s["suspended"] >= clients, 30)
+    suspended = time.monotonic() - start  # the last drop seen by then: the last expiry is due
     peak = held["held"] + held["reserved"] + held["retained"]
     within = peak <= held["limit"]
     after = await poll(control, lambda s: not s["suspended"], resume_timeout + 60)
@@ -411,8 +412,10 @@ async def vanish(server: Server, clients: int, resume_timeout: float) -> bool:
     rss = (before["rss_kib"] // 1024, held["rss_kib"] // 1024, after["rss_kib"] // 1024)
     print(
         f"vanish {clients} clients: {held['suspended']} sessions kept, accounted {peak / MiB:.1f} MiB of "
-        f"{held['limit'] // MiB} MiB (server RSS {rss[0]} -> {rss[1]} MiB); released after "
-        f"{released:.1f} s (resume_timeout {resume_timeout} s): streams {after['streams']}, "
+        f"{held['limit'] // MiB} MiB (server RSS {rss[0]} -> {rss[1]} MiB), all suspended within "
+        f"{suspended:.1f} s of the cut; released after {released:.1f} s (resume_timeout {resume_timeout} s, "
+        f"so {released - resume_timeout - suspended:.1f} to {released - resume_timeout:.1f} s late): "
+        f"streams {after['streams']}, "
         f"accounted {left} B, RSS {rss[2]} MiB",
         flush=True,
     )

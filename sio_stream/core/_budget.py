@@ -103,6 +103,8 @@ class Budget:
         "parent",
         "_waiters",
         "_members",
+        "_changes",
+        "_fair",
         "_waking",
         "_closed",
         "floor",
@@ -155,10 +157,17 @@ class Budget:
         # Insertion-ordered: a FIFO without duplicates, with O(1) removal.
         self._waiters: dict[object, Callable[[], None]] = {}
         self._members: set[Budget] = set()
+        #: Counts every change of ``used`` here or below (and of the members): the key of the
+        #: cached :meth:`fair_level`, which sorts the members. Uncached, every waiter woken by
+        #: room freed on a contended process sorted them all again: a thousand sessions that
+        #: expired together took minutes (O(n) waiters x O(n log n) each, per expiry).
+        self._changes = 0
+        self._fair: tuple[int, int, int] | None = None  # (changes, limit, level)
         self._waking = False
         self._closed = False
         if parent is not None:
             parent._members.add(self)
+            parent._changes += 1
 
     @property
     def used(self) -> int:
@@ -169,6 +178,7 @@ class Budget:
         account: Budget | None = self
         while account is not None:
             account.retained += size
+            account._changes += 1
             account = account.parent
         if size < 0:
             self._wake()
@@ -232,6 +242,10 @@ class Budget:
         share keep what they hold (it cannot be taken back) and get nothing more; what is
         left is shared equally by the others and one newcomer, so a connection that reads what
         it receives always finds room, however much the slow ones hold."""
+        changes = self._changes  # read first: a finalizer may change a member while we count
+        cached = self._fair
+        if cached is not None and cached[0] == changes and cached[1] == self.limit:
+            return cached[2]
         members = sorted((c.used for c in self._members), reverse=True)
         # Bytes of connections already gone (streams the application still holds) stay counted.
         room = self.limit - (self.used - sum(members))
@@ -243,7 +257,9 @@ class Budget:
             count -= 1
         # One share more than there are connections under it: room stays for a connection that
         # arrives later (what slow readers hold cannot be taken back to make room for it).
-        return room // (count + 1)
+        level = room // (count + 1)
+        self._fair = (changes, self.limit, level)
+        return level
 
     def floor_share(self) -> int:
         """The floors one connection of this (process) account may use beyond the fairness rule:
@@ -321,6 +337,7 @@ class Budget:
         while account is not None:
             account.held += held
             account.reserved += reserved
+            account._changes += 1
             account = account.parent
 
     # -- waiting for room --------------------------------------------------------------------------
@@ -335,8 +352,13 @@ class Budget:
             parent = parent.parent
 
     def cancel(self, key: object) -> None:
-        """Forget a waiter (a connection that went away)."""
+        """Forget a waiter (a connection that went away, or a suspended session). An account
+        left with no waiter stops waiting on its parent too: a parent's wake then costs nothing
+        for it (a thousand suspended sessions each woken by every room freed made their expiry
+        quadratic)."""
         self._waiters.pop(key, None)
+        if not self._waiters and self.parent is not None:
+            self.parent.cancel(self)
 
     def close(self) -> None:
         """This (connection) account is gone: it stops counting as a connection of its parent
@@ -348,6 +370,7 @@ class Budget:
             self._closed = True
             parent._waiters.pop(self, None)
             parent._members.discard(self)
+            parent._changes += 1
             parent._wake()
 
     def _wake(self) -> None:

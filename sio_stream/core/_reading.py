@@ -56,6 +56,7 @@ class _Core(Protocol):
     window_tuner: Tuner
     window_tuned: int
     streams: dict[str, StreamCore]
+    suspended: bool
 
     @property
     def resumable(self) -> bool: ...
@@ -254,7 +255,9 @@ class ReadingMixin:
                 del self.floor_due[stream]  # not dry: no floor pays it until it is dry again
         # Room freed wakes us when the pool has some, or, with a floor unpaid, any room at all.
         self.budget.floor_short = short
-        if self.starved:
+        if self.starved and not self.suspended:
+            # A suspended session is not woken by room freed elsewhere (its peer could not use
+            # credit before it comes back): its debts are paid at the resume (apply_resume).
             self.budget.wait(self, self._pay)
 
     def _pay_pooled(self: _Core, stream: StreamCore) -> None:

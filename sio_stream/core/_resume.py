@@ -72,6 +72,7 @@ class _Core(Protocol):
     answers: Answers
     closed: bool
     resent: int
+    starved: dict[StreamCore, None]
 
     def _keeps_events(self) -> bool: ...
 
@@ -100,6 +101,8 @@ class _Core(Protocol):
     def _sized(self, stream: StreamCore) -> bool: ...
 
     def _queue_reads(self, stream: StreamCore, count: int, read_size: int) -> None: ...
+
+    def _pay(self) -> None: ...
 
     @property
     def resumable(self) -> bool: ...
@@ -266,6 +269,8 @@ class ResumeMixin:
         self.outbox.extend(kept)
         self.control.clear()
         self.suspended_ids = {sid for sid in self.streams if sid not in fresh}
+        # Room freed elsewhere wakes live connections only: debts are paid at the resume.
+        self.budget.cancel(self)
 
     def resume_state(self: _Core) -> dict[str, list[int]]:
         """What we have of every stream of the suspended session, for our resume hello. Reads
@@ -331,6 +336,8 @@ class ResumeMixin:
         self.suspended = False
         self.suspended_ids = set()
         self.resumes += 1
+        if self.starved:
+            self._pay()  # credit owed while suspended (see suspend)
         if again:
             # Ahead of everything queued since: before the reads and writes of their streams,
             # and before the events not sent yet at the drop (numbered after them).

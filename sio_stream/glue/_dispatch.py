@@ -242,6 +242,9 @@ class SocketLogic:
         self._sessions: dict[str, ConnectionLogic] = {}
         self._suspended: set[ConnectionLogic] = set()
         self.resumes = 0
+        #: The server was shut down (python-socketio's ``shutdown()``): no session waits for
+        #: its client any more, and a drop from now on fails the streams at once.
+        self._shut_down = False
         self._register(host)
 
     def _register(self, host: Any) -> None:
@@ -738,7 +741,11 @@ class SocketLogic:
         if connection.core.closed or not connection.core.resumable:
             return False
         if self._host.is_server:
-            return connection.session_key is not None and len(self._suspended) < DEFAULT_MAX_SUSPENDED
+            return (
+                connection.session_key is not None
+                and len(self._suspended) < DEFAULT_MAX_SUSPENDED
+                and not self._shut_down
+            )
         return connection.token is not None and bool(self._host.will_reconnect())
 
     def _suspend(self, connection: ConnectionLogic) -> None:
@@ -757,7 +764,24 @@ class SocketLogic:
             del self._connections[None]
         connection.lost()
 
+    def _shutting_down(self) -> None:
+        """The server is shut down: end its suspended sessions now (their streams fail with
+        ``ConnectionAbortedStreamError`` and give their bytes back to the process budget), and
+        suspend none from now on. Their timers would otherwise keep those bytes counted for up
+        to ``resume_timeout``, in a process that goes on, or for good once the loop is gone."""
+        self._shut_down = True
+        ending = list(self._suspended)
+        if ending:
+            logger.info("sio_stream: the server shuts down; %d suspended sessions end", len(ending))
+        error = ConnectionAbortedStreamError(f"{wire.CONNECTION_ABORTED}: the server shut down")
+        for connection in ending:
+            self._forget_session(connection)
+            connection.lost(error)
+
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        if event == "shutdown":
+            self._shutting_down()
+            return
         if event == "dropped":
             # The transport failed (no deliberate disconnect): the session may resume.
             connection = self._connections.get(peer)

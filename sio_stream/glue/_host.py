@@ -55,7 +55,35 @@ def install_lifecycle(
         wrap_trigger(sio, hooks, is_server)
         if is_server:
             wrap_connect(sio, hooks, is_server)
+            _wrap_shutdown(sio, hooks)
     hooks[namespace] = hook
+
+
+def _wrap_shutdown(sio: Any, hooks: dict[str, LifecycleHook]) -> None:
+    """Fire ``"shutdown"`` in every namespace when the application calls the server's
+    ``shutdown()`` (python-socketio's way to say the server stops), before it runs: the server
+    sees its clients' transports close next, which must not suspend their sessions. Either
+    driver: ``AsyncServer.shutdown`` is a coroutine function, ``Server.shutdown`` is not."""
+    original = sio.shutdown
+
+    def stopping() -> None:
+        for namespace in list(hooks):
+            fire(hooks, "shutdown", namespace, None)
+
+    if inspect.iscoroutinefunction(original):
+
+        async def shutdown() -> Any:
+            stopping()
+            return await original()
+
+        sio.shutdown = shutdown
+    else:
+
+        def sync_shutdown() -> Any:
+            stopping()
+            return original()
+
+        sio.shutdown = sync_shutdown
 
 
 def fire(hooks: dict[str, LifecycleHook], event: str, namespace: str | None, peer: Any) -> None:
