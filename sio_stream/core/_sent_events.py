@@ -114,6 +114,13 @@ class SentEvents:
         if number is not None:
             self.confirm(number)
 
+    def forget(self) -> None:
+        """The session cannot resume: keep nothing (the numbering goes on; acks still come
+        through their own callbacks)."""
+        self.kept.clear()
+        self._carriers.clear()
+        self.awaiting.clear()
+
     def _forget_oldest(self) -> None:
         number, _item, ids = self.kept.popleft()
         for sid in ids:
@@ -185,6 +192,11 @@ class Answers:
         self.kept: collections.OrderedDict[int, Any] = collections.OrderedDict()
         #: Events the peer waits for whose handler still runs: answered again when it ends.
         self.wanted: set[int] = set()
+
+    def forget(self) -> None:
+        """The session cannot resume: keep nothing."""
+        self.kept.clear()
+        self.wanted.clear()
 
     def started(self, number: int) -> None:
         self.kept[number] = _RUNNING
