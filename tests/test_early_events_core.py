@@ -10,6 +10,7 @@ from typing import Any
 from sio_stream.core import _wire as wire
 from sio_stream.core._config import FEATURE_RESUME
 from sio_stream.core._core import Outgoing
+from sio_stream.core._sent_events import SentEvents
 from tests.corepair import CorePair
 from tests.test_session_events_core import resume
 from tests.test_session_resume_core import config, cut
@@ -80,3 +81,22 @@ def test_without_resume_here_nothing_is_kept_before_the_hello() -> None:
     pair.a.queue(Outgoing(wire.STREAM, ("slow", 4), lambda *args: None))
     assert pair.send(pair.a)
     assert len(pair.a.sent_events) == 0 and pair.a.sent_events.awaited() == []
+
+
+def test_an_awaited_event_the_resume_cannot_send_again_is_answered_with_an_error() -> None:
+    pair = CorePair(config(), config())
+    pair.a.sent_events = SentEvents(cap=2)  # so that the oldest unconfirmed event is forgotten
+    answers: dict[int, tuple[Any, ...]] = {}
+    for n in range(3):
+        pair.a.queue(Outgoing(wire.STREAM, ("slow", n), lambda *args, n=n: answers.setdefault(n, args)))
+        assert pair.send(pair.a)
+    cut(pair)  # all three are lost, and the first is forgotten: none can be sent again
+    resume(pair)
+    pair.flush()
+    assert pair.events[id(pair.b)] == []
+    lost = ({wire.ERROR_REPLY_KEY: "the event was lost with a dropped connection"},)
+    assert answers == {1: lost, 2: lost}  # the first one's callback went with the cap
+    assert pair.a.sent_events.awaited() == []
+    pair.a.queue(Outgoing(wire.STREAM, ("after", 9), lambda *args: answers.setdefault(9, args)))
+    pair.flush()
+    assert answers[9] == ()  # numbered afresh from the peer's count, answered as usual

@@ -365,6 +365,8 @@ class ResumeMixin:
             stream.listener()
         if self.outbox or self.control:
             self.on_outgoing()
+        for callback in self.sent_events.take_lost():
+            callback({wire.ERROR_REPLY_KEY: "the event was lost with a dropped connection"})
 
     def _ask_again(self: _Core, stream: StreamCore) -> None:
         """``stream`` starts afresh on the peer (the event or answer that carries it goes again):
