@@ -1,16 +1,20 @@
 """Application events sent before the peer's hello came (issue 21), at the core, with two cores
 back to back: they are kept and awaited in case the session can resume, their answers come
 again after a drop, and nothing is kept once the peer shows it cannot resume (a hello without
-``resume``, or, toward a server, a client whose first stream event is not a hello)."""
+``resume``, or, toward a server, a client whose first stream event is not a hello). Beside
+them, two ways a resume lost or doubled an event: one it cannot send again (its call fails
+instead of waiting), one whose emit failed at the drop (sent again once, not twice)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sio_stream import IOStream
 from sio_stream.core import _wire as wire
 from sio_stream.core._config import FEATURE_RESUME
 from sio_stream.core._core import Outgoing
 from sio_stream.core._sent_events import SentEvents
+from sio_stream.glue._connection import ConnectionLogic
 from tests.corepair import CorePair
 from tests.test_session_events_core import resume
 from tests.test_session_resume_core import config, cut
@@ -100,3 +104,23 @@ def test_an_awaited_event_the_resume_cannot_send_again_is_answered_with_an_error
     pair.a.queue(Outgoing(wire.STREAM, ("after", 9), lambda *args: answers.setdefault(9, args)))
     pair.flush()
     assert answers[9] == ()  # numbered afresh from the peer's count, answered as usual
+
+
+def test_an_event_whose_emit_failed_at_the_drop_goes_again_once() -> None:
+    """python-socketio raised while sending an application event on a dying transport: the
+    core kept the event when it handed it out, so the resume sends it again, once (putting it
+    back in the outbox as well sent it twice: handled twice, answered twice)."""
+    pair = CorePair(config(), config())
+    logic = ConnectionLogic(config(), "test", IOStream)
+    logic.core = pair.a
+    answers: list[tuple[Any, ...]] = []
+    pair.a.queue(Outgoing(wire.STREAM, ("ev", 1), lambda *args: answers.append(args)))
+    item = pair.a.next_outgoing()
+    assert item is not None and item.event == wire.STREAM
+    assert logic.emit_failed(item, ConnectionError("transport closed"), live=False) is False
+    cut(pair)
+    resume(pair)
+    pair.flush()
+    assert pair.events[id(pair.b)] == [("ev", [1])]
+    assert answers == [()]
+    assert pair.b.events_received == 1
