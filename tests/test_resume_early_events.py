@@ -131,3 +131,40 @@ async def test_uploads_sent_before_the_servers_hello_get_their_answers_across_dr
         assert cuts == 1
         assert answers == [hashlib.sha256(body).hexdigest() for body in data]
         assert sorted(read) == list(range(count))  # every event handled once
+
+
+async def test_a_server_keeps_nothing_once_its_client_speaks_without_a_hello() -> None:
+    """A plain python-socketio client stands for npm's socket.io-stream, which sends no hello:
+    the server keeps its events only until the client's first stream event shows that."""
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    streams = sio_stream.ss(server, resume_timeout=30)
+    runner, url = await start_server(server)
+    client = socketio.AsyncClient(reconnection=False)
+    sids: list[str] = []
+    got: list[Any] = []
+
+    @server.on("connect")
+    async def connect(sid: str, environ: Any, auth: Any = None) -> None:
+        sids.append(sid)
+
+    @client.on("$stream")
+    async def news(*args: Any) -> None:
+        got.append(args)
+
+    try:
+        await client.connect(url, transports=["websocket"])
+        await wait_for(lambda: bool(sids))
+        await streams.emit("news", 1, to=sids[0])  # its hello might still come: kept
+        await wait_for(lambda: len(got) == 1)
+        core = streams._connections[sids[0]].core
+        assert len(core.sent_events) == 1
+        await client.emit("$stream-read", ("no-such-stream", 1))  # its first stream event
+        await wait_for(lambda: core.peer_known)
+        assert len(core.sent_events) == 0 and not core.resumable
+        await streams.emit("news", 2, to=sids[0])
+        await wait_for(lambda: len(got) == 2)
+        assert len(core.sent_events) == 0
+    finally:
+        await client.disconnect()
+        await server.shutdown()
+        await runner.cleanup()
