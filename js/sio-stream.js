@@ -810,6 +810,8 @@ class SentEvents {
       this.carriers.clear();
       this.sent = received;
       this.confirmed = Math.min(this.confirmed, received);
+      // The events beyond the count are lost for good: their calls are not spared (they fail).
+      for (const number of [...this.awaiting.keys()]) if (number > received) this.awaiting.delete(number);
       return null;
     }
     this.confirm(received);
@@ -819,6 +821,12 @@ class SentEvents {
     this.carriers.clear();
     this.sent = received;
     return again;
+  }
+  /** The session cannot resume: keep nothing (the numbering goes on; acks still come). */
+  forget() {
+    this.kept = [];
+    this.carriers.clear();
+    this.awaiting.clear();
   }
   /** Callbacks still waiting for an answer (failed when the session cannot deliver them). */
   takeAwaiting() {
@@ -834,6 +842,11 @@ class Answers {
     this.cap = cap;
     this.kept = new Map(); // event number -> encoded ack arguments (RUNNING while the handler runs)
     this.wanted = new Set(); // asked for after a resume while the handler still ran
+  }
+  /** The session cannot resume: keep nothing. */
+  forget() {
+    this.kept.clear();
+    this.wanted.clear();
   }
   started(number) {
     this.kept.set(number, RUNNING);
@@ -967,6 +980,17 @@ export class StreamSocket {
     return this.uses('resume') && this.uses('batch-read') && this.uses('unacked-write') && this.resumeTimeoutMs > 0;
   }
 
+  /**
+   * Keep our events and answers for a replay: the session can resume, or it may (resume is on
+   * here and the server's hello has not come yet). We emit without waiting a round trip for the
+   * server's answer, so our first events would otherwise lose their answers to the first drop
+   * (as the Python side, issue 21). A hello without `resume` forgets them; toward a server that
+   * never answers (npm socket.io-stream) MAX_UNCONFIRMED_EVENTS bounds them.
+   */
+  get _keepsEvents() {
+    return this.resumable || (!this._helloSeen && this.resumeTimeoutMs > 0);
+  }
+
   /** Whether the transport dropped and the session waits for socket.io-client to reconnect. */
   get suspended() {
     return this._suspended;
@@ -1047,7 +1071,7 @@ export class StreamSocket {
 
   /** Number application event `args`, keep it until it is known to have arrived (resume), send it. */
   _sendEvent(args, onAck, ids) {
-    const callback = this._sentEvents.record(args, onAck, ids, this.resumable);
+    const callback = this._sentEvents.record(args, onAck, ids, this._keepsEvents);
     if (callback) this.sio.emit(...args, callback);
     else this.sio.emit(...args);
   }
@@ -1193,6 +1217,10 @@ export class StreamSocket {
     const theirs = info && Array.isArray(info.features) ? info.features : [];
     this.peerFeatures = new Set(theirs.filter((f) => this.features.includes(f)));
     this._helloSeen = true;
+    if (!this.resumable) {
+      this._sentEvents.forget(); // kept in case the session could resume (see _keepsEvents)
+      this._answers.forget();
+    }
     for (const wake of this._helloWaiters.splice(0)) wake();
   }
 
@@ -1201,7 +1229,7 @@ export class StreamSocket {
     if (this._suspended) return;
     const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
     const number = ++this._eventsReceived;
-    const keep = ack !== null && this.resumable;
+    const keep = ack !== null && this._keepsEvents;
     if (keep) this._answers.started(number);
     const epoch = this._epoch;
     // The answer is kept for the peer's `awaiting`; an ack of a connection that dropped since is
@@ -1478,8 +1506,8 @@ export class StreamSocket {
       }
     }
     this._sendHeld(held);
-    // A call whose answer cannot come (a server without `awaiting`, an event sent before the
-    // session could be resumed, or beyond the bounds) fails as a plain drop fails it.
+    // A call whose answer cannot come (a server without `awaiting`, or an event lost beyond the
+    // bounds) fails as a plain drop fails it.
     const spare = new Set([...this._sentEvents.awaiting.values()].map((a) => a.inner));
     for (const item of held) if (!Array.isArray(item) && item.onAck) spare.add(item.onAck);
     this._failCalls(new StreamError(CONNECTION_ABORTED), spare);

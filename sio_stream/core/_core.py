@@ -108,6 +108,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.window_tuner = Tuner()
         self.window_tuned = 0
         self.peer_features: frozenset[str] = frozenset()
+        #: The peer's hello came (its features are known), or it is known to send none.
+        self.peer_known = False
         self.closed = False
         #: The peer has not been told the connection is open yet (a server's connect handler
         #: is running): the outbox fills, and the glue sends it once the connection opens.
@@ -175,6 +177,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             if self.config.resume_timeout <= 0:
                 ours = ours - {FEATURE_RESUME}
             self.peer_features = frozenset(theirs & ours)
+            self.peer_known = True
+            if not self.resumable:
+                self._keep_nothing()  # kept in case it could resume (see _keeps_events)
 
     # -- queueing --------------------------------------------------------------------------
     def _queue(self, item: Outgoing | StreamCore) -> None:

@@ -60,6 +60,7 @@ class _Core(Protocol):
     config: CoreConfig
     budget: Budget
     peer_features: frozenset[str]
+    peer_known: bool
     streams: dict[str, StreamCore]
     outbox: deque[Outgoing | StreamCore]
     control: deque[Outgoing]
@@ -75,6 +76,8 @@ class _Core(Protocol):
     starved: dict[StreamCore, None]
 
     def _keeps_events(self) -> bool: ...
+
+    def _keep_nothing(self) -> None: ...
 
     def _queue(self, item: Outgoing | StreamCore) -> None: ...
 
@@ -177,11 +180,31 @@ class ResumeMixin:
 
     # -- application events, exactly once (see _sent_events.py) ------------------------------------
     def _keeps_events(self: _Core) -> bool:
-        """Keep our application events and our answers for a replay: the session can resume.
-        (Every event is numbered all the same, so that the count stays that of the peer; an
-        event sent before the peer's hello came, or to a peer that never sends one, as npm's
-        JavaScript packages, is numbered and not kept.)"""
-        return self.resumable
+        """Keep our application events and our answers for a replay: the session can resume,
+        or it may (resume is on here and the peer's hello has not come yet).
+
+        Events sent before the peer's hello are kept too: a client emits as soon as it is
+        connected, without waiting a round trip for the server's answer, so its first events
+        (and the acks they wait for) would otherwise be lost to the first drop after the
+        answer (issue 21: 108 of 200 calls hung). A hello that does not announce ``resume``
+        forgets them; a peer that never sends one (npm's JavaScript packages) is held to
+        ``MAX_UNCONFIRMED`` events, and a server stops at its client's first stream event
+        that is not a hello (:meth:`peer_without_hello`). Every event is numbered all the
+        same, so that the count stays that of the peer."""
+        return self.resumable or (not self.peer_known and self.config.resume_timeout > 0)
+
+    def peer_without_hello(self: _Core) -> None:
+        """The peer sent a stream event before any hello: it is no sio_stream peer (a server
+        calls this: its sio_stream clients send their hello before anything else), so it
+        will never resume: forget the events kept meanwhile."""
+        if not self.peer_known:
+            self.peer_known = True
+            self._keep_nothing()
+
+    def _keep_nothing(self: _Core) -> None:
+        """The session cannot resume: forget the events and answers kept for a replay."""
+        self.sent_events.forget()
+        self.answers.forget()
 
     def _record_event(self: _Core, item: Outgoing) -> Outgoing:
         if not self._keeps_events():
@@ -349,6 +372,8 @@ class ResumeMixin:
             stream.listener()
         if self.outbox or self.control:
             self.on_outgoing()
+        for callback in self.sent_events.take_lost():
+            callback({wire.ERROR_REPLY_KEY: "the event was lost with a dropped connection"})
 
     def _ask_again(self: _Core, stream: StreamCore) -> None:
         """``stream`` starts afresh on the peer (the event or answer that carries it goes again):

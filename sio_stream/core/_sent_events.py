@@ -51,6 +51,8 @@ class SentEvents:
         #: The ack callbacks of events whose answer has not come: called once, by whichever
         #: comes first of python-socketio's ack and a reply sent again after a resume.
         self.awaiting: dict[int, _Once] = {}
+        #: Callbacks of events lost for good at a resume (see :meth:`take_lost`).
+        self._lost: list[_Once] = []
 
     def record(self, item: Outgoing, stream_ids: Iterable[str]) -> Outgoing:
         """``item`` is being emitted: number it, keep it, and return what to emit (``item``,
@@ -114,6 +116,13 @@ class SentEvents:
         if number is not None:
             self.confirm(number)
 
+    def forget(self) -> None:
+        """The session cannot resume: keep nothing (the numbering goes on; acks still come
+        through their own callbacks)."""
+        self.kept.clear()
+        self._carriers.clear()
+        self.awaiting.clear()
+
     def _forget_oldest(self) -> None:
         number, _item, ids = self.kept.popleft()
         for sid in ids:
@@ -148,6 +157,16 @@ class SentEvents:
         self._carriers.clear()
         self.sent = count
         self.confirmed = min(self.confirmed, count)
+        # The events beyond the peer's count are lost for good: their answers never come, and
+        # their numbers go to the events sent from now on.
+        for number in [n for n in self.awaiting if n > count]:
+            self._lost.append(self.awaiting.pop(number))
+
+    def take_lost(self) -> list[Callable[..., None]]:
+        """The ack callbacks of events a resume could not send again (forgotten beyond
+        ``MAX_UNCONFIRMED``): the caller fails them, or their ``call()`` would wait forever."""
+        lost, self._lost = self._lost, []
+        return list(lost)
 
     def __len__(self) -> int:
         return len(self.kept)
@@ -185,6 +204,11 @@ class Answers:
         self.kept: collections.OrderedDict[int, Any] = collections.OrderedDict()
         #: Events the peer waits for whose handler still runs: answered again when it ends.
         self.wanted: set[int] = set()
+
+    def forget(self) -> None:
+        """The session cannot resume: keep nothing."""
+        self.kept.clear()
+        self.wanted.clear()
 
     def started(self, number: int) -> None:
         self.kept[number] = _RUNNING

@@ -191,10 +191,10 @@ class ConnectionLogic:
             return True
         if self.core.resumable and not self.core.closed:
             # The disconnect event follows and suspends the session: an application event
-            # goes again after the resume; writes are replayed from what the peer reports.
+            # goes again after the resume (the core kept it when it gave it to us: putting it
+            # back in the outbox too sent it twice); writes are replayed from what the peer
+            # reports.
             logger.info("sio_stream: emit on %s failed (%s); waiting for the disconnect", self.label, exc)
-            if item.event == wire.STREAM:
-                self.core.outbox.appendleft(item)
             return False
         logger.info("sio_stream: emit on %s failed (%s); aborting its streams", self.label, exc)
         self.core.connection_lost()

@@ -510,7 +510,7 @@ class SocketLogic:
     # -- receiving -------------------------------------------------------------------------------
     def _prepare_event(self, peer: Any, args: tuple[Any, ...]) -> Any:
         """A ``$stream`` event: a :class:`PreparedEvent`, or the ack refusing it."""
-        connection = self._connection(peer)
+        connection = self._from_peer(peer)
         number = connection.core.event_received()
         if not number:
             return None  # sent on a transport that dropped since: the peer sends it again
@@ -560,29 +560,38 @@ class SocketLogic:
         return tuple(encoded) if is_tuple else encoded
 
     # -- wire events (each records its input before anything else runs) ----------------------------
+    def _from_peer(self, peer: Any) -> ConnectionLogic:
+        """The connection of ``peer``, which sent a stream event other than a hello: a
+        server's sio_stream client sends its hello before anything else, so a client that
+        did not is no sio_stream peer (see ``peer_without_hello`` in core/_resume.py)."""
+        connection: ConnectionLogic = self._connection(peer)
+        if not connection.core.peer_known and self._host.is_server:
+            connection.core.peer_without_hello()
+        return connection
+
     def _on_read(self, peer: Any, *args: Any) -> None:
         if args:
-            self._connection(peer).core.receive_read(*args[:4])
+            self._from_peer(peer).core.receive_read(*args[:4])
 
     def _on_write(self, peer: Any, *args: Any) -> str | None:
         stream_id = args[0] if args else None
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
         marker = args[3] if len(args) > 3 else None  # negotiated digest: first write only
-        result: str | None = self._connection(peer).core.receive_write(stream_id, chunk, encoding, marker)
+        result: str | None = self._from_peer(peer).core.receive_write(stream_id, chunk, encoding, marker)
         return result
 
     def _on_end(self, peer: Any, *args: Any) -> Any:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
         # nothing when the event carried no ack id, as from JavaScript). With a digest the
         # application checks itself it is a PendingReply, which the async driver waits for.
-        return self._connection(peer).core.receive_end(
+        return self._from_peer(peer).core.receive_end(
             args[0] if args else None, args[1] if len(args) > 1 else None
         )
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:
-            self._connection(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
+            self._from_peer(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
 
     def _on_hello(self, peer: Any, *args: Any) -> Any:
         info = args[0] if args else None

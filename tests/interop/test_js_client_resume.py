@@ -208,7 +208,12 @@ async def test_four_uploads_and_four_downloads_of_48_mib_with_a_cut_every_3_s(no
             f"{stats['resumes']} resumes, {stats['resent']} bytes resent by the client"
         )
         assert result["errors"] == [], result["errors"]
-        assert cuts >= 2 and stats["resumes"] == cuts
+        # Every drop the client saw was resumed, but one it may be suspended in when it prints:
+        # the link is cut on a timer, also after the transfers ended (resumes == cuts failed
+        # with 4 cuts and 3 resumes).
+        drops = len(result["drops"])
+        assert cuts >= 2 and drops <= cuts
+        assert stats["resumes"] == drops - (1 if stats["suspended"] else 0), (drops, stats)
         assert all(d["received"] == size and d["sha256"] == d["expected"] for d in result["down"])
         await wait_for(lambda: len(server.uploads) == streams and bool(server.objects), TIMEOUT)
         assert sorted(server.uploads) == sorted((size, up["sha256"]) for up in result["up"])
