@@ -18,7 +18,6 @@ program, never of the library: an application that imports sio_stream keeps its 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -39,7 +38,7 @@ def keep_freed_buffers() -> bool:
     if not sys.platform.startswith("linux") or any(name in os.environ for name in _USER_SETTINGS):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the interpreter's own symbols, libc's among them
         mallopt = libc.mallopt
         gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only (not musl)
     except (OSError, AttributeError):
