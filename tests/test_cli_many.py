@@ -67,7 +67,7 @@ async def test_get_r_recreates_the_tree_and_a_rerun_finds_it_up_to_date(served, 
         "docs/same.txt": b"a" * 1000,  # a regular file: the client never makes a link
     }
     assert "loop is a symbolic link to a directory: not followed" in captured.err
-    assert re.search(r"^received 4 of 4 files, .* 1 skipped, all sha256 ok$", captured.out, re.M)
+    assert re.search(r"^received 4 of 4 files, .* 1 skipped, all verified$", captured.out, re.M)
     assert (target / "docs/deep/b.bin").stat().st_mtime_ns == (root / "docs/deep/b.bin").stat().st_mtime_ns
 
     # Run again: everything is already there (same size and mtime), nothing is fetched.
@@ -138,7 +138,7 @@ async def test_put_several_files_and_a_tree(served, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "link.jpg is a symbolic link: not sent" in captured.err
     assert "up is a symbolic link: not sent" in captured.err
-    assert re.search(r"^sent 2 of 2 files, .* 2 skipped, all sha256 ok$", captured.out, re.M)
+    assert re.search(r"^sent 2 of 2 files, .* 2 skipped, all verified$", captured.out, re.M)
     assert tree(root / "inbox" / "pics") == {
         "2026": None,
         "2026/two.jpg": (local / "pics/2026/two.jpg").read_bytes(),

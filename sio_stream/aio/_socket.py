@@ -37,6 +37,7 @@ from ..glue import _split_posts as split_posts
 from ..glue import _whole_posts as whole_posts
 from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
+from . import _fast_mask as fast_mask
 from ._connection import Connection
 from ._fanout import Fanout
 from ._rooms import (
@@ -227,6 +228,7 @@ def ss(
         whole_posts.configure(sio.eio)
     else:
         split_posts.configure(sio.eio)
+        fast_mask.configure(sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)

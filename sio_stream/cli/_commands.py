@@ -231,7 +231,7 @@ class _Tally:
         )
         if self.skipped:
             line += f", {self.skipped} skipped"
-        print(line + (f", {self.failed} failed" if self.failed else ", all sha256 ok"), flush=True)
+        print(line + (f", {self.failed} failed" if self.failed else ", all verified"), flush=True)
         if self.failed:
             raise CliError(f"{self.failed} of {count} files did not arrive (see above)")
 

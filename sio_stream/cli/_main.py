@@ -14,6 +14,7 @@ from . import _tree
 from ._commands import cmd_get, cmd_ls, cmd_put, cmd_serve
 from ._common import DEFAULT_PORT, PROG, TOKEN_ENV, CliError, _require_aiohttp, parse_size
 from ._demo import cmd_demo
+from ._malloc import keep_freed_buffers
 from ._server import DEFAULT_EXPIRE
 
 
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return the exit status (0 ok, 1 failure, 2 usage, 130 interrupted)."""
     args = _parser().parse_args(argv)
+    keep_freed_buffers()
     try:
         _require_aiohttp()
         asyncio.run(args.run(args))

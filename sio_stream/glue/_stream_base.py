@@ -58,6 +58,12 @@ class StreamBase:
         return core.digest_value
 
     @property
+    def digest_name(self) -> str | None:
+        """The algorithm of :attr:`digest` (``"sha256"``, ``"blake2b"`` or ``"blake3"``), or
+        ``None`` when it is ``None``."""
+        return None if self.digest is None else self._core.digest_name
+
+    @property
     def closed(self) -> bool:
         """True once the stream has failed, or both directions have finished."""
         core = self._core
