@@ -54,7 +54,7 @@ async def test_get_resumes_from_the_partial_file(server: Any, tmp_path: Path) ->
     assert not any(name.startswith(".") for name in os.listdir(tmp_path))
     # The line printed is the whole file's sha256 (as sha256sum gives), not the resent tail's.
     whole = hashlib.sha256(local.read_bytes()).hexdigest()
-    assert transfer.digest == whole
+    assert transfer.sha256 == whole
     assert f"resumed at 1000000 bytes, sha256 ok ({whole[:16]}..." in transfer.summary("received")
 
 
@@ -121,7 +121,7 @@ async def test_put_resumes_after_the_client_went_away(server: Any, tmp_path: Pat
         transfer = await upload(streams, source, "up.bin", show_progress=False)
     assert 0 < transfer.offset < SIZE
     assert (files.root / "up.bin").read_bytes() == source.read_bytes()
-    assert transfer.digest == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert transfer.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     assert os.listdir(partials) == []
 
 

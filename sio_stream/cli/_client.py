@@ -4,6 +4,7 @@ file (resumed, verified end to end by a digest: blake3 between two sio_stream pe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import stat
 import time
@@ -94,23 +95,25 @@ class Transfer:
     name: str
     size: int
     seconds: float
-    digest: str  # hex, of the whole file
+    sha256: str  # hex, of the whole file, computed by this side as it read or wrote it
     offset: int = 0  # bytes already stored from an earlier, interrupted transfer
     mtime: int | None = None  # of the server's file (a download), in ns
-    algorithm: str = "sha256"  # of ``digest``
+    checked: str = "sha256"  # the digest that travelled with the stream and was checked
 
     def summary(self, verb: str) -> str:
-        """One line; ``digest`` is the whole file's: the stream's (blake3 between two sio_stream
-        peers, else sha256), or, for a resumed transfer, the sha256 this side computed of the
-        kept prefix (both sides compared it before resuming) and the rest (checked apart by the
-        stream's digest), so the line says so."""
+        """One line with the whole file's sha256 (comparable with ``sha256sum``), which this side
+        computed in the same pass as its file reads or writes. What was checked end to end is the
+        stream's digest (blake3 between two sio_stream peers, a third of sha256's CPU, so the
+        other side does not hash twice; else sha256), and for a resumed transfer also the kept
+        prefix (both sides compared its sha256 before resuming): the line says so."""
         moved = self.size - self.offset
         resumed = f", resumed at {self.offset} bytes" if self.offset else ""
         checked = f"; first {self.offset} bytes and rest checked apart" if self.offset else ""
+        if self.checked != "sha256":
+            checked += f"; {self.checked} checked end to end"
         return (
             f"{verb} {self.name}: {format_size(self.size)} ({self.size} bytes) in {self.seconds:.2f} s, "
-            f"{format_rate(moved, self.seconds)}{resumed}, "
-            f"{self.algorithm} ok ({self.digest[:16]}...{checked})"
+            f"{format_rate(moved, self.seconds)}{resumed}, sha256 ok ({self.sha256[:16]}...{checked})"
         )
 
 
@@ -157,7 +160,8 @@ async def download(
     """
     data, record_path = partial_paths(local)
     resume: dict[str, Any] | None = None
-    whole: Any = None  # the whole file's sha256 when resuming: the kept part's, then the rest's
+    # The whole file's sha256 for the line printed: the kept part's when resuming, then the rest's.
+    whole: Any = hashlib.sha256()
     if restart:
         await aiofiles.os.remove(data) if await aiofiles.os.path.exists(data) else None
         await aiofiles.os.remove(record_path) if await aiofiles.os.path.exists(record_path) else None
@@ -199,7 +203,7 @@ async def download(
             offset=offset,
             size=size - offset,
             progress=lambda done, total: bar(offset + done, size),
-            hasher=whole if offset else None,
+            hasher=whole,
         )
     except (StreamError, ResumeError) as exc:
         raise CliError(f"download of {remote} failed: {exc}") from None
@@ -211,11 +215,8 @@ async def download(
         raise CliError(f"the server sent no digest for {remote}: not verified (an old server?)")
     mtime = info.get("mtime")
     mtime = mtime if isinstance(mtime, int) and not isinstance(mtime, bool) else None
-    # The stream's digest covers what it carried: the whole file unless this resumed.
-    if offset:
-        return Transfer(remote, size, time.monotonic() - started, whole.hexdigest(), offset, mtime)
     seconds = time.monotonic() - started
-    return Transfer(remote, size, seconds, stream.digest, offset, mtime, str(stream.digest_name))
+    return Transfer(remote, size, seconds, whole.hexdigest(), offset, mtime, str(stream.digest_name))
 
 
 async def upload(
@@ -244,8 +245,9 @@ async def upload(
         raise CliError(
             f"the server holds {offset} bytes of {remote}, more than {local} has (--restart starts over)"
         )
-    whole = await anyio.to_thread.run_sync(prefix_hasher, local, offset) if offset else None
-    if whole is not None and whole.hexdigest() != status["prefix"]:
+    # The whole file's sha256 for the line printed, in the same pass as the reads.
+    whole = await anyio.to_thread.run_sync(prefix_hasher, local, offset) if offset else hashlib.sha256()
+    if offset and whole.hexdigest() != status["prefix"]:
         raise CliError(f"the server's part of {remote} is not a prefix of {local} (--restart starts over)")
     stream = create_stream()
     bar = progress or ProgressBar(label or f"put {remote}", enabled=show_progress)
@@ -283,6 +285,4 @@ async def upload(
     if confirmed is None or confirmed != stream.digest:
         raise CliError(f"the server did not confirm the digest of {remote}")
     seconds = time.monotonic() - started
-    if whole is not None:
-        return Transfer(remote, info.st_size, seconds, whole.hexdigest(), offset)
-    return Transfer(remote, info.st_size, seconds, str(stream.digest), offset, algorithm=name)
+    return Transfer(remote, info.st_size, seconds, whole.hexdigest(), offset, checked=name)
