@@ -111,7 +111,7 @@ class _Core(Protocol):
 
     def _turn_credits(self, stream: StreamCore) -> int: ...
 
-    def _turn_coming(self, waiting: StreamCore | None) -> bool: ...
+    def _turns_may_fail(self) -> bool: ...
 
     def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
@@ -241,9 +241,9 @@ class ReadingMixin:
         notes both."""
         short = False
         gone: list[StreamCore] = []
-        if self.turn_waiters and not self._turn_coming(None):
-            # No credit in flight will come back as room: the waiting streams are paid as
-            # before (their floors, or one credit outside the window).
+        if self.turn_waiters and self._turns_may_fail():
+            # Their turns may never come: each is looked at again (below), and paid as before
+            # (its floor, or one credit outside the window) where waiting is not safe.
             self.floor_due.update(self.turn_waiters)
             self.turn_waiters.clear()
         for stream in self.starved:
@@ -327,8 +327,7 @@ class ReadingMixin:
 
     def _window_short(self: _Core, stream: StreamCore) -> bool:
         """``stream``'s batch does not fit now, but will once the credit in flight from the
-        pool comes back (not held bytes, which come back only if their readers read), and
-        another stream whose reader keeps up has such credit in flight."""
+        pool comes back (held bytes come back only if their readers read: they do not count)."""
         assert stream.holding is not None
         needed = self._turn_credits(stream) * self._credit_bytes(stream)
         budget = self.budget
@@ -336,26 +335,14 @@ class ReadingMixin:
         return (
             min(budget.grantable() + floor_room, budget.free) < needed
             and budget.grantable(window=False) + floor_room + budget.pooled >= needed
-            and self._turn_coming(stream)
         )
 
-    def _turn_coming(self: _Core, waiting: StreamCore | None) -> bool:
-        """Another stream has credit from the pool in flight and has read all it received: when
-        its chunks arrive and are read, room comes back. (One whose reader stopped with data
-        unread turns its credit into held bytes; :meth:`_arrive` looks again then.) Stops at
-        the first such stream: with streams taking turns, one of the first is."""
-        for stream in self.streams.values():
-            window, holding = stream.window, stream.holding
-            if (
-                stream is not waiting
-                and window is not None
-                and holding is not None
-                and window.outstanding
-                and not window.buffered
-                and holding.reserved > holding.floor_reserved
-            ):
-                return True
-        return False
+    def _turns_may_fail(self: _Core) -> bool:
+        """Credit in flight and the pool's room no longer cover a turn of half the window: the
+        waiting streams must be looked at again (credit that arrived for readers that do not
+        read became held bytes)."""
+        budget = self.budget
+        return budget.grantable(window=False) + budget.pooled < (budget.window or 0) // 2
 
     def _pay_pooled(self: _Core, stream: StreamCore) -> None:
         """As many owed credits of full size as the shared pool (and the stream's unused floor)
@@ -369,12 +356,7 @@ class ReadingMixin:
         holding = stream.holding
         room = min(self.budget.grantable() + holding.floor_room, self.budget.free) - top_up
         count = min(stream.owed_credit, room // size)
-        if (
-            count < stream.owed_credit
-            and stream.window.dry
-            and self._takes_turns(stream)
-            and self._window_short(stream)
-        ):
+        if count < stream.owed_credit and self._takes_turns(stream) and self._window_short(stream):
             return  # its turn comes once the window has room for its batch
         if count > 0 and holding.reserve(count * size + top_up):
             self._send_credit(stream, count, size)
