@@ -525,10 +525,14 @@ class ReadingMixin:
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         # consumed() has opened the window to its size: every chunk consumed counts for growth.
+        # Not while other streams wait for their turn: the connection window limits them all
+        # then, and a grown stream took whole grown windows per turn (a few of 100 streams
+        # took their 8 MiB in one read, and finished 3.4x faster than the last).
         if (
             self._may_grow(stream)
             and stream.tuner.grow(window.size, self.config.clock(), self.round_trip)
             and not pressed
+            and len(self.starved) <= (stream in self.starved)
             and window.grow(self.config.max_window // self._credit_bytes(stream))
         ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
             self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
