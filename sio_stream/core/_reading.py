@@ -322,10 +322,7 @@ class ReadingMixin:
         (with others: a stream alone takes what the window has)."""
         assert stream.window is not None
         return (
-            stream.window.proven
-            and len(self.starved) > 1
-            and self._sized(stream)
-            and not self.turns.stalled
+            stream.window.proven and len(self.starved) > 1 and self._sized(stream) and not self.turns.stalled
         )
 
     def _turn_credits(self: _Core, stream: StreamCore) -> int:
