@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import math
 import reprlib
 import weakref
 from collections import deque
@@ -76,7 +75,6 @@ from ._sent_events import Answers, SentEvents
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
 from ._tuning import Tuner
-from ._turns import Turns
 from ._window import ReadWindow
 
 
@@ -109,16 +107,6 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: The connection window's own growth, while streams wait for it (its bytes; 0: none).
         self.window_tuner = Tuner()
         self.window_tuned = 0
-        #: Whether the connection window turns, for the streams waiting their turn (_turns.py).
-        self.turns = Turns()
-        #: Starved streams waiting for their turn, out of ``floor_due`` (see ReadingMixin._pay).
-        self.turn_waiters: dict[StreamCore, None] = {}
-        #: The least round trip any stream of the connection saw (the link's, for the connection
-        #: window's growth; see ReadingMixin._tune_connection_window).
-        self.round_trip = math.inf
-        #: Called when debts start to wait: the glue then calls :meth:`check_turns` every
-        #: ``STALL_CHECK`` seconds while it returns True.
-        self.on_turn_wait: Callable[[], None] = _nothing
         self.peer_features: frozenset[str] = frozenset()
         self.closed = False
         #: The peer has not been told the connection is open yet (a server's connect handler
@@ -483,9 +471,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.streams.clear()
         self.starved.clear()
         self.floor_due.clear()
-        self.turn_waiters.clear()
         self.grown.clear()
-        self.turns.stop()
         self.budget.close()
 
     def fail_outgoing(self, item: Outgoing, message: str) -> None:

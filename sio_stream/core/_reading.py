@@ -17,17 +17,11 @@ sio_stream peer, one read per chunk toward JavaScript). Credit is paid from two 
   waits for data never takes from it), oldest debt first, as far as the connection window,
   the limit and the process budget allow; the first stream that cannot be paid keeps its place
   and the ones behind it wait (they still get their floors).
-
-Toward a sio_stream writer that takes our read size, a dry stream whose reader has read waits
-for its turn when only the connection window is short, and is then paid its debt in one batch
-(see :mod:`sio_stream.core._turns`, which also says how a window held by quiet streams is
-detected, after which the rule above applies again).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import _wire as wire
@@ -47,7 +41,6 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
-from ._turns import Turns
 from ._window import GROWTH
 
 
@@ -62,10 +55,6 @@ class _Core(Protocol):
     grown: dict[StreamCore, int]
     window_tuner: Tuner
     window_tuned: int
-    turns: Turns
-    turn_waiters: dict[StreamCore, None]
-    on_turn_wait: Callable[[], None]
-    round_trip: float
     streams: dict[str, StreamCore]
 
     @property
@@ -99,19 +88,11 @@ class _Core(Protocol):
 
     def _tune_connection_window(self, stream: StreamCore) -> None: ...
 
-    def _pay_pooled(self, stream: StreamCore) -> bool: ...
+    def _pay_pooled(self, stream: StreamCore) -> None: ...
 
     def _floor_credit_bytes(self, stream: StreamCore) -> int: ...
 
     def _pay_floor(self, stream: StreamCore) -> None: ...
-
-    def _takes_turns(self, stream: StreamCore) -> bool: ...
-
-    def _window_short(self, stream: StreamCore) -> bool: ...
-
-    def _turn_credits(self, stream: StreamCore) -> int: ...
-
-    def _turns_may_fail(self) -> bool: ...
 
     def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
@@ -138,10 +119,7 @@ class ReadingMixin:
         if not stream.window.received(credits):
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
         stream.tuner.round_trip.arrived(credits, self.config.clock())
-        self.round_trip = min(self.round_trip, stream.tuner.round_trip.seconds)
-        holding = stream.holding
-        pooled = holding.reserved - holding.floor_reserved
-        if not holding.arrive(credits, outstanding, size):
+        if not stream.holding.arrive(credits, outstanding, size):
             return self._refuse(
                 stream,
                 f"a chunk of {size} bytes on stream {stream.id} does not fit in the memory budget "
@@ -152,10 +130,6 @@ class ReadingMixin:
         if seen > stream.credit_size:
             cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
             stream.credit_size = min(seen, cap)
-        if self.turns.waiting and holding.reserved - holding.floor_reserved < pooled:
-            # Credit from the pool arrived: the streams waiting for their turn look again (it
-            # becomes held bytes if this stream's reader stopped reading).
-            self._pay()
         stream.probing = False
         if stream.parked:
             parked, stream.parked = stream.parked, 0
@@ -241,20 +215,13 @@ class ReadingMixin:
         notes both."""
         short = False
         gone: list[StreamCore] = []
-        if self.turn_waiters and self._turns_may_fail():
-            # Their turns may never come: each is looked at again (below), and paid as before
-            # (its floor, or one credit outside the window) where waiting is not safe.
-            self.floor_due.update(self.turn_waiters)
-            self.turn_waiters.clear()
-        rotate: list[StreamCore] = []
         for stream in self.starved:
             if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
                 gone.append(stream)
                 continue
             assert stream.window is not None
-            if stream.window.proven and self._pay_pooled(stream):
-                rotate.append(stream)  # had its turn: the others go first
-                continue
+            if stream.window.proven:
+                self._pay_pooled(stream)
             if stream.owed_credit:
                 self._pay_floor(stream)
             if not stream.owed_credit:
@@ -269,10 +236,6 @@ class ReadingMixin:
             stream.owed_credit = 0
             del self.starved[stream]
             self.floor_due.pop(stream, None)
-            self.turn_waiters.pop(stream, None)
-        for stream in rotate:
-            del self.starved[stream]
-            self.starved[stream] = None
         for stream in list(self.floor_due):
             if stream not in self.starved:
                 del self.floor_due[stream]
@@ -282,12 +245,6 @@ class ReadingMixin:
                 del self.starved[stream], self.floor_due[stream]
                 continue
             assert stream.window is not None
-            if self._takes_turns(stream) and self._window_short(stream):
-                # Waits for its turn: no floor pays it while credit in flight will come back
-                # as room (see above), or until the window stalls (check_turns).
-                del self.floor_due[stream]
-                self.turn_waiters[stream] = None
-                continue
             self._pay_floor(stream)
             if not stream.owed_credit:
                 del self.starved[stream], self.floor_due[stream]
@@ -299,68 +256,11 @@ class ReadingMixin:
         self.budget.floor_short = short
         if self.starved:
             self.budget.wait(self, self._pay)
-            if self.turns.start():
-                self.on_turn_wait()
-        else:
-            self.turn_waiters.clear()
-            if self.turns.waiting:
-                self.turns.stop()
 
-    def check_turns(self: _Core) -> bool:
-        """One stall check (the glue calls it every ``STALL_CHECK`` seconds after
-        :attr:`on_turn_wait`, while it returns True): a window that stopped turning while debts
-        wait is stalled, and dry streams are paid outside it again (see _turns.py)."""
-        if self.turns.check():
-            self.turn_waiters.clear()
-            for stream in self.starved:
-                self._due_floor(stream)
-            self._pay()
-        return self.turns.waiting
-
-    def _takes_turns(self: _Core, stream: StreamCore) -> bool:
-        """``stream`` waits for its turn in the window rather than taking credit outside it
-        (with others: a stream alone takes what the window has)."""
-        assert stream.window is not None
-        return (
-            stream.window.proven and len(self.starved) > 1 and self._sized(stream) and not self.turns.stalled
-        )
-
-    def _turn_credits(self: _Core, stream: StreamCore) -> int:
-        """Credits ``stream`` is paid on its turn: its debt, up to its configured window (a few
-        streams whose windows grew took their whole 8 MiB transfer in one read, and finished
-        3.4x faster than the last of 100) and half the connection window (two streams in flight)."""
-        assert stream.window is not None
-        turn = min(stream.owed_credit, stream.window.base)
-        window = self.budget.window
-        if window is not None:
-            turn = min(turn, max(1, window // self._credit_bytes(stream) // 2))
-        return turn
-
-    def _window_short(self: _Core, stream: StreamCore) -> bool:
-        """``stream``'s batch does not fit now, but will once the credit in flight from the
-        pool comes back (held bytes come back only if their readers read: they do not count)."""
-        assert stream.holding is not None
-        needed = self._turn_credits(stream) * self._credit_bytes(stream)
-        budget = self.budget
-        floor_room = stream.holding.floor_room
-        return (
-            min(budget.grantable() + floor_room, budget.free) < needed
-            and budget.grantable(window=False) + floor_room + budget.pooled >= needed
-        )
-
-    def _turns_may_fail(self: _Core) -> bool:
-        """Credit in flight and the pool's room no longer cover a turn of half the window: the
-        waiting streams must be looked at again (credit that arrived for readers that do not
-        read became held bytes)."""
-        budget = self.budget
-        return budget.grantable(window=False) + budget.pooled < (budget.window or 0) // 2
-
-    def _pay_pooled(self: _Core, stream: StreamCore) -> bool:
+    def _pay_pooled(self: _Core, stream: StreamCore) -> None:
         """As many owed credits of full size as the shared pool (and the stream's unused floor)
-        can reserve, a turn's worth for a stream that takes turns; toward a read-size writer,
-        credit still outstanding is topped up to that size too, since its next read's size
-        applies to every credit it holds. True when a turn was paid and debt is left: the
-        stream goes to the back of the queue."""
+        can reserve; toward a read-size writer, credit still outstanding is topped up to that
+        size too, since its next read's size applies to every credit it holds."""
         assert stream.window is not None and stream.holding is not None
         size = self._credit_bytes(stream)
         top_up = 0
@@ -369,15 +269,8 @@ class ReadingMixin:
         holding = stream.holding
         room = min(self.budget.grantable() + holding.floor_room, self.budget.free) - top_up
         count = min(stream.owed_credit, room // size)
-        if self._takes_turns(stream):
-            turn = self._turn_credits(stream)
-            if count < turn and self._window_short(stream):
-                return False  # its turn comes once the window has room for its batch
-            count = min(count, turn)
         if count > 0 and holding.reserve(count * size + top_up):
             self._send_credit(stream, count, size)
-            return bool(stream.owed_credit) and self._takes_turns(stream)
-        return False
 
     def _floor_credit_bytes(self: _Core, stream: StreamCore) -> int:
         """Bytes reserved per credit paid from a floor: the usual reservation, cut to the floor
@@ -395,8 +288,6 @@ class ReadingMixin:
         dry = stream.window.dry
         if not dry and (self._sized(stream) or not stream.holding.floor_room):
             return  # the common case in a busy pass: nothing to pay, decided cheaply
-        if self._takes_turns(stream) and self._window_short(stream):
-            return  # its turn comes as the window turns (see _turns.py)
         full = self._credit_bytes(stream)
         if dry and stream.window.proven and stream.holding.reserve(full, window=False):
             # A reader that reads gets its one credit outside the connection window in full,
@@ -473,16 +364,15 @@ class ReadingMixin:
         window, not the streams' own, limits them (several streams sharing a long link each
         drain too slowly to grow, and two of the largest window stay too small). Counted in
         credits of this stream's size, the connection window grows as a stream's does (see
-        sio_stream.core._tuning), on the connection's round trip: the least any of its streams
-        saw. (The round trip of the stream that consumed included the queue the window itself
-        makes: with 100 streams taking turns on loopback, every stream's first sample waited
-        behind a whole window, and the window grew from 4 MiB to the whole pool.)"""
+        sio_stream.core._tuning), on the round trip of the stream that consumed."""
         budget = self.budget
         assert budget.window is not None
         size = self._credit_bytes(stream)
         if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
             return  # the window has room, or something else (the budget) is the limit
-        if self.window_tuner.grow(budget.window // size, self.config.clock(), self.round_trip):
+        if self.window_tuner.grow(
+            budget.window // size, self.config.clock(), stream.tuner.round_trip.seconds
+        ):
             self.window_tuned = budget.window * GROWTH
             assert stream.window is not None
             self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
@@ -494,7 +384,6 @@ class ReadingMixin:
         stream.parked = 0
         self.starved.pop(stream, None)
         self.floor_due.pop(stream, None)
-        self.turn_waiters.pop(stream, None)
         if stream in self.grown or self.window_tuned:
             self._fit_connection_window(stream, 0)
         if stream.holding is not None and stream.owner is self:
@@ -536,16 +425,12 @@ class ReadingMixin:
         # windows down from 20 % to 50 % of its quota; one line is enough here).
         pressed = process is not None and process.used * 2 >= process.limit
         credits = window.consumed(shrink=pressed)
-        turns = self.turns
-        turns.turned += 1  # room came back: the window turns (see _turns.py)
-        if turns.stalled and self.budget.grantable() >= self._credit_bytes(stream):
-            turns.stalled = False
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         # consumed() has opened the window to its size: every chunk consumed counts for growth.
         if (
             self._may_grow(stream)
-            and stream.tuner.grow(window.size, self.config.clock(), self.round_trip)
+            and stream.tuner.grow(window.size, self.config.clock())
             and not pressed
             and window.grow(self.config.max_window // self._credit_bytes(stream))
         ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure

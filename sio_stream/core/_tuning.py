@@ -4,9 +4,7 @@ the rule that quadruples a window while it, not the link or the reader, limits t
 Round trip, without an extra packet: each grant of credit is stamped; when the chunk that used
 the last credit of a grant arrives, the time since the grant is one sample. Samples include
 the writer's own delays and the link's queue, so the estimate is their minimum (as BBR's
-min_rtt): the round trip of an empty pipe. Growth uses the least over all streams of the
-connection (the link's): one stream's samples can all include the queue that the connection
-window itself makes, when many streams take turns in it.
+min_rtt): the round trip of an empty pipe.
 
 Growth (quic-go's and quiche's rule, in chunks, with a faster step): every time the reader has
 consumed a whole window since the last decision, it looks at how long that took. Under two
