@@ -14,6 +14,14 @@ the clients. Lines:
 * **local with Redis**: an upload to A (which has the Redis manager) against the same upload to
   the server without it: local streams must not pay for the cluster. Nothing is published.
 
+    python benchmarks/cluster.py --link-rtt MS [--quick | --smoke] [--repeat N]
+
+* **cross-node on a long link**: the clients reach A and B through link emulators
+  (``link.py``, a delay of MS round trip, no rate limit); the same cross-node stream, against the
+  same relay on one node through the same link and against what windows that never grow could
+  carry (window x chunk per round trip); the note gives the read windows both ends of the path
+  reached (A's for the sender's upload, the receiving client's for B's stream).
+
     python benchmarks/cluster.py --rooms [--quick | --smoke] [--repeat N]
 
 * **room across nodes**: a client of A uploads a stream that A relays to a room of 3 members on
@@ -34,11 +42,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import PYTHON, MiB, Report, common_args, median, mode_of, ratio
+from _harness import PYTHON, MiB, Report, common_args, link, median, mode_of, ratio
 from peer import memory_kib, pieces
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"full": 100 * MiB, "quick": 32 * MiB, "smoke": 4 * MiB}
+LINK_SIZES = {"full": 256 * MiB, "quick": 96 * MiB, "smoke": 8 * MiB}
 ROOM_SIZES = {"full": 64 * MiB, "quick": 16 * MiB, "smoke": 4 * MiB}
 REPEATS = {"full": 3, "quick": 2, "smoke": 1}
 CHUNK = 256 * 1024
@@ -61,6 +70,13 @@ async def node(redis_url: str | None) -> None:
     @streams.on("send-to")
     async def send_to(sid: str, stream: Any, target: str) -> Any:
         return await streams.call("file", stream, to=target, timeout=None)
+
+    @streams.on("send-to-window")
+    async def send_to_window(sid: str, stream: Any, target: str) -> int:
+        # As send-to, answering with this node's read window for the upload (chunks) at its end.
+        await streams.call("file", stream, to=target, timeout=None)
+        window = stream._core.window
+        return window.size if window is not None else 0
 
     @streams.on("upload")
     async def upload(sid: str, stream: Any) -> int:
@@ -134,12 +150,14 @@ async def clients(job: dict[str, Any]) -> dict[str, Any]:
 
     receiver = socketio.AsyncClient()
     done = asyncio.Event()
-    received = {"bytes": 0}
+    received = {"bytes": 0, "window": 0}
 
     @ss(receiver).on("file")
     async def on_file(stream: Any) -> int:
         async for chunk in stream:
             received["bytes"] += len(chunk)
+        window = stream._core.window  # this client's read window for the stream at its end
+        received["window"] = window.size if window is not None else 0
         done.set()
         return received["bytes"]
 
@@ -170,18 +188,22 @@ async def clients(job: dict[str, Any]) -> dict[str, Any]:
         await sender.call("raw-end", target, timeout=600)
     else:
         stream = create_stream()
-        reply = asyncio.create_task(sender_streams.call("send-to", stream, target, timeout=None))
+        event = "send-to-window" if job.get("windows") else "send-to"
+        reply = asyncio.create_task(sender_streams.call(event, stream, target, timeout=None))
         for piece in pieces(size, CHUNK):
             await stream.write(piece)
         await stream.end()
-        await reply
+        sender_window = await reply
     await asyncio.wait_for(done.wait(), 600)
     seconds = time.perf_counter() - started
     await receiver.disconnect()
     await sender.disconnect()
     if received["bytes"] != size:
         raise RuntimeError(f"{kind}: received {received['bytes']} of {size} bytes")
-    return {"seconds": seconds, "bytes": received["bytes"]}
+    out = {"seconds": seconds, "bytes": received["bytes"]}
+    if job.get("windows"):
+        out.update(sender_window=sender_window, receiver_window=received["window"])
+    return out
 
 
 async def room_clients(job: dict[str, Any]) -> dict[str, Any]:
@@ -444,6 +466,62 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report.finish(args.json)
 
 
+def run_link(args: argparse.Namespace) -> dict[str, Any]:
+    """Cross-node and one-node relays with the clients behind a link of ``--link-rtt`` ms."""
+    sys.path.insert(0, str(ROOT))
+    from sio_stream.core._config import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW
+    from tests.redis_support import redis_server
+
+    mode = mode_of(args)
+    report = Report("cluster", mode)
+    size = LINK_SIZES[mode]
+    rtt = args.link_rtt / 1000
+    repeats = args.repeat or REPEATS[mode]
+    results: dict[str, list[dict[str, Any]]] = {}
+    with redis_server() as redis_url:
+        procs = [start_node(redis_url), start_node(redis_url)]
+        (_a, a_url), (_b, b_url) = procs
+        try:
+            with (
+                link(int(a_url.rsplit(":", 1)[1]), rtt_ms=args.link_rtt) as a_port,
+                link(int(b_url.rsplit(":", 1)[1]), rtt_ms=args.link_rtt) as b_port,
+            ):
+                a_far, b_far = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
+                jobs = {
+                    "cross-node": {"kind": "stream", "sender": a_far, "receiver": b_far},
+                    "one node": {"kind": "stream", "sender": a_far, "receiver": a_far},
+                }
+                for _ in range(repeats):
+                    for name, job in jobs.items():
+                        result = run_clients(dict(job, size=size, windows=True))
+                        results.setdefault(name, []).append(result)
+        finally:
+            stop_nodes(procs)
+    label = f"{size // MiB}MiB"
+    fixed = DEFAULT_WINDOW * DEFAULT_MAX_CHUNK / rtt / 1e6  # MB/s of windows that never grow
+    cross, one = results["cross-node"], results["one node"]
+    seconds = median([r["seconds"] for r in cross])
+    rate = size / seconds / 1e6
+    windows = {
+        name: (max(r["sender_window"] for r in rs), max(r["receiver_window"] for r in rs))
+        for name, rs in results.items()
+    }
+    report.line(
+        f"client on A -> client on B over Redis {label}, clients {args.link_rtt:g} ms away",
+        rate,
+        "MB/s",
+        {
+            "relay on one node": ratio(median([r["seconds"] for r in one]), seconds),
+            f"fixed {DEFAULT_WINDOW}-chunk windows' bound": ratio(rate, fixed),
+        },
+        target="windows grow on both client links (above the fixed windows' bound)",
+        met=rate > fixed and min(windows["cross-node"]) > DEFAULT_WINDOW,
+        note="largest read windows (chunks), A's for the upload / the receiver's: "
+        + ", ".join(f"{name} {a} / {b}" for name, (a, b) in windows.items()),
+    )
+    return report.finish(args.json)
+
+
 def run_rooms(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from tests.redis_support import redis_server
@@ -489,6 +567,9 @@ def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
     p.add_argument("--soak", type=float, default=0, help="run the 3-node soak for this many seconds instead")
     p.add_argument("--rooms", action="store_true", help="run the room-across-nodes line instead")
+    p.add_argument(
+        "--link-rtt", type=float, default=0, help="run the cross-node line with the clients this many ms away"
+    )
     p.add_argument("--role", choices=("node", "clients", "soak"), default=None, help=argparse.SUPPRESS)
     p.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
@@ -508,5 +589,7 @@ if __name__ == "__main__":
         os.chdir(os.path.dirname(os.path.abspath(__file__)))
         if arguments.rooms:
             run_rooms(arguments)
+        elif arguments.link_rtt:
+            run_link(arguments)
         else:
             run_soak(arguments) if arguments.soak else run(arguments)

@@ -79,10 +79,13 @@ export interface StreamSocketOptions {
   window?: number;
   /**
    * Most chunks a byte reader's window grows to toward a sio_stream server (default 64, 16 MiB): it
-   * doubles when the application waited for data with a whole window gone through since it last
-   * changed (a long round trip). Set it to `window` for a fixed window.
+   * doubles when the application waits for data and its last whole window drained in under two
+   * round trips (the round trip, not the reader, is the limit). Set it to `window` for a fixed
+   * window.
    */
   maxWindow?: number;
+  /** Milliseconds, for the round trips that tune read windows (default `performance.now`; tests pass their own). */
+  clock?: () => number;
   /** Objects an object-mode reader keeps in flight (default 128). */
   objectWindow?: number;
   /** Largest chunk written (default 256 KiB; keep it under the server's max_http_buffer_size). */

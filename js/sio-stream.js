@@ -66,16 +66,53 @@ export const DEFAULT_MAX_CHUNK = 256 * 1024;
 export const DEFAULT_WINDOW = 8;
 /**
  * Most chunks a byte reader's window grows to (64 x 256 KiB = 16 MiB per stream; the Python
- * reader's max_window is 32 MiB, not yet measured in a browser) toward a sio_stream peer. The window doubles when the application waited
- * for data although a whole window had gone through since the last change: the round trip, not
- * the reader, is then the limit (measured through benchmarks/delay_proxy.py at 20 ms: window 8
- * carries ~2 MiB per round trip, about half of what Chromium moves on loopback; through
- * benchmarks/link.py at 100 MB/s and 150 ms, a 256 MiB download went from 36 MB/s with 32 chunks
- * to 50 MB/s with 64). A reader that keeps data waiting never grows: what it holds stays under
- * `maxWindow` chunks whatever the link.
+ * reader's max_window is 32 MiB, not yet measured in a browser) toward a sio_stream peer. The
+ * rule is the Python reader's (sio_stream/core/_tuning.py): each time the application has
+ * consumed a whole window, it looks at how long that took; under two round trips (the smallest
+ * time seen from a grant of credit to the arrival of the chunk that used its last credit), data
+ * came as fast as credit went out, so the round trip, not the reader, is the limit, and the
+ * window doubles at the application's next wait for data (measured through
+ * benchmarks/delay_proxy.py at 20 ms: window 8 carries ~2 MiB per round trip, about half of what
+ * Chromium moves on loopback; through benchmarks/link.py at 100 MB/s and 150 ms, a 256 MiB
+ * download went from 36 MB/s with 32 chunks to 50 MB/s with 64). A reader that keeps data
+ * waiting, or that is slower than the round trip, never grows: a browser reading slowly does not
+ * reserve `maxWindow` chunks of credit.
  */
 export const DEFAULT_MAX_WINDOW = 64;
 const DEFAULT_OBJECT_WINDOW = 128;
+
+/**
+ * The smallest time (ms) from granting credit to the arrival of the chunk that used its last
+ * credit: the round trip of an empty pipe, seen in the credit loop without an extra packet
+ * (sio_stream/core/_tuning.py's RoundTrip). Samples include the writer's own delays, hence the
+ * minimum.
+ */
+class RoundTrip {
+  constructor() {
+    this.grants = []; // [credits granted so far, when], oldest first
+    this.head = 0; // grants before it were matched
+    this.grantedTotal = 0;
+    this.arrivedTotal = 0;
+    this.ms = Infinity;
+  }
+
+  granted(count, now) {
+    this.grantedTotal += count;
+    this.grants.push([this.grantedTotal, now]);
+  }
+
+  arrived(count, now) {
+    this.arrivedTotal += count;
+    while (this.head < this.grants.length && this.grants[this.head][0] <= this.arrivedTotal) {
+      this.ms = Math.min(this.ms, now - this.grants[this.head][1]);
+      this.head += 1;
+    }
+    if (this.head > 64 && this.head * 2 > this.grants.length) {
+      this.grants = this.grants.slice(this.head); // bounded by the credit outstanding
+      this.head = 0;
+    }
+  }
+}
 
 /** The error every failed stream rejects with. `remote` is true when the peer reported it. */
 export class StreamError extends Error {
@@ -218,7 +255,10 @@ export class IOStream {
     this.inbox = [];
     this.outstanding = 0; // credits granted, chunks not yet arrived
     this.readWindow = 0; // the window, once open (it grows, see DEFAULT_MAX_WINDOW)
-    this.sinceGrowth = 0; // chunks consumed since the window opened or last grew
+    this.sinceGrowth = 0; // chunks consumed since the last growth decision
+    this.windowStarted = -1; // when (socket clock) the window being counted started to drain
+    this.fastWindow = false; // the last whole window drained in under two round trips
+    this.roundTrip = new RoundTrip();
     this.owed = 0; // consumed chunks not yet granted back (batch-read)
     this.consumedTotal = 0; // chunks the application consumed so far (told to the writer: `consumed`)
     this.readOpen = false; // the window was granted
@@ -313,20 +353,34 @@ export class IOStream {
   }
 
   /**
-   * The application is about to wait for data: when credit is out, the inbox is empty and a whole
-   * window was consumed since the window last changed, data arrives slower than it is read (a long
-   * round trip): double the window, up to the socket's maxWindow. Only toward a sio_stream peer
+   * The application is about to wait for data: when credit is out, the inbox is empty and the
+   * last whole window drained in under two round trips (see DEFAULT_MAX_WINDOW), the round trip
+   * is the limit: double the window, up to the socket's maxWindow. Only toward a sio_stream peer
    * (batch-read): a JavaScript writer forgets surplus reads.
    */
   _maybeGrow() {
     const socket = this.socket;
     if (!this.readOpen || this.objectMode || this.readEnded || this.remoteEnded || this.error) return;
     if (!socket || !socket.uses('batch-read') || this.readWindow >= socket.maxWindow) return;
-    if (this.inbox.length || this.outstanding === 0 || this.sinceGrowth < this.readWindow) return;
+    if (this.inbox.length || this.outstanding === 0 || !this.fastWindow) return;
     const more = Math.min(this.readWindow, socket.maxWindow - this.readWindow);
     this.readWindow += more;
+    this.fastWindow = false;
+    // The next decision counts a whole window of the new size from now.
     this.sinceGrowth = 0;
+    this.windowStarted = socket.clock();
     this._grant(more);
+  }
+
+  /** One chunk consumed: every whole window consumed, decide whether it drained fast (see DEFAULT_MAX_WINDOW). */
+  _countForGrowth() {
+    const now = this.socket.clock();
+    if (this.windowStarted < 0) this.windowStarted = now;
+    this.sinceGrowth += 1;
+    if (this.sinceGrowth < this.readWindow) return;
+    this.fastWindow = now - this.windowStarted < 2 * this.roundTrip.ms;
+    this.sinceGrowth = 0;
+    this.windowStarted = now;
   }
 
   /** The peer never saw this stream (its event goes again): the credit granted went nowhere. */
@@ -335,11 +389,15 @@ export class IOStream {
     this.outstanding = 0;
     this.owed = 0;
     this.sinceGrowth = 0;
+    this.windowStarted = -1;
+    this.fastWindow = false;
+    this.roundTrip = new RoundTrip();
   }
 
   _grant(count) {
     if (count <= 0 || !this.socket || this.error || this.readEnded) return;
     this.outstanding += count;
+    this.roundTrip.granted(count, this.socket.clock());
     this.socket._sendRead(this, count);
   }
 
@@ -347,7 +405,7 @@ export class IOStream {
     if (!this.objectMode) this.bytesRead += value.byteLength;
     this.consumedTotal += 1;
     if (!this.readOpen || this.readEnded || this.remoteEnded) return;
-    this.sinceGrowth += 1;
+    if (this.socket) this._countForGrowth();
     if (this.socket && this.socket.uses('batch-read')) {
       // As the Python reader: credit goes back every quarter window, so that one read event
       // replaces several while three quarters of the window stay in flight.
@@ -379,6 +437,7 @@ export class IOStream {
     }
     if (values.length > this.outstanding) return this._refuse(`write beyond granted credit on stream ${this.id}`);
     this.outstanding -= values.length;
+    this.roundTrip.arrived(values.length, this.socket.clock());
     for (const v of values) {
       this.receivedUnits += this.objectMode ? 1 : v.byteLength;
       if (!this.objectMode && v.byteLength === 0) this._consumed(v);
@@ -907,6 +966,7 @@ export class StreamSocket {
       objectWindow = DEFAULT_OBJECT_WINDOW,
       maxChunk = DEFAULT_MAX_CHUNK,
       resumeTimeoutMs = DEFAULT_RESUME_TIMEOUT_MS,
+      clock = () => performance.now(),
     } = {},
   ) {
     if (!socket || typeof socket.emit !== 'function' || typeof socket.on !== 'function') {
@@ -918,6 +978,9 @@ export class StreamSocket {
     this.maxWindow = Math.max(window, maxWindow ?? DEFAULT_MAX_WINDOW);
     this.objectWindow = objectWindow;
     this.maxChunk = maxChunk;
+    if (typeof clock !== 'function') throw new TypeError('clock must be a function returning milliseconds');
+    /** Milliseconds, for the round trips that tune read windows (tests pass their own). */
+    this.clock = clock;
     if (!(Number.isFinite(resumeTimeoutMs) && resumeTimeoutMs >= 0)) {
       throw new TypeError(`resumeTimeoutMs must be a number of milliseconds (0: off), not ${resumeTimeoutMs}`);
     }

@@ -52,23 +52,70 @@ async function deliverAndRead(socket, reader) {
   assert.equal(value.byteLength, CHUNK.byteLength);
 }
 
-test('a reader that waits for data doubles its window, up to maxWindow', async () => {
-  const { socket, stream, reader } = receivedStream(FEATURES);
-  const first = reader.read(); // waits: the window opens, nothing arrived yet
-  await tick();
-  assert.equal(granted(socket), DEFAULT_WINDOW);
-  socket.serve('$stream-write', 's1', CHUNK, 'buffer');
-  await first;
-  const windows = [stream.readWindow];
-  // Each chunk is read as soon as it arrives and the reader then waits again: the link is the limit.
-  for (let i = 0; i < 400; i++) {
-    await deliverAndRead(socket, reader);
-    if (stream.readWindow !== windows[windows.length - 1]) windows.push(stream.readWindow);
+/**
+ * A link played on a virtual clock (no timing): each credit granted comes back as a chunk
+ * `delay` ms after its read, and chunks leave the writer no closer than `gap` ms apart (the
+ * writer's, or the link's, pace). The reader reads every chunk as soon as it has one.
+ */
+function linkedStream({ delay, gap }) {
+  let now = 0;
+  const { socket, stream, reader } = receivedStream(FEATURES, { clock: () => now });
+  const due = []; // arrival times of the chunks granted, in order
+  let sendFree = 0; // when the writer may send its next chunk
+  const emit = socket.emit.bind(socket);
+  socket.emit = (...args) => {
+    emit(...args);
+    if (args[0] !== '$stream-read') return;
+    for (let i = 0; i < (args[3] ?? 1); i++) {
+      sendFree = Math.max(sendFree, now) + gap;
+      due.push(sendFree + delay);
+    }
+  };
+  /** Read `count` chunks; whenever the reader waits, time jumps to the next arrival. */
+  async function read(count) {
+    const windows = [];
+    for (let i = 0; i < count; i++) {
+      let got = false;
+      const pending = reader.read().then((r) => {
+        got = true;
+        return r;
+      });
+      await tick();
+      if (!got) {
+        assert.ok(due.length, 'the reader waits with no credit out');
+        now = Math.max(now, due[0]);
+        while (due.length && due[0] <= now) {
+          due.shift();
+          socket.serve('$stream-write', 's1', CHUNK, 'buffer');
+        }
+      }
+      const { value } = await pending;
+      assert.equal(value.byteLength, CHUNK.byteLength);
+      if (windows[windows.length - 1] !== stream.readWindow) windows.push(stream.readWindow);
+    }
+    return windows;
   }
-  assert.deepEqual(windows, [8, 16, 32, 64]);
+  return { socket, stream, read };
+}
+
+test('a reader on a long link doubles its window, up to maxWindow', async () => {
+  // 100 ms away, no bandwidth limit: a whole window comes back in one round trip.
+  const { socket, stream, read } = linkedStream({ delay: 100, gap: 0 });
+  assert.deepEqual(await read(400), [8, 16, 32, 64]);
   assert.equal(DEFAULT_MAX_WINDOW, 64);
   // Never more credit out than the window: granted - arrived <= window.
-  assert.ok(granted(socket) - 401 <= stream.readWindow, `${granted(socket)} granted`);
+  assert.ok(granted(socket) - 400 - stream.inbox.length <= stream.readWindow, `${granted(socket)} granted`);
+  stream.destroy('done');
+});
+
+test('a reader waiting for data that comes slower than the round trip does not grow to maxWindow', async () => {
+  // One chunk every 10 ms, 1 ms away: the reader always waits with credit out (the old rule,
+  // "waited for data after a whole window", doubled it to 64 chunks of credit), but a window
+  // takes longer than two round trips to drain (a round trip's samples include the writer's
+  // pace, so the first window may still grow once).
+  const { stream, read } = linkedStream({ delay: 1, gap: 10 });
+  const windows = await read(400);
+  assert.ok(Math.max(...windows) <= 2 * DEFAULT_WINDOW, `windows ${windows}`);
   stream.destroy('done');
 });
 

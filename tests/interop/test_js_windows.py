@@ -1,8 +1,10 @@
 """Both read windows grow between the Python server and our JavaScript client (js/sio-stream.js,
 in Node) on a long link (``benchmarks/link.py``, 100 ms round trip): the server's window for the
 client's upload (the client announces ``window-growth`` and ``consumed``) and the client's own
-window for a download (it doubles while data arrives slower than it is read). With the
-configured 8 chunks alone, 2 MiB per round trip would be the limit (docs/benchmarks.md)."""
+window for a download (it doubles while a whole window drains in under two round trips). With
+the configured 8 chunks alone, 2 MiB per round trip would be the limit (docs/benchmarks.md).
+And the client's window does not grow toward 64 chunks where the round trip is not the limit:
+data that comes slower than the round trip (played on a virtual clock, not the machine's)."""
 
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ WINDOW = 8
 
 
 @contextlib.asynccontextmanager
-async def serving(windows: list[int]) -> AsyncIterator[str]:
-    """The server behind a 100 ms link; ``windows`` gets the upload's read window (chunks) per chunk."""
+async def serving(windows: list[int], rtt: float | None = 0.1) -> AsyncIterator[str]:
+    """The server behind a link of ``rtt`` seconds (``None``: loopback); ``windows`` gets the
+    upload's read window (chunks) per chunk."""
     sio = socketio.AsyncServer(async_mode="aiohttp")
     streams = sio_stream.ss(sio)
     runner, url = await start_server(sio)
@@ -63,8 +66,11 @@ async def serving(windows: list[int]) -> AsyncIterator[str]:
         return stream
 
     try:
-        async with Link(int(url.rsplit(":", 1)[1]), rtt=0.1) as link:
-            yield link.url
+        if rtt is None:
+            yield url
+        else:
+            async with Link(int(url.rsplit(":", 1)[1]), rtt=rtt) as link:
+                yield link.url
     finally:
         for task in list(tasks):
             task.cancel()
@@ -105,3 +111,22 @@ async def test_both_read_windows_grow_on_a_long_link(node_tools: NodeTools) -> N
     assert max(windows) > WINDOW, max(windows)
     # Our reader's window for the download grew too.
     assert result["readWindow"] > WINDOW, result
+
+
+async def test_the_client_window_stays_small_when_data_comes_slower_than_the_round_trip(
+    node_tools: NodeTools,
+) -> None:
+    """The server sends as fast as the client's credit allows, but the client's clock moves 10 ms
+    per chunk that arrives and never otherwise: a writer (or link) that delivers one chunk every
+    10 ms with no delay. The reader always waits for data with credit out, which doubled the old
+    window up to 64 chunks; a window now grows only while it drains in under two round trips,
+    and the round trip the credit loop sees includes that pace. The first window may grow once
+    (its sample is the whole first grant), a later one once more if a chunk was already waiting
+    when it began; 64 would need half of a 32-chunk window waiting unread."""
+    size = 24 * MiB  # 96 chunks of 256 KiB: enough windows for the old rule to reach 64
+    async with serving([], rtt=None) as url:
+        result = await run_client(node_tools, {"url": url, "up": 0, "down": size, "paceMs": 10})
+    assert "error" not in result, result["error"]
+    assert result["received"] == size
+    assert result["initialWindow"] == WINDOW
+    assert result["readWindow"] <= 4 * WINDOW, result

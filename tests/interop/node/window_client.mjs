@@ -2,7 +2,11 @@
  * Our JavaScript client (js/sio-stream.js) in Node: one upload, then one download, through a
  * link with a long round trip (tests/interop/test_js_windows.py), to see both read windows grow.
  *
- *   node window_client.mjs '<json config>'      config: {url, up: bytes, down: bytes}
+ *   node window_client.mjs '<json config>'      config: {url, up: bytes, down: bytes, paceMs?}
+ *
+ * With `paceMs`, the client's clock is virtual: it moves `paceMs` forward as each chunk arrives
+ * and never otherwise, as if the server sent one chunk every `paceMs` over a link without delay
+ * (a slow writer: the window drains no faster than that, whatever the machine's timing).
  *
  * Prints one JSON line: {sent, received, readWindow: the download's window at its end (chunks),
  * initialWindow}, or {error}.
@@ -13,17 +17,27 @@ import { StreamSocket, createStream } from '../../../js/sio-stream.js';
 const config = JSON.parse(process.argv[2]);
 const print = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 const socket = io(config.url, { transports: ['websocket'], reconnection: false });
-const streams = new StreamSocket(socket);
+let now = 0;
+if (config.paceMs) {
+  // Registered before the StreamSocket's own listener: time moves before the chunk is counted.
+  socket.on('$stream-write', () => {
+    now += config.paceMs;
+  });
+}
+const streams = new StreamSocket(socket, config.paceMs ? { clock: () => now } : {});
 try {
   await new Promise((resolve) => socket.once('connect', resolve));
   await streams.negotiated(30_000);
-  const up = createStream();
-  const stored = streams.call('upload', up);
-  const writer = up.writable.getWriter();
-  const block = new Uint8Array(256 * 1024).fill(7);
-  for (let sent = 0; sent < config.up; sent += block.byteLength) await writer.write(block.slice());
-  await writer.close();
-  const [sent] = await stored;
+  let sent = 0;
+  if (config.up) {
+    const up = createStream();
+    const stored = streams.call('upload', up);
+    const writer = up.writable.getWriter();
+    const block = new Uint8Array(256 * 1024).fill(7);
+    for (let n = 0; n < config.up; n += block.byteLength) await writer.write(block.slice());
+    await writer.close();
+    [sent] = await stored;
+  }
   const [down] = await streams.call('download', config.down);
   let received = 0;
   const reader = down.readable.getReader();
