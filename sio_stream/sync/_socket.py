@@ -11,8 +11,10 @@ from typing import Any
 
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
 from ..core._config import DEFAULT_RESUME_TIMEOUT
+from ..glue import _client_masks as client_masks
 from ..glue import _compression as compression
 from ..glue import _fast_unmask as fast_unmask
+from ..glue import _server_reads as server_reads
 from ..glue import _split_posts as split_posts
 from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
@@ -75,8 +77,10 @@ def ss(
         compression.configure(host.sio.eio, websocket_compression)
         whole_frames.configure(host.sio.eio)
         fast_unmask.configure(host.sio.eio)
+        server_reads.configure(host.sio.eio)
     else:
         split_posts.configure(host.sio.eio)
+        client_masks.configure(host.sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     if not host.is_server and not per_sio:
