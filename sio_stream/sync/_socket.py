@@ -163,7 +163,9 @@ class StreamSocket(SocketLogic):
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         host = self._host
-        return Connection(host, self._config, label, host.emitter(peer), lambda: host.is_live(peer))
+        return Connection(
+            host, self._config, label, host.emitter(peer), lambda: host.is_live(peer), caller_sends=True
+        )
 
     def _new_future(self) -> Future:
         return Future(self._host.create_event())
