@@ -14,6 +14,7 @@ from ..core._config import DEFAULT_RESUME_TIMEOUT
 from ..glue import _client_masks as client_masks
 from ..glue import _compression as compression
 from ..glue import _fast_unmask as fast_unmask
+from ..glue import _no_delay as no_delay
 from ..glue import _server_reads as server_reads
 from ..glue import _split_posts as split_posts
 from ..glue import _whole_frames as whole_frames
@@ -78,6 +79,7 @@ def ss(
         whole_frames.configure(host.sio.eio)
         fast_unmask.configure(host.sio.eio)
         server_reads.configure(host.sio.eio)
+        no_delay.configure(host.sio.eio)
     else:
         split_posts.configure(host.sio.eio)
         client_masks.configure(host.sio.eio)
