@@ -161,7 +161,8 @@ def test_a_sync_download_cut_three_times_arrives_intact() -> None:
         eventually(lambda: len(setup.results) == 2)
         assert setup.results[1] == "sent"
         assert hashlib.sha256(received).hexdigest() == setup.results[0]
-        assert setup.client_streams.statistics().resumes == 3
+        # The last cut may come once everything arrived: its resume may follow the last chunk.
+        eventually(lambda: setup.client_streams.statistics().resumes == 3)
         eventually(lambda: empty(setup) and nothing_retained(setup))
 
 

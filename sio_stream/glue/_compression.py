@@ -92,13 +92,19 @@ def _without_offer_factory(websocket: Callable[..., Any]) -> Callable[..., Any]:
 class _WithoutOffer:
     """Calls the driver's websocket (``ws(environ)``, or ``ws(environ, start_response)`` for
     WSGI) with :func:`without_offer`'s environ; python-engineio uses the driver's object only
-    through that call (the driver hands itself to engine.io's handler)."""
+    through that call (the driver hands itself to engine.io's handler). Other attributes are
+    the driver's."""
 
     def __init__(self, websocket: Any) -> None:
         self._websocket = websocket
 
     def __call__(self, environ: dict[str, Any], *args: Any) -> Any:
         return self._websocket(without_offer(environ), *args)
+
+    def __getattr__(self, name: str) -> Any:
+        # The driver's own attributes (simple-websocket's ``server_args``, which
+        # sio_stream.glue._server_reads adjusts) stay reachable through this wrapper.
+        return getattr(self._websocket, name)
 
 
 def without_offer(environ: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Every frame a client sends is masked (RFC 6455, section 5.3). eventlet's websock
 driver in eventlet mode) unmasks a frame one byte at a time in a Python generator: about 5 MB/s
 of upload on one core, whatever the application does (benchmarks/sync.py: 4.8 MB/s with
 sio_stream, 4.1 MB/s with hand-rolled emits). :func:`unmask` does the same XOR on whole Python
-integers, as websocket-client does for its own masking.
+integers (:mod:`sio_stream.glue._xor_mask`).
 
 :func:`configure` gives one engine.io server in eventlet mode a copy of its table of async-mode
 drivers (``eio._async``, shared by all servers of the mode) whose ``websocket`` entry sets
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._drivers import wrap_driver
+from ._xor_mask import xor_mask
 
 #: On the engine.io server once its websockets unmask fast.
 _DONE_ATTRIBUTE = "_sio_stream_fast_unmask"
@@ -49,10 +50,4 @@ def unmask(data: bytes, mask: bytes, length: int | None = None, offset: int = 0)
     starting at byte ``offset`` of the mask's cycle (eventlet's ``_apply_mask`` signature)."""
     if length is None:
         length = len(data)
-    view = bytes(data[:length])
-    if not view:
-        return b""
-    key = bytes(mask[(offset + i) % 4] for i in range(4))
-    pattern = key * (length // 4 + 1)
-    xored = int.from_bytes(view, "little") ^ int.from_bytes(pattern[:length], "little")
-    return xored.to_bytes(length, "little")
+    return xor_mask(memoryview(data)[:length], bytes(mask), offset)

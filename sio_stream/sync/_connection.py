@@ -2,8 +2,9 @@
 
 Each connection has a sender (a background task of the server's or client's async mode) that
 emits what the core queued, in order, outside :data:`LOCK`; it exits after a few idle seconds
-and is started again by the next packet. A ticker task runs the idle sweeps and claim checks
-while the connection holds streams.
+and is started again by the next packet. On the hot paths the thread that queued a packet
+emits it itself instead (:mod:`sio_stream.sync._caller_sends`). A ticker task runs the idle
+sweeps and claim checks while the connection holds streams.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from ..core._core import CoreConfig, StreamCore
 from ..core._wire import HELLO
 from ..glue._connection import ConnectionLogic
 from ._host import SyncHost
-from ._stream import LOCK, IOStream
+from ._stream import LOCK, SEND_AFTER, IOStream
 
 #: Seconds a sender waits for more to send before its task ends.
 _SENDER_LINGER = 5.0
+#: Most packets a thread emits for a connection it claimed (see _caller_sends.py) before the
+#: sender task takes the rest: an application's ``write()`` or ``receive()`` never stays long
+#: sending what other threads queued.
+_CALLER_PACKETS = 16
+#: Who drains the outbox (``Connection._drainer``).
+_TASK = "task"
+_CALLER = "caller"
 #: Longest sleep of the ticker: claim deadlines added meanwhile are seen within this.
 _TICK = 1.0
 
@@ -39,6 +47,7 @@ class Connection(ConnectionLogic):
         label: str,
         emit: Callable[[str, tuple[Any, ...], Any], Any],
         is_live: Callable[[], bool],
+        caller_sends: bool = False,
     ) -> None:
         super().__init__(config, label, IOStream)
         self._emit = emit
@@ -47,7 +56,13 @@ class Connection(ConnectionLogic):
         self._sleep: Callable[[float], Any] = host.sio.sleep
         self._create_event: Callable[[], Any] = host.create_event
         self._more = host.create_event()
-        self._sending = False
+        #: Who emits the outbox now, one at a time so that packets keep their order: nobody,
+        #: the sender task, or the thread that queued them (see _caller_sends.py).
+        self._drainer: str | None = None
+        self._sender_alive = False
+        #: Whether a thread that queued packets may emit them itself: only when ``emit`` never
+        #: blocks for long (python-socketio's emits only queue; a fan-out's deliverer waits).
+        self._caller_sends = caller_sends
         self._ticking = False
         self._claims: list[tuple[float, Callable[[], None]]] = []
         self._next_sweep = 0.0
@@ -67,31 +82,65 @@ class Connection(ConnectionLogic):
 
     # -- the sender (started under LOCK) -----------------------------------------------------------
     def _start_sender(self) -> None:
-        if self.core.closed or self.core.connecting:
+        if self.core.closed or self.core.connecting or self._drainer is not None:
+            return  # a drainer looks at the outbox under LOCK before it lets go: it sees this
+        if self._caller_sends and SEND_AFTER.claim(self):
+            self._drainer = _CALLER
             return
-        if self._sending:
+        self._drainer = _TASK
+        if self._sender_alive:
             self._more.set()
-            return
-        self._sending = True
-        self._spawn(self._run_sender)
+        else:
+            self._sender_alive = True
+            self._spawn(self._run_sender)
+
+    def send_here(self) -> None:
+        """Drain the outbox from the thread that claimed it (see :mod:`._caller_sends`), up to
+        :data:`_CALLER_PACKETS`; the sender task takes what is left."""
+        try:
+            self._drain(_CALLER_PACKETS)
+        except BaseException:
+            self.hand_over()
+            raise
+
+    def hand_over(self) -> None:
+        """Give the outbox to the sender task (its claimant cannot drain it)."""
+        with LOCK:
+            self._drainer = None
+            self._start_sender()
 
     def _run_sender(self) -> None:
         while True:
             with LOCK:
-                item = self.core.next_outgoing()
+                mine = self._drainer is _TASK
+                if not mine:
+                    if self.core.closed:
+                        self._sender_alive = False
+                        return
+                    self._more.clear()  # set again by whoever hands us the outbox
+            if mine:
+                self._drain(None)
+                continue
+            if not self._more.wait(_SENDER_LINGER):
+                with LOCK:
+                    if self._drainer is not _TASK:
+                        self._sender_alive = False
+                        return
+
+    def _drain(self, limit: int | None) -> None:
+        """Emit what the core queued, in order, until nothing is left (or ``limit`` packets were
+        sent: the sender task takes the rest); called by the outbox's one drainer."""
+        sent = 0
+        while True:
+            with LOCK:
+                item = None if limit is not None and sent >= limit else self.core.next_outgoing()
                 epoch = self.epoch
                 if item is None:
-                    if self.core.closed:
-                        self._sending = False
-                        return
-                    self._more.clear()
-            if item is None:
-                if not self._more.wait(_SENDER_LINGER):
-                    with LOCK:
-                        if not self.core.outbox or self.core.closed:
-                            self._sending = False
-                            return
-                continue
+                    self._drainer = None
+                    if limit is not None and sent >= limit:
+                        self._start_sender()  # not claimed again: this thread's block is over
+                    return
+            sent += 1
             if epoch != self.epoch:
                 # Taken before a drop that the receive loop handled meanwhile: the resume sends
                 # again what it carried (writes from the replay, events from their record).
@@ -102,7 +151,7 @@ class Connection(ConnectionLogic):
             except Exception as exc:
                 with LOCK:
                     if not self.emit_failed(item, exc, self._is_live()):
-                        self._sending = False
+                        self._drainer = None
                         return
             finally:
                 if item.event == HELLO:

@@ -25,7 +25,7 @@ import socketio
 from .._errors import LocalProtocolError
 from ..core import _wire as wire
 from ..glue._host import Host, LifecycleHook, TriggerCall, fire, install_lifecycle
-from ._stream import LOCK
+from ._stream import LOCK, SEND_AFTER
 
 #: Wire events handled in arrival order on the receive loop.
 _INLINE = frozenset({wire.READ, wire.WRITE, wire.END, wire.ERROR, wire.HELLO})
@@ -174,7 +174,9 @@ class SyncHost(Host):
             return
 
         def locked(*args: Any) -> Any:
-            with LOCK:
+            # Wire events, on the receive loop: a chunk or credit they let go is emitted from
+            # here (python-socketio's emits only queue), not handed to the sender task.
+            with SEND_AFTER:
                 return handler(*args)
 
         super().on(event, locked)

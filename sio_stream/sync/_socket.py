@@ -11,8 +11,11 @@ from typing import Any
 
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
 from ..core._config import DEFAULT_RESUME_TIMEOUT
+from ..glue import _client_masks as client_masks
 from ..glue import _compression as compression
 from ..glue import _fast_unmask as fast_unmask
+from ..glue import _no_delay as no_delay
+from ..glue import _server_reads as server_reads
 from ..glue import _split_posts as split_posts
 from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
@@ -75,8 +78,11 @@ def ss(
         compression.configure(host.sio.eio, websocket_compression)
         whole_frames.configure(host.sio.eio)
         fast_unmask.configure(host.sio.eio)
+        server_reads.configure(host.sio.eio)
+        no_delay.configure(host.sio.eio)
     else:
         split_posts.configure(host.sio.eio)
+        client_masks.configure(host.sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     if not host.is_server and not per_sio:
@@ -159,7 +165,9 @@ class StreamSocket(SocketLogic):
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
         host = self._host
-        return Connection(host, self._config, label, host.emitter(peer), lambda: host.is_live(peer))
+        return Connection(
+            host, self._config, label, host.emitter(peer), lambda: host.is_live(peer), caller_sends=True
+        )
 
     def _new_future(self) -> Future:
         return Future(self._host.create_event())

@@ -28,9 +28,12 @@ from ..core._core import StreamCore
 from ..core._options import StreamOptions
 from ..glue import _connect_scope as connect_scope
 from ..glue._stream_base import NOT_YET, StreamBase
+from ._caller_sends import LockThenSend
 
 #: Guards every protocol core driven by the sync API (see the module docstring).
 LOCK = threading.RLock()
+#: :data:`LOCK` for the hot paths: what they queue, this thread emits after releasing it.
+SEND_AFTER = LockThenSend(LOCK)
 
 #: ``receive()``'s default size.
 DEFAULT_RECEIVE_SIZE = 65536
@@ -76,7 +79,7 @@ class IOStream(StreamBase):
         waiting for the stream's next change in between."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with LOCK:
+            with SEND_AFTER:
                 result = step()
                 if result is not NOT_YET:
                     return result
@@ -161,7 +164,7 @@ class IOStream(StreamBase):
         """Queue ``data``; return once the buffer is at or below the high-water mark.
 
         On a timeout the data stays queued and will be sent."""
-        with LOCK:
+        with SEND_AFTER:
             self._write_nowait(data)
             if not self._above_high_water():
                 return
