@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from typing import Any
 
 import pytest
 import socketio
@@ -21,6 +22,19 @@ from tests.support import start_server
 pytestmark = pytest.mark.anyio
 
 SIZE = 3 * 1024 * 1024
+
+
+def serve_downloads(streams: Any, download: bytes, tasks: list[asyncio.Future[None]]) -> None:
+    """On ``down``, write ``download`` into the stream the client sent (in a task of ``tasks``)."""
+
+    @streams.on("down")
+    async def down(sid: str, stream: Any) -> None:
+        async def write() -> None:
+            for i in range(0, SIZE, 100_000):
+                await stream.write(download[i : i + 100_000])
+            await stream.end()
+
+        tasks.append(asyncio.ensure_future(write()))
 
 
 async def test_uploads_and_a_download_over_long_polling() -> None:
@@ -40,14 +54,7 @@ async def test_uploads_and_a_download_over_long_polling() -> None:
         received[name] = digest.hexdigest()
         return name
 
-    @streams.on("down")
-    async def down(sid: str, stream: object) -> None:
-        async def write() -> None:
-            for i in range(0, SIZE, 100_000):
-                await stream.write(download[i : i + 100_000])  # type: ignore[attr-defined]
-            await stream.end()  # type: ignore[attr-defined]
-
-        tasks.append(asyncio.ensure_future(write()))
+    serve_downloads(streams, download, tasks)
 
     runner, url = await start_server(sio)
     client = socketio.AsyncClient()
@@ -95,14 +102,7 @@ async def test_a_sync_client_uploads_and_downloads_over_long_polling() -> None:
             digest.update(chunk)
         return digest.hexdigest()
 
-    @streams.on("down")
-    async def down(sid: str, stream: object) -> None:
-        async def write() -> None:
-            for i in range(0, SIZE, 100_000):
-                await stream.write(download[i : i + 100_000])  # type: ignore[attr-defined]
-            await stream.end()  # type: ignore[attr-defined]
-
-        tasks.append(asyncio.ensure_future(write()))
+    serve_downloads(streams, download, tasks)
 
     runner, url = await start_server(sio)
     upload = os.urandom(SIZE)

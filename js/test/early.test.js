@@ -6,42 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FEATURES, MAX_UNCONFIRMED_EVENTS, StreamSocket } from '../sio-stream.js';
+import { fakeSocket } from './fake-socket.js';
 
 const TOKEN = 'a'.repeat(43);
-
-function fakeSocket() {
-  const handlers = new Map();
-  return {
-    connected: true,
-    active: true,
-    io: { on() {}, reconnection: () => true },
-    sent: [],
-    on(event, fn) {
-      handlers.set(event, fn);
-      return this;
-    },
-    once() {},
-    off() {},
-    emit(...args) {
-      this.sent.push(args);
-    },
-    serve(event, ...args) {
-      return handlers.get(event)(...args);
-    },
-    of(event) {
-      return this.sent.filter(([name]) => name === event);
-    },
-    drop() {
-      this.connected = false;
-      this.serve('disconnect', 'transport close');
-    },
-    reconnect() {
-      this.connected = true;
-      this.sent = [];
-      this.serve('connect');
-    },
-  };
-}
 
 const hello = (socket, features = FEATURES) =>
   socket.serve('$stream-hello', { version: 1, features, resume: { token: TOKEN } });

@@ -15,43 +15,10 @@ import {
   StreamSocket,
   createStream,
 } from '../sio-stream.js';
+import { fakeSocket } from './fake-socket.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 const TOKEN = 'a'.repeat(43);
-
-function fakeSocket() {
-  const handlers = new Map();
-  return {
-    connected: true,
-    active: true,
-    io: { on() {}, reconnection: () => true },
-    sent: [],
-    on(event, fn) {
-      handlers.set(event, fn);
-      return this;
-    },
-    once() {},
-    off() {},
-    emit(...args) {
-      this.sent.push(args);
-    },
-    serve(event, ...args) {
-      return handlers.get(event)(...args);
-    },
-    of(event) {
-      return this.sent.filter(([name]) => name === event);
-    },
-    drop() {
-      this.connected = false;
-      this.serve('disconnect', 'transport close');
-    },
-    reconnect() {
-      this.connected = true;
-      this.sent = [];
-      this.serve('connect');
-    },
-  };
-}
 
 function connected() {
   const socket = fakeSocket();
