@@ -12,28 +12,13 @@ import pytest
 import socketio
 
 from sio_stream import ConnectionAbortedStreamError, LocalProtocolError, StreamError, create_stream, ss
-from tests.support import wait_for
+from tests.support import tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse fixture)
 from tests.test_cluster import ROOT, Node, digest, nodes, redis_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
 DATA = os.urandom(4 * 1024 * 1024 + 7)
 ROOM_NODE_SCRIPT = ROOT / "tests" / "cluster_room_node.py"
-
-
-@pytest.fixture(autouse=True)
-async def tasks_end_while_the_loop_runs() -> Any:
-    """After each test, cancel what is left (the clients of a killed node, python-socketio's
-    and python-engineio's background tasks) and let it end while the loop still runs: left to
-    the loop's shutdown, which cancels everything at once, one of them hung it about one run in
-    four after the node-death test (Python 3.11); cancelled here, each ended (10 runs of 10)."""
-    yield
-    me = asyncio.current_task()
-    left = [task for task in asyncio.all_tasks() if task is not me and "runner" not in repr(task.get_coro())]
-    for task in left:
-        task.cancel()
-    if left:
-        await asyncio.wait(left, timeout=10)
 
 
 def rooms_on(node: Node) -> None:

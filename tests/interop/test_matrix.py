@@ -36,7 +36,7 @@ from _node import NODE_DIR, NodeTools
 from sio_stream import StreamError, create_stream, ss, sync
 from sio_stream.cluster import cluster_for
 from tests.redis_support import redis_server
-from tests.support import start_server, wait_for
+from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.anyio
 
@@ -245,7 +245,12 @@ async def servers(
             stack.push_async_callback(runner.cleanup)
             stack.push_async_callback(server.shutdown)
             if redis_url is not None:
-                await cluster_for(server).ready()
+                node = cluster_for(server)
+                assert node is not None
+                # Leaves the cluster (its Redis tasks end) before the server shuts down, as
+                # tests/test_cluster.py's nodes do: left to the loop's end, a run hung there.
+                stack.push_async_callback(node.close)
+                await node.ready()
             nodes.append((server, url))
         sender, sender_url = nodes[0]
         if count == 2:
