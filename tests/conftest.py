@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,16 @@ import socketio
 
 import sio_stream
 from sio_stream import StreamSocket
+from tests.redis_support import redis_server
 from tests.support import start_server, wait_for
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A redis-server of the module's own (Debian's; .ci/run installs it), for the tests of
+    several nodes. tests/test_sync_cluster.py keeps one for the whole session instead."""
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture

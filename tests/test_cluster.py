@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import socketio
 from sio_stream import HandlerError, StreamBrokenError, create_stream, ss
 from sio_stream.cluster import ClusterNode, cluster_for
 from tests.interop._node import NODE_DIR, ensure_node
-from tests.redis_support import redis_process, redis_server
+from tests.redis_support import redis_process
 from tests.support import start_server, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.anyio
 DATA = os.urandom(3 * 1024 * 1024 + 11)
 ROOT = Path(__file__).resolve().parent.parent
 NODE_SCRIPT = ROOT / "tests" / "cluster_node.py"
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
 
 
 @dataclass

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,6 @@ from sio_stream import (
 from sio_stream.cluster import ClusterNode, cluster_for
 from sio_stream.core._sent_events import SentEvents
 from sio_stream.core._streamcore import Outgoing
-from tests.redis_support import redis_server
 from tests.support import start_server, wait_for
 from tests.test_session_resume import tolerate_socketio_cut_races
 
@@ -38,12 +37,6 @@ pytestmark = pytest.mark.anyio
 
 MiB = 1024 * 1024
 PIECE = 256 * 1024
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
 
 
 @dataclass

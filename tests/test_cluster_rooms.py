@@ -13,7 +13,7 @@ import socketio
 
 from sio_stream import ConnectionAbortedStreamError, LocalProtocolError, StreamError, create_stream, ss
 from tests.support import tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse fixture)
-from tests.test_cluster import ROOT, Node, digest, nodes, redis_url  # noqa: F401 (fixtures)
+from tests.test_cluster import ROOT, Node, digest, nodes  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 

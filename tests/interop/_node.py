@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,3 +403,41 @@ def credit_profiles(events: list[TraceEvent], *, node_reads: bool) -> dict[str, 
         profile.max_outstanding = max(profile.max_outstanding, outstanding)
         profile.min_outstanding = min(profile.min_outstanding, outstanding)
     return dict(profiles)
+
+
+@contextlib.asynccontextmanager
+async def json_line_client(
+    tools: NodeTools, script: Path, config: dict[str, Any], timeout: float = 120.0
+) -> AsyncIterator[Callable[[], Awaitable[dict[str, Any]]]]:
+    """Run the Node ``script`` with ``config`` (JSON) as its argument; yields ``line()``, which
+    returns its next line of output parsed as JSON (or fails with its stderr once it exited).
+    Closing its stdin tells it to end."""
+    proc = await asyncio.create_subprocess_exec(
+        tools.node,
+        str(script),
+        json.dumps(config),
+        cwd=NODE_DIR,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+
+    async def line() -> dict[str, Any]:
+        assert proc.stdout is not None and proc.stderr is not None
+        raw = await asyncio.wait_for(proc.stdout.readline(), timeout)
+        if not raw:
+            err = await proc.stderr.read()
+            raise AssertionError(f"the node client exited ({await proc.wait()}): {err.decode()[-4000:]}")
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    try:
+        yield line
+    finally:
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

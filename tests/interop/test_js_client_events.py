@@ -10,14 +10,13 @@ import asyncio
 import collections
 import contextlib
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import socketio
-from _node import NODE_DIR, NodeTools
+from _node import NODE_DIR, NodeTools, json_line_client
 
 import sio_stream
 from benchmarks.link import Link
@@ -84,35 +83,8 @@ async def serving(*, rate: float | None = None, rtt: float = 0.01) -> AsyncItera
 @contextlib.asynccontextmanager
 async def node_client(tools: NodeTools, config: dict[str, Any]) -> AsyncIterator[Any]:
     """Run events_client.mjs; yields ``line()``: its next JSON line."""
-    proc = await asyncio.create_subprocess_exec(
-        tools.node,
-        str(SCRIPT),
-        json.dumps(config),
-        cwd=NODE_DIR,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
-
-    async def line() -> dict[str, Any]:
-        assert proc.stdout is not None and proc.stderr is not None
-        raw = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-        if not raw:
-            err = await proc.stderr.read()
-            raise AssertionError(f"the node client exited ({await proc.wait()}): {err.decode()[-4000:]}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
-
-    try:
+    async with json_line_client(tools, SCRIPT, config, TIMEOUT) as line:
         yield line
-    finally:
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 def resumed(server: Server, count: int) -> bool:

@@ -7,17 +7,15 @@ asks again for its window, and the download completes, handled once."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import socketio
-from _node import NODE_DIR, NodeTools
+from _node import NODE_DIR, NodeTools, json_line_client
 
 import sio_stream
 from benchmarks.link import Link
@@ -38,35 +36,8 @@ RTT = 2.0
 @contextlib.asynccontextmanager
 async def node_client(tools: NodeTools, url: str) -> AsyncIterator[Any]:
     """Run rereads_client.mjs; yields ``line()``: its next JSON line."""
-    proc = await asyncio.create_subprocess_exec(
-        tools.node,
-        str(SCRIPT),
-        json.dumps({"url": url}),
-        cwd=NODE_DIR,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
-
-    async def line() -> dict[str, Any]:
-        assert proc.stdout is not None and proc.stderr is not None
-        raw = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-        if not raw:
-            err = await proc.stderr.read()
-            raise AssertionError(f"the node client exited ({await proc.wait()}): {err.decode()[-4000:]}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
-
-    try:
+    async with json_line_client(tools, SCRIPT, {"url": url}, TIMEOUT) as line:
         yield line
-    finally:
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_a_js_download_whose_event_is_lost_in_a_drop_completes_after_the_resume(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 import socketio
-from _node import NODE_DIR, NodeTools
+from _node import NODE_DIR, NodeTools, json_line_client
 
 import sio_stream
 from benchmarks.link import Link
@@ -107,35 +106,8 @@ async def serving(*, resume_timeout: float = 30, rate: float | None = None) -> A
 @contextlib.asynccontextmanager
 async def node_client(tools: NodeTools, config: dict[str, Any]) -> AsyncIterator[Any]:
     """Run resume_client.mjs; yields ``lines()``: an async function returning its next JSON line."""
-    proc = await asyncio.create_subprocess_exec(
-        tools.node,
-        str(SCRIPT),
-        json.dumps(config),
-        cwd=NODE_DIR,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
-
-    async def line() -> dict[str, Any]:
-        assert proc.stdout is not None and proc.stderr is not None
-        raw = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-        if not raw:
-            err = await proc.stderr.read()
-            raise AssertionError(f"the node client exited ({await proc.wait()}): {err.decode()[-4000:]}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
-
-    try:
+    async with json_line_client(tools, SCRIPT, config, TIMEOUT) as line:
         yield line
-    finally:
-        proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_upload_download_and_objects_survive_three_cuts(node_tools: NodeTools) -> None:

@@ -35,7 +35,6 @@ from _node import NODE_DIR, NodeTools
 
 from sio_stream import StreamError, create_stream, ss, sync
 from sio_stream.cluster import cluster_for
-from tests.redis_support import redis_server
 from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.anyio
@@ -49,12 +48,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 KINDS = ("asyncio", "sync-threading", "sync-eventlet", "sync-gevent", "js-ours", "js-npm")
 TARGETS = ("sid", "room", "relay")
 LAYOUTS = ("one-node", "two-nodes")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Any:
-    with redis_server() as url:
-        yield url
 
 
 class Member:
