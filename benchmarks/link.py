@@ -459,6 +459,16 @@ class Link:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def set_delay(self, *, up: float | None = None, down: float | None = None) -> None:
+        """Change a direction's one-way delay (seconds) from now on: a latency spike, or one
+        direction slower than the other. Bytes already on the link keep their delivery times."""
+        assert self._up is not None and self._down is not None, "start() the link first"
+        for direction, delay in ((self._up, up), (self._down, down)):
+            if delay is not None:
+                if delay < 0:
+                    raise ValueError("delay must be >= 0")
+                direction.delay = delay
+
     def cut(self) -> int:
         """Abort every open connection (RST on both sockets); returns how many were cut."""
         clients = [side for side in self._sides if side.out is self._up and not side.closed]

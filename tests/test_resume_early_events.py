@@ -19,7 +19,7 @@ import socketio
 
 import sio_stream
 from benchmarks.link import Link
-from sio_stream import IOStream, create_stream
+from sio_stream import ConnectionAbortedStreamError, IOStream, StreamError, create_stream
 from tests.support import start_server, wait_for
 from tests.test_session_resume import tolerate_socketio_cut_races
 
@@ -167,4 +167,40 @@ async def test_a_server_keeps_nothing_once_its_client_speaks_without_a_hello() -
     finally:
         await client.disconnect()
         await server.shutdown()
+        await runner.cleanup()
+
+
+async def test_a_deliberate_disconnect_before_the_servers_hello_closes_the_session() -> None:
+    """A client that emits, writes and disconnects while the server's hello (with the session's
+    token) is still on its way: the server already keeps a session, and must fail the upload at
+    once rather than keep its handler waiting ``resume_timeout`` (seen under load, where a
+    client's loop read the hello late; here the link holds it for a second)."""
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    streams = sio_stream.ss(server, resume_timeout=60)
+    client = socketio.AsyncClient()
+    client_streams = sio_stream.ss(client, resume_timeout=60)
+    ended: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    @streams.on("upload")
+    async def upload(sid: str, stream: IOStream) -> None:
+        try:
+            await stream.read()
+        except StreamError as exc:
+            ended.set_result(exc)
+
+    runner, url = await start_server(server)
+    try:
+        async with Link(int(url.rsplit(":", 1)[1])) as link:
+            link.set_delay(down=1.0)
+            await client.connect(link.url, transports=["websocket"], wait_timeout=60)
+            stream = create_stream()
+            await client_streams.emit("upload", stream)
+            await stream.write(b"partial")
+            await wait_for(lambda: streams.stream_count() == 1)
+            assert client_streams._connections[None].token is None, "the server's hello came too soon"
+            await client.disconnect()
+            error = await asyncio.wait_for(ended, 20)
+            assert isinstance(error, ConnectionAbortedStreamError)
+            assert streams.stream_count() == 0
+    finally:
         await runner.cleanup()

@@ -231,17 +231,19 @@ def test_file_views_copyfileobj_bufferedreader_and_tarfile(sync_pair, tmp_path) 
 
     files = {"a.txt": os.urandom(100_000), "b.bin": os.urandom(3000)}
     stream = sync.create_stream()
-    result: list[Any] = []
-    caller = threading.Thread(target=lambda: result.append(client_streams.call("tar", stream, timeout=None)))
-    caller.start()
-    with tarfile.open(fileobj=stream.as_raw(timeout=30), mode="w|gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    stream.close(timeout=30)
-    caller.join(60)
-    assert result == [["a.txt", "b.bin"]] and names == files
+
+    def write_archive() -> None:
+        # As the call's writer, so the stream is sent before it is closed (a thread of our own
+        # could close it first: closing a stream never sent destroys it).
+        with tarfile.open(fileobj=stream.as_raw(timeout=30), mode="w|gz") as archive:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        stream.close(timeout=30)
+
+    assert client_streams.call("tar", stream, timeout=60, writer=write_archive) == ["a.txt", "b.bin"]
+    assert names == files
 
     down, digest = client_streams.call("download", MiB)
     sink = io.BytesIO()

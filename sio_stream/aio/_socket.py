@@ -35,7 +35,14 @@ from ..core._core import (
 from ..glue import _compression as compression
 from ..glue import _split_posts as split_posts
 from ..glue import _whole_posts as whole_posts
-from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from ..glue._dispatch import (
+    LEAVING_TIMEOUT,
+    AppAck,
+    AwaitedHandler,
+    PreparedEvent,
+    SocketLogic,
+    socket_config,
+)
 from ..glue._host import Host
 from . import _fast_mask as fast_mask
 from ._connection import Connection
@@ -237,10 +244,6 @@ def ss(
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket
-
-
-#: Longest a client's ``disconnect()`` waits for the server to close its resumable session.
-LEAVING_TIMEOUT = 1.0
 
 
 def _announce_disconnects(client: Any) -> None:

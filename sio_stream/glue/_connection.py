@@ -55,6 +55,9 @@ class ConnectionLogic:
         self.session_key: str | None = None
         #: Server: the key the client last resumed with, valid until it confirms the new token.
         self.previous_key: str | None = None
+        #: Client: a deliberate disconnect waiting for the server's hello (and its token) to
+        #: close the session (see ``SocketLogic._leaving``).
+        self.leaving: Any = None
         #: Drops so far: a packet taken from the core before a drop must not be emitted after
         #: it (on a client it would go out on the new connection, ahead of the resume).
         self.epoch = 0

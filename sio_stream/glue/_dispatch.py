@@ -216,6 +216,15 @@ def refuse_event(connection: ConnectionLogic, streams: list[Any], exc: StreamErr
 
 
 # -- the socket --------------------------------------------------------------------------------------
+
+#: Longest a client's ``disconnect()`` waits for the server to close its resumable session, in
+#: both drivers. The server answers in one round trip; the bound only matters for a server that
+#: never answers. It is generous because a client that gives up early closes its websocket with
+#: the leaving message possibly still queued (python-engineio does not flush on close), and the
+#: server then keeps the session for ``resume_timeout``: seen at 1 s on 2 cores under load.
+LEAVING_TIMEOUT = 10.0
+
+
 class SocketLogic:
     """Streams over one python-socketio server or client, in one namespace: the driver-free part.
 
@@ -615,6 +624,12 @@ class SocketLogic:
             connection.core.receive_hello(info)
             if isinstance(resume, dict) and isinstance(resume.get("token"), str):
                 connection.token = resume["token"]
+            leaving, connection.leaving = connection.leaving, None
+            if leaving is not None:
+                if connection.token is not None:
+                    self._close_session(connection, leaving)
+                elif not leaving.done():
+                    leaving.set_result(None)
             return
         connection.core.receive_hello(info)
         if not connection.core.resumable or connection.hello_sent:
@@ -693,25 +708,38 @@ class SocketLogic:
 
     def _leaving(self) -> Any:
         """The client is about to disconnect on purpose: a future the server's answer settles
-        (``None`` when there is no session to close). The driver waits for it, briefly."""
+        (``None`` when there is no session to close). The driver waits for it, briefly.
+
+        Before the server's hello (with the session's token) has arrived, a sio_stream server
+        already keeps the session: when streams are at stake, wait for that hello, then close
+        the session; a server that is not sio_stream sends none, and the driver's bound ends
+        the wait. (Seen under load: a client that emitted, wrote and disconnected before reading
+        the hello left the server holding its handler for ``resume_timeout``.)"""
         connection = self._connections.get(None)
-        if (
-            self._host.is_server
-            or connection is None
-            or connection.token is None
-            or connection.core.suspended
-            or connection.core.closed
-        ):
+        if self._host.is_server or connection is None or connection.core.suspended or connection.core.closed:
             return None
-        connection.token = None  # a drop from now on fails the streams at once
         done = self._new_future()
+        if connection.token is None:
+            if (
+                connection.core.peer_known
+                or connection.core.config.resume_timeout <= 0
+                or not connection.streams
+            ):
+                return None
+            connection.leaving = done
+            return done
+        self._close_session(connection, done)
+        return done
+
+    def _close_session(self, connection: ConnectionLogic, done: Any) -> None:
+        """Tell the server the client leaves on purpose; ``done`` settles with its answer."""
+        connection.token = None  # a drop from now on fails the streams at once
 
         def answered(*_args: Any) -> None:
             if not done.done():
                 done.set_result(None)
 
         connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"close": True}},), answered))
-        return done
 
     def _new_future(self) -> Any:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from ..glue import _server_reads as server_reads
 from ..glue import _split_posts as split_posts
 from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
-from ..glue._dispatch import AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from ..glue._dispatch import LEAVING_TIMEOUT, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ._connection import Connection
 from ._fanout import Fanout
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
@@ -30,9 +30,6 @@ logger = logging.getLogger("sio_stream")
 _SOCKETS_ATTRIBUTE = "_sio_stream_sync_sockets"
 #: How long a handler's ack waits for our queued hello to go out first (the sender runs).
 _HELLO_WAIT = 10.0
-#: Longest a client's ``disconnect()`` waits for the server to close its resumable session
-#: (as the asyncio driver's).
-LEAVING_TIMEOUT = 1.0
 
 
 def ss(
