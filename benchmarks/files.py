@@ -65,7 +65,8 @@ from peer import memory_kib, reset_peak
 
 SIZES = {"full": 512 * MiB, "quick": 128 * MiB, "smoke": 4 * MiB}
 RESUME_SIZES = {"full": 1024 * MiB, "quick": 256 * MiB, "smoke": 8 * MiB}
-RESUME_CUTS = 20
+#: Cuts of the resume line (a smoke run only checks that it works: each cut starts a process).
+RESUME_CUTS = {"full": 20, "quick": 20, "smoke": 4}
 #: What one cut may re-send: the reader's window (4 x 512 KiB) plus the writer's buffer and
 #: read-ahead and the reader's write-behind (each a few chunks): data in flight when the cut came.
 RESUME_TARGET_MIB = 2 * 2 + 2
@@ -226,8 +227,8 @@ def _sent_lines(log: Any) -> list[int]:
     ]
 
 
-def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, Any]:
-    """Cut a ``sio-stream get`` RESUME_CUTS times and continue it; what was re-sent per cut."""
+def resume_run(root: Path, local: Path, size: int, cuts_asked: int, seed: int = 10) -> dict[str, Any]:
+    """Cut a ``sio-stream get`` ``cuts_asked`` times and continue it; what was re-sent per cut."""
     import random
 
     rng = random.Random(seed)
@@ -240,12 +241,12 @@ def resume_run(root: Path, local: Path, size: int, seed: int = 10) -> dict[str, 
     stored_at: list[int] = []  # the partial file's size before each attempt
     with tempfile.TemporaryFile("w+") as log, served(root, log) as cli:
         cuts = 0
-        for cut in range(RESUME_CUTS):
+        for cut in range(cuts_asked):
             stored = partial.stat().st_size if partial.exists() else 0
             stored_at.append(stored)
             # A random point in the next share of what is left, so the cuts spread over the
             # whole file and every one of them comes before the end.
-            share = max(1, (size - stored) // (RESUME_CUTS - cut + 1))
+            share = max(1, (size - stored) // (cuts_asked - cut + 1))
             point = stored + rng.randint(max(1, share // 2), share)
             with tempfile.TemporaryFile("w+") as err:
                 proc = subprocess.Popen(
@@ -411,7 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     rates.setdefault("cli demo download", []).append(demo_rate(out))
         if not args.no_resume:
             resume_size = RESUME_SIZES[mode] if not args.size else size
-            resumed = resume_run(root, local, resume_size)
+            resumed = resume_run(root, local, resume_size, RESUME_CUTS[mode])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
