@@ -64,6 +64,23 @@ _call_ids = itertools.count(1)
 _background: set[asyncio.Task[Any]] = set()
 
 
+class SessionRelay(Protocol):
+    """What a server's socket tells the cluster of its clients' resumable sessions (streams
+    another node holds follow a client across a dropped connection: sio_stream.cluster._resume)."""
+
+    def dropped(self, namespace: str, sid: str, session: Any) -> None: ...
+
+    def ask(
+        self, namespace: str, peer: str, session: Any, request: dict[str, Any], retry: Callable[[], None]
+    ) -> dict[str, Any] | None: ...
+
+    def attempt_dropped(self, namespace: str, sid: str) -> bool: ...
+
+    def confirmed(self, namespace: str, sid: str) -> None: ...
+
+    def ended(self, session: Any) -> None: ...
+
+
 class Relay(Protocol):
     """What a server's socket needs of a relay to the other server processes of a cluster
     (:class:`sio_stream.cluster.ClusterNode` is one). Defined here so that the socket names no
@@ -71,6 +88,9 @@ class Relay(Protocol):
 
     #: The sockets of this server, by namespace (the relay hands them what other nodes forward).
     sockets: dict[str, StreamSocket]
+
+    @property
+    def sessions(self) -> SessionRelay: ...
 
     def ensure_started(self) -> None: ...
 
@@ -579,15 +599,53 @@ class StreamSocket(SocketLogic):
         answer = super()._on_hello(peer, *args)
         if self._cluster is not None:
             self._cluster.features_changed(self.namespace, peer)
+            resume = args[0].get("resume") if args and isinstance(args[0], dict) else None
+            if isinstance(resume, dict) and resume.get("confirm") is True:
+                self._cluster.sessions.confirmed(self.namespace, peer)
         return answer
 
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        connection = self._connections.get(peer)
         super()._on_lifecycle(event, namespace, peer)
-        if self._cluster is not None and self._host.is_server:
-            if event in ("disconnect", "dropped"):
-                self._cluster.left(namespace, peer)
+        cluster = self._cluster
+        if cluster is not None and self._host.is_server:
+            if event == "dropped" and connection is not None and connection in self._suspended:
+                cluster.sessions.dropped(namespace, peer, connection)  # other nodes wait too
+            elif event in ("disconnect", "dropped") and not cluster.sessions.attempt_dropped(namespace, peer):
+                cluster.left(namespace, peer)
             elif event == "connected":
-                self._cluster.joined(namespace, peer)
+                cluster.joined(namespace, peer)
+
+    def _resume_elsewhere(
+        self, peer: Any, fresh: Any, old: Any, info: Any, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        cluster = self._cluster
+        if cluster is None:
+            return {}
+
+        def retry() -> None:
+            # Every node answered: resume now, unless that connection went meanwhile.
+            connection = self._connections.get(peer)
+            if connection is not None and connection is fresh and old.core.suspended and not old.core.closed:
+                self._resume_asked(peer, connection, info, request)
+
+        return cluster.sessions.ask(self.namespace, peer, old, request, retry)
+
+    def _expire(self, connection: Any) -> None:
+        super()._expire(connection)
+        if self._cluster is not None and connection.core.closed:
+            self._cluster.sessions.ended(connection)
+
+    def _shutting_down(self) -> None:
+        ending = list(self._suspended)
+        super()._shutting_down()
+        if self._cluster is not None:
+            for connection in ending:
+                self._cluster.sessions.ended(connection)
+            # Our records of other nodes' clients whose sessions wait there end too.
+            for peer, connection in list(self._connections.items()):
+                if connection.core.suspended and self._is_remote(peer):
+                    self._remote_left(peer)
 
     def _forwarded(self, peer: Any, event: str, args: list[Any]) -> Any:
         """A packet a client of another node sent for one of our streams, forwarded here:

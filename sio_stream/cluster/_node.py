@@ -44,6 +44,7 @@ from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
 from ._frames import FrameError, decode, encode, unbatch
+from ._resume import ForwardedSessions
 from ._sender import NodeSender
 
 if TYPE_CHECKING:
@@ -119,6 +120,8 @@ class ClusterNode:
         self._ready = asyncio.Event()
         self._lost = False  # Redis is unreachable right now (logged once per outage)
         self.closed = False
+        #: Forwarded streams across a client's dropped connection (see :mod:`._resume`).
+        self.sessions = ForwardedSessions(self)
 
     # -- names -------------------------------------------------------------------------------
     def node_channel(self, node: str) -> str:
@@ -220,6 +223,10 @@ class ClusterNode:
         if sender is None:
             sender = self._senders[node] = NodeSender(self, node)
         return sender
+
+    def put(self, node: str, frame: bytes) -> None:
+        """Queue ``frame`` for ``node``, behind every frame queued for it so far."""
+        self._sender(node).put(frame)
 
     def emitter(self, namespace: str, sid: str) -> Callable[..., Any]:
         """The emit function of a connection record for a client of another node."""
@@ -469,7 +476,7 @@ class ClusterNode:
             count = header.get("bytes")
             if isinstance(count, int):
                 self._sender(node).confirmed(count)
-        elif kind in ("emit", "fwd", "ack", "features", "node", "member"):
+        elif kind in ("emit", "fwd", "ack", "features", "node", "member", "suspend", "resume", "resumed"):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
@@ -485,6 +492,8 @@ class ClusterNode:
         namespace, sid = header.get("ns"), header.get("sid")
         if kind == "ack":
             ack = header.get("ack")
+            if self.sessions.answer(ack, args):
+                return
             entry = self._acks.pop(ack, None) if isinstance(ack, int) else None
             if entry is not None:
                 for owed in self._acks_of.values():
@@ -503,6 +512,16 @@ class ClusterNode:
                 socket._member_answer(node, header.get("call"), args[0])
             return
         if not isinstance(namespace, str) or not isinstance(sid, str):
+            return
+        if kind == "suspend":
+            self.sessions.suspend(namespace, sid)
+            return
+        if kind == "resume":
+            entries = self.sessions.resume(node, namespace, sid, header.get("new"), args[0] if args else None)
+            self._reply(node, header.get("ack"), (entries,))
+            return
+        if kind == "resumed":
+            self.sessions.resumed(namespace, sid)
             return
         socket = self.sockets.get(namespace)
         if kind == "features":
@@ -581,10 +600,15 @@ class ClusterNode:
     ) -> None:
         """An emit from ``node`` to a client connected here."""
         if not self.sio.manager.is_connected(sid, namespace):
+            if self.sessions.is_quiet(namespace, sid):
+                return  # its session waits for the client: the record there is suspended
             self._sender(node).put(encode({"t": "leave", "node": self.id, "ns": namespace, "sid": sid}))
             return
         self._learn_routes(namespace, sid, node, event, args)
         self._track(namespace, sid, event, args, by_client=False)
+        # Before anything of the client's can reach ``node``: its record there must know the
+        # client's features (resume above all) even if the client drops before answering.
+        self._send_features(node, namespace, sid)
         callback = None
         if ack is not None:
 
@@ -630,6 +654,7 @@ class ClusterNode:
         sender = self._senders.pop(node, None)
         if sender is not None:
             sender.stop()
+        self.sessions.node_lost(node)
         for link_end in list(self.sockets.values()):
             link_end._remote_left(NodePeer(node))  # the link to it: its streams fail
         for key, owner in list(self.remote.items()):

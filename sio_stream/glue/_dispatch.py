@@ -670,6 +670,9 @@ class SocketLogic:
             fresh.send_hello({"token": self._new_session(fresh), "refused": reason})
             return
         assert old is not None
+        foreign = self._resume_elsewhere(peer, fresh, old, info, request)
+        if foreign is None:
+            return  # other nodes hold some of the session's streams: they answer first
         self._suspended.discard(old)
         fresh.lost()  # empty: only its accounts go
         self._connections[peer] = old
@@ -678,6 +681,7 @@ class SocketLogic:
         old.hello_sent = True
         token = self._new_session(old, previous=key)
         state = old.core.resume_state()
+        state.update(foreign)
         answer = {
             "token": token,
             "streams": state,
@@ -690,6 +694,14 @@ class SocketLogic:
         old.resumed()
         self.resumes += 1
         logger.info("sio_stream: session resumed on %s", old.label)
+
+    def _resume_elsewhere(
+        self, peer: Any, fresh: ConnectionLogic, old: ConnectionLogic, info: Any, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The resume entries of the session's streams held by other server nodes (a cluster's
+        socket overrides it), or ``None`` when they were asked and :meth:`_resume_asked` is
+        called again once they answered. On one node: none."""
+        return {}
 
     def _leaving(self) -> Any:
         """The client is about to disconnect on purpose: a future the server's answer settles

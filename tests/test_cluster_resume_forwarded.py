@@ -1,0 +1,295 @@
+"""Forwarded streams across a dropped connection: node A holds a stream whose other end is a
+client of node B (its packets cross Redis); each client sits behind ``benchmarks/link.py``'s
+relay, which cuts its connection at chosen points (once the previous cut was resumed, never on
+a timer). Each client reconnects to its own node (sticky), and every byte arrives exactly once,
+in order, in both directions; a client that never comes back fails the stream on the other node
+too, typed (see docs/guides/nodes.md, "A dropped connection")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+
+import sio_stream
+from benchmarks.link import Link
+from sio_stream import ConnectionAbortedStreamError, IOStream, StreamError, create_stream, ss
+from sio_stream.cluster import ClusterNode, cluster_for
+from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for
+from tests.test_session_resume import tolerate_socketio_cut_races
+
+pytestmark = pytest.mark.anyio
+
+__all__ = ["tasks_end_while_the_loop_runs"]  # autouse: leftover tasks end while the loop runs
+
+MiB = 1024 * 1024
+PIECE = 256 * 1024
+
+
+@dataclass
+class Node:
+    sio: socketio.AsyncServer
+    runner: Any
+    url: str
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def cluster(self) -> ClusterNode:
+        node = cluster_for(self.sio)
+        assert node is not None
+        return node
+
+    @property
+    def streams(self) -> Any:
+        return ss(self.sio)
+
+
+@dataclass
+class Client:
+    sio: socketio.AsyncClient
+    link: Link
+    node: Node
+    received: list[Any] = field(default_factory=list)  # a digest, or the stream's error
+    incoming: asyncio.Queue[IOStream] = field(default_factory=asyncio.Queue)
+
+    @property
+    def streams(self) -> Any:
+        return ss(self.sio)
+
+    @property
+    def sid(self) -> str:
+        sid = self.sio.get_sid()
+        assert sid is not None
+        return sid
+
+    def resumes(self) -> int:
+        return int(ss(self.node.sio).statistics().resumes)
+
+    async def cut(self, resumed: int) -> None:
+        """Cut the connection once the node has seen ``resumed`` resumes of its sessions."""
+        await wait_for(lambda: self.resumes() == resumed, 30)
+        assert self.link.cut() == 1
+
+
+@dataclass
+class Setup:
+    a: Node
+    b: Node
+    stack: contextlib.AsyncExitStack
+    clients: list[Client] = field(default_factory=list)
+
+
+async def start_node(redis_url: str, resume_timeout: float) -> Node:
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(redis_url))
+    ss(sio, resume_timeout=resume_timeout)
+    runner, url = await start_server(sio)
+    node = Node(sio, runner, url)
+    await node.cluster.ready()
+    return node
+
+
+@contextlib.asynccontextmanager
+async def two_nodes(redis_url: str, resume_timeout: float = 30) -> AsyncIterator[Setup]:
+    a, b = await start_node(redis_url, resume_timeout), await start_node(redis_url, resume_timeout)
+    clients: list[Client] = []
+    try:
+        with tolerate_socketio_cut_races():
+            async with contextlib.AsyncExitStack() as stack:
+                setup = Setup(a, b, stack, clients)
+                yield setup
+                # Clients leave before their links close: closing a link first is a drop, and
+                # the node would keep the session for its resume_timeout, beyond the test.
+                for client in clients:
+                    with contextlib.suppress(Exception):
+                        await client.sio.disconnect()
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.sio.disconnect()
+        for node in (a, b):
+            await node.cluster.close()  # before the server shuts down (see tests/support.py)
+            await node.sio.shutdown()
+            await node.runner.cleanup()
+
+
+async def connect(setup: Setup, node: Node, resume_timeout: float = 30) -> Client:
+    """A client of ``node`` behind its own cutting link, once the other node knows where it is."""
+    link = await setup.stack.enter_async_context(Link(node.port, rtt=0.01))
+    sio = socketio.AsyncClient(reconnection_delay=0.05, reconnection_delay_max=0.2)
+    client = Client(sio, link, node)
+    streams = ss(sio, resume_timeout=resume_timeout)
+
+    @streams.on("file")
+    async def file(stream: IOStream, size: int) -> None:
+        data = bytearray()
+        try:
+            async for chunk in stream:
+                data += chunk
+        except StreamError as exc:
+            client.received.append(exc)
+            return
+        client.received.append(hashlib.sha256(data).hexdigest())
+
+    @streams.on("fill")
+    async def fill(stream: IOStream) -> None:
+        client.incoming.put_nowait(stream)  # the test writes it, cutting on the way
+
+    setup.clients.append(client)
+    await sio.connect(link.url, transports=["websocket"])
+    await wait_for(lambda: streams._connections[None].token is not None)
+    sid = client.sid
+    for other in (setup.a, setup.b):
+        if other is not node:
+            await wait_for(lambda other=other: other.cluster.remote_node("/", sid) == node.cluster.id)
+    return client
+
+
+async def write(stream: IOStream, data: bytes, cuts: dict[int, Client] | None = None) -> None:
+    """Write ``data`` and end; at each offset in ``cuts``, cut that client's connection once its
+    node resumed every earlier cut of it."""
+    done: dict[int, int] = {}
+    for i in range(0, len(data), PIECE):
+        client = (cuts or {}).get(i)
+        if client is not None:
+            await client.cut(done.get(id(client), 0))
+            done[id(client)] = done.get(id(client), 0) + 1
+        await stream.write(data[i : i + PIECE])
+    await stream.end()
+
+
+async def test_a_stream_from_another_node_survives_its_readers_drops(redis_url: str) -> None:
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        data = os.urandom(4 * MiB)
+        stream = create_stream()
+        await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+        await write(stream, data, {MiB: client, 3 * MiB: client})
+        await wait_for(lambda: client.received, 30)
+        assert client.received == [hashlib.sha256(data).hexdigest()]
+        assert stream.error is None
+        assert client.resumes() == 2
+        # Node A's record followed the client to its new sid; nothing is left behind.
+        await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
+        assert client.sid in setup.a.streams._connections
+
+
+async def test_a_stream_to_another_node_survives_its_writers_drops(redis_url: str) -> None:
+    """The other direction: the client of node B writes, node A reads (the client's bytes are
+    forwarded to A); its replay comes from what A reports it received."""
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        data = os.urandom(4 * MiB)
+        stream = create_stream()
+        await setup.a.streams.emit("fill", stream, to=client.sid)
+        theirs = await asyncio.wait_for(client.incoming.get(), 30)
+        writing = asyncio.create_task(write(theirs, data, {MiB: client, 3 * MiB: client}))
+        received = await asyncio.wait_for(stream.read(), 60)
+        await asyncio.wait_for(writing, 30)
+        assert hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest()
+        assert len(received) == len(data)
+        assert theirs.error is None and stream.error is None
+        assert client.resumes() == 2
+
+
+async def test_a_relay_across_nodes_survives_drops_of_both_clients(redis_url: str) -> None:
+    """A client of node A uploads through a handler on A that relays the stream to a client of
+    node B: each drop resumes on its own node, the receiver's through A's record."""
+    async with two_nodes(redis_url) as setup:
+        receiver = await connect(setup, setup.b)
+        sender = await connect(setup, setup.a)
+
+        @setup.a.streams.on("send-to")
+        async def send_to(sid: str, stream: IOStream, target: str, size: int) -> None:
+            await setup.a.streams.emit("file", stream, size, to=target)
+
+        data = os.urandom(5 * MiB)
+        upload = create_stream()
+        await sender.streams.emit("send-to", upload, receiver.sid, len(data))
+        await write(upload, data, {MiB: receiver, 2 * MiB: sender, 3 * MiB: receiver, 4 * MiB: sender})
+        await wait_for(lambda: receiver.received, 30)
+        assert receiver.received == [hashlib.sha256(data).hexdigest()]
+        assert upload.error is None
+        assert receiver.resumes() == 2 and sender.resumes() == 2
+
+
+async def test_what_the_holding_node_keeps_for_the_replay_is_bounded_and_released(redis_url: str) -> None:
+    """While the reader is away, node A keeps what it sent and the client did not
+    acknowledge: counted in A's budget, within the client's window; given back afterwards."""
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        reading = asyncio.Event()
+        go_on = asyncio.Event()
+
+        @client.streams.on("slow")
+        async def slow(stream: IOStream) -> None:
+            data = bytearray(await stream.receive(PIECE))
+            reading.set()
+            await go_on.wait()
+            async for chunk in stream:
+                data += chunk
+            client.received.append(hashlib.sha256(data).hexdigest())
+
+        data = os.urandom(6 * MiB)
+        stream = create_stream()
+        await setup.a.streams.emit("slow", stream, to=client.sid)
+        writing = asyncio.create_task(write(stream, data))
+        await asyncio.wait_for(reading.wait(), 30)
+        record = setup.a.streams._connections[client.sid]
+        # The reader stopped: the writer fills its credit and waits (nothing flows).
+        await wait_for(lambda: record.core.statistics(None).retained > 0, 30)
+        assert client.link.cut() == 1
+        await wait_for(lambda: record.core.suspended, 30)
+        retained = record.core.statistics(None).retained
+        assert 0 < retained <= 2 * setup.a.streams._config.connection_window
+        assert sio_stream.process_budget().retained >= retained  # counted in the budget
+        await wait_for(lambda: client.resumes() == 1, 30)
+        await wait_for(lambda: not record.core.suspended and not record.core.connecting, 30)
+        go_on.set()
+        await asyncio.wait_for(writing, 60)
+        await wait_for(lambda: client.received, 30)
+        assert client.received == [hashlib.sha256(data).hexdigest()]
+        await wait_for(lambda: record.core.statistics(None).retained == 0, 30)
+
+
+async def test_a_reader_that_never_comes_back_fails_the_stream_on_the_other_node(redis_url: str) -> None:
+    """Node A keeps the stream suspended while node B keeps the client's session; when that
+    session expires (its resume_timeout, run here at once by hand), A's stream fails typed."""
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        data = os.urandom(4 * MiB)
+        stream = create_stream()
+        await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+        await stream.write(data[:PIECE])
+        await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
+        record = setup.a.streams._connections[client.sid]
+        client.link.target = ("127.0.0.1", 1)  # nothing listens there: every reconnect fails
+        assert client.link.cut() == 1
+        await wait_for(lambda: record.core.suspended, 30)  # not failed: it may resume
+
+        async def rest() -> None:
+            for i in range(PIECE, len(data), PIECE):
+                await stream.write(data[i : i + PIECE])
+            await stream.end()
+
+        writing = asyncio.create_task(rest())
+        await wait_for(lambda: len(setup.b.streams._suspended) == 1, 30)
+        assert not writing.done() and stream.error is None
+        session = next(iter(setup.b.streams._suspended))
+        setup.b.streams._expire(session)  # what its resume_timeout does
+        with pytest.raises(ConnectionAbortedStreamError):
+            await asyncio.wait_for(writing, 30)
+        await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
+        assert record.core.statistics(None).retained == 0
+        client.streams._expire(client.streams._connections[None])  # the client's gives up too
+        await wait_for(lambda: client.received, 30)
+        assert isinstance(client.received[0], ConnectionAbortedStreamError)
