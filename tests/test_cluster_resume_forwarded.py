@@ -20,7 +20,14 @@ import socketio
 
 import sio_stream
 from benchmarks.link import Link
-from sio_stream import ConnectionAbortedStreamError, IOStream, StreamError, create_stream, ss
+from sio_stream import (
+    ConnectionAbortedStreamError,
+    IOStream,
+    ResumeRefusedError,
+    StreamError,
+    create_stream,
+    ss,
+)
 from sio_stream.cluster import ClusterNode, cluster_for
 from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for
 from tests.test_session_resume import tolerate_socketio_cut_races
@@ -293,3 +300,50 @@ async def test_a_reader_that_never_comes_back_fails_the_stream_on_the_other_node
         client.streams._expire(client.streams._connections[None])  # the client's gives up too
         await wait_for(lambda: client.received, 30)
         assert isinstance(client.received[0], ConnectionAbortedStreamError)
+
+
+async def test_a_client_that_lands_on_another_node_ends_its_session_on_the_old_one(redis_url: str) -> None:
+    """No sticky session: the client comes back to node A, which does not know its session and
+    refuses it (``ResumeRefusedError`` on each of its streams; a fresh session there). Node B,
+    where the session waits, hears of it and ends the session at once instead of at its
+    resume_timeout (an hour here): every stream of it fails typed on every node."""
+    async with two_nodes(redis_url, resume_timeout=3600) as setup:
+        client = await connect(setup, setup.b)
+        uploads: list[Any] = []
+
+        @setup.b.streams.on("upload")
+        async def upload_handler(sid: str, stream: IOStream) -> None:
+            try:
+                await stream.read()
+            except StreamError as exc:
+                uploads.append(exc)
+
+        data = os.urandom(2 * MiB)
+        stream = create_stream()
+        await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+        await stream.write(data[:PIECE])
+        upload = create_stream()
+        await client.streams.emit("upload", upload)
+        await upload.write(data[:PIECE])
+        await wait_for(lambda: len(client.streams._connections[None].core.streams) == 2)
+        await wait_for(lambda: setup.b.streams.stream_count() == 1)
+        client.link.target = ("127.0.0.1", setup.a.port)
+        assert client.link.cut() == 1
+        await wait_for(lambda: upload.error is not None and client.received, 30)
+        assert isinstance(upload.error, ResumeRefusedError)
+        assert isinstance(client.received[0], ResumeRefusedError)
+
+        async def rest() -> None:
+            for i in range(PIECE, len(data), PIECE):
+                await stream.write(data[i : i + PIECE])
+            await stream.end()
+
+        with pytest.raises(ConnectionAbortedStreamError):
+            await asyncio.wait_for(rest(), 30)
+        await wait_for(lambda: uploads, 30)
+        assert isinstance(uploads[0], ConnectionAbortedStreamError)
+        assert not setup.b.streams._suspended
+        await wait_for(
+            lambda: setup.a.streams.stream_count() == 0 and setup.b.streams.stream_count() == 0, 30
+        )
+        assert setup.b.streams.statistics().resumes == 0

@@ -80,6 +80,8 @@ class SessionRelay(Protocol):
 
     def ended(self, session: Any) -> None: ...
 
+    def unknown(self, namespace: str, key: str) -> None: ...
+
 
 class Relay(Protocol):
     """What a server's socket needs of a relay to the other server processes of a cluster
@@ -630,6 +632,19 @@ class StreamSocket(SocketLogic):
                 self._resume_asked(peer, connection, info, request)
 
         return cluster.sessions.ask(self.namespace, peer, old, request, retry)
+
+    def _session_unknown(self, key: str) -> None:
+        if self._cluster is not None:
+            self._cluster.sessions.unknown(self.namespace, key)
+
+    def _session_gone(self, key: str) -> None:
+        """A client refused by another node for the session whose token hashes to ``key``
+        failed that session's streams and carries on there: if it waits here, it ends now
+        instead of at its resume_timeout."""
+        session = self._sessions.get(key)
+        if session is not None and session in self._suspended:
+            logger.info("sio_stream: the client of %s went to another node", session.label)
+            self._expire(session)
 
     def _expire(self, connection: Any) -> None:
         super()._expire(connection)

@@ -193,6 +193,10 @@ class ClusterNode:
         self.routes.pop((namespace, sid), None)
         self._features_sent = {key for key in self._features_sent if key[1:] != (namespace, sid)}
 
+    def broadcast(self, header: dict[str, Any]) -> None:
+        """Publish a frame of ``header`` to every node (in order with joins and leaves)."""
+        self._broadcast(header)
+
     def _broadcast(self, header: dict[str, Any]) -> None:
         frame = encode(header)
         self._op(lambda: self.redis.publish(self.nodes_channel, frame))
@@ -470,6 +474,8 @@ class ClusterNode:
             socket = self.sockets.get(namespace)
             if socket is not None:
                 socket._remote_left(sid)
+        elif kind == "gone":
+            self.sessions.gone(namespace, header.get("key"))
         elif kind == "bye":
             self._node_lost(node, "left the cluster")
         elif kind == "credit":

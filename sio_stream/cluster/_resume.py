@@ -62,6 +62,8 @@ class Owner(Protocol):
 
     def left(self, namespace: str, sid: str) -> None: ...
 
+    def broadcast(self, header: dict[str, Any]) -> None: ...
+
     def emitter(self, namespace: str, sid: str) -> Callable[..., Any]: ...
 
     def is_live(self, namespace: str, sid: str) -> bool: ...
@@ -241,6 +243,18 @@ class ForwardedSessions:
         for node in self._nodes(key):
             self.owner.put(node, encode({"t": "leave", "node": self.owner.id, "ns": key[0], "sid": key[1]}))
         self.owner.left(*key)
+
+    def unknown(self, namespace: str, key: str) -> None:
+        """A client here asked for a session this node does not have (``key``: the hash of its
+        token, never the token) and was refused: its session may wait on another node (no
+        sticky sessions), which ends it now (:meth:`gone`)."""
+        self.owner.broadcast({"t": "gone", "node": self.owner.id, "ns": namespace, "key": key})
+
+    def gone(self, namespace: Any, key: Any) -> None:
+        """Another node refused a client that held the session ``key``: end it if it waits here."""
+        socket = self.owner.sockets.get(namespace) if isinstance(namespace, str) else None
+        if socket is not None and isinstance(key, str):
+            socket._session_gone(key)
 
     def node_lost(self, node: str) -> None:
         """``node`` died: it answers nothing (its streams fail at the client: no entries)."""

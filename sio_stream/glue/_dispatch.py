@@ -668,6 +668,8 @@ class SocketLogic:
         if reason is not None:
             logger.info("sio_stream: resume refused for %s: %s", peer, reason)
             fresh.send_hello({"token": self._new_session(fresh), "refused": reason})
+            if old is None and key is not None:
+                self._session_unknown(key)
             return
         assert old is not None
         foreign = self._resume_elsewhere(peer, fresh, old, info, request)
@@ -694,6 +696,11 @@ class SocketLogic:
         old.resumed()
         self.resumes += 1
         logger.info("sio_stream: session resumed on %s", old.label)
+
+    def _session_unknown(self, key: str) -> None:
+        """A client asked to resume a session we do not know (key: its token's hash) and was
+        refused: it carries on with a fresh one. A cluster's socket tells the other nodes,
+        where that session may wait (the client came back to another node)."""
 
     def _resume_elsewhere(
         self, peer: Any, fresh: ConnectionLogic, old: ConnectionLogic, info: Any, request: dict[str, Any]
