@@ -20,6 +20,7 @@ import socketio
 import sio_stream
 from benchmarks.link import Link
 from sio_stream import (
+    ConnectionAbortedStreamError,
     IOStream,
     ResumeRefusedError,
     StreamError,
@@ -225,9 +226,12 @@ async def test_a_client_that_lands_on_another_node_is_refused_and_gets_nothing(r
         await send(fresh, data)
         await wait_for(lambda: setup.a.uploads, 30)
         assert setup.a.uploads == [(len(data), hashlib.sha256(data).hexdigest())]
-        # Node B still holds the suspended session until its resume_timeout; nobody resumed it.
+        # Node A told the cluster it refused that session: node B, where it waited, ended it
+        # (before, it waited for its resume_timeout); nobody resumed it.
+        await wait_for(lambda: setup.b.uploads, 30)
         assert ss(setup.b.sio).statistics().resumes == 0
-        assert setup.b.uploads == []
+        assert len(setup.b.uploads) == 1 and isinstance(setup.b.uploads[0], ConnectionAbortedStreamError)
+        assert ss(setup.b.sio).statistics().suspended == 0
 
 
 async def test_events_from_both_nodes_keep_one_numbering_across_a_resume(redis_url: str) -> None:
