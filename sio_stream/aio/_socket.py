@@ -786,12 +786,15 @@ class StreamSocket(SocketLogic):
         if connection is not None and self._is_remote(peer):
             connection.core.receive_hello({"features": features})
 
-    def _event_forwarded(self, peer: Any) -> None:
+    def _event_forwarded(
+        self, peer: Any, callback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any] | None:
         """Another node is about to emit an application event to our client ``peer``: count it
         in the session's numbering (see ``event_forwarded`` in core/_resume.py)."""
         connection = self._connections.get(peer)
         if connection is not None and not connection.core.closed:
-            connection.core.event_forwarded()
+            return connection.core.event_forwarded(callback)
+        return callback
 
     def _forwarded_stream_lost(
         self, peer: Any, stream_id: str, message: str = wire.CONNECTION_ABORTED

@@ -615,20 +615,23 @@ class ClusterNode:
         # Before anything of the client's can reach ``node``: its record there must know the
         # client's features (resume above all) even if the client drops before answering.
         self._send_features(node, namespace, sid)
-        callback = None
+        callback: Callable[..., Any] | None = None
         if ack is not None:
 
-            def callback(*reply: Any) -> None:
+            def answer(*reply: Any) -> None:
                 # Streams the client puts in its ack belong to the node that asked.
                 self._learn_routes(namespace, sid, node, wire.STREAM, [None, *reply])
                 self._send_features(node, namespace, sid)
                 self._reply(node, ack, reply)
 
+            callback = answer
+
         socket = self.sockets.get(namespace)
         if event == wire.STREAM and socket is not None:
             # The client counts every application event it receives, ours among its node's:
             # numbered there as it goes (in wire order), so that a resume's counts agree.
-            socket._event_forwarded(sid)
+            # Its answer is awaited in the session too: one lost in a drop comes again.
+            callback = socket._event_forwarded(sid, callback)
         await self.sio.emit(
             event, tuple(args), to=sid, namespace=namespace, callback=callback, ignore_queue=True
         )

@@ -302,8 +302,10 @@ class ForwardedSessions:
         del socket._connections[sid]
         owner.remote.pop((namespace, sid), None)
         owner.remote[(namespace, new)] = node
-        for ack in owner._acks_of.pop((namespace, sid), ()):
-            owner._acks.pop(ack, None)  # python-socketio lost those answers with the connection
+        owed = owner._acks_of.pop((namespace, sid), None)
+        if owed:
+            # Answers the client still owes come through its node's resume (sent again).
+            owner._acks_of.setdefault((namespace, new), set()).update(owed)
         stale = socket._connections.pop(new, None)
         if stale is not None:
             stale.lost()  # emitted to the new sid before the resume: the client ignored it
@@ -316,7 +318,6 @@ class ForwardedSessions:
         record.hold()  # until the client confirmed its node's answer (`resumed`)
         state: dict[str, Any] = record.core.resume_state()
         record.core.apply_resume(entries if isinstance(entries, dict) else {})
-        record.answers_lost({})  # its call()s' answers went with the connection
         record.resumed()
         return state
 
