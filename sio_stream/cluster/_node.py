@@ -191,6 +191,7 @@ class ClusterNode:
         self._op(lambda: self.redis.hdel(self.sids_key, field))
         self._broadcast({"t": "leave", "node": self.id, "ns": namespace, "sid": sid})
         self.routes.pop((namespace, sid), None)
+        self.sessions.holding.pop((namespace, sid), None)
         self._features_sent = {key for key in self._features_sent if key[1:] != (namespace, sid)}
 
     def broadcast(self, header: dict[str, Any]) -> None:
