@@ -387,3 +387,36 @@ async def test_another_nodes_events_await_their_answers_and_lose_them_with_the_e
     assert events.replied(1, ("digest",))
     first("late ack")  # python-socketio's ack after all: the answer came already
     assert answers == [("second", ("gone",)), ("first", ("digest",))]
+
+
+async def test_a_drop_during_the_resume_leaves_the_streams_to_the_next_one(redis_url: str) -> None:
+    """The client's new connection drops while its node waits for the holding node's entries
+    (Redis is reached through a link whose delay is raised for that moment, so the wait lasts
+    seconds): the holding node moved its record to that connection already, so it is suspended
+    again there, and the client's next connection resumes everything."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    async with Link(port, rtt=0.002) as redis_link:
+        url = f"redis://127.0.0.1:{redis_link.port}/0"
+        async with two_nodes(url) as setup:
+            client = await connect(setup, setup.b)
+            data = os.urandom(2 * MiB)
+            stream = create_stream()
+            await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+            await stream.write(data[:PIECE])
+            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
+            writing = asyncio.create_task(write(stream, data[PIECE:]))
+            up, down = redis_link._up, redis_link._down
+            assert up is not None and down is not None
+            up.delay = down.delay = 1.0  # each frame between the nodes: 2 s from now on
+            assert client.link.cut() == 1
+            sessions = setup.b.cluster.sessions
+            await wait_for(lambda: bool(sessions.attempts), 30)  # asked node A; no answer yet
+            assert client.link.cut() == 1
+            up.delay = down.delay = 0.001
+            await asyncio.wait_for(writing, 60)
+            await wait_for(lambda: client.received, 30)
+            assert client.received == [hashlib.sha256(data).hexdigest()]
+            assert stream.error is None
+            assert client.resumes() == 1  # the second connection never resumed
+            await wait_for(lambda: not sessions.attempts and not sessions.keys and not sessions.holding, 30)
+            assert client.sid in setup.a.streams._connections

@@ -22,7 +22,13 @@ frames:
 
 A client's drop during a resume (before B's answer) moves the session's key to that new sid:
 A gets ``suspend`` for it after the ``resume``, so the next attempt starts from there. A node
-that dies meanwhile answers nothing: its streams fail ("Connection aborted") at the client.
+that dies meanwhile answers nothing: its streams fail ("Connection aborted") at the client. A
+session that expires ends with a ``leave`` for its key, to each holding node on its channel
+(behind any ``resume``) and to all on the broadcast channel.
+
+Without sticky sessions the client may come back to another node, which refuses the unknown
+session; it broadcasts ``gone`` with the token's hash (never the token), and the node where the
+session waits ends it at once instead of at its resume_timeout.
 """
 
 from __future__ import annotations
@@ -39,10 +45,8 @@ if TYPE_CHECKING:
 
 #: A session's key in the cluster: (namespace, the sid its routes and records are keyed by).
 Key = tuple[str, str]
-
-
-class _Route(Protocol):
-    node: str
+#: Given-up connections remembered until their disconnect, at most (see ``retired``).
+_MAX_RETIRED = 10_000
 
 
 class Owner(Protocol):
@@ -54,7 +58,6 @@ class Owner(Protocol):
     routes: dict[tuple[str, str], dict[str, Any]]
     sockets: dict[str, StreamSocket]
     _features_sent: set[tuple[str, str, str]]
-    _acks: dict[int, tuple[str, Callable[..., Any]]]
     _acks_of: dict[tuple[str, str], set[int]]
     _ack_ids: itertools.count[int]
 
@@ -96,6 +99,10 @@ class ForwardedSessions:
         self.holding: dict[Key, set[str]] = {}
         #: B: callbacks of the ``resume`` frames sent, by ack id: (node, callback).
         self.answers: dict[int, tuple[str, Callable[[Any], None]]] = {}
+        #: B: connections whose resume was given up while we still saw them connected (the
+        #: client came back on yet another): their disconnect must not ``leave`` (a broadcast
+        #: could overtake the ``resume`` that moved the session on, and fail its streams).
+        self.retired: dict[Key, None] = {}
         self._numbers = itertools.count(1)
 
     # -- B: the client's node ---------------------------------------------------------------------
@@ -213,6 +220,9 @@ class ForwardedSessions:
         self.quiet.add(new)
         for node in attempt.nodes:
             self._frame(node, "suspend", new)
+        self.retired[new] = None
+        while len(self.retired) > _MAX_RETIRED:
+            del self.retired[next(iter(self.retired))]
 
     def attempt_dropped(self, namespace: str, sid: str) -> bool:
         """Connection ``sid`` is gone: was a resume waiting on it? (Then the session stays
@@ -220,8 +230,9 @@ class ForwardedSessions:
         for session, attempt in list(self.attempts.items()):
             if attempt.peer == sid and self.keys.get(session, ("",))[0] == namespace:
                 self._abandon(session, attempt)
+                del self.retired[(namespace, sid)]  # this is its disconnect
                 return True
-        return False
+        return self.retired.pop((namespace, sid), False) is None
 
     def confirmed(self, namespace: str, sid: str) -> None:
         """The resumed client confirmed our answer: the holding nodes send again."""
