@@ -420,3 +420,28 @@ async def test_a_drop_during_the_resume_leaves_the_streams_to_the_next_one(redis
             assert client.resumes() == 1  # the second connection never resumed
             await wait_for(lambda: not sessions.attempts and not sessions.keys and not sessions.holding, 30)
             assert client.sid in setup.a.streams._connections
+
+
+async def test_a_stream_in_an_answer_given_after_the_drops_reaches_the_other_node(redis_url: str) -> None:
+    """The client answers node A's call() after two drops with a stream of its own: the answer
+    comes through the resume (its node asked for it again), and the stream, which node A's
+    reads name to the client's node, reaches A whole."""
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        writers: list[asyncio.Task[None]] = []
+
+        @client.streams.on("echo")
+        async def echo(stream: IOStream) -> IOStream:
+            data = await stream.read()
+            answer = create_stream()
+            writers.append(asyncio.create_task(answer.end(data[::-1])))
+            return answer
+
+        data = os.urandom(3 * MiB)
+        stream = create_stream()
+        reply = asyncio.create_task(setup.a.streams.call("echo", stream, to=client.sid))
+        await write(stream, data, {MiB: client, 2 * MiB: client})
+        answer = await asyncio.wait_for(reply, 30)
+        assert await asyncio.wait_for(answer.read(), 30) == data[::-1]
+        await asyncio.wait_for(writers[0], 30)
+        assert client.resumes() == 2
