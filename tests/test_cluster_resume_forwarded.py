@@ -445,3 +445,51 @@ async def test_a_stream_in_an_answer_given_after_the_drops_reaches_the_other_nod
         assert await asyncio.wait_for(answer.read(), 30) == data[::-1]
         await asyncio.wait_for(writers[0], 30)
         assert client.resumes() == 2
+
+
+async def test_streams_both_ways_at_once_survive_five_drops(redis_url: str) -> None:
+    """Two streams from node A to the client and two from the client to A, all moving while
+    the client's connection is cut five times (each once the previous cut was resumed and more
+    bytes moved): every stream arrives whole, no error reaches either side."""
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        size = 6 * MiB
+        downs = [os.urandom(size) for _ in range(2)]
+        ups = [os.urandom(size) for _ in range(2)]
+        moved = [0]
+
+        async def feed(stream: IOStream, data: bytes) -> None:
+            for i in range(0, len(data), PIECE):
+                await stream.write(data[i : i + PIECE])
+                moved[0] += PIECE
+            await stream.end()
+
+        async def drain(stream: IOStream) -> bytes:
+            data = bytearray()
+            async for chunk in stream:
+                data += chunk
+                moved[0] += len(chunk)
+            return bytes(data)
+
+        tasks = []
+        for data in downs:
+            stream = create_stream()
+            await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+            tasks.append(asyncio.create_task(feed(stream, data)))
+        reads = []
+        for data in ups:
+            stream = create_stream()
+            await setup.a.streams.emit("fill", stream, to=client.sid)
+            theirs = await asyncio.wait_for(client.incoming.get(), 30)
+            tasks.append(asyncio.create_task(feed(theirs, data)))
+            reads.append(asyncio.create_task(drain(stream)))
+        total = sum(map(len, downs)) + 2 * sum(map(len, ups))  # what `moved` counts in the end
+        for cut in range(5):
+            await wait_for(lambda cut=cut: moved[0] >= (cut + 1) * total // 6 and client.resumes() == cut, 60)
+            assert client.link.cut() == 1
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        assert [await asyncio.wait_for(read, 60) for read in reads] == ups
+        await wait_for(lambda: len(client.received) == 2, 60)
+        assert sorted(client.received) == sorted(hashlib.sha256(d).hexdigest() for d in downs)
+        assert client.resumes() == 5
+        await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
