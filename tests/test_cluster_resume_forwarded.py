@@ -27,6 +27,7 @@ from sio_stream import (
     StreamError,
     create_stream,
     ss,
+    sync,
 )
 from sio_stream.cluster import ClusterNode, cluster_for
 from sio_stream.core._sent_events import SentEvents
@@ -493,3 +494,37 @@ async def test_streams_both_ways_at_once_survive_five_drops(redis_url: str) -> N
         assert sorted(client.received) == sorted(hashlib.sha256(d).hexdigest() for d in downs)
         assert client.resumes() == 5
         await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
+
+
+async def test_a_sync_client_resumes_a_stream_another_node_holds(redis_url: str) -> None:
+    """The sync API's client (python-socketio's ``Client``, in its threads) on node B: node A's
+    call() with a stream survives two cuts, and gets the answer given after them."""
+    async with two_nodes(redis_url) as setup:
+        link = await setup.stack.enter_async_context(Link(setup.b.port, rtt=0.01))
+        client = socketio.Client(reconnection_delay=0.05, reconnection_delay_max=0.2)
+        streams = sync.ss(client, resume_timeout=30)
+
+        @streams.on("digest")
+        def digest(stream: sync.IOStream) -> str:
+            return hashlib.sha256(stream.read(timeout=120)).hexdigest()
+
+        await asyncio.to_thread(client.connect, link.url, transports=["websocket"])
+        try:
+            await wait_for(lambda: streams._connections[None].token is not None)
+            sid = client.get_sid()
+            assert sid is not None
+            await wait_for(lambda: setup.a.cluster.remote_node("/", sid) == setup.b.cluster.id)
+            data = os.urandom(4 * MiB)
+            stream = create_stream()
+            reply = asyncio.create_task(setup.a.streams.call("digest", stream, to=sid))
+            for i in range(0, len(data), PIECE):
+                if i in (MiB, 3 * MiB):
+                    done = i // (2 * MiB)
+                    await wait_for(lambda done=done: setup.b.streams.statistics().resumes == done, 30)
+                    assert link.cut() == 1
+                await stream.write(data[i : i + PIECE])
+            await stream.end()
+            assert await asyncio.wait_for(reply, 60) == hashlib.sha256(data).hexdigest()
+            assert setup.b.streams.statistics().resumes == 2
+        finally:
+            await asyncio.to_thread(client.disconnect)
