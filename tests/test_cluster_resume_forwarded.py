@@ -528,3 +528,25 @@ async def test_a_sync_client_resumes_a_stream_another_node_holds(redis_url: str)
             assert setup.b.streams.statistics().resumes == 2
         finally:
             await asyncio.to_thread(client.disconnect)
+
+
+async def test_a_call_without_streams_from_another_node_gets_its_answer_across_a_drop(redis_url: str) -> None:
+    """Node A's call() carries no stream, and the client answers after a drop: node A's record
+    of the client follows the session all the same, and the answer reaches the call()."""
+    async with two_nodes(redis_url) as setup:
+        client = await connect(setup, setup.b)
+        asked = asyncio.Event()
+        answer = asyncio.Event()
+
+        @client.streams.on("ping")
+        async def ping(n: int) -> int:
+            asked.set()
+            await answer.wait()
+            return n + 1
+
+        reply = asyncio.create_task(setup.a.streams.call("ping", 41, to=client.sid))
+        await asyncio.wait_for(asked.wait(), 30)
+        await client.cut(0)
+        await wait_for(lambda: client.resumes() == 1, 30)
+        answer.set()
+        assert await asyncio.wait_for(reply, 30) == 42

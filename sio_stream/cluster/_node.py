@@ -192,6 +192,7 @@ class ClusterNode:
         self._broadcast({"t": "leave", "node": self.id, "ns": namespace, "sid": sid})
         self.routes.pop((namespace, sid), None)
         self.sessions.holding.pop((namespace, sid), None)
+        self.sessions.asking.pop((namespace, sid), None)
         self._features_sent = {key for key in self._features_sent if key[1:] != (namespace, sid)}
 
     def broadcast(self, header: dict[str, Any]) -> None:
@@ -618,6 +619,7 @@ class ClusterNode:
         self._send_features(node, namespace, sid)
         callback: Callable[..., Any] | None = None
         if ack is not None:
+            self.sessions.asked(namespace, sid, node)
 
             def answer(*reply: Any) -> None:
                 # Streams the client puts in its ack belong to the node that asked.

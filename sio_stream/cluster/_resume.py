@@ -97,6 +97,9 @@ class ForwardedSessions:
         self.attempts: dict[Any, _Attempt] = {}
         #: B: nodes that hold their packets for a resumed client until it confirms.
         self.holding: dict[Key, set[str]] = {}
+        #: B: nodes that sent a client events asking for an answer (their records wait for it,
+        #: streams or not: they follow the session too).
+        self.asking: dict[Key, set[str]] = {}
         #: B: callbacks of the ``resume`` frames sent, by ack id: (node, callback).
         self.answers: dict[int, tuple[str, Callable[[Any], None]]] = {}
         #: B: connections whose resume was given up while we still saw them connected (the
@@ -108,7 +111,12 @@ class ForwardedSessions:
     # -- B: the client's node ---------------------------------------------------------------------
     def _nodes(self, key: Key) -> set[str]:
         routes = self.owner.routes.get(key) or {}
-        return {route.node for route in routes.values() if route.node in self.owner.peers}
+        nodes = {route.node for route in routes.values()} | self.asking.get(key, set())
+        return {node for node in nodes if node in self.owner.peers}
+
+    def asked(self, namespace: str, sid: str, node: str) -> None:
+        """``node`` sent client ``sid`` an event that asks for an answer."""
+        self.asking.setdefault((namespace, sid), set()).add(node)
 
     def _frame(self, node: str, kind: str, key: Key, args: list[Any] | None = None, **more: Any) -> None:
         header = {"t": kind, "from": self.owner.id, "ns": key[0], "sid": key[1], **more}
@@ -196,6 +204,9 @@ class ForwardedSessions:
         routes = self.owner.routes.pop(key, None)
         if routes:
             self.owner.routes.setdefault((namespace, peer), {}).update(routes)
+        asking = self.asking.pop(key, None)
+        if asking:
+            self.asking.setdefault((namespace, peer), set()).update(asking)
         for node in nodes:
             self.owner._features_sent.add((node, namespace, peer))  # the record has them
         if nodes:
@@ -216,6 +227,9 @@ class ForwardedSessions:
         routes = self.owner.routes.pop(key, None)
         if routes:
             self.owner.routes[new] = routes
+        asking = self.asking.pop(key, None)
+        if asking:
+            self.asking[new] = asking
         self.keys[session] = new
         self.quiet.add(new)
         for node in attempt.nodes:
