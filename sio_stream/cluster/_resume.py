@@ -7,7 +7,8 @@ resumes on B, its resume hello lists A's streams too, and B's answer must carry 
 them. Three frames, each on the destination node's channel, so in order with the stream's own
 frames:
 
-* ``suspend {ns, sid}`` (B to A): the client's session waits for it. A suspends its record for
+* ``suspend {ns, sid}`` (B to A, to each node that holds a stream of the client or waits for
+  one of its answers): the client's session waits for it. A suspends its record for
   ``sid``: nothing is sent, packets still arriving (forwarded before the drop, after
   everything B forwarded earlier) are ignored, and what the client did not get stays retained
   for the replay, counted in the budget and bounded by the client's window. A's own
