@@ -550,3 +550,47 @@ async def test_a_call_without_streams_from_another_node_gets_its_answer_across_a
         await wait_for(lambda: client.resumes() == 1, 30)
         answer.set()
         assert await asyncio.wait_for(reply, 30) == 42
+
+
+async def test_a_session_that_ends_during_its_resume_refuses_the_client_and_fails_the_streams(
+    redis_url: str,
+) -> None:
+    """The session expires while the client's new connection waits for the holding node (its
+    resume_timeout, run by hand at that moment; Redis behind a delayed link makes the wait last):
+    the client is refused (``ResumeRefusedError``) and carries on there with a fresh session,
+    node A's stream fails typed, and node A still reaches the client on its new connection."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    async with Link(port, rtt=0.002) as redis_link:
+        url = f"redis://127.0.0.1:{redis_link.port}/0"
+        async with two_nodes(url) as setup:
+            client = await connect(setup, setup.b)
+            data = os.urandom(2 * MiB)
+            stream = create_stream()
+            await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+            await stream.write(data[:PIECE])
+            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
+            writing = asyncio.create_task(write(stream, data[PIECE:]))
+            up, down = redis_link._up, redis_link._down
+            assert up is not None and down is not None
+            up.delay = down.delay = 1.0
+            assert client.link.cut() == 1
+            sessions = setup.b.cluster.sessions
+            await wait_for(lambda: bool(sessions.attempts), 30)
+            (session,) = sessions.attempts
+            setup.b.streams._expire(session)  # what its resume_timeout does
+            up.delay = down.delay = 0.001
+            with pytest.raises(ConnectionAbortedStreamError):
+                await asyncio.wait_for(writing, 30)
+            await wait_for(lambda: client.received, 30)
+            assert isinstance(client.received[0], ResumeRefusedError)
+            await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
+            assert not sessions.attempts and not sessions.keys
+            # The client's new connection is known to node A and takes a new stream from it.
+            sid = client.sid
+            await wait_for(lambda: setup.a.cluster.remote_node("/", sid) == setup.b.cluster.id, 30)
+            again = os.urandom(MiB)
+            fresh = create_stream()
+            await setup.a.streams.emit("file", fresh, len(again), to=sid)
+            await write(fresh, again)
+            await wait_for(lambda: len(client.received) == 2, 30)
+            assert client.received[1] == hashlib.sha256(again).hexdigest()

@@ -626,9 +626,10 @@ class StreamSocket(SocketLogic):
             return {}
 
         def retry() -> None:
-            # Every node answered: resume now, unless that connection went meanwhile.
+            # Every node answered (or the session ended meanwhile: the client is refused
+            # then): answer now, unless that connection went meanwhile.
             connection = self._connections.get(peer)
-            if connection is not None and connection is fresh and old.core.suspended and not old.core.closed:
+            if connection is not None and connection is fresh:
                 self._resume_asked(peer, connection, info, request)
 
         return cluster.sessions.ask(self.namespace, peer, old, request, retry)

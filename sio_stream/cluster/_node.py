@@ -484,7 +484,18 @@ class ClusterNode:
             count = header.get("bytes")
             if isinstance(count, int):
                 self._sender(node).confirmed(count)
-        elif kind in ("emit", "fwd", "ack", "features", "node", "member", "suspend", "resume", "resumed"):
+        elif kind in (
+            "emit",
+            "fwd",
+            "ack",
+            "features",
+            "node",
+            "member",
+            "suspend",
+            "resume",
+            "resumed",
+            "end",
+        ):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
@@ -530,6 +541,9 @@ class ClusterNode:
             return
         if kind == "resumed":
             self.sessions.resumed(namespace, sid)
+            return
+        if kind == "end":
+            self.sessions.end(namespace, sid)
             return
         socket = self.sockets.get(namespace)
         if kind == "features":

@@ -259,15 +259,20 @@ class ForwardedSessions:
         """A suspended session ended (expired, or the server shut down): every node fails
         what it holds for it. The holding nodes are told on their channel, behind any
         ``resume`` frame sent to them (the broadcast ``leave`` could overtake it)."""
-        attempt = self.attempts.get(session)
-        if attempt is not None:
-            self._abandon(session, attempt)
+        attempt = self.attempts.pop(session, None)
         key = self.keys.pop(session, None)
         if key is None:
             return
         self.quiet.discard(key)
         for node in self._nodes(key):
             self.owner.put(node, encode({"t": "leave", "node": self.owner.id, "ns": key[0], "sid": key[1]}))
+        if attempt is not None:
+            # It ended while its client's new connection waited for the holding nodes: they
+            # moved (or will move) their records to that connection, which stays (with a
+            # fresh session, answered now): only the records end there.
+            for node in attempt.nodes:
+                self._frame(node, "end", (key[0], attempt.peer))
+            attempt.retry()
         self.owner.left(*key)
 
     def unknown(self, namespace: str, key: str) -> None:
@@ -346,6 +351,13 @@ class ForwardedSessions:
         record.core.apply_resume(entries if isinstance(entries, dict) else {})
         record.resumed()
         return state
+
+    def end(self, namespace: Any, sid: Any) -> None:
+        """``end``: the session our record for ``sid`` followed ended on the client's node,
+        though the client stays connected as ``sid`` (with a fresh session): its streams fail."""
+        socket, record = self._record(namespace, sid)
+        if socket is not None and record is not None:
+            socket._remote_left(sid)
 
     def resumed(self, namespace: Any, sid: Any) -> None:
         """``resumed``: the client has its node's answer; send again."""

@@ -683,7 +683,8 @@ class SocketLogic:
         old.hello_sent = True
         token = self._new_session(old, previous=key)
         state = old.core.resume_state()
-        state.update(foreign)
+        for stream_id, entry in foreign.items():
+            state.setdefault(stream_id, entry)
         answer = {
             "token": token,
             "streams": state,
