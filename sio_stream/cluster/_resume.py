@@ -25,7 +25,9 @@ A client's drop during a resume (before B's answer) moves the session's key to t
 A gets ``suspend`` for it after the ``resume``, so the next attempt starts from there. A node
 that dies meanwhile answers nothing: its streams fail ("Connection aborted") at the client. A
 session that expires ends with a ``leave`` for its key, to each holding node on its channel
-(behind any ``resume``) and to all on the broadcast channel.
+(behind any ``resume``) and to all on the broadcast channel; one that expires while a resume
+waits sends ``end`` for the new sid (only the records fail: the client stays there, refused and
+given a fresh session).
 
 Without sticky sessions the client may come back to another node, which refuses the unknown
 session; it broadcasts ``gone`` with the token's hash (never the token), and the node where the
