@@ -594,3 +594,43 @@ async def test_a_session_that_ends_during_its_resume_refuses_the_client_and_fail
             await write(fresh, again)
             await wait_for(lambda: len(client.received) == 2, 30)
             assert client.received[1] == hashlib.sha256(again).hexdigest()
+
+
+async def test_a_session_refused_elsewhere_before_its_drop_was_seen_fails_at_the_drop(redis_url: str) -> None:
+    """Another node refused the session's token (its client came back there before its old
+    node saw the connection drop; here a second client presents the token to node A): node B
+    forgets the session, so its drop, when seen, fails every stream at once instead of keeping
+    them for resume_timeout (an hour here)."""
+    async with two_nodes(redis_url, resume_timeout=3600) as setup:
+        client = await connect(setup, setup.b)
+        data = os.urandom(2 * MiB)
+        stream = create_stream()
+        await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+        await stream.write(data[:PIECE])
+        await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
+        token = client.streams._connections[None].token
+        other = socketio.AsyncClient()
+        answers: list[Any] = []
+        other.on("$stream-hello", answers.append)
+        await other.connect(setup.a.url, transports=["websocket"])
+        try:
+            features = ["batch-read", "unacked-write", "resume"]
+            resume = {"token": token, "streams": {}, "events": 0, "awaiting": []}
+            await other.emit("$stream-hello", {"version": 1, "features": features, "resume": resume})
+            await wait_for(lambda: bool(answers), 30)
+            assert answers[0]["resume"]["refused"] == "unknown session"
+            await wait_for(lambda: not setup.b.streams._sessions, 30)  # node B heard of it
+        finally:
+            await other.disconnect()
+        assert client.link.cut() == 1
+
+        async def rest() -> None:
+            for i in range(PIECE, len(data), PIECE):
+                await stream.write(data[i : i + PIECE])
+            await stream.end()
+
+        with pytest.raises(ConnectionAbortedStreamError):
+            await asyncio.wait_for(rest(), 30)
+        await wait_for(lambda: client.received, 30)
+        assert isinstance(client.received[0], ResumeRefusedError)
+        assert setup.b.streams.statistics().suspended == 0

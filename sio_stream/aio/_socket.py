@@ -641,11 +641,16 @@ class StreamSocket(SocketLogic):
     def _session_gone(self, key: str) -> None:
         """A client refused by another node for the session whose token hashes to ``key``
         failed that session's streams and carries on there: if it waits here, it ends now
-        instead of at its resume_timeout."""
+        instead of at its resume_timeout; if its connection still looks live here (its drop
+        not seen yet), the session is forgotten, so that the drop fails it at once."""
         session = self._sessions.get(key)
-        if session is not None and session in self._suspended:
-            logger.info("sio_stream: the client of %s went to another node", session.label)
+        if session is None:
+            return
+        logger.info("sio_stream: the client of %s went to another node", session.label)
+        if session in self._suspended:
             self._expire(session)
+        else:
+            self._forget_session(session)
 
     def _expire(self, connection: Any) -> None:
         super()._expire(connection)
