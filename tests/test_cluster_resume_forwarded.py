@@ -22,6 +22,7 @@ import sio_stream
 from benchmarks.link import Link
 from sio_stream import (
     ConnectionAbortedStreamError,
+    HandlerError,
     IOStream,
     ResumeRefusedError,
     StreamError,
@@ -634,3 +635,38 @@ async def test_a_session_refused_elsewhere_before_its_drop_was_seen_fails_at_the
         await wait_for(lambda: client.received, 30)
         assert isinstance(client.received[0], ResumeRefusedError)
         assert setup.b.streams.statistics().suspended == 0
+
+
+async def test_an_event_from_another_node_lost_in_the_drop_fails_its_call_and_its_stream(
+    redis_url: str,
+) -> None:
+    """Node A's call() reaches the client's node only after the client's connection dropped
+    (Redis behind a link delayed for that moment): that event is lost (another node's events
+    are never sent again), so its call() fails with a ``HandlerError`` saying so, its stream
+    fails typed at the resume, and the other streams of the session resume."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    async with Link(port, rtt=0.002) as redis_link:
+        url = f"redis://127.0.0.1:{redis_link.port}/0"
+        async with two_nodes(url) as setup:
+            client = await connect(setup, setup.b)
+            data = os.urandom(2 * MiB)
+            kept = create_stream()
+            await setup.a.streams.emit("file", kept, len(data), to=client.sid)
+            await kept.write(data[:PIECE])
+            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
+            up, down = redis_link._up, redis_link._down
+            assert up is not None and down is not None
+            up.delay = down.delay = 1.0
+            lost = create_stream()
+            reply = asyncio.create_task(setup.a.streams.call("digest", lost, to=client.sid))
+            assert client.link.cut() == 1  # before the event crosses Redis
+            await wait_for(lambda: len(setup.b.streams._suspended) == 1, 30)
+            up.delay = down.delay = 0.001
+            with pytest.raises(HandlerError, match="lost with a dropped connection"):
+                await asyncio.wait_for(reply, 30)
+            await write(kept, data[PIECE:])
+            await wait_for(lambda: client.received, 30)
+            assert client.received == [hashlib.sha256(data).hexdigest()]
+            with pytest.raises(ConnectionAbortedStreamError):
+                await asyncio.wait_for(lost.write(b"x" * PIECE), 30)
+            assert client.resumes() == 1

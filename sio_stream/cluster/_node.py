@@ -623,7 +623,14 @@ class ClusterNode:
         """An emit from ``node`` to a client connected here."""
         if not self.sio.manager.is_connected(sid, namespace):
             if self.sessions.is_quiet(namespace, sid):
-                return  # its session waits for the client: the record there is suspended
+                # Its session waits for the client; the record there is suspended, and this,
+                # sent before it knew, is lost: an event's caller hears it now (its streams
+                # fail at the resume, which does not list them).
+                if event == wire.STREAM and ack is not None:
+                    self._reply(
+                        node, ack, ({wire.ERROR_REPLY_KEY: "the event was lost with a dropped connection"},)
+                    )
+                return
             self._sender(node).put(encode({"t": "leave", "node": self.id, "ns": namespace, "sid": sid}))
             return
         self._learn_routes(namespace, sid, node, event, args)
