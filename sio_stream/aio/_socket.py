@@ -71,6 +71,25 @@ _call_ids = itertools.count(1)
 _background: set[asyncio.Task[Any]] = set()
 
 
+class SessionRelay(Protocol):
+    """What a server's socket tells the cluster of its clients' resumable sessions (streams
+    another node holds follow a client across a dropped connection: sio_stream.cluster._resume)."""
+
+    def dropped(self, namespace: str, sid: str, session: Any) -> None: ...
+
+    def ask(
+        self, namespace: str, peer: str, session: Any, request: dict[str, Any], retry: Callable[[], None]
+    ) -> dict[str, Any] | None: ...
+
+    def attempt_dropped(self, namespace: str, sid: str) -> bool: ...
+
+    def confirmed(self, namespace: str, sid: str) -> None: ...
+
+    def ended(self, session: Any) -> None: ...
+
+    def unknown(self, namespace: str, key: str) -> None: ...
+
+
 class Relay(Protocol):
     """What a server's socket needs of a relay to the other server processes of a cluster
     (:class:`sio_stream.cluster.ClusterNode` is one). Defined here so that the socket names no
@@ -78,6 +97,9 @@ class Relay(Protocol):
 
     #: The sockets of this server, by namespace (the relay hands them what other nodes forward).
     sockets: dict[str, StreamSocket]
+
+    @property
+    def sessions(self) -> SessionRelay: ...
 
     def ensure_started(self) -> None: ...
 
@@ -582,15 +604,72 @@ class StreamSocket(SocketLogic):
         answer = super()._on_hello(peer, *args)
         if self._cluster is not None:
             self._cluster.features_changed(self.namespace, peer)
+            resume = args[0].get("resume") if args and isinstance(args[0], dict) else None
+            if isinstance(resume, dict) and resume.get("confirm") is True:
+                self._cluster.sessions.confirmed(self.namespace, peer)
         return answer
 
     def _on_lifecycle(self, event: str, namespace: str, peer: Any) -> None:
+        connection = self._connections.get(peer)
         super()._on_lifecycle(event, namespace, peer)
-        if self._cluster is not None and self._host.is_server:
-            if event in ("disconnect", "dropped"):
-                self._cluster.left(namespace, peer)
+        cluster = self._cluster
+        if cluster is not None and self._host.is_server:
+            if event == "dropped" and connection is not None and connection in self._suspended:
+                cluster.sessions.dropped(namespace, peer, connection)  # other nodes wait too
+            elif event in ("disconnect", "dropped") and not cluster.sessions.attempt_dropped(namespace, peer):
+                cluster.left(namespace, peer)
             elif event == "connected":
-                self._cluster.joined(namespace, peer)
+                cluster.joined(namespace, peer)
+
+    def _resume_elsewhere(
+        self, peer: Any, fresh: Any, old: Any, info: Any, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        cluster = self._cluster
+        if cluster is None:
+            return {}
+
+        def retry() -> None:
+            # Every node answered (or the session ended meanwhile: the client is refused
+            # then): answer now, unless that connection went meanwhile.
+            connection = self._connections.get(peer)
+            if connection is not None and connection is fresh:
+                self._resume_asked(peer, connection, info, request)
+
+        return cluster.sessions.ask(self.namespace, peer, old, request, retry)
+
+    def _session_unknown(self, key: str) -> None:
+        if self._cluster is not None:
+            self._cluster.sessions.unknown(self.namespace, key)
+
+    def _session_gone(self, key: str) -> None:
+        """A client refused by another node for the session whose token hashes to ``key``
+        failed that session's streams and carries on there: if it waits here, it ends now
+        instead of at its resume_timeout; if its connection still looks live here (its drop
+        not seen yet), the session is forgotten, so that the drop fails it at once."""
+        session = self._sessions.get(key)
+        if session is None:
+            return
+        logger.info("sio_stream: the client of %s went to another node", session.label)
+        if session in self._suspended:
+            self._expire(session)
+        else:
+            self._forget_session(session)
+
+    def _expire(self, connection: Any) -> None:
+        super()._expire(connection)
+        if self._cluster is not None and connection.core.closed:
+            self._cluster.sessions.ended(connection)
+
+    def _shutting_down(self) -> None:
+        ending = list(self._suspended)
+        super()._shutting_down()
+        if self._cluster is not None:
+            for connection in ending:
+                self._cluster.sessions.ended(connection)
+            # Our records of other nodes' clients whose sessions wait there end too.
+            for peer, connection in list(self._connections.items()):
+                if connection.core.suspended and self._is_remote(peer):
+                    self._remote_left(peer)
 
     def _forwarded(self, peer: Any, event: str, args: list[Any]) -> Any:
         """A packet a client of another node sent for one of our streams, forwarded here:
@@ -716,12 +795,15 @@ class StreamSocket(SocketLogic):
         if connection is not None and self._is_remote(peer):
             connection.core.receive_hello({"features": features})
 
-    def _event_forwarded(self, peer: Any) -> None:
+    def _event_forwarded(
+        self, peer: Any, callback: Callable[..., Any] | None = None
+    ) -> Callable[..., Any] | None:
         """Another node is about to emit an application event to our client ``peer``: count it
         in the session's numbering (see ``event_forwarded`` in core/_resume.py)."""
         connection = self._connections.get(peer)
         if connection is not None and not connection.core.closed:
-            connection.core.event_forwarded()
+            return connection.core.event_forwarded(callback)
+        return callback
 
     def _forwarded_stream_lost(
         self, peer: Any, stream_id: str, message: str = wire.CONNECTION_ABORTED

@@ -44,6 +44,7 @@ from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
 from ._frames import FrameError, decode, encode, unbatch
+from ._resume import ForwardedSessions
 from ._sender import NodeSender
 
 if TYPE_CHECKING:
@@ -119,6 +120,8 @@ class ClusterNode:
         self._ready = asyncio.Event()
         self._lost = False  # Redis is unreachable right now (logged once per outage)
         self.closed = False
+        #: Forwarded streams across a client's dropped connection (see :mod:`._resume`).
+        self.sessions = ForwardedSessions(self)
 
     # -- names -------------------------------------------------------------------------------
     def node_channel(self, node: str) -> str:
@@ -188,7 +191,13 @@ class ClusterNode:
         self._op(lambda: self.redis.hdel(self.sids_key, field))
         self._broadcast({"t": "leave", "node": self.id, "ns": namespace, "sid": sid})
         self.routes.pop((namespace, sid), None)
+        self.sessions.holding.pop((namespace, sid), None)
+        self.sessions.asking.pop((namespace, sid), None)
         self._features_sent = {key for key in self._features_sent if key[1:] != (namespace, sid)}
+
+    def broadcast(self, header: dict[str, Any]) -> None:
+        """Publish a frame of ``header`` to every node (in order with joins and leaves)."""
+        self._broadcast(header)
 
     def _broadcast(self, header: dict[str, Any]) -> None:
         frame = encode(header)
@@ -220,6 +229,10 @@ class ClusterNode:
         if sender is None:
             sender = self._senders[node] = NodeSender(self, node)
         return sender
+
+    def put(self, node: str, frame: bytes) -> None:
+        """Queue ``frame`` for ``node``, behind every frame queued for it so far."""
+        self._sender(node).put(frame)
 
     def emitter(self, namespace: str, sid: str) -> Callable[..., Any]:
         """The emit function of a connection record for a client of another node."""
@@ -463,13 +476,26 @@ class ClusterNode:
             socket = self.sockets.get(namespace)
             if socket is not None:
                 socket._remote_left(sid)
+        elif kind == "gone":
+            self.sessions.gone(namespace, header.get("key"))
         elif kind == "bye":
             self._node_lost(node, "left the cluster")
         elif kind == "credit":
             count = header.get("bytes")
             if isinstance(count, int):
                 self._sender(node).confirmed(count)
-        elif kind in ("emit", "fwd", "ack", "features", "node", "member"):
+        elif kind in (
+            "emit",
+            "fwd",
+            "ack",
+            "features",
+            "node",
+            "member",
+            "suspend",
+            "resume",
+            "resumed",
+            "end",
+        ):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
@@ -485,6 +511,8 @@ class ClusterNode:
         namespace, sid = header.get("ns"), header.get("sid")
         if kind == "ack":
             ack = header.get("ack")
+            if self.sessions.answer(ack, args):
+                return
             entry = self._acks.pop(ack, None) if isinstance(ack, int) else None
             if entry is not None:
                 for owed in self._acks_of.values():
@@ -503,6 +531,19 @@ class ClusterNode:
                 socket._member_answer(node, header.get("call"), args[0])
             return
         if not isinstance(namespace, str) or not isinstance(sid, str):
+            return
+        if kind == "suspend":
+            self.sessions.suspend(namespace, sid)
+            return
+        if kind == "resume":
+            entries = self.sessions.resume(node, namespace, sid, header.get("new"), args[0] if args else None)
+            self._reply(node, header.get("ack"), (entries,))
+            return
+        if kind == "resumed":
+            self.sessions.resumed(namespace, sid)
+            return
+        if kind == "end":
+            self.sessions.end(namespace, sid)
             return
         socket = self.sockets.get(namespace)
         if kind == "features":
@@ -581,24 +622,40 @@ class ClusterNode:
     ) -> None:
         """An emit from ``node`` to a client connected here."""
         if not self.sio.manager.is_connected(sid, namespace):
+            if self.sessions.is_quiet(namespace, sid):
+                # Its session waits for the client; the record there is suspended, and this,
+                # sent before it knew, is lost: an event's caller hears it now (its streams
+                # fail at the resume, which does not list them).
+                if event == wire.STREAM and ack is not None:
+                    self._reply(
+                        node, ack, ({wire.ERROR_REPLY_KEY: "the event was lost with a dropped connection"},)
+                    )
+                return
             self._sender(node).put(encode({"t": "leave", "node": self.id, "ns": namespace, "sid": sid}))
             return
         self._learn_routes(namespace, sid, node, event, args)
         self._track(namespace, sid, event, args, by_client=False)
-        callback = None
+        # Before anything of the client's can reach ``node``: its record there must know the
+        # client's features (resume above all) even if the client drops before answering.
+        self._send_features(node, namespace, sid)
+        callback: Callable[..., Any] | None = None
         if ack is not None:
+            self.sessions.asked(namespace, sid, node)
 
-            def callback(*reply: Any) -> None:
+            def answer(*reply: Any) -> None:
                 # Streams the client puts in its ack belong to the node that asked.
                 self._learn_routes(namespace, sid, node, wire.STREAM, [None, *reply])
                 self._send_features(node, namespace, sid)
                 self._reply(node, ack, reply)
 
+            callback = answer
+
         socket = self.sockets.get(namespace)
         if event == wire.STREAM and socket is not None:
             # The client counts every application event it receives, ours among its node's:
             # numbered there as it goes (in wire order), so that a resume's counts agree.
-            socket._event_forwarded(sid)
+            # Its answer is awaited in the session too: one lost in a drop comes again.
+            callback = socket._event_forwarded(sid, callback)
         await self.sio.emit(
             event, tuple(args), to=sid, namespace=namespace, callback=callback, ignore_queue=True
         )
@@ -630,6 +687,7 @@ class ClusterNode:
         sender = self._senders.pop(node, None)
         if sender is not None:
             sender.stop()
+        self.sessions.node_lost(node)
         for link_end in list(self.sockets.values()):
             link_end._remote_left(NodePeer(node))  # the link to it: its streams fail
         for key, owner in list(self.remote.items()):

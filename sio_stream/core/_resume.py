@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .._errors import ConnectionAbortedStreamError, RemoteProtocolError, StreamError
@@ -214,13 +215,15 @@ class ResumeMixin:
         placeholders.decode(list(item.args[1:]), lambda sid, _o: ids.append(sid))
         return self.sent_events.record(item, ids)
 
-    def event_forwarded(self: _Core) -> None:
+    def event_forwarded(self: _Core, on_ack: Callable[..., None] | None = None) -> Callable[..., None] | None:
         """Another node of a cluster sent the peer an application event on this connection's
-        transport: number it with ours, so that both ends' counts stay equal; never replayed."""
+        transport: number it with ours, so that both ends' counts stay equal; never replayed.
+        Returns the ack callback to emit it with (``on_ack``, or one that also lets a resume
+        send again an answer the drop lost)."""
         if self._keeps_events():
-            self.sent_events.skip()
-        else:
-            self.sent_events.sent += 1
+            return self.sent_events.skip(on_ack)
+        self.sent_events.sent += 1
+        return on_ack
 
     def event_received(self: _Core) -> int:
         """An application event arrived: count it and return its number (0: do not handle

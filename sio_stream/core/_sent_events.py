@@ -17,8 +17,9 @@ drop that loses it fails its streams, as without this record.
 
 In a cluster another node's events reach the peer on this connection too (forwarded by
 :mod:`sio_stream.cluster`): the peer counts them, so they are numbered here as well (see
-:meth:`SentEvents.skip`), but never sent again: their streams live on the other node, which
-failed them when the client dropped.
+:meth:`SentEvents.skip`), but never sent again: their streams live on the other node (which
+resumes them with the session, or fails those the peer never got). Their answers are awaited
+like ours, so that an answer the drop lost is sent again to the node that asked.
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ class SentEvents:
             self._forget_oldest()
         if item.on_ack is None:
             return item
-        once = _Once(item.on_ack)
+        return Outgoing(item.event, item.args, self._await(number, item.on_ack))
+
+    def _await(self, number: int, on_ack: Callable[..., None]) -> Callable[..., None]:
+        """Await the answer to event ``number``: the ack callback to emit it with."""
+        once = _Once(on_ack)
         self.awaiting[number] = once
         if len(self.awaiting) > self.cap:
             # A peer that never answers must not make the record grow: the oldest answer can
@@ -79,15 +84,19 @@ class SentEvents:
             self.awaiting.pop(number, None)
             once(*args)
 
-        return Outgoing(item.event, item.args, confirm_then)
+        return confirm_then
 
-    def skip(self) -> None:
+    def skip(self, on_ack: Callable[..., None] | None = None) -> Callable[..., None] | None:
         """Another node's event went to the peer on this connection: number it with ours (the
-        peer counts every event it receives) and keep a place for it that a replay passes over."""
+        peer counts every event it receives) and keep a place for it that a replay passes over.
+        With ``on_ack`` (the event asks for an answer) its answer is awaited as ours are: the
+        callback to emit it with, which an answer sent again after a resume calls too."""
         self.sent += 1
-        self.kept.append((self.sent, None, frozenset()))
+        number = self.sent
+        self.kept.append((number, None, frozenset()))
         if len(self.kept) > self.cap:
             self._forget_oldest()
+        return None if on_ack is None else self._await(number, on_ack)
 
     def replied(self, number: int, args: tuple[Any, ...]) -> bool:
         """The answer to event ``number`` came (its ack, or a reply sent again after a resume):
@@ -145,8 +154,10 @@ class SentEvents:
         # Another node's events are not ours to send again: the peer never gets them, and the
         # numbering restarts from its count, so ours that follow keep their place.
         again = [(item, ids) for _number, item, ids in self.kept if item is not None]
-        for number, _item, _ids in self.kept:
-            self.awaiting.pop(number, None)  # awaited again when sent again (record())
+        for number, item, _ids in self.kept:
+            once = self.awaiting.pop(number, None)  # ours: awaited again when sent again (record())
+            if item is None and once is not None:
+                self._lost.append(once)  # another node's, never sent again: its answer never comes
         self.kept.clear()
         self._carriers.clear()
         self.sent = count  # each is numbered again as it goes out (record())

@@ -683,8 +683,13 @@ class SocketLogic:
         if reason is not None:
             logger.info("sio_stream: resume refused for %s: %s", peer, reason)
             fresh.send_hello({"token": self._new_session(fresh), "refused": reason})
+            if old is None and key is not None:
+                self._session_unknown(key)
             return
         assert old is not None
+        foreign = self._resume_elsewhere(peer, fresh, old, info, request)
+        if foreign is None:
+            return  # other nodes hold some of the session's streams: they answer first
         self._suspended.discard(old)
         fresh.lost()  # empty: only its accounts go
         self._connections[peer] = old
@@ -693,6 +698,8 @@ class SocketLogic:
         old.hello_sent = True
         token = self._new_session(old, previous=key)
         state = old.core.resume_state()
+        for stream_id, entry in foreign.items():
+            state.setdefault(stream_id, entry)
         answer = {
             "token": token,
             "streams": state,
@@ -705,6 +712,19 @@ class SocketLogic:
         old.resumed()
         self.resumes += 1
         logger.info("sio_stream: session resumed on %s", old.label)
+
+    def _session_unknown(self, key: str) -> None:
+        """A client asked to resume a session we do not know (key: its token's hash) and was
+        refused: it carries on with a fresh one. A cluster's socket tells the other nodes,
+        where that session may wait (the client came back to another node)."""
+
+    def _resume_elsewhere(
+        self, peer: Any, fresh: ConnectionLogic, old: ConnectionLogic, info: Any, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The resume entries of the session's streams held by other server nodes (a cluster's
+        socket overrides it), or ``None`` when they were asked and :meth:`_resume_asked` is
+        called again once they answered. On one node: none."""
+        return {}
 
     def _leaving(self) -> Any:
         """The client is about to disconnect on purpose: a future the server's answer settles
