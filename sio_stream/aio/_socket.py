@@ -34,6 +34,7 @@ from ..core._core import (
 )
 from ..glue import _compression as compression
 from ..glue import _split_posts as split_posts
+from ..glue import _unsent as unsent
 from ..glue import _whole_posts as whole_posts
 from ..glue._dispatch import AppAck, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
 from ..glue._host import Host
@@ -226,9 +227,11 @@ def ss(
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(sio.eio, websocket_compression)
         whole_posts.configure(sio.eio)
+        unsent.configure_server(sio.eio)
     else:
         split_posts.configure(sio.eio)
         fast_mask.configure(sio.eio)
+        unsent.configure_client(sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)
@@ -282,7 +285,13 @@ class StreamSocket(SocketLogic):
         self._room_targets = {}
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
-        return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
+        return Connection(
+            self._host.emitter(peer),
+            self._config,
+            label,
+            lambda: self._host.is_live(peer),
+            lambda: self._host.meter(peer),
+        )
 
     def _new_future(self) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().create_future()
@@ -290,7 +299,10 @@ class StreamSocket(SocketLogic):
     def _rebind(self, connection: Any, peer: Any) -> None:
         assert isinstance(connection, Connection)
         connection.rebind(
-            self._host.emitter(peer), lambda: self._host.is_live(peer), f"{self.namespace} {peer}"
+            self._host.emitter(peer),
+            lambda: self._host.is_live(peer),
+            f"{self.namespace} {peer}",
+            lambda: self._host.meter(peer),
         )
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:

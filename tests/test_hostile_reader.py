@@ -1,0 +1,159 @@
+"""A hostile reader: a raw python-socketio client (no sio_stream) grants a server's writer far
+more credit than any window, then stops reading its socket. The writer must wait for the
+transport instead of queueing everything its credit allows in python-engineio's send queue
+(which grows without bound: nothing is acknowledged at the transport level), and must carry on
+once the reader reads again. Absurd credit from a peer that negotiated sio_stream's extensions
+fails that stream with a typed error; from a plain (npm) peer it is clamped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+
+import sio_stream
+from sio_stream import StreamError, create_stream
+from sio_stream.glue._unsent import MAX_UNSENT
+from tests.stall_relay import StallRelay, stall_relay
+from tests.support import start_server, wait_for
+
+pytestmark = pytest.mark.anyio
+
+CHUNK = 512 * 1024
+#: What the hostile reader asks for: far beyond any window (4 chunks, growing to 32 MiB).
+SIZE = 96 * CHUNK
+
+
+@dataclass
+class Scene:
+    server: socketio.AsyncServer
+    raw: socketio.AsyncClient
+    relay: StallRelay
+    written: list[int] = field(default_factory=lambda: [0])
+    received: list[int] = field(default_factory=lambda: [0])
+    ends: list[str] = field(default_factory=list)
+    errors: list[tuple[Any, ...]] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
+    producers: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def connection(self) -> Any:
+        (connection,) = sio_stream.ss(self.server)._connections.values()
+        return connection
+
+    def queued(self) -> int:
+        """Bytes waiting in python-engineio's send queue for the raw client (read from the queue
+        itself, whatever sio_stream counts)."""
+        (sid,) = sio_stream.ss(self.server)._connections
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
+        queue = self.server.eio.sockets[eio_sid].queue
+        return sum(
+            len(p.data) for p in list(queue._queue) if p is not None and isinstance(p.data, bytes | str)
+        )
+
+
+@pytest.fixture
+async def scene() -> AsyncIterator[Scene]:
+    server = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=2_000_000)
+    streams = sio_stream.ss(server)
+    runner, url = await start_server(server)
+    port = int(url.rsplit(":", 1)[1])
+    async with stall_relay(port) as relay:
+        raw = socketio.AsyncClient()
+        scene = Scene(server, raw, relay)
+
+        @streams.on("download")
+        async def download(sid: str, size: int) -> sio_stream.IOStream:
+            stream = create_stream()
+
+            async def produce() -> None:
+                piece = bytes(CHUNK)
+                try:
+                    while scene.written[0] < size:
+                        await stream.write(piece)
+                        scene.written[0] += len(piece)
+                    await stream.end()
+                except StreamError as exc:
+                    scene.failures.append(exc)
+
+            task = asyncio.ensure_future(produce())
+            scene.producers.add(task)
+            task.add_done_callback(scene.producers.discard)
+            return stream
+
+        @raw.on("$stream-write")
+        def on_write(stream_id: str, chunk: Any, *rest: Any) -> None:
+            scene.received[0] += len(chunk)
+
+        @raw.on("$stream-end")
+        def on_end(stream_id: str, *rest: Any) -> None:
+            scene.ends.append(stream_id)
+
+        @raw.on("$stream-error")
+        def on_error(*args: Any) -> None:
+            scene.errors.append(args)
+
+        await raw.connect(relay.url, transports=["websocket"])
+        try:
+            yield scene
+        finally:
+            relay.resume_downstream()
+            for task in list(scene.producers):
+                task.cancel()
+            if raw.connected:
+                await raw.disconnect()
+            await server.shutdown()
+            await runner.cleanup()
+
+
+async def open_download(scene: Scene, size: int) -> str:
+    placeholder = await scene.raw.call("$stream", ("download", size), timeout=10)
+    assert isinstance(placeholder, dict)
+    stream_id = placeholder["$stream"]
+    assert isinstance(stream_id, str)
+    return stream_id
+
+
+async def test_a_reader_that_stops_reading_makes_the_writer_wait_not_queue(scene: Scene) -> None:
+    stream_id = await open_download(scene, SIZE)
+    scene.relay.stop_downstream()
+    # A plain peer: one read per credit, each kept by the writer (up to its clamp of 1,024).
+    for _ in range(SIZE // CHUNK):
+        await scene.raw.emit("$stream-read", (stream_id, CHUNK))
+    connection = scene.connection()
+    # Either everything went into the transport's queue (what it did), or the writer waits for
+    # the transport: the state it reaches however slow the machine is.
+    await wait_for(lambda: scene.written[0] >= SIZE or connection.waiting_for_transport, timeout=30)
+    queued = scene.queued()
+    assert queued <= MAX_UNSENT + 2 * CHUNK, f"{queued} bytes queued for a reader that reads nothing"
+    assert scene.written[0] < SIZE
+    # The reader reads again: every byte arrives, in order of the credit it gave.
+    scene.relay.resume_downstream()
+    await wait_for(lambda: scene.received[0] >= SIZE and stream_id in scene.ends, timeout=60)
+    assert scene.received[0] == SIZE
+    assert scene.failures == [] and scene.errors == []
+
+
+async def test_absurd_credit_from_a_sio_stream_peer_fails_the_stream(scene: Scene) -> None:
+    features = ["batch-read", "unacked-write", "read-size", "credit-limit"]
+    await scene.raw.emit("$stream-hello", ({"version": 1, "features": features},))
+    stream_id = await open_download(scene, SIZE)
+    await scene.raw.emit("$stream-read", (stream_id, CHUNK, 512))  # 256 MiB of credit at once
+    await wait_for(lambda: bool(scene.errors), timeout=10)
+    assert scene.errors[0][0] == stream_id
+    assert "credit" in scene.errors[0][1]
+    await wait_for(lambda: bool(scene.failures), timeout=10)
+    assert isinstance(scene.failures[0], sio_stream.RemoteProtocolError)
+
+
+async def test_absurd_credit_from_a_plain_peer_is_clamped(scene: Scene) -> None:
+    stream_id = await open_download(scene, 4 * CHUNK)
+    for _ in range(2000):  # 1 GiB of credit, one read at a time, as a JavaScript reader sends
+        await scene.raw.emit("$stream-read", (stream_id, CHUNK))
+    await wait_for(lambda: stream_id in scene.ends, timeout=30)
+    assert scene.received[0] == 4 * CHUNK
+    assert scene.errors == [] and scene.failures == []
