@@ -9,7 +9,8 @@ fails that stream with a typed error; from a plain (npm) peer it is clamped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,11 @@ import pytest
 import socketio
 
 import sio_stream
-from sio_stream import StreamError, create_stream
+from sio_stream import StreamError, create_stream, sync
 from sio_stream.glue._unsent import MAX_UNSENT
 from tests.stall_relay import StallRelay, stall_relay
 from tests.support import start_server, wait_for
+from tests.sync_support import sync_server
 
 pytestmark = pytest.mark.anyio
 
@@ -31,9 +33,10 @@ SIZE = 96 * CHUNK
 
 @dataclass
 class Scene:
-    server: socketio.AsyncServer
+    server: socketio.AsyncServer | socketio.Server
     raw: socketio.AsyncClient
     relay: StallRelay
+    streams: Any
     written: list[int] = field(default_factory=lambda: [0])
     received: list[int] = field(default_factory=lambda: [0])
     ends: list[str] = field(default_factory=list)
@@ -42,30 +45,26 @@ class Scene:
     producers: set[asyncio.Task[None]] = field(default_factory=set)
 
     def connection(self) -> Any:
-        (connection,) = sio_stream.ss(self.server)._connections.values()
+        (connection,) = self.streams._connections.values()
         return connection
 
     def queued(self) -> int:
         """Bytes waiting in python-engineio's send queue for the raw client (read from the queue
-        itself, whatever sio_stream counts)."""
-        (sid,) = sio_stream.ss(self.server)._connections
+        itself, whatever sio_stream counts): asyncio.Queue's items, or queue.Queue's."""
+        (sid,) = self.streams._connections
         eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
         queue = self.server.eio.sockets[eio_sid].queue
-        return sum(
-            len(p.data) for p in list(queue._queue) if p is not None and isinstance(p.data, bytes | str)
-        )
+        items = list(queue._queue if isinstance(queue, asyncio.Queue) else queue.queue)
+        return sum(len(p.data) for p in items if p is not None and isinstance(p.data, bytes | str))
 
 
-@pytest.fixture
-async def scene() -> AsyncIterator[Scene]:
+@contextlib.asynccontextmanager
+async def asyncio_server() -> AsyncIterator[tuple[socketio.AsyncServer, Any, int, Callable[[Scene], None]]]:
     server = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=2_000_000)
     streams = sio_stream.ss(server)
     runner, url = await start_server(server)
-    port = int(url.rsplit(":", 1)[1])
-    async with stall_relay(port) as relay:
-        raw = socketio.AsyncClient()
-        scene = Scene(server, raw, relay)
 
+    def register(scene: Scene) -> None:
         @streams.on("download")
         async def download(sid: str, size: int) -> sio_stream.IOStream:
             stream = create_stream()
@@ -84,6 +83,47 @@ async def scene() -> AsyncIterator[Scene]:
             scene.producers.add(task)
             task.add_done_callback(scene.producers.discard)
             return stream
+
+    try:
+        yield server, streams, int(url.rsplit(":", 1)[1]), register
+    finally:
+        await server.shutdown()
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def sync_server_() -> AsyncIterator[tuple[socketio.Server, Any, int, Callable[[Scene], None]]]:
+    with sync_server(max_http_buffer_size=2_000_000) as (server, url):
+        streams = sync.ss(server)
+
+        def register(scene: Scene) -> None:
+            @streams.on("download")
+            def download(sid: str, size: int) -> Any:
+                stream = sync.create_stream()
+
+                def produce() -> None:
+                    piece = bytes(CHUNK)
+                    try:
+                        while scene.written[0] < size:
+                            stream.write(piece)
+                            scene.written[0] += len(piece)
+                        stream.end()
+                    except StreamError as exc:
+                        scene.failures.append(exc)
+
+                server.start_background_task(produce)
+                return stream
+
+        yield server, streams, int(url.rsplit(":", 1)[1]), register
+
+
+@pytest.fixture(params=["asyncio", "sync"])
+async def scene(request: pytest.FixtureRequest) -> AsyncIterator[Scene]:
+    serve = asyncio_server if request.param == "asyncio" else sync_server_
+    async with serve() as (server, streams, port, register), stall_relay(port) as relay:
+        raw = socketio.AsyncClient()
+        scene = Scene(server, raw, relay, streams)
+        register(scene)
 
         @raw.on("$stream-write")
         def on_write(stream_id: str, chunk: Any, *rest: Any) -> None:
@@ -106,8 +146,6 @@ async def scene() -> AsyncIterator[Scene]:
                 task.cancel()
             if raw.connected:
                 await raw.disconnect()
-            await server.shutdown()
-            await runner.cleanup()
 
 
 async def open_download(scene: Scene, size: int) -> str:

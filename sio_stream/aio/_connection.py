@@ -18,18 +18,11 @@ from typing import Any
 
 from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
-from ..glue._connection import ConnectionLogic
-from ..glue._unsent import Meter
+from ..glue._connection import ConnectionLogic, MeterFunction, no_meter
 from ._stream import IOStream
 
 #: Sends one event: ``(event, args, ack callback or None)``.
 EmitFunction = Callable[[str, tuple[Any, ...], Callable[..., Any] | None], Awaitable[None]]
-#: The meter of the connection's engine.io queue, ``None`` when it has none (see glue/_unsent.py).
-MeterFunction = Callable[[], Meter | None]
-
-
-def _no_meter() -> Meter | None:
-    return None
 
 
 def _waker(loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> Callable[[], None]:
@@ -51,15 +44,12 @@ class Connection(ConnectionLogic):
         config: CoreConfig,
         label: str,
         is_connected: Callable[[], bool],
-        meter: MeterFunction = _no_meter,
+        meter: MeterFunction = no_meter,
     ) -> None:
         super().__init__(config, label, IOStream)
         self._is_connected = is_connected
         self._emit = emit
-        self._meter_of = meter
-        self._meter: Meter | None = None
-        #: The sender waits for python-engineio to send what it holds (see glue/_unsent.py).
-        self.waiting_for_transport = False
+        self.use_meter(meter)
         self._sender: asyncio.Task[None] | None = None
         self._claim_timers: set[asyncio.TimerHandle] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -104,26 +94,13 @@ class Connection(ConnectionLogic):
                 self._run_sender(), name=f"sio_stream sender {self.label}"
             )
 
-    def _transport_full(self) -> bool:
-        """python-engineio holds too much unsent: wait for its queue to drain (True), or go on."""
-        meter = self._meter
-        if meter is None:
-            meter = self._meter = self._meter_of()
-            if meter is None:
-                return False
-        if not meter.full:
-            return False
-        self.waiting_for_transport = True
-        meter.when_drained(self, self._transport_drained)
-        return True
-
     def _transport_drained(self) -> None:
         self.waiting_for_transport = False
         self._start_sender()
 
     async def _run_sender(self) -> None:
         try:
-            while not self._transport_full() and (item := self.core.next_outgoing()) is not None:
+            while not self.transport_full() and (item := self.core.next_outgoing()) is not None:
                 try:
                     await self._emit(item.event, item.args, item.on_ack)
                 except asyncio.CancelledError:
@@ -141,7 +118,7 @@ class Connection(ConnectionLogic):
         emit: EmitFunction,
         is_connected: Callable[[], bool],
         label: str,
-        meter: MeterFunction = _no_meter,
+        meter: MeterFunction = no_meter,
     ) -> None:
         """Send to a resumed session's new connection from now on."""
         self._emit = emit
@@ -177,7 +154,6 @@ class Connection(ConnectionLogic):
     def lost(self, error: StreamError | None = None) -> None:
         """The connection dropped: fail every stream with "Connection aborted" and stop sending."""
         super().lost(error)
-        self._forget_meter()
         for timer in self._claim_timers:
             timer.cancel()
         self._claim_timers.clear()
