@@ -195,3 +195,64 @@ async def test_absurd_credit_from_a_plain_peer_is_clamped(scene: Scene) -> None:
     await wait_for(lambda: stream_id in scene.ends, timeout=30)
     assert scene.received[0] == 4 * CHUNK
     assert scene.errors == [] and scene.failures == []
+
+
+async def test_a_client_writer_waits_for_a_server_that_stops_reading() -> None:
+    """The same on the client's side: a raw python-socketio server grants an upload credit for
+    all of it and stops reading its socket; the client's writer waits for the transport."""
+    raw_server = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=2_000_000)
+    received = [0]
+    ends: list[str] = []
+
+    @raw_server.on("$stream")
+    async def on_stream(sid: str, event: str, placeholder: dict[str, Any]) -> None:
+        for _ in range(SIZE // CHUNK):  # one read per credit, as a JavaScript reader sends
+            await raw_server.emit("$stream-read", (placeholder["$stream"], CHUNK), to=sid)
+
+    @raw_server.on("$stream-write")
+    def on_write(sid: str, stream_id: str, chunk: Any, *rest: Any) -> None:
+        received[0] += len(chunk)
+
+    @raw_server.on("$stream-end")
+    def on_end(sid: str, stream_id: str, *rest: Any) -> None:
+        ends.append(stream_id)
+
+    runner, url = await start_server(raw_server)
+    client = socketio.AsyncClient()
+    streams = sio_stream.ss(client)
+    written = [0]
+    try:
+        async with stall_relay(int(url.rsplit(":", 1)[1])) as relay:
+            await client.connect(relay.url, transports=["websocket"])
+            stream = create_stream()
+            await streams.emit("upload", stream)
+            # The server's reads came: the writer holds credit for the whole upload.
+            await wait_for(lambda: stream._core.credit.available == SIZE // CHUNK, timeout=10)
+            relay.stop_upstream()
+
+            async def produce() -> None:
+                piece = bytes(CHUNK)
+                while written[0] < SIZE:
+                    await stream.write(piece)
+                    written[0] += len(piece)
+                await stream.end()
+
+            producer = asyncio.ensure_future(produce())
+            (connection,) = streams._connections.values()
+            await wait_for(lambda: written[0] >= SIZE or connection.waiting_for_transport, timeout=30)
+            queue = client.eio.queue
+            queued = sum(
+                len(p.data) for p in list(queue._queue) if p is not None and isinstance(p.data, bytes)
+            )
+            assert queued <= MAX_UNSENT + 2 * CHUNK, f"{queued} bytes queued for a server that reads nothing"
+            assert written[0] < SIZE
+            relay.resume_upstream()
+            await producer
+            await wait_for(lambda: received[0] >= SIZE and stream.id in ends, timeout=60)
+            assert received[0] == SIZE
+            await client.disconnect()
+    finally:
+        if client.connected:
+            await client.disconnect()
+        await raw_server.shutdown()
+        await runner.cleanup()
