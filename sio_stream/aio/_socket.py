@@ -20,7 +20,7 @@ from .._errors import LocalProtocolError, StreamError
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
-from ..core._config import DEFAULT_RESUME_TIMEOUT, FEATURE_RESUME
+from ..core._config import CREDIT_LIMIT_KEY, DEFAULT_RESUME_TIMEOUT, FEATURE_RESUME, credit_limit
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -625,7 +625,12 @@ class StreamSocket(SocketLogic):
             f"{self.namespace} {peer}",
             lambda: cluster.node_is_live(node),
         )
-        connection.core.receive_hello({"features": sorted(self._config.features - {FEATURE_RESUME})})
+        connection.core.receive_hello(
+            {
+                "features": sorted(self._config.features - {FEATURE_RESUME}),
+                CREDIT_LIMIT_KEY: credit_limit(self._config).to_wire(),  # the nodes share settings
+            }
+        )
         self._connections[peer] = connection
         return connection
 
