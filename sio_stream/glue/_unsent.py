@@ -24,10 +24,13 @@ bounded.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from ._drivers import wrap_driver
+
+logger = logging.getLogger("sio_stream")
 
 #: Bytes a connection may have queued in python-engineio, unsent, before its sender waits. Large
 #: enough that the transport never runs dry between two turns of the sender (eight 512 KiB
@@ -68,9 +71,15 @@ class Meter:
     def removed(self, item: Any) -> None:
         self.queued -= packet_size(item)
         if self._waiters and self.queued * 2 <= self.limit:
-            waiters, self._waiters = self._waiters, {}
-            for callback in waiters.values():
-                callback()
+            # A copy: a sync sender may register meanwhile, from its own thread (it looks at
+            # ``full`` again after registering, so a callback it added too late is not needed).
+            waiters = list(self._waiters.values())
+            self._waiters = {}
+            for callback in waiters:
+                try:
+                    callback()
+                except Exception:  # engine.io's writer calls us: it must go on sending
+                    logger.exception("sio_stream: waking a sender after the transport drained failed")
 
 
 def packet_size(item: Any) -> int:
