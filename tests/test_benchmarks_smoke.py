@@ -35,6 +35,7 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path):
         "guides",
         "fanout",
         "hostile",
+        "stalled",
         "cluster",
         "sync",
     ):

@@ -18,9 +18,9 @@ import pytest
 import socketio
 
 import sio_stream
+from benchmarks.stall_relay import StallRelay, stall_relay
 from sio_stream import StreamError, create_stream, sync
 from sio_stream.glue._unsent import MAX_UNSENT
-from tests.stall_relay import StallRelay, stall_relay
 from tests.support import start_server, wait_for
 from tests.sync_support import sync_server
 
