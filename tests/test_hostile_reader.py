@@ -169,6 +169,9 @@ async def test_a_reader_that_stops_reading_makes_the_writer_wait_not_queue(scene
     queued = scene.queued()
     assert queued <= MAX_UNSENT + 2 * CHUNK, f"{queued} bytes queued for a reader that reads nothing"
     assert scene.written[0] < SIZE
+    if isinstance(scene.server, socketio.AsyncServer):  # one thread: the two counts agree
+        (stats,) = scene.streams.statistics().connections
+        assert stats.unsent == queued
     # The reader reads again: every byte arrives, in order of the credit it gave.
     scene.relay.resume_downstream()
     await wait_for(lambda: scene.received[0] >= SIZE and stream_id in scene.ends, timeout=60)

@@ -88,6 +88,11 @@ class ConnectionLogic:
             self._meter = None
         self.waiting_for_transport = False
 
+    def unsent(self) -> int:
+        """Bytes of this connection waiting in python-engineio's send queue (0 if not metered)."""
+        meter = self._meter or self._meter_of()
+        return meter.queued if meter is not None else 0
+
     def transport_full(self) -> bool:
         """The sender asks before each packet: True when python-engineio holds too much of this
         connection's data unsent, and the sender must stop; :meth:`_transport_drained` is then
