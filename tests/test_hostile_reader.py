@@ -200,9 +200,11 @@ async def test_absurd_credit_from_a_plain_peer_is_clamped(scene: Scene) -> None:
     assert scene.errors == [] and scene.failures == []
 
 
-async def test_a_client_writer_waits_for_a_server_that_stops_reading() -> None:
+@pytest.mark.parametrize("driver", ["asyncio", "sync"])
+async def test_a_client_writer_waits_for_a_server_that_stops_reading(driver: str) -> None:
     """The same on the client's side: a raw python-socketio server grants an upload credit for
-    all of it and stops reading its socket; the client's writer waits for the transport."""
+    all of it and stops reading its socket; the client's writer waits for the transport. (The
+    sync client's blocking calls run in threads, beside the relay on this loop.)"""
     raw_server = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=2_000_000)
     received = [0]
     ends: list[str] = []
@@ -221,41 +223,56 @@ async def test_a_client_writer_waits_for_a_server_that_stops_reading() -> None:
         ends.append(stream_id)
 
     runner, url = await start_server(raw_server)
-    client = socketio.AsyncClient()
-    streams = sio_stream.ss(client)
+    blocking = driver == "sync"
+    client: Any = socketio.Client() if blocking else socketio.AsyncClient()
+    streams: Any = sync.ss(client) if blocking else sio_stream.ss(client)
+    stream: Any = sync.create_stream() if blocking else create_stream()
     written = [0]
+
+    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if blocking:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        return await fn(*args, **kwargs)
+
+    def produce_sync() -> None:
+        piece = bytes(CHUNK)
+        while written[0] < SIZE:
+            stream.write(piece)
+            written[0] += len(piece)
+        stream.end()
+
+    async def produce() -> None:
+        if blocking:
+            await asyncio.to_thread(produce_sync)
+            return
+        piece = bytes(CHUNK)
+        while written[0] < SIZE:
+            await stream.write(piece)
+            written[0] += len(piece)
+        await stream.end()
+
     try:
         async with stall_relay(int(url.rsplit(":", 1)[1])) as relay:
-            await client.connect(relay.url, transports=["websocket"])
-            stream = create_stream()
-            await streams.emit("upload", stream)
+            await call(client.connect, relay.url, transports=["websocket"])
+            await call(streams.emit, "upload", stream)
             # The server's reads came: the writer holds credit for the whole upload.
             await wait_for(lambda: stream._core.credit.available == SIZE // CHUNK, timeout=10)
             relay.stop_upstream()
-
-            async def produce() -> None:
-                piece = bytes(CHUNK)
-                while written[0] < SIZE:
-                    await stream.write(piece)
-                    written[0] += len(piece)
-                await stream.end()
-
             producer = asyncio.ensure_future(produce())
             (connection,) = streams._connections.values()
             await wait_for(lambda: written[0] >= SIZE or connection.waiting_for_transport, timeout=30)
             queue = client.eio.queue
-            queued = sum(
-                len(p.data) for p in list(queue._queue) if p is not None and isinstance(p.data, bytes)
-            )
+            items = list(queue._queue if isinstance(queue, asyncio.Queue) else queue.queue)
+            queued = sum(len(p.data) for p in items if p is not None and isinstance(p.data, bytes))
             assert queued <= MAX_UNSENT + 2 * CHUNK, f"{queued} bytes queued for a server that reads nothing"
             assert written[0] < SIZE
             relay.resume_upstream()
             await producer
             await wait_for(lambda: received[0] >= SIZE and stream.id in ends, timeout=60)
             assert received[0] == SIZE
-            await client.disconnect()
+            await call(client.disconnect)
     finally:
         if client.connected:
-            await client.disconnect()
+            await call(client.disconnect)
         await raw_server.shutdown()
         await runner.cleanup()
