@@ -31,6 +31,7 @@ import links
 import memory
 import objects
 import quiet
+import stalled
 import sync
 import throughput
 from _harness import HERE, cpu_count_note, mode_of, verdict
@@ -47,6 +48,7 @@ BENCHES = {
     "guides": guides,
     "fanout": fanout,
     "hostile": hostile,
+    "stalled": stalled,
     "cluster": cluster,
     "sync": sync,
 }

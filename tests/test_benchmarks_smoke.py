@@ -23,6 +23,7 @@ STUDIES = (
     "guides",
     "fanout",
     "hostile",
+    "stalled",
     "cluster",
     "sync",
 )

@@ -402,9 +402,14 @@ async def test_reads_with_odd_sizes_and_counts(arena: Arena, hello: bool) -> Non
             other = await raw.call("$stream", "download", 10)
             await raw.send("$stream-read", other["$stream"], 16, count)
             assert "bad read count" in await raw.wait_error(other["$stream"])
+        # Credit beyond the writer's limit (max_credit chunks toward a peer without
+        # credit-limit) is a protocol error too: it would let the stream queue that much.
         huge = await raw.call("$stream", "download", 100)
         await raw.send("$stream-read", huge["$stream"], 16, 10**99)
-        await wait_for(lambda: any(args[0] == huge["$stream"] for args in raw.ends["/"]), timeout=5)
+        assert "credit beyond the limit" in await raw.wait_error(huge["$stream"])
+        within = await raw.call("$stream", "download", 100)
+        await raw.send("$stream-read", within["$stream"], 16, 1024)
+        await wait_for(lambda: any(args[0] == within["$stream"] for args in raw.ends["/"]), timeout=5)
     await wait_for(lambda: arena.stream_count() == 0)
 
 

@@ -3,7 +3,9 @@
 Every packet sio_stream sends on a connection goes through :class:`Connection`'s single sender
 task, in the order the protocol core queued it: python-socketio's ``emit`` is not safe to call
 concurrently for binary packets, and a stream must be announced before its reads and writes.
-The sender task exists only while there is something to send, so an idle connection holds no task.
+The sender task exists only while there is something to send, so an idle connection holds no task;
+it also stops while python-engineio holds too much of this connection's data unsent (a peer that
+does not read its socket, see :mod:`sio_stream.glue._unsent`), and the queue's drain starts it again.
 What a connection does besides sending and timing is in :class:`~sio_stream.glue._connection.ConnectionLogic`.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
-from ..glue._connection import ConnectionLogic
+from ..glue._connection import ConnectionLogic, MeterFunction, no_meter
 from ._stream import IOStream
 
 #: Sends one event: ``(event, args, ack callback or None)``.
@@ -37,11 +39,17 @@ class Connection(ConnectionLogic):
     """The streams of one Socket.IO connection in one namespace, and the task that sends for them."""
 
     def __init__(
-        self, emit: EmitFunction, config: CoreConfig, label: str, is_connected: Callable[[], bool]
+        self,
+        emit: EmitFunction,
+        config: CoreConfig,
+        label: str,
+        is_connected: Callable[[], bool],
+        meter: MeterFunction = no_meter,
     ) -> None:
         super().__init__(config, label, IOStream)
         self._is_connected = is_connected
         self._emit = emit
+        self.use_meter(meter)
         self._sender: asyncio.Task[None] | None = None
         self._claim_timers: set[asyncio.TimerHandle] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -86,9 +94,13 @@ class Connection(ConnectionLogic):
                 self._run_sender(), name=f"sio_stream sender {self.label}"
             )
 
+    def _transport_drained(self) -> None:
+        self.waiting_for_transport = False
+        self._start_sender()
+
     async def _run_sender(self) -> None:
         try:
-            while (item := self.core.next_outgoing()) is not None:
+            while not self.transport_full() and (item := self.core.next_outgoing()) is not None:
                 try:
                     await self._emit(item.event, item.args, item.on_ack)
                 except asyncio.CancelledError:
@@ -101,11 +113,25 @@ class Connection(ConnectionLogic):
                 self._sender = None
 
     # -- negotiated resume -------------------------------------------------------------------------
-    def rebind(self, emit: EmitFunction, is_connected: Callable[[], bool], label: str) -> None:
+    def rebind(
+        self,
+        emit: EmitFunction,
+        is_connected: Callable[[], bool],
+        label: str,
+        meter: MeterFunction = no_meter,
+    ) -> None:
         """Send to a resumed session's new connection from now on."""
         self._emit = emit
         self._is_connected = is_connected
         self.label = label
+        self._forget_meter()
+        self._meter_of = meter
+
+    def _forget_meter(self) -> None:
+        if self._meter is not None:
+            self._meter.cancel(self)
+            self._meter = None
+        self.waiting_for_transport = False
 
     def _stop_sending(self) -> None:
         sender, self._sender = self._sender, None

@@ -20,7 +20,7 @@ from .._errors import LocalProtocolError, StreamError
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
-from ..core._config import DEFAULT_RESUME_TIMEOUT, FEATURE_RESUME
+from ..core._config import CREDIT_LIMIT_KEY, DEFAULT_RESUME_TIMEOUT, FEATURE_RESUME, credit_limit
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -34,6 +34,7 @@ from ..core._core import (
 )
 from ..glue import _compression as compression
 from ..glue import _split_posts as split_posts
+from ..glue import _unsent as unsent
 from ..glue import _whole_posts as whole_posts
 from ..glue._dispatch import (
     LEAVING_TIMEOUT,
@@ -255,9 +256,11 @@ def ss(
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(sio.eio, websocket_compression)
         whole_posts.configure(sio.eio)
+        unsent.configure_server(sio.eio)
     else:
         split_posts.configure(sio.eio)
         fast_mask.configure(sio.eio)
+        unsent.configure_client(sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)
@@ -307,7 +310,13 @@ class StreamSocket(SocketLogic):
         self._room_targets = {}
 
     def _new_connection(self, peer: Any, label: str) -> Connection:
-        return Connection(self._host.emitter(peer), self._config, label, lambda: self._host.is_live(peer))
+        return Connection(
+            self._host.emitter(peer),
+            self._config,
+            label,
+            lambda: self._host.is_live(peer),
+            lambda: self._host.meter(peer),
+        )
 
     def _new_future(self) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().create_future()
@@ -315,7 +324,10 @@ class StreamSocket(SocketLogic):
     def _rebind(self, connection: Any, peer: Any) -> None:
         assert isinstance(connection, Connection)
         connection.rebind(
-            self._host.emitter(peer), lambda: self._host.is_live(peer), f"{self.namespace} {peer}"
+            self._host.emitter(peer),
+            lambda: self._host.is_live(peer),
+            f"{self.namespace} {peer}",
+            lambda: self._host.meter(peer),
         )
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -695,7 +707,12 @@ class StreamSocket(SocketLogic):
             f"{self.namespace} {peer}",
             lambda: cluster.node_is_live(node),
         )
-        connection.core.receive_hello({"features": sorted(self._config.features - {FEATURE_RESUME})})
+        connection.core.receive_hello(
+            {
+                "features": sorted(self._config.features - {FEATURE_RESUME}),
+                CREDIT_LIMIT_KEY: credit_limit(self._config).to_wire(),  # the nodes share settings
+            }
+        )
         self._connections[peer] = connection
         return connection
 

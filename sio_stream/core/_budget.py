@@ -69,6 +69,7 @@ class ConnectionStatistics:
     retained: int = 0  #: bytes sent and kept for replay until the peer acknowledges them (resume)
     suspended: bool = False  #: the transport dropped; the session waits for the client (resume)
     resent: int = 0  #: units (bytes; objects in object mode) sent again after resumes
+    unsent: int = 0  #: bytes waiting in python-engineio's send queue (see limits: what a writer queues)
 
 
 @dataclass(frozen=True)

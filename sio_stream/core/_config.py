@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._budget import Budget
+from ._window import CreditLimit
 
 #: Largest chunk a writer puts in one ``$stream-write``: under python-socketio's default
 #: 1,000,000-byte message limit with room for the packet header, and large enough that the
@@ -115,6 +116,12 @@ FEATURE_WINDOW_GROWTH = "window-growth"
 #: then only a limit; a writer counts what was accepted from ``N`` (our JavaScript client's
 #: upload progress), which lets it announce window-growth too. Needs batch-read (the count).
 FEATURE_CONSUMED = "consumed"
+#: Each hello carries ``"credit": {"bytes": B, "objects": N}``, the most unused credit this side's
+#: writer accepts per stream (see _window.CreditLimit and :func:`credit_limit`); a reader keeps
+#: its windows within the peer's, and a writer fails a stream whose reader grants beyond its own
+#: (RemoteProtocolError): credit is what lets a writer queue data for the transport.
+FEATURE_CREDIT_LIMIT = "credit-limit"
+CREDIT_LIMIT_KEY = "credit"
 #: Session resume after a dropped transport (see _resume.py): the client's hello carries a
 #: secret token, each side reports per stream what it received and the credit it holds, and
 #: each writer replays what the reader did not get. Batched reads carry the reader's received
@@ -142,6 +149,7 @@ OUR_FEATURES = frozenset(
         FEATURE_DIGEST,
         FEATURE_WINDOW_GROWTH,
         FEATURE_CONSUMED,
+        FEATURE_CREDIT_LIMIT,
     }
     | ({FEATURE_DIGEST_BLAKE3} if BLAKE3_AVAILABLE else set())
 )
@@ -170,7 +178,8 @@ class CoreConfig:
     object_window: int = DEFAULT_OBJECT_WINDOW
     max_chunk: int = DEFAULT_MAX_CHUNK
     force_base64: bool = False
-    #: Most credits a writer keeps from a peer: more reads than this are ignored.
+    #: Most credits a writer keeps per stream from a peer that did not announce credit-limit:
+    #: more fail the stream of a sio_stream peer, and are dropped from a JavaScript one.
     max_credit: int = 1024
     #: Limits on what a peer can make us hold. Exceeding one fails the offending stream (or
     #: every stream of the offending event) with a ``$stream-error``, never the connection.
@@ -199,6 +208,15 @@ class CoreConfig:
     resume_timeout: float = 0.0
     #: Seconds, for the round trips that tune windows (the core reads no clock of its own).
     clock: Callable[[], float] = time.monotonic
+
+
+def credit_limit(config: CoreConfig) -> CreditLimit:
+    """The most unused credit our writer accepts per stream (announced with credit-limit): the
+    largest window a reader with our settings ever opens, so that two peers with the same
+    settings never come near it; 32 MiB of bytes by default, and ``max_credit`` objects."""
+    return CreditLimit(
+        max(config.max_window, config.window * config.max_chunk), max(config.max_credit, config.object_window)
+    )
 
 
 def floor_bytes(config: CoreConfig) -> int:

@@ -34,6 +34,7 @@ from ._chunks import ByteQueue, decode_chunk, wire_chunk
 from ._config import (
     AUTO_DIGEST,
     CONSUMED_KEY,
+    CREDIT_LIMIT_KEY,
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BUFFERED,
@@ -48,6 +49,7 @@ from ._config import (
     FEATURE_BATCH_READ,
     FEATURE_CLAIM,
     FEATURE_CONSUMED,
+    FEATURE_CREDIT_LIMIT,
     FEATURE_DIGEST,
     FEATURE_DIGEST_BLAKE3,
     FEATURE_ERROR_REPLY,
@@ -65,6 +67,7 @@ from ._config import (
     PROTOCOL_VERSION,
     RECEIVED_KEY,
     CoreConfig,
+    credit_limit,
     floor_bytes,
 )
 from ._digest import DigestMixin
@@ -75,7 +78,7 @@ from ._sent_events import Answers, SentEvents
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
 from ._tuning import Tuner
-from ._window import ReadWindow
+from ._window import CreditLimit, ReadWindow
 
 
 class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
@@ -108,6 +111,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.window_tuner = Tuner()
         self.window_tuned = 0
         self.peer_features: frozenset[str] = frozenset()
+        #: The most unused credit the peer's writer accepts per stream (negotiated credit-limit).
+        self.peer_credit_limit: CreditLimit | None = None
         #: The peer's hello came (its features are known), or it is known to send none.
         self.peer_known = False
         self.closed = False
@@ -162,6 +167,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         if self.config.resume_timeout <= 0:
             features = features - {FEATURE_RESUME}
         info: dict[str, Any] = {"version": PROTOCOL_VERSION, "features": sorted(features)}
+        if FEATURE_CREDIT_LIMIT in features:
+            info[CREDIT_LIMIT_KEY] = credit_limit(self.config).to_wire()
         if resume is not None:
             info["resume"] = resume
         return Outgoing(wire.HELLO, (info,))
@@ -178,6 +185,11 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
                 ours = ours - {FEATURE_RESUME}
             self.peer_features = frozenset(theirs & ours)
             self.peer_known = True
+            self.peer_credit_limit = (
+                CreditLimit.from_wire(info.get(CREDIT_LIMIT_KEY))
+                if FEATURE_CREDIT_LIMIT in self.peer_features
+                else None
+            )
             if not self.resumable:
                 self._keep_nothing()  # kept in case it could resume (see _keeps_events)
 
@@ -334,15 +346,30 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
             if problem is not None:
                 self.fail(stream, RemoteProtocolError(f"{problem} on stream {stream.id}"))
                 return
-        if (
-            FEATURE_READ_SIZE in self.peer_features
-            and isinstance(size, int)
-            and not isinstance(size, bool)
-            and size > 0
-        ):
-            stream.read_size = size
-        stream.credit.granted(grant)
+        hint = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
+        if hint and FEATURE_READ_SIZE in self.peer_features:
+            stream.read_size = hint
+        stream.credit.limit = self._write_credit_limit(stream, hint)
+        if not stream.credit.granted(grant) and FEATURE_BATCH_READ in self.peer_features:
+            # A sio_stream reader never opens a window beyond our limit: absurd credit is no
+            # slip, and would let its stream queue that much data for the transport.
+            self.fail(
+                stream,
+                RemoteProtocolError(
+                    f"credit beyond the limit of {stream.credit.limit} chunks on stream {stream.id}"
+                ),
+            )
+            return
         self._schedule(stream)
+
+    def _write_credit_limit(self, stream: StreamCore, read_size: int) -> int:
+        """Most unused credits ``stream``'s writer accepts: within our announced credit-limit
+        toward a peer that announced it too (in bytes: a credit counts for a chunk of the
+        reader's read size, which its windows are counted in), else ``max_credit``."""
+        if FEATURE_CREDIT_LIMIT not in self.peer_features:
+            return self.config.max_credit
+        chunk = min(self.config.max_chunk, read_size) if read_size else self.config.max_chunk
+        return credit_limit(self.config).writer_credits(stream.object_mode, chunk)
 
     def receive_write(
         self, stream_id: Any, chunk: Any, encoding: Any = None, marker: Any = None

@@ -41,7 +41,7 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
-from ._window import GROWTH
+from ._window import GROWTH, CreditLimit
 
 
 class _Core(Protocol):
@@ -50,6 +50,7 @@ class _Core(Protocol):
     config: CoreConfig
     budget: Budget
     peer_features: frozenset[str]
+    peer_credit_limit: CreditLimit | None
     starved: dict[StreamCore, None]
     floor_due: dict[StreamCore, None]
     grown: dict[StreamCore, int]
@@ -198,10 +199,15 @@ class ReadingMixin:
             self.floor_due.setdefault(stream)
 
     def _credit_cap(self: _Core, stream: StreamCore) -> int | None:
-        """Most credits ``stream`` may have outstanding now, beyond its window (``None``: no cap)."""
+        """Most credits ``stream`` may have outstanding now, beyond its window (``None``: no cap):
+        within the peer writer's announced credit-limit too (its limit assumes our max_chunk)."""
         if FEATURE_BATCH_READ not in self.peer_features:
             return PLAIN_CREDITS
-        return PROBE_CREDITS if stream.probing else None
+        cap = PROBE_CREDITS if stream.probing else None
+        if self.peer_credit_limit is not None:
+            limit = self.peer_credit_limit.reader_credits(stream.object_mode, self.config.max_chunk)
+            cap = limit if cap is None else min(cap, limit)
+        return cap
 
     def _pay(self: _Core) -> None:
         """Grant owed credit (see the module's rule): the shared pool, oldest debt first, up to

@@ -3,11 +3,20 @@
 A reader grants credit with ``$stream-read``; a writer spends one credit per chunk. Chunk
 size is bounded separately (the writer's maximum chunk, the receiver's message limit), so a
 reader's memory is bounded by ``window`` chunks.
+
+A writer bounds the credit it accepts per stream (:class:`CreditLimit`): credit is what lets
+it hand data to the transport, and a reader's window never needs more. Between two peers that
+announced ``credit-limit`` the bound is the writer's, in bytes, told in its hello, and the
+reader keeps its windows within it; credit beyond it is a protocol violation. Toward other
+peers it is ``max_credit`` chunks, beyond which a sio_stream reader is in violation too, and a
+JavaScript one (which never grants more than two) is clamped.
 """
 
 from __future__ import annotations
 
 import reprlib
+from dataclasses import dataclass
+from typing import Any
 
 #: What a window's size is multiplied by when it grows (see sio_stream.core._tuning).
 GROWTH = 4
@@ -98,11 +107,46 @@ class ReadWindow:
         return True
 
 
+@dataclass(frozen=True)
+class CreditLimit:
+    """The most unused credit a writer accepts per stream: ``bytes`` for a byte stream (credits
+    times the chunk each lets it send), ``objects`` for an object-mode stream. Sent in the hello
+    as ``{"bytes": ..., "objects": ...}`` (negotiated ``credit-limit``)."""
+
+    bytes: int
+    objects: int
+
+    def to_wire(self) -> dict[str, int]:
+        return {"bytes": self.bytes, "objects": self.objects}
+
+    @classmethod
+    def from_wire(cls, value: Any) -> CreditLimit | None:
+        """The peer's announced limit, ``None`` when malformed (the peer is then held to the
+        plain ``max_credit`` count instead)."""
+        if not isinstance(value, dict):
+            return None
+        size, objects = value.get("bytes"), value.get("objects")
+        for number in (size, objects):
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                return None
+        assert isinstance(size, int) and isinstance(objects, int)
+        return cls(size, objects)
+
+    def writer_credits(self, object_mode: bool, chunk: int) -> int:
+        """Credits a writer accepts when each lets it send ``chunk`` bytes (at least one)."""
+        return self.objects if object_mode else max(1, self.bytes // max(1, chunk))
+
+    def reader_credits(self, object_mode: bool, read_size: int) -> int:
+        """Credits a reader whose reads ask for at most ``read_size`` bytes keeps outstanding."""
+        return self.writer_credits(object_mode, read_size)
+
+
 class WriteCredit:
     """The writing side's view: credits the peer granted and chunks not yet acknowledged.
 
-    Credits above ``limit`` are ignored, so a peer flooding ``$stream-read`` cannot make the
-    writer put more than ``limit`` chunks on the wire ahead of the reader. Toward a reader that
+    Credits above ``limit`` are dropped (:meth:`granted` says so, and the core decides whether
+    that fails the stream), so a peer flooding ``$stream-read`` cannot make the writer put more
+    than ``limit`` chunks on the wire ahead of the reader. Toward a reader that
     announced ``consumed``, ``consumed`` is what it reported its application consumed: never
     more than ``spent`` and never less than before (see :meth:`reported`).
     """
@@ -134,9 +178,12 @@ class WriteCredit:
         self.consumed = consumed
         return None
 
-    def granted(self, count: int = 1) -> None:
-        """The peer granted ``count`` more chunks."""
-        self.available = min(self.available + count, self.limit)
+    def granted(self, count: int = 1) -> bool:
+        """The peer granted ``count`` more chunks: False when that went beyond ``limit`` (what
+        is beyond is dropped)."""
+        total = self.available + count
+        self.available = min(total, self.limit)
+        return total <= self.limit
 
     def acknowledged(self) -> None:
         """The peer acknowledged one chunk."""

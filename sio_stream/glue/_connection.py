@@ -14,6 +14,15 @@ from typing import Any, Protocol
 from .._errors import ConnectionAbortedStreamError, StreamBrokenError, StreamError
 from ..core import _wire as wire
 from ..core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from ._unsent import Meter
+
+#: The meter of a connection's engine.io queue, ``None`` when it has none (see _unsent.py).
+MeterFunction = Callable[[], Meter | None]
+
+
+def no_meter() -> Meter | None:
+    return None
+
 
 logger = logging.getLogger("sio_stream")
 
@@ -61,8 +70,52 @@ class ConnectionLogic:
         #: Drops so far: a packet taken from the core before a drop must not be emitted after
         #: it (on a client it would go out on the new connection, ahead of the resume).
         self.epoch = 0
+        self._meter_of: MeterFunction = no_meter
+        self._meter: Meter | None = None
+        #: The sender waits for python-engineio to send what it holds (see _unsent.py).
+        self.waiting_for_transport = False
 
     def _start_sender(self) -> None:
+        raise NotImplementedError
+
+    # -- the transport's queue (see _unsent.py) ----------------------------------------------------
+    def use_meter(self, meter: MeterFunction) -> None:
+        """Find this connection's engine.io queue with ``meter`` from now on (a resumed session's
+        new connection has a queue of its own)."""
+        self._forget_meter()
+        self._meter_of = meter
+
+    def _forget_meter(self) -> None:
+        if self._meter is not None:
+            self._meter.cancel(self)
+            self._meter = None
+        self.waiting_for_transport = False
+
+    def unsent(self) -> int:
+        """Bytes of this connection waiting in python-engineio's send queue (0 if not metered)."""
+        meter = self._meter or self._meter_of()
+        return meter.queued if meter is not None else 0
+
+    def transport_full(self) -> bool:
+        """The sender asks before each packet: True when python-engineio holds too much of this
+        connection's data unsent, and the sender must stop; :meth:`_transport_drained` is then
+        called (from the thread that empties the queue) once it has drained to half."""
+        meter = self._meter
+        if meter is None:
+            meter = self._meter = self._meter_of()
+            if meter is None:
+                return False
+        if not meter.full:
+            return False
+        meter.when_drained(self, self._transport_drained)
+        if not meter.full:  # drained meanwhile (a sync driver's writer thread)
+            meter.cancel(self)
+            return False
+        self.waiting_for_transport = True
+        return True
+
+    def _transport_drained(self) -> None:
+        """The queue drained: start sending again (the driver's; called by whoever emptied it)."""
         raise NotImplementedError
 
     def decode_stream(self, stream_id: Any, options: Any) -> Any:
@@ -207,6 +260,7 @@ class ConnectionLogic:
         """The connection dropped: fail every stream and every pending call with "Connection
         aborted" (or ``error``)."""
         self._stop_expiry()
+        self._forget_meter()
         self.core.connection_lost(error)
         self._fail_calls(error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
 

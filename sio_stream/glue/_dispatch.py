@@ -22,6 +22,7 @@ import inspect
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .._errors import (
@@ -878,9 +879,9 @@ class SocketLogic:
 
     def statistics(self) -> StreamSocketStatistics:
         """The memory accounting of this socket's connections and of the process budget."""
-        connections = tuple(c.core.statistics(peer) for peer, c in self._connections.items()) + tuple(
-            c.core.statistics(None) for c in self._suspended
-        )
+        connections = tuple(
+            replace(c.core.statistics(peer), unsent=c.unsent()) for peer, c in self._connections.items()
+        ) + tuple(c.core.statistics(None) for c in self._suspended)
         account = self._config.process_budget or process_budget()
         return StreamSocketStatistics(
             connections=connections,

@@ -19,6 +19,7 @@ import socketio
 
 from .._errors import LocalProtocolError
 from . import _connect_scope as connect_scope
+from ._unsent import Meter, meter_of
 
 #: Called with ``(event, namespace, peer key)`` before the application's handlers run.
 LifecycleHook = Callable[[str, str, Any], None]
@@ -238,6 +239,17 @@ class Host:
             await sio.emit(event, args, namespace=namespace, callback=callback)
 
         return emit
+
+    def meter(self, peer: Any) -> Meter | None:
+        """The meter of what ``peer``'s connection has queued in python-engineio, unsent (see
+        :mod:`sio_stream.glue._unsent`); ``None`` when its queue is not metered or it is gone."""
+        eio = getattr(self.sio, "eio", None)
+        if not self.is_server:
+            return meter_of(getattr(eio, "queue", None))
+        eio_sid = self.sio.manager.eio_sid_from_sid(peer, self.namespace)
+        sockets = getattr(eio, "sockets", None)
+        socket = sockets.get(eio_sid) if isinstance(sockets, dict) and eio_sid is not None else None
+        return meter_of(getattr(socket, "queue", None))
 
     def is_connected(self, peer: Any) -> bool:
         """False for a server sid that has left (or is leaving) this namespace; a client's one

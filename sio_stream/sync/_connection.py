@@ -16,7 +16,7 @@ from typing import Any
 from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
 from ..core._wire import HELLO
-from ..glue._connection import ConnectionLogic
+from ..glue._connection import ConnectionLogic, MeterFunction, no_meter
 from ._host import SyncHost
 from ._stream import LOCK, SEND_AFTER, IOStream
 
@@ -48,10 +48,12 @@ class Connection(ConnectionLogic):
         emit: Callable[[str, tuple[Any, ...], Any], Any],
         is_live: Callable[[], bool],
         caller_sends: bool = False,
+        meter: MeterFunction = no_meter,
     ) -> None:
         super().__init__(config, label, IOStream)
         self._emit = emit
         self._is_live = is_live
+        self.use_meter(meter)
         self._spawn: Callable[..., Any] = host.sio.start_background_task
         self._sleep: Callable[[float], Any] = host.sio.sleep
         self._create_event: Callable[[], Any] = host.create_event
@@ -79,6 +81,15 @@ class Connection(ConnectionLogic):
     def _wake_budget(self) -> None:
         with LOCK:
             self.core.budget.wake()
+
+    def _transport_drained(self) -> None:
+        # Called by engine.io's writer with its queue's own lock held: take LOCK elsewhere.
+        self._spawn(self._send_again)
+
+    def _send_again(self) -> None:
+        with LOCK:
+            self.waiting_for_transport = False
+            self._start_sender()
 
     # -- the sender (started under LOCK) -----------------------------------------------------------
     def _start_sender(self) -> None:
@@ -133,7 +144,10 @@ class Connection(ConnectionLogic):
         sent = 0
         while True:
             with LOCK:
-                item = None if limit is not None and sent >= limit else self.core.next_outgoing()
+                if (limit is not None and sent >= limit) or self.transport_full():
+                    item = None  # the sender task takes the rest, or the queue's drain does
+                else:
+                    item = self.core.next_outgoing()
                 epoch = self.epoch
                 if item is None:
                     self._drainer = None
@@ -199,13 +213,18 @@ class Connection(ConnectionLogic):
 
     # -- negotiated resume (under LOCK) ----------------------------------------------------------------
     def rebind(
-        self, emit: Callable[[str, tuple[Any, ...], Any], Any], is_live: Callable[[], bool], label: str
+        self,
+        emit: Callable[[str, tuple[Any, ...], Any], Any],
+        is_live: Callable[[], bool],
+        label: str,
+        meter: MeterFunction = no_meter,
     ) -> None:
         """Send to a resumed session's new connection from now on (the sender reads ``_emit``
         afresh for every packet)."""
         self._emit = emit
         self._is_live = is_live
         self.label = label
+        self.use_meter(meter)
 
     def _stop_sending(self) -> None:
         # The core gives the sender nothing but control packets while suspended; wake it so

@@ -17,6 +17,7 @@ from ..glue import _fast_unmask as fast_unmask
 from ..glue import _no_delay as no_delay
 from ..glue import _server_reads as server_reads
 from ..glue import _split_posts as split_posts
+from ..glue import _unsent as unsent
 from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
 from ..glue._dispatch import LEAVING_TIMEOUT, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
@@ -77,9 +78,11 @@ def ss(
         fast_unmask.configure(host.sio.eio)
         server_reads.configure(host.sio.eio)
         no_delay.configure(host.sio.eio)
+        unsent.configure_server(host.sio.eio)
     else:
         split_posts.configure(host.sio.eio)
         client_masks.configure(host.sio.eio)
+        unsent.configure_client(host.sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
     if not host.is_server and not per_sio:
@@ -163,7 +166,13 @@ class StreamSocket(SocketLogic):
     def _new_connection(self, peer: Any, label: str) -> Connection:
         host = self._host
         return Connection(
-            host, self._config, label, host.emitter(peer), lambda: host.is_live(peer), caller_sends=True
+            host,
+            self._config,
+            label,
+            host.emitter(peer),
+            lambda: host.is_live(peer),
+            caller_sends=True,
+            meter=lambda: host.meter(peer),
         )
 
     def _new_future(self) -> Future:
@@ -172,7 +181,12 @@ class StreamSocket(SocketLogic):
     def _rebind(self, connection: Any, peer: Any) -> None:
         assert isinstance(connection, Connection)
         host = self._host
-        connection.rebind(host.emitter(peer), lambda: host.is_live(peer), f"{self.namespace} {peer}")
+        connection.rebind(
+            host.emitter(peer),
+            lambda: host.is_live(peer),
+            f"{self.namespace} {peer}",
+            lambda: host.meter(peer),
+        )
 
     def _deliver_ack(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         # Never run application code on python-socketio's receive loop.
