@@ -8,6 +8,12 @@ alone only once a ``credit_step`` has gathered while nothing else is going there
 waits for the window: two full windows would wait for each other). On a busy machine every
 message between processes costs a wake-up of the receiver, so a confirmation of its own for
 every step cost the link a publish, Redis's reply to it and a delivery.
+
+For the same reason a sender publishes on a connection of its own on which Redis sends no
+replies (``CLIENT REPLY OFF``, Redis 3.2+): nothing waits a round trip to Redis before the next
+message, and no reply wakes this process for each. A lost connection still shows: writing to it
+fails, and the node's subscription (on another connection) fails too. TCP's own flow control
+holds the sender back when Redis reads slower than it publishes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from ._frames import Frame, batch, encode, size_of
 
 #: Bytes of frames published as one message at most (frames queued together are batched).
 MAX_BATCH = 1024 * 1024
+
+# Connections being closed (a sender stops from synchronous code); held until they are.
+_closing: set[asyncio.Task[None]] = set()
 
 
 class Owner(Protocol):
@@ -52,6 +61,7 @@ class NodeSender:
         self.owed = 0
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self._connection: Any = None  # redis-py's, with replies off (see the module's doc)
 
     def put(self, frame: Frame) -> None:
         size = size_of(frame)
@@ -97,9 +107,8 @@ class NodeSender:
         try:
             while True:
                 if self.queue and not self._blocked():
-                    # Every frame queued (up to the window) in one round trip: a pipeline keeps
-                    # their order and does not wait for Redis's answer to each before the next.
-                    pipeline = self.owner.redis.pipeline(transaction=False)
+                    # Every frame queued (up to the window) in one write, in order.
+                    messages: list[bytes] = []
                     while self.queue and self.unconfirmed < self.owner.max_in_flight:
                         frame, size = self.queue.popleft()
                         frames = [*self._credit(), frame]
@@ -110,13 +119,13 @@ class NodeSender:
                         self.queued -= size
                         message = batch(frames)
                         self.unconfirmed += len(message)
-                        pipeline.publish(self.channel, message)
+                        messages.append(message)
                     self.changed.set()
-                    await pipeline.execute()
+                    await self._publish(messages)
                 elif self.owed >= self.owner.credit_step:
                     # Nothing to carry it (or the window is full): a message of its own, which
                     # the other node does not count against its window.
-                    await self.owner.redis.publish(self.channel, batch(self._credit()))
+                    await self._publish([batch(self._credit())])
                 elif self.queue:
                     self.changed.clear()
                     await self.changed.wait()
@@ -127,6 +136,20 @@ class NodeSender:
         finally:
             self.task = None
 
+    async def _publish(self, messages: list[bytes]) -> None:
+        connection = self._connection
+        if connection is None:
+            connection = self.owner.redis.connection_pool.make_connection()
+            await connection.connect()
+            await connection.send_command("CLIENT", "REPLY", "OFF", check_health=False)
+            self._connection = connection
+        elif not connection.is_connected:
+            # Never let redis-py connect again on its own: the new connection would have its
+            # replies on, and nobody would read them.
+            raise ConnectionError(f"the connection publishing to node {self.node} was closed")
+        commands = [("PUBLISH", self.channel, message) for message in messages]
+        await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+
     def stop(self) -> None:
         self.queue.clear()
         self.queued = 0
@@ -135,3 +158,8 @@ class NodeSender:
         if self.task is not None:
             self.task.cancel()
             self.task = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            task = asyncio.get_running_loop().create_task(connection.disconnect(nowait=True))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
