@@ -9,16 +9,20 @@ waits for the window: two full windows would wait for each other). On a busy mac
 message between processes costs a wake-up of the receiver, so a confirmation of its own for
 every step cost the link a publish, Redis's reply to it and a delivery.
 
-For the same reason a sender publishes on a connection of its own on which Redis sends no
-replies (``CLIENT REPLY OFF``, Redis 3.2+): nothing waits a round trip to Redis before the next
-message, and no reply wakes this process for each. A lost connection still shows: writing to it
-fails, and the node's subscription (on another connection) fails too. TCP's own flow control
-holds the sender back when Redis reads slower than it publishes.
+For the same reason a sender publishes on a connection of its own and reads Redis's replies in
+a task of its own: it never waits a round trip to Redis before the next message (a pipeline
+awaited its replies first), and replies that arrive while the node is busy are read together.
+TCP's own flow control holds the sender back when Redis reads slower than it publishes. A
+connection that closes with replies outstanding may have lost a message: the node fails every
+stream through Redis, as when Redis goes away. One that closes idle (Redis's ``timeout``
+setting) is replaced at the next message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 from collections import deque
 from typing import Any, Protocol
 
@@ -61,7 +65,9 @@ class NodeSender:
         self.owed = 0
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self._connection: Any = None  # redis-py's, with replies off (see the module's doc)
+        self._connection: Any = None  # redis-py's, for this sender alone (see the module's doc)
+        self._replies: asyncio.Task[None] | None = None  # reads the connection's replies
+        self._awaiting = 0  # messages published on it whose reply has not come yet
 
     def put(self, frame: Frame) -> None:
         size = size_of(frame)
@@ -141,14 +147,31 @@ class NodeSender:
         if connection is None:
             connection = self.owner.redis.connection_pool.make_connection()
             await connection.connect()
-            await connection.send_command("CLIENT", "REPLY", "OFF", check_health=False)
-            self._connection = connection
-        elif not connection.is_connected:
-            # Never let redis-py connect again on its own: the new connection would have its
-            # replies on, and nobody would read them.
-            raise ConnectionError(f"the connection publishing to node {self.node} was closed")
+            # Named for whoever reads CLIENT LIST: which node publishes to which.
+            await connection.send_command("CLIENT", "SETNAME", f"sio_stream:{self.owner.id}->{self.node}")
+            await connection.read_response()
+            self._connection, self._awaiting = connection, 0
+            self._replies = asyncio.get_running_loop().create_task(
+                self._read_replies(connection), name=f"sio_stream replies for node {self.node}"
+            )
         commands = [("PUBLISH", self.channel, message) for message in messages]
+        self._awaiting += len(commands)
         await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+
+    async def _read_replies(self, connection: Any) -> None:
+        try:
+            while True:
+                await connection.read_response(timeout=math.inf)
+                self._awaiting -= 1
+        except Exception as exc:
+            if self._connection is not connection:
+                return  # stopped meanwhile
+            self._connection = None
+            lost = self._awaiting > 0
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+            if lost:
+                self.owner.redis_lost(exc)
 
     def stop(self) -> None:
         self.queue.clear()
@@ -159,6 +182,9 @@ class NodeSender:
             self.task.cancel()
             self.task = None
         connection, self._connection = self._connection, None
+        if self._replies is not None:
+            self._replies.cancel()
+            self._replies = None
         if connection is not None:
             task = asyncio.get_running_loop().create_task(connection.disconnect(nowait=True))
             _closing.add(task)
