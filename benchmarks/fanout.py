@@ -305,7 +305,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             met=raw / relay >= 1,
         )
     for name, rows in results.items():
-        report.note(f"server peak RSS above idle, {name}: {max(r['hwm_mib'] for r in rows):.1f} MiB")
+        label = " ".join(f"{int(word) // MiB}MiB" if word.isdigit() else word for word in name.split())
+        report.note(f"server peak RSS above idle, {label}: {max(r['hwm_mib'] for r in rows):.1f} MiB")
     return report.finish(args.json)
 
 
