@@ -89,7 +89,8 @@ async def test_a_publishing_connection_closed_while_idle_is_replaced(nodes, redi
     spy = redis.asyncio.Redis.from_url(redis_url)
     try:
         # As Redis's `timeout` setting does to a connection idle that long.
-        publishers = [entry for entry in await spy.client_list() if entry["name"].startswith("sio_stream:")]
+        ours = {f"sio_stream:{a.cluster.id}->{b.cluster.id}", f"sio_stream:{b.cluster.id}->{a.cluster.id}"}
+        publishers = [entry for entry in await spy.client_list() if entry["name"] in ours]
         assert len(publishers) == 2  # one per node, to the other
         for entry in publishers:
             await spy.client_kill(entry["addr"])
