@@ -11,8 +11,18 @@ the clients. Lines:
   emits to A, one in flight as the issue measured it, and 8 in flight; A emits each chunk to
   B's sid, which python-socketio publishes to every node base64-encoded in JSON), and against a
   relay of the same stream on one node.
+  Beside each, the CPU the two nodes and Redis spent (the machines are shared: a rate follows
+  the share of the cores a run gets, the CPU it needs does not), and the ceiling of the transport:
+  Redis pub/sub alone carrying the same bytes in 512 KiB messages from one process to another,
+  with the same 4 MiB in flight.
 * **local with Redis**: an upload to A (which has the Redis manager) against the same upload to
   the server without it: local streams must not pay for the cluster. Nothing is published.
+
+    python benchmarks/cluster.py --compare PATH [--compare-no-hiredis] [--quick] [--repeat N]
+
+* the cross-node and one-node lines of both checkouts, their runs interleaved: the other
+  checkout's nodes (and its clients) run its own code (``PYTHONPATH``), against their own Redis;
+  with ``--compare-no-hiredis`` they cannot import hiredis (as before the cluster extra had it).
 
     python benchmarks/cluster.py --link-rtt MS [--quick | --smoke] [--repeat N]
 
@@ -34,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -43,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import PYTHON, MiB, Report, common_args, link, median, mode_of, ratio
-from peer import memory_kib, pieces
+from peer import cpu_seconds, memory_kib, pieces
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"full": 100 * MiB, "quick": 32 * MiB, "smoke": 4 * MiB}
@@ -52,6 +63,8 @@ ROOM_SIZES = {"full": 64 * MiB, "quick": 16 * MiB, "smoke": 4 * MiB}
 REPEATS = {"full": 3, "quick": 2, "smoke": 1}
 CHUNK = 256 * 1024
 RAW_IN_FLIGHT = 8
+#: Bytes the ceiling's publisher keeps unconfirmed: a node's default (cluster/_node.py).
+IN_FLIGHT = 4 * MiB
 
 
 # -- a server node -----------------------------------------------------------------------------------
@@ -368,9 +381,24 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the run -----------------------------------------------------------------------------------------
-def start_node(redis_url: str | None) -> tuple[subprocess.Popen[str], str]:
-    command = [PYTHON, __file__, "--role", "node"] + (["--redis", redis_url] if redis_url else [])
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+#: Set by --compare-no-hiredis: the other checkout's processes cannot import hiredis.
+HIDE_HIREDIS = False
+
+
+def code_env(root: Path) -> dict[str, str] | None:
+    """The environment of processes that run the code of checkout ``root`` (None: this one)."""
+    if root == ROOT:
+        return None
+    path = [str(root)] + ([str(ROOT / "benchmarks" / "no_hiredis")] if HIDE_HIREDIS else [])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+
+
+def start_node(redis_url: str | None, root: Path = ROOT) -> tuple[subprocess.Popen[str], str]:
+    script = str(root / "benchmarks" / "cluster.py")
+    command = [PYTHON, script, "--role", "node"] + (["--redis", redis_url] if redis_url else [])
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=code_env(root)
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("LISTENING "):
@@ -390,12 +418,13 @@ def stop_nodes(procs: list[tuple[subprocess.Popen[str], str]]) -> None:
             proc.kill()
 
 
-def run_clients(job: dict[str, Any]) -> dict[str, Any]:
+def run_clients(job: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
     done = subprocess.run(
-        [PYTHON, __file__, "--role", "clients", "--job", json.dumps(job)],
+        [PYTHON, str(root / "benchmarks" / "cluster.py"), "--role", "clients", "--job", json.dumps(job)],
         capture_output=True,
         text=True,
         timeout=1800,
+        env=code_env(root),
     )
     if done.returncode != 0:
         raise RuntimeError(f"clients failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -403,62 +432,180 @@ def run_clients(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def run_measured(job: dict[str, Any], pids: list[int], root: Path = ROOT) -> tuple[dict[str, Any], float]:
+    """The clients' result for ``job``, and the CPU seconds the processes ``pids`` spent on it."""
+    before = sum(cpu_seconds(pid) for pid in pids)
+    result = run_clients(job, root)
+    return result, sum(cpu_seconds(pid) for pid in pids) - before
+
+
+async def publish_ceiling(job: dict[str, Any]) -> dict[str, Any]:
+    """Redis pub/sub alone: ``size`` bytes in ``CHUNK * 2`` messages from this process to a
+    subscriber process, at most ``IN_FLIGHT`` bytes unconfirmed (the subscriber confirms every
+    MiB on a channel of its own), as a node's sender publishes (cluster/_sender.py)."""
+    import redis.asyncio
+
+    size, url, message = job["size"], job["redis"], os.urandom(2 * CHUNK)
+    client = redis.asyncio.Redis.from_url(url, protocol=2)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    await listener.subscribe("ceiling:credit")
+    subscriber = await asyncio.create_subprocess_exec(
+        PYTHON, __file__, "--role", "subscribe", "--job", json.dumps(job), stdout=asyncio.subprocess.PIPE
+    )
+    assert subscriber.stdout is not None
+    await subscriber.stdout.readline()  # subscribed
+    confirmed = asyncio.Event()
+    state = {"unconfirmed": 0}
+
+    async def credits() -> None:
+        async for entry in listener.listen():
+            if entry.get("type") == "message":
+                state["unconfirmed"] -= int(entry["data"])
+                confirmed.set()
+
+    reader = asyncio.create_task(credits())
+    # Published as a node's sender does: on a connection with Redis's replies off.
+    publisher = client.connection_pool.make_connection()
+    await publisher.connect()
+    await publisher.send_command("CLIENT", "REPLY", "OFF", check_health=False)
+    command = publisher.pack_command("PUBLISH", "ceiling:data", message)
+    started = time.perf_counter()
+    sent = 0
+    while sent < size:
+        while state["unconfirmed"] >= IN_FLIGHT:
+            confirmed.clear()
+            await confirmed.wait()
+        await publisher.send_packed_command(command, check_health=False)
+        sent += len(message)
+        state["unconfirmed"] += len(message)
+    while state["unconfirmed"] > 0:  # the subscriber confirms the rest once it has it all
+        confirmed.clear()
+        await confirmed.wait()
+    seconds = time.perf_counter() - started
+    await subscriber.wait()
+    await publisher.disconnect()
+    reader.cancel()
+    await listener.aclose()  # type: ignore[no-untyped-call]
+    await client.aclose()
+    return {"seconds": seconds, "bytes": sent}
+
+
+async def subscribe_ceiling(job: dict[str, Any]) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(job["redis"], protocol=2)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    await listener.subscribe("ceiling:data")
+    print("SUBSCRIBED", flush=True)
+    received = owed = 0
+    async for entry in listener.listen():
+        if entry.get("type") != "message":
+            continue
+        received += len(entry["data"])
+        owed += len(entry["data"])
+        if owed >= MiB or received >= job["size"]:
+            await client.publish("ceiling:credit", owed)
+            owed = 0
+        if received >= job["size"]:
+            break
+    await listener.aclose()  # type: ignore[no-untyped-call]
+    await client.aclose()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from tests.redis_support import redis_server
+    from tests.redis_support import redis_process
 
     mode = mode_of(args)
     report = Report("cluster", mode)
     size = SIZES[mode]
     repeats = args.repeat or REPEATS[mode]
-    times: dict[str, list[float]] = {}
+    roots = [ROOT] + ([Path(args.compare).resolve()] if args.compare else [])
+    times: dict[tuple[Path, str], list[float]] = {}
+    cpu: dict[tuple[Path, str], list[float]] = {}
     peaks: dict[str, float] = {}
-    with redis_server() as redis_url:
-        procs = [start_node(redis_url), start_node(redis_url), start_node(None)]
-        (_a, a_url), (_b, b_url), (_plain, plain_url) = procs
-        try:
-            idle = {proc.pid: memory_kib(proc.pid)["VmRSS"] for proc, _ in procs}
-            jobs = {
-                "cross-node": {"kind": "stream", "sender": a_url, "receiver": b_url},
-                "raw": {"kind": "raw", "sender": a_url, "receiver": b_url},
-                "raw1": {"kind": "raw", "sender": a_url, "receiver": b_url, "in_flight": 1},
-                "one node": {"kind": "stream", "sender": a_url, "receiver": a_url},
-                "local+redis": {"kind": "local", "sender": a_url},
-                "local": {"kind": "local", "sender": plain_url},
-            }
-            for _ in range(repeats):
-                for name, job in jobs.items():
-                    result = run_clients(dict(job, size=size))
-                    times.setdefault(name, []).append(result["seconds"])
-            for proc, _ in procs:
-                peaks[str(proc.pid)] = (memory_kib(proc.pid)["VmHWM"] - idle[proc.pid]) / 1024
-        finally:
-            stop_nodes(procs)
+    with contextlib.ExitStack() as stack:
+        setups: dict[Path, tuple[str, int, list[tuple[subprocess.Popen[str], str]]]] = {}
+        for root in roots:
+            redis_url, redis_proc = stack.enter_context(redis_process())
+            procs = [start_node(redis_url, root), start_node(redis_url, root)]
+            stack.callback(stop_nodes, procs)
+            setups[root] = (redis_url, redis_proc.pid, procs)
+        plain = [start_node(None)]
+        stack.callback(stop_nodes, plain)
+        redis_url, redis_pid, procs = setups[ROOT]
+        (a, a_url), (b, b_url) = procs
+        idle = {proc.pid: memory_kib(proc.pid)["VmRSS"] for proc, _ in [*procs, *plain]}
+        jobs: dict[str, dict[str, Any]] = {
+            "raw": {"kind": "raw", "sender": a_url, "receiver": b_url},
+            "raw1": {"kind": "raw", "sender": a_url, "receiver": b_url, "in_flight": 1},
+            "local+redis": {"kind": "local", "sender": a_url},
+            "local": {"kind": "local", "sender": plain[0][1]},
+        }
+        for _ in range(repeats):
+            for root in roots:  # interleaved: each checkout's runs beside the other's
+                _url, pid, ((node_a, url_a), (node_b, url_b)) = setups[root]
+                pids = [node_a.pid, node_b.pid, pid]
+                for name, receiver in (("cross-node", url_b), ("one node", url_a)):
+                    job = {"kind": "stream", "sender": url_a, "receiver": receiver, "size": size}
+                    result, spent = run_measured(job, pids, root)
+                    times.setdefault((root, name), []).append(result["seconds"])
+                    cpu.setdefault((root, name), []).append(spent)
+            for name, job in jobs.items():
+                result, spent = run_measured(dict(job, size=size), [a.pid, b.pid, redis_pid])
+                times.setdefault((ROOT, name), []).append(result["seconds"])
+                cpu.setdefault((ROOT, name), []).append(spent)
+            ceiling = asyncio.run(publish_ceiling({"size": size, "redis": redis_url}))
+            times.setdefault((ROOT, "ceiling"), []).append(ceiling["seconds"])
+        for proc, _ in [*procs, *plain]:
+            peaks[str(proc.pid)] = (memory_kib(proc.pid)["VmHWM"] - idle[proc.pid]) / 1024
     label = f"{size // MiB}MiB"
-    cross, raw, one = median(times["cross-node"]), median(times["raw"]), median(times["one node"])
-    raw1 = median(times["raw1"])
+
+    def seconds(name: str, root: Path = ROOT) -> float:
+        return median(times[(root, name)])
+
+    def cpu_per_gib(name: str, root: Path = ROOT) -> float:
+        return median(cpu[(root, name)]) * 1024 * MiB / size
+
+    raw, raw1, ceiling_s = seconds("raw"), seconds("raw1"), seconds("ceiling")
+    for root in roots:
+        cross, one = seconds("cross-node", root), seconds("one node", root)
+        which = "" if root == ROOT else f" ({root})"
+        report.line(
+            f"client on A -> client on B over Redis {label}{which}",
+            size / cross / 1e6,
+            "MB/s",
+            {
+                "hand-rolled relay, acked emits 1 in flight": ratio(raw1, cross),
+                "8 in flight": ratio(raw, cross),
+                "relay on one node": ratio(one, cross),
+                "Redis pub/sub alone": ratio(ceiling_s, cross),
+            },
+            target=">=4x hand-rolled (1 and 8 in flight), >=0.6x one node",
+            met=raw1 / cross >= 4 and raw / cross >= 4 and one / cross >= 0.6,
+        )
+        report.note(
+            f"CPU of both nodes and Redis per GiB{which}: "
+            f"cross-node {cpu_per_gib('cross-node', root):.2f} s, "
+            f"relay on one node {cpu_per_gib('one node', root):.2f} s"
+            + (f", hand-rolled relay (8 in flight) {cpu_per_gib('raw'):.2f} s" if root == ROOT else "")
+        )
     report.line(
-        f"client on A -> client on B over Redis {label}",
-        size / cross / 1e6,
+        f"Redis pub/sub alone, {2 * CHUNK // 1024} KiB messages, {IN_FLIGHT // MiB} MiB in flight {label}",
+        size / ceiling_s / 1e6,
         "MB/s",
-        {
-            "hand-rolled relay, acked emits 1 in flight": ratio(raw1, cross),
-            "8 in flight": ratio(raw, cross),
-            "relay on one node": ratio(one, cross),
-        },
-        target=">=4x hand-rolled (1 in flight, as the issue measured), >=0.3x one node",
-        met=raw1 / cross >= 4 and one / cross >= 0.3,
+        note="the transport's ceiling: one publishing process, Redis, one subscribing process",
     )
-    local, plain = median(times["local+redis"]), median(times["local"])
+    local, plain_s = seconds("local+redis"), seconds("local")
     report.line(
         f"upload {label} to a node with the Redis manager",
         size / local / 1e6,
         "MB/s",
-        {"without the manager": ratio(plain, local)},
+        {"without the manager": ratio(plain_s, local)},
         target=">=0.95x",
-        met=plain / local >= 0.95,
+        met=plain_s / local >= 0.95,
     )
-    node_a, node_b, plain_server = (peaks[str(proc.pid)] for proc, _ in procs)
+    node_a, node_b, plain_server = (peaks[str(proc.pid)] for proc, _ in [*procs, *plain])
     report.note(
         f"peak RSS above idle: node A {node_a:.1f} MiB, node B {node_b:.1f} MiB, "
         f"plain server {plain_server:.1f} MiB"
@@ -570,7 +717,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--link-rtt", type=float, default=0, help="run the cross-node line with the clients this many ms away"
     )
-    p.add_argument("--role", choices=("node", "clients", "soak"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--compare", default=None, help="also run this checkout's code, interleaved with ours")
+    p.add_argument(
+        "--compare-no-hiredis", action="store_true", help="the other checkout's processes without hiredis"
+    )
+    p.add_argument(
+        "--role", choices=("node", "clients", "soak", "subscribe"), default=None, help=argparse.SUPPRESS
+    )
     p.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
     return p
@@ -585,8 +738,11 @@ if __name__ == "__main__":
         print(json.dumps(asyncio.run(clients(json.loads(arguments.job)))))
     elif arguments.role == "soak":
         print(json.dumps(asyncio.run(soak(json.loads(arguments.job)))))
+    elif arguments.role == "subscribe":
+        asyncio.run(subscribe_ceiling(json.loads(arguments.job)))
     else:
         os.chdir(os.path.dirname(os.path.abspath(__file__)))
+        HIDE_HIREDIS = arguments.compare_no_hiredis
         if arguments.rooms:
             run_rooms(arguments)
         elif arguments.link_rtt:

@@ -43,7 +43,7 @@ from ..aio._rooms import NodePeer
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
-from ._frames import FrameError, decode, encode, unbatch
+from ._frames import FrameError, decode, encode, encode_pieces, unbatch
 from ._resume import ForwardedSessions
 from ._sender import NodeSender
 
@@ -55,7 +55,8 @@ logger = logging.getLogger("sio_stream")
 #: Bytes of frames a node may have published to one other node and not yet heard processed:
 #: well under Redis's default pub/sub output-buffer soft limit (8 MiB for 60 s; 32 MiB hard).
 DEFAULT_MAX_IN_FLIGHT = 4 * 1024 * 1024
-#: A receiving node confirms what it processed in steps of this many bytes.
+#: A receiving node confirms what it processed with its next message to the sending node, or in
+#: a message of its own once this many bytes are owed (see _sender.py).
 _CREDIT_STEP = 1024 * 1024
 DEFAULT_HEARTBEAT = 1.0
 DEFAULT_NODE_TIMEOUT = 5.0
@@ -97,6 +98,7 @@ class ClusterNode:
         # (str() of a 256 KiB frame, ~1 ms each) even when debug logging is off.
         self.redis = redis.asyncio.Redis.from_url(url, protocol=2)
         self.max_in_flight = max_in_flight
+        self.credit_step = min(_CREDIT_STEP, max(1, max_in_flight // 4))
         self.heartbeat = heartbeat
         self.node_timeout = node_timeout
         self.sockets: dict[str, StreamSocket] = {}
@@ -113,7 +115,6 @@ class ClusterNode:
         self._acks_of: dict[tuple[str, str], set[int]] = {}  # the acks owed by each remote client
         self._forwards: dict[int, tuple[str, asyncio.Future[Any]]] = {}  # forwarded packets' acks
         self._ack_ids = itertools.count(1)
-        self._received: dict[str, int] = {}  # bytes processed per sending node, unconfirmed
         self._ops: deque[Callable[[], Any]] = deque()  # Redis writes, in order
         self._ops_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -248,7 +249,7 @@ class ClusterNode:
                 self._acks_of.setdefault((namespace, sid), set()).add(ack)
             header = {"t": "emit", "from": self.id, "ns": namespace, "sid": sid, "event": event, "ack": ack}
             sender = self._sender(node)
-            sender.put(encode(header, list(args)))
+            sender.put(encode_pieces(header, list(args)))
             await sender.room()
 
         return emit
@@ -282,7 +283,7 @@ class ClusterNode:
                 self._acks[ack] = (node, callback)
             header = {"t": "node", "from": self.id, "ns": namespace, "event": event, "ack": ack}
             sender = self._sender(node)
-            sender.put(encode(header, list(args)))
+            sender.put(encode_pieces(header, list(args)))
             await sender.room()
 
         return emit
@@ -299,8 +300,9 @@ class ClusterNode:
         return route.node if route is not None else None
 
     def forward(self, namespace: str, sid: str, event: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Send a local client's packet to the node that holds the stream; the future gets the
-        ack that node answers with (or the wire's "Connection aborted" if it dies first)."""
+        """Send a local client's packet to the node that holds the stream. For an end, the
+        future gets the ack that node answers with (or the wire's "Connection aborted" if it
+        dies first); for anything else it is done at once, with ``None`` once sent."""
         stream_id = args[0] if args else None
         node = self.route(namespace, sid, stream_id)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -315,10 +317,17 @@ class ClusterNode:
             self._refuse_forwarded(namespace, sid, node, stream_id)
             return future
         self._send_features(node, namespace, sid)
-        ack = next(self._ack_ids)
-        self._forwards[ack] = (node, future)
+        ack = None
+        if event == wire.END:
+            # Only an end's answer reaches the client (a digest's verdict). Reads, writes and
+            # errors go unanswered: the socket accepted them for the other node already, and an
+            # ack frame for each cost the two nodes and Redis a message per chunk of credit.
+            ack = next(self._ack_ids)
+            self._forwards[ack] = (node, future)
+        else:
+            future.set_result(None)
         header = {"t": "fwd", "from": self.id, "ns": namespace, "sid": sid, "event": event, "ack": ack}
-        self._sender(node).put(encode(header, list(args)))
+        sender.put(encode_pieces(header, list(args)))
         self._track(namespace, sid, event, args, by_client=True)
         return future
 
@@ -499,13 +508,8 @@ class ClusterNode:
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
     def _confirm(self, node: str, size: int) -> None:
-        total = self._received.get(node, 0) + size
-        if total >= _CREDIT_STEP:
-            frame = encode({"t": "credit", "node": self.id, "bytes": total})
-            # Credits bypass the window (or two full windows would wait for each other).
-            self._op(lambda: self.redis.publish(self.node_channel(node), frame))
-            total = 0
-        self._received[node] = total
+        if node in self.peers:
+            self._sender(node).owe(size)
 
     async def _directed(self, kind: str, node: str, header: dict[str, Any], args: list[Any]) -> None:
         namespace, sid = header.get("ns"), header.get("sid")
