@@ -430,13 +430,15 @@ class ReadingMixin:
         credits = window.consumed(shrink=pressed)
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
-        # consumed() has opened the window to its size: every chunk consumed counts for growth.
-        if (
-            self._may_grow(stream)
-            and stream.tuner.grow(window.size, self.config.clock())
-            and not pressed
-            and window.grow(self.config.max_window // self._credit_bytes(stream))
-        ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
+        grew = 0
+        if self._may_grow(stream):
+            # More than one credit back: this chunk (the floor's) opened the window to its size.
+            wanted = stream.tuner.grow(window.size, self.config.clock(), opening=credits > 1)
+            if wanted and not pressed:
+                # Granted now, with this chunk's credit: the decision came at a window's last chunk.
+                grew = window.grow(self.config.max_window // self._credit_bytes(stream), wanted)
+                credits += grew
+        if grew or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
             self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
         if self.starved and not pressed and self._may_grow(stream) and self.budget.window is not None:
             self._tune_connection_window(stream)
