@@ -41,7 +41,6 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
-from ._window import GROWTH
 
 
 class _Core(Protocol):
@@ -373,10 +372,11 @@ class ReadingMixin:
         size = self._credit_bytes(stream)
         if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
             return  # the window has room, or something else (the budget) is the limit
-        if self.window_tuner.grow(
+        wanted = self.window_tuner.grow(
             budget.window // size, self.config.clock(), stream.tuner.round_trip.seconds
-        ):
-            self.window_tuned = budget.window * GROWTH
+        )
+        if wanted:
+            self.window_tuned = wanted * size  # within the shared pool (_fit_connection_window)
             assert stream.window is not None
             self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
 
