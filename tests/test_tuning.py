@@ -253,3 +253,38 @@ def test_the_connection_window_grows_while_streams_wait_for_it_on_a_long_link():
     for reader in readers:
         pair.b.fail(reader, StreamBrokenError("the application gave up"))
     assert pair.b.budget.window == 4 * CHUNK
+
+
+def test_a_new_stream_opens_at_the_window_an_earlier_stream_of_its_connection_reached():
+    """As Linux caches a route's metrics: the next transfer on a long link skips the ramp once
+    its reader reads (before that it holds its floor's credit, as any quiet stream)."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, first = bulk_stream(pair)
+    for _ in range(4):
+        paced_round_trip(pair, clock, first, RTT / 40)
+    assert first.window is not None and first.window.size == 64
+    pair.b.fail(first, StreamBrokenError("the application has what it wanted"))
+    _, second = bulk_stream(pair)
+    assert second.window is not None
+    assert second.window.outstanding == 1  # the floor, until the reader consumed a chunk
+    paced_round_trip(pair, clock, second, RTT / 40)  # the floor's chunk opens the window
+    assert second.window.size == 64
+    assert second.window.outstanding + second.window.buffered == 64
+
+
+def test_no_window_is_remembered_under_memory_pressure():
+    clock = Clock()
+    pair, process = make_pair(clock)
+    _, first = bulk_stream(pair)
+    for _ in range(4):
+        paced_round_trip(pair, clock, first, RTT / 40)
+    assert first.window is not None and first.window.size == 64
+    other = Budget(process.limit, process)
+    other._add(process.limit * 6 // 10, 0)  # another connection holds 60 % of the process
+    paced_round_trip(pair, clock, first, RTT / 40)
+    pair.b.fail(first, StreamBrokenError("the application has what it wanted"))
+    other._add(-(process.limit * 6 // 10), 0)
+    _, second = bulk_stream(pair)
+    paced_round_trip(pair, clock, second, RTT / 40)
+    assert second.window is not None and second.window.size < 64

@@ -52,6 +52,7 @@ class _Core(Protocol):
     starved: dict[StreamCore, None]
     floor_due: dict[StreamCore, None]
     grown: dict[StreamCore, int]
+    reached: int
     window_tuner: Tuner
     window_tuned: int
     streams: dict[str, StreamCore]
@@ -431,13 +432,24 @@ class ReadingMixin:
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         grew = 0
+        if pressed:
+            self.reached = 0
         if self._may_grow(stream):
+            size = self._credit_bytes(stream)
+            cap = self.config.max_window // size
             # More than one credit back: this chunk (the floor's) opened the window to its size.
-            wanted = stream.tuner.grow(window.size, self.config.clock(), opening=credits > 1)
+            opening = credits > 1
+            if opening and self.reached:
+                # As Linux caches a route's metrics: the window opens at the one an earlier
+                # stream of this connection reached, as far as the pool has room for it now.
+                grew = window.grow(cap, min(self.reached, self.budget.grantable(window=False)) // size)
+            wanted = stream.tuner.grow(window.size, self.config.clock(), opening=opening)
             if wanted and not pressed:
                 # Granted now, with this chunk's credit: the decision came at a window's last chunk.
-                grew = window.grow(self.config.max_window // self._credit_bytes(stream), wanted)
-                credits += grew
+                grew += window.grow(cap, wanted)
+            credits += grew
+            if grew:
+                self.reached = max(self.reached, window.size * size)
         if grew or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
             self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
         if self.starved and not pressed and self._may_grow(stream) and self.budget.window is not None:
