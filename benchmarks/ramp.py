@@ -1,6 +1,6 @@
 """Where a long link's time goes: one stream's read window and bytes per round trip, traced.
 
-    python benchmarks/ramp.py [--rtt 150] [--rate 100M] [--mib 48]
+    python benchmarks/ramp.py [--rtt 150] [--rate 100M] [--mib 48] [--direct] [--samples FILE]
 
 A diagnostic beside ``links.py``: a server (this script, its own process) behind the link
 emulator (``link.py``), and a client here, move one upload and one download of ``--mib``. The
@@ -172,16 +172,18 @@ def main() -> None:
     parser.add_argument("--rtt", type=float, default=150.0, help="round trip, ms (default 150)")
     parser.add_argument("--rate", default="100M", help="bytes/s per direction (default 100M)")
     parser.add_argument("--mib", type=int, default=48, help="MiB per transfer (default 48)")
+    parser.add_argument("--direct", action="store_true", help="loopback, no link emulator (rows of 10 ms)")
     parser.add_argument("--samples", type=Path, default=None, help="write every sample to this JSON file")
     args = parser.parse_args()
     size = args.mib * MiB
-    with (
-        _process([PYTHON, __file__, "server"], "ramp server") as (_, port),
-        link(port, rate=link_emulator.parse_size(args.rate), rtt_ms=args.rtt) as link_port,
-    ):
-        results = asyncio.run(transfers(f"http://127.0.0.1:{link_port}", size))
+    with _process([PYTHON, __file__, "server"], "ramp server") as (_, port):
+        if args.direct:
+            results = asyncio.run(transfers(f"http://127.0.0.1:{port}", size))
+        else:
+            with link(port, rate=link_emulator.parse_size(args.rate), rtt_ms=args.rtt) as link_port:
+                results = asyncio.run(transfers(f"http://127.0.0.1:{link_port}", size))
     for direction, (seconds, samples) in results.items():
-        report(direction, size, seconds, samples, args.rtt / 1000)
+        report(direction, size, seconds, samples, 0.0 if args.direct else args.rtt / 1000)
     print(json.dumps({d: round(s, 3) for d, (s, _) in results.items()}))
     if args.samples:
         args.samples.write_text(json.dumps({d: samples for d, (_, samples) in results.items()}))
