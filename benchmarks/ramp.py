@@ -29,6 +29,7 @@ from peer import MAX_MESSAGE, _spawn, pieces
 
 import sio_stream
 from sio_stream import create_stream
+from sio_stream.core._config import DEFAULT_MAX_WINDOW
 
 #: Seconds between samples of the reader's window.
 SAMPLE = 0.005
@@ -144,10 +145,12 @@ def report(direction: str, size: int, seconds: float, samples: list[Any], rtt: f
     first = next((s[0] for s in samples if s[1] > 0), float("nan"))
     top = max(s[2] for s in samples)
     settled = next(s[0] for s in samples if s[2] == top)
+    cap = DEFAULT_MAX_WINDOW // DEFAULT_CHUNK
     print(
         f"{direction}: {size / MiB:g} MiB in {seconds:.3f} s = {size / seconds / 1e6:.1f} MB/s; "
-        f"reader's start -> first byte {first * 1000:.0f} ms, window at its largest ({top} chunks) "
-        f"{settled * 1000:.0f} ms, largest credit outstanding {max(s[4] for s in samples)} chunks"
+        f"reader's start -> first byte {first * 1000:.0f} ms, window at its largest ({top} chunks, "
+        f"cap {cap}: {'met' if top <= cap else 'UNMET'}) {settled * 1000:.0f} ms, largest credit "
+        f"outstanding {max(s[4] for s in samples)} chunks"
     )
     edge, last_read, i = rtt, 0, 0
     while i < len(samples):
