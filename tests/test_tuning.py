@@ -152,16 +152,21 @@ def test_the_window_grows_in_both_directions_of_a_duplex_stream_only_as_used():
     assert [o for o in pair.a.outbox if getattr(o, "event", None) == wire.ERROR] == []
 
 
-def paced_round_trip(pair: CorePair, clock: Clock, reader: StreamCore, per_chunk: float) -> None:
+def paced_round_trip(
+    pair: CorePair, clock: Clock, reader: StreamCore, per_chunk: float, late: float = 0.0
+) -> None:
     """As :func:`round_trip`, over a link with a rate: the chunks arrive one every
-    ``per_chunk`` seconds, and the reader consumes each as it arrives."""
+    ``per_chunk`` seconds (the last one ``late`` seconds later still), and the reader consumes
+    each as it arrives."""
     clock.now += RTT / 2
     deliver_all(pair, pair.b)
     clock.now += RTT / 2
     while pair.send(pair.a):
         pass
-    while pair.deliver(pair.a):
-        clock.now += per_chunk
+    wire = pair.wires[id(pair.a)]
+    while wire:
+        clock.now += per_chunk + (late if len(wire) == 1 else 0.0)
+        pair.deliver(pair.a)
         while reader.inbox:
             pair.b.take(reader, 1 << 20)
 
@@ -186,6 +191,18 @@ def test_a_window_that_drains_in_a_fraction_of_a_round_trip_grows_to_the_link_in
     sizes = window_sizes(chunks_per_round_trip=20, rounds=3)
     assert sizes[0] == 4 and sizes[1] >= 40, sizes
     assert sizes[2] >= 40
+
+
+def test_one_late_chunk_does_not_hide_the_rate_of_the_rest():
+    """The last chunk of the first window came 50 ms after the others (a writer's pause): the
+    rate over the first three still says 20 chunks a round trip (the whole window's said 9)."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    paced_round_trip(pair, clock, reader, RTT / 20)  # the floor's chunk opens the window
+    paced_round_trip(pair, clock, reader, RTT / 20, late=RTT / 2)
+    assert reader.window.size >= 40
 
 
 def test_a_window_grows_at_least_fourfold_and_settles_within_four_link_products():
