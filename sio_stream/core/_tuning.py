@@ -13,15 +13,15 @@ round trips, data came as fast as credit went out: the window is the limit, and 
 twice the chunks the link would carry in a round trip at the rate the window drained (the
 fastest from its first chunk over at least half of it: a window granted at once arrives as a
 burst at the link's rate; grpc-go's BDP estimate doubles its sample too), and at least
-fourfold, up to the cap. Otherwise the
-link or the reader is the limit and the window stays. Measured (benchmarks/ramp.py, 100 MB/s at
-150 ms): fourfold growth alone went 2 -> 8 -> 32 MiB in two decisions of 1.2-1.5 round trips
-each; the first window's burst (2 MiB in about 20 ms) sizes it to 25-32 MiB in one. A window
-settles between one and four bandwidth-delay products, or at the cap (the cap bounds memory;
-a window beyond what the link needs costs reserved credit, not held bytes, while the reader
-keeps up). The chunk that opens a window (the floor's, a round trip before the window's) starts
-the count and is not in it. A reader slower than the link drains its window at its own pace:
-that is the rate measured, and past two round trips nothing grows.
+fourfold, up to the cap. Otherwise the link or the reader is the limit and the window stays.
+Measured (benchmarks/ramp.py, 100 MB/s at 150 ms): fourfold growth alone went 2 -> 8 -> 32 MiB
+in two decisions of 1.2-1.5 round trips each; the first window's burst (2 MiB in about 20 ms)
+sizes it to 25-32 MiB in one. A window settles between one and four bandwidth-delay products,
+or at the cap (the cap bounds memory; a window beyond what the link needs costs reserved
+credit, not held bytes, while the reader keeps up). The chunk that opens a window (the
+floor's, a round trip before the window's) starts the count and is not in it. A reader slower
+than the link drains its window at its own pace: that is the rate measured, and past two round
+trips nothing grows.
 
 Pressure: growth needs the process account below half its limit; above it a grown window
 shrinks back, one consumed chunk at a time, to its configured size (see
@@ -84,9 +84,9 @@ class Tuner:
 
         The rate is the fastest from the first chunk counted to any later one at least half the
         window away: one late chunk at a window's end (a writer's pause, a busy machine) cut a
-        150 ms link's first decision from 60 chunks to 20. The chunk that ``opening`` a window
-        to its size (the floor's) starts the count, it is not in it: it came a round trip
-        before the window's, and would make the burst look slow."""
+        150 ms link's first decision from 60 chunks to 20. With ``opening``, the chunk opened
+        the window to its size (the floor's): it starts the count and is not in it, since it
+        came a round trip before the window's and would make the burst look slow."""
         if opening or self._started is None:
             self._restart(now)
             return 0
