@@ -305,3 +305,22 @@ def test_no_window_is_remembered_under_memory_pressure():
     _, second = bulk_stream(pair)
     paced_round_trip(pair, clock, second, RTT / 40)
     assert second.window is not None and second.window.size < 64
+
+
+def test_streams_that_start_together_do_not_open_at_the_remembered_window():
+    """The first of several streams to open took the pool with the remembered window, and the
+    others shared what was left: they open at their configured window, and grow as they go."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, first = bulk_stream(pair)
+    for _ in range(4):
+        paced_round_trip(pair, clock, first, RTT / 40)
+    pair.b.fail(first, StreamBrokenError("the application has what it wanted"))
+    readers = [bulk_stream(pair)[1] for _ in range(2)]
+    clock.now += RTT / 2
+    deliver_all(pair, pair.b)
+    clock.now += RTT / 2
+    deliver_all(pair, pair.a)  # the floors' chunks
+    for reader in readers:
+        pair.b.take(reader, 1 << 20)
+        assert reader.window is not None and reader.window.size == 4

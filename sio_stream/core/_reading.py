@@ -89,6 +89,8 @@ class _Core(Protocol):
 
     def _tune_connection_window(self, stream: StreamCore) -> None: ...
 
+    def _reads_alone(self, stream: StreamCore) -> bool: ...
+
     def _pay_pooled(self, stream: StreamCore) -> None: ...
 
     def _floor_credit_bytes(self, stream: StreamCore) -> int: ...
@@ -381,6 +383,10 @@ class ReadingMixin:
             assert stream.window is not None
             self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
 
+    def _reads_alone(self: _Core, stream: StreamCore) -> bool:
+        """No other stream of the connection reads (once per stream, as its window opens)."""
+        return not any(s.read_state is ReadState.READING for s in self.streams.values() if s is not stream)
+
     def _stop_credit(self: _Core, stream: StreamCore, *, held: bool) -> None:
         """``stream`` reads no more: its debt and reservation go (and its held bytes with
         ``held``); room freed wakes the streams waiting for it."""
@@ -439,9 +445,11 @@ class ReadingMixin:
             cap = self.config.max_window // size
             # More than one credit back: this chunk (the floor's) opened the window to its size.
             opening = credits > 1
-            if opening and self.reached:
+            if opening and self.reached and self._reads_alone(stream):
                 # As Linux caches a route's metrics: the window opens at the one an earlier
                 # stream of this connection reached, as far as the pool has room for it now.
+                # Alone only: streams that start together share the link (the first to open
+                # took the pool, 8 streams at 150 ms moved 0.41-0.48x raw TCP, not 0.52-0.53x).
                 grew = window.grow(cap, min(self.reached, self.budget.grantable(window=False)) // size)
             wanted = stream.tuner.grow(window.size, self.config.clock(), opening=opening)
             if wanted and not pressed:
