@@ -57,8 +57,9 @@ async function deliverAndRead(socket, reader) {
  * `delay` ms after its read, and chunks leave the writer no closer than `gap` ms apart (the
  * writer's, or the link's, pace). The reader reads every chunk as soon as it has one.
  */
-function linkedStream({ delay, gap }) {
+function linkedStream({ delay, gap, late = 0, lateAt = 0 }) {
   let now = 0;
+  let sent = 0; // chunks the writer has sent; chunk number `lateAt` leaves `late` ms later still
   const { socket, stream, reader } = receivedStream(FEATURES, { clock: () => now });
   const due = []; // arrival times of the chunks granted, in order
   let sendFree = 0; // when the writer may send its next chunk
@@ -67,7 +68,8 @@ function linkedStream({ delay, gap }) {
     emit(...args);
     if (args[0] !== '$stream-read') return;
     for (let i = 0; i < (args[3] ?? 1); i++) {
-      sendFree = Math.max(sendFree, now) + gap;
+      sent += 1;
+      sendFree = Math.max(sendFree, now) + gap + (sent === lateAt ? late : 0);
       due.push(sendFree + delay);
     }
   };
@@ -115,6 +117,15 @@ test('a window that drains in a fraction of a round trip grows to twice what the
   const windows = await read(200);
   assert.equal(windows[0], DEFAULT_WINDOW);
   assert.ok(windows[1] >= 40 && windows[1] <= DEFAULT_MAX_WINDOW, `windows ${windows}`);
+  stream.destroy('done');
+});
+
+test('one late chunk does not hide the rate of the rest of the window', async () => {
+  // As above, but the first window's last chunk leaves 50 ms late (a writer's pause): over the
+  // whole window the rate said too little (8 -> 32 -> 64), over half of it or more about 40 at once.
+  const { stream, read } = linkedStream({ delay: 100, gap: 5, late: 50, lateAt: DEFAULT_WINDOW });
+  const windows = await read(100);
+  assert.ok(windows[1] >= 40, `windows ${windows}`);
   stream.destroy('done');
 });
 
