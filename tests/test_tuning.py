@@ -152,18 +152,83 @@ def test_the_window_grows_in_both_directions_of_a_duplex_stream_only_as_used():
     assert [o for o in pair.a.outbox if getattr(o, "event", None) == wire.ERROR] == []
 
 
-def test_a_limiting_window_grows_fourfold_per_decision():
-    # Doubling took three decisions of 1.2-1.5 round trips each from 2 to 16 MiB on a 150 ms
-    # link; fourfold growth reaches the cap in two.
+def paced_round_trip(
+    pair: CorePair, clock: Clock, reader: StreamCore, per_chunk: float, late: float = 0.0
+) -> None:
+    """As :func:`round_trip`, over a link with a rate: the chunks arrive one every
+    ``per_chunk`` seconds (the last one ``late`` seconds later still), and the reader consumes
+    each as it arrives."""
+    clock.now += RTT / 2
+    deliver_all(pair, pair.b)
+    clock.now += RTT / 2
+    while pair.send(pair.a):
+        pass
+    wire = pair.wires[id(pair.a)]
+    while wire:
+        clock.now += per_chunk + (late if len(wire) == 1 else 0.0)
+        pair.deliver(pair.a)
+        while reader.inbox:
+            pair.b.take(reader, 1 << 20)
+
+
+def window_sizes(chunks_per_round_trip: int, rounds: int) -> list[int]:
     clock = Clock()
     pair, _ = make_pair(clock)
     _, reader = bulk_stream(pair)
     assert reader.window is not None
     sizes = []
-    for _ in range(3):
-        round_trip(pair, clock, reader, None)
+    for _ in range(rounds):
+        paced_round_trip(pair, clock, reader, RTT / chunks_per_round_trip)
         sizes.append(reader.window.size)
-    assert sizes == [4, 16, 64], sizes
+        assert reader.window.outstanding + reader.window.buffered <= reader.window.size <= 64
+    return sizes
+
+
+def test_a_window_that_drains_in_a_fraction_of_a_round_trip_grows_to_the_link_in_one_decision():
+    """The first window (4 chunks) went through in 3/20 of a round trip: the link carries about
+    20 chunks a round trip, so the window grows to twice that at once, where growing fourfold
+    per decision took one more round trip (4 -> 16 -> 64) on a 150 ms link."""
+    sizes = window_sizes(chunks_per_round_trip=20, rounds=3)
+    assert sizes[0] == 4 and sizes[1] >= 40, sizes
+    assert sizes[2] >= 40
+
+
+def test_one_late_chunk_does_not_hide_the_rate_of_the_rest():
+    """The last chunk of the first window came 50 ms after the others (a writer's pause): the
+    rate over the first three still says 20 chunks a round trip (the whole window's said 9)."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    paced_round_trip(pair, clock, reader, RTT / 20)  # the floor's chunk opens the window
+    paced_round_trip(pair, clock, reader, RTT / 20, late=RTT / 2)
+    assert reader.window.size >= 40
+
+
+def test_a_window_grows_at_least_fourfold_and_settles_within_four_link_products():
+    # 6 chunks a round trip: the first window's burst says 12, fourfold says 16; a window of 16
+    # then takes more than two round trips to drain and grows no more.
+    sizes = window_sizes(chunks_per_round_trip=6, rounds=8)
+    assert sizes[:2] == [4, 16] and sizes[-1] == 16, sizes
+
+
+def test_the_grown_window_is_granted_at_the_decision():
+    """The decision comes at the window's last chunk: the credit it adds must go out with that
+    chunk's credit, not a round trip later with the next chunk's."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, reader = bulk_stream(pair)
+    assert reader.window is not None
+    paced_round_trip(pair, clock, reader, RTT / 20)  # the floor's chunk opens the window
+    paced_round_trip(pair, clock, reader, RTT / 20)  # the window's chunks: it grows
+    grown = reader.window.size
+    assert grown > 4
+    assert reader.window.outstanding + reader.window.buffered == grown
+    clock.now += RTT / 2
+    deliver_all(pair, pair.b)  # every credit of the grown window reaches the writer at once
+    clock.now += RTT / 2
+    deliver_all(pair, pair.a)
+    assert len(reader.inbox) == grown
 
 
 def test_the_connection_window_goes_back_when_grown_streams_end():
@@ -205,3 +270,57 @@ def test_the_connection_window_grows_while_streams_wait_for_it_on_a_long_link():
     for reader in readers:
         pair.b.fail(reader, StreamBrokenError("the application gave up"))
     assert pair.b.budget.window == 4 * CHUNK
+
+
+def test_a_new_stream_opens_at_the_window_an_earlier_stream_of_its_connection_reached():
+    """As Linux caches a route's metrics: the next transfer on a long link skips the ramp once
+    its reader reads (before that it holds its floor's credit, as any quiet stream)."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, first = bulk_stream(pair)
+    for _ in range(4):
+        paced_round_trip(pair, clock, first, RTT / 40)
+    assert first.window is not None and first.window.size == 64
+    pair.b.fail(first, StreamBrokenError("the application has what it wanted"))
+    _, second = bulk_stream(pair)
+    assert second.window is not None
+    assert second.window.outstanding == 1  # the floor, until the reader consumed a chunk
+    paced_round_trip(pair, clock, second, RTT / 40)  # the floor's chunk opens the window
+    assert second.window.size == 64
+    assert second.window.outstanding + second.window.buffered == 64
+
+
+def test_no_window_is_remembered_under_memory_pressure():
+    clock = Clock()
+    pair, process = make_pair(clock)
+    _, first = bulk_stream(pair)
+    for _ in range(4):
+        paced_round_trip(pair, clock, first, RTT / 40)
+    assert first.window is not None and first.window.size == 64
+    other = Budget(process.limit, process)
+    other._add(process.limit * 6 // 10, 0)  # another connection holds 60 % of the process
+    paced_round_trip(pair, clock, first, RTT / 40)
+    pair.b.fail(first, StreamBrokenError("the application has what it wanted"))
+    other._add(-(process.limit * 6 // 10), 0)
+    _, second = bulk_stream(pair)
+    paced_round_trip(pair, clock, second, RTT / 40)
+    assert second.window is not None and second.window.size < 64
+
+
+def test_streams_that_start_together_do_not_open_at_the_remembered_window():
+    """The first of several streams to open took the pool with the remembered window, and the
+    others shared what was left: they open at their configured window, and grow as they go."""
+    clock = Clock()
+    pair, _ = make_pair(clock)
+    _, first = bulk_stream(pair)
+    for _ in range(4):
+        paced_round_trip(pair, clock, first, RTT / 40)
+    pair.b.fail(first, StreamBrokenError("the application has what it wanted"))
+    readers = [bulk_stream(pair)[1] for _ in range(2)]
+    clock.now += RTT / 2
+    deliver_all(pair, pair.b)
+    clock.now += RTT / 2
+    deliver_all(pair, pair.a)  # the floors' chunks
+    for reader in readers:
+        pair.b.take(reader, 1 << 20)
+        assert reader.window is not None and reader.window.size == 4

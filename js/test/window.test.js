@@ -57,8 +57,9 @@ async function deliverAndRead(socket, reader) {
  * `delay` ms after its read, and chunks leave the writer no closer than `gap` ms apart (the
  * writer's, or the link's, pace). The reader reads every chunk as soon as it has one.
  */
-function linkedStream({ delay, gap }) {
+function linkedStream({ delay, gap, late = 0, lateAt = 0 }) {
   let now = 0;
+  let sent = 0; // chunks the writer has sent; chunk number `lateAt` leaves `late` ms later still
   const { socket, stream, reader } = receivedStream(FEATURES, { clock: () => now });
   const due = []; // arrival times of the chunks granted, in order
   let sendFree = 0; // when the writer may send its next chunk
@@ -67,7 +68,8 @@ function linkedStream({ delay, gap }) {
     emit(...args);
     if (args[0] !== '$stream-read') return;
     for (let i = 0; i < (args[3] ?? 1); i++) {
-      sendFree = Math.max(sendFree, now) + gap;
+      sent += 1;
+      sendFree = Math.max(sendFree, now) + gap + (sent === lateAt ? late : 0);
       due.push(sendFree + delay);
     }
   };
@@ -98,13 +100,32 @@ function linkedStream({ delay, gap }) {
   return { socket, stream, read };
 }
 
-test('a reader on a long link doubles its window, up to maxWindow', async () => {
-  // 100 ms away, no bandwidth limit: a whole window comes back in one round trip.
+test('a reader on a long link grows its window to what the link carries, up to maxWindow', async () => {
+  // 100 ms away, no bandwidth limit: a whole window comes back at once, in one round trip.
   const { socket, stream, read } = linkedStream({ delay: 100, gap: 0 });
-  assert.deepEqual(await read(400), [8, 16, 32, 64]);
+  assert.deepEqual(await read(400), [8, 64]);
   assert.equal(DEFAULT_MAX_WINDOW, 64);
   // Never more credit out than the window: granted - arrived <= window.
   assert.ok(granted(socket) - 400 - stream.inbox.length <= stream.readWindow, `${granted(socket)} granted`);
+  stream.destroy('done');
+});
+
+test('a window that drains in a fraction of a round trip grows to twice what the link carries', async () => {
+  // 100 ms away, a chunk every 5 ms: about 20 chunks a round trip. The first window's 8 chunks
+  // came in 35 ms, so it grows to about 40 at once, where doubling went 8 -> 16 -> 32.
+  const { stream, read } = linkedStream({ delay: 100, gap: 5 });
+  const windows = await read(200);
+  assert.equal(windows[0], DEFAULT_WINDOW);
+  assert.ok(windows[1] >= 40 && windows[1] <= DEFAULT_MAX_WINDOW, `windows ${windows}`);
+  stream.destroy('done');
+});
+
+test('one late chunk does not hide the rate of the rest of the window', async () => {
+  // As above, but the first window's last chunk leaves 50 ms late (a writer's pause): over the
+  // whole window the rate said too little (8 -> 32 -> 64), over half of it or more about 40 at once.
+  const { stream, read } = linkedStream({ delay: 100, gap: 5, late: 50, lateAt: DEFAULT_WINDOW });
+  const windows = await read(100);
+  assert.ok(windows[1] >= 40, `windows ${windows}`);
   stream.destroy('done');
 });
 
@@ -112,10 +133,10 @@ test('a reader waiting for data that comes slower than the round trip does not g
   // One chunk every 10 ms, 1 ms away: the reader always waits with credit out (the old rule,
   // "waited for data after a whole window", doubled it to 64 chunks of credit), but a window
   // takes longer than two round trips to drain (a round trip's samples include the writer's
-  // pace, so the first window may still grow once).
+  // pace, so the first window may still grow once, to about twice itself).
   const { stream, read } = linkedStream({ delay: 1, gap: 10 });
   const windows = await read(400);
-  assert.ok(Math.max(...windows) <= 2 * DEFAULT_WINDOW, `windows ${windows}`);
+  assert.ok(windows.length <= 2 && Math.max(...windows) <= 3 * DEFAULT_WINDOW, `windows ${windows}`);
   stream.destroy('done');
 });
 

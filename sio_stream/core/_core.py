@@ -107,6 +107,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: Streams whose read window grew beyond its configured size: their window in bytes
         #: (the connection window follows the largest, see ReadingMixin._fit_connection_window).
         self.grown: dict[StreamCore, int] = {}
+        #: The largest window (bytes) a stream of this connection grew to: where the next
+        #: stream's window opens (see ReadingMixin._consumed); 0 under memory pressure.
+        self.reached = 0
         #: The connection window's own growth, while streams wait for it (its bytes; 0: none).
         self.window_tuner = Tuner()
         self.window_tuned = 0

@@ -41,7 +41,7 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
-from ._window import GROWTH, CreditLimit
+from ._window import CreditLimit
 
 
 class _Core(Protocol):
@@ -54,6 +54,7 @@ class _Core(Protocol):
     starved: dict[StreamCore, None]
     floor_due: dict[StreamCore, None]
     grown: dict[StreamCore, int]
+    reached: int
     window_tuner: Tuner
     window_tuned: int
     streams: dict[str, StreamCore]
@@ -89,6 +90,8 @@ class _Core(Protocol):
     def _fit_connection_window(self, stream: StreamCore, size: int) -> None: ...
 
     def _tune_connection_window(self, stream: StreamCore) -> None: ...
+
+    def _reads_alone(self, stream: StreamCore) -> bool: ...
 
     def _pay_pooled(self, stream: StreamCore) -> None: ...
 
@@ -379,12 +382,17 @@ class ReadingMixin:
         size = self._credit_bytes(stream)
         if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
             return  # the window has room, or something else (the budget) is the limit
-        if self.window_tuner.grow(
+        wanted = self.window_tuner.grow(
             budget.window // size, self.config.clock(), stream.tuner.round_trip.seconds
-        ):
-            self.window_tuned = budget.window * GROWTH
+        )
+        if wanted:
+            self.window_tuned = wanted * size  # within the shared pool (_fit_connection_window)
             assert stream.window is not None
             self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
+
+    def _reads_alone(self: _Core, stream: StreamCore) -> bool:
+        """No other stream of the connection reads (once per stream, as its window opens)."""
+        return not any(s.read_state is ReadState.READING for s in self.streams.values() if s is not stream)
 
     def _stop_credit(self: _Core, stream: StreamCore, *, held: bool) -> None:
         """``stream`` reads no more: its debt and reservation go (and its held bytes with
@@ -436,13 +444,28 @@ class ReadingMixin:
         credits = window.consumed(shrink=pressed)
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
-        # consumed() has opened the window to its size: every chunk consumed counts for growth.
-        if (
-            self._may_grow(stream)
-            and stream.tuner.grow(window.size, self.config.clock())
-            and not pressed
-            and window.grow(self.config.max_window // self._credit_bytes(stream))
-        ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
+        grew = 0
+        if pressed:
+            self.reached = 0
+        if self._may_grow(stream):
+            size = self._credit_bytes(stream)
+            cap = self.config.max_window // size
+            # More than one credit back: this chunk (the floor's) opened the window to its size.
+            opening = credits > 1
+            if opening and self.reached and self._reads_alone(stream):
+                # As Linux caches a route's metrics: the window opens at the one an earlier
+                # stream of this connection reached, as far as the pool has room for it now.
+                # Alone only: streams that start together share the link (the first to open
+                # took the pool, 8 streams at 150 ms moved 0.41-0.48x raw TCP, not 0.52-0.53x).
+                grew = window.grow(cap, min(self.reached, self.budget.grantable(window=False)) // size)
+            wanted = stream.tuner.grow(window.size, self.config.clock(), opening=opening)
+            if wanted and not pressed:
+                # Granted now, with this chunk's credit: the decision came at a window's last chunk.
+                grew += window.grow(cap, wanted)
+            credits += grew
+            if grew:
+                self.reached = max(self.reached, window.size * size)
+        if grew or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
             self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
         if self.starved and not pressed and self._may_grow(stream) and self.budget.window is not None:
             self._tune_connection_window(stream)

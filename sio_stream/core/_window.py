@@ -18,7 +18,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-#: What a window's size is multiplied by when it grows (see sio_stream.core._tuning).
+#: What a window's size is multiplied by at least when it grows (see sio_stream.core._tuning).
 GROWTH = 4
 
 
@@ -28,7 +28,7 @@ class ReadWindow:
     Rule for granting: :meth:`open` grants what the stream's floor holds (one chunk of bytes,
     or as many small objects as fit), when the application starts reading; the first chunk
     :meth:`consumed` opens the rest of the window (``size``), and after that each chunk consumed
-    gives its credit back (and what the window grew by, see :meth:`grow`). A stream nobody
+    gives its credit back (:meth:`grow` opens what the window grew by at once). A stream nobody
     writes to, or whose reader never reads, so keeps one credit outstanding: it holds no window
     it does not use (toward a JavaScript writer exactly
     one read per chunk: it remembers surplus reads only as "one pending read", so a reader
@@ -98,13 +98,16 @@ class ReadWindow:
             return 1 + more
         return 1
 
-    def grow(self, cap: int) -> bool:
-        """Quadruple the size the window grows to (see :mod:`sio_stream.core._tuning`), up to
-        ``cap`` chunks; False when at the cap."""
-        if self.size >= cap:
-            return False
-        self.size = min(cap, self.size * GROWTH)
-        return True
+    def grow(self, cap: int, wanted: int) -> int:
+        """The window grows to ``wanted`` chunks (see :mod:`sio_stream.core._tuning`), at most
+        ``cap``, and opens to it at once: the credits to grant now (0 when it did not grow)."""
+        wanted = min(cap, wanted)
+        if wanted <= self.size:
+            return 0
+        self.size = wanted
+        more = max(0, self.size - self.current)
+        self.current = self.size
+        return more
 
 
 @dataclass(frozen=True)
