@@ -1,6 +1,7 @@
 """Files at the stream's speed: file -> stream -> file against one in-memory stream and curl.
 
     python benchmarks/files.py [--size MiB] [--quick | --smoke] [--repeat N] [--no-demo]
+                               [--lib-only] [--compare OTHER_CHECKOUT]
 
 Every process is separate, on 127.0.0.1, and every contestant runs once per round (rounds
 interleaved, median reported), so the ratios compare figures of the same run:
@@ -23,6 +24,11 @@ interleaved, median reported), so the ratios compare figures of the same run:
 * ``curl``: ``/usr/bin/curl`` downloading the same file from an aiohttp static route: what a
   plain HTTP download does on this machine (skipped with a note when curl is missing).
 
+``--compare DIR`` runs the library's transfers (the in-memory stream and the helpers) a second
+time in every round with the sio_stream of another checkout (``PYTHONPATH=DIR``, its own server
+process; same ``peer.py``): lines marked ``[DIR]``, an A/B measured in the same session.
+``--lib-only`` leaves out the commands, curl and the demo.
+
 Each transfer starts after ``os.sync()``: once a GiB or two of written files wait for the
 kernel's writeback, a writer's CPU per GiB measured 2-3x higher (ext4, this machine), so
 without it each contestant paid for the dirty pages of those before it.
@@ -40,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +186,23 @@ def demo_rate(output: str) -> float:
     if match is None:
         raise RuntimeError(f"no rate in the demo's output: {output!r}")
     return float(match.group(1))
+
+
+@contextmanager
+def library(checkout: str | None) -> Iterator[None]:
+    """Processes started inside import sio_stream from ``checkout`` (None: this one's)."""
+    if checkout is None:
+        yield
+        return
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(checkout).resolve()), saved]))
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 # -- the curl baseline ------------------------------------------------------------------------------
@@ -330,10 +353,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         local = tmp / "local"
         local.mkdir()
         with (
-            server(SIO) as py,
+            ExitStack() as libraries,
             served(root) as cli_server,
             _process([PYTHON, __file__, "--static", str(root)], "static server") as (_, static_port),
         ):
+            # The library servers: this checkout's, and the compared one's.
+            checkouts: dict[str, str | None] = {"": None}
+            if args.compare:
+                checkouts[f" [{args.compare}]"] = args.compare
+            py = {}
+            for tag, checkout in checkouts.items():
+                with library(checkout):
+                    py[tag] = libraries.enter_context(server(SIO))
             _, idle_client = run_cli_rss("ls", cli_server.url)
             lib_jobs = [
                 {"op": "upload", "size": size},
@@ -354,13 +385,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             # Warm-up (not reported): first connections, the server's cached sha256 of src.
             warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
-            run_client(SIO, py.url, warm)
+            for tag, checkout in checkouts.items():
+                with library(checkout):
+                    run_client(SIO, py[tag].url, warm)
             run_cli_rss("get", cli_server.url, "src.bin", str(local / "warm.bin"), "--no-progress")
             (local / "warm.bin").unlink()
             for _ in range(repeats):
-                for job in lib_jobs:
+                for job, (tag, checkout) in [(j, c) for j in lib_jobs for c in checkouts.items()]:
                     os.sync()  # each transfer starts with no dirty pages of the one before
-                    [result] = run_client(SIO, py.url, [job])
+                    with library(checkout):
+                        [result] = run_client(SIO, py[tag].url, [job])
                     if "dst" in job:
                         Path(job["dst"]).unlink()  # a full page cache of earlier outputs costs writers
                     name = {
@@ -371,6 +405,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     }[result["op"]]
                     if job.get("op", "").startswith("lib-") and job.get("digest", "auto") != "auto":
                         name += f", {job['digest']}" if job["digest"] else ", digest off"
+                    name += tag
                     rates.setdefault(name, []).append(mb_s(result))
                     cpu.setdefault(name, []).append(
                         (
@@ -385,6 +420,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             peak = result[f"{side}_mem"]["VmHWM"] - result[f"{side}_idle"]["rss_kib"]
                             peaks.setdefault(f"{name} {side}", []).append(peak / 1024)
 
+                if args.lib_only:
+                    continue
                 cli_commands = {
                     "get": ("get", cli_server.url, "src.bin", str(local / "got.bin"), "--no-progress"),
                     "put": ("put", cli_server.url, str(src), "put.bin", "--no-progress"),
@@ -406,7 +443,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     (local / "curl.bin").unlink()
 
-                if not args.no_demo:
+                if not args.no_demo and not args.lib_only:
                     os.sync()
                     out, _ = run_cli_rss("demo", "--size", str(size), "--no-progress")
                     rates.setdefault("cli demo download", []).append(demo_rate(out))
@@ -432,13 +469,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     rate = {name: median(values) for name, values in rates.items()}
     curl = rate.get("curl aiohttp-static download")
-    baseline = {"upload": rate["in-memory upload"], "download": rate["in-memory download"]}
     for name, value in rate.items():
         direction = "upload" if "upload" in name or name.endswith("put") else "download"
         ratios: dict[str, float] = {}
         target = met = None
         if not name.startswith(("in-memory", "curl")):
-            ratios[f"in-memory {direction}"] = ratio(value, baseline[direction])
+            # Against the in-memory stream of the same checkout.
+            ratios[f"in-memory {direction}"] = ratio(value, rate[f"in-memory {direction}{_tag(name)}"])
             target = f">={RATE_TARGET:g}x in-memory"
             met = ratios[f"in-memory {direction}"] >= RATE_TARGET
         if curl is not None and not name.startswith("curl"):
@@ -499,7 +536,7 @@ def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float, float, floa
     figures = {name: [median([v[i] for v in values]) for i in range(4)] for name, values in cpu.items()}
     for name, (client, serving, client_loop, server_loop) in figures.items():
         direction = "upload" if "upload" in name else "download"
-        base = figures.get(f"in-memory {direction}")
+        base = figures.get(f"in-memory {direction}{_tag(name)}")
         ratios: dict[str, float] = {}
         if base is not None and not name.startswith("in-memory"):
             ratios["in-memory: ceiling on these cores"] = ratio(base[0] + base[1], client + serving)
@@ -513,11 +550,21 @@ def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float, float, floa
         )
 
 
+def _tag(name: str) -> str:
+    """The `` [DIR]`` a compared checkout's line ends with, else ``""``."""
+    match = re.search(r" \[[^\]]*\]$", name)
+    return match.group(0) if match else ""
+
+
 def parser() -> argparse.ArgumentParser:
     p = common_args(__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=None, help="MiB per transfer (default 512; quick 128)")
     p.add_argument("--no-demo", action="store_true", help="skip `sio-stream demo`")
     p.add_argument("--no-resume", action="store_true", help="skip the resume line")
+    p.add_argument("--lib-only", action="store_true", help="only the library's transfers")
+    p.add_argument(
+        "--compare", default=None, metavar="DIR", help="also run the library transfers of the checkout at DIR"
+    )
     p.add_argument("--static", default=None, help=argparse.SUPPRESS)
     return p
 
