@@ -22,6 +22,7 @@ from . import _common as shared
 from ._common import DEFAULT_CHUNK_SIZE, Progress, SupportsUpdate
 from ._disk import _open
 from ._pipe import _copy, _destroy_streams, _reader, _reading, _writing
+from ._reserve import Reserving
 
 
 class _ReceivedDigest:
@@ -125,9 +126,10 @@ async def _receive_resumed(
     except BaseException as exc:
         _destroy_streams(exc, stream)
         raise
+    reserving = Reserving(file, offset)
     try:
         try:
-            async with _writing(file, shared._Tee(hasher, received), keep=True) as write:
+            async with _writing(reserving, shared._Tee(hasher, received), keep=True) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
             shared.check_complete(done, size)
@@ -141,12 +143,20 @@ async def _receive_resumed(
             raise
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(file.close)
+                await anyio.to_thread.run_sync(_trim_and_close, reserving, file)
         await aiofiles.os.replace(partial, destination)
     except BaseException as exc:
         _destroy_streams(exc, stream)
         raise
     return done
+
+
+def _trim_and_close(reserving: Reserving, file: Any) -> None:
+    """Close a partial file, first giving back the space reserved beyond its bytes."""
+    try:
+        reserving.trim()
+    finally:
+        file.close()
 
 
 def _external_digest(stream: Any) -> _ReceivedDigest | None:
@@ -222,9 +232,11 @@ async def receive_file(
     try:
         async with _open(temporary, "xb") as file:
             created = True
-            async with _writing(file, shared._Tee(hasher, received)) as write:
+            reserving = Reserving(file)
+            async with _writing(reserving, shared._Tee(hasher, received)) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
+            await anyio.to_thread.run_sync(reserving.trim)
         shared.check_complete(done, size)
         if received is not None:
             assert isinstance(stream, IOStream)
