@@ -49,6 +49,18 @@ def test_space_is_reserved_ahead_and_given_back(tmp_path):
     assert path.read_bytes() == b"a" * 1000
 
 
+def test_giving_back_keeps_a_file_cut_back_since(tmp_path):
+    """A resumed file that failed its check is cut back to the checked prefix before it is
+    closed: giving back the reserved space must not lengthen it again."""
+    path = tmp_path / "file.bin"
+    with open(path, "wb") as file:
+        reserving = Reserving(file)
+        reserving.write(b"c" * 5000)
+        file.truncate(100)
+        reserving.trim()
+    assert path.read_bytes() == b"c" * 100
+
+
 def test_a_refused_reservation_leaves_the_writes_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(reserve_module, "_fallocate", lambda fd, mode, offset, length: -1)
     path = tmp_path / "file.bin"

@@ -70,9 +70,10 @@ class Reserving:
             self._reserving = False
 
     def trim(self) -> None:
-        """Give back the space reserved beyond the bytes written (blocking: call it in a worker
-        thread, once the writes are done)."""
+        """Give back the space reserved beyond the file's end (blocking: call it in a worker
+        thread, once the writes are done). Its length stays: a file cut back since (a failed
+        check) is not lengthened again."""
         if self._reserved > self._written and self._fd is not None:
             self._file.flush()
-            os.ftruncate(self._fd, self._written)
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size)
             self._reserved = self._written
