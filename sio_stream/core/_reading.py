@@ -17,11 +17,18 @@ sio_stream peer, one read per chunk toward JavaScript). Credit is paid from two 
   waits for data never takes from it), oldest debt first, as far as the connection window,
   the limit and the process budget allow; the first stream that cannot be paid keeps its place
   and the ones behind it wait (they still get their floors).
+
+Toward a writer that announced ``final-size`` (it says what is left once its stream was ended),
+a dry stream whose reader has read waits for its turn when only the connection window is short,
+and is then paid its debt in one batch, sized to what is left (see :mod:`sio_stream.core._turns`,
+which also says how a window held by quiet streams is detected, after which the rule above
+applies again).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import _wire as wire
@@ -31,6 +38,7 @@ from ._config import (
     CONSUMED_KEY,
     FEATURE_BATCH_READ,
     FEATURE_CONSUMED,
+    FEATURE_FINAL_SIZE,
     FEATURE_READ_SIZE,
     FEATURE_WINDOW_GROWTH,
     PLAIN_CREDITS,
@@ -41,6 +49,7 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
+from ._turns import Turns, turn_credits, turn_size
 from ._window import GROWTH
 
 
@@ -55,6 +64,10 @@ class _Core(Protocol):
     grown: dict[StreamCore, int]
     window_tuner: Tuner
     window_tuned: int
+    turns: Turns
+    turn_waiters: dict[StreamCore, None]
+    on_turn_wait: Callable[[], None]
+    round_trip: float
     streams: dict[str, StreamCore]
     suspended: bool
 
@@ -95,6 +108,16 @@ class _Core(Protocol):
 
     def _pay_floor(self, stream: StreamCore) -> None: ...
 
+    def _turn(self, stream: StreamCore) -> int: ...
+
+    def _pay_turn(self, stream: StreamCore, turn: int) -> bool: ...
+
+    def _covered(self, stream: StreamCore) -> bool: ...
+
+    def _window_short(self, stream: StreamCore, turn: int) -> bool: ...
+
+    def _turns_may_fail(self) -> bool: ...
+
     def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
     def _queue_reads(self, stream: StreamCore, count: int, read_size: int) -> None: ...
@@ -120,7 +143,10 @@ class ReadingMixin:
         if not stream.window.received(credits):
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
         stream.tuner.round_trip.arrived(credits, self.config.clock())
-        if not stream.holding.arrive(credits, outstanding, size):
+        self.round_trip = min(self.round_trip, stream.tuner.round_trip.seconds)
+        holding = stream.holding
+        pooled = holding.reserved - holding.floor_reserved
+        if not holding.arrive(credits, outstanding, size):
             return self._refuse(
                 stream,
                 f"a chunk of {size} bytes on stream {stream.id} does not fit in the memory budget "
@@ -131,6 +157,10 @@ class ReadingMixin:
         if seen > stream.credit_size:
             cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
             stream.credit_size = min(seen, cap)
+        if self.turn_waiters and holding.reserved - holding.floor_reserved < pooled:
+            # Credit from the pool arrived: the streams waiting for their turn look again (it
+            # becomes held bytes if this stream's reader stopped reading).
+            self._pay()
         stream.probing = False
         if stream.parked:
             parked, stream.parked = stream.parked, 0
@@ -155,7 +185,10 @@ class ReadingMixin:
     def _credit_bytes(self: _Core, stream: StreamCore) -> int:
         """Bytes to reserve for one credit of ``stream``: our read size when the writer promises
         to stay within it (read-size), else the largest chunk or object seen so far."""
-        size = self.config.max_chunk if self._sized(stream) else stream.credit_size
+        size = stream.credit_size
+        if self._sized(stream):
+            # No larger than what the writer said is left, once it ended (see _turns.py).
+            size = turn_size(self.config.max_chunk, stream.peer_left)
         # Never more than the budget itself could hold (tiny budgets): larger chunks are then
         # checked against the free room on arrival.
         return max(1, min(size, self.budget.ceiling))
@@ -216,11 +249,32 @@ class ReadingMixin:
         notes both."""
         short = False
         gone: list[StreamCore] = []
+        rotate: list[StreamCore] = []
+        if self.turn_waiters and self._turns_may_fail():
+            # Their turns may never come: each is looked at again (below), and paid as before
+            # (its floor, or one credit outside the window) where waiting is not safe.
+            self.floor_due.update(self.turn_waiters)
+            self.turn_waiters.clear()
         for stream in self.starved:
             if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
                 gone.append(stream)
                 continue
             assert stream.window is not None
+            turn = self._turn(stream) if stream.window.proven else 0
+            if turn and self._covered(stream):
+                continue  # what its writer has left is granted: nothing to wait for
+            if turn and self._pay_turn(stream, turn):
+                self.turn_waiters.pop(stream, None)
+                (rotate if stream.owed_credit else gone).append(stream)  # the others go first
+                continue
+            if turn and self._window_short(stream, turn):
+                # Waits for its whole turn (a part now would be a read per credit), and the
+                # streams behind it with it; no floor pays it while the window turns.
+                if stream.window.dry:
+                    self.turn_waiters[stream] = None
+                    self.floor_due.pop(stream, None)
+                    short = True
+                break
             if stream.window.proven:
                 self._pay_pooled(stream)
             if stream.owed_credit:
@@ -237,6 +291,10 @@ class ReadingMixin:
             stream.owed_credit = 0
             del self.starved[stream]
             self.floor_due.pop(stream, None)
+            self.turn_waiters.pop(stream, None)
+        for stream in rotate:
+            del self.starved[stream]
+            self.starved[stream] = None
         for stream in list(self.floor_due):
             if stream not in self.starved:
                 del self.floor_due[stream]
@@ -246,6 +304,13 @@ class ReadingMixin:
                 del self.starved[stream], self.floor_due[stream]
                 continue
             assert stream.window is not None
+            turn = self._turn(stream) if stream.window.proven and stream.window.dry else 0
+            if turn and self._window_short(stream, turn):
+                # Its turn comes as the window turns (see _turns.py): no floor pays it.
+                del self.floor_due[stream]
+                self.turn_waiters[stream] = None
+                short = True
+                continue
             self._pay_floor(stream)
             if not stream.owed_credit:
                 del self.starved[stream], self.floor_due[stream]
@@ -259,6 +324,79 @@ class ReadingMixin:
             # A suspended session is not woken by room freed elsewhere (its peer could not use
             # credit before it comes back): its debts are paid at the resume (apply_resume).
             self.budget.wait(self, self._pay)
+        if self.turn_waiters:
+            if self.turns.start():
+                self.on_turn_wait()
+        elif self.turns.waiting:
+            self.turns.stop()
+
+    def check_turns(self: _Core) -> bool:
+        """One stall check (the glue calls it every ``STALL_CHECK`` seconds after
+        :attr:`on_turn_wait`, while it returns True): a window that stopped turning while debts
+        wait is stalled, and dry streams are paid outside it again (see _turns.py)."""
+        if self.turns.check():
+            self.floor_due.update(self.turn_waiters)
+            self.turn_waiters.clear()
+            for stream in self.starved:
+                self._due_floor(stream)
+            self._pay()
+        return self.turns.waiting
+
+    def _turn(self: _Core, stream: StreamCore) -> int:
+        """Credits ``stream`` is paid on its turn (see _turns.py), or 0 when it takes no turns:
+        its writer did not announce ``final-size``, it is the only stream owed credit (it takes
+        what the window has), or the window stalled."""
+        if (
+            len(self.starved) < 2
+            or self.turns.stalled
+            or FEATURE_FINAL_SIZE not in self.peer_features
+            or not self._sized(stream)
+        ):
+            return 0
+        assert stream.window is not None
+        size, left = self._credit_bytes(stream), stream.peer_left
+        return turn_credits(stream.owed_credit, stream.window.base, self.budget.window, size, left)
+
+    def _pay_turn(self: _Core, stream: StreamCore, turn: int) -> bool:
+        """Pay ``stream``'s whole turn of ``turn`` credits from the pool (and its unused floor),
+        topping up credit still outstanding to a larger read size (its next read's size applies
+        to every credit it holds); False (nothing paid) when it does not fit."""
+        assert stream.window is not None and stream.holding is not None
+        size = self._credit_bytes(stream)
+        needed = turn * size + stream.window.outstanding * max(0, size - stream.grant_size)
+        holding = stream.holding
+        room = min(self.budget.grantable() + holding.floor_room, self.budget.free)
+        if room < needed or not holding.reserve(needed):
+            return False
+        self._send_credit(stream, turn, size)
+        return True
+
+    def _covered(self: _Core, stream: StreamCore) -> bool:
+        """``stream`` has credit outstanding for all its writer said is left (a dry one never
+        is: it always gets a credit, whatever its writer said)."""
+        assert stream.window is not None
+        left = stream.peer_left
+        outstanding = stream.window.outstanding
+        return left is not None and outstanding > 0 and outstanding * stream.grant_size >= left
+
+    def _window_short(self: _Core, stream: StreamCore, turn: int) -> bool:
+        """``stream``'s turn does not fit now, but will once the credit in flight from the pool
+        comes back (held bytes come back only if their readers read: they do not count)."""
+        assert stream.holding is not None
+        needed = turn * self._credit_bytes(stream)
+        budget = self.budget
+        floor_room = stream.holding.floor_room
+        return (
+            min(budget.grantable() + floor_room, budget.free) < needed
+            and budget.grantable(window=False) + floor_room + budget.pooled >= needed
+        )
+
+    def _turns_may_fail(self: _Core) -> bool:
+        """Credit in flight and the pool's room no longer cover a turn of half the window: the
+        waiting streams must be looked at again (credit that arrived for readers that do not
+        read became held bytes)."""
+        budget = self.budget
+        return budget.grantable(window=False) + budget.pooled < (budget.window or 0) // 2
 
     def _pay_pooled(self: _Core, stream: StreamCore) -> None:
         """As many owed credits of full size as the shared pool (and the stream's unused floor)
@@ -373,9 +511,7 @@ class ReadingMixin:
         size = self._credit_bytes(stream)
         if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
             return  # the window has room, or something else (the budget) is the limit
-        if self.window_tuner.grow(
-            budget.window // size, self.config.clock(), stream.tuner.round_trip.seconds
-        ):
+        if self.window_tuner.grow(budget.window // size, self.config.clock(), self.round_trip):
             self.window_tuned = budget.window * GROWTH
             assert stream.window is not None
             self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
@@ -387,6 +523,7 @@ class ReadingMixin:
         stream.parked = 0
         self.starved.pop(stream, None)
         self.floor_due.pop(stream, None)
+        self.turn_waiters.pop(stream, None)
         if stream in self.grown or self.window_tuned:
             self._fit_connection_window(stream, 0)
         if stream.holding is not None and stream.owner is self:
@@ -433,7 +570,7 @@ class ReadingMixin:
         # consumed() has opened the window to its size: every chunk consumed counts for growth.
         if (
             self._may_grow(stream)
-            and stream.tuner.grow(window.size, self.config.clock())
+            and stream.tuner.grow(window.size, self.config.clock(), self.round_trip)
             and not pressed
             and window.grow(self.config.max_window // self._credit_bytes(stream))
         ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
