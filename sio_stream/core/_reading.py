@@ -110,11 +110,9 @@ class _Core(Protocol):
 
     def _turn(self, stream: StreamCore) -> int: ...
 
-    def _pay_turn(self, stream: StreamCore, turn: int) -> bool: ...
+    def _take_turn(self, stream: StreamCore, turn: int) -> bool | None: ...
 
     def _covered(self, stream: StreamCore) -> bool: ...
-
-    def _window_short(self, stream: StreamCore, turn: int) -> bool: ...
 
     def _turns_may_fail(self) -> bool: ...
 
@@ -248,6 +246,7 @@ class ReadingMixin:
         stream, or one whose writer's chunk size is not ours to set, and :meth:`_due_floor`
         notes both."""
         short = False
+        wanted = 1
         gone: list[StreamCore] = []
         rotate: list[StreamCore] = []
         if self.turn_waiters and self._turns_may_fail():
@@ -263,17 +262,19 @@ class ReadingMixin:
             turn = self._turn(stream) if stream.window.proven else 0
             if turn and self._covered(stream):
                 continue  # what its writer has left is granted: nothing to wait for
-            if turn and self._pay_turn(stream, turn):
+            taken = self._take_turn(stream, turn) if turn else None
+            if taken:
                 self.turn_waiters.pop(stream, None)
                 (rotate if stream.owed_credit else gone).append(stream)  # the others go first
                 continue
-            if turn and self._window_short(stream, turn):
+            if taken is False:
                 # Waits for its whole turn (a part now would be a read per credit), and the
-                # streams behind it with it; no floor pays it while the window turns.
+                # streams behind it with it; no floor pays it while the window turns. Credit
+                # that comes back wakes it (_arrive), and room for less than its turn does not.
                 if stream.window.dry:
                     self.turn_waiters[stream] = None
                     self.floor_due.pop(stream, None)
-                    short = True
+                wanted = turn * self._credit_bytes(stream)
                 break
             if stream.window.proven:
                 self._pay_pooled(stream)
@@ -305,11 +306,10 @@ class ReadingMixin:
                 continue
             assert stream.window is not None
             turn = self._turn(stream) if stream.window.proven and stream.window.dry else 0
-            if turn and self._window_short(stream, turn):
+            if turn and self._take_turn(stream, turn) is False:
                 # Its turn comes as the window turns (see _turns.py): no floor pays it.
                 del self.floor_due[stream]
                 self.turn_waiters[stream] = None
-                short = True
                 continue
             self._pay_floor(stream)
             if not stream.owed_credit:
@@ -320,6 +320,7 @@ class ReadingMixin:
                 del self.floor_due[stream]  # not dry: no floor pays it until it is dry again
         # Room freed wakes us when the pool has some, or, with a floor unpaid, any room at all.
         self.budget.floor_short = short
+        self.budget.wanted = wanted
         if self.starved and not self.suspended:
             # A suspended session is not woken by room freed elsewhere (its peer could not use
             # credit before it comes back): its debts are paid at the resume (apply_resume).
@@ -357,19 +358,27 @@ class ReadingMixin:
         size, left = self._credit_bytes(stream), stream.peer_left
         return turn_credits(stream.owed_credit, stream.window.base, self.budget.window, size, left)
 
-    def _pay_turn(self: _Core, stream: StreamCore, turn: int) -> bool:
+    def _take_turn(self: _Core, stream: StreamCore, turn: int) -> bool | None:
         """Pay ``stream``'s whole turn of ``turn`` credits from the pool (and its unused floor),
         topping up credit still outstanding to a larger read size (its next read's size applies
-        to every credit it holds); False (nothing paid) when it does not fit."""
+        to every credit it holds): True. Otherwise False when the turn will fit once the credit
+        in flight from the pool comes back (it waits: held bytes come back only if their readers
+        read, so they do not count), ``None`` when it will not (the budget, not the window, is
+        short). One function, since a busy connection asks it on every chunk consumed."""
         assert stream.window is not None and stream.holding is not None
         size = self._credit_bytes(stream)
-        needed = turn * size + stream.window.outstanding * max(0, size - stream.grant_size)
-        holding = stream.holding
-        room = min(self.budget.grantable() + holding.floor_room, self.budget.free)
-        if room < needed or not holding.reserve(needed):
+        needed = turn * size
+        top_up = stream.window.outstanding * max(0, size - stream.grant_size)
+        budget = self.budget
+        floor_room = stream.holding.floor_room
+        if min(budget.grantable() + floor_room, budget.free) >= needed + top_up:
+            if stream.holding.reserve(needed + top_up):
+                self._send_credit(stream, turn, size)
+                return True
+            return None
+        if budget.grantable(window=False) + floor_room + budget.pooled >= needed:
             return False
-        self._send_credit(stream, turn, size)
-        return True
+        return None
 
     def _covered(self: _Core, stream: StreamCore) -> bool:
         """``stream`` has credit outstanding for all its writer said is left (a dry one never
@@ -378,18 +387,6 @@ class ReadingMixin:
         left = stream.peer_left
         outstanding = stream.window.outstanding
         return left is not None and outstanding > 0 and outstanding * stream.grant_size >= left
-
-    def _window_short(self: _Core, stream: StreamCore, turn: int) -> bool:
-        """``stream``'s turn does not fit now, but will once the credit in flight from the pool
-        comes back (held bytes come back only if their readers read: they do not count)."""
-        assert stream.holding is not None
-        needed = turn * self._credit_bytes(stream)
-        budget = self.budget
-        floor_room = stream.holding.floor_room
-        return (
-            min(budget.grantable() + floor_room, budget.free) < needed
-            and budget.grantable(window=False) + floor_room + budget.pooled >= needed
-        )
 
     def _turns_may_fail(self: _Core) -> bool:
         """Credit in flight and the pool's room no longer cover a turn of half the window: the
@@ -565,6 +562,10 @@ class ReadingMixin:
         # windows down from 20 % to 50 % of its quota; one line is enough here).
         pressed = process is not None and process.used * 2 >= process.limit
         credits = window.consumed(shrink=pressed)
+        turns = self.turns
+        turns.turned += 1  # room came back: the window turns (see _turns.py)
+        if turns.stalled and self.budget.grantable() >= self._credit_bytes(stream):
+            turns.stalled = False
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         # consumed() has opened the window to its size: every chunk consumed counts for growth.
