@@ -328,7 +328,9 @@ class ReadingMixin:
         if self.turn_waiters:
             if self.turns.start():
                 self.on_turn_wait()
-        elif self.turns.waiting:
+        elif self.turns.waiting and not self.starved:
+            # The checks go on while debts wait, so that a stalled window stays stalled (turns
+            # that began again would wait for the next check every time).
             self.turns.stop()
 
     def check_turns(self: _Core) -> bool:
