@@ -8,8 +8,9 @@ waits for its turn, instead of taking one credit outside the window at once (or,
 credits filled the pool, a floor-sized one); its turn pays its debt in one ``$stream-read``, up
 to its configured window and half the connection window, and sends it to the back of the
 queue. Many streams then move full chunks with one read per turn: 100 uploads of 8 MiB on one
-connection made ~2,750 chunks (1,050 of them floor-sized) and ~2,780 reads of one credit with
-35 MiB in flight before; ~1,700 chunks and ~470 reads with turns.
+connection (benchmarks/concurrency.py, counted at the server) made 2,732 chunks (1,161 of them
+floor-sized) and 2,925 reads of one credit, with 35 MiB in flight, before; 1,700 chunks and 569
+reads with turns (one stream of 800 MiB: 1,601 chunks, 1,602 reads).
 
 Final size (QUIC's): once its application ended the stream, a writer's every
 ``$stream-write`` carries ``{"left": N}`` in its fourth argument (beside a digest announcement):
