@@ -49,7 +49,7 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
-from ._turns import Turns, turn_credits, turn_size
+from ._turns import TURNS_RATE, Turns, turn_credits, turn_size
 from ._window import GROWTH
 
 
@@ -348,10 +348,11 @@ class ReadingMixin:
     def _turn(self: _Core, stream: StreamCore) -> int:
         """Credits ``stream`` is paid on its turn (see _turns.py), or 0 when it takes no turns:
         its writer did not announce ``final-size``, it is the only stream owed credit (it takes
-        what the window has), or the window stalled."""
+        what the window has), the window stalled, or the link is long for the window."""
         if (
             len(self.starved) < 2
             or self.turns.stalled
+            or self.round_trip * TURNS_RATE > (self.budget.window or 0)
             or FEATURE_FINAL_SIZE not in self.peer_features
             or not self._sized(stream)
         ):
