@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import math
 import reprlib
 import weakref
 from collections import deque
@@ -117,9 +116,6 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: Called when debts start to wait: the glue then calls :meth:`check_turns` every
         #: ``STALL_CHECK`` seconds while it returns True.
         self.on_turn_wait: Callable[[], None] = _nothing
-        #: The least round trip any stream of the connection saw (the link's): windows grow on
-        #: it, since a stream's own samples include the queue of the turns ahead of it.
-        self.round_trip = math.inf
         self.peer_features: frozenset[str] = frozenset()
         #: The peer's hello came (its features are known), or it is known to send none.
         self.peer_known = False

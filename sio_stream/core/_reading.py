@@ -49,7 +49,7 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
-from ._turns import TURNS_RATE, Turns, turn_credits, turn_size
+from ._turns import Turns, turn_credits, turn_size
 from ._window import GROWTH
 
 
@@ -67,7 +67,6 @@ class _Core(Protocol):
     turns: Turns
     turn_waiters: dict[StreamCore, None]
     on_turn_wait: Callable[[], None]
-    round_trip: float
     streams: dict[str, StreamCore]
     suspended: bool
 
@@ -141,7 +140,6 @@ class ReadingMixin:
         if not stream.window.received(credits):
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
         stream.tuner.round_trip.arrived(credits, self.config.clock())
-        self.round_trip = min(self.round_trip, stream.tuner.round_trip.seconds)
         holding = stream.holding
         pooled = holding.reserved - holding.floor_reserved
         if not holding.arrive(credits, outstanding, size):
@@ -352,7 +350,6 @@ class ReadingMixin:
         if (
             len(self.starved) < 2
             or self.turns.stalled
-            or self.round_trip * TURNS_RATE > (self.budget.window or 0)
             or FEATURE_FINAL_SIZE not in self.peer_features
             or not self._sized(stream)
         ):
@@ -511,7 +508,9 @@ class ReadingMixin:
         size = self._credit_bytes(stream)
         if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
             return  # the window has room, or something else (the budget) is the limit
-        if self.window_tuner.grow(budget.window // size, self.config.clock(), self.round_trip):
+        if self.window_tuner.grow(
+            budget.window // size, self.config.clock(), stream.tuner.round_trip.seconds
+        ):
             self.window_tuned = budget.window * GROWTH
             assert stream.window is not None
             self._fit_connection_window(stream, stream.window.size * size if stream in self.grown else 0)
@@ -574,7 +573,7 @@ class ReadingMixin:
         # consumed() has opened the window to its size: every chunk consumed counts for growth.
         if (
             self._may_grow(stream)
-            and stream.tuner.grow(window.size, self.config.clock(), self.round_trip)
+            and stream.tuner.grow(window.size, self.config.clock())
             and not pressed
             and window.grow(self.config.max_window // self._credit_bytes(stream))
         ) or (pressed and stream in self.grown):  # grew, or shrinks back under pressure

@@ -24,9 +24,6 @@ a bulk writer's buffer (256 KiB high-water mark) holds less than a turn and is m
 when a chunk leaves, so it could tell neither bulk streams from small ones nor credit that
 will come back from credit a quiet writer holds.
 
-Only on short links: while the connection window covers the connection's round trip (the least
-any of its streams saw) at :data:`TURNS_RATE`; a 4 MiB window covers 4 ms.
-
 Liveness: waiting is safe while the window turns (credit paid from it comes back as room when
 its chunks arrive). Credit that arrives for a reader that stopped reading becomes held bytes:
 once credit in flight and the pool's room no longer cover a turn, the waiting streams are paid
@@ -57,14 +54,6 @@ from ._config import LEFT_KEY
 STALL_CHECK = 0.5
 #: Credit for a final remainder is rounded up to this: chunk sizes stay round.
 SIZE_STEP = 1024
-#: Turns are taken only while the connection window covers a round trip at this rate (bytes/s):
-#: there a connection moves a window per round trip faster than a Python process can (500-800
-#: MB/s on loopback), so waiting for the window costs nothing and saves packets. On a longer
-#: link (a 4 MiB window covers 5 ms) the window would limit the rate: measured with 8 streams on
-#: a 150 ms link (benchmarks/links.py), turns took uploads from 23 to 15 MB/s while the window
-#: grew. There each dry stream takes its credit at once, as before; turns come back once the
-#: window has grown to cover the round trip.
-TURNS_RATE = 1_000_000_000
 
 
 class Turns:
