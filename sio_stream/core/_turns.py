@@ -2,7 +2,7 @@
 sized to what its writer has left (negotiated ``final-size``).
 
 The rule (toward a writer that announced ``final-size``, which takes our read size, when more
-than one stream owes or holds credit): a stream whose reader has read and whose next credit
+than one stream owes credit): a stream whose reader has read and whose next credit
 only the connection window holds back (credit in flight and the pool's room would cover it)
 waits for its turn, instead of taking one credit outside the window at once (or, once such
 credits filled the pool, a floor-sized one); its turn pays its debt in one ``$stream-read``, up
@@ -34,8 +34,8 @@ connection since the previous one declares the window **stalled**; until the win
 again a dry stream is paid as before (one credit outside the window, or from its floor), so it
 moves whatever the quiet streams hold.
 
-A peer that did not announce ``final-size`` (socket.io-stream, our JavaScript client, an older
-sio_stream) takes no turns: its streams are paid as before. ``left`` is only a size: an absurd
+A peer that did not announce ``final-size`` (socket.io-stream, an older sio_stream or an older
+build of our JavaScript client) takes no turns: its streams are paid as before. ``left`` is only a size: an absurd
 one changes no bound (credit stays within the window, the budget and the floors), and one that
 is not a non-negative integer fails its stream with :class:`~sio_stream.RemoteProtocolError`.
 Pure: no I/O; the driver owns the timer.
