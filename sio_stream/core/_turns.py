@@ -35,9 +35,10 @@ again a dry stream is paid as before (one credit outside the window, or from its
 moves whatever the quiet streams hold.
 
 A peer that did not announce ``final-size`` (socket.io-stream, an older sio_stream or an older
-build of our JavaScript client) takes no turns: its streams are paid as before. ``left`` is only a size: an absurd
-one changes no bound (credit stays within the window, the budget and the floors), and one that
-is not a non-negative integer fails its stream with :class:`~sio_stream.RemoteProtocolError`.
+build of our JavaScript client) takes no turns: its streams are paid as before. ``left`` is only
+a size: an absurd one changes no bound (credit stays within the window, the budget and the
+floors), and one that is not a non-negative integer fails its stream with
+:class:`~sio_stream.RemoteProtocolError`.
 Pure: no I/O; the driver owns the timer.
 """
 
