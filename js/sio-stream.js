@@ -36,6 +36,10 @@ export const FEATURES = Object.freeze([
   'claim',
   'consumed',
   'error-reply',
+  // Once a stream was ended, our writes say the bytes left after them ({left: N}, a fourth
+  // argument): a sio_stream reader sizes that stream's credit to it, and takes turns in its
+  // connection window (many small uploads then all get their credit in one round trip).
+  'final-size',
   'object-batch',
   // Our writer never sends a chunk larger than the `size` of the reader's last read, so a
   // sio_stream reader reserves exactly that much of its memory budget per credit (without it,
@@ -578,12 +582,13 @@ export class IOStream {
         encoding = 'buffer';
         size = chunk.byteLength;
       }
+      const left = this.writeEnding && !this.objectMode && socket.uses('final-size') ? this.pendingSize : null;
       this.credit -= 1;
       this.chunksSent += 1;
       this.bytesSent += size;
       this.sentSizes.push(size);
       if (retain) this._retain(chunk, size);
-      socket._sendWrite(this, chunk, encoding);
+      socket._sendWrite(this, chunk, encoding, left);
     }
     this._signal.wake();
     this._afterWrite();
@@ -1037,9 +1042,11 @@ export class StreamSocket {
       this._sentEvents.streamUsed(id); // the event that carried it arrived
       stream._receiveRead(this._readCount(id, count), report, size);
     });
-    socket.on(EV.WRITE, (id, chunk, encoding, ack) => {
+    socket.on(EV.WRITE, (id, chunk, encoding, ...rest) => {
       if (this._lookup(id)) this._sentEvents.streamUsed(id);
-      this._onWrite(id, chunk, encoding, ack);
+      // A sio_stream writer may add a fourth argument ({left: N}, final-size): the ack, when
+      // the writer asked for one, is the last argument; this reader has no use for the rest.
+      this._onWrite(id, chunk, encoding, rest[rest.length - 1]);
     });
     socket.on(EV.END, (id, ack) => this._onEnd(id, ack));
     socket.on(EV.ERROR, (id, message) => this._lookup(id)?._fail(new StreamError(String(message), { remote: true }), false));
@@ -1399,12 +1406,14 @@ export class StreamSocket {
     } else for (let i = 0; i < count; i++) this._emit(EV.READ, stream.id, this.maxChunk);
   }
 
-  _sendWrite(stream, chunk, encoding) {
+  /** `left`: the bytes left after this chunk of an ended stream (final-size), or null. */
+  _sendWrite(stream, chunk, encoding, left = null) {
+    const hint = left === null ? [] : [{ left }];
     if (this.uses('unacked-write')) {
-      this._emit(EV.WRITE, stream.id, chunk, encoding);
+      this._emit(EV.WRITE, stream.id, chunk, encoding, ...hint);
     } else {
       stream.unacked += 1;
-      this._emit(EV.WRITE, stream.id, chunk, encoding, (...args) => stream._writeAcked(args));
+      this._emit(EV.WRITE, stream.id, chunk, encoding, ...hint, (...args) => stream._writeAcked(args));
     }
   }
 

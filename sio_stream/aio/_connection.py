@@ -18,6 +18,7 @@ from typing import Any
 
 from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
+from ..core._turns import STALL_CHECK
 from ..glue._connection import ConnectionLogic, MeterFunction, no_meter
 from ._stream import IOStream
 
@@ -54,6 +55,7 @@ class Connection(ConnectionLogic):
         self._claim_timers: set[asyncio.TimerHandle] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._turn_check: asyncio.TimerHandle | None = None
         with contextlib.suppress(RuntimeError):  # built outside a loop: nothing to schedule on
             self.core.budget.on_freed = _waker(asyncio.get_running_loop(), self.core.budget.wake)
 
@@ -86,6 +88,20 @@ class Connection(ConnectionLogic):
 
         handle = asyncio.get_running_loop().call_later(timeout, run)
         self._claim_timers.add(handle)
+
+    def _watch_turns(self) -> None:
+        if self._turn_check is None and not self.core.closed:
+            self._turn_check = asyncio.get_running_loop().call_later(STALL_CHECK, self._check_turns)
+
+    def _check_turns(self) -> None:
+        self._turn_check = None
+        if self.core.check_turns():
+            self._watch_turns()
+
+    def _stop_turn_checks(self) -> None:
+        if self._turn_check is not None:
+            self._turn_check.cancel()
+            self._turn_check = None
 
     # -- the sender ------------------------------------------------------------------------------
     def _start_sender(self) -> None:
@@ -140,6 +156,7 @@ class Connection(ConnectionLogic):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        self._stop_turn_checks()
 
     def _start_expiry(self, delay: float, expire: Callable[[], None]) -> None:
         self._stop_expiry()
@@ -157,6 +174,7 @@ class Connection(ConnectionLogic):
         for timer in self._claim_timers:
             timer.cancel()
         self._claim_timers.clear()
+        self._stop_turn_checks()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

@@ -113,6 +113,7 @@ class Budget:
         "floor_used",
         "floor_reserved",
         "floor_short",
+        "wanted",
         "on_freed",
     )
 
@@ -150,6 +151,10 @@ class Budget:
         #: A stream's floor credit did not fit (the limit or the process was full): room freed
         #: must wake this account's waiters even while its pool has none.
         self.floor_short = False
+        #: The least credit from the pool worth waking the waiters for: a stream waiting for its
+        #: turn needs a whole turn (see _turns.py), and room for less woke it for nothing on
+        #: every chunk consumed (100 streams: 7,600 passes for 1,700 chunks).
+        self.wanted = 1
         self.parent = parent
         #: Called when a garbage-collected stream gave room back (see :meth:`Holding.drop`), from
         #: its finalizer: at any moment, in any thread. It must only schedule a call of
@@ -383,7 +388,7 @@ class Budget:
         try:
             for key in list(self._waiters):
                 # The pool has room, or a floor that did not fit may fit now.
-                if self.grantable() <= 0 and not (self.floor_short and self.free > 0):
+                if self.grantable() < self.wanted and not (self.floor_short and self.free > 0):
                     break
                 callback = self._waiters.pop(key, None)
                 if callback is not None:

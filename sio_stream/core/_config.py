@@ -122,6 +122,11 @@ FEATURE_CONSUMED = "consumed"
 #: (RemoteProtocolError): credit is what lets a writer queue data for the transport.
 FEATURE_CREDIT_LIMIT = "credit-limit"
 CREDIT_LIMIT_KEY = "credit"
+#: Once its application ended a byte stream, a writer's ``$stream-write`` carries ``{"left": N}``
+#: (its fourth argument, beside a digest announcement): the bytes left after this chunk (QUIC's
+#: final size). Toward such a writer a reader's streams take the connection window in turns,
+#: each sized to what is left (see _turns.py).
+FEATURE_FINAL_SIZE = "final-size"
 #: Session resume after a dropped transport (see _resume.py): the client's hello carries a
 #: secret token, each side reports per stream what it received and the credit it holds, and
 #: each writer replays what the reader did not get. Batched reads carry the reader's received
@@ -150,6 +155,7 @@ OUR_FEATURES = frozenset(
         FEATURE_WINDOW_GROWTH,
         FEATURE_CONSUMED,
         FEATURE_CREDIT_LIMIT,
+        FEATURE_FINAL_SIZE,
     }
     | ({FEATURE_DIGEST_BLAKE3} if BLAKE3_AVAILABLE else set())
 )
@@ -162,6 +168,8 @@ DIGESTS = frozenset({"sha256", "blake2b"} | ({"blake3"} if BLAKE3_AVAILABLE else
 AUTO_DIGEST = "auto"
 #: Key of the one value of a ``$stream-end`` ack that reports a digest mismatch.
 INTEGRITY_KEY = "integrity"
+#: Key of a ``$stream-write``'s fourth argument (negotiated ``final-size``).
+LEFT_KEY = "left"
 #: Key of the fourth argument of a ``$stream-read`` (negotiated ``consumed``).
 CONSUMED_KEY = "consumed"
 #: Key of a read's report that says how many units (bytes, or objects) the reader accepted on

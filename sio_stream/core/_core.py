@@ -53,6 +53,7 @@ from ._config import (
     FEATURE_DIGEST,
     FEATURE_DIGEST_BLAKE3,
     FEATURE_ERROR_REPLY,
+    FEATURE_FINAL_SIZE,
     FEATURE_OBJECT_BATCH,
     FEATURE_READ_SIZE,
     FEATURE_RESUME,
@@ -78,6 +79,7 @@ from ._sent_events import Answers, SentEvents
 from ._state import ReadInput, ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, PendingReply, StreamCore, _held_size, _json_size, _nothing
 from ._tuning import Tuner
+from ._turns import Turns, has_left, read_left, with_left
 from ._window import CreditLimit, ReadWindow
 
 
@@ -113,6 +115,13 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         #: The connection window's own growth, while streams wait for it (its bytes; 0: none).
         self.window_tuner = Tuner()
         self.window_tuned = 0
+        #: Whether the connection window turns, for the streams waiting their turn (_turns.py).
+        self.turns = Turns()
+        #: Starved streams waiting for their turn, out of ``floor_due`` (see ReadingMixin._pay).
+        self.turn_waiters: dict[StreamCore, None] = {}
+        #: Called when debts start to wait: the glue then calls :meth:`check_turns` every
+        #: ``STALL_CHECK`` seconds while it returns True.
+        self.on_turn_wait: Callable[[], None] = _nothing
         self.peer_features: frozenset[str] = frozenset()
         #: The most unused credit the peer's writer accepts per stream (negotiated credit-limit).
         self.peer_credit_limit: CreditLimit | None = None
@@ -406,10 +415,16 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
                 f"bytes on stream {stream.id}",
             )
         size = _held_size(value) if stream.object_mode else len(value)
+        sized = FEATURE_FINAL_SIZE in self.peer_features and not stream.object_mode and has_left(marker)
+        if sized:
+            left = read_left(marker)
+            if isinstance(left, str):
+                return self._refuse(stream, f"{left} on stream {stream.id}")
+            stream.peer_left = left
         refusal = self._arrive(stream, 1, size)
         if refusal is not None:
             return refusal
-        if marker is not None and not stream.object_mode:
+        if marker is not None and not stream.object_mode and (not sized or "digest" in marker):
             problem = self._digest_announced(stream, marker)
             if problem is not None:
                 return self._refuse(stream, problem)
@@ -506,6 +521,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.streams.clear()
         self.starved.clear()
         self.floor_due.clear()
+        self.turn_waiters.clear()
+        self.turns.stop()
         self.grown.clear()
         self.budget.close()
 
@@ -632,6 +649,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
                 fresh = data[skip:]
             if stream.digest_name is not None:
                 marker = self._digest_marker(stream, fresh)
+            if stream.write_state is WriteState.ENDING and FEATURE_FINAL_SIZE in self.peer_features:
+                # What is left after this chunk (see _turns.py): the reader sizes its credit to it.
+                marker = with_left(marker, stream.pending.size)
             if self.resumable:
                 self._retain(stream, len(data), data, len(data))
         stream.credit.spend(spent)

@@ -17,11 +17,18 @@ sio_stream peer, one read per chunk toward JavaScript). Credit is paid from two 
   waits for data never takes from it), oldest debt first, as far as the connection window,
   the limit and the process budget allow; the first stream that cannot be paid keeps its place
   and the ones behind it wait (they still get their floors).
+
+Toward a writer that announced ``final-size`` (it says what is left once its stream was ended),
+a dry stream whose reader has read waits for its turn when only the connection window is short,
+and is then paid its debt in one batch, sized to what is left (see :mod:`sio_stream.core._turns`,
+which also says how a window held by quiet streams is detected, after which the rule above
+applies again).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import _wire as wire
@@ -31,6 +38,7 @@ from ._config import (
     CONSUMED_KEY,
     FEATURE_BATCH_READ,
     FEATURE_CONSUMED,
+    FEATURE_FINAL_SIZE,
     FEATURE_READ_SIZE,
     FEATURE_WINDOW_GROWTH,
     PLAIN_CREDITS,
@@ -41,6 +49,7 @@ from ._config import (
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
+from ._turns import Turns, turn_credits, turn_size
 from ._window import CreditLimit
 
 
@@ -57,6 +66,9 @@ class _Core(Protocol):
     reached: int
     window_tuner: Tuner
     window_tuned: int
+    turns: Turns
+    turn_waiters: dict[StreamCore, None]
+    on_turn_wait: Callable[[], None]
     streams: dict[str, StreamCore]
     suspended: bool
 
@@ -99,6 +111,14 @@ class _Core(Protocol):
 
     def _pay_floor(self, stream: StreamCore) -> None: ...
 
+    def _turn(self, stream: StreamCore) -> int: ...
+
+    def _take_turn(self, stream: StreamCore, turn: int) -> bool | None: ...
+
+    def _covered(self, stream: StreamCore) -> bool: ...
+
+    def _turns_may_fail(self) -> bool: ...
+
     def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
     def _queue_reads(self, stream: StreamCore, count: int, read_size: int) -> None: ...
@@ -124,7 +144,9 @@ class ReadingMixin:
         if not stream.window.received(credits):
             return self._refuse(stream, f"write beyond granted credit on stream {stream.id}")
         stream.tuner.round_trip.arrived(credits, self.config.clock())
-        if not stream.holding.arrive(credits, outstanding, size):
+        holding = stream.holding
+        pooled = holding.reserved - holding.floor_reserved
+        if not holding.arrive(credits, outstanding, size):
             return self._refuse(
                 stream,
                 f"a chunk of {size} bytes on stream {stream.id} does not fit in the memory budget "
@@ -135,6 +157,10 @@ class ReadingMixin:
         if seen > stream.credit_size:
             cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
             stream.credit_size = min(seen, cap)
+        if self.turn_waiters and holding.reserved - holding.floor_reserved < pooled:
+            # Credit from the pool arrived: the streams waiting for their turn look again (it
+            # becomes held bytes if this stream's reader stopped reading).
+            self._pay()
         stream.probing = False
         if stream.parked:
             parked, stream.parked = stream.parked, 0
@@ -159,7 +185,10 @@ class ReadingMixin:
     def _credit_bytes(self: _Core, stream: StreamCore) -> int:
         """Bytes to reserve for one credit of ``stream``: our read size when the writer promises
         to stay within it (read-size), else the largest chunk or object seen so far."""
-        size = self.config.max_chunk if self._sized(stream) else stream.credit_size
+        size = stream.credit_size
+        if self._sized(stream):
+            # No larger than what the writer said is left, once it ended (see _turns.py).
+            size = turn_size(self.config.max_chunk, stream.peer_left)
         # Never more than the budget itself could hold (tiny budgets): larger chunks are then
         # checked against the free room on arrival.
         return max(1, min(size, self.budget.ceiling))
@@ -224,12 +253,36 @@ class ReadingMixin:
         stream, or one whose writer's chunk size is not ours to set, and :meth:`_due_floor`
         notes both."""
         short = False
+        wanted = 1
         gone: list[StreamCore] = []
+        rotate: list[StreamCore] = []
+        if self.turn_waiters and self._turns_may_fail():
+            # Their turns may never come: each is looked at again (below), and paid as before
+            # (its floor, or one credit outside the window) where waiting is not safe.
+            self.floor_due.update(self.turn_waiters)
+            self.turn_waiters.clear()
         for stream in self.starved:
             if stream.read_state is not ReadState.READING or stream.owner is not self or stream.settled:
                 gone.append(stream)
                 continue
             assert stream.window is not None
+            turn = self._turn(stream) if stream.window.proven else 0
+            if turn and self._covered(stream):
+                continue  # what its writer has left is granted: nothing to wait for
+            taken = self._take_turn(stream, turn) if turn else None
+            if taken:
+                self.turn_waiters.pop(stream, None)
+                (rotate if stream.owed_credit else gone).append(stream)  # the others go first
+                continue
+            if taken is False:
+                # Waits for its whole turn (a part now would be a read per credit), and the
+                # streams behind it with it; no floor pays it while the window turns. Credit
+                # that comes back wakes it (_arrive), and room for less than its turn does not.
+                if stream.window.dry:
+                    self.turn_waiters[stream] = None
+                    self.floor_due.pop(stream, None)
+                wanted = turn * self._credit_bytes(stream)
+                break
             if stream.window.proven:
                 self._pay_pooled(stream)
             if stream.owed_credit:
@@ -246,6 +299,10 @@ class ReadingMixin:
             stream.owed_credit = 0
             del self.starved[stream]
             self.floor_due.pop(stream, None)
+            self.turn_waiters.pop(stream, None)
+        for stream in rotate:
+            del self.starved[stream]
+            self.starved[stream] = None
         for stream in list(self.floor_due):
             if stream not in self.starved:
                 del self.floor_due[stream]
@@ -255,6 +312,12 @@ class ReadingMixin:
                 del self.starved[stream], self.floor_due[stream]
                 continue
             assert stream.window is not None
+            turn = self._turn(stream) if stream.window.proven and stream.window.dry else 0
+            if turn and self._take_turn(stream, turn) is False:
+                # Its turn comes as the window turns (see _turns.py): no floor pays it.
+                del self.floor_due[stream]
+                self.turn_waiters[stream] = None
+                continue
             self._pay_floor(stream)
             if not stream.owed_credit:
                 del self.starved[stream], self.floor_due[stream]
@@ -264,10 +327,82 @@ class ReadingMixin:
                 del self.floor_due[stream]  # not dry: no floor pays it until it is dry again
         # Room freed wakes us when the pool has some, or, with a floor unpaid, any room at all.
         self.budget.floor_short = short
+        self.budget.wanted = wanted
         if self.starved and not self.suspended:
             # A suspended session is not woken by room freed elsewhere (its peer could not use
             # credit before it comes back): its debts are paid at the resume (apply_resume).
             self.budget.wait(self, self._pay)
+        if self.turn_waiters:
+            if self.turns.start():
+                self.on_turn_wait()
+        elif self.turns.waiting and not self.starved:
+            # The checks go on while debts wait, so that a stalled window stays stalled (turns
+            # that began again would wait for the next check every time).
+            self.turns.stop()
+
+    def check_turns(self: _Core) -> bool:
+        """One stall check (the glue calls it every ``STALL_CHECK`` seconds after
+        :attr:`on_turn_wait`, while it returns True): a window that stopped turning while debts
+        wait is stalled, and dry streams are paid outside it again (see _turns.py)."""
+        if self.turns.check():
+            self.floor_due.update(self.turn_waiters)
+            self.turn_waiters.clear()
+            for stream in self.starved:
+                self._due_floor(stream)
+            self._pay()
+        return self.turns.waiting
+
+    def _turn(self: _Core, stream: StreamCore) -> int:
+        """Credits ``stream`` is paid on its turn (see _turns.py), or 0 when it takes no turns:
+        its writer did not announce ``final-size``, it is the only stream owed credit (it takes
+        what the window has), the window stalled, or the link is long for the window."""
+        if (
+            len(self.starved) < 2
+            or self.turns.stalled
+            or FEATURE_FINAL_SIZE not in self.peer_features
+            or not self._sized(stream)
+        ):
+            return 0
+        assert stream.window is not None
+        size, left = self._credit_bytes(stream), stream.peer_left
+        return turn_credits(stream.owed_credit, stream.window.base, self.budget.window, size, left)
+
+    def _take_turn(self: _Core, stream: StreamCore, turn: int) -> bool | None:
+        """Pay ``stream``'s whole turn of ``turn`` credits from the pool (and its unused floor),
+        topping up credit still outstanding to a larger read size (its next read's size applies
+        to every credit it holds): True. Otherwise False when the turn will fit once the credit
+        in flight from the pool comes back (it waits: held bytes come back only if their readers
+        read, so they do not count), ``None`` when it will not (the budget, not the window, is
+        short). One function, since a busy connection asks it on every chunk consumed."""
+        assert stream.window is not None and stream.holding is not None
+        size = self._credit_bytes(stream)
+        needed = turn * size
+        top_up = stream.window.outstanding * max(0, size - stream.grant_size)
+        budget = self.budget
+        floor_room = stream.holding.floor_room
+        if min(budget.grantable() + floor_room, budget.free) >= needed + top_up:
+            if stream.holding.reserve(needed + top_up):
+                self._send_credit(stream, turn, size)
+                return True
+            return None
+        if budget.grantable(window=False) + floor_room + budget.pooled >= needed:
+            return False
+        return None
+
+    def _covered(self: _Core, stream: StreamCore) -> bool:
+        """``stream`` has credit outstanding for all its writer said is left (a dry one never
+        is: it always gets a credit, whatever its writer said)."""
+        assert stream.window is not None
+        left = stream.peer_left
+        outstanding = stream.window.outstanding
+        return left is not None and outstanding > 0 and outstanding * stream.grant_size >= left
+
+    def _turns_may_fail(self: _Core) -> bool:
+        """Credit in flight and the pool's room no longer cover a turn of half the window: the
+        waiting streams must be looked at again (credit that arrived for readers that do not
+        read became held bytes)."""
+        budget = self.budget
+        return budget.grantable(window=False) + budget.pooled < (budget.window or 0) // 2
 
     def _pay_pooled(self: _Core, stream: StreamCore) -> None:
         """As many owed credits of full size as the shared pool (and the stream's unused floor)
@@ -401,6 +536,7 @@ class ReadingMixin:
         stream.parked = 0
         self.starved.pop(stream, None)
         self.floor_due.pop(stream, None)
+        self.turn_waiters.pop(stream, None)
         if stream in self.grown or self.window_tuned:
             self._fit_connection_window(stream, 0)
         if stream.holding is not None and stream.owner is self:
@@ -442,6 +578,10 @@ class ReadingMixin:
         # windows down from 20 % to 50 % of its quota; one line is enough here).
         pressed = process is not None and process.used * 2 >= process.limit
         credits = window.consumed(shrink=pressed)
+        turns = self.turns
+        turns.turned += 1  # room came back: the window turns (see _turns.py)
+        if turns.stalled and self.budget.grantable() >= self._credit_bytes(stream):
+            turns.stalled = False
         if stream.read_state is not ReadState.READING or stream.owner is not self:
             return
         grew = 0

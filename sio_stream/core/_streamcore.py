@@ -99,6 +99,9 @@ class StreamCore:
         self.parked = 0  # credits held back while probing
         self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
         self.grant_size = 0  # reader: the size of our last read toward a read-size writer
+        #: Reader: the bytes the writer said were left after its last chunk, once it ended the
+        #: stream (negotiated ``final-size``, see _turns.py); ``None``: not known.
+        self.peer_left: int | None = None
         self.tuner = Tuner()  # reader: the round trip and growth of its window
         # -- negotiated ``digest`` (byte streams only) --
         #: Writer: the algorithm the application asked for; reader: the one the peer announced.

@@ -53,6 +53,7 @@ class ConnectionLogic:
     def __init__(self, config: CoreConfig, label: str, stream_class: type[StreamLike]) -> None:
         self.core = ProtocolCore(config)
         self.core.on_outgoing = self._start_sender
+        self.core.on_turn_wait = self._watch_turns
         self.label = label
         self.hello_sent = False
         self._stream_class = stream_class
@@ -116,6 +117,11 @@ class ConnectionLogic:
 
     def _transport_drained(self) -> None:
         """The queue drained: start sending again (the driver's; called by whoever emptied it)."""
+        raise NotImplementedError
+
+    def _watch_turns(self) -> None:
+        """Debts wait for the connection window: call ``core.check_turns()`` every
+        ``STALL_CHECK`` seconds while it returns True (see sio_stream.core._turns)."""
         raise NotImplementedError
 
     def decode_stream(self, stream_id: Any, options: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._errors import StreamError
 from ..core._core import CoreConfig, StreamCore
+from ..core._turns import STALL_CHECK
 from ..core._wire import HELLO
 from ..glue._connection import ConnectionLogic, MeterFunction, no_meter
 from ._host import SyncHost
@@ -68,6 +69,8 @@ class Connection(ConnectionLogic):
         self._ticking = False
         self._claims: list[tuple[float, Callable[[], None]]] = []
         self._next_sweep = 0.0
+        #: When the next stall check of the connection window is due (None: no debt waits).
+        self._turn_due: float | None = None
         #: Negotiated resume: set to cancel the running expiry clock of a suspended session.
         self._expiry: Any = None
         # Set once our $stream-hello is on the wire (or the connection is gone): an ack that
@@ -175,11 +178,24 @@ class Connection(ConnectionLogic):
     def watch_idle(self) -> None:
         if self._ticking or self.core.closed:
             return
-        if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
+        if not self._timed():
             return
         self._ticking = True
         self._next_sweep = self._sweep_period() + time.monotonic()
         self._spawn(self._tick)
+
+    def _timed(self) -> bool:
+        """Something needs the tick: claims, turn checks, or streams to sweep."""
+        return bool(
+            self._claims
+            or self._turn_due is not None
+            or (self.core.config.idle_timeout is not None and self.core.streams)
+        )
+
+    def _watch_turns(self) -> None:
+        if self._turn_due is None and not self.core.closed:
+            self._turn_due = time.monotonic() + STALL_CHECK
+            self.watch_idle()
 
     def _sweep_period(self) -> float:
         timeout = self.core.config.idle_timeout
@@ -194,7 +210,8 @@ class Connection(ConnectionLogic):
     def _tick(self) -> None:
         while True:
             with LOCK:
-                due = min([self._next_sweep, *(deadline for deadline, _ in self._claims)])
+                turn = self._turn_due if self._turn_due is not None else float("inf")
+                due = min([self._next_sweep, turn, *(deadline for deadline, _ in self._claims)])
             self._sleep(max(0.0, min(due - time.monotonic(), _TICK)))
             with LOCK:
                 now = time.monotonic()
@@ -207,7 +224,9 @@ class Connection(ConnectionLogic):
                 for claim in [c for c in self._claims if c[0] <= now]:
                     self._claims.remove(claim)
                     claim[1]()
-                if not self._claims and (self.core.config.idle_timeout is None or not self.core.streams):
+                if self._turn_due is not None and now >= self._turn_due:
+                    self._turn_due = now + STALL_CHECK if self.core.check_turns() else None
+                if not self._timed():
                     self._ticking = False
                     return
 
@@ -257,6 +276,7 @@ class Connection(ConnectionLogic):
     def lost(self, error: StreamError | None = None) -> None:
         super().lost(error)
         self._claims.clear()
+        self._turn_due = None
         self._more.set()
         self.hello_out.set()
 
