@@ -273,6 +273,7 @@ class ConnectionLogic:
         self._forget_meter()
         self.core.connection_lost(error)
         self._fail_calls(error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+        self.hello_not_coming()  # a disconnect waiting for the hello goes on: none comes now
 
     @property
     def streams(self) -> dict[str, StreamCore]:
