@@ -68,6 +68,9 @@ class ConnectionLogic:
         #: Client: a deliberate disconnect waiting for the server's hello (and its token) to
         #: close the session (see ``SocketLogic._leaving``).
         self.leaving: Any = None
+        #: Client: the server answered on a stream of ours before any hello, so it sends none
+        #: (npm's socket.io-stream): a deliberate disconnect does not wait for one.
+        self.no_hello = False
         #: Drops so far: a packet taken from the core before a drop must not be emitted after
         #: it (on a client it would go out on the new connection, ahead of the resume).
         self.epoch = 0
@@ -78,6 +81,13 @@ class ConnectionLogic:
 
     def _start_sender(self) -> None:
         raise NotImplementedError
+
+    def hello_not_coming(self) -> None:
+        """Client: the server will send no hello; a disconnect waiting for one goes on now."""
+        self.no_hello = True
+        leaving, self.leaving = self.leaving, None
+        if leaving is not None and not leaving.done():
+            leaving.set_result(None)
 
     # -- the transport's queue (see _unsent.py) ----------------------------------------------------
     def use_meter(self, meter: MeterFunction) -> None:
@@ -269,6 +279,7 @@ class ConnectionLogic:
         self._forget_meter()
         self.core.connection_lost(error)
         self._fail_calls(error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
+        self.hello_not_coming()  # a disconnect waiting for the hello goes on: none comes now
 
     @property
     def streams(self) -> dict[str, StreamCore]:

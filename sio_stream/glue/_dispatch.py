@@ -570,38 +570,47 @@ class SocketLogic:
         return tuple(encoded) if is_tuple else encoded
 
     # -- wire events (each records its input before anything else runs) ----------------------------
-    def _from_peer(self, peer: Any) -> ConnectionLogic:
-        """The connection of ``peer``, which sent a stream event other than a hello: a
-        server's sio_stream client sends its hello before anything else, so a client that
-        did not is no sio_stream peer (see ``peer_without_hello`` in core/_resume.py)."""
+    def _from_peer(self, peer: Any, stream_id: Any = None) -> ConnectionLogic:
+        """The connection of ``peer``, which sent a stream event other than a hello (about
+        ``stream_id``): a server's sio_stream client sends its hello before anything else, so
+        a client that did not is no sio_stream peer (see ``peer_without_hello`` in
+        core/_resume.py). A client learns it from the server's first word on a stream of ours
+        before any hello: a sio_stream server answers our hello before anything we sent after it."""
         connection: ConnectionLogic = self._connection(peer)
-        if not connection.core.peer_known and self._host.is_server:
-            connection.core.peer_without_hello()
+        if not connection.core.peer_known:
+            if self._host.is_server:
+                connection.core.peer_without_hello()
+            elif isinstance(stream_id, str):
+                stream = connection.core.streams.get(stream_id)
+                if stream is not None and not stream.peer_seen:
+                    connection.hello_not_coming()
         return connection
 
     def _on_read(self, peer: Any, *args: Any) -> None:
         if args:
-            self._from_peer(peer).core.receive_read(*args[:4])
+            self._from_peer(peer, args[0]).core.receive_read(*args[:4])
 
     def _on_write(self, peer: Any, *args: Any) -> str | None:
         stream_id = args[0] if args else None
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
         marker = args[3] if len(args) > 3 else None  # negotiated digest: first write only
-        result: str | None = self._from_peer(peer).core.receive_write(stream_id, chunk, encoding, marker)
+        result: str | None = self._from_peer(peer, stream_id).core.receive_write(
+            stream_id, chunk, encoding, marker
+        )
         return result
 
     def _on_end(self, peer: Any, *args: Any) -> Any:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
         # nothing when the event carried no ack id, as from JavaScript). With a digest the
         # application checks itself it is a PendingReply, which the async driver waits for.
-        return self._from_peer(peer).core.receive_end(
+        return self._from_peer(peer, args[0] if args else None).core.receive_end(
             args[0] if args else None, args[1] if len(args) > 1 else None
         )
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:
-            self._from_peer(peer).core.receive_error(args[0], args[1] if len(args) > 1 else "")
+            self._from_peer(peer, args[0]).core.receive_error(args[0], args[1] if len(args) > 1 else "")
 
     def _on_hello(self, peer: Any, *args: Any) -> Any:
         info = args[0] if args else None
@@ -743,6 +752,7 @@ class SocketLogic:
         if connection.token is None:
             if (
                 connection.core.peer_known
+                or connection.no_hello
                 or connection.core.config.resume_timeout <= 0
                 or not connection.streams
             ):
