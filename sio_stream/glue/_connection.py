@@ -68,6 +68,8 @@ class ConnectionLogic:
         #: Client: a deliberate disconnect waiting for the server's hello (and its token) to
         #: close the session (see ``SocketLogic._leaving``).
         self.leaving: Any = None
+        #: Client: a deliberate disconnect waiting for the server's answer to its close.
+        self.closing: Any = None
         #: Client: the server answered on a stream of ours before any hello, so it sends none
         #: (npm's socket.io-stream): a deliberate disconnect does not wait for one.
         self.no_hello = False
@@ -280,6 +282,9 @@ class ConnectionLogic:
         self.core.connection_lost(error)
         self._fail_calls(error or ConnectionAbortedStreamError(wire.CONNECTION_ABORTED))
         self.hello_not_coming()  # a disconnect waiting for the hello goes on: none comes now
+        closing, self.closing = self.closing, None
+        if closing is not None and not closing.done():
+            closing.set_result(None)  # nor the answer to its close
 
     @property
     def streams(self) -> dict[str, StreamCore]:

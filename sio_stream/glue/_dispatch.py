@@ -765,6 +765,7 @@ class SocketLogic:
     def _close_session(self, connection: ConnectionLogic, done: Any) -> None:
         """Tell the server the client leaves on purpose; ``done`` settles with its answer."""
         connection.token = None  # a drop from now on fails the streams at once
+        connection.closing = done
 
         def answered(*_args: Any) -> None:
             if not done.done():
