@@ -164,6 +164,33 @@ async def connect(setup: Setup, node: Node, resume_timeout: float = 30) -> Clien
     return client
 
 
+@dataclass
+class Delivered:
+    setup: Setup
+    redis: Link
+    client: Client
+    stream: IOStream
+    data: bytes
+
+
+@contextlib.asynccontextmanager
+async def a_stream_delivered_through_a_redis_link(redis_url: str) -> AsyncIterator[Delivered]:
+    """Two nodes reaching Redis through a link (a test raises its delay for the moment that
+    matters, so that moment lasts seconds), a client of node B, and a stream of 2 MiB from node A
+    to it whose first piece was delivered."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    async with Link(port, rtt=0.002) as redis_link:
+        url = f"redis://127.0.0.1:{redis_link.port}/0"
+        async with two_nodes(url) as setup:
+            client = await connect(setup, setup.b)
+            data = os.urandom(2 * MiB)
+            stream = create_stream()
+            await setup.a.streams.emit("file", stream, len(data), to=client.sid)
+            await stream.write(data[:PIECE])
+            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
+            yield Delivered(setup, redis_link, client, stream, data)
+
+
 async def write(stream: IOStream, data: bytes, cuts: dict[int, Client] | None = None) -> None:
     """Write ``data`` and end; at each offset in ``cuts``, cut that client's connection once its
     node resumed every earlier cut of it."""
@@ -396,32 +423,22 @@ async def test_a_drop_during_the_resume_leaves_the_streams_to_the_next_one(redis
     (Redis is reached through a link whose delay is raised for that moment, so the wait lasts
     seconds): the holding node moved its record to that connection already, so it is suspended
     again there, and the client's next connection resumes everything."""
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    async with Link(port, rtt=0.002) as redis_link:
-        url = f"redis://127.0.0.1:{redis_link.port}/0"
-        async with two_nodes(url) as setup:
-            client = await connect(setup, setup.b)
-            data = os.urandom(2 * MiB)
-            stream = create_stream()
-            await setup.a.streams.emit("file", stream, len(data), to=client.sid)
-            await stream.write(data[:PIECE])
-            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
-            writing = asyncio.create_task(write(stream, data[PIECE:]))
-            up, down = redis_link._up, redis_link._down
-            assert up is not None and down is not None
-            up.delay = down.delay = 1.0  # each frame between the nodes: 2 s from now on
-            assert client.link.cut() == 1
-            sessions = setup.b.cluster.sessions
-            await wait_for(lambda: bool(sessions.attempts), 30)  # asked node A; no answer yet
-            assert client.link.cut() == 1
-            up.delay = down.delay = 0.001
-            await asyncio.wait_for(writing, 60)
-            await wait_for(lambda: client.received, 30)
-            assert client.received == [hashlib.sha256(data).hexdigest()]
-            assert stream.error is None
-            assert client.resumes() == 1  # the second connection never resumed
-            await wait_for(lambda: not sessions.attempts and not sessions.keys and not sessions.holding, 30)
-            assert client.sid in setup.a.streams._connections
+    async with a_stream_delivered_through_a_redis_link(redis_url) as delivered:
+        setup, client, stream, data = delivered.setup, delivered.client, delivered.stream, delivered.data
+        writing = asyncio.create_task(write(stream, data[PIECE:]))
+        delivered.redis.set_delay(up=1.0, down=1.0)  # each frame between the nodes: 2 s from now on
+        assert client.link.cut() == 1
+        sessions = setup.b.cluster.sessions
+        await wait_for(lambda: bool(sessions.attempts), 30)  # asked node A; no answer yet
+        assert client.link.cut() == 1
+        delivered.redis.set_delay(up=0.001, down=0.001)
+        await asyncio.wait_for(writing, 60)
+        await wait_for(lambda: client.received, 30)
+        assert client.received == [hashlib.sha256(data).hexdigest()]
+        assert stream.error is None
+        assert client.resumes() == 1  # the second connection never resumed
+        await wait_for(lambda: not sessions.attempts and not sessions.keys and not sessions.holding, 30)
+        assert client.sid in setup.a.streams._connections
 
 
 async def test_a_stream_in_an_answer_given_after_the_drops_reaches_the_other_node(redis_url: str) -> None:
@@ -560,41 +577,31 @@ async def test_a_session_that_ends_during_its_resume_refuses_the_client_and_fail
     resume_timeout, run by hand at that moment; Redis behind a delayed link makes the wait last):
     the client is refused (``ResumeRefusedError``) and carries on there with a fresh session,
     node A's stream fails typed, and node A still reaches the client on its new connection."""
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    async with Link(port, rtt=0.002) as redis_link:
-        url = f"redis://127.0.0.1:{redis_link.port}/0"
-        async with two_nodes(url) as setup:
-            client = await connect(setup, setup.b)
-            data = os.urandom(2 * MiB)
-            stream = create_stream()
-            await setup.a.streams.emit("file", stream, len(data), to=client.sid)
-            await stream.write(data[:PIECE])
-            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
-            writing = asyncio.create_task(write(stream, data[PIECE:]))
-            up, down = redis_link._up, redis_link._down
-            assert up is not None and down is not None
-            up.delay = down.delay = 1.0
-            assert client.link.cut() == 1
-            sessions = setup.b.cluster.sessions
-            await wait_for(lambda: bool(sessions.attempts), 30)
-            (session,) = sessions.attempts
-            setup.b.streams._expire(session)  # what its resume_timeout does
-            up.delay = down.delay = 0.001
-            with pytest.raises(ConnectionAbortedStreamError):
-                await asyncio.wait_for(writing, 30)
-            await wait_for(lambda: client.received, 30)
-            assert isinstance(client.received[0], ResumeRefusedError)
-            await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
-            assert not sessions.attempts and not sessions.keys
-            # The client's new connection is known to node A and takes a new stream from it.
-            sid = client.sid
-            await wait_for(lambda: setup.a.cluster.remote_node("/", sid) == setup.b.cluster.id, 30)
-            again = os.urandom(MiB)
-            fresh = create_stream()
-            await setup.a.streams.emit("file", fresh, len(again), to=sid)
-            await write(fresh, again)
-            await wait_for(lambda: len(client.received) == 2, 30)
-            assert client.received[1] == hashlib.sha256(again).hexdigest()
+    async with a_stream_delivered_through_a_redis_link(redis_url) as delivered:
+        setup, client, stream, data = delivered.setup, delivered.client, delivered.stream, delivered.data
+        writing = asyncio.create_task(write(stream, data[PIECE:]))
+        delivered.redis.set_delay(up=1.0, down=1.0)
+        assert client.link.cut() == 1
+        sessions = setup.b.cluster.sessions
+        await wait_for(lambda: bool(sessions.attempts), 30)
+        (session,) = sessions.attempts
+        setup.b.streams._expire(session)  # what its resume_timeout does
+        delivered.redis.set_delay(up=0.001, down=0.001)
+        with pytest.raises(ConnectionAbortedStreamError):
+            await asyncio.wait_for(writing, 30)
+        await wait_for(lambda: client.received, 30)
+        assert isinstance(client.received[0], ResumeRefusedError)
+        await wait_for(lambda: setup.a.streams.stream_count() == 0, 30)
+        assert not sessions.attempts and not sessions.keys
+        # The client's new connection is known to node A and takes a new stream from it.
+        sid = client.sid
+        await wait_for(lambda: setup.a.cluster.remote_node("/", sid) == setup.b.cluster.id, 30)
+        again = os.urandom(MiB)
+        fresh = create_stream()
+        await setup.a.streams.emit("file", fresh, len(again), to=sid)
+        await write(fresh, again)
+        await wait_for(lambda: len(client.received) == 2, 30)
+        assert client.received[1] == hashlib.sha256(again).hexdigest()
 
 
 async def test_a_session_refused_elsewhere_before_its_drop_was_seen_fails_at_the_drop(redis_url: str) -> None:
@@ -644,29 +651,19 @@ async def test_an_event_from_another_node_lost_in_the_drop_fails_its_call_and_it
     (Redis behind a link delayed for that moment): that event is lost (another node's events
     are never sent again), so its call() fails with a ``HandlerError`` saying so, its stream
     fails typed at the resume, and the other streams of the session resume."""
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    async with Link(port, rtt=0.002) as redis_link:
-        url = f"redis://127.0.0.1:{redis_link.port}/0"
-        async with two_nodes(url) as setup:
-            client = await connect(setup, setup.b)
-            data = os.urandom(2 * MiB)
-            kept = create_stream()
-            await setup.a.streams.emit("file", kept, len(data), to=client.sid)
-            await kept.write(data[:PIECE])
-            await wait_for(lambda: client.streams._connections[None].core.streams)  # delivered
-            up, down = redis_link._up, redis_link._down
-            assert up is not None and down is not None
-            up.delay = down.delay = 1.0
-            lost = create_stream()
-            reply = asyncio.create_task(setup.a.streams.call("digest", lost, to=client.sid))
-            assert client.link.cut() == 1  # before the event crosses Redis
-            await wait_for(lambda: len(setup.b.streams._suspended) == 1, 30)
-            up.delay = down.delay = 0.001
-            with pytest.raises(HandlerError, match="lost with a dropped connection"):
-                await asyncio.wait_for(reply, 30)
-            await write(kept, data[PIECE:])
-            await wait_for(lambda: client.received, 30)
-            assert client.received == [hashlib.sha256(data).hexdigest()]
-            with pytest.raises(ConnectionAbortedStreamError):
-                await asyncio.wait_for(lost.write(b"x" * PIECE), 30)
-            assert client.resumes() == 1
+    async with a_stream_delivered_through_a_redis_link(redis_url) as delivered:
+        setup, client, kept, data = delivered.setup, delivered.client, delivered.stream, delivered.data
+        delivered.redis.set_delay(up=1.0, down=1.0)
+        lost = create_stream()
+        reply = asyncio.create_task(setup.a.streams.call("digest", lost, to=client.sid))
+        assert client.link.cut() == 1  # before the event crosses Redis
+        await wait_for(lambda: len(setup.b.streams._suspended) == 1, 30)
+        delivered.redis.set_delay(up=0.001, down=0.001)
+        with pytest.raises(HandlerError, match="lost with a dropped connection"):
+            await asyncio.wait_for(reply, 30)
+        await write(kept, data[PIECE:])
+        await wait_for(lambda: client.received, 30)
+        assert client.received == [hashlib.sha256(data).hexdigest()]
+        with pytest.raises(ConnectionAbortedStreamError):
+            await asyncio.wait_for(lost.write(b"x" * PIECE), 30)
+        assert client.resumes() == 1

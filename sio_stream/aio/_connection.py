@@ -140,14 +140,7 @@ class Connection(ConnectionLogic):
         self._emit = emit
         self._is_connected = is_connected
         self.label = label
-        self._forget_meter()
-        self._meter_of = meter
-
-    def _forget_meter(self) -> None:
-        if self._meter is not None:
-            self._meter.cancel(self)
-            self._meter = None
-        self.waiting_for_transport = False
+        self.use_meter(meter)
 
     def _stop_sending(self) -> None:
         sender, self._sender = self._sender, None
