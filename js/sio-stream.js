@@ -84,6 +84,12 @@ export const DEFAULT_WINDOW = 8;
  * reserve `maxWindow` chunks of credit.
  */
 export const DEFAULT_MAX_WINDOW = 64;
+/**
+ * The most credit (chunks or objects) a stream holds or grants: what the protocol's writers
+ * keep of unused credit (socket.io-stream and sio_stream alike); a Python writer fails a stream
+ * whose reader grants more (credit-limit).
+ */
+export const MAX_CREDIT = 1024;
 const DEFAULT_OBJECT_WINDOW = 128;
 
 /**
@@ -533,7 +539,7 @@ export class IOStream {
     if (Number.isSafeInteger(size) && size > 0) this.readSize = size;
     if (this.firstGrant < 0) this.firstGrant = count;
     this.creditTotal += count;
-    this.credit = Math.min(this.credit + count, 1024);
+    this.credit = Math.min(this.credit + count, MAX_CREDIT);
     if (this.socket && this.socket.uses('consumed')) {
       // Credit is only a limit (a sio_stream reader opens one chunk, then a whole window, and
       // grows it): what the peer accepted is what it says its application consumed.
@@ -726,7 +732,7 @@ export class IOStream {
     this.replay = [];
     this.retained = 0;
     this.sentUnits = received;
-    this.credit = Math.min(outstanding, 1024);
+    this.credit = Math.min(outstanding, MAX_CREDIT);
     this.unacked = 0;
     if (readSize) this.readSize = readSize; // the size of the credit it holds
     if (this.endSent && this.endAckPending) {
@@ -999,6 +1005,11 @@ export class StreamSocket {
   ) {
     if (!socket || typeof socket.emit !== 'function' || typeof socket.on !== 'function') {
       throw new TypeError('StreamSocket needs a socket.io-client socket');
+    }
+    for (const [name, value] of [['window', window], ['maxWindow', maxWindow], ['objectWindow', objectWindow]]) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1 && value <= MAX_CREDIT)) {
+        throw new RangeError(`${name} must be a whole number of chunks from 1 to ${MAX_CREDIT}, not ${value}`);
+      }
     }
     this.sio = socket;
     this.window = window;

@@ -2,7 +2,7 @@
 // test delivers $stream-write events itself and looks at the credit the reader sends back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StreamSocket, DEFAULT_WINDOW, DEFAULT_MAX_WINDOW, FEATURES } from '../sio-stream.js';
+import { StreamSocket, DEFAULT_WINDOW, DEFAULT_MAX_WINDOW, FEATURES, MAX_CREDIT } from '../sio-stream.js';
 
 const CHUNK = new Uint8Array(1024);
 /** Let the stream machinery run (a ReadableStream pulls in a later microtask). */
@@ -170,4 +170,12 @@ test('no growth toward a peer without batch-read, nor with maxWindow equal to wi
     assert.equal(stream.readWindow, DEFAULT_WINDOW);
     stream.destroy('done');
   }
+});
+
+test('windows beyond what writers accept are refused at construction, with a RangeError', () => {
+  for (const options of [{ window: 0 }, { maxWindow: 1025 }, { objectWindow: 2000 }, { window: 1.5 }]) {
+    assert.throws(() => new StreamSocket(fakeSocket(), options), RangeError, JSON.stringify(options));
+  }
+  const largest = new StreamSocket(fakeSocket(), { window: MAX_CREDIT, maxWindow: MAX_CREDIT });
+  assert.equal(largest.maxWindow, MAX_CREDIT);
 });
