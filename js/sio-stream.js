@@ -1007,7 +1007,7 @@ export class StreamSocket {
       throw new TypeError('StreamSocket needs a socket.io-client socket');
     }
     for (const [name, value] of [['window', window], ['maxWindow', maxWindow], ['objectWindow', objectWindow]]) {
-      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1 && value <= MAX_CREDIT)) {
+      if (value != null && !(Number.isSafeInteger(value) && value >= 1 && value <= MAX_CREDIT)) {
         throw new RangeError(`${name} must be a whole number of chunks from 1 to ${MAX_CREDIT}, not ${value}`);
       }
     }

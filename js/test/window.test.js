@@ -176,6 +176,7 @@ test('windows beyond what writers accept are refused at construction, with a Ran
   for (const options of [{ window: 0 }, { maxWindow: 1025 }, { objectWindow: 2000 }, { window: 1.5 }]) {
     assert.throws(() => new StreamSocket(fakeSocket(), options), RangeError, JSON.stringify(options));
   }
+  assert.equal(new StreamSocket(fakeSocket(), { maxWindow: null }).maxWindow, DEFAULT_MAX_WINDOW); // as if left out
   const largest = new StreamSocket(fakeSocket(), { window: MAX_CREDIT, maxWindow: MAX_CREDIT });
   assert.equal(largest.maxWindow, MAX_CREDIT);
 });

@@ -241,14 +241,23 @@ class StreamSocket(SocketLogic):
         the call's (the peer's :class:`~sio_stream.HandlerError` says why it broke the stream);
         else ``writer``'s stream error (the peer answered but the stream failed).
         """
-        if writer is not None:
-            return self._call_writing(
-                event, args, writer, to=to, timeout=timeout, skip_sid=skip_sid, max_lag=max_lag
-            )
         # One event for the call's futures (one per recipient): set by whichever settles.
         settled = self._host.create_event()
-        with LOCK:
-            pending = self._start_call(event, args, to, skip_sid, max_lag, lambda: Future(settled))
+        try:
+            with LOCK:
+                pending = self._start_call(event, args, to, skip_sid, max_lag, lambda: Future(settled))
+        except BaseException as exc:
+            if writer is not None:  # its streams could never finish: as a call that failed
+                for stream in streams_in(args):
+                    stream.destroy(exc if isinstance(exc, Exception) else "call interrupted")
+            raise
+        if writer is not None:
+            # Only now, with the event queued: a writer that closed a stream before the call had
+            # sent it would destroy it (closing a stream never sent does).
+            return self._call_writing(args, writer, lambda: self._await_call(pending, settled, timeout))
+        return self._await_call(pending, settled, timeout)
+
+    def _await_call(self, pending: Any, settled: Any, timeout: float | None) -> Any:
         try:
             while True:
                 settled.clear()  # before looking: a future settled after this sets it again
@@ -265,7 +274,7 @@ class StreamSocket(SocketLogic):
         return pending.result()
 
     def _call_writing(
-        self, event: str, args: tuple[Any, ...], writer: Callable[[], Any], **options: Any
+        self, args: tuple[Any, ...], writer: Callable[[], Any], await_call: Callable[[], Any]
     ) -> Any:
         ended = self._host.create_event()
         failures: list[BaseException] = []
@@ -280,7 +289,7 @@ class StreamSocket(SocketLogic):
 
         self._host.sio.start_background_task(write)
         try:
-            result = self.call(event, *args, **options)
+            result = await_call()
         except BaseException as exc:
             for stream in streams_in(args):
                 stream.destroy(exc if isinstance(exc, Exception) else "call interrupted")
