@@ -39,6 +39,22 @@ MiB = 1024 * 1024
 PIECE = 256 * 1024
 
 
+def record_file_digests(streams: Any, received: list[Any]) -> None:
+    """On ``file`` events of ``streams``: each stream's SHA-256 (hex) once it ended, or the
+    error that failed it, appended to ``received``."""
+
+    @streams.on("file")
+    async def file(stream: IOStream, size: int) -> None:
+        data = bytearray()
+        try:
+            async for chunk in stream:
+                data += chunk
+        except StreamError as exc:
+            received.append(exc)
+            return
+        received.append(hashlib.sha256(data).hexdigest())
+
+
 @dataclass
 class Node:
     sio: socketio.AsyncServer
@@ -105,16 +121,7 @@ async def cluster(redis_url: str) -> AsyncIterator[Cluster]:
             async with Link(b.port, rtt=0.01) as link:
                 setup = Cluster(a, b, client, client_streams, link)
 
-                @client_streams.on("file")
-                async def file(stream: IOStream, size: int) -> None:
-                    data = bytearray()
-                    try:
-                        async for chunk in stream:
-                            data += chunk
-                    except StreamError as exc:
-                        setup.received.append(exc)
-                        return
-                    setup.received.append(hashlib.sha256(data).hexdigest())
+                record_file_digests(client_streams, setup.received)
 
                 await client.connect(link.url, transports=["websocket"])
                 await wait_for(lambda: client_streams._connections[None].token is not None)

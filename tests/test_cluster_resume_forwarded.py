@@ -33,6 +33,7 @@ from sio_stream import (
 from sio_stream.cluster import ClusterNode, cluster_for
 from sio_stream.core._sent_events import SentEvents
 from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for
+from tests.test_cluster_resume import record_file_digests
 from tests.test_session_resume import tolerate_socketio_cut_races
 
 pytestmark = pytest.mark.anyio
@@ -139,16 +140,7 @@ async def connect(setup: Setup, node: Node, resume_timeout: float = 30) -> Clien
     client = Client(sio, link, node)
     streams = ss(sio, resume_timeout=resume_timeout)
 
-    @streams.on("file")
-    async def file(stream: IOStream, size: int) -> None:
-        data = bytearray()
-        try:
-            async for chunk in stream:
-                data += chunk
-        except StreamError as exc:
-            client.received.append(exc)
-            return
-        client.received.append(hashlib.sha256(data).hexdigest())
+    record_file_digests(streams, client.received)
 
     @streams.on("fill")
     async def fill(stream: IOStream) -> None:

@@ -76,18 +76,7 @@ def test_streams_beyond_the_connection_window_take_turns_with_whole_debts():
     process = Budget(1 << 30)
     pair = CorePair(config(process), config(process))
     readers = open_uploads(pair, 20, 16 * CHUNK)
-    sizes: list[int] = []
-    counts: list[int] = []
-    for _ in range(1000):
-        for event, args in round_trip(pair):
-            if event == wire.WRITE:
-                sizes.append(len(args[1]))
-            elif event == wire.READ:
-                counts.append(args[2])
-        for reader in readers:
-            drain(pair, reader)
-        if all(r.readable_ended for r in readers):
-            break
+    sizes, counts, _ = run_to_end(pair, readers)  # raises if the streams never end
     assert all(r.readable_ended for r in readers)
     floor = pair.b.budget.floor
     assert floor < CHUNK
