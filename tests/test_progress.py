@@ -28,6 +28,7 @@ from sio_stream.core._budget import Budget
 from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
 from sio_stream.core._state import WriteState
+from sio_stream.core._turns import STALL_CHECK
 from tests.corepair import CorePair
 
 MAX_STREAMS = 8
@@ -93,6 +94,13 @@ class FlowControl(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([0.001, 0.05, 1.0]))
     def time_passes(self, seconds: float) -> None:
         self.now += seconds
+        if seconds >= STALL_CHECK:
+            self._stall_checks()
+
+    def _stall_checks(self) -> None:
+        """What the drivers do every STALL_CHECK seconds while debts wait for their turn."""
+        self.pair.a.check_turns()
+        self.pair.b.check_turns()
 
     # -- streams and their ends ----------------------------------------------------------
     @precondition(lambda self: len(self.flows) < MAX_FLOWS)
@@ -196,6 +204,7 @@ class FlowControl(RuleBasedStateMachine):
                     while flow.reader.inbox:
                         flow.received += flow.sink.take(flow.reader, 1 << 20)
             self.now += 1.0  # a round trip: what was granted now arrives one second later
+            self._stall_checks()
             self.pair.flush()
             self.within_budgets()
             self._arrived()
