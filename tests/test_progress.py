@@ -140,6 +140,18 @@ class FlowControl(RuleBasedStateMachine):
             return
         self._write(flow, size)
 
+    @rule(index=st.integers(min_value=0))
+    def write_all_and_end(self, index: int) -> None:
+        """An active writer hands over the rest of its data and ends at once: what it has left
+        travels with its writes (final-size), and its reader's stream takes turns with the
+        others owed credit."""
+        flow = self._flow(index)
+        if flow is None or not flow.writes:
+            return
+        self._write(flow, len(flow.data))
+        if flow.writer.error is None and flow.writer.write_state is WriteState.OPEN:
+            flow.source.end(flow.writer)
+
     @rule(index=st.integers(min_value=0), size=st.integers(min_value=1, max_value=5000))
     def read(self, index: int, size: int) -> None:
         flow = self._flow(index)
