@@ -44,6 +44,7 @@ from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._core import PendingReply
 from ._frames import FrameError, decode, encode, encode_pieces, unbatch
+from ._gate import FarGates
 from ._resume import ForwardedSessions
 from ._sender import NodeSender
 
@@ -123,6 +124,8 @@ class ClusterNode:
         self.closed = False
         #: Forwarded streams across a client's dropped connection (see :mod:`._resume`).
         self.sessions = ForwardedSessions(self)
+        #: Flow control per client between nodes (see :mod:`._gate`).
+        self.gates = FarGates(self)
 
     # -- names -------------------------------------------------------------------------------
     def node_channel(self, node: str) -> str:
@@ -194,6 +197,7 @@ class ClusterNode:
         self.routes.pop((namespace, sid), None)
         self.sessions.holding.pop((namespace, sid), None)
         self.sessions.asking.pop((namespace, sid), None)
+        self.gates.forget(namespace, sid)
         self._features_sent = {key for key in self._features_sent if key[1:] != (namespace, sid)}
 
     def broadcast(self, header: dict[str, Any]) -> None:
@@ -239,6 +243,9 @@ class ClusterNode:
         """The emit function of a connection record for a client of another node."""
 
         async def emit(event: str, args: tuple[Any, ...], callback: Callable[..., Any] | None) -> None:
+            # The client's node says when its transport holds too much for the client: this
+            # record's sender waits here, as a local connection's does for its own queue.
+            await self.gates.wait(namespace, sid)
             node = self.remote_node(namespace, sid)
             if node is None:
                 raise ConnectionError(f"client {sid} is no longer connected to any node")
@@ -256,6 +263,14 @@ class ClusterNode:
 
     def is_live(self, namespace: str, sid: str) -> bool:
         return self.remote_node(namespace, sid) is not None
+
+    def far_full(self, namespace: str, sid: str, full: bool) -> None:
+        """Our record for a client of another node waits (or no longer waits) for that node's
+        transport: shown as a local connection shows it (``waiting_for_transport``)."""
+        socket = self.sockets.get(namespace)
+        record = socket._connections.get(sid) if socket is not None else None
+        if record is not None:
+            record.waiting_for_transport = full
 
     # -- links between nodes (rooms that span nodes, see sio_stream.aio._rooms) -----------------
     def room_nodes(self) -> list[str]:
@@ -480,6 +495,7 @@ class ClusterNode:
         elif kind == "leave" and isinstance(namespace, str) and isinstance(sid, str):
             if self.remote.get((namespace, sid)) == node:
                 del self.remote[(namespace, sid)]
+            self.gates.open(namespace, sid, node)
             for ack in self._acks_of.pop((namespace, sid), ()):
                 self._acks.pop(ack, None)  # that client will never answer
             socket = self.sockets.get(namespace)
@@ -504,6 +520,8 @@ class ClusterNode:
             "resume",
             "resumed",
             "end",
+            "full",
+            "drained",
         ):
             await self._directed(kind, node, header, args if isinstance(args, list) else [])
 
@@ -536,6 +554,14 @@ class ClusterNode:
             return
         if not isinstance(namespace, str) or not isinstance(sid, str):
             return
+        if kind == "full":
+            self.gates.full(node, namespace, sid)
+            return
+        if kind == "drained":
+            self.gates.open(namespace, sid, node)
+            return
+        if kind in ("suspend", "resume", "end"):
+            self.gates.open(namespace, sid, node)  # the record stops or fails: it waits no more
         if kind == "suspend":
             self.sessions.suspend(namespace, sid)
             return
@@ -663,6 +689,9 @@ class ClusterNode:
         await self.sio.emit(
             event, tuple(args), to=sid, namespace=namespace, callback=callback, ignore_queue=True
         )
+        if socket is not None:
+            # python-engineio holds what it could not send yet: too much, and ``node`` waits.
+            self.gates.delivered(node, namespace, sid, socket._host.meter(sid))
 
     def _reply(self, node: str, ack: Any, reply: tuple[Any, ...]) -> None:
         self._sender(node).put(encode({"t": "ack", "from": self.id, "ack": ack}, list(reply)))
@@ -692,6 +721,7 @@ class ClusterNode:
         if sender is not None:
             sender.stop()
         self.sessions.node_lost(node)
+        self.gates.node_lost(node)
         for link_end in list(self.sockets.values()):
             link_end._remote_left(NodePeer(node))  # the link to it: its streams fail
         for key, owner in list(self.remote.items()):

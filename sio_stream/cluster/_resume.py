@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._frames import encode
+from ._gate import FarGates
 
 if TYPE_CHECKING:
     from ..aio._socket import StreamSocket
@@ -63,6 +64,8 @@ class Owner(Protocol):
     _features_sent: set[tuple[str, str, str]]
     _acks_of: dict[tuple[str, str], set[int]]
     _ack_ids: itertools.count[int]
+    #: Flow control per client between nodes (see :mod:`._gate`).
+    gates: FarGates
 
     def put(self, node: str, frame: bytes) -> None: ...
 
@@ -132,6 +135,7 @@ class ForwardedSessions:
         self.keys[session] = key
         self.quiet.add(key)
         self.holding.pop(key, None)  # they get `suspend`: they hold everything anyway
+        self.owner.gates.forget(namespace, sid)  # and open their gates for it
         for node in self._nodes(key):
             self._frame(node, "suspend", key)
 

@@ -1,0 +1,123 @@
+"""A client of one node that grants credit and stops reading its socket, while another node
+writes to it (issue 20 across nodes): the client's node must not queue for it everything the
+writer's credit allows. Node A holds the stream, node B forwards its packets to its client; B
+tells A when python-engineio's queue for that client is full, and A's sender for it waits until
+B says it drained (sio_stream.cluster._gate). Real redis-server, two nodes in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import socketio
+
+from benchmarks.stall_relay import stall_relay
+from sio_stream import create_stream, ss
+from sio_stream.cluster._node import DEFAULT_MAX_IN_FLIGHT
+from sio_stream.glue._unsent import MAX_UNSENT
+from tests.support import tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse fixture)
+from tests.test_cluster import Node, digest, nodes  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.anyio
+
+CHUNK = 512 * 1024
+#: What the stalled client grants and node A writes: one read per chunk, as a JavaScript reader
+#: sends them (a plain peer: its credit is clamped at 1,024 reads, far above this).
+SIZE = 128 * CHUNK
+#: What B may hold for the stalled client: the transport's bound, plus what was on its way from
+#: A when B said it was full (A's window toward B), plus a few chunks crossing the gate.
+BOUND = MAX_UNSENT + DEFAULT_MAX_IN_FLIGHT + 4 * CHUNK
+
+
+def queued_for(node: Node, sid: str) -> int:
+    """Bytes waiting in ``node``'s python-engineio queue for client ``sid`` (read from the
+    queue itself, whatever sio_stream counts)."""
+    eio_sid = node.sio.manager.eio_sid_from_sid(sid, "/")
+    queue = node.sio.eio.sockets[eio_sid].queue
+    items = list(queue._queue)
+    return sum(len(p.data) for p in items if p is not None and isinstance(p.data, bytes | str))
+
+
+async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any) -> None:  # noqa: F811
+    a, b = await nodes(), await nodes()
+    async with stall_relay(int(b.url.rsplit(":", 1)[1])) as relay:
+        # A raw python-socketio client (no sio_stream): it grants what it likes.
+        raw = socketio.AsyncClient(reconnection=False)
+        announced: list[str] = []
+        received = [0]
+        ends: list[str] = []
+
+        @raw.on("$stream")
+        def on_stream(event: str, placeholder: dict[str, Any], *rest: Any) -> None:
+            announced.append(placeholder["$stream"])
+
+        @raw.on("$stream-write")
+        def on_write(stream_id: str, chunk: Any, *rest: Any) -> None:
+            received[0] += len(chunk)
+
+        @raw.on("$stream-end")
+        def on_end(stream_id: str, *rest: Any) -> None:
+            ends.append(stream_id)
+
+        await raw.connect(relay.url, transports=["websocket"])
+        try:
+            sid = raw.get_sid()
+            assert sid is not None
+            await wait_for(lambda: a.cluster.remote_node("/", sid) is not None)
+            stream = create_stream()
+            a.streams.emit("file", stream, to=sid)
+            await wait_for(lambda: bool(announced), timeout=30)
+            (stream_id,) = announced
+            relay.stop_downstream()
+            for _ in range(SIZE // CHUNK):
+                await raw.emit("$stream-read", (stream_id, CHUNK))
+
+            written = [0]
+
+            async def produce() -> None:
+                piece = bytes(CHUNK)
+                while written[0] < SIZE:
+                    await stream.write(piece)
+                    written[0] += len(piece)
+                await stream.end()
+
+            producer = asyncio.ensure_future(produce())
+            record = a.streams._connections[sid]
+            # Either A sent everything into B's queue (what it did), or A's sender for that
+            # client waits for B's transport: the state it reaches however slow the machine is.
+            await wait_for(lambda: written[0] >= SIZE or record.waiting_for_transport, timeout=60)
+            held = queued_for(b, sid)
+            assert held <= BOUND, f"B queued {held} bytes for a client that reads nothing"
+            assert written[0] < SIZE
+
+            # Another client of B gets a whole stream from A meanwhile: the link between the
+            # nodes is not blocked by the stalled one.
+            other, other_sid = await nodes.client(b, [a])
+            data = bytes(range(256)) * (16 * 1024)  # 4 MiB
+
+            @ss(other).on("file")
+            async def on_file(incoming: Any) -> str:
+                return digest(await incoming.read())
+
+            second = create_stream()
+            answer = asyncio.ensure_future(a.streams.call("file", second, to=other_sid, timeout=120))
+            for i in range(0, len(data), 200_000):
+                await second.write(data[i : i + 200_000])
+            await second.end()
+            assert await asyncio.wait_for(answer, 120) == digest(data)
+            # Whatever was still on its way to B has landed by now: still bounded.
+            held = queued_for(b, sid)
+            assert held <= BOUND, f"B queued {held} bytes for a client that reads nothing"
+            assert record.waiting_for_transport and written[0] < SIZE
+
+            # The client reads again: every byte arrives, and the stream ends.
+            relay.resume_downstream()
+            await asyncio.wait_for(producer, 120)
+            await wait_for(lambda: received[0] >= SIZE and stream_id in ends, timeout=120)
+            assert received[0] == SIZE
+            assert not record.waiting_for_transport
+        finally:
+            if raw.connected:
+                await raw.disconnect()
