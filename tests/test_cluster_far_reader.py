@@ -40,7 +40,10 @@ def queued_for(node: Node, sid: str) -> int:
     return sum(len(p.data) for p in items if p is not None and isinstance(p.data, bytes | str))
 
 
-async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any) -> None:  # noqa: F811
+@pytest.mark.parametrize("writer", ["node A", "a client of A"])
+async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any, writer: str) -> None:  # noqa: F811
+    """The writer is node A's application, or a client of A whose stream a handler on A relays
+    to the client of B (the relay's record for that client waits the same way)."""
     a, b = await nodes(), await nodes()
     async with stall_relay(int(b.url.rsplit(":", 1)[1])) as relay:
         # A raw python-socketio client (no sio_stream): it grants what it likes.
@@ -53,9 +56,15 @@ async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any
         def on_stream(event: str, placeholder: dict[str, Any], *rest: Any) -> None:
             announced.append(placeholder["$stream"])
 
+        reading = [False]
+
         @raw.on("$stream-write")
-        def on_write(stream_id: str, chunk: Any, *rest: Any) -> None:
+        async def on_write(stream_id: str, chunk: Any, *rest: Any) -> None:
             received[0] += len(chunk)
+            if reading[0]:
+                # Reading again, as a JavaScript reader does: one read per chunk received (a
+                # relay may cut the data in more chunks than the credit granted at first).
+                await raw.emit("$stream-read", (stream_id, CHUNK))
 
         @raw.on("$stream-end")
         def on_end(stream_id: str, *rest: Any) -> None:
@@ -67,7 +76,16 @@ async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any
             assert sid is not None
             await wait_for(lambda: a.cluster.remote_node("/", sid) is not None)
             stream = create_stream()
-            a.streams.emit("file", stream, to=sid)
+            if writer == "node A":
+                a.streams.emit("file", stream, to=sid)
+            else:
+                sender, _ = await nodes.client(a, [])
+
+                @a.streams.on("send-to")
+                async def send_to(_sid: str, incoming: Any, target: str) -> None:
+                    a.streams.emit("file", incoming, to=target)
+
+                ss(sender).emit("send-to", stream, sid)
             await wait_for(lambda: bool(announced), timeout=30)
             (stream_id,) = announced
             relay.stop_downstream()
@@ -113,6 +131,7 @@ async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any
             assert record.waiting_for_transport and written[0] < SIZE
 
             # The client reads again: every byte arrives, and the stream ends.
+            reading[0] = True
             relay.resume_downstream()
             await asyncio.wait_for(producer, 120)
             await wait_for(lambda: received[0] >= SIZE and stream_id in ends, timeout=120)
