@@ -40,10 +40,13 @@ def queued_for(node: Node, sid: str) -> int:
     return sum(len(p.data) for p in items if p is not None and isinstance(p.data, bytes | str))
 
 
-@pytest.mark.parametrize("writer", ["node A", "a client of A"])
+@pytest.mark.parametrize("writer", ["node A", "a client of A", "a room"])
 async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any, writer: str) -> None:  # noqa: F811
     """The writer is node A's application, or a client of A whose stream a handler on A relays
-    to the client of B (the relay's record for that client waits the same way)."""
+    to the client of B (the relay's record for that client waits the same way), or node A's
+    application sending to a room whose member is the client of B (B relays the stream of the
+    link between the nodes to its member: B's own record for it waits for its queue, and the
+    link's credit holds A back)."""
     a, b = await nodes(), await nodes()
     async with stall_relay(int(b.url.rsplit(":", 1)[1])) as relay:
         # A raw python-socketio client (no sio_stream): it grants what it likes.
@@ -76,7 +79,18 @@ async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any
             assert sid is not None
             await wait_for(lambda: a.cluster.remote_node("/", sid) is not None)
             stream = create_stream()
-            if writer == "node A":
+            holder = a  # the node whose record for the client waits
+            if writer == "a room":
+
+                @b.sio.on("join")
+                async def join(member: str, room: str) -> bool:
+                    await b.sio.enter_room(member, room)
+                    return True
+
+                assert await raw.call("join", "r", timeout=30) is True
+                a.streams.emit("file", stream, to="r")
+                holder = b
+            elif writer == "node A":
                 a.streams.emit("file", stream, to=sid)
             else:
                 sender, _ = await nodes.client(a, [])
@@ -102,7 +116,7 @@ async def test_a_stalled_client_of_the_far_node_holds_the_writer_back(nodes: Any
                 await stream.end()
 
             producer = asyncio.ensure_future(produce())
-            record = a.streams._connections[sid]
+            record = holder.streams._connections[sid]
             # Either A sent everything into B's queue (what it did), or A's sender for that
             # client waits for B's transport: the state it reaches however slow the machine is.
             await wait_for(lambda: written[0] >= SIZE or record.waiting_for_transport, timeout=60)
