@@ -5,7 +5,8 @@ node that emits (A) keeps the stream's whole protocol state in an ordinary conne
 whose "emit" publishes frames to the client's node (B); B emits them to its client and sends
 the client's ``$stream-*`` packets for those streams back to A. So every stream feature (both
 directions, acks, object mode, errors, JavaScript clients) works across nodes unchanged, and
-the credit windows bound the data in flight end to end.
+the credit windows bound the data in flight end to end. A client that stops reading its socket
+holds back A's record for it, as a local one holds back its own sender (see :mod:`._gate`).
 
 A room (python-socketio keeps each node's rooms on that node) is reached by sending each other
 node one stream on the *link* between the two nodes: a connection record keyed by
