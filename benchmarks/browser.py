@@ -61,6 +61,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import socket
@@ -339,19 +340,21 @@ async def measure_links(browser: Any, port: int, files: dict[int, Path], args: A
                     link(ws_port, rate=rate, rtt_ms=rtt) as ws_link,
                 ):
                     for size, local in files.items():
-                        label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms, {size / MIB:g} MiB"
                         ports = (sio_port, tcp_link, ws_link)
-                        await _through_link(browser, ports, local, size, label, args)
+                        await _through_link(browser, ports, local, size, (rate, rtt), args)
 
 
 async def _through_link(
-    browser: Any, ports: tuple[int, int, int], local: Path, size: int, label: str, args: Any
+    browser: Any, ports: tuple[int, int, int], local: Path, size: int, setting: tuple[float, float], args: Any
 ) -> None:
-    """One RTT's and size's lines; ``ports``: the links in front of the server, raw TCP and the
+    """One RTT's and size's lines; ``setting``: the links' rate (bytes/s) and RTT (ms);
+    ``ports``: the links in front of the server, raw TCP and the
     bare WebSocket. Raw TCP, the bare WebSocket and ours run in turn ``args.repeat`` times (the
     machine's load moves all three alike within a round); the last line gives the medians of
     each round's ratios and issue 20's verdict."""
     sio_port, tcp_port, ws_port = ports
+    rate, rtt = setting
+    label = f" @link {rate / 1e6:g} MB/s {rtt:g} ms, {size / MIB:g} MiB"
     url = f"http://127.0.0.1:{sio_port}"
     async with connect(url, None) as streams:
         up = await upload(streams, local, "bench-py.bin", show_progress=False)
@@ -376,30 +379,46 @@ async def _through_link(
         bases = {"raw TCP": tcp, "raw WebSocket": ws, "the Python client": python}
         print(line(f"chromium, sio-stream.js (ours){label}", size, *ours, bases), flush=True)
         rounds.append((tcp, ws, ours))
-    print(verdict(label.strip(), rounds), flush=True)
+    verdicts = verdict(rounds, size)
+    print(verdict_line(label.strip(), verdicts), flush=True)
+    if args.json_lines:  # for benchmarks/links.py --browser
+        for v in verdicts:
+            print("JSON " + json.dumps(v | {"rtt_ms": rtt, "size": size}), flush=True)
 
 
-def verdict(what: str, rounds: list[Round]) -> str:
-    """Medians over ``rounds`` (seconds of raw TCP, the bare WebSocket and ours, up and down) of
-    ours against raw TCP and against the bare WebSocket, and whether issue 20's target is met:
-    >= 0.6x raw TCP, or >= 0.9x the bare WebSocket where it moves less than 0.6x raw TCP."""
-    parts = []
+def verdict(rounds: list[Round], size: int) -> list[dict[str, Any]]:
+    """Per direction, the medians over ``rounds`` (seconds of raw TCP, the bare WebSocket and
+    ours, up and down; ``size`` bytes each) of each rate, and of ours against raw TCP and against
+    the bare WebSocket, with issue 20's target and whether it is met: >= 0.6x raw TCP, or >= 0.9x
+    the bare WebSocket where that moves less than 0.6x raw TCP."""
+    out = []
     for i, op in enumerate(("upload", "download")):
         ours_tcp = statistics.median(tcp[i] / ours[i] for tcp, _, ours in rounds)
         ws_tcp = statistics.median(tcp[i] / ws[i] for tcp, ws, _ in rounds)
         ours_ws = statistics.median(ws[i] / ours[i] for _, ws, ours in rounds)
         if ws_tcp >= LINK_TARGET:
-            target, met = f">={LINK_TARGET:g}x raw TCP", ours_tcp >= LINK_TARGET
+            target, met = f">={LINK_TARGET:g}x raw-tcp", ours_tcp >= LINK_TARGET
         else:
-            target, met = (
-                f">={CEILING_TARGET:g}x the bare WebSocket (itself below {LINK_TARGET:g}x)",
-                (ours_ws >= CEILING_TARGET),
-            )
-        parts.append(
-            f"{op} ours {ours_tcp:.2f}x raw TCP, bare WebSocket {ws_tcp:.2f}x raw TCP, "
-            f"ours {ours_ws:.2f}x it: {target} {'met' if met else 'NOT met'}"
+            target = f">={CEILING_TARGET:g}x bare-ws (itself <{LINK_TARGET:g}x raw-tcp)"
+            met = ours_ws >= CEILING_TARGET
+        rates = {
+            name: statistics.median(size / 1e6 / r[n][i] for r in rounds)
+            for n, name in enumerate(("raw-tcp", "bare-ws", "ours"))
+        }
+        out.append(
+            {"op": op, "rounds": len(rounds), "mb_s": rates, "ours_tcp": ours_tcp, "ws_tcp": ws_tcp}
+            | {"ours_ws": ours_ws, "target": target, "met": met}
         )
-    return f"medians of {len(rounds)} {what}: " + "; ".join(parts)
+    return out
+
+
+def verdict_line(what: str, verdicts: list[dict[str, Any]]) -> str:
+    parts = [
+        f"{v['op']} ours {v['ours_tcp']:.2f}x raw TCP, bare WebSocket {v['ws_tcp']:.2f}x raw TCP, "
+        f"ours {v['ours_ws']:.2f}x it: {v['target']} {'met' if v['met'] else 'NOT met'}"
+        for v in verdicts
+    ]
+    return f"medians of {verdicts[0]['rounds']} {what}: " + "; ".join(parts)
 
 
 async def child_server(setup: str, root: Path) -> None:
@@ -520,6 +539,7 @@ async def main() -> None:
         default="",
         help="also measure through link emulators at these RTTs (ms, comma-separated)",
     )
+    parser.add_argument("--json-lines", action="store_true", help=argparse.SUPPRESS)  # links.py --browser
     parser.add_argument("--link-rate", default="100M", help="the emulated link's rate per direction, bytes/s")
     parser.add_argument("--link-only", action="store_true", help="with --link-rtt: skip the loopback figures")
     parser.add_argument(
