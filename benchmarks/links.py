@@ -1,7 +1,7 @@
 """Throughput over an emulated link: 100 MB/s at 0, 20, 50 and 150 ms of RTT, beside raw TCP.
 
     python benchmarks/links.py [--quick | --smoke] [--rtt 0,20,50,150] [--rate 100M] [--mib N]
-                               [--repeat N]
+                               [--repeat N] [--browser]
 
 For each RTT, two link emulators (``link.py``, each its own process, the same rate, delay and
 queue: one bandwidth-delay product per direction) stand in front of the Python peer (aiohttp +
@@ -24,11 +24,21 @@ a delay). ``--mib`` sets one transfer size for every RTT: at 150 ms the default 
 three bandwidth-delay products, so the stream's opening round trips and the window's ramp weigh
 on it; a full run also moves one stream of 256 MiB there (the rate once the window has grown).
 ``ramp.py`` traces where a stream's opening round trips go.
+
+``--browser`` adds our JavaScript client in Chromium at each RTT above 0 (``browser.py
+--link-rtt``, its own links, 48 and 256 MiB in a full run): in turn, raw TCP, Chromium's bare
+WebSocket against aiohttp (the most this browser moves over any WebSocket) and our client, both
+ways; one line per direction and size with the medians of the rounds' ratios. Target (issue 20):
+>= 0.6x raw TCP, or >= 0.9x the bare WebSocket where that moves less than 0.6x raw TCP.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import link as link_emulator
@@ -70,6 +80,9 @@ DIRECTIONS = ("upload", "download")
 #: The raw TCP lines check the emulator: at least this fraction of the rate, one RTT taken out.
 ACCURACY_TARGET = 0.8
 PINGS = 10
+#: Transfer sizes of the browser lines (``--browser``), as ``browser.py --link-size`` takes them.
+BROWSER_SIZES = {"full": "48M,256M", "quick": "24M", "smoke": "2M"}
+BROWSER_SCRIPT = Path(__file__).resolve().parent / "browser.py"
 
 
 def size_for(mode: str, rtt: float, mib: int | None = None) -> int:
@@ -166,7 +179,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for size in sizes_for(mode, rtt, args.mib):
                 for op in DIRECTIONS:
                     lines(report, mode, rtt, size, op, rates, accuracy, peaks)
+    if args.browser and [r for r in rtts if r > 0]:
+        browser_lines(report, mode, [r for r in rtts if r > 0], args, repeats)
     return report.finish(args.json)
+
+
+def browser_lines(
+    report: Report, mode: str, rtts: list[float], args: argparse.Namespace, repeats: int
+) -> None:
+    """Our JavaScript client in Chromium through links at ``rtts`` (``browser.py --link-rtt``, in
+    a process of its own): one line per RTT, size and direction against raw TCP and Chromium's
+    bare WebSocket measured in turn with it."""
+    sizes = f"{args.mib}M" if args.mib else BROWSER_SIZES[mode]
+    command = [sys.executable, str(BROWSER_SCRIPT), "--skip-original", "--link-only", "--json-lines"]
+    command += [
+        "--link-rtt",
+        ",".join(f"{r:g}" for r in rtts),
+        "--link-size",
+        sizes,
+        "--link-rate",
+        args.rate,
+    ]
+    command += ["--size", sizes.split(",")[0], "--repeat", str(repeats)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"browser.py failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        )
+    for text in done.stdout.splitlines():
+        if not text.startswith("JSON "):
+            continue
+        v = json.loads(text.removeprefix("JSON "))
+        rates = v["mb_s"]
+        report.line(
+            f"rtt={v['rtt_ms']:g}ms {v['op']} chromium sio-stream.js {size_label(v['size'])}",
+            rates["ours"],
+            "MB/s",
+            {"raw-tcp": v["ours_tcp"], "bare-ws": v["ours_ws"]},
+            target=None if mode == "smoke" else v["target"],
+            met=None if mode == "smoke" else v["met"],
+            note=f"bare WebSocket {rates['bare-ws']:.1f} MB/s, {v['ws_tcp']:.2f}x raw-tcp; "
+            f"raw-tcp {rates['raw-tcp']:.1f} MB/s; median of {v['rounds']}",
+            impl="sio-stream.js",
+            op=v["op"],
+            rtt_ms=v["rtt_ms"],
+            runs=v["rounds"],
+        )
 
 
 def lines(
@@ -234,6 +292,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", default="100M", help="the link's rate per direction, bytes/s (default 100M)")
     p.add_argument("--mib", type=int, default=None, help="MiB per transfer at every RTT (default: by RTT)")
+    p.add_argument(
+        "--browser",
+        action="store_true",
+        help="also our JavaScript client in Chromium at RTTs above 0 (browser.py)",
+    )
     return p
 
 

@@ -37,3 +37,13 @@ def test_link_run_prints_every_baseline(tmp_path: Path) -> None:
     # Ours is judged against raw TCP, the browser's bare WebSocket and the Python client.
     for baseline in ("raw TCP", "raw WebSocket", "the Python client"):
         assert re.search(rf"[0-9.]+x / [0-9.]+x {baseline}", ours[0]), ours[0]
+    # And a verdict per direction: issue 20's target against raw TCP, or against the bare
+    # WebSocket where that moves less than 0.6x raw TCP.
+    verdicts = [x for x in lines if x.startswith("medians of 1 ") and label in x]
+    assert len(verdicts) == 1, result.stdout
+    for op in ("upload", "download"):
+        assert re.search(
+            rf"{op} ours [0-9.]+x raw TCP, bare WebSocket [0-9.]+x raw TCP, ours [0-9.]+x it: "
+            r">=0\.[69]x (raw-tcp|bare-ws).*? (met|NOT met)",
+            verdicts[0],
+        ), verdicts[0]
