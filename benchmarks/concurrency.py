@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     agg: dict[tuple[str, int], list[float]] = {}
     spread: dict[tuple[str, int], list[tuple[float, float]]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
+    # Each process on its own too: a many-streams cost may sit on either side.
+    side_cpu: dict[tuple[str, int, str], list[float]] = {}
     small: dict[str, list[float]] = {"many": [], "one": []}
     clients: dict[str, list[dict[str, Any]]] = {}
     beside: dict[int, list[float]] = {0: [], BESIDE_BULK: []}
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     spread.setdefault((direction, n), []).append((min(per), max(per)))
                     both = cpu_per_gib(result, "client") + cpu_per_gib(result, "server")
                     cpu.setdefault((direction, n), []).append(both)
+                    for side in ("client", "server"):
+                        side_cpu.setdefault((direction, n, side), []).append(cpu_per_gib(result, side))
             if n_clients:
                 for impl in (SIO, RAW):
                     job = {
@@ -171,7 +175,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ratio(value, base) >= AGGREGATE_TARGET if gated else None,
                 streams=n,
                 direction=direction,
-                note=f"CPU {median(cpu[key]):.2f} s/GiB, both processes",
+                note=f"CPU {median(cpu[key]):.2f} s/GiB, both processes "
+                f"(client {median(side_cpu[(direction, n, 'client')]):.2f}, "
+                f"server {median(side_cpu[(direction, n, 'server')]):.2f})",
             )
             if n > 1:
                 report.line(

@@ -24,6 +24,18 @@ a bulk writer's buffer (256 KiB high-water mark) holds less than a turn and is m
 when a chunk leaves, so it could tell neither bulk streams from small ones nor credit that
 will come back from credit a quiet writer holds.
 
+A stream whose writer has not ended takes whole turns. That costs short streams whose writers
+stay open (a request written before the writer waits for its answer): each such turn holds up
+to half the window for a chunk or two, until turns may fail and dry streams are paid as before.
+Two cores back to back, beside 4 bulk uploads: 20 streams of 40 KiB ended at once had their
+data within 2 round trips, left open 8-10; 20 of 200 KiB 7-9 against 8-10; one of 1 MiB 8
+either way. A slow start (a turn of at most one credit more than the whole chunks the stream
+moved) was tried and is not used: one open 1 MiB stream took 3 round trips, but the open
+40 KiB ones up to 13 (each one-credit turn is a credit it then holds), and 100 uploads of
+8 MiB made 696 reads instead of 506. A chunk shorter than the read size is no sign of a quiet
+writer either: 100 uploads of 8 MiB written in 64 KiB pieces sent 2,500 such chunks of 2,700
+(the sender takes what a bulk writer holds, under its 256 KiB high-water mark).
+
 Liveness: waiting is safe while the window turns (credit paid from it comes back as room when
 its chunks arrive). Credit that arrives for a reader that stopped reading becomes held bytes:
 once credit in flight and the pool's room no longer cover a turn, the waiting streams are paid
