@@ -15,6 +15,12 @@ eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socket
 
 Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster.
 
+Per mode also an **upload ceiling**: the same chunks emitted without acks, as fast as the client
+queues them (``emit("raw-blast", chunk)``, then one ``call`` that returns once the server counted
+them all): what the sync stack carries with Socket.IO's framing and nothing waiting. Its line
+gives both uploads as fractions of it (``x0.5 vs ...``: half the ceiling's rate); an upload
+cannot be more than 1/N of N times the ceiling's.
+
 Once, a **Flask-SocketIO relay** (tests/flask_relay.py, threading, in a process of its own): an
 asyncio client uploads ``--room-size`` bytes (32 MiB) that the server relays to a room of 4 asyncio
 clients, each checking the sha256; the line is the bytes delivered in all per second, with ``xN
@@ -105,6 +111,24 @@ def serve(mode: str) -> None:
     def raw_down(sid: str, offset: int, size: int) -> bytes:
         return blob[: min(DEFAULT_CHUNK, size - offset)]
 
+    # The ceiling: chunks emitted without acks, as fast as the stack takes them. Each event's
+    # handler runs in a thread (a green thread) of its own, in any order: they count, and the
+    # final call waits until the count is complete.
+    blasted: dict[str, int] = {}
+    counted = threading.Condition()  # monkey-patched in eventlet and gevent modes
+
+    @sio.on("raw-blast")
+    def raw_blast(sid: str, chunk: bytes) -> None:
+        with counted:
+            blasted[sid] = blasted.get(sid, 0) + len(chunk)
+            counted.notify_all()
+
+    @sio.on("raw-blasted")
+    def raw_blasted(sid: str, size: int) -> int:
+        with counted:
+            counted.wait_for(lambda: blasted.get(sid, 0) >= size, TIMEOUT)
+            return blasted.pop(sid, 0)
+
     leave_with_parent(sio)
     listen(mode, socketio.WSGIApp(sio))
 
@@ -189,6 +213,15 @@ def raw_upload(client: Any, data: bytes) -> None:
     assert _in_flight(client, chunks, "raw-up") == len(data)
 
 
+def raw_unacked_upload(client: Any, data: bytes) -> None:
+    """The same chunks as :func:`raw_upload`, emitted without acks (nothing waits for the server
+    but python-engineio's queue): what the sync stack carries at most, with Socket.IO's framing."""
+    view = memoryview(data)
+    for offset in range(0, len(data), DEFAULT_CHUNK):
+        client.emit("raw-blast", bytes(view[offset : offset + DEFAULT_CHUNK]))
+    assert client.call("raw-blasted", len(data), timeout=TIMEOUT) == len(data)
+
+
 def raw_download(client: Any, size: int) -> None:
     assert _in_flight(client, [(o, size) for o in range(0, size, DEFAULT_CHUNK)], "raw-down") == size
 
@@ -205,6 +238,7 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
     jobs = {
         "sio upload": lambda: sio_upload(streams, data),
         "raw upload": lambda: raw_upload(client, data),
+        "unacked upload": lambda: raw_unacked_upload(client, data),
         "sio download": lambda: sio_download(streams, size),
         "raw download": lambda: raw_download(client, size),
     }
@@ -351,6 +385,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 mode=server_mode,
                 op=op,
             )
+        ceiling, ours, raw = seconds["unacked upload"], seconds["sio upload"], seconds["raw upload"]
+        report.line(
+            f"{server_mode} server, sync client: upload ceiling (unacked emits)",
+            size / ceiling / 1e6,
+            "MB/s",
+            {"raw-socketio": ratio(raw, ceiling), "sio_stream": ratio(ours, ceiling)},
+            mode=server_mode,
+            op="upload-ceiling",
+        )
         report.line(
             f"{server_mode} server: fan-out {FAN_SIZES[mode] // MiB}MiB to {args.recipients} sync clients",
             args.recipients * FAN_SIZES[mode] / fan[True] / 1e6,
