@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -118,8 +119,22 @@ def test_a_sync_client_downloads_through_whole_reads() -> None:
             streams = sync.ss(client)
             client.connect(url, transports=["websocket"], wait_timeout=30)
             assert isinstance(client.eio.ws.frame_buffer, client_reads.WholeReads)
+            assert client.eio.ws.frame_buffer.skip_utf8_validation is True  # recv() decodes
             stream = streams.call("get", timeout=60)
             assert stream.read(timeout=60) == blob
+
+
+def test_text_that_is_not_utf8_is_still_refused() -> None:
+    """Without websocket-client's check in Python, ``recv()``'s own decode refuses bad text."""
+    cls = client_reads.whole_reads_class(websocket.WebSocket, frame_buffer)
+    ws = cls(skip_utf8_validation=True)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ws.sock = ours
+        theirs.sendall(wire((ABNF.OPCODE_TEXT, "héllo".encode()), (ABNF.OPCODE_TEXT, b"\xff\xfe")))
+        assert ws.recv() == "héllo"
+        with pytest.raises(UnicodeDecodeError):
+            ws.recv()
 
 
 def test_a_client_that_chose_its_class_keeps_it() -> None:
@@ -128,6 +143,9 @@ def test_a_client_that_chose_its_class_keeps_it() -> None:
     sync.ss(chosen)
     assert chosen.eio.websocket_extra_options["class_"] is own
     assert client_reads.configure(chosen.eio) is False
+    strict = socketio.Client(websocket_extra_options={"skip_utf8_validation": False})
+    sync.ss(strict)
+    assert strict.eio.websocket_extra_options["skip_utf8_validation"] is False
     plain = socketio.Client()
     sync.ss(plain)
     assert client_reads.configure(plain.eio) is True  # once: configuring again changes nothing

@@ -19,6 +19,14 @@ is nothing beside python-socketio's work per message. Errors, timeouts and parti
 websocket-client's own: every read still goes through its ``recv`` function, and pieces read
 before a timeout stay in the buffer for the next call, as there.
 
+websocket-client also checks every text frame's UTF-8 in Python, a byte at a time (unless the
+optional wsaccel is installed): a stream's ``$stream-write`` events carry a 36-character id, and
+that check was 8% of the receive loop's time in the interpreter. ``recv()`` decodes every text
+message with ``bytes.decode("utf-8")`` right after, in C, which refuses the same invalid bytes
+(python-engineio then drops the connection, as it does for websocket-client's own error), so
+:func:`configure` turns the Python check off unless the application set
+``skip_utf8_validation`` itself.
+
 :func:`configure` makes one engine.io client's websocket class (websocket-client's, or the one
 :mod:`sio_stream.glue._client_masks` gave it) build :class:`WholeReads` frame buffers, through
 ``websocket_extra_options["class_"]``: nothing global changes, and a client whose application
@@ -39,7 +47,8 @@ _classes: dict[tuple[type, type], type] = {}
 
 
 def configure(eio: Any) -> bool:
-    """Make engine.io client ``eio``'s websocket read frames whole; return whether it does."""
+    """Make engine.io client ``eio``'s websocket read frames whole (and leave text frames' UTF-8
+    to ``recv()``'s decode); return whether it reads frames whole."""
     options = getattr(eio, "websocket_extra_options", None)
     if not isinstance(options, dict):
         return False
@@ -48,6 +57,7 @@ def configure(eio: Any) -> bool:
         from websocket import _abnf
     except ImportError:
         return False
+    options.setdefault("skip_utf8_validation", True)  # recv() decodes text, in C, anyway
     base = options.get("class_", websocket.WebSocket)
     if getattr(base, _MARK, False):
         return True
