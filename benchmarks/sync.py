@@ -13,7 +13,16 @@ eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socket
   client and server, so it gets what ``ss()`` does to their transport (faster websocket masks,
   larger reads on threading and gevent servers) as sio_stream does.
 
-Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster.
+Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster;
+and ``xM vs raw-socketio's CPU``: the CPU both processes spent on the hand-rolled transfer over
+what they spent on sio_stream's (M above 1: sio_stream costs less), read from Linux's per-thread
+counters. On a shared machine the CPU ratio moves much less than the time ratio.
+
+Per mode also an **upload ceiling**: the same chunks emitted without acks, as fast as the client
+queues them (``emit("raw-blast", chunk)``, then one ``call`` that returns once the server counted
+them all): what the sync stack carries with Socket.IO's framing and nothing waiting. Its line
+gives both uploads as fractions of it (``x0.5 vs ...``: half the ceiling's rate); an upload
+cannot be more than 1/N of N times the ceiling's.
 
 Once, a **Flask-SocketIO relay** (tests/flask_relay.py, threading, in a process of its own): an
 asyncio client uploads ``--room-size`` bytes (32 MiB) that the server relays to a room of 4 asyncio
@@ -29,6 +38,7 @@ delivered in all per second, with ``xN vs N unicast sends``.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
@@ -104,6 +114,24 @@ def serve(mode: str) -> None:
     @sio.on("raw-down")
     def raw_down(sid: str, offset: int, size: int) -> bytes:
         return blob[: min(DEFAULT_CHUNK, size - offset)]
+
+    # The ceiling: chunks emitted without acks, as fast as the stack takes them. Each event's
+    # handler runs in a thread (a green thread) of its own, in any order: they count, and the
+    # final call waits until the count is complete.
+    blasted: dict[str, int] = {}
+    counted = threading.Condition()  # monkey-patched in eventlet and gevent modes
+
+    @sio.on("raw-blast")
+    def raw_blast(sid: str, chunk: bytes) -> None:
+        with counted:
+            blasted[sid] = blasted.get(sid, 0) + len(chunk)
+            counted.notify_all()
+
+    @sio.on("raw-blasted")
+    def raw_blasted(sid: str, size: int) -> int:
+        with counted:
+            counted.wait_for(lambda: blasted.get(sid, 0) >= size, TIMEOUT)
+            return blasted.pop(sid, 0)
 
     leave_with_parent(sio)
     listen(mode, socketio.WSGIApp(sio))
@@ -189,11 +217,38 @@ def raw_upload(client: Any, data: bytes) -> None:
     assert _in_flight(client, chunks, "raw-up") == len(data)
 
 
+def raw_unacked_upload(client: Any, data: bytes) -> None:
+    """The same chunks as :func:`raw_upload`, emitted without acks (nothing waits for the server
+    but python-engineio's queue): what the sync stack carries at most, with Socket.IO's framing."""
+    view = memoryview(data)
+    for offset in range(0, len(data), DEFAULT_CHUNK):
+        client.emit("raw-blast", bytes(view[offset : offset + DEFAULT_CHUNK]))
+    assert client.call("raw-blasted", len(data), timeout=TIMEOUT) == len(data)
+
+
 def raw_download(client: Any, size: int) -> None:
     assert _in_flight(client, [(o, size) for o in range(0, size, DEFAULT_CHUNK)], "raw-down") == size
 
 
-def measure(url: str, size: int, repeats: int) -> dict[str, float]:
+def process_cpu(pid: int) -> float:
+    """CPU seconds process ``pid`` has used, every thread (Linux's per-thread schedstat, in ns);
+    NaN where there is none."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                    total += int(stat.read().split()[0])
+            except OSError:  # a thread that ended meanwhile
+                continue
+    except OSError:
+        return float("nan")
+    return total / 1e9
+
+
+def measure(url: str, size: int, repeats: int, server_pid: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per job, and median CPU seconds per job of both processes together (what
+    a busy machine's noise moves much less than the time: the work each way costs)."""
     import socketio
 
     from sio_stream import sync
@@ -205,19 +260,27 @@ def measure(url: str, size: int, repeats: int) -> dict[str, float]:
     jobs = {
         "sio upload": lambda: sio_upload(streams, data),
         "raw upload": lambda: raw_upload(client, data),
+        "unacked upload": lambda: raw_unacked_upload(client, data),
         "sio download": lambda: sio_download(streams, size),
         "raw download": lambda: raw_download(client, size),
     }
     times: dict[str, list[float]] = {name: [] for name in jobs}
+    cpu: dict[str, list[float]] = {name: [] for name in jobs}
+    me = os.getpid()
     try:
         for _ in range(repeats):
             for name, job in jobs.items():
+                used = process_cpu(me) + process_cpu(server_pid)
                 started = time.perf_counter()
                 job()
                 times[name].append(time.perf_counter() - started)
+                cpu[name].append(process_cpu(me) + process_cpu(server_pid) - used)
     finally:
         client.disconnect()
-    return {name: median(values) for name, values in times.items()}
+    return (
+        {name: median(values) for name, values in times.items()},
+        {name: median(values) for name, values in cpu.items()},
+    )
 
 
 def measure_fanout(url: str, size: int, recipients: int, repeats: int) -> dict[bool, float]:
@@ -337,7 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for server_mode in args.modes.split(","):
         proc, url = start_server(server_mode)
         try:
-            seconds = measure(url, size, repeats)
+            seconds, cpu = measure(url, size, repeats, proc.pid)
             fan = measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
         finally:
             stop_server(proc)
@@ -347,10 +410,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{server_mode} server, sync client: {op} {size // MiB}MiB",
                 size / ours / 1e6,
                 "MB/s",
-                {"raw-socketio": ratio(raw, ours)},
+                {
+                    "raw-socketio": ratio(raw, ours),
+                    "raw-socketio's CPU": ratio(cpu[f"raw {op}"], cpu[f"sio {op}"]),
+                },
                 mode=server_mode,
                 op=op,
             )
+        ceiling, ours, raw = seconds["unacked upload"], seconds["sio upload"], seconds["raw upload"]
+        report.line(
+            f"{server_mode} server, sync client: upload ceiling (unacked emits)",
+            size / ceiling / 1e6,
+            "MB/s",
+            {"raw-socketio": ratio(raw, ceiling), "sio_stream": ratio(ours, ceiling)},
+            mode=server_mode,
+            op="upload-ceiling",
+        )
         report.line(
             f"{server_mode} server: fan-out {FAN_SIZES[mode] // MiB}MiB to {args.recipients} sync clients",
             args.recipients * FAN_SIZES[mode] / fan[True] / 1e6,

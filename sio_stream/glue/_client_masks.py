@@ -37,7 +37,8 @@ def configure(eio: Any) -> bool:
     if not isinstance(options, dict):
         return False
     if "class_" in options:
-        return options["class_"] in _classes.values()
+        chosen = options["class_"]  # ours, or a class built on ours
+        return isinstance(chosen, type) and any(issubclass(chosen, cls) for cls in _classes.values())
     try:
         import websocket
     except ImportError:
@@ -48,6 +49,11 @@ def configure(eio: Any) -> bool:
         return False
     options["class_"] = masked_frames_class(base, abnf)
     return True
+
+
+def is_ours(cls: type) -> bool:
+    """Whether ``cls`` is a class :func:`configure` gave a client (other fixes may build on it)."""
+    return cls in _classes.values()
 
 
 def masked_frames_class(base: type, abnf: Any) -> type:

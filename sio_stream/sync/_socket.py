@@ -21,6 +21,7 @@ from ..glue import _unsent as unsent
 from ..glue import _whole_frames as whole_frames
 from ..glue._call import streams_in
 from ..glue._dispatch import LEAVING_TIMEOUT, AwaitedHandler, PreparedEvent, SocketLogic, socket_config
+from . import _client_reads as client_reads
 from ._connection import Connection
 from ._fanout import Fanout
 from ._host import ASYNC_HANDLERS_NEEDED, SyncHost
@@ -82,6 +83,7 @@ def ss(
     else:
         split_posts.configure(host.sio.eio)
         client_masks.configure(host.sio.eio)
+        client_reads.configure(host.sio.eio)  # after the masks: it builds on their class
         unsent.configure_client(host.sio.eio)
     socket = StreamSocket(host, config, claim_timeout=claim_timeout)
     use_events(host.create_event)
