@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -231,6 +232,17 @@ def library(contestant: Contestant) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def minor_faults(pid: int) -> int:
+    """The page faults a running process has taken so far (all threads; /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def children_minor_faults() -> int:
+    """The page faults of this process's finished children (the client processes)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
+
+
 # -- the curl baseline ------------------------------------------------------------------------------
 def static_server(directory: str) -> None:
     """``files.py --static DIR``: an aiohttp static route over DIR; prints ``LISTENING <port>``."""
@@ -370,6 +382,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rates: dict[str, list[float]] = {}
     # CPU seconds per GiB: client, server (all threads), then their event-loop threads alone.
     cpu: dict[str, list[tuple[float, float, float, float]]] = {}
+    # Page faults per GiB: client (its start-up left out), server.
+    faults: dict[str, list[tuple[float, float]]] = {}
     peaks: dict[str, list[float]] = {}
     try:
         root = tmp / "served"
@@ -413,16 +427,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             # Warm-up (not reported): first connections, the server's cached sha256 of src.
             warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
+            # A client process's own page faults (start-up, imports, connecting): a 64 KiB upload's,
+            # left out of the per-GiB counts below.
+            startup: dict[str, int] = {}
             for tag, checkout in checkouts.items():
                 with library(checkout):
                     run_client(SIO, py[tag].url, warm)
+                    counted = children_minor_faults()
+                    run_client(SIO, py[tag].url, [{"op": "upload", "size": 64 * 1024}])
+                    startup[tag] = children_minor_faults() - counted
             run_cli_rss("get", cli_server.url, "src.bin", str(local / "warm.bin"), "--no-progress")
             (local / "warm.bin").unlink()
             for _ in range(repeats):
                 for job, (tag, checkout) in [(j, c) for j in lib_jobs for c in checkouts.items()]:
                     os.sync()  # each transfer starts with no dirty pages of the one before
+                    counted = (children_minor_faults(), minor_faults(py[tag].pid))
                     with library(checkout):
                         [result] = run_client(SIO, py[tag].url, [job])
+                    gib = result["bytes"] / (1024 * MiB)
+                    counts = (
+                        max(children_minor_faults() - counted[0] - startup[tag], 0) / gib,
+                        (minor_faults(py[tag].pid) - counted[1]) / gib,
+                    )
                     if "dst" in job:
                         Path(job["dst"]).unlink()  # a full page cache of earlier outputs costs writers
                     name = {
@@ -435,6 +461,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         name += f", {job['digest']}" if job["digest"] else ", digest off"
                     name += tag
                     rates.setdefault(name, []).append(mb_s(result))
+                    faults.setdefault(name, []).append(counts)
                     cpu.setdefault(name, []).append(
                         (
                             cpu_per_gib(result, "client"),
@@ -518,6 +545,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runs=[round(v, 1) for v in rates[name]],
         )
     cpu_line(report, cpu)
+    fault_line(report, faults)
     for name, values in peaks.items():
         # The worst of the rounds: a bound must hold every time.
         value = max(values)
@@ -575,6 +603,29 @@ def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float, float, floa
             client + serving,
             "CPU s/GiB",
             ratios,
+        )
+
+
+def fault_line(report: Report, faults: dict[str, list[tuple[float, float]]]) -> None:
+    """Page faults per GiB of each contestant (medians): a count of the kernel's, which the
+    machine's load moves less than CPU time. A chunk-sized block that malloc handed back to the
+    kernel and allocated again faults 128 times (4 KiB pages). The client's figure leaves out a
+    client process's own (start-up, imports, connecting: those of a 64 KiB upload)."""
+    for name, values in faults.items():
+        client, serving = (median([v[i] for v in values]) for i in range(2))
+        direction = "upload" if "upload" in name else "download"
+        base = faults.get(f"in-memory {direction}{_tag(name)}")
+        ratios: dict[str, float] = {}
+        if base is not None and not name.startswith("in-memory"):
+            ratios[f"in-memory {direction}"] = ratio(
+                client + serving, median([v[0] for v in base]) + median([v[1] for v in base])
+            )
+        report.line(
+            f"{name} page faults client {client:,.0f} + server {serving:,.0f}",
+            client + serving,
+            "faults/GiB",
+            ratios,
+            runs=[round(sum(v)) for v in values],
         )
 
 
