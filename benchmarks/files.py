@@ -30,10 +30,11 @@ process; same ``peer.py``): lines marked ``[DIR]``, an A/B measured in the same 
 ``--malloc-kept`` runs them once more in processes with the malloc thresholds ``sio-stream``
 sets for its own process (``sio_stream/cli/_malloc.py``, here as ``GLIBC_TUNABLES``): lines
 marked ``[malloc kept]``, what an application that sets them gets. Without them glibc hands
-chunk-sized blocks freed at the top of its heap back to the kernel and faults them in again: a
-file transfer, which holds its chunks longer than the in-memory stream (read ahead, written
-behind), faulted 4-5x as often (``perf stat``: 40,000-70,000 faults per 512 MiB in the
-receiving or sending process, against 3,000-4,000 with the thresholds).
+chunk-sized blocks freed at the top of its heap back to the kernel and faults them in again
+until its dynamic thresholds have grown: a transfer in a fresh server process faulted
+40,000-70,000 times per 512 MiB where the thresholds left 3,000-4,000 (``perf stat``). The
+servers here have run transfers before the measured ones, so their thresholds grew already:
+the page-fault lines (per GiB, the client's start-up left out) show what is left.
 ``--lib-only`` leaves out the commands, curl and the demo.
 
 Each transfer starts after ``os.sync()``: once a GiB or two of written files wait for the
