@@ -533,11 +533,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         target = met = None
         if not name.startswith(("in-memory", "curl")):
             # Against the in-memory stream of the same checkout.
-            ratios[f"in-memory {direction}"] = ratio(value, rate[f"in-memory {direction}{_tag(name)}"])
+            base = f"in-memory {direction}{_tag(name)}"
+            ratios[f"in-memory {direction}"] = ratio(value, rate[base])
+            # The same, taken round by round (the two under the same load) and its median.
+            ratios["in-memory, round by round"] = paired(rates[name], rates[base])
             target = f">={RATE_TARGET:g}x in-memory"
             met = ratios[f"in-memory {direction}"] >= RATE_TARGET
         if curl is not None and not name.startswith("curl"):
             ratios["curl"] = ratio(value, curl)
+            if name.startswith("cli") or _tag(name) == "":
+                ratios["curl, round by round"] = paired(rates[name], rates["curl aiohttp-static download"])
         report.line(
             f"{name} {size_label(size)}",
             value,
@@ -606,11 +611,13 @@ def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float, float, floa
             ratios["in-memory: ceiling on these cores"] = ratio(base[0] + base[1], client + serving)
             ratios["with a core per thread"] = ratio(max(base[2:]), max(client_loop, server_loop))
             if ", " not in name:  # verified with the default digest
-                rounds = zip(cpu[name], cpu[f"in-memory {direction}{_tag(name)}"], strict=False)
-                paired = median([ratio(v[0] + v[1], b[0] + b[1]) for v, b in rounds])
-                ratios["in-memory CPU, round by round"] = paired
+                by_round = paired(
+                    [v[0] + v[1] for v in cpu[name]],
+                    [b[0] + b[1] for b in cpu[f"in-memory {direction}{_tag(name)}"]],
+                )
+                ratios["in-memory CPU, round by round"] = by_round
                 target = f"<={CPU_TARGET:g}x in-memory CPU"
-                met = paired <= CPU_TARGET
+                met = by_round <= CPU_TARGET
         report.line(
             f"{name} CPU client {client:.2f} + server {serving:.2f} (loops {client_loop:.2f} + "
             f"{server_loop:.2f})",
@@ -643,6 +650,11 @@ def fault_line(report: Report, faults: dict[str, list[tuple[float, float]]]) -> 
             ratios,
             runs=[round(sum(v)) for v in values],
         )
+
+
+def paired(values: list[float], bases: list[float]) -> float:
+    """The median of ``values[i] / bases[i]``: figures of the same round over each other."""
+    return median([ratio(value, base) for value, base in zip(values, bases, strict=False)])
 
 
 def _tag(name: str) -> str:
