@@ -1,7 +1,7 @@
 """Files at the stream's speed: file -> stream -> file against one in-memory stream and curl.
 
     python benchmarks/files.py [--size MiB] [--quick | --smoke] [--repeat N] [--no-demo]
-                               [--lib-only] [--compare OTHER_CHECKOUT]
+                               [--lib-only] [--compare OTHER_CHECKOUT] [--malloc-kept]
 
 Every process is separate, on 127.0.0.1, and every contestant runs once per round (rounds
 interleaved, median reported), so the ratios compare figures of the same run:
@@ -27,6 +27,14 @@ interleaved, median reported), so the ratios compare figures of the same run:
 ``--compare DIR`` runs the library's transfers (the in-memory stream and the helpers) a second
 time in every round with the sio_stream of another checkout (``PYTHONPATH=DIR``, its own server
 process; same ``peer.py``): lines marked ``[DIR]``, an A/B measured in the same session.
+``--malloc-kept`` runs them once more in processes with the malloc thresholds ``sio-stream``
+sets for its own process (``sio_stream/cli/_malloc.py``, here as ``GLIBC_TUNABLES``): lines
+marked ``[malloc kept]``, what an application that sets them gets. Without them glibc hands
+chunk-sized blocks freed at the top of its heap back to the kernel and faults them in again
+until its dynamic thresholds have grown: a transfer in a fresh server process faulted
+40,000-70,000 times per 512 MiB where the thresholds left 3,000-4,000 (``perf stat``). The
+servers here have run transfers before the measured ones, so their thresholds grew already:
+the page-fault lines (per GiB, the client's start-up left out) show what is left.
 ``--lib-only`` leaves out the commands, curl and the demo.
 
 Each transfer starts after ``os.sync()``: once a GiB or two of written files wait for the
@@ -39,6 +47,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -78,6 +87,8 @@ RESUME_CUTS = {"full": 20, "quick": 20, "smoke": 4}
 RESUME_TARGET_MIB = 2 * 2 + 2
 REPEATS = {"full": 3, "quick": 3, "smoke": 1}
 RATE_TARGET = 0.8
+#: A verified file transfer's CPU per GiB (both processes) against the in-memory stream's.
+CPU_TARGET = 1.5
 PEAK_TARGET_MIB = 64
 CURL = shutil.which("curl") or "/usr/bin/curl"
 CLI = [PYTHON, "-m", "sio_stream"]
@@ -188,21 +199,51 @@ def demo_rate(output: str) -> float:
     return float(match.group(1))
 
 
+def malloc_kept() -> dict[str, str]:
+    """The environment that gives a process the malloc thresholds ``sio-stream`` sets for its own."""
+    from sio_stream.cli._malloc import MMAP_THRESHOLD, TRIM_THRESHOLD
+
+    return {
+        "GLIBC_TUNABLES": f"glibc.malloc.trim_threshold={TRIM_THRESHOLD}:"
+        f"glibc.malloc.mmap_threshold={MMAP_THRESHOLD}"
+    }
+
+
+#: A contestant of the library lines: the checkout its processes import (None: this one), and
+#: what their environment adds.
+Contestant = tuple[str | None, dict[str, str]]
+
+
 @contextmanager
-def library(checkout: str | None) -> Iterator[None]:
-    """Processes started inside import sio_stream from ``checkout`` (None: this one's)."""
-    if checkout is None:
-        yield
-        return
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(checkout).resolve()), saved]))
+def library(contestant: Contestant) -> Iterator[None]:
+    """Processes started inside import sio_stream from the contestant's checkout, with its environment."""
+    checkout, extra = contestant
+    changes = dict(extra)
+    if checkout is not None:
+        changes["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(checkout).resolve()), os.environ.get("PYTHONPATH")])
+        )
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+def minor_faults(pid: int) -> int:
+    """The page faults a running process has taken so far (all threads; /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def children_minor_faults() -> int:
+    """The page faults of this process's finished children (the client processes)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
 
 
 # -- the curl baseline ------------------------------------------------------------------------------
@@ -344,6 +385,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rates: dict[str, list[float]] = {}
     # CPU seconds per GiB: client, server (all threads), then their event-loop threads alone.
     cpu: dict[str, list[tuple[float, float, float, float]]] = {}
+    # Page faults per GiB: client (its start-up left out), server.
+    faults: dict[str, list[tuple[float, float]]] = {}
     peaks: dict[str, list[float]] = {}
     try:
         root = tmp / "served"
@@ -357,10 +400,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             served(root) as cli_server,
             _process([PYTHON, __file__, "--static", str(root)], "static server") as (_, static_port),
         ):
-            # The library servers: this checkout's, and the compared one's.
-            checkouts: dict[str, str | None] = {"": None}
+            # The library servers: this checkout's, the compared one's, with malloc kept.
+            checkouts: dict[str, Contestant] = {"": (None, {})}
             if args.compare:
-                checkouts[f" [{args.compare}]"] = args.compare
+                checkouts[f" [{args.compare}]"] = (args.compare, {})
+            if args.malloc_kept:
+                checkouts[" [malloc kept]"] = (None, malloc_kept())
             py = {}
             for tag, checkout in checkouts.items():
                 with library(checkout):
@@ -385,16 +430,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             # Warm-up (not reported): first connections, the server's cached sha256 of src.
             warm = [dict(j, size=min(size, 4 * MiB), expect=None) for j in lib_jobs[:2]]
+            # A client process's own page faults (start-up, imports, connecting): a 64 KiB upload's,
+            # left out of the per-GiB counts below.
+            startup: dict[str, int] = {}
             for tag, checkout in checkouts.items():
                 with library(checkout):
                     run_client(SIO, py[tag].url, warm)
+                    counted = children_minor_faults()
+                    run_client(SIO, py[tag].url, [{"op": "upload", "size": 64 * 1024}])
+                    startup[tag] = children_minor_faults() - counted
             run_cli_rss("get", cli_server.url, "src.bin", str(local / "warm.bin"), "--no-progress")
             (local / "warm.bin").unlink()
             for _ in range(repeats):
                 for job, (tag, checkout) in [(j, c) for j in lib_jobs for c in checkouts.items()]:
                     os.sync()  # each transfer starts with no dirty pages of the one before
+                    counted = (children_minor_faults(), minor_faults(py[tag].pid))
                     with library(checkout):
                         [result] = run_client(SIO, py[tag].url, [job])
+                    gib = result["bytes"] / (1024 * MiB)
+                    counts = (
+                        max(children_minor_faults() - counted[0] - startup[tag], 0) / gib,
+                        (minor_faults(py[tag].pid) - counted[1]) / gib,
+                    )
                     if "dst" in job:
                         Path(job["dst"]).unlink()  # a full page cache of earlier outputs costs writers
                     name = {
@@ -407,6 +464,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         name += f", {job['digest']}" if job["digest"] else ", digest off"
                     name += tag
                     rates.setdefault(name, []).append(mb_s(result))
+                    faults.setdefault(name, []).append(counts)
                     cpu.setdefault(name, []).append(
                         (
                             cpu_per_gib(result, "client"),
@@ -475,11 +533,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         target = met = None
         if not name.startswith(("in-memory", "curl")):
             # Against the in-memory stream of the same checkout.
-            ratios[f"in-memory {direction}"] = ratio(value, rate[f"in-memory {direction}{_tag(name)}"])
+            base = f"in-memory {direction}{_tag(name)}"
+            ratios[f"in-memory {direction}"] = ratio(value, rate[base])
+            # The same, taken round by round (the two under the same load) and its median.
+            ratios["in-memory, round by round"] = paired(rates[name], rates[base])
             target = f">={RATE_TARGET:g}x in-memory"
             met = ratios[f"in-memory {direction}"] >= RATE_TARGET
         if curl is not None and not name.startswith("curl"):
             ratios["curl"] = ratio(value, curl)
+            if name.startswith("cli") or _tag(name) == "":
+                ratios["curl, round by round"] = paired(rates[name], rates["curl aiohttp-static download"])
         report.line(
             f"{name} {size_label(size)}",
             value,
@@ -490,6 +553,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runs=[round(v, 1) for v in rates[name]],
         )
     cpu_line(report, cpu)
+    fault_line(report, faults)
     for name, values in peaks.items():
         # The worst of the rounds: a bound must hold every time.
         value = max(values)
@@ -526,6 +590,10 @@ def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float, float, floa
     * with a core per thread: the in-memory stream's busiest event-loop thread over the line's
       (file reads, writes and hashing run in worker threads, which more cores run beside the
       loops): an estimate for a machine with spare cores, not a measurement.
+
+    A verified transfer's line (the default digest) also has its CPU per GiB over the in-memory
+    stream's, taken round by round (the two ran minutes apart at most, under the same load from
+    the machine's other users) and the median of those: the figure the target is about.
     """
     cores = os.cpu_count() or 1
     hashing = sha256_seconds_per_gib()
@@ -538,16 +606,55 @@ def cpu_line(report: Report, cpu: dict[str, list[tuple[float, float, float, floa
         direction = "upload" if "upload" in name else "download"
         base = figures.get(f"in-memory {direction}{_tag(name)}")
         ratios: dict[str, float] = {}
+        target = met = None
         if base is not None and not name.startswith("in-memory"):
             ratios["in-memory: ceiling on these cores"] = ratio(base[0] + base[1], client + serving)
             ratios["with a core per thread"] = ratio(max(base[2:]), max(client_loop, server_loop))
+            if ", " not in name:  # verified with the default digest
+                by_round = paired(
+                    [v[0] + v[1] for v in cpu[name]],
+                    [b[0] + b[1] for b in cpu[f"in-memory {direction}{_tag(name)}"]],
+                )
+                ratios["in-memory CPU, round by round"] = by_round
+                target = f"<={CPU_TARGET:g}x in-memory CPU"
+                met = by_round <= CPU_TARGET
         report.line(
             f"{name} CPU client {client:.2f} + server {serving:.2f} (loops {client_loop:.2f} + "
             f"{server_loop:.2f})",
             client + serving,
             "CPU s/GiB",
             ratios,
+            target,
+            met,
         )
+
+
+def fault_line(report: Report, faults: dict[str, list[tuple[float, float]]]) -> None:
+    """Page faults per GiB of each contestant (medians): a count of the kernel's, which the
+    machine's load moves less than CPU time. A chunk-sized block that malloc handed back to the
+    kernel and allocated again faults 128 times (4 KiB pages). The client's figure leaves out a
+    client process's own (start-up, imports, connecting: those of a 64 KiB upload)."""
+    for name, values in faults.items():
+        client, serving = (median([v[i] for v in values]) for i in range(2))
+        direction = "upload" if "upload" in name else "download"
+        base = faults.get(f"in-memory {direction}{_tag(name)}")
+        ratios: dict[str, float] = {}
+        if base is not None and not name.startswith("in-memory"):
+            ratios[f"in-memory {direction}"] = ratio(
+                client + serving, median([v[0] for v in base]) + median([v[1] for v in base])
+            )
+        report.line(
+            f"{name} page faults client {client:,.0f} + server {serving:,.0f}",
+            client + serving,
+            "faults/GiB",
+            ratios,
+            runs=[round(sum(v)) for v in values],
+        )
+
+
+def paired(values: list[float], bases: list[float]) -> float:
+    """The median of ``values[i] / bases[i]``: figures of the same round over each other."""
+    return median([ratio(value, base) for value, base in zip(values, bases, strict=False)])
 
 
 def _tag(name: str) -> str:
@@ -562,6 +669,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-demo", action="store_true", help="skip `sio-stream demo`")
     p.add_argument("--no-resume", action="store_true", help="skip the resume line")
     p.add_argument("--lib-only", action="store_true", help="only the library's transfers")
+    p.add_argument(
+        "--malloc-kept",
+        action="store_true",
+        help="also run the library transfers with the malloc thresholds sio-stream sets",
+    )
     p.add_argument(
         "--compare", default=None, metavar="DIR", help="also run the library transfers of the checkout at DIR"
     )
