@@ -350,7 +350,9 @@ class ResumeMixin:
                 continue
             entry = entries.get(sid)
             if entry is None and sid in fresh:
-                entry = [0, 0, 0, 0]  # its event goes again: the peer never saw the stream
+                # Its event goes again: the peer never saw the stream (nor took its initial
+                # credit: the placeholder carries it again, see _initial.py).
+                entry = [0, stream.initial_credit, stream.read_size if stream.initial_credit else 0, 0]
             if not (
                 isinstance(entry, list) and len(entry) == 4 and all(_count(v) is not None for v in entry)
             ):

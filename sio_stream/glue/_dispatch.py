@@ -36,7 +36,7 @@ from .._errors import (
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget, StreamSocketStatistics, process_budget
-from ..core._config import DEFAULT_MAX_SUSPENDED
+from ..core._config import DEFAULT_INITIAL_CREDIT, DEFAULT_MAX_SUSPENDED
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -121,6 +121,7 @@ def socket_config(
         max_window=max_window,
         process_budget=process_budget,
         resume_timeout=resume_timeout,
+        initial_credit=DEFAULT_INITIAL_CREDIT,
     )
     if (
         not isinstance(resume_timeout, bool)
@@ -501,17 +502,17 @@ class SocketLogic:
         limit = self._config.max_placeholders
         seen = 0
 
-        def from_placeholder(stream_id: Any, options: Any) -> Any:
+        def from_placeholder(stream_id: Any, options: Any, credit: Any = None) -> Any:
             nonlocal seen
             seen += 1
             if seen > limit:
                 return self.stream_class(connection.core.refuse_placeholder(stream_id, too_many))
-            stream = connection.decode_stream(stream_id, options)
+            stream = connection.decode_stream(stream_id, options, credit)
             found.append(stream)
             return stream
 
         too_many = f"more than {limit} streams in one event"
-        decoded = placeholders.decode(value, from_placeholder)
+        decoded = placeholders.decode(value, from_placeholder, credit=True)
         if seen > limit:
             # The caller destroys the streams accepted so far: the whole event is refused.
             raise InvalidOptionError(f"{too_many} ({seen})")
