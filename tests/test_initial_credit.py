@@ -137,3 +137,46 @@ def test_a_taken_offer_is_counted_in_the_budget_even_beyond_its_limit():
     reader = pair.b.decode_placeholder("s", None, OFFER // CHUNK)
     assert reader.error is None
     assert pair.b.budget.reserved == OFFER and process.used == process.limit + OFFER
+
+
+@pytest.mark.parametrize("sent", [True, False], ids=["lost-on-the-wire", "still-queued"])
+def test_a_stream_whose_event_is_sent_again_after_a_resume_takes_its_initial_credit_again(sent: bool):
+    """The drop loses the event (and the writes its initial credit let go): the peer never took
+    the offer, the event carries its credit again, the writer holds it again, and every byte
+    arrives once. Without that the reader waited for chunks its writer had no credit for."""
+    from tests.test_session_events_core import resume
+    from tests.test_session_resume_core import CHUNK as RESUME_CHUNK
+    from tests.test_session_resume_core import config as resume_config
+    from tests.test_session_resume_core import cut, take_all
+
+    offer = 4 * RESUME_CHUNK
+    pair = CorePair(resume_config(), resume_config(initial_credit=offer))
+    stream = StreamCore(StreamOptions())
+    placeholder = pair.a.attach(stream)
+    assert placeholder[wire.PLACEHOLDER_CREDIT_KEY] == 4
+    pair.a.queue(Outgoing(wire.STREAM, ("upload", placeholder)))
+    pair.a.announce(stream)
+    data = bytes(range(256)) * 3
+    pair.a.write(stream, data)
+    pair.a.end(stream)
+    if sent:
+        while pair.send(pair.a):
+            pass
+        assert [getattr(item, "event", None) for item in pair.wires[id(pair.a)]][:2] == [
+            wire.STREAM,
+            wire.WRITE,
+        ]
+    cut(pair)
+    resume(pair)
+    pair.flush()
+    assert [name for name, _args in pair.events[id(pair.b)]] == ["upload"]
+    (reader,) = pair.events[id(pair.b)][0][1]
+    assert reader.error is None and reader.initial_credit == 4
+    pair.b.start_reading(reader)
+    got = b""
+    for _ in range(500):
+        pair.flush()
+        got += b"".join(take_all(pair.b, reader))
+        if reader.readable_ended:
+            break
+    assert got == data and reader.error is None and stream.error is None

@@ -361,6 +361,11 @@ class ResumeMixin:
             self._rewind(stream, entry)
             if sid in fresh and sid not in entries:
                 self._ask_again(stream)
+        for stream in self.streams.values():
+            if stream.initial_credit and stream.id not in self.suspended_ids:
+                # Its event was still queued at the drop: its initial credit is intact, but the
+                # writes the suspension dropped from the outbox must be scheduled again.
+                self._schedule(stream)
         self.suspended = False
         self.suspended_ids = set()
         self.resumes += 1
