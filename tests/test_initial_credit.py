@@ -128,6 +128,17 @@ def test_offers_stay_within_the_process_share_and_go_back_when_a_connection_clos
     assert INITIAL_KEY in late.hello().args[0]
 
 
+def test_no_offer_while_the_process_has_no_free_room_for_it():
+    """Taken offers are reserved beyond the limit; a full process (say, streams nobody reads
+    holding what offers brought) makes no new one, so connections that come and go one after
+    the other cannot take it further."""
+    process = Budget(OFFER_SHARE * OFFER * 2)
+    assert process.reserve(process.limit - OFFER + 1)
+    assert INITIAL_KEY not in ProtocolCore(standing_still(config(process=process))).hello().args[0]
+    process.release(reserved=1)
+    assert INITIAL_KEY in ProtocolCore(standing_still(config(process=process))).hello().args[0]
+
+
 def test_a_taken_offer_is_counted_in_the_budget_even_beyond_its_limit():
     """The peer holds the credit already: the reservation is made whatever the budget says,
     and bounded by the offer."""

@@ -284,12 +284,19 @@ class Budget:
     def offer(self, size: int) -> bool:
         """Offer the peer ``size`` bytes of initial credit (credit it may use on a new stream
         before we know the stream): False when the process's share of offers
-        (:data:`OFFER_SHARE` of its limit) has no room for it. An offer is not counted in
+        (:data:`OFFER_SHARE` of its limit) has no room for it, or the process or this account
+        has not that much free beside the offers already made. An offer is not counted in
         :attr:`used` (an idle connection's offer holds nothing): the stream that takes it is
-        reserved at once (:meth:`Holding.reserve` with ``force``), so the process account may
-        go beyond its limit by at most that share."""
+        reserved at once (:meth:`Holding.reserve` with ``force``), so an account may go beyond
+        its limit by at most the offers outstanding when it filled, and no new offer is made
+        while it is beyond: the process stays within its limit plus that share."""
         process = self.parent if self.parent is not None else self
-        if size < 1 or process.offered + size > process.limit // OFFER_SHARE:
+        if (
+            size < 1
+            or process.offered + size > process.limit // OFFER_SHARE
+            or process.used + process.offered + size > process.limit
+            or self.used + self.offered + size > self.limit
+        ):
             return False
         self.offered += size
         if process is not self:
