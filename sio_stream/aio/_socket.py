@@ -811,6 +811,7 @@ class StreamSocket(SocketLogic):
         connection = self._connections.get(peer)
         if connection is not None and self._is_remote(peer):
             connection.core.receive_hello({"features": features})
+            connection.core.forwarded_offer()
 
     def _event_forwarded(
         self, peer: Any, callback: Callable[..., Any] | None = None

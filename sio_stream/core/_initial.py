@@ -118,6 +118,15 @@ class InitialMixin:
                 self.initial_offer = wanted
         return None if self.initial_offer is None else self.initial_offer.to_wire()
 
+    def forwarded_offer(self: _Core) -> None:
+        """This core is another node's client, whose packets its own node forwards (cluster): the
+        client may have taken its node's offer with a stream it returns here in an ack, so this
+        record accepts one credit within the offer its node made (the nodes share settings).
+        Its node counted that offer in its own process share; here it is reserved on arrival."""
+        if not self.initial_offered and self.peer_features >= NEEDED:
+            self.initial_offered = True
+            self.initial_offer = offer_size(self.config)
+
     def _receive_offer(self: _Core, value: Any) -> None:
         """The peer's hello came: keep its offer (the first hello's only: a resume's hello
         repeats it, and it may have been taken meanwhile), and withdraw ours if it cannot use it."""
