@@ -75,7 +75,7 @@ def test_sync_shutdown_ends_the_suspended_sessions_at_once() -> None:
         eventually(lambda: setup.streams.stream_count() == 1)
         setup.link.cut()
         with pytest.raises(ConnectionAbortedStreamError):  # the client does not come back
-            stream.write(b"y" * (1 << 20), timeout=10)
+            stream.write(b"y" * BEYOND_CREDIT, timeout=10)
         eventually(lambda: setup.streams.statistics().suspended == 1, 10)
         assert used() > before
         setup.server.shutdown()
