@@ -73,7 +73,7 @@ async def test_client_reconnects_after_a_network_cut_mid_transfer(monkeypatch: p
     # send there when the transport dies, so the next connection starts by sending the old one's
     # packets. Main has the same exposure with any backlog (a grown window's); off here until
     # the glue drops them at a drop (see the branch's report).
-    monkeypatch.setattr("sio_stream.glue._dispatch.DEFAULT_INITIAL_CREDIT", 0)
+    monkeypatch.setattr("sio_stream.aio._socket.DEFAULT_INITIAL_CREDIT", 0)
     server = socketio.AsyncServer(async_mode="aiohttp")
     streams = sio_stream.ss(server, resume_timeout=0)
     server_outcomes: list[Any] = []

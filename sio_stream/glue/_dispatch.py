@@ -36,7 +36,7 @@ from .._errors import (
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget, StreamSocketStatistics, process_budget
-from ..core._config import DEFAULT_INITIAL_CREDIT, DEFAULT_MAX_SUSPENDED
+from ..core._config import DEFAULT_MAX_SUSPENDED
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -105,8 +105,14 @@ def socket_config(
     max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
     resume_timeout: float = 0.0,
+    initial_credit: int = 0,
 ) -> CoreConfig:
-    """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`)."""
+    """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`). ``initial_credit``:
+    what each hello offers (negotiated initial-credit); only a driver that decodes an event's
+    streams before it handles any packet that came after the event may offer it, since the
+    writes the offer lets go follow the event at once (the asyncio driver: python-socketio starts
+    its handler tasks in arrival order; a sync server's handler threads do not keep that order,
+    and a green server lost the chunks that overtook their stream's event)."""
     config = CoreConfig(
         window=DEFAULT_WINDOW if window is None else window,
         object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
@@ -121,7 +127,7 @@ def socket_config(
         max_window=max_window,
         process_budget=process_budget,
         resume_timeout=resume_timeout,
-        initial_credit=DEFAULT_INITIAL_CREDIT,
+        initial_credit=initial_credit,
     )
     if (
         not isinstance(resume_timeout, bool)
