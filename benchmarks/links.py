@@ -22,7 +22,9 @@ one-stream lines also give each process's peak RSS over its idle RSS (target: th
 twice ``max_window``) and the target of issue 20 (one stream >= 0.8x raw TCP through a link with
 a delay). ``--mib`` sets one transfer size for every RTT: at 150 ms the default 48 MiB is about
 three bandwidth-delay products, so the stream's opening round trips and the window's ramp weigh
-on it; a full run also moves one stream of 256 MiB there (the rate once the window has grown).
+on it (the initial credit each hello offers, negotiated ``initial-credit``, takes most of them
+away: each client process's first upload and first download take it); a full run also moves
+one stream of 256 MiB there (the rate once the window has grown).
 ``ramp.py`` traces where a stream's opening round trips go.
 
 ``--browser`` adds our JavaScript client in Chromium at each RTT above 0 (``browser.py

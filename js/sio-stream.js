@@ -35,7 +35,16 @@ export const FEATURES = Object.freeze([
   'batch-read',
   'claim',
   'consumed',
+  // Each hello carries the most unused credit a writer accepts per stream ({credit: {bytes,
+  // objects}}): our reader keeps its windows within the peer's (a Python writer fails a stream
+  // granted beyond it), and says what our writer keeps (MAX_CREDIT chunks).
+  'credit-limit',
   'error-reply',
+  // A sio_stream reader's hello may offer credit for the first byte stream we send it
+  // ({initial: {credits, size}}): that stream's placeholder says how many credits it took
+  // ({credit: k}) and its data follows the event at once, without waiting a round trip for a
+  // $stream-read (our uploads on a long link). As a reader we offer none.
+  'initial-credit',
   // Once a stream was ended, our writes say the bytes left after them ({left: N}, a fourth
   // argument): a sio_stream reader sizes that stream's credit to it, and takes turns in its
   // connection window (many small uploads then all get their credit in one round trip).
@@ -291,6 +300,7 @@ export class IOStream {
     this.chunksSent = 0;
     this.chunksAccepted = 0;
     this.readSize = 0; // the `size` of the reader's last read (read-size: our chunks' limit)
+    this.initialCredit = 0; // credits taken of the reader's initial offer (initial-credit)
     this.peerConsumed = 0; // the reader's last `consumed` report (never goes back, never beyond chunksSent)
     this.bytesSent = 0;
     /**
@@ -361,7 +371,8 @@ export class IOStream {
     this.wantsRead = true;
     if (this.socket && this.announced && !this.readOpen && !this.readEnded) {
       this.readOpen = true;
-      this.readWindow = this.objectMode ? this.socket.objectWindow : this.socket.window;
+      const window = this.objectMode ? this.socket.objectWindow : this.socket.window;
+      this.readWindow = Math.min(window, this.socket._creditCap(this.objectMode));
       this._grant(this.readWindow - this.outstanding - this.inbox.length);
     }
   }
@@ -375,10 +386,12 @@ export class IOStream {
   _maybeGrow() {
     const socket = this.socket;
     if (!this.readOpen || this.objectMode || this.readEnded || this.remoteEnded || this.error) return;
-    if (!socket || !socket.uses('batch-read') || this.readWindow >= socket.maxWindow) return;
+    if (!socket || !socket.uses('batch-read')) return;
+    const cap = Math.min(socket.maxWindow, socket._creditCap(false));
+    if (this.readWindow >= cap) return;
     if (this.inbox.length || this.outstanding === 0 || !this.fastWindow) return;
     const wanted = Math.max(2 * this.readWindow, this.wantedWindow);
-    const more = Math.min(wanted, socket.maxWindow) - this.readWindow;
+    const more = Math.min(wanted, cap) - this.readWindow;
     this.readWindow += more;
     this.fastWindow = false;
     // The next decision counts a whole window of the new size from now.
@@ -1030,6 +1043,10 @@ export class StreamSocket {
     this.handlers = new Map();
     /** Features both sides announced (empty until a sio_stream server answers the hello). */
     this.peerFeatures = new Set();
+    /** The peer writer's credit-limit ({bytes, objects}), once its hello announced one. */
+    this.peerCredit = null;
+    /** The peer reader's initial credit ({credits, size}) until our first byte stream takes it. */
+    this.peerOffer = null;
     this._helloWaiters = [];
     // negotiated resume
     this._token = null; // the session's secret (the server's answer to our hello)
@@ -1221,7 +1238,10 @@ export class StreamSocket {
       value.socket = this;
       this.streams.set(value.id, value);
       attached.push(value);
-      return value.toJSON();
+      const placeholder = value.toJSON();
+      const credit = this._takeOffer(value);
+      if (credit) placeholder.credit = credit;
+      return placeholder;
     }
     if (Array.isArray(value)) return value.map((v) => this._encode(v, attached));
     if (value && typeof value === 'object' && !isBinary(value)) {
@@ -1320,6 +1340,22 @@ export class StreamSocket {
   _setFeatures(info) {
     const theirs = info && Array.isArray(info.features) ? info.features : [];
     this.peerFeatures = new Set(theirs.filter((f) => this.features.includes(f)));
+    // The peer writer's bound (credit-limit); a malformed one is ignored, as the Python side does.
+    const credit = info && info.credit;
+    const whole = (n) => Number.isSafeInteger(n) && n >= 1;
+    this.peerCredit =
+      this.peerFeatures.has('credit-limit') && credit && whole(credit.bytes) && whole(credit.objects)
+        ? { bytes: credit.bytes, objects: credit.objects }
+        : null;
+    // The peer reader's initial credit (initial-credit), taken by our first byte stream.
+    const initial = info && info.initial;
+    this.peerOffer =
+      ['initial-credit', 'batch-read', 'read-size'].every((f) => this.peerFeatures.has(f)) &&
+      initial &&
+      whole(initial.credits) &&
+      whole(initial.size)
+        ? { credits: initial.credits, size: initial.size }
+        : null;
     this._helloSeen = true;
     if (!this.resumable) {
       this._sentEvents.forget(); // kept in case the session could resume (see _keepsEvents)
@@ -1389,10 +1425,47 @@ export class StreamSocket {
   // -- sending -----------------------------------------------------------------------------------
   _sendHello() {
     this.peerFeatures = new Set();
+    this.peerCredit = null;
+    this.peerOffer = null;
     this._helloSeen = false;
     this._token = null;
     this._recentlyClosed.clear();
-    this.sio.emit(EV.HELLO, { version: PROTOCOL_VERSION, features: [...this.features] });
+    this.sio.emit(EV.HELLO, { version: PROTOCOL_VERSION, features: [...this.features], credit: this._creditLimit() });
+  }
+
+  /**
+   * Our byte stream `stream` is being sent: the credits it takes of the peer reader's offer
+   * (initial-credit; taken once per connection), held as if the reader had sent
+   * $stream-read(id, size, credits). 0: none.
+   */
+  _takeOffer(stream) {
+    const offer = this.peerOffer;
+    if (!offer || stream.objectMode) return 0;
+    this.peerOffer = null;
+    const credits = Math.min(offer.credits, MAX_CREDIT);
+    stream.credit = credits;
+    stream.creditTotal = credits;
+    stream.firstGrant = credits;
+    stream.readSize = offer.size;
+    stream.initialCredit = credits;
+    return credits;
+  }
+
+  /** Our writer's bound (credit-limit): it keeps MAX_CREDIT credits, each a chunk of at most maxChunk. */
+  _creditLimit() {
+    return { bytes: MAX_CREDIT * this.maxChunk, objects: MAX_CREDIT };
+  }
+
+  /**
+   * Most credit one of our streams may hold outstanding as a reader: within the peer writer's
+   * announced credit-limit (its bytes counted in reads of our maxChunk, the size our reads ask
+   * for), and MAX_CREDIT. Toward a peer that did not announce it, MAX_CREDIT.
+   */
+  _creditCap(objectMode) {
+    const limit = this.peerCredit;
+    if (!limit) return MAX_CREDIT;
+    const credits = objectMode ? limit.objects : Math.floor(limit.bytes / this.maxChunk);
+    return Math.max(1, Math.min(MAX_CREDIT, credits));
   }
 
   /** Everything but a resume's own handshake goes through here: held while suspended. */
@@ -1451,6 +1524,8 @@ export class StreamSocket {
     this.streams.clear();
     for (const s of streams) s._fail(error, false);
     this.peerFeatures = new Set();
+    this.peerCredit = null;
+    this.peerOffer = null;
     this._helloSeen = false;
     this._token = null;
     this._recentlyClosed.clear();
@@ -1519,6 +1594,7 @@ export class StreamSocket {
     this.sio.emit(EV.HELLO, {
       version: PROTOCOL_VERSION,
       features: [...this.features],
+      credit: this._creditLimit(),
       resume: { token: this._token, streams, events: this._eventsReceived, awaiting: this._sentEvents.awaited() },
     });
   }
@@ -1600,7 +1676,8 @@ export class StreamSocket {
       if (!stream || stream.error) continue;
       let entry = Object.prototype.hasOwnProperty.call(table, id) ? table[id] : undefined;
       if (entry === undefined && fresh.has(id)) {
-        entry = [0, 0, 0, 0];
+        // Its event goes again with the credit it took of the server's offer: it holds it again.
+        entry = [0, stream.initialCredit, stream.initialCredit ? stream.readSize : 0, 0];
         stream._restartReading();
       }
       const valid = Array.isArray(entry) && entry.length === 4 && entry.every((v) => Number.isSafeInteger(v) && v >= 0);

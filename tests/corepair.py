@@ -96,12 +96,12 @@ class CorePair:
             dst.event_answered(number, ())  # the handler answers at once, with no arguments
             found = self.decoded[id(dst)]
 
-            def make(stream_id: Any, options: Any) -> StreamCore:
-                stream = dst.decode_placeholder(stream_id, options)
+            def make(stream_id: Any, options: Any, credit: Any = None) -> StreamCore:
+                stream = dst.decode_placeholder(stream_id, options, credit)
                 found.append(stream)
                 return stream
 
-            decoded = placeholders.decode(list(args[1:]), make)
+            decoded = placeholders.decode(list(args[1:]), make, credit=True)
             self.events[id(dst)].append((args[0], decoded))
         return None
 

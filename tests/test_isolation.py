@@ -80,7 +80,11 @@ async def _produce(stream: IOStream, size: int | None) -> None:
 
 
 @pytest.fixture
-async def arena() -> AsyncIterator[Arena]:
+async def arena(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Arena]:
+    # The bounds here are the configured window's. Initial credit (negotiated initial-credit)
+    # lets a connection's first stream hold the offer (16 MiB) instead, and a window grown from
+    # it opens the next stream wider: tests/test_initial_credit.py bounds that.
+    monkeypatch.setattr("sio_stream.aio._socket.DEFAULT_INITIAL_CREDIT", 0)
     sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=4 * 1024 * 1024)
     runner, url = await start_server(sio)
     result = Arena(sio, url)

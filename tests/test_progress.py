@@ -6,7 +6,9 @@ or stops consuming (stalled). Hypothesis interleaves their steps, the delivery o
 packet, and hostile writes beyond credit. Then every active end runs to completion.
 
 * **Safety**, after every step: no connection account holds or reserves more than its limit,
-  nor the process account more than its limit, whatever the peer sent.
+  nor the process account more than its limit, whatever the peer sent; with initial credit
+  offered (negotiated ``initial-credit``), beyond that by at most the offers taken (a taken
+  offer is reserved whatever the budgets hold: the peer holds the credit already).
 * **Progress**, at the end: every stream whose writer and reader are both active finished,
   intact and in order, whatever the quiet, stalled or hostile streams beside it did.
 
@@ -24,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from sio_stream.core import _wire as wire
-from sio_stream.core._budget import Budget
+from sio_stream.core._budget import OFFER_SHARE, Budget
 from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
 from sio_stream.core._state import WriteState
@@ -34,9 +36,12 @@ from tests.corepair import CorePair
 MAX_STREAMS = 8
 MAX_FLOWS = 6  # every flow is a stream on both cores: within MAX_STREAMS on each
 PROCESS_LIMIT = 24 * 1024  # two connections of 16 KiB contend for it
+#: Initial credit each side offers when the example turns it on: one chunk, so that both
+#: offers fit in the process's share of offers (1/8 of its limit, 3 KiB).
+OFFER = 1024
 
 
-def config(process: Budget, clock: Callable[[], float]) -> CoreConfig:
+def config(process: Budget, clock: Callable[[], float], initial: bool = False) -> CoreConfig:
     # Small numbers so that a few streams fill every bound: windows of 4 KiB that may grow to
     # 32 KiB, a connection window of 4 KiB (it grows with them), 16 KiB per connection (floors
     # of 1 KiB).
@@ -51,6 +56,7 @@ def config(process: Budget, clock: Callable[[], float]) -> CoreConfig:
         process_budget=process,
         idle_timeout=None,
         max_window=32 * 1024,  # windows may grow to 32 chunks (window-growth)
+        initial_credit=OFFER if initial else 0,
         clock=clock,
     )
 
@@ -84,9 +90,11 @@ class FlowControl(RuleBasedStateMachine):
         self.flows: list[Flow] = []
         self.pair: CorePair
 
-    @initialize(hello=st.booleans())
-    def connect(self, hello: bool) -> None:
-        self.pair = CorePair(config(self.process, self.clock), config(self.process, self.clock), hello=hello)
+    @initialize(hello=st.booleans(), initial=st.booleans())
+    def connect(self, hello: bool, initial: bool) -> None:
+        self.pair = CorePair(
+            config(self.process, self.clock, initial), config(self.process, self.clock, initial), hello=hello
+        )
 
     def clock(self) -> float:
         return self.now
@@ -185,12 +193,21 @@ class FlowControl(RuleBasedStateMachine):
     def within_budgets(self) -> None:
         if not self.flows:
             return
+        taken = 0
         for core in (self.pair.a, self.pair.b):
             budget = core.budget
+            # The offer this core's reader saw taken (its hello made one, none is left).
+            offer = (
+                OFFER
+                if core.initial_offered and core.initial_offer is None and core.config.initial_credit
+                else 0
+            )
+            taken += offer
             assert budget.held >= 0 and budget.reserved >= 0
-            assert budget.held + budget.reserved <= budget.limit, core.statistics()
+            assert budget.held + budget.reserved <= budget.limit + offer, core.statistics()
             assert 0 <= budget.floor_used <= budget.floor_pool
-        assert self.process.held + self.process.reserved <= self.process.limit
+        assert taken <= self.process.limit // OFFER_SHARE
+        assert self.process.held + self.process.reserved <= self.process.limit + taken
 
     # -- progress --------------------------------------------------------------------------
     def _write(self, flow: Flow, size: int) -> None:

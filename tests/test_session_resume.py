@@ -22,8 +22,11 @@ import socketio
 import sio_stream
 from benchmarks.link import Link
 from sio_stream import ConnectionAbortedStreamError, IOStream, ResumeRefusedError, StreamError, create_stream
-from sio_stream.core._config import FEATURE_RESUME, OUR_FEATURES
+from sio_stream.core._config import DEFAULT_INITIAL_CREDIT, FEATURE_RESUME, OUR_FEATURES
 from tests.support import start_server, wait_for
+
+#: A write the stream cannot take at once, whatever initial credit the reader offered.
+BEYOND_CREDIT = DEFAULT_INITIAL_CREDIT + (1 << 20)
 
 pytestmark = pytest.mark.anyio
 
@@ -318,7 +321,7 @@ async def test_a_refused_resume_fails_the_clients_streams_with_a_typed_error() -
         setup.streams._sessions.clear()  # the server forgot the session (say it restarted)
         setup.link.cut()
         with pytest.raises(ResumeRefusedError):
-            await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 10)
+            await asyncio.wait_for(stream.write(b"y" * BEYOND_CREDIT), 10)
         # The server's suspended copy waits for a client that will never claim it, then fails.
         await wait_for(lambda: setup.uploads, 5)
         assert isinstance(setup.uploads[0], ConnectionAbortedStreamError)
@@ -343,7 +346,7 @@ async def test_a_client_that_never_returns_fails_its_streams_after_the_timeout()
         setup.link.cut()
         # The client does not reconnect: its side fails at once.
         with pytest.raises(ConnectionAbortedStreamError):
-            await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 5)
+            await asyncio.wait_for(stream.write(b"y" * BEYOND_CREDIT), 5)
         await wait_for(lambda: setup.streams.statistics().suspended == 1, 5)
         await wait_for(lambda: setup.uploads, 5)
         assert loop.time() - start >= 0.45
@@ -379,7 +382,7 @@ async def test_resume_timeout_zero_keeps_todays_behaviour() -> None:
         await wait_for(lambda: setup.uploads, 5)
         assert isinstance(setup.uploads[0], ConnectionAbortedStreamError)
         with pytest.raises(ConnectionAbortedStreamError):
-            await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 5)
+            await asyncio.wait_for(stream.write(b"y" * BEYOND_CREDIT), 5)
         assert setup.streams._sessions == {}
 
 
@@ -452,5 +455,5 @@ async def test_beyond_the_cap_of_suspended_sessions_a_drop_fails_at_once(monkeyp
         assert isinstance(setup.uploads[0], ConnectionAbortedStreamError)
         # The client's resume is then refused: its streams fail with the typed error.
         with pytest.raises(ResumeRefusedError):
-            await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 10)
+            await asyncio.wait_for(stream.write(b"y" * BEYOND_CREDIT), 10)
         await wait_for(lambda: empty(setup))

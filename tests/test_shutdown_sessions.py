@@ -13,10 +13,14 @@ import pytest
 
 import sio_stream
 from sio_stream import ConnectionAbortedStreamError, create_stream, sync
+from sio_stream.core._config import DEFAULT_INITIAL_CREDIT
 from tests.support import wait_for
 from tests.sync_support import eventually
 from tests.test_session_resume import session
 from tests.test_sync_resume import sync_session
+
+#: A write the stream cannot take at once, whatever initial credit the reader offered.
+BEYOND_CREDIT = DEFAULT_INITIAL_CREDIT + (1 << 20)
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +38,7 @@ async def test_shutdown_ends_the_suspended_sessions_at_once() -> None:
         await wait_for(lambda: setup.streams.stream_count() == 1)
         setup.link.cut()
         with pytest.raises(ConnectionAbortedStreamError):  # the client does not come back
-            await asyncio.wait_for(stream.write(b"y" * (1 << 20)), 10)
+            await asyncio.wait_for(stream.write(b"y" * BEYOND_CREDIT), 10)
         await wait_for(lambda: setup.streams.statistics().suspended == 1, 10)
         assert used() > before  # the reader's credit stays reserved for the client's return
         await setup.server.shutdown()
@@ -71,7 +75,7 @@ def test_sync_shutdown_ends_the_suspended_sessions_at_once() -> None:
         eventually(lambda: setup.streams.stream_count() == 1)
         setup.link.cut()
         with pytest.raises(ConnectionAbortedStreamError):  # the client does not come back
-            stream.write(b"y" * (1 << 20), timeout=10)
+            stream.write(b"y" * BEYOND_CREDIT, timeout=10)
         eventually(lambda: setup.streams.statistics().suspended == 1, 10)
         assert used() > before
         setup.server.shutdown()

@@ -16,6 +16,7 @@ from sio_stream import (
     StreamError,
     create_stream,
 )
+from sio_stream.core._config import DEFAULT_INITIAL_CREDIT
 
 pytestmark = pytest.mark.anyio
 
@@ -128,11 +129,12 @@ async def test_wrong_data_is_a_typed_error_and_queues_nothing(streams):
 
 async def test_writer_waits_at_the_high_water_mark_until_the_reader_reads(streams):
     writer, reader = streams
-    blob = b"b" * (5 * 1024 * 1024)
+    # Beyond what the reader's initial credit (negotiated initial-credit) lets it send unread.
+    blob = b"b" * (5 * 1024 * 1024 + DEFAULT_INITIAL_CREDIT)
     sent = asyncio.ensure_future(writer.send(blob))
     with anyio.move_on_after(0.3):
         await asyncio.shield(sent)
-    assert not sent.done(), "5 MiB cannot be accepted while nobody reads"
+    assert not sent.done(), "5 MiB beyond the initial credit cannot be accepted while nobody reads"
     received = 0
     while received < len(blob):
         received += len(await reader.receive(1 << 20))

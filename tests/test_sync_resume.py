@@ -19,8 +19,12 @@ import pytest
 import socketio
 
 from sio_stream import ConnectionAbortedStreamError, ResumeRefusedError, StreamError, sync
+from sio_stream.core._config import DEFAULT_INITIAL_CREDIT
 from tests.sync_support import eventually, sync_server
 from tests.threaded_link import ThreadedLink, threaded_link
+
+#: A write the stream cannot take at once, whatever initial credit the reader offered.
+BEYOND_CREDIT = DEFAULT_INITIAL_CREDIT + (1 << 20)
 
 MiB = 1024 * 1024
 PIECE = 256 * 1024
@@ -197,7 +201,7 @@ def test_a_sync_client_that_never_returns_fails_its_streams_after_the_timeout() 
         setup.link.cut()
         # The client does not reconnect: its side fails at once.
         with pytest.raises(ConnectionAbortedStreamError):
-            stream.write(b"y" * (1 << 20), timeout=5)
+            stream.write(b"y" * BEYOND_CREDIT, timeout=5)
         eventually(lambda: setup.streams.statistics().suspended == 1, 5)
         # The server's copy waits resume_timeout for the client, then fails.
         assert setup.done.wait(5)
@@ -230,7 +234,7 @@ def test_a_refused_sync_resume_fails_the_clients_streams_with_a_typed_error() ->
         setup.streams._sessions.clear()  # the server forgot the session (say it restarted)
         setup.link.cut()
         with pytest.raises(ResumeRefusedError):
-            stream.write(b"y" * (1 << 20), timeout=10)
+            stream.write(b"y" * BEYOND_CREDIT, timeout=10)
         assert setup.done.wait(5)
         assert isinstance(setup.results[0], ConnectionAbortedStreamError)
         eventually(lambda: empty(setup))
@@ -253,7 +257,7 @@ def test_resume_timeout_zero_keeps_the_sync_apis_old_behaviour() -> None:
         assert setup.done.wait(5)
         assert isinstance(setup.results[0], ConnectionAbortedStreamError)
         with pytest.raises(ConnectionAbortedStreamError):
-            stream.write(b"y" * (1 << 20), timeout=5)
+            stream.write(b"y" * BEYOND_CREDIT, timeout=5)
         assert setup.streams._sessions == {}
 
 

@@ -29,11 +29,11 @@ function fakeSocket() {
   };
 }
 
-/** A StreamSocket whose peer announced `features`, and a stream the peer sent it. */
-function receivedStream(features, options) {
+/** A StreamSocket whose peer announced `features` (and `hello`'s other keys), and a stream the peer sent it. */
+function receivedStream(features, options, hello = {}) {
   const socket = fakeSocket();
   const streams = new StreamSocket(socket, options);
-  socket.serve('$stream-hello', { version: 1, features });
+  socket.serve('$stream-hello', { version: 1, features, ...hello });
   const stream = streams._received('s1', {});
   return { socket, streams, stream, reader: stream.readable.getReader() };
 }
@@ -57,10 +57,10 @@ async function deliverAndRead(socket, reader) {
  * `delay` ms after its read, and chunks leave the writer no closer than `gap` ms apart (the
  * writer's, or the link's, pace). The reader reads every chunk as soon as it has one.
  */
-function linkedStream({ delay, gap, late = 0, lateAt = 0 }) {
+function linkedStream({ delay, gap, late = 0, lateAt = 0, options = {}, hello = {} }) {
   let now = 0;
   let sent = 0; // chunks the writer has sent; chunk number `lateAt` leaves `late` ms later still
-  const { socket, stream, reader } = receivedStream(FEATURES, { clock: () => now });
+  const { socket, stream, reader } = receivedStream(FEATURES, { clock: () => now, ...options }, hello);
   const due = []; // arrival times of the chunks granted, in order
   let sendFree = 0; // when the writer may send its next chunk
   const emit = socket.emit.bind(socket);
@@ -179,4 +179,43 @@ test('windows beyond what writers accept are refused at construction, with a Ran
   assert.equal(new StreamSocket(fakeSocket(), { maxWindow: null }).maxWindow, DEFAULT_MAX_WINDOW); // as if left out
   const largest = new StreamSocket(fakeSocket(), { window: MAX_CREDIT, maxWindow: MAX_CREDIT });
   assert.equal(largest.maxWindow, MAX_CREDIT);
+});
+
+test("windows stay within the peer writer's credit-limit (a Python writer fails a stream granted beyond it)", async () => {
+  // The writer keeps 12 chunks of our read size (maxChunk 1 KiB): the window opens at 12, not
+  // 16, and on a long link grows no further, whatever maxWindow says.
+  const hello = { credit: { bytes: 12 * 1024, objects: 5 } };
+  const { socket, stream, read } = linkedStream({
+    delay: 100,
+    gap: 0,
+    options: { window: 16, maxWindow: MAX_CREDIT, maxChunk: 1024 },
+    hello,
+  });
+  assert.deepEqual(await read(200), [12]);
+  assert.ok(granted(socket) - 200 - stream.inbox.length <= 12, `${granted(socket)} granted`);
+  stream.destroy('done');
+  // Our hello says what our writer keeps; without credit-limit in the peer's hello its bound is not used.
+  const plain = receivedStream(FEATURES.filter((f) => f !== 'credit-limit'), { window: 16, maxChunk: 1024 }, hello);
+  assert.equal(plain.streams._creditCap(false), MAX_CREDIT);
+  const sent = fakeSocket();
+  const ours = new StreamSocket(sent, { maxChunk: 1024 });
+  ours._sendHello();
+  const ourHello = sent.sent.find((args) => args[0] === '$stream-hello')[1];
+  assert.ok(ourHello.features.includes('credit-limit'));
+  assert.deepEqual(ourHello.credit, { bytes: MAX_CREDIT * 1024, objects: MAX_CREDIT });
+});
+
+test("an object stream's window stays within the peer's objects bound; a malformed bound is ignored", async () => {
+  const { streams } = receivedStream(FEATURES, { objectWindow: 128 }, { credit: { bytes: 1 << 20, objects: 5 } });
+  const objects = streams._received('o1', { objectMode: true });
+  const reader = objects.readable.getReader();
+  const first = reader.read();
+  await tick();
+  assert.equal(objects.readWindow, 5);
+  assert.equal(objects.outstanding, 5);
+  objects.destroy('done');
+  await first.catch(() => {});
+  for (const credit of [{ bytes: 0, objects: 5 }, { bytes: 1.5, objects: 5 }, 'x', null]) {
+    assert.equal(receivedStream(FEATURES, {}, { credit }).streams._creditCap(true), MAX_CREDIT);
+  }
 });

@@ -59,8 +59,8 @@ class Connection(ConnectionLogic):
         with contextlib.suppress(RuntimeError):  # built outside a loop: nothing to schedule on
             self.core.budget.on_freed = _waker(asyncio.get_running_loop(), self.core.budget.wake)
 
-    def decode_stream(self, stream_id: Any, options: Any) -> IOStream:
-        stream: IOStream = super().decode_stream(stream_id, options)
+    def decode_stream(self, stream_id: Any, options: Any, credit: Any = None) -> IOStream:
+        stream: IOStream = super().decode_stream(stream_id, options, credit)
         return stream
 
     def watch_idle(self) -> None:

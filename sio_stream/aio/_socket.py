@@ -20,7 +20,13 @@ from .._errors import LocalProtocolError, StreamError
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget
-from ..core._config import CREDIT_LIMIT_KEY, DEFAULT_RESUME_TIMEOUT, FEATURE_RESUME, credit_limit
+from ..core._config import (
+    CREDIT_LIMIT_KEY,
+    DEFAULT_INITIAL_CREDIT,
+    DEFAULT_RESUME_TIMEOUT,
+    FEATURE_RESUME,
+    credit_limit,
+)
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -251,6 +257,8 @@ def ss(
         max_window=max_window,
         process_budget=process_budget,
         resume_timeout=resume_timeout,
+        # Offered by this driver only (see socket_config): its handler tasks start in order.
+        initial_credit=DEFAULT_INITIAL_CREDIT,
     )
     host = Host(sio, namespace)
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
@@ -811,6 +819,7 @@ class StreamSocket(SocketLogic):
         connection = self._connections.get(peer)
         if connection is not None and self._is_remote(peer):
             connection.core.receive_hello({"features": features})
+            connection.core.forwarded_offer()
 
     def _event_forwarded(
         self, peer: Any, callback: Callable[..., Any] | None = None

@@ -41,6 +41,10 @@ DEFAULT_PROCESS_LIMIT = 512 * 1024 * 1024
 
 #: Above this fraction of its limit the process account is contended (see fairness above).
 _CONTENDED_NUM, _CONTENDED_DEN = 3, 4
+#: Initial credit offered over all connections stays within 1/8 of the process limit (64 MiB by
+#: default: four offers of 16 MiB): what the process account may go beyond its limit by when
+#: every offer is taken at once (see Budget.offer).
+OFFER_SHARE = 8
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class Budget:
         "floor_short",
         "wanted",
         "on_freed",
+        "offered",
     )
 
     def __init__(
@@ -156,6 +161,8 @@ class Budget:
         #: every chunk consumed (100 streams: 7,600 passes for 1,700 chunks).
         self.wanted = 1
         self.parent = parent
+        #: Bytes of initial credit offered to peers and not used yet (see :meth:`offer`).
+        self.offered = 0
         #: Called when a garbage-collected stream gave room back (see :meth:`Holding.drop`), from
         #: its finalizer: at any moment, in any thread. It must only schedule a call of
         #: :meth:`wake` on the account's own thread (the driver sets it); ``None``: nobody does.
@@ -273,12 +280,46 @@ class Budget:
         newcomer, whichever is larger."""
         return max(self.fair_level(), self.limit // (len(self._members) + 1))
 
+    # -- initial credit (negotiated initial-credit, see _initial.py) -----------------------------------
+    def offer(self, size: int) -> bool:
+        """Offer the peer ``size`` bytes of initial credit (credit it may use on a new stream
+        before we know the stream): False when the process's share of offers
+        (:data:`OFFER_SHARE` of its limit) has no room for it, or the process or this account
+        has not that much free beside the offers already made. An offer is not counted in
+        :attr:`used` (an idle connection's offer holds nothing): the stream that takes it is
+        reserved at once (:meth:`Holding.reserve` with ``force``), so an account may go beyond
+        its limit by at most the offers outstanding when it filled, and no new offer is made
+        while it is beyond: the process stays within its limit plus that share."""
+        process = self.parent if self.parent is not None else self
+        if (
+            size < 1
+            or process.offered + size > process.limit // OFFER_SHARE
+            or process.used + process.offered + size > process.limit
+            or self.used + self.offered + size > self.limit
+        ):
+            return False
+        self.offered += size
+        if process is not self:
+            process.offered += size
+        return True
+
+    def withdraw(self, size: int) -> None:
+        """An offer of ``size`` bytes was taken by a stream, or the connection is gone."""
+        size = min(size, self.offered)
+        self.offered -= size
+        if self.parent is not None:
+            self.parent.offered = max(0, self.parent.offered - size)
+
     # -- the three verbs ---------------------------------------------------------------------------
-    def reserve(self, size: int, floor_room: int = 0, *, window: bool = True) -> bool:
+    def reserve(self, size: int, floor_room: int = 0, *, window: bool = True, force: bool = False) -> bool:
         """Reserve ``size`` bytes for credit about to be granted, of which up to ``floor_room``
         come from the stream's unused floor; False (nothing reserved) when the rest does not fit
         in :meth:`grantable` (``window``: under the connection window too) or the whole does not
-        fit in :attr:`free`."""
+        fit in :attr:`free`. With ``force`` it is reserved whatever room there is: credit the
+        peer holds already (an initial credit we offered, see :meth:`offer`)."""
+        if force:
+            self._add(0, size)
+            return True
         pooled = size - min(size, floor_room)
         if size > self.free or (pooled > 0 and pooled > self.grantable(window)):
             return False
@@ -368,9 +409,10 @@ class Budget:
 
     def close(self) -> None:
         """This (connection) account is gone: it stops counting as a connection of its parent
-        and waits no more. Bytes still held (streams the application may still read) stay
-        counted on both accounts until taken or garbage-collected."""
+        and waits no more; its offer goes back. Bytes still held (streams the application may
+        still read) stay counted on both accounts until taken or garbage-collected."""
         self._waiters.clear()
+        self.withdraw(self.offered)
         parent = self.parent
         if parent is not None and not self._closed:
             self._closed = True
@@ -472,8 +514,8 @@ class Holding:
         self.floored = False
         self._count_floor()
 
-    def reserve(self, size: int, *, window: bool = True) -> bool:
-        if not self.account.reserve(size, self.floor_room, window=window):
+    def reserve(self, size: int, *, window: bool = True, force: bool = False) -> bool:
+        if not self.account.reserve(size, self.floor_room, window=window, force=force):
             return False
         self.reserved += size
         self._count_floor()

@@ -59,6 +59,7 @@ from ._config import (
     FEATURE_RESUME,
     FEATURE_UNACKED_WRITE,
     INITIAL_BYTE_CREDIT,
+    INITIAL_KEY,
     INITIAL_OBJECT_CREDIT,
     INTEGRITY_KEY,
     MAX_OBJECT_BATCH,
@@ -72,6 +73,7 @@ from ._config import (
     floor_bytes,
 )
 from ._digest import DigestMixin
+from ._initial import InitialCredit, InitialMixin
 from ._options import StreamOptions
 from ._reading import ReadingMixin
 from ._resume import ResumeMixin
@@ -83,7 +85,7 @@ from ._turns import Turns, has_left, read_left, with_left
 from ._window import CreditLimit, ReadWindow
 
 
-class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
+class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
     """All streams of one Socket.IO connection (one namespace of one socket), sans I/O."""
 
     def __init__(self, config: CoreConfig | None = None) -> None:
@@ -125,6 +127,12 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         self.peer_features: frozenset[str] = frozenset()
         #: The most unused credit the peer's writer accepts per stream (negotiated credit-limit).
         self.peer_credit_limit: CreditLimit | None = None
+        #: Negotiated ``initial-credit`` (see _initial.py): our offer, until the peer's stream
+        #: takes it, and whether it was made; the peer's, until our first byte stream takes it.
+        self.initial_offer: InitialCredit | None = None
+        self.initial_offered = False
+        self.peer_offer: InitialCredit | None = None
+        self.peer_offer_seen = False
         #: The peer's hello came (its features are known), or it is known to send none.
         self.peer_known = False
         self.closed = False
@@ -181,6 +189,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         info: dict[str, Any] = {"version": PROTOCOL_VERSION, "features": sorted(features)}
         if FEATURE_CREDIT_LIMIT in features:
             info[CREDIT_LIMIT_KEY] = credit_limit(self.config).to_wire()
+        offer = self._hello_offer(features)
+        if offer is not None:
+            info[INITIAL_KEY] = offer
         if resume is not None:
             info["resume"] = resume
         return Outgoing(wire.HELLO, (info,))
@@ -202,6 +213,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
                 if FEATURE_CREDIT_LIMIT in self.peer_features
                 else None
             )
+            self._receive_offer(info.get(INITIAL_KEY))
             if not self.resumable:
                 self._keep_nothing()  # kept in case it could resume (see _keeps_events)
 
@@ -262,6 +274,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         options = stream.options.to_wire()
         if options is not None:
             placeholder["options"] = options
+        credit = self._take_offer(stream)
+        if credit:
+            placeholder[wire.PLACEHOLDER_CREDIT_KEY] = credit
         return placeholder
 
     def _bind(self, stream: StreamCore) -> None:
@@ -280,13 +295,16 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         stream.announced = True
         if stream.wants_read:
             self._open_window(stream)
-        # Ending or failing before the announcement left nothing on the wire yet.
+        # Ending or failing before the announcement left nothing on the wire yet; data written
+        # meanwhile goes now if the stream holds credit already (initial credit).
+        self._schedule(stream)
         self._after_write_change(stream)
         if stream.error is not None and not stream.error.remote:
             self._queue(Outgoing(wire.ERROR, (stream.id, stream.error.wire_message)))
 
-    def decode_placeholder(self, stream_id: Any, options: Any) -> StreamCore:
-        """A stream the peer sent us. Never raises: a bad placeholder yields a failed stream."""
+    def decode_placeholder(self, stream_id: Any, options: Any, credit: Any = None) -> StreamCore:
+        """A stream the peer sent us. Never raises: a bad placeholder yields a failed stream.
+        ``credit``: the initial credit its writer took (negotiated ``initial-credit``)."""
         try:
             opts = StreamOptions.from_wire(options)
         except StreamError as exc:
@@ -310,6 +328,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin):
         stream.peer_seen = True
         if failure is not None:
             self.fail(stream, failure)
+        elif credit is not None:
+            self._prime(stream, credit)
         return stream
 
     def refuse_placeholder(self, stream_id: Any, message: str) -> StreamCore:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import InvalidOptionError
-from ._wire import PLACEHOLDER_KEY
+from ._wire import PLACEHOLDER_CREDIT_KEY, PLACEHOLDER_KEY
 
 #: Nesting deeper than this is refused rather than walked (a hostile peer's argument tree
 #: must not exhaust the interpreter's stack).
@@ -40,21 +40,26 @@ def _encode(value: Any, to_placeholder: Callable[[Any], dict[str, Any] | None], 
     return value
 
 
-def decode(value: Any, from_placeholder: Callable[[Any, Any], Any]) -> Any:
-    """Return ``value`` with every placeholder replaced by ``from_placeholder(id, options)``.
+def decode(value: Any, from_placeholder: Callable[..., Any], *, credit: bool = False) -> Any:
+    """Return ``value`` with every placeholder replaced by ``from_placeholder(id, options)``
+    (with ``credit``: ``from_placeholder(id, options, credit)``, the placeholder's initial
+    credit or ``None``, see sio_stream.core._initial).
 
     Raises :class:`InvalidOptionError` for trees nested deeper than :data:`MAX_DEPTH`.
     """
-    return _decode(value, from_placeholder, 0)
+    return _decode(value, from_placeholder, 0, credit)
 
 
-def _decode(value: Any, from_placeholder: Callable[[Any, Any], Any], depth: int) -> Any:
+def _decode(value: Any, from_placeholder: Callable[..., Any], depth: int, credit: bool = False) -> Any:
     if depth > MAX_DEPTH:
         raise InvalidOptionError(f"arguments nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, list):
-        return [_decode(item, from_placeholder, depth + 1) for item in value]
+        return [_decode(item, from_placeholder, depth + 1, credit) for item in value]
     if isinstance(value, dict):
         if value.get(PLACEHOLDER_KEY):
-            return from_placeholder(value[PLACEHOLDER_KEY], value.get("options"))
-        return {key: _decode(item, from_placeholder, depth + 1) for key, item in value.items()}
+            stream_id, options = value[PLACEHOLDER_KEY], value.get("options")
+            if credit:
+                return from_placeholder(stream_id, options, value.get(PLACEHOLDER_CREDIT_KEY))
+            return from_placeholder(stream_id, options)
+        return {key: _decode(item, from_placeholder, depth + 1, credit) for key, item in value.items()}
     return value

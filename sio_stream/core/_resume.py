@@ -350,7 +350,9 @@ class ResumeMixin:
                 continue
             entry = entries.get(sid)
             if entry is None and sid in fresh:
-                entry = [0, 0, 0, 0]  # its event goes again: the peer never saw the stream
+                # Its event goes again: the peer never saw the stream (nor took its initial
+                # credit: the placeholder carries it again, see _initial.py).
+                entry = [0, stream.initial_credit, stream.read_size if stream.initial_credit else 0, 0]
             if not (
                 isinstance(entry, list) and len(entry) == 4 and all(_count(v) is not None for v in entry)
             ):
@@ -359,6 +361,11 @@ class ResumeMixin:
             self._rewind(stream, entry)
             if sid in fresh and sid not in entries:
                 self._ask_again(stream)
+        for stream in self.streams.values():
+            if stream.initial_credit and stream.id not in self.suspended_ids:
+                # Its event was still queued at the drop: its initial credit is intact, but the
+                # writes the suspension dropped from the outbox must be scheduled again.
+                self._schedule(stream)
         self.suspended = False
         self.suspended_ids = set()
         self.resumes += 1

@@ -99,6 +99,8 @@ class StreamCore:
         self.parked = 0  # credits held back while probing
         self.read_size = 0  # writer: the size of the peer's last read (read-size feature)
         self.grant_size = 0  # reader: the size of our last read toward a read-size writer
+        #: Credits the stream took of the reader's initial offer (negotiated initial-credit).
+        self.initial_credit = 0
         #: Reader: the bytes the writer said were left after its last chunk, once it ended the
         #: stream (negotiated ``final-size``, see _turns.py); ``None``: not known.
         self.peer_left: int | None = None

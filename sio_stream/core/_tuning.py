@@ -58,6 +58,13 @@ class RoundTrip:
         self._granted += count
         self._grants.append((self._granted, now))
 
+    def unstamped(self, count: int) -> None:
+        """``count`` credits were granted at no time we know (initial credit, which the writer
+        took before the reader knew the stream): their chunks are counted, never sampled. A
+        stamp at the stream's decoding made the burst's first chunks after the next grant look
+        like a round trip of a few milliseconds, and the window never grew."""
+        self._granted += count
+
     def arrived(self, count: int, now: float) -> None:
         self._arrived += count
         while self._grants and self._grants[0][0] <= self._arrived:

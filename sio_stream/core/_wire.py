@@ -39,6 +39,9 @@ ERROR_REPLY_KEY: Final = "$stream-error"
 
 #: Key that marks a placeholder object.
 PLACEHOLDER_KEY: Final = "$stream"
+#: A placeholder's initial credit: the credits its writer took of our offer (negotiated
+#: ``initial-credit``, see _initial.py).
+PLACEHOLDER_CREDIT_KEY: Final = "credit"
 
 #: The message every stream of a dropped connection fails with (as in JavaScript).
 CONNECTION_ABORTED: Final = "Connection aborted"

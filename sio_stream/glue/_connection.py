@@ -136,9 +136,10 @@ class ConnectionLogic:
         ``STALL_CHECK`` seconds while it returns True (see sio_stream.core._turns)."""
         raise NotImplementedError
 
-    def decode_stream(self, stream_id: Any, options: Any) -> Any:
-        """A stream for a placeholder the peer sent (failed at once if it was bad)."""
-        stream = self._stream_class(self.core.decode_placeholder(stream_id, options))
+    def decode_stream(self, stream_id: Any, options: Any, credit: Any = None) -> Any:
+        """A stream for a placeholder the peer sent (failed at once if it was bad); ``credit``:
+        the placeholder's initial credit (negotiated ``initial-credit``), ``None`` if none."""
+        stream = self._stream_class(self.core.decode_placeholder(stream_id, options, credit))
         stream.received = True
         self.watch_idle()
         return stream

@@ -105,8 +105,14 @@ def socket_config(
     max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
     resume_timeout: float = 0.0,
+    initial_credit: int = 0,
 ) -> CoreConfig:
-    """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`)."""
+    """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`). ``initial_credit``:
+    what each hello offers (negotiated initial-credit); only a driver that decodes an event's
+    streams before it handles any packet that came after the event may offer it, since the
+    writes the offer lets go follow the event at once (the asyncio driver: python-socketio starts
+    its handler tasks in arrival order; a sync server's handler threads do not keep that order,
+    and a green server lost the chunks that overtook their stream's event)."""
     config = CoreConfig(
         window=DEFAULT_WINDOW if window is None else window,
         object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,
@@ -121,6 +127,7 @@ def socket_config(
         max_window=max_window,
         process_budget=process_budget,
         resume_timeout=resume_timeout,
+        initial_credit=initial_credit,
     )
     if (
         not isinstance(resume_timeout, bool)
@@ -501,17 +508,17 @@ class SocketLogic:
         limit = self._config.max_placeholders
         seen = 0
 
-        def from_placeholder(stream_id: Any, options: Any) -> Any:
+        def from_placeholder(stream_id: Any, options: Any, credit: Any = None) -> Any:
             nonlocal seen
             seen += 1
             if seen > limit:
                 return self.stream_class(connection.core.refuse_placeholder(stream_id, too_many))
-            stream = connection.decode_stream(stream_id, options)
+            stream = connection.decode_stream(stream_id, options, credit)
             found.append(stream)
             return stream
 
         too_many = f"more than {limit} streams in one event"
-        decoded = placeholders.decode(value, from_placeholder)
+        decoded = placeholders.decode(value, from_placeholder, credit=True)
         if seen > limit:
             # The caller destroys the streams accepted so far: the whole event is refused.
             raise InvalidOptionError(f"{too_many} ({seen})")

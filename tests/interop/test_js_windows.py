@@ -21,6 +21,7 @@ from _node import NODE_DIR, NodeTools
 import sio_stream
 from benchmarks.link import Link
 from sio_stream import IOStream, create_stream
+from sio_stream.core._config import DEFAULT_INITIAL_CREDIT, DEFAULT_MAX_CHUNK
 from tests.support import start_server
 
 pytestmark = pytest.mark.anyio
@@ -106,9 +107,10 @@ async def test_both_read_windows_grow_on_a_long_link(node_tools: NodeTools) -> N
     assert "error" not in result, result["error"]
     assert (result["sent"], result["received"]) == (size, size)
     assert result["initialWindow"] == WINDOW
-    # The server's window for our upload started at the configured 8 chunks and grew.
-    assert windows and windows[0] <= WINDOW, windows[:10]
-    assert max(windows) > WINDOW, max(windows)
+    # The server's window for our upload started at the initial credit it offered, which our
+    # client took (negotiated initial-credit), and grew.
+    assert windows and windows[0] == DEFAULT_INITIAL_CREDIT // DEFAULT_MAX_CHUNK, windows[:10]
+    assert max(windows) > windows[0], max(windows)
     # Our reader's window for the download grew too.
     assert result["readWindow"] > WINDOW, result
 
