@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import socketio
 
+import sio_stream
 from sio_stream import RemoteProtocolError
 from sio_stream.core import _wire as wire
 from sio_stream.core._budget import OFFER_SHARE, Budget
@@ -191,3 +193,14 @@ def test_a_stream_whose_event_is_sent_again_after_a_resume_takes_its_initial_cre
         if reader.readable_ended:
             break
     assert got == data and reader.error is None and stream.error is None
+
+
+def test_ss_initial_credit_option_sets_or_turns_off_the_offer() -> None:
+    offers = []
+    for value in (0, 2 * 1024 * 1024):
+        sio = socketio.AsyncServer(async_mode="aiohttp")
+        offers.append(sio_stream.ss(sio, initial_credit=value)._config.initial_credit)
+    assert offers == [0, 2 * 1024 * 1024]
+    for bad in (-1, 1.5, True, "16M"):
+        with pytest.raises(sio_stream.InvalidOptionError, match="initial_credit"):
+            sio_stream.ss(socketio.AsyncServer(async_mode="aiohttp"), initial_credit=bad)

@@ -58,7 +58,7 @@ class Arena:
 
     async def client(self) -> socketio.AsyncClient:
         client = socketio.AsyncClient()
-        sio_stream.ss(client)
+        sio_stream.ss(client, initial_credit=0)
         await client.connect(self.url, transports=["websocket"])
         return client
 
@@ -80,15 +80,14 @@ async def _produce(stream: IOStream, size: int | None) -> None:
 
 
 @pytest.fixture
-async def arena(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Arena]:
-    # The bounds here are the configured window's. Initial credit (negotiated initial-credit)
-    # lets a connection's first stream hold the offer (16 MiB) instead, and a window grown from
-    # it opens the next stream wider: tests/test_initial_credit.py bounds that.
-    monkeypatch.setattr("sio_stream.aio._socket.DEFAULT_INITIAL_CREDIT", 0)
+async def arena() -> AsyncIterator[Arena]:
     sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=4 * 1024 * 1024)
     runner, url = await start_server(sio)
     result = Arena(sio, url)
-    streams = sio_stream.ss(sio)
+    # The bounds here are the configured window's. Initial credit (negotiated initial-credit)
+    # lets a connection's first stream hold the offer (16 MiB) instead, and a window grown from
+    # it opens the next stream wider: tests/test_initial_credit.py bounds that.
+    streams = sio_stream.ss(sio, initial_credit=0)
 
     @streams.on("download")
     async def download(sid: str, size: int | None) -> IOStream:

@@ -88,6 +88,9 @@ def check_config(config: CoreConfig) -> None:
     resume = config.resume_timeout
     if isinstance(resume, bool) or not isinstance(resume, (int, float)) or resume < 0:
         raise InvalidOptionError(f"resume_timeout must be a number of seconds (0: off), not {resume!r}")
+    initial = config.initial_credit
+    if isinstance(initial, bool) or not isinstance(initial, int) or initial < 0:
+        raise InvalidOptionError(f"initial_credit must be a number of bytes (0: off), not {initial!r}")
 
 
 def socket_config(
