@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -134,12 +136,14 @@ class Recipients:
     """Recipients ``first`` .. ``first + count - 1`` of a job, each its own connection, in the room.
 
     The first ``job["slow"]`` of the job's recipients never read. Each reading recipient stamps
-    the time it has the whole stream and tells the sender through the server (``bench-done``)."""
+    the time it has the whole stream and tells the sender through the server (``bench-done``);
+    one whose stream failed (dropped for lagging, say) tells it too, without a stamp, so that a
+    failed run ends with an error instead of a sender waiting forever."""
 
     def __init__(self, job: dict[str, Any], first: int, count: int) -> None:
         self.size: int = job["size"]
         self.slow = [i < job.get("slow", 0) for i in range(first, first + count)]
-        self.done: list[dict[str, Any]] = [{"bytes": 0, "end": None} for _ in range(count)]
+        self.done: list[dict[str, Any]] = [{"bytes": 0, "end": None, "over": False} for _ in range(count)]
         self.clients: list[Any] = []
         self.sids: list[str] = []
         self._progress = asyncio.Event()  # set whenever a recipient finishes
@@ -154,8 +158,10 @@ class Recipients:
             client = socketio.AsyncClient()
             streams = ss(client)
 
-            async def finish(done: dict[str, Any] = done, client: Any = client) -> int:
-                done["end"] = time.monotonic()
+            async def finish(done: dict[str, Any] = done, client: Any = client, whole: bool = True) -> int:
+                if whole:
+                    done["end"] = time.monotonic()
+                done["over"] = True
                 self._progress.set()
                 await client.emit("bench-done")
                 return int(done["bytes"])
@@ -166,8 +172,12 @@ class Recipients:
             ) -> int:
                 if slow:
                     await never.wait()
-                async for chunk in stream:
-                    done["bytes"] += len(chunk)
+                try:
+                    async for chunk in stream:
+                        done["bytes"] += len(chunk)
+                except Exception:
+                    await end(whole=False)
+                    raise  # the library logs why the handler stopped
                 return int(await end())
 
             @client.on("raw-chunk")
@@ -185,16 +195,15 @@ class Recipients:
             self.sids.append(client.get_sid())
 
     async def finished(self) -> None:
-        """Wait until every reading recipient has had its whole stream's end."""
-        while not all(
-            done["end"] is not None for done, slow in zip(self.done, self.slow, strict=True) if not slow
-        ):
+        """Wait until every reading recipient has had its whole stream, or its stream failed."""
+        while not all(done["over"] for done, slow in zip(self.done, self.slow, strict=True) if not slow):
             self._progress.clear()
             await self._progress.wait()
 
     def result(self) -> dict[str, Any]:
         readers = [done for done, slow in zip(self.done, self.slow, strict=True) if not slow]
-        return {"ends": [done["end"] for done in readers], "bytes": [done["bytes"] for done in readers]}
+        ends = [done["end"] for done in readers if done["end"] is not None]
+        return {"ends": ends, "bytes": [done["bytes"] for done in readers]}
 
     async def close(self) -> None:
         for client in self.clients:
@@ -334,48 +343,57 @@ def run_job(url: str, job: dict[str, Any], processes: int) -> dict[str, Any]:
         return out
     processes = min(processes, n)
     bounds = [n * i // processes for i in range(processes + 1)]
-    groups = []
-    try:
-        for first, last in itertools.pairwise(bounds):
-            proc = subprocess.Popen(
-                _role("recipients", url, job | {"first": first, "count": last - first}),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+    with contextlib.ExitStack() as files:
+        groups = []
+        try:
+            for first, last in itertools.pairwise(bounds):
+                # Their stderr to a file: read only after a failure, and a pipe nobody reads meanwhile
+                # could fill up and stop them.
+                errors = files.enter_context(tempfile.TemporaryFile("w+"))
+                proc = subprocess.Popen(
+                    _role("recipients", url, job | {"first": first, "count": last - first}),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    text=True,
+                )
+                groups.append((f"recipients {first + 1}-{last}", proc, errors))
+            sids: list[str] = []
+            for name, proc, errors in groups:
+                assert proc.stdout is not None
+                line = proc.stdout.readline()
+                if not line.startswith("READY "):
+                    proc.kill()
+                    proc.wait()
+                    errors.seek(0)
+                    raise RuntimeError(f"{name} did not start: {line!r}\n{errors.read()[-3000:]}")
+                sids += json.loads(line.split(" ", 1)[1])
+            done = subprocess.run(
+                _role("sender", url, job | {"to": target(job, sids)}),
+                capture_output=True,
                 text=True,
+                timeout=JOB_TIMEOUT,
             )
-            groups.append((f"recipients {first + 1}-{last}", proc))
-        sids: list[str] = []
-        for name, proc in groups:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line.startswith("READY "):
-                raise RuntimeError(f"{name} did not start: {line!r}")
-            sids += json.loads(line.split(" ", 1)[1])
-        done = subprocess.run(
-            _role("sender", url, job | {"to": target(job, sids)}),
-            capture_output=True,
-            text=True,
-            timeout=JOB_TIMEOUT,
-        )
-        out = _last_json(done.stdout, "sender", done.returncode, done.stderr)
-        out |= {
-            "ends": [],
-            "bytes": [],
-            "loops": {"server": out["server_loop"], "sender": out["sender_loop"]},
-        }
-        for name, proc in groups:
-            # Closing stdin lets the recipients disconnect; they printed their result already.
-            stdout, _ = proc.communicate(timeout=60)
-            part = _last_json(stdout, name, proc.returncode)
-            out["ends"] += part["ends"]
-            out["bytes"] += part["bytes"]
-            out["loops"][name] = part["loop"]
-        return out
-    finally:
-        for _, proc in groups:  # only after a failure are they still running
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out = _last_json(done.stdout, "sender", done.returncode, done.stderr)
+            out |= {
+                "ends": [],
+                "bytes": [],
+                "loops": {"server": out["server_loop"], "sender": out["sender_loop"]},
+            }
+            for name, proc, errors in groups:
+                # Closing stdin lets the recipients disconnect; they printed their result already.
+                stdout, _ = proc.communicate(timeout=60)
+                errors.seek(0)
+                part = _last_json(stdout, name, proc.returncode, errors.read())
+                out["ends"] += part["ends"]
+                out["bytes"] += part["bytes"]
+                out["loops"][name] = part["loop"]
+            return out
+        finally:
+            for _name, proc, _errors in groups:
+                if proc.poll() is None:  # only after a failure are they still running
+                    proc.kill()
+                    proc.wait()
 
 
 def measure(url: str, job: dict[str, Any], processes: int) -> dict[str, Any]:
