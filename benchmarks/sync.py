@@ -18,6 +18,12 @@ and ``xM vs raw-socketio's CPU``: the CPU both processes spent on the hand-rolle
 what they spent on sio_stream's (M above 1: sio_stream costs less), read from Linux's per-thread
 counters. On a shared machine the CPU ratio moves much less than the time ratio.
 
+Under each upload and download line, a note splits both transfers' CPU between the client and
+the server, with each process's page faults per transfer (a kernel count the machine's load does
+not move): where sio_stream costs more than the hand-rolled emits, and how much of it is glibc
+handing freed chunk memory back to the kernel and faulting it in again (the client's reader
+keeps a window of chunks alive where the hand-rolled callback frees each at once).
+
 Per mode also an **upload ceiling**: the same chunks emitted without acks, as fast as the client
 queues them (``emit("raw-blast", chunk)``, then one ``call`` that returns once the server counted
 them all): what the sync stack carries with Socket.IO's framing and nothing waiting. Its line
@@ -246,9 +252,25 @@ def process_cpu(pid: int) -> float:
     return total / 1e9
 
 
-def measure(url: str, size: int, repeats: int, server_pid: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds per job, and median CPU seconds per job of both processes together (what
-    a busy machine's noise moves much less than the time: the work each way costs)."""
+def minor_faults(pid: int) -> int:
+    """The page faults process ``pid`` has taken so far (every thread; /proc); 0 where none."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[7])
+    except OSError:
+        return 0
+
+
+#: Per job, medians of: CPU seconds of the client, of the server; page faults of each.
+Split = dict[str, tuple[float, float, float, float]]
+
+
+def measure(
+    url: str, size: int, repeats: int, server_pid: int
+) -> tuple[dict[str, float], dict[str, float], Split]:
+    """Median seconds per job, median CPU seconds per job of both processes together (what
+    a busy machine's noise moves much less than the time: the work each way costs), and the
+    split of that CPU and of the page faults between client and server."""
     import socketio
 
     from sio_stream import sync
@@ -266,20 +288,36 @@ def measure(url: str, size: int, repeats: int, server_pid: int) -> tuple[dict[st
     }
     times: dict[str, list[float]] = {name: [] for name in jobs}
     cpu: dict[str, list[float]] = {name: [] for name in jobs}
+    split: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in jobs}
     me = os.getpid()
+
+    def counters() -> tuple[float, float, float, float]:
+        return process_cpu(me), process_cpu(server_pid), minor_faults(me), minor_faults(server_pid)
+
     try:
         for _ in range(repeats):
             for name, job in jobs.items():
-                used = process_cpu(me) + process_cpu(server_pid)
+                before = counters()
                 started = time.perf_counter()
                 job()
                 times[name].append(time.perf_counter() - started)
-                cpu[name].append(process_cpu(me) + process_cpu(server_pid) - used)
+                used = tuple(after - was for after, was in zip(counters(), before, strict=True))
+                cpu[name].append(used[0] + used[1])
+                split[name].append((used[0], used[1], used[2], used[3]))
     finally:
         client.disconnect()
     return (
         {name: median(values) for name, values in times.items()},
         {name: median(values) for name, values in cpu.items()},
+        {
+            name: (
+                median([v[0] for v in values]),
+                median([v[1] for v in values]),
+                median([v[2] for v in values]),
+                median([v[3] for v in values]),
+            )
+            for name, values in split.items()
+        },
     )
 
 
@@ -400,7 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for server_mode in args.modes.split(","):
         proc, url = start_server(server_mode)
         try:
-            seconds, cpu = measure(url, size, repeats, proc.pid)
+            seconds, cpu, split = measure(url, size, repeats, proc.pid)
             fan = measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
         finally:
             stop_server(proc)
@@ -417,6 +455,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 mode=server_mode,
                 op=op,
             )
+            report.note(split_note(split[f"sio {op}"], split[f"raw {op}"]))
         ceiling, ours, raw = seconds["unacked upload"], seconds["sio upload"], seconds["raw upload"]
         report.line(
             f"{server_mode} server, sync client: upload ceiling (unacked emits)",
@@ -435,6 +474,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             op="fan-out",
         )
     return report.finish(args.json)
+
+
+def split_note(ours: tuple[float, float, float, float], raw: tuple[float, float, float, float]) -> str:
+    """Client and server CPU (ms) and page faults of one transfer, sio_stream's -> raw-socketio's."""
+    return (
+        f"  client {ours[0] * 1000:.0f} -> {raw[0] * 1000:.0f} ms CPU (x{ratio(raw[0], ours[0]):.2f}), "
+        f"{ours[2]:.0f} -> {raw[2]:.0f} page faults; "
+        f"server {ours[1] * 1000:.0f} -> {raw[1] * 1000:.0f} ms CPU (x{ratio(raw[1], ours[1]):.2f}), "
+        f"{ours[3]:.0f} -> {raw[3]:.0f} page faults (sio_stream -> raw-socketio)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
