@@ -62,10 +62,11 @@ async def nodes(redis_url: str) -> AsyncIterator[Any]:
         started.append(result)
         return result
 
-    async def client(on: Node, others: list[Node]) -> tuple[socketio.AsyncClient, str]:
-        """A client of ``on``, once every node in ``others`` knows where it is."""
+    async def client(on: Node, others: list[Node], **options: Any) -> tuple[socketio.AsyncClient, str]:
+        """A client of ``on``, once every node in ``others`` knows where it is; ``options`` go
+        to its ``ss()``."""
         sio = socketio.AsyncClient()
-        ss(sio)  # before connecting, as an application does: its hello goes out at once
+        ss(sio, **options)  # before connecting, as an application does: its hello goes out at once
         clients.append(sio)
         await sio.connect(on.url, transports=["websocket"])
         sid = sio.get_sid()

@@ -237,13 +237,21 @@ async def test_a_relay_across_nodes_survives_drops_of_both_clients(redis_url: st
         receiver = await connect(setup, setup.b)
         sender = await connect(setup, setup.a)
 
+        relayed = asyncio.Event()
+
         @setup.a.streams.on("send-to")
         async def send_to(sid: str, stream: IOStream, target: str, size: int) -> None:
             await setup.a.streams.emit("file", stream, size, to=target)
+            relayed.set()
 
         data = os.urandom(5 * MiB)
         upload = create_stream()
         await sender.streams.emit("send-to", upload, receiver.sid, len(data))
+        # The sender's writes need not wait for the relay (the initial credit covers the first
+        # MiB): on busy cores the receiver's first cut came before node A's handler emitted to
+        # it, and the emit found the receiver's sid gone. The drops are of a relay, so it first
+        # exists.
+        await asyncio.wait_for(relayed.wait(), 30)
         await write(upload, data, {MiB: receiver, 2 * MiB: sender, 3 * MiB: receiver, 4 * MiB: sender})
         await wait_for(lambda: receiver.received, 30)
         assert receiver.received == [hashlib.sha256(data).hexdigest()]

@@ -12,6 +12,7 @@ import pytest
 import socketio
 
 from sio_stream import ConnectionAbortedStreamError, LocalProtocolError, StreamError, create_stream, ss
+from sio_stream.core._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW
 from tests.support import tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse fixture)
 from tests.test_cluster import ROOT, Node, digest, nodes  # noqa: F401 (fixtures)
 
@@ -284,14 +285,19 @@ async def test_a_sid_connected_nowhere_is_refused_at_once_in_a_cluster(nodes):  
 
 async def test_max_lag_drops_a_stalled_member_on_the_other_node_and_the_rest_finish(nodes):  # noqa: F811
     a, b = await nodes(), await nodes()
+    # Each member reads with its configured window, fixed: neither the initial credit a client
+    # offers (16 MiB) nor a window the tuner grew, whose call depends on the round trips it
+    # timed (on busy cores a reader's grew, the pace went with it, and another reader fell
+    # 6,400,000 bytes behind: 3 runs of 3).
+    fixed = {"initial_credit": 0, "max_window": DEFAULT_WINDOW * DEFAULT_MAX_CHUNK}
     members = []
     for node, other in ((a, b), (b, a)):
         rooms_on(node)
-        client, sid = await nodes.client(node, [other])
+        client, sid = await nodes.client(node, [other], **fixed)
         serve_digests(client)
         await join(client)
         members.append(sid)
-    stalled, stalled_sid = await nodes.client(b, [a])
+    stalled, stalled_sid = await nodes.client(b, [a], **fixed)
     await join(stalled)
     written = asyncio.Event()
 

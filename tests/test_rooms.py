@@ -20,11 +20,14 @@ from sio_stream import (
     create_stream,
     ss,
 )
+from sio_stream.core._core import DEFAULT_MAX_CHUNK, DEFAULT_WINDOW
 from tests.support import start_server, wait_for
 
 pytestmark = pytest.mark.anyio
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
+#: A client's read window in the max_lag case: the configured one (4 chunks of 512 KiB).
+WINDOW = DEFAULT_WINDOW * DEFAULT_MAX_CHUNK
 
 
 @dataclass
@@ -39,10 +42,12 @@ class Room:
     stalled: set[str] = field(default_factory=set)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def join(self, count: int, *, stall: int = 0) -> None:
+    async def join(self, count: int, *, stall: int = 0, **options: Any) -> None:
+        """``count`` clients join the lobby, the first ``stall`` of them stalled; ``options`` go
+        to each client's ``ss()``."""
         for i in range(count):
             client = socketio.AsyncClient()
-            streams = ss(client)
+            streams = ss(client, **options)
             future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
             stalls = i < stall
 
@@ -145,10 +150,15 @@ async def test_an_empty_room_is_refused_and_the_stream_stays_usable(room):
 
 
 async def test_a_recipient_that_stops_reading_is_dropped_with_max_lag(room):
-    await room.join(4, stall=1)
+    # Each client's window is its configured one, fixed: neither the initial credit a client
+    # offers (16 MiB, more than is sent: the stalled one would take it all and never lag) nor
+    # a window grown by the tuner, whose call depends on the round trips it timed (on busy
+    # cores the first reader's grew, the pace went with it, and a reader that read fell behind
+    # by 3,267,232 bytes, 4 runs of 4).
+    await room.join(4, stall=1, initial_credit=0, max_window=WINDOW)
     streams = ss(room.server)
     stream = create_stream()
-    # The stalled client takes its read window (2 MiB) and no more: with 8 MiB sent, what waits
+    # The stalled client takes its read window (2 MiB) and no more: with 9 MiB sent, what waits
     # for it passes max_lag, while the readers stay well within it.
     data = DATA * 3
     reply = asyncio.create_task(streams.call("file", stream, {}, to="lobby", max_lag=3 * 1024 * 1024))

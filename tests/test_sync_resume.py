@@ -324,9 +324,15 @@ def test_a_sync_client_resumes_with_an_asyncio_server() -> None:
             data = os.urandom(4 * MiB)
             stream = sync.create_stream()
             streams.emit("upload", stream)
+            cuts = 0
             for i in range(0, len(data), PIECE):
                 if i in (MiB, 3 * MiB):
+                    # The asyncio server offers initial credit, so these writes need not wait for
+                    # the link: on busy cores the second cut came before the first resume and
+                    # found no connection to cut. Each cut waits for the session to be back.
+                    eventually(lambda cuts=cuts: streams.statistics().resumes == cuts)
                     assert link.cut() == 1
+                    cuts += 1
                 stream.write(data[i : i + PIECE], timeout=30)
             stream.end(timeout=30)
             assert done.wait(30)
