@@ -22,7 +22,6 @@ from ..core import _wire as wire
 from ..core._budget import Budget
 from ..core._config import (
     CREDIT_LIMIT_KEY,
-    DEFAULT_INITIAL_CREDIT,
     DEFAULT_RESUME_TIMEOUT,
     FEATURE_RESUME,
     credit_limit,
@@ -176,7 +175,7 @@ def ss(
     cluster: bool = True,
     websocket_compression: bool = False,
     resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
-    initial_credit: int = DEFAULT_INITIAL_CREDIT,
+    initial_credit: int = 0,
 ) -> StreamSocket:
     """The :class:`StreamSocket` of ``sio`` (an ``AsyncServer`` or ``AsyncClient``) for ``namespace``.
 
@@ -234,12 +233,15 @@ def ss(
     ``emit()`` while the transport is down raises, as before. Toward other peers it changes
     nothing.
 
-    ``initial_credit`` (default 16 MiB; 0 turns it off): credit each connection's hello offers to
-    a sio_stream peer for the first byte stream it sends this end, so that stream's data follows
-    its event at once instead of waiting for its first credit (negotiated ``initial-credit``; a
-    150 ms link's first 48 MiB go about 1.6x faster). Offered only while the process budget and
-    the connection have room for it, within ``max_window``, half the connection's pool and an
-    eighth of the process budget; an offer nobody takes holds no memory.
+    ``initial_credit`` (default 0: off; 16 MiB covers a 100 MB/s link at 150 ms): credit each
+    connection's hello offers to a sio_stream peer for the first byte stream it sends this end,
+    so that stream's data follows its event at once instead of waiting for its first credit
+    (negotiated ``initial-credit``; a 150 ms link's first 48 MiB go about 1.6x faster). Offered
+    only while the process budget and the connection have room for it, within ``max_window``,
+    half the connection's shared pool and an eighth of the process budget; an offer nobody takes
+    holds no memory. Opt-in for now: on a server that joins a cluster it stays off, since a
+    stream a client returns in its answer to another node's event could have its first writes
+    overtake the answer between the nodes.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -281,7 +283,10 @@ def ss(
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)
     if cluster and socket._host.is_server:
-        socket._join_cluster(_relay_for(sio))
+        relay = _relay_for(sio)
+        if relay is not None:
+            config.initial_credit = 0  # see the docstring: not across nodes yet
+        socket._join_cluster(relay)
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket

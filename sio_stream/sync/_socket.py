@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
-from ..core._config import DEFAULT_RESUME_TIMEOUT
+from ..core._config import DEFAULT_RESUME_TIMEOUT, FEATURE_INITIAL_CREDIT
 from ..glue import _client_masks as client_masks
 from ..glue import _compression as compression
 from ..glue import _fast_unmask as fast_unmask
@@ -72,6 +72,10 @@ def ss(
             compression.configure(existing._host.sio.eio, websocket_compression)
         return existing
     config = socket_config(resume_timeout=resume_timeout, **options)
+    # Neither offers nor takes initial credit: a sync peer's handler threads and writer threads
+    # do not keep a stream's writes behind its event (a green server lost chunks that overtook
+    # their event; a sync server's writer taking an asyncio client's offer lost one in a room).
+    config.features = config.features - {FEATURE_INITIAL_CREDIT}
     host = SyncHost(sio, namespace)
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(host.sio.eio, websocket_compression)

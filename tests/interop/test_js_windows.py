@@ -39,7 +39,7 @@ async def serving(windows: list[int], rtt: float | None = 0.1) -> AsyncIterator[
     """The server behind a link of ``rtt`` seconds (``None``: loopback); ``windows`` gets the
     upload's read window (chunks) per chunk."""
     sio = socketio.AsyncServer(async_mode="aiohttp")
-    streams = sio_stream.ss(sio)
+    streams = sio_stream.ss(sio, initial_credit=DEFAULT_INITIAL_CREDIT)  # the offer our client takes
     runner, url = await start_server(sio)
     tasks: set[asyncio.Task[Any]] = set()
 
