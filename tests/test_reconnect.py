@@ -141,13 +141,8 @@ async def test_client_reconnects_after_a_network_cut_mid_transfer() -> None:
         assert all(isinstance(o, ConnectionAbortedStreamError) for o in server_outcomes), server_outcomes
         assert all(str(o) == "Connection aborted" for o in server_outcomes)
 
-        # python-socketio reconnects on its own; the new connection gets a new sid. Its reconnects
-        # wait 1 s for the namespace's answer (connect()'s wait_timeout default; reconnects take no
-        # other), and the cut left this one process (both ends) digesting what was in flight (up to
-        # the 16 MiB of initial credit): on busy cores that second can pass and python-socketio
-        # tries again, so a third sid is python-socketio's doing, not a lost connection.
-        await wait_for(lambda: len(sids) >= 2 and client.connected and "/" in client.namespaces)
-        assert client.get_sid() == sids[-1]
+        # python-socketio reconnects on its own; the new connection gets a new sid.
+        await wait_for(lambda: len(sids) == 2 and client.connected and "/" in client.namespaces)
         assert streams.stream_count() == 0
         server_outcomes.clear()
 

@@ -284,8 +284,9 @@ def ss(
         _announce_disconnects(sio)
     if cluster and socket._host.is_server:
         relay = _relay_for(sio)
-        if relay is not None:
+        if relay is not None and config.initial_credit:
             config.initial_credit = 0  # see the docstring: not across nodes yet
+            logger.warning("sio_stream: initial_credit is off on a server that joins a cluster")
         socket._join_cluster(relay)
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)

@@ -225,8 +225,8 @@ class CoreConfig:
     max_window: int = DEFAULT_MAX_WINDOW
     #: Bytes of initial credit offered to the peer's first byte stream (see
     #: DEFAULT_INITIAL_CREDIT); within ``max_window`` and half the connection's shared pool. 0
-    #: (the core's default; ``ss()`` sets DEFAULT_INITIAL_CREDIT): no offer, though our writer
-    #: still takes the peer's.
+    #: (the default, also of the asyncio ``ss()``, which takes ``initial_credit=``): no offer,
+    #: though our writer still takes the peer's.
     initial_credit: int = 0
     features: frozenset[str] = field(default=OUR_FEATURES)
     #: Seconds a dropped connection's streams wait for the client to come back (negotiated

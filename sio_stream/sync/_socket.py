@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
+from .._errors import HandlerError, InvalidOptionError, LocalProtocolError, StreamError, StreamTimeoutError
 from ..core._config import DEFAULT_RESUME_TIMEOUT, FEATURE_INITIAL_CREDIT
 from ..glue import _client_masks as client_masks
 from ..glue import _compression as compression
@@ -71,6 +71,8 @@ def ss(
         if existing._host.is_server:
             compression.configure(existing._host.sio.eio, websocket_compression)
         return existing
+    if options.get("initial_credit"):
+        raise InvalidOptionError("initial_credit: the sync driver neither offers nor takes initial credit")
     config = socket_config(resume_timeout=resume_timeout, **options)
     # Neither offers nor takes initial credit: a sync peer's handler threads and writer threads
     # do not keep a stream's writes behind its event (a green server lost chunks that overtook
