@@ -1602,7 +1602,11 @@ export class StreamSocket {
   _resumeAnswered(info, answer) {
     const accepted = answer && typeof answer === 'object' && 'streams' in answer && !('refused' in answer);
     if (accepted) {
+      // The session goes on: its offer is the first hello's (taken or not), as on the Python
+      // side; an untaken one repeated in the answer must not be taken a second time.
+      const offer = this.peerOffer;
       this._setFeatures(info);
+      this.peerOffer = offer;
       if (this.resumable) {
         if (typeof answer.token === 'string') this._token = answer.token;
         // The server forgets the token we resumed with once we confirm we hold the new one.

@@ -68,3 +68,31 @@ test('no credit taken without the feature, from a malformed offer, or by an obje
   assert.equal(events[1][2].credit, OFFER.credits); // to the first byte stream
   assert.equal(socket.of('$stream-write').filter(([, id]) => id === bytes.id).length, 1);
 });
+
+test('a resumed session does not take its offer a second time', async () => {
+  const socket = fakeSocket();
+  const streams = new StreamSocket(socket, { maxChunk: 4000 });
+  socket.serve('$stream-hello', { version: 1, features: FEATURES, initial: OFFER, resume: { token: 'a'.repeat(43) } });
+  await upload(streams, 5000);
+  socket.drop();
+  socket.reconnect();
+  // The server never got the first stream's event, so its offer is untaken and the resume
+  // answer's hello repeats it: the event sent again keeps its credit, and no later stream takes more.
+  socket.serve('$stream-hello', {
+    version: 1,
+    features: FEATURES,
+    initial: OFFER,
+    resume: { token: 'b'.repeat(43), streams: {}, events: 0 },
+  });
+  await tick();
+  await tick();
+  const later = createStream();
+  streams.emit('put2', later);
+  await tick();
+  const credits = socket.of('$stream').map((e) => [e[1], e[2].credit]);
+  assert.ok(credits.some(([name, credit]) => name === 'put' && credit === 3), JSON.stringify(credits));
+  assert.deepEqual(
+    credits.filter(([name]) => name === 'put2'),
+    [['put2', undefined]],
+  );
+});
