@@ -40,6 +40,7 @@ from ._config import (
 )
 from ._state import ReadInput
 from ._streamcore import StreamCore
+from ._wire import positive_ints
 
 #: The features the offer needs on both sides besides its own.
 NEEDED = frozenset({FEATURE_INITIAL_CREDIT, FEATURE_BATCH_READ, FEATURE_READ_SIZE})
@@ -62,14 +63,8 @@ class InitialCredit:
     @classmethod
     def from_wire(cls, value: Any) -> InitialCredit | None:
         """The peer's offer, ``None`` when malformed (nothing is then taken)."""
-        if not isinstance(value, dict):
-            return None
-        credits, size = value.get("credits"), value.get("size")
-        for number in (credits, size):
-            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                return None
-        assert isinstance(credits, int) and isinstance(size, int)
-        return cls(credits, size)
+        numbers = positive_ints(value, "credits", "size")
+        return None if numbers is None else cls(*numbers)
 
 
 def offer_size(config: CoreConfig) -> InitialCredit | None:

@@ -18,6 +18,8 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
+from ._wire import positive_ints
+
 #: What a window's size is multiplied by at least when it grows (see sio_stream.core._tuning).
 GROWTH = 4
 
@@ -126,14 +128,8 @@ class CreditLimit:
     def from_wire(cls, value: Any) -> CreditLimit | None:
         """The peer's announced limit, ``None`` when malformed (the peer is then held to the
         plain ``max_credit`` count instead)."""
-        if not isinstance(value, dict):
-            return None
-        size, objects = value.get("bytes"), value.get("objects")
-        for number in (size, objects):
-            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                return None
-        assert isinstance(size, int) and isinstance(objects, int)
-        return cls(size, objects)
+        numbers = positive_ints(value, "bytes", "objects")
+        return None if numbers is None else cls(*numbers)
 
     def writer_credits(self, object_mode: bool, chunk: int) -> int:
         """Credits a writer accepts when each lets it send ``chunk`` bytes (at least one)."""

@@ -6,7 +6,7 @@ that speaks to the wire takes them from here.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 #: An application event that carries streams as placeholders.
 STREAM: Final = "$stream"
@@ -45,3 +45,18 @@ PLACEHOLDER_CREDIT_KEY: Final = "credit"
 
 #: The message every stream of a dropped connection fails with (as in JavaScript).
 CONNECTION_ABORTED: Final = "Connection aborted"
+
+
+def positive_ints(value: Any, *keys: str) -> tuple[int, ...] | None:
+    """The whole numbers of at least 1 under ``keys`` of a hello's object ``value`` (in that
+    order), ``None`` when ``value`` is not an object or any of them is missing, not an integer
+    (``bool`` is not one) or below 1: a malformed announcement is then ignored as a whole."""
+    if not isinstance(value, dict):
+        return None
+    numbers: list[int] = []
+    for key in keys:
+        number = value.get(key)
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            return None
+        numbers.append(number)
+    return tuple(numbers)
