@@ -70,8 +70,30 @@ def test_a_client_that_leaves_is_forgotten_and_an_unmetered_queue_is_ignored() -
     meter.added(_packet(1200))
     gates.delivered("a", "/", "s1", meter)
     gates.forget("/", "s1")
+    # Its queue went with it: the node told opens now (it may get no `suspend`, holding no
+    # stream of that client), and the queue's own drain says nothing more.
+    assert owner.sent == [("a", "full", "s1"), ("a", "drained", "s1")]
     meter.removed(_packet(1200))
-    assert owner.sent == [("a", "full", "s1")]  # no drained: the holding node opens on leave
+    assert len(owner.sent) == 2
+    gates.forget("/", "s1")
+    assert len(owner.sent) == 2  # forgotten once
+
+
+def test_a_new_queue_for_the_same_client_opens_the_nodes_told_about_the_old_one() -> None:
+    owner = Owner()
+    gates = FarGates(owner)
+    old, new = Meter(1000), Meter(1000)
+    old.added(_packet(1200))
+    gates.delivered("a", "/", "s1", old)
+    gates.delivered("c", "/", "s1", old)
+    new.added(_packet(1200))
+    gates.delivered("a", "/", "s1", new)
+    assert sorted(owner.sent[2:4]) == [("a", "drained", "s1"), ("c", "drained", "s1")]
+    assert owner.sent[4:] == [("a", "full", "s1")]  # told anew, after its drained
+    old.removed(_packet(1200))
+    assert len(owner.sent) == 5  # the old queue's drain says nothing
+    new.removed(_packet(1200))
+    assert owner.sent[5:] == [("a", "drained", "s1")]
 
 
 async def test_the_holding_nodes_record_waits_until_its_node_says_drained() -> None:

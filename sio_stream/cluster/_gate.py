@@ -15,8 +15,9 @@ come from:
   it told. Both frames go on A's channel, in order with everything else B sends A.
 * A's record for that client sends nothing more while the gate is closed: its sender waits in
   :meth:`FarGates.wait` before each packet, and its writers wait on their high-water marks as
-  they do for a local client that stops reading (backpressure, no error). A client that leaves,
-  drops (``suspend``) or whose node dies opens its gate: its record fails or stops anyway.
+  they do for a local client that stops reading (backpressure, no error). A client that leaves
+  or drops opens its gate (B sends ``drained`` to every node it told: the queue went with the
+  transport; ``leave`` and ``suspend`` open it too), and so does the death of its node.
 
 What B holds for such a client is then at most the queue's limit, plus what was on its way from
 A when B said so (A's window toward B, ``max_in_flight``), plus a packet; the streams of every
@@ -90,8 +91,8 @@ class FarGates:
         key = (namespace, sid)
         told = self._told.get(key)
         if told is None or told.queue is not queue:
-            if told is not None:
-                told.queue.cancel(told)  # a queue of another connection (a resumed session)
+            if told is not None:  # a queue of another connection (a resumed session)
+                self.forget(namespace, sid)  # its nodes wait for it no more; this one is told anew
             told = self._told[key] = _Told(queue)
             queue.when_drained(told, lambda: self._drained(key, told))
         if node not in told.nodes:
@@ -106,11 +107,16 @@ class FarGates:
             self._frame(node, "drained", key)
 
     def forget(self, namespace: str, sid: str) -> None:
-        """B: client ``sid`` left or dropped; the nodes told open their gates themselves (on
-        ``leave`` or ``suspend``)."""
-        told = self._told.pop((namespace, sid), None)
+        """B: client ``sid`` left or dropped, and its queue with its transport: every node told
+        ``full`` gets ``drained``. A ``leave`` or ``suspend`` opens a gate too, but a dropped
+        session is suspended only on the nodes holding its streams or awaiting its answers: one
+        that sent it stream-less events alone would wait for the session's end."""
+        key = (namespace, sid)
+        told = self._told.pop(key, None)
         if told is not None:
             told.queue.cancel(told)
+            for node in told.nodes:
+                self._frame(node, "drained", key)
 
     def _frame(self, node: str, kind: str, key: Key) -> None:
         self.owner.put(node, encode({"t": kind, "from": self.owner.id, "ns": key[0], "sid": key[1]}))
