@@ -24,6 +24,8 @@ class FutureLike(Protocol):
 
     def cancel(self) -> bool: ...
 
+    def cancelled(self) -> bool: ...
+
     def result(self) -> Any: ...
 
     def exception(self) -> BaseException | None: ...
@@ -78,10 +80,17 @@ class PendingCall:
         return True
 
     def close(self) -> None:
+        """The call is over (answered, stalled, or its caller cancelled it): what still waits is
+        cancelled, and every answer that came is marked seen. A caller that gives up drops the
+        answers on purpose; one that was a refusal (a recipient's :class:`HandlerError`) must
+        not be reported by asyncio as "Future exception was never retrieved"."""
         for peer, connection in self.connections.items():
-            connection.pending_calls.discard(self.futures[peer])
-            if not self.futures[peer].done():
-                self.futures[peer].cancel()
+            future = self.futures[peer]
+            connection.pending_calls.discard(future)
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()
 
     def result(self) -> Any:
         if self.single:

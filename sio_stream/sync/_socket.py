@@ -147,6 +147,9 @@ class Future:
         self._settle(None, StreamTimeoutError("call cancelled"))
         return True
 
+    def cancelled(self) -> bool:
+        return False  # cancel() settles it with an error instead
+
     def exception(self) -> BaseException | None:
         return self._exception
 
