@@ -16,7 +16,7 @@ import pytest
 import socketio
 
 from benchmarks.stall_relay import stall_relay
-from sio_stream import ss
+from sio_stream import HandlerError, ss
 from sio_stream.cluster import ClusterNode, cluster_for
 from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse)
 
@@ -88,6 +88,9 @@ async def test_a_dropped_client_opens_the_gate_of_a_node_that_sent_it_only_event
             await wait_for(lambda: not a.cluster.gates.is_closed("/", sid), 60)
             assert not record.waiting_for_transport
             await wait_for(lambda: not record.core.outbox, 60)  # A holds none of those events
+            # A later call to that sid is answered at once: the event was lost with the drop.
+            with pytest.raises(HandlerError, match="lost with a dropped connection"):
+                await streams.call("ping", to=sid, timeout=60)
             assert b.cluster.sessions.is_quiet("/", sid), "the session ended: that opened the gate"
         finally:
             with contextlib.suppress(Exception):

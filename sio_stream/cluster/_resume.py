@@ -135,9 +135,11 @@ class ForwardedSessions:
         self.keys[session] = key
         self.quiet.add(key)
         self.holding.pop(key, None)  # they get `suspend`: they hold everything anyway
-        self.owner.gates.forget(namespace, sid)  # and open their gates for it
         for node in self._nodes(key):
             self._frame(node, "suspend", key)
+        # Then `drained` to every node told `full` (after `suspend`, so that a record that has
+        # streams is suspended before its gate opens; one with none only has its gate opened).
+        self.owner.gates.forget(namespace, sid)
 
     def is_quiet(self, namespace: str, sid: str) -> bool:
         """Frames for ``sid`` come from a dead transport's time: drop them, say nothing."""
