@@ -16,8 +16,9 @@ eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socket
 
 Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster;
 and ``xM vs raw-socketio's CPU``: the CPU both processes spent on the hand-rolled transfer over
-what they spent on sio_stream's (M above 1: sio_stream costs less), read from Linux's per-thread
-counters. On a shared machine the CPU ratio moves much less than the time ratio.
+what they spent on sio_stream's (M above 1: sio_stream costs less), read from each process's
+``getrusage()`` (every thread, ended ones included). On a shared machine the CPU ratio moves
+much less than the time ratio.
 
 Under each upload and download line, a note splits both transfers' CPU between the client and
 the server, with each process's page faults per transfer (a kernel count the machine's load does
@@ -50,7 +51,6 @@ delivered in all per second, with ``xN vs N unicast sends``.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
@@ -123,6 +123,10 @@ def serve(mode: str, malloc_kept: bool = False) -> None:
             one = sync.create_stream()
             total += streams.call("fan-file", one, to=member, writer=lambda one=one: write_blob(one, size))
         return int(total)
+
+    @sio.on("usage")
+    def usage(sid: str) -> list[float]:
+        return process_usage()
 
     @sio.on("raw-up")
     def raw_up(sid: str, chunk: bytes) -> int:
@@ -247,29 +251,14 @@ def raw_download(client: Any, size: int) -> None:
     assert _in_flight(client, [(o, size) for o in range(0, size, DEFAULT_CHUNK)], "raw-down") == size
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds process ``pid`` has used, every thread (Linux's per-thread schedstat, in ns);
-    NaN where there is none."""
-    total = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                    total += int(stat.read().split()[0])
-            except OSError:  # a thread that ended meanwhile
-                continue
-    except OSError:
-        return float("nan")
-    return total / 1e9
+def process_usage() -> list[float]:
+    """[CPU seconds, page faults] of this process so far: every thread, those that ended too
+    (a sync client or a threading server starts and ends threads during a transfer; summing the
+    live threads' counters loses what the ended ones used, or counts it as negative)."""
+    import resource
 
-
-def minor_faults(pid: int) -> int:
-    """The page faults process ``pid`` has taken so far (every thread; /proc); 0 where none."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[7])
-    except OSError:
-        return 0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return [usage.ru_utime + usage.ru_stime, float(usage.ru_minflt)]
 
 
 #: Per job, medians of: CPU seconds of the client, of the server; page faults of each.
@@ -279,7 +268,7 @@ Split = dict[str, tuple[float, float, float, float]]
 Measured = tuple[dict[str, float], dict[str, float], Split]
 
 
-def measure(url: str, size: int, repeats: int, server_pid: int) -> Measured:
+def measure(url: str, size: int, repeats: int) -> Measured:
     """Median seconds per job, median CPU seconds per job of both processes together (what
     a busy machine's noise moves much less than the time: the work each way costs), and the
     split of that CPU and of the page faults between client and server."""
@@ -301,10 +290,10 @@ def measure(url: str, size: int, repeats: int, server_pid: int) -> Measured:
     times: dict[str, list[float]] = {name: [] for name in jobs}
     cpu: dict[str, list[float]] = {name: [] for name in jobs}
     split: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in jobs}
-    me = os.getpid()
 
     def counters() -> tuple[float, float, float, float]:
-        return process_cpu(me), process_cpu(server_pid), minor_faults(me), minor_faults(server_pid)
+        (client_cpu, client_faults), (server_cpu, server_faults) = process_usage(), client.call("usage")
+        return client_cpu, server_cpu, client_faults, server_faults
 
     try:
         for _ in range(repeats):
@@ -333,12 +322,12 @@ def measure(url: str, size: int, repeats: int, server_pid: int) -> Measured:
     )
 
 
-def measure_kept(url: str, size: int, repeats: int, server_pid: int) -> Measured:
+def measure_kept(url: str, size: int, repeats: int) -> Measured:
     """:func:`measure` in a client process of its own that called ``keep_freed_buffers()``."""
     import json
 
     done = subprocess.run(
-        [PYTHON, __file__, "--measure-kept", json.dumps([url, size, repeats, server_pid])],
+        [PYTHON, __file__, "--measure-kept", json.dumps([url, size, repeats])],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 5 * repeats,
@@ -356,8 +345,8 @@ def _measure_kept_here(arguments: str) -> None:
 
     if not sio_stream.keep_freed_buffers():
         raise SystemExit("keep_freed_buffers() changed nothing in this process")
-    url, size, repeats, server_pid = json.loads(arguments)
-    print(json.dumps(measure(url, size, repeats, server_pid)))
+    url, size, repeats = json.loads(arguments)
+    print(json.dumps(measure(url, size, repeats)))
 
 
 def measure_fanout(url: str, size: int, recipients: int, repeats: int) -> dict[bool, float]:
@@ -477,7 +466,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for server_mode in args.modes.split(","):
         proc, url = start_server(server_mode)
         try:
-            seconds, cpu, split = measure(url, size, repeats, proc.pid)
+            seconds, cpu, split = measure(url, size, repeats)
             fan = measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
         finally:
             stop_server(proc)
@@ -485,7 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.malloc_kept:
             proc, url = start_server(server_mode, [PYTHON, __file__, "--serve", server_mode, "--malloc-kept"])
             try:
-                kept = measure_kept(url, size, repeats, proc.pid)
+                kept = measure_kept(url, size, repeats)
             finally:
                 stop_server(proc)
             transfer_lines(report, server_mode, size, kept, " [malloc kept]")
