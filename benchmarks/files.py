@@ -28,7 +28,7 @@ interleaved, median reported), so the ratios compare figures of the same run:
 time in every round with the sio_stream of another checkout (``PYTHONPATH=DIR``, its own server
 process; same ``peer.py``): lines marked ``[DIR]``, an A/B measured in the same session.
 ``--malloc-kept`` runs them once more in processes with the malloc thresholds ``sio-stream``
-sets for its own process (``sio_stream/cli/_malloc.py``, here as ``GLIBC_TUNABLES``): lines
+sets for its own process (``sio_stream/_malloc.py``, here as ``GLIBC_TUNABLES``): lines
 marked ``[malloc kept]``, what an application that sets them gets. Without them glibc hands
 chunk-sized blocks freed at the top of its heap back to the kernel and faults them in again
 until its dynamic thresholds have grown: a transfer in a fresh server process faulted
@@ -201,7 +201,7 @@ def demo_rate(output: str) -> float:
 
 def malloc_kept() -> dict[str, str]:
     """The environment that gives a process the malloc thresholds ``sio-stream`` sets for its own."""
-    from sio_stream.cli._malloc import MMAP_THRESHOLD, TRIM_THRESHOLD
+    from sio_stream._malloc import MMAP_THRESHOLD, TRIM_THRESHOLD
 
     return {
         "GLIBC_TUNABLES": f"glibc.malloc.trim_threshold={TRIM_THRESHOLD}:"

@@ -1,6 +1,7 @@
 """The sync API (sio_stream.sync) against hand-rolled chunked emits on the same sync stack.
 
     python benchmarks/sync.py [--quick | --smoke] [--repeat N] [--modes threading,eventlet,gevent]
+                              [--malloc-kept]
 
 A ``socketio.Server`` in a process of its own, in each async mode (threading behind werkzeug,
 eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socketio.Client``
@@ -15,14 +16,20 @@ eventlet's and gevent's WSGI servers, monkey-patched there), and a sync ``socket
 
 Each line is sio_stream's MB/s with ``xN vs raw-socketio``: N above 1 means sio_stream is faster;
 and ``xM vs raw-socketio's CPU``: the CPU both processes spent on the hand-rolled transfer over
-what they spent on sio_stream's (M above 1: sio_stream costs less), read from Linux's per-thread
-counters. On a shared machine the CPU ratio moves much less than the time ratio.
+what they spent on sio_stream's (M above 1: sio_stream costs less), read from each process's
+``getrusage()`` (every thread, ended ones included). On a shared machine the CPU ratio moves
+much less than the time ratio.
 
 Under each upload and download line, a note splits both transfers' CPU between the client and
 the server, with each process's page faults per transfer (a kernel count the machine's load does
 not move): where sio_stream costs more than the hand-rolled emits, and how much of it is glibc
 handing freed chunk memory back to the kernel and faulting it in again (the client's reader
 keeps a window of chunks alive where the hand-rolled callback frees each at once).
+
+``--malloc-kept`` measures both transfers once more per mode in a server and a client process
+that called ``sio_stream.keep_freed_buffers()`` first (the public opt-in; lines marked ``[malloc
+kept]``, in the same run as the library's defaults): what an application that opts in gets, and
+how much of the gap the faults were.
 
 Per mode also an **upload ceiling**: the same chunks emitted without acks, as fast as the client
 queues them (``emit("raw-blast", chunk)``, then one ``call`` that returns once the server counted
@@ -44,7 +51,6 @@ delivered in all per second, with ``xN vs N unicast sends``.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
@@ -68,13 +74,18 @@ TIMEOUT = 300
 
 
 # -- the server ------------------------------------------------------------------------------------
-def serve(mode: str) -> None:
+def serve(mode: str, malloc_kept: bool = False) -> None:
     from tests.sync_peer import leave_with_parent, listen, monkey_patch
 
     monkey_patch(mode)
     import socketio
 
+    import sio_stream
     from sio_stream import sync
+
+    if malloc_kept and not sio_stream.keep_freed_buffers():
+        print("NOT KEPT: keep_freed_buffers() changed nothing here", flush=True)
+        return
 
     sio = socketio.Server(async_mode=mode, max_http_buffer_size=4 * MiB)
     streams = sync.ss(sio)
@@ -112,6 +123,10 @@ def serve(mode: str) -> None:
             one = sync.create_stream()
             total += streams.call("fan-file", one, to=member, writer=lambda one=one: write_blob(one, size))
         return int(total)
+
+    @sio.on("usage")
+    def usage(sid: str) -> list[float]:
+        return process_usage()
 
     @sio.on("raw-up")
     def raw_up(sid: str, chunk: bytes) -> int:
@@ -236,38 +251,24 @@ def raw_download(client: Any, size: int) -> None:
     assert _in_flight(client, [(o, size) for o in range(0, size, DEFAULT_CHUNK)], "raw-down") == size
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds process ``pid`` has used, every thread (Linux's per-thread schedstat, in ns);
-    NaN where there is none."""
-    total = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                    total += int(stat.read().split()[0])
-            except OSError:  # a thread that ended meanwhile
-                continue
-    except OSError:
-        return float("nan")
-    return total / 1e9
+def process_usage() -> list[float]:
+    """[CPU seconds, page faults] of this process so far: every thread, those that ended too
+    (a sync client or a threading server starts and ends threads during a transfer; summing the
+    live threads' counters loses what the ended ones used, or counts it as negative)."""
+    import resource
 
-
-def minor_faults(pid: int) -> int:
-    """The page faults process ``pid`` has taken so far (every thread; /proc); 0 where none."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[7])
-    except OSError:
-        return 0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return [usage.ru_utime + usage.ru_stime, float(usage.ru_minflt)]
 
 
 #: Per job, medians of: CPU seconds of the client, of the server; page faults of each.
 Split = dict[str, tuple[float, float, float, float]]
 
 
-def measure(
-    url: str, size: int, repeats: int, server_pid: int
-) -> tuple[dict[str, float], dict[str, float], Split]:
+Measured = tuple[dict[str, float], dict[str, float], Split]
+
+
+def measure(url: str, size: int, repeats: int) -> Measured:
     """Median seconds per job, median CPU seconds per job of both processes together (what
     a busy machine's noise moves much less than the time: the work each way costs), and the
     split of that CPU and of the page faults between client and server."""
@@ -289,10 +290,10 @@ def measure(
     times: dict[str, list[float]] = {name: [] for name in jobs}
     cpu: dict[str, list[float]] = {name: [] for name in jobs}
     split: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in jobs}
-    me = os.getpid()
 
     def counters() -> tuple[float, float, float, float]:
-        return process_cpu(me), process_cpu(server_pid), minor_faults(me), minor_faults(server_pid)
+        (client_cpu, client_faults), (server_cpu, server_faults) = process_usage(), client.call("usage")
+        return client_cpu, server_cpu, client_faults, server_faults
 
     try:
         for _ in range(repeats):
@@ -319,6 +320,33 @@ def measure(
             for name, values in split.items()
         },
     )
+
+
+def measure_kept(url: str, size: int, repeats: int) -> Measured:
+    """:func:`measure` in a client process of its own that called ``keep_freed_buffers()``."""
+    import json
+
+    done = subprocess.run(
+        [PYTHON, __file__, "--measure-kept", json.dumps([url, size, repeats])],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 5 * repeats,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the [malloc kept] client failed: {done.stderr[-2000:]}")
+    seconds, cpu, split = json.loads(done.stdout.splitlines()[-1])
+    return seconds, cpu, {name: tuple(values) for name, values in split.items()}
+
+
+def _measure_kept_here(arguments: str) -> None:
+    import json
+
+    import sio_stream
+
+    if not sio_stream.keep_freed_buffers():
+        raise SystemExit("keep_freed_buffers() changed nothing in this process")
+    url, size, repeats = json.loads(arguments)
+    print(json.dumps(measure(url, size, repeats)))
 
 
 def measure_fanout(url: str, size: int, recipients: int, repeats: int) -> dict[bool, float]:
@@ -438,24 +466,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for server_mode in args.modes.split(","):
         proc, url = start_server(server_mode)
         try:
-            seconds, cpu, split = measure(url, size, repeats, proc.pid)
+            seconds, cpu, split = measure(url, size, repeats)
             fan = measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
         finally:
             stop_server(proc)
-        for op in ("upload", "download"):
-            ours, raw = seconds[f"sio {op}"], seconds[f"raw {op}"]
-            report.line(
-                f"{server_mode} server, sync client: {op} {size // MiB}MiB",
-                size / ours / 1e6,
-                "MB/s",
-                {
-                    "raw-socketio": ratio(raw, ours),
-                    "raw-socketio's CPU": ratio(cpu[f"raw {op}"], cpu[f"sio {op}"]),
-                },
-                mode=server_mode,
-                op=op,
-            )
-            report.note(split_note(split[f"sio {op}"], split[f"raw {op}"]))
+        transfer_lines(report, server_mode, size, (seconds, cpu, split))
+        if args.malloc_kept:
+            proc, url = start_server(server_mode, [PYTHON, __file__, "--serve", server_mode, "--malloc-kept"])
+            try:
+                kept = measure_kept(url, size, repeats)
+            finally:
+                stop_server(proc)
+            transfer_lines(report, server_mode, size, kept, " [malloc kept]")
         ceiling, ours, raw = seconds["unacked upload"], seconds["sio upload"], seconds["raw upload"]
         report.line(
             f"{server_mode} server, sync client: upload ceiling (unacked emits)",
@@ -476,6 +498,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report.finish(args.json)
 
 
+def transfer_lines(report: Report, server_mode: str, size: int, measured: Measured, tag: str = "") -> None:
+    """The upload and download lines of one mode, each with its CPU and page-fault note."""
+    seconds, cpu, split = measured
+    for op in ("upload", "download"):
+        ours, raw = seconds[f"sio {op}"], seconds[f"raw {op}"]
+        report.line(
+            f"{server_mode} server, sync client: {op} {size // MiB}MiB{tag}",
+            size / ours / 1e6,
+            "MB/s",
+            {
+                "raw-socketio": ratio(raw, ours),
+                "raw-socketio's CPU": ratio(cpu[f"raw {op}"], cpu[f"sio {op}"]),
+            },
+            mode=server_mode,
+            op=op + tag.replace(" [malloc kept]", "-malloc-kept"),
+        )
+        report.note(split_note(split[f"sio {op}"], split[f"raw {op}"]))
+
+
 def split_note(ours: tuple[float, float, float, float], raw: tuple[float, float, float, float]) -> str:
     """Client and server CPU (ms) and page faults of one transfer, sio_stream's -> raw-socketio's."""
     return (
@@ -491,7 +532,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default=",".join(MODES), help="server async modes, comma-separated")
     p.add_argument("--recipients", type=int, default=10, help="sync clients in the fan-out's room")
     p.add_argument("--no-room", action="store_true", help="skip the Flask-SocketIO relay to a room")
+    p.add_argument(
+        "--malloc-kept",
+        action="store_true",
+        help="also measure both transfers with sio_stream.keep_freed_buffers() in both processes",
+    )
     p.add_argument("--serve", choices=MODES, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--measure-kept", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -499,6 +546,9 @@ if __name__ == "__main__":
     arguments = parser().parse_args()
     if arguments.serve:
         sys.path.insert(0, str(ROOT))
-        serve(arguments.serve)
+        serve(arguments.serve, arguments.malloc_kept)
+    elif arguments.measure_kept:
+        sys.path.insert(0, str(ROOT))
+        _measure_kept_here(arguments.measure_kept)
     else:
         run(arguments)

@@ -31,6 +31,7 @@ from ._errors import (
     StreamError,
     StreamTimeoutError,
 )
+from ._malloc import keep_freed_buffers
 from .aio._socket import StreamSocket, ss
 from .aio._stream import IOStream, create_stream
 from .aio._writer import start_writer
@@ -75,6 +76,7 @@ __all__ = [
     "TransferTooLarge",
     "__version__",
     "create_stream",
+    "keep_freed_buffers",
     "pipe",
     "process_budget",
     "prefix_digest",

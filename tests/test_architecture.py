@@ -21,6 +21,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sio_stream"
 #: longest prefix listed. ``sio_stream`` itself (``__init__``) and ``__main__`` may import anything.
 LAYERS: dict[str, tuple[str, ...]] = {
     "sio_stream._errors": (),
+    # A process setting (glibc's malloc thresholds) the CLI applies and an application may.
+    "sio_stream._malloc": (),
     "sio_stream.core": ("sio_stream.core", "sio_stream._errors"),
     "sio_stream.glue": ("sio_stream.glue", "sio_stream.core", "sio_stream._errors"),
     "sio_stream.aio": ("sio_stream.aio", "sio_stream.glue", "sio_stream.core", "sio_stream._errors"),
@@ -40,6 +42,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "sio_stream.files",
         "sio_stream.aio",
         "sio_stream.core",
+        "sio_stream._malloc",
         "sio_stream._errors",
     ),
 }

@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import StreamError
+from .._malloc import keep_freed_buffers
 from ..core._config import DEFAULT_RESUME_TIMEOUT
 from . import _tree
 from ._commands import cmd_get, cmd_ls, cmd_put, cmd_serve
 from ._common import DEFAULT_PORT, PROG, TOKEN_ENV, CliError, _require_aiohttp, parse_size
 from ._demo import cmd_demo
-from ._malloc import keep_freed_buffers
 from ._server import DEFAULT_EXPIRE
 
 

@@ -1,5 +1,6 @@
-"""The ``sio-stream`` process's malloc thresholds (sio_stream.cli._malloc), in fresh interpreters:
-chunk-sized buffers freed and allocated again come back without faulting their pages in anew."""
+"""The malloc thresholds of ``sio_stream.keep_freed_buffers()`` (what ``sio-stream`` sets for
+itself), in fresh interpreters: chunk-sized buffers freed and allocated again come back without
+faulting their pages in anew."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 # chunks and their copies. Counted in page faults (the kernel's count: no clock involved).
 SCRIPT = """
 import json, os, resource, sys
-from sio_stream.cli._malloc import keep_freed_buffers
+from sio_stream import keep_freed_buffers  # the public opt-in
 kept = keep_freed_buffers() if sys.argv[1] == "tuned" else None
 chunk = os.urandom(512 * 1024)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
