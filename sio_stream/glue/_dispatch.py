@@ -605,9 +605,10 @@ class SocketLogic:
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
         marker = args[3] if len(args) > 3 else None  # negotiated digest: first write only
-        result: str | None = self._from_peer(peer, stream_id).core.receive_write(
-            stream_id, chunk, encoding, marker
-        )
+        connection = self._from_peer(peer, stream_id)
+        result: str | None = connection.core.receive_write(stream_id, chunk, encoding, marker)
+        if connection.core.early.held:
+            connection.watch_idle()  # held before its event: the idle sweeps age it too
         return result
 
     def _on_end(self, peer: Any, *args: Any) -> Any:
