@@ -326,7 +326,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin, EarlyMi
         if self.closed:
             return self.refuse_placeholder(stream_id, wire.CONNECTION_ABORTED)
         # What came for it before its event (initial credit): applied once it is primed.
-        early, lost = self.early.pop(stream_id), stream_id in self.early.lost
+        early, lost = self.early.claim(stream_id)
         stream = StreamCore(opts, stream_id)
         self._bind(stream)
         stream.announced = True

@@ -112,6 +112,13 @@ class EarlyWrites:
         entry.reply = PendingReply()
         return entry.reply
 
+    def claim(self, stream_id: str) -> tuple[_Held | None, bool]:
+        """``stream_id``'s placeholder arrived: what was held for it, and whether it was lost."""
+        lost = stream_id in self.lost
+        if lost:
+            del self.lost[stream_id]
+        return self.pop(stream_id), lost
+
     def pop(self, stream_id: Any) -> _Held | None:
         entry = self.held.pop(stream_id, None) if isinstance(stream_id, str) else None
         if entry is not None:

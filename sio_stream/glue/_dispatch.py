@@ -615,9 +615,11 @@ class SocketLogic:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
         # nothing when the event carried no ack id, as from JavaScript). With a digest the
         # application checks itself it is a PendingReply, which the async driver waits for.
-        return self._from_peer(peer, args[0] if args else None).core.receive_end(
-            args[0] if args else None, args[1] if len(args) > 1 else None
-        )
+        connection = self._from_peer(peer, args[0] if args else None)
+        answer = connection.core.receive_end(args[0] if args else None, args[1] if len(args) > 1 else None)
+        if connection.core.early.held:
+            connection.watch_idle()  # an end held before its event (see _on_write)
+        return answer
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:
