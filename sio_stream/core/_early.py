@@ -12,8 +12,9 @@ short. The rules, per connection:
 * **Held**: while our offer is made and not taken (and the session is not suspended), a
   ``$stream-write`` for an id we do not know is kept, with its arguments, as long as everything
   held stays within the offer: at most its credits in chunks (and in ids), each chunk within its
-  size and ``max_read_chunk``. The offer paid for them (the budget counts it as offered), so
-  memory stays within the budget; the ack says accepted. A ``$stream-end`` for an id with held
+  size and ``max_read_chunk``. The offer paid for them (the budget counts it as offered; on a
+  cluster node's record of another node's client, that node counted it), so memory stays
+  within the budget; the ack says accepted. A ``$stream-end`` for an id with held
   writes, or one that carries a final size (only a primed stream's does), is held too, and its
   ack waits (a :class:`PendingReply`).
 * **Delivered**: the event whose placeholder takes the offer for that id gets what was held, in
