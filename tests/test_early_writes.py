@@ -224,3 +224,26 @@ def _drain(core: ProtocolCore) -> list[Outgoing]:
     while (item := core.next_outgoing()) is not None:
         out.append(item)
     return out
+
+
+@pytest.mark.parametrize(
+    "size", ["3", -1, True, 1.5, None], ids=["string", "negative", "bool", "float", "none"]
+)
+def test_a_final_size_that_is_no_byte_count_fails_the_stream(size: Any) -> None:
+    core = CorePair(config(), config()).b
+    stream = core.decode_placeholder("s", None, 1)
+    answer = core.receive_end("s", {FINAL_SIZE_KEY: size})
+    assert isinstance(stream.error, RemoteProtocolError) and "final size" in str(stream.error)
+    assert answer == str(stream.error)
+
+
+def test_a_final_size_from_a_peer_without_initial_credit_is_no_size() -> None:
+    """Only a peer that announced ``initial-credit`` sends one: from others the end's value is
+    left as it was (and a dict of two keys carries no digest the reader checks)."""
+    plain = CoreConfig(max_chunk=CHUNK, process_budget=Budget(1 << 30))
+    plain.features = plain.features - {"initial-credit"}
+    pair = CorePair(plain, plain)
+    stream = pair.b.decode_placeholder("s", None)
+    pair.b.start_reading(stream)
+    assert pair.b.receive_end("s", {FINAL_SIZE_KEY: 99}) is None
+    assert stream.error is None and stream.readable_ended

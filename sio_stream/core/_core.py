@@ -73,7 +73,7 @@ from ._config import (
     floor_bytes,
 )
 from ._digest import DigestMixin
-from ._early import EarlyMixin, EarlyWrites, with_final_size, without_final_size
+from ._early import EarlyMixin, EarlyWrites, with_final_size
 from ._initial import InitialCredit, InitialMixin
 from ._options import StreamOptions
 from ._reading import ReadingMixin
@@ -505,11 +505,9 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin, EarlyMi
         stream = self._lookup(stream_id)
         if stream is None:
             return self._early_end(stream_id, digest)
-        final, digest = without_final_size(digest)
-        if final is not None:
-            failed = self._check_final_size(stream, final)
-            if failed is not None:
-                return failed
+        failed, digest = self._end_value(stream, digest)
+        if failed is not None:
+            return failed
         answer = None
         if digest is not None and FEATURE_DIGEST in self.peer_features and stream.error is None:
             answer = self._check_end_digest(stream, digest)

@@ -179,6 +179,8 @@ class _Core(Protocol):
 
     def _refuse(self, stream: StreamCore, message: str) -> str: ...
 
+    def _check_final_size(self, stream: StreamCore, size: Any) -> Any: ...
+
 
 class EarlyMixin:
     """The early-write and final-size methods of :class:`~sio_stream.core._core.ProtocolCore`."""
@@ -250,6 +252,17 @@ class EarlyMixin:
         else:
             entry.reply.resolve(answer)
 
+    def _end_value(self: _Core, stream: StreamCore, value: Any) -> tuple[Any, Any]:
+        """A ``$stream-end`` value from a peer that announced ``initial-credit`` may carry the
+        final size (from others it stays as it is): (the end's answer if it failed the stream,
+        else ``None``; the value without it, ``None`` when nothing is left)."""
+        if FEATURE_INITIAL_CREDIT not in self.peer_features or not isinstance(value, dict):
+            return None, value
+        if FINAL_SIZE_KEY not in value:
+            return None, value
+        rest = {key: item for key, item in value.items() if key != FINAL_SIZE_KEY}
+        return self._check_final_size(stream, value[FINAL_SIZE_KEY]), rest or None
+
     def _check_final_size(self: _Core, stream: StreamCore, size: Any) -> Any:
         """A primed stream's end says its writer wrote ``size`` bytes: ``None`` when that is what
         arrived, else the end's answer (the stream failed)."""
@@ -270,11 +283,3 @@ def with_final_size(args: tuple[Any, ...], size: int) -> tuple[Any, ...]:
     value = dict(args[1]) if len(args) > 1 and isinstance(args[1], dict) else {}
     value[FINAL_SIZE_KEY] = size
     return (args[0], value)
-
-
-def without_final_size(value: Any) -> tuple[Any, Any]:
-    """Split a ``$stream-end`` value into (final size or ``None``, the rest or ``None``)."""
-    if not isinstance(value, dict) or FINAL_SIZE_KEY not in value:
-        return None, value
-    rest = {key: item for key, item in value.items() if key != FINAL_SIZE_KEY}
-    return value[FINAL_SIZE_KEY], rest or None
