@@ -7,7 +7,8 @@
 //   $stream-read   (id, size[, count[, {consumed}]])  the reader grants credit: one chunk (count chunks with
 //                  batch-read); with `consumed`, the chunks its application consumed so far
 //   $stream-write  (id, chunk, encoding[, ack])  one chunk; acked unless unacked-write was negotiated
-//   $stream-end    (id[, ack])              the writer finished (acked when unacked-write was negotiated)
+//   $stream-end    (id[, {size}][, ack])    the writer finished (acked when unacked-write was negotiated);
+//                  `size`: a stream that took initial credit says the bytes it wrote
 //   $stream-error  (id, message)            the sender failed the stream
 //   $stream-hello  ({version, features})    sent by the client on connect; a sio_stream server answers
 // With `resume` negotiated, a dropped transport suspends the streams instead of failing them, and
@@ -301,6 +302,7 @@ export class IOStream {
     this.chunksAccepted = 0;
     this.readSize = 0; // the `size` of the reader's last read (read-size: our chunks' limit)
     this.initialCredit = 0; // credits taken of the reader's initial offer (initial-credit)
+    this.bytesWritten = 0; // bytes the application wrote: a primed stream's end says it (its final size)
     this.peerConsumed = 0; // the reader's last `consumed` report (never goes back, never beyond chunksSent)
     this.bytesSent = 0;
     /**
@@ -527,6 +529,7 @@ export class IOStream {
         } else {
           const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : toBytes(chunk);
           this.pending.push(bytes);
+          this.bytesWritten += bytes.byteLength;
         }
         this._flush();
         // Backpressure: at most about one chunk waits here beyond the credit window.
@@ -652,6 +655,12 @@ export class IOStream {
     this.endAckPending = false;
     this._dropReplay(); // the reader processed every write before the end
     if (args.length && args[0]) {
+      const integrity = typeof args[0] === 'object' ? args[0].integrity : undefined;
+      if (typeof integrity === 'string') {
+        // The reader's check failed (a digest, or a primed stream's final size): nothing it kept holds.
+        this._fail(new StreamError(integrity, { remote: true }), false);
+        return;
+      }
       if (this.chunksSent) {
         this._fail(new StreamError(String(args[0]), { remote: true }), false);
         return;
@@ -1503,11 +1512,14 @@ export class StreamSocket {
 
   /** Returns true when the end waits for an ack (unacked-write). */
   _sendEnd(stream) {
+    // A stream that took initial credit says its final size: a reader that received another
+    // count (its first writes overtook the event and were lost) fails it instead of ending short.
+    const size = stream.initialCredit && !stream.objectMode ? [{ size: stream.bytesWritten }] : [];
     if (this.uses('unacked-write')) {
-      this._emit(EV.END, stream.id, (...args) => stream._endAcked(args));
+      this._emit(EV.END, stream.id, ...size, (...args) => stream._endAcked(args));
       return true;
     }
-    this._emit(EV.END, stream.id);
+    this._emit(EV.END, stream.id, ...size);
     return false;
   }
 

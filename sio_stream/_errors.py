@@ -64,7 +64,9 @@ class RemoteProtocolError(StreamBrokenError):
 
 
 class IntegrityError(StreamBrokenError):
-    """The data that arrived does not match the digest its writer sent (negotiated ``digest``).
+    """The data that arrived does not match the digest its writer sent (negotiated ``digest``),
+    or a stream that took initial credit lost data: what arrived does not add up to the final
+    size its writer sent, or its first writes came before its event and could not be held.
 
     Raised on both ends: the reader that compared, and the writer (``end()`` / ``send_file``)
     told through the end's acknowledgement. Nothing the reader stored may be trusted; the file

@@ -250,8 +250,11 @@ async def test_a_relay_across_nodes_survives_drops_of_both_clients(redis_url: st
         # The sender's writes need not wait for the relay (the initial credit covers the first
         # MiB): on busy cores the receiver's first cut came before node A's handler emitted to
         # it, and the emit found the receiver's sid gone. The drops are of a relay, so it first
-        # exists.
+        # exists, and has reached the receiver: an event that node B forwarded is never sent
+        # again after a drop (its streams fail), and with initial credit on (16 MiB) the whole
+        # upload went before the receiver had the event ("every recipient left", 6 of 6 runs).
         await asyncio.wait_for(relayed.wait(), 30)
+        await wait_for(lambda: receiver.streams._connections[None].core.streams, 30)
         await write(upload, data, {MiB: receiver, 2 * MiB: sender, 3 * MiB: receiver, 4 * MiB: sender})
         await wait_for(lambda: receiver.received, 30)
         assert receiver.received == [hashlib.sha256(data).hexdigest()]

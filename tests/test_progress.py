@@ -25,8 +25,10 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from sio_stream.core import _placeholder as placeholders
 from sio_stream.core import _wire as wire
 from sio_stream.core._budget import OFFER_SHARE, Budget
+from sio_stream.core._config import FINAL_SIZE_KEY
 from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
 from sio_stream.core._state import WriteState
@@ -120,6 +122,32 @@ class FlowControl(RuleBasedStateMachine):
         seed=st.integers(min_value=0, max_value=255),
     )
     def open_stream(self, forward: bool, writes: bool, reads: bool, size: int, seed: int) -> None:
+        self._open(forward, writes, reads, size, seed)
+
+    @precondition(
+        lambda self: (
+            len(self.flows) < MAX_FLOWS
+            and (self.pair.a.peer_offer is not None or self.pair.b.peer_offer is not None)
+        )
+    )
+    @rule(
+        forward=st.booleans(),
+        reads=st.booleans(),
+        size=st.integers(min_value=1, max_value=12 * 1024),
+        seed=st.integers(min_value=0, max_value=255),
+    )
+    def open_primed_stream_overtaken(self, forward: bool, reads: bool, size: int, seed: int) -> None:
+        """A stream that takes the peer's initial credit: its first writes go at once, and they
+        overtake its event on the wire (sio_stream.core._early)."""
+        if self.pair.a.peer_offer is None or self.pair.b.peer_offer is None:
+            forward = self.pair.a.peer_offer is not None
+        flow = self._open(forward, True, reads, size, seed)
+        self._write(flow, len(flow.data))
+        while self.pair.send(flow.source):
+            pass
+        self.event_overtaken(forward)
+
+    def _open(self, forward: bool, writes: bool, reads: bool, size: int, seed: int) -> Flow:
         source, sink = (self.pair.a, self.pair.b) if forward else (self.pair.b, self.pair.a)
         writer = StreamCore(StreamOptions())
         # The event goes into the outbox like any other: hypothesis decides when it travels.
@@ -127,15 +155,19 @@ class FlowControl(RuleBasedStateMachine):
         source.announce(writer)
         slot = sum(1 for flow in self.flows if flow.sink is sink)
         data = bytes((seed + i) % 251 for i in range(size))
-        self.flows.append(Flow(source, sink, writer, slot, data, writes, reads))
+        flow = Flow(source, sink, writer, slot, data, writes, reads)
+        self.flows.append(flow)
+        return flow
 
     def _arrived(self) -> None:
         """Readers whose stream was announced start reading (a stalled one stops later)."""
         for flow in self.flows:
             decoded = self.pair.decoded[id(flow.sink)]
             if flow.reader is None and len(decoded) > flow.slot:
-                flow.reader = decoded[flow.slot]
-                flow.sink.start_reading(flow.reader)
+                # By id: an overtaken event (below) changes the order streams are decoded in.
+                flow.reader = next((s for s in decoded if s.id == flow.writer.id), None)
+                if flow.reader is not None:
+                    flow.sink.start_reading(flow.reader)
 
     def _flow(self, index: int) -> Flow | None:
         self._arrived()
@@ -188,6 +220,25 @@ class FlowControl(RuleBasedStateMachine):
         for _ in range(count):
             self.pair.deliver(core)
 
+    @rule(forward=st.booleans())
+    def event_overtaken(self, forward: bool) -> None:
+        """The first ``$stream`` event on a wire goes behind the writes (and sized end) of its
+        stream that follow it: with initial credit they reach the reader first, as when they
+        took another path between cluster nodes (sio_stream.core._early)."""
+        queue = self.pair.wires[id(self.pair.a if forward else self.pair.b)]
+        items = list(queue)
+        for i, item in enumerate(items):
+            if isinstance(item, Outgoing) and item.event == wire.STREAM:
+                ids = _stream_ids(item)
+                j = i + 1
+                while j < len(items) and _overtakes(items[j], ids):
+                    j += 1
+                if j > i + 1:
+                    items[i:j] = [*items[i + 1 : j], item]
+                    queue.clear()
+                    queue.extend(items)
+                return
+
     # -- safety ----------------------------------------------------------------------------
     @invariant()
     def within_budgets(self) -> None:
@@ -206,6 +257,8 @@ class FlowControl(RuleBasedStateMachine):
             assert budget.held >= 0 and budget.reserved >= 0
             assert budget.held + budget.reserved <= budget.limit + offer, core.statistics()
             assert 0 <= budget.floor_used <= budget.floor_pool
+            # Writes held before their event stay within the offer not taken yet (_early.py).
+            assert core.early.bytes <= (core.initial_offer.bytes if core.initial_offer else 0)
         assert taken <= self.process.limit // OFFER_SHARE
         assert self.process.held + self.process.reserved <= self.process.limit + taken
 
@@ -254,6 +307,21 @@ class FlowControl(RuleBasedStateMachine):
             reader = flow.reader.activity if flow.reader is not None else -1
             marks += [flow.written, len(flow.received), flow.writer.activity, reader]
         return tuple(marks)
+
+
+def _stream_ids(event: Outgoing) -> set[str]:
+    ids: set[str] = set()
+    placeholders.decode(list(event.args[1:]), lambda sid, _options: ids.add(sid))
+    return ids
+
+
+def _overtakes(item: object, ids: set[str]) -> bool:
+    """``item`` is a write of one of ``ids``, or its end carrying a final size."""
+    if not isinstance(item, Outgoing) or not item.args or item.args[0] not in ids:
+        return False
+    if item.event == wire.WRITE:
+        return True
+    return item.event == wire.END and len(item.args) > 1 and FINAL_SIZE_KEY in (item.args[1] or {})
 
 
 FlowControl.TestCase.settings = settings(

@@ -65,7 +65,12 @@ class Connection(ConnectionLogic):
 
     def watch_idle(self) -> None:
         timeout = self.core.config.idle_timeout
-        if timeout is None or self._idle_timer is not None or self.core.closed or not self.core.streams:
+        if (
+            timeout is None
+            or self._idle_timer is not None
+            or self.core.closed
+            or not (self.core.streams or self.core.early.held)
+        ):
             return
         loop = asyncio.get_running_loop()
         self._idle_timer = loop.call_later(timeout / self.IDLE_SWEEPS, self._sweep_idle)

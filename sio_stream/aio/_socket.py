@@ -845,6 +845,13 @@ class StreamSocket(SocketLogic):
             return connection.core.event_forwarded(callback)
         return callback
 
+    def _sid_of(self, record: Any, sid: str) -> str:
+        """The sid connection ``record`` (a client's, once ``sid``) is keyed by now: a resumed
+        session moves to its client's new sid."""
+        if self._connections.get(sid) is record:
+            return sid
+        return next((peer for peer, connection in self._connections.items() if connection is record), sid)
+
     def _forwarded_stream_lost(
         self, peer: Any, stream_id: str, message: str = wire.CONNECTION_ABORTED
     ) -> None:

@@ -670,18 +670,22 @@ class ClusterNode:
         # client's features (resume above all) even if the client drops before answering.
         self._send_features(node, namespace, sid)
         callback: Callable[..., Any] | None = None
+        socket = self.sockets.get(namespace)
         if ack is not None:
             self.sessions.asked(namespace, sid, node)
+            record = socket._connections.get(sid) if socket is not None else None
 
             def answer(*reply: Any) -> None:
-                # Streams the client puts in its ack belong to the node that asked.
-                self._learn_routes(namespace, sid, node, wire.STREAM, [None, *reply])
-                self._send_features(node, namespace, sid)
+                # Streams the client puts in its ack belong to the node that asked, from the
+                # sid it answers on: after a resume (the answer comes again) its new one, where
+                # its writes come from at once with initial credit.
+                now = sid if socket is None or record is None else socket._sid_of(record, sid)
+                self._learn_routes(namespace, now, node, wire.STREAM, [None, *reply])
+                self._send_features(node, namespace, now)
                 self._reply(node, ack, reply)
 
             callback = answer
 
-        socket = self.sockets.get(namespace)
         if event == wire.STREAM and socket is not None:
             # The client counts every application event it receives, ours among its node's:
             # numbered there as it goes (in wire order), so that a resume's counts agree.

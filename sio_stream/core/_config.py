@@ -183,6 +183,9 @@ AUTO_DIGEST = "auto"
 INTEGRITY_KEY = "integrity"
 #: Key of a ``$stream-write``'s fourth argument (negotiated ``final-size``).
 LEFT_KEY = "left"
+#: Key of a primed stream's ``$stream-end`` value (negotiated ``initial-credit``): the bytes its
+#: writer's application wrote, the stream's final size (see _early.py).
+FINAL_SIZE_KEY = "size"
 #: Key of the fourth argument of a ``$stream-read`` (negotiated ``consumed``).
 CONSUMED_KEY = "consumed"
 #: Key of a read's report that says how many units (bytes, or objects) the reader accepted on

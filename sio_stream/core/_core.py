@@ -73,6 +73,7 @@ from ._config import (
     floor_bytes,
 )
 from ._digest import DigestMixin
+from ._early import EarlyMixin, EarlyWrites, with_final_size
 from ._initial import InitialCredit, InitialMixin
 from ._options import StreamOptions
 from ._reading import ReadingMixin
@@ -85,7 +86,7 @@ from ._turns import Turns, has_left, read_left, with_left
 from ._window import CreditLimit, ReadWindow
 
 
-class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
+class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin, EarlyMixin):
     """All streams of one Socket.IO connection (one namespace of one socket), sans I/O."""
 
     def __init__(self, config: CoreConfig | None = None) -> None:
@@ -133,6 +134,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
         self.initial_offered = False
         self.peer_offer: InitialCredit | None = None
         self.peer_offer_seen = False
+        #: Writes that came before the event of the stream that takes our offer (_early.py).
+        self.early = EarlyWrites()
         #: The peer's hello came (its features are known), or it is known to send none.
         self.peer_known = False
         self.closed = False
@@ -322,6 +325,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
             )
         if self.closed:
             return self.refuse_placeholder(stream_id, wire.CONNECTION_ABORTED)
+        # What came for it before its event (initial credit): applied once it is primed.
+        early, lost = self.early.claim(stream_id)
         stream = StreamCore(opts, stream_id)
         self._bind(stream)
         stream.announced = True
@@ -330,6 +335,10 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
             self.fail(stream, failure)
         elif credit is not None:
             self._prime(stream, credit)
+            if self.initial_offer is None:
+                self.early.lose_all()  # taken: no other stream may send before its event
+        if early is not None or lost:
+            self._deliver_early(stream, early, lost)
         return stream
 
     def refuse_placeholder(self, stream_id: Any, message: str) -> StreamCore:
@@ -410,7 +419,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
         (``{"digest": name}``, negotiated ``digest``) on the first write announces a digest."""
         stream = self._lookup(stream_id)
         if stream is None:
-            return f"invalid stream id: {stream_id}"
+            return self._early_write(stream_id, chunk, encoding, marker)
         if stream.read_state is not ReadState.READING:
             if stream.read_state is ReadState.ENDED and stream.write_state is not WriteState.FAILED:
                 message = f"write after end on stream {stream.id}"
@@ -495,7 +504,10 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
         :class:`PendingReply` the glue waits for when the application compares digests."""
         stream = self._lookup(stream_id)
         if stream is None:
-            return f"invalid stream id: {stream_id}"
+            return self._early_end(stream_id, digest)
+        failed, digest = self._end_value(stream, digest)
+        if failed is not None:
+            return failed
         answer = None
         if digest is not None and FEATURE_DIGEST in self.peer_features and stream.error is None:
             answer = self._check_end_digest(stream, digest)
@@ -533,6 +545,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
         """The connection dropped: every stream fails with "Connection aborted" (or ``error``)."""
         self.closed = True
         self.suspended = False
+        self.early.forget()
         self.outbox.clear()
         self.control.clear()
         self.recently_closed.clear()
@@ -578,6 +591,7 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
         Activity (any event from the peer for the stream, any read, write or end by the
         application, any chunk sent) resets the count. The glue calls this on a timer.
         """
+        self.early.sweep(limit)
         for stream in list(self.streams.values()):
             stream.idle_sweeps += 1
             if stream.idle_sweeps > limit:
@@ -608,6 +622,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
         if not stream.move_write(WriteInput.WRITE):
             raise StreamClosedError(f"write after end on stream {stream.id}")
         stream.pending.append(data)
+        if not stream.object_mode:
+            stream.written_bytes += len(data)
         if stream.owner is self:
             self._schedule(stream)
 
@@ -718,7 +734,10 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin):
             if FEATURE_UNACKED_WRITE in self.peer_features:
                 stream.end_ack_pending = True
                 on_ack = _EndAck(self, stream)
-            self._queue(Outgoing(wire.END, self._end_args(stream), on_ack))
+            args = self._end_args(stream)
+            if stream.initial_credit and not stream.object_mode:
+                args = with_final_size(args, stream.written_bytes)  # see _early.py
+            self._queue(Outgoing(wire.END, args, on_ack))
             if not stream.options.allow_half_open:
                 stream.move_read(ReadInput.LOCAL_END)
             stream.listener()

@@ -50,6 +50,7 @@ from ._config import (
     INITIAL_OBJECT_CREDIT,
     CoreConfig,
 )
+from ._early import EarlyWrites
 from ._sent_events import Answers, SentEvents
 from ._state import ReadState, WriteInput, WriteState
 from ._streamcore import Outgoing, StreamCore
@@ -67,6 +68,7 @@ class _Core(Protocol):
     control: deque[Outgoing]
     suspended: bool
     suspended_ids: set[str]
+    early: EarlyWrites
     recently_closed: collections.OrderedDict[str, list[int]]
     resumes: int
     sent_events: SentEvents
@@ -275,6 +277,7 @@ class ResumeMixin:
         if self.suspended:
             return
         self.suspended = True
+        self.early.forget()  # came on the dead transport: the writer sends again after the resume
         kept: list[Outgoing] = []
         fresh: set[Any] = set()
         for item in self.outbox:

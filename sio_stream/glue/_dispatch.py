@@ -605,18 +605,21 @@ class SocketLogic:
         chunk = args[1] if len(args) > 1 else None
         encoding = args[2] if len(args) > 2 else None
         marker = args[3] if len(args) > 3 else None  # negotiated digest: first write only
-        result: str | None = self._from_peer(peer, stream_id).core.receive_write(
-            stream_id, chunk, encoding, marker
-        )
+        connection = self._from_peer(peer, stream_id)
+        result: str | None = connection.core.receive_write(stream_id, chunk, encoding, marker)
+        if connection.core.early.held:
+            connection.watch_idle()  # held before its event: the idle sweeps age it too
         return result
 
     def _on_end(self, peer: Any, *args: Any) -> Any:
         # The return value is an ack only a sio_stream peer asks for (python-socketio sends
         # nothing when the event carried no ack id, as from JavaScript). With a digest the
         # application checks itself it is a PendingReply, which the async driver waits for.
-        return self._from_peer(peer, args[0] if args else None).core.receive_end(
-            args[0] if args else None, args[1] if len(args) > 1 else None
-        )
+        connection = self._from_peer(peer, args[0] if args else None)
+        answer = connection.core.receive_end(args[0] if args else None, args[1] if len(args) > 1 else None)
+        if connection.core.early.held:
+            connection.watch_idle()  # an end held before its event (see _on_write)
+        return answer
 
     def _on_error(self, peer: Any, *args: Any) -> None:
         if args:
