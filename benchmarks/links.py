@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,9 +130,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     repeats = args.repeat or REPEATS[mode]
     rtts = [float(x) for x in args.rtt.split(",")] if args.rtt else list(RTTS[mode])
     rate = link_emulator.parse_size(args.rate)
+    options = "its defaults"
+    credit = link_emulator.parse_size(args.initial_credit) if args.initial_credit else 0
+    if 0 < credit < float("inf"):
+        credit = int(credit)
+        os.environ["SIO_BENCH_INITIAL_CREDIT"] = str(credit)  # read by peer.py, both roles
+        options = f"initial_credit={credit} on both ends"
     report.note(
         f"link {rate / 1e6:g} MB/s per direction, queue one bandwidth-delay product (the emulator's "
-        f"default), median of {repeats}; sio_stream with its defaults, {STREAMS} streams share a transfer"
+        f"default), median of {repeats}; sio_stream with {options}, {STREAMS} streams share a transfer"
     )
     rates: dict[tuple[float, int, str], list[float]] = {}
     accuracy: dict[tuple[float, int, str], list[float]] = {}
@@ -294,6 +301,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", default="100M", help="the link's rate per direction, bytes/s (default 100M)")
     p.add_argument("--mib", type=int, default=None, help="MiB per transfer at every RTT (default: by RTT)")
+    p.add_argument(
+        "--initial-credit",
+        default=None,
+        help="ss(initial_credit=) for both Python ends, bytes (e.g. 16Mi; default off, as the library)",
+    )
     p.add_argument(
         "--browser",
         action="store_true",

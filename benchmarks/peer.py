@@ -117,6 +117,13 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def initial_credit_option() -> dict[str, Any]:
+    """``ss(initial_credit=)`` from SIO_BENCH_INITIAL_CREDIT (bytes; ``links.py
+    --initial-credit``), for both roles; nothing when unset (the library's default, off)."""
+    value = os.environ.get("SIO_BENCH_INITIAL_CREDIT")
+    return {"initial_credit": int(value)} if value else {}
+
+
 def namespace_for(window: int | None, chunk: int | None) -> str:
     return "/" if window is None and chunk is None else f"/w{window}c{chunk}"
 
@@ -140,6 +147,7 @@ def _serve_streams(sio: socketio.AsyncServer, namespace: str, window: int | None
         extra["max_buffered"] = int(os.environ["SIO_BENCH_MAX_BUFFERED"])
     if os.environ.get("SIO_BENCH_PROCESS_LIMIT"):
         sio_stream.set_process_limit(int(os.environ["SIO_BENCH_PROCESS_LIMIT"]))
+    extra.update(initial_credit_option())
     streams = sio_stream.ss(sio, namespace, window=window, max_chunk=chunk, **extra)
 
     @streams.on("upload")
@@ -362,7 +370,9 @@ class Client:
         self.url = url
         self.namespace = namespace
         self.sio = socketio.AsyncClient()
-        self.streams = sio_stream.ss(self.sio, namespace, window=window, max_chunk=chunk)
+        self.streams = sio_stream.ss(
+            self.sio, namespace, window=window, max_chunk=chunk, **initial_credit_option()
+        )
         self.raw_received = 0
         self.raw_done = asyncio.Event()
 
