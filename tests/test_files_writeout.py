@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import anyio
 import pytest
 
-from sio_stream import create_stream, receive_file, send_file
+from sio_stream import create_stream, receive_file, send_file, sync
 from sio_stream.files._writeout import WRITE_OUT_STEP, WritingOut
 from tests.test_files import emit_with_ack, make_file
+from tests.test_sync import sync_pair  # noqa: F401 (a fixture)
 
 BLOCK = 512 * 1024
 
@@ -78,5 +80,27 @@ async def test_a_received_file_is_exact_and_left_the_cache(pair, tmp_path):
     with anyio.fail_after(60):
         assert await send_file(stream, source) == len(data)
         assert await ack == len(data)
+    assert not cached(target, 0)
+    assert target.read_bytes() == data
+
+
+@linux_only
+def test_a_file_the_sync_api_received_is_exact_and_left_the_cache(sync_pair, tmp_path):  # noqa: F811
+    server_streams, client_streams, _, _ = sync_pair
+    source = tmp_path / "source.bin"
+    data = make_file(source, 3 * WRITE_OUT_STEP + 1000)
+    target = tmp_path / "stored.bin"
+
+    @server_streams.on("store")
+    def store(sid: str, stream: sync.IOStream) -> int:
+        return sync.receive_file(stream, target, timeout=30)
+
+    stream = sync.create_stream()
+    result: list[int] = []
+    caller = threading.Thread(target=lambda: result.append(client_streams.call("store", stream)))
+    caller.start()
+    assert sync.send_file(stream, source, timeout=30) == len(data)
+    caller.join(60)
+    assert result == [len(data)]
     assert not cached(target, 0)
     assert target.read_bytes() == data
