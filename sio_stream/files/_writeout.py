@@ -1,6 +1,7 @@
-"""A received file's data leaves the page cache a few MiB behind its writes (Linux).
+"""A received file's data leaves the page cache a few MiB behind its writes (Linux), once the
+file is larger than :data:`WRITE_OUT_AFTER`.
 
-Written data is handed to the disk :data:`WRITE_OUT_STEP` bytes at a time
+Past that size, written data is handed to the disk :data:`WRITE_OUT_STEP` bytes at a time
 (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which starts the writeback and returns), and the
 step before, waited for on disk, is dropped from the page cache (``posix_fadvise``
 ``POSIX_FADV_DONTNEED``). A transfer then holds at most about two steps of the file in the
@@ -14,14 +15,16 @@ pages, so a receiver's CPU per GiB doubled with the file write alone; written ou
 step by step it cost 0.28-0.33 s/GiB in every run, the writeback's submission included (which
 the kernel's flusher threads would otherwise pay). It also keeps a large download from evicting
 the rest of the cache and from piling up dirty pages (the kernel throttles a writer with GiBs
-of them, which cost 2-3x the CPU per GiB here).
+of them: a 3 GiB file written in 512 KiB pieces cost 0.95-1.55 CPU s/GiB and 1.5-2.3 s/GiB of
+wall time into the cache, 0.36-0.38 and 0.80 written out).
 
-The cost: the file is not in the cache once received (reading it again reads the disk), and
-the writes go at the disk's speed beyond two steps (the wait is in the write-behind worker
-thread; the stream's credit holds the sender). Files smaller than a step are never written
-out early. Where ``sync_file_range`` is missing (not Linux) or refused (not a regular file),
-nothing changes: the writes go to the cache as before. A write error the disk reports here
-raises ``OSError`` (it would otherwise be lost, as nothing fsyncs the file).
+The cost: such a file is not in the cache once received (reading it again reads the disk),
+its writes go at the disk's speed (the wait is in the write-behind worker thread; the stream's
+credit holds the sender), and where memory is at hand the writeback started in the receiving
+process cost 0.13 CPU s/GiB more: hence only past :data:`WRITE_OUT_AFTER`. Where
+``sync_file_range`` is missing (not Linux) or refused (not a regular file), nothing changes.
+A write error the disk reports here raises ``OSError`` (it would otherwise be lost, as nothing
+fsyncs the file).
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ from typing import Any
 #: Bytes written out at a time: 8 MiB cost the least CPU of 2, 4, 8 and 16 MiB here (within
 #: noise of 16), and a transfer holds about twice that in the page cache.
 WRITE_OUT_STEP = 8 * 1024 * 1024
+
+#: Bytes a transfer writes to the page cache before its writes are written out (then all of
+#: them): where memory is at hand, handing the writes to the disk in the receiving process cost
+#: 0.13 CPU s/GiB more than leaving them to the kernel (0.24 -> 0.37 for 256 MiB files), and in
+#: ``benchmarks/files.py`` 256 MiB transfers lost a fifth of their rate; a file up to this size
+#: is written and cached as before, a larger one never leaves more than this behind.
+WRITE_OUT_AFTER = 1024 * 1024 * 1024
 
 _WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # SYNC_FILE_RANGE_* flags
 #: Errors that mean the disk failed the data (raised), not that the call does not apply here.
@@ -68,13 +78,18 @@ class WritingOut:
         self._written = start
         self._handed = start  # written out up to here (the writeback started)
         self._dropped = start  # and dropped from the cache up to here
+        self._after = start + WRITE_OUT_AFTER
         fileno = getattr(file, "fileno", None)
         self._fd: int | None = fileno() if _sync_file_range is not None and callable(fileno) else None
 
     def write(self, data: bytes) -> None:
         self._write(data)
         self._written += len(data)
-        if self._fd is not None and self._written - self._handed >= WRITE_OUT_STEP:
+        if (
+            self._fd is not None
+            and self._written - self._handed >= WRITE_OUT_STEP
+            and self._written >= self._after
+        ):
             self._write_out(self._fd)
 
     def _write_out(self, fd: int) -> None:
