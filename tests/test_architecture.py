@@ -28,9 +28,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "sio_stream.aio": ("sio_stream.aio", "sio_stream.glue", "sio_stream.core", "sio_stream._errors"),
     # The file pieces both drivers share import no driver, so the sync driver can use them.
     "sio_stream.files._common": ("sio_stream._errors",),
+    "sio_stream.files._writeout": (),
     "sio_stream.sync": (
         "sio_stream.sync",
         "sio_stream.files._common",
+        "sio_stream.files._writeout",
         "sio_stream.glue",
         "sio_stream.core",
         "sio_stream._errors",

@@ -23,6 +23,7 @@ from ._common import DEFAULT_CHUNK_SIZE, Progress, SupportsUpdate
 from ._disk import _open
 from ._pipe import _copy, _destroy_streams, _reader, _reading, _writing
 from ._reserve import Reserving
+from ._writeout import WritingOut
 
 
 class _ReceivedDigest:
@@ -129,7 +130,8 @@ async def _receive_resumed(
     reserving = Reserving(file, offset)
     try:
         try:
-            async with _writing(reserving, shared._Tee(hasher, received), keep=True) as write:
+            writing = WritingOut(file, reserving.write, offset)
+            async with _writing(writing, shared._Tee(hasher, received), keep=True) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
             shared.check_complete(done, size)
@@ -233,7 +235,7 @@ async def receive_file(
         async with _open(temporary, "xb") as file:
             created = True
             reserving = Reserving(file)
-            async with _writing(reserving, shared._Tee(hasher, received)) as write:
+            async with _writing(WritingOut(file, reserving.write), shared._Tee(hasher, received)) as write:
                 read = _reader(stream, DEFAULT_CHUNK_SIZE)
                 done = await _copy(read, write, progress=progress, total=size, max_bytes=max_bytes)
             await anyio.to_thread.run_sync(reserving.trim)

@@ -3,7 +3,8 @@
 Options, limits, errors and the failure rule are those of :mod:`sio_stream.files` (the limit
 checks and progress are its :class:`~sio_stream.files._common.Tally`): on any failure every sync
 IOStream taking part is destroyed, so its peer fails at once, and the exception propagates.
-The disk is read and written in the calling thread. ``timeout`` bounds each wait on a stream
+The disk is read and written in the calling thread (a received file is written out to disk a few
+MiB behind its writes: :mod:`sio_stream.files._writeout`). ``timeout`` bounds each wait on a stream
 (seconds with no progress), not the whole transfer.
 """
 
@@ -31,6 +32,7 @@ from ..files._common import (
     open_partial,
     take_digest,
 )
+from ..files._writeout import WritingOut
 from ._stream import LOCK, IOStream
 
 
@@ -164,7 +166,8 @@ def receive_file(
             try:
                 tally = Tally(progress, size, max_bytes)
                 chunks = _chunks(stream, DEFAULT_CHUNK_SIZE, timeout)
-                done = _copy(chunks, file.write, tally, hasher)
+                writing = WritingOut(file, file.write, offset if resuming else 0)
+                done = _copy(chunks, writing.write, tally, hasher)
                 check_complete(done, size)
             except StreamError as exc:
                 if resuming and failed_integrity(exc, stream):
