@@ -247,3 +247,78 @@ def test_a_final_size_from_a_peer_without_initial_credit_is_no_size() -> None:
     pair.b.start_reading(stream)
     assert pair.b.receive_end("s", {FINAL_SIZE_KEY: 99}) is None
     assert stream.error is None and stream.readable_ended
+
+
+# -- what a hostile peer can make a reader hold (the review's probes) ------------------------------
+
+
+def held_memory(receive: Any) -> int:
+    """Bytes of Python objects still allocated after ``receive(i)`` for each of the offer's ids."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(CREDITS):
+            receive(i)
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def junk() -> dict[str, Any]:
+    """What python-socketio hands over for a JSON argument of some 300 KB: 100,000 little lists."""
+    return {"junk": [[] for _ in range(100_000)]}
+
+
+def test_a_held_write_keeps_its_bytes_not_the_json_beside_them() -> None:
+    """A write of an empty chunk counts nothing against the offer; its fourth argument was kept
+    whole (51 MB held for an 8 KiB offer before the fix). Now such a write is not held at all,
+    and one with a small marker keeps only that."""
+    core = CorePair(config(), config()).b
+    held = held_memory(lambda i: core.receive_write(f"id{i}", b"", "buffer", junk()))
+    assert held <= 2 * OFFER, f"held {held:,} bytes for an offer of {OFFER:,}"
+    assert core.early.held == {}
+    assert core.receive_write("ok", b"x" * 10, None, {"digest": "sha256"}) is None  # held
+    assert core.early.held["ok"].writes == [(b"x" * 10, None, {"digest": "sha256"})]
+
+
+def test_a_held_write_keeps_the_bytes_a_text_chunk_decodes_to() -> None:
+    core = CorePair(config(), config()).b
+    assert core.receive_write("hex", "ab" * 100, "hex") is None
+    assert core.early.held["hex"].writes == [(b"\xab" * 100, None, None)]
+
+
+def test_a_held_end_keeps_its_final_size_not_the_json_beside_it() -> None:
+    core = CorePair(config(), config()).b
+
+    def end(i: int) -> None:
+        answer = core.receive_end(f"id{i}", {FINAL_SIZE_KEY: 0, **junk()})
+        assert isinstance(answer, str) and "invalid stream id" in answer  # not held
+
+    held = held_memory(end)
+    assert held <= 2 * OFFER, f"held {held:,} bytes for an offer of {OFFER:,}"
+    assert isinstance(core.receive_end("ok", {FINAL_SIZE_KEY: 0, "sha256": "ab" * 32}), PendingReply)
+
+
+def test_nothing_is_held_once_the_connection_is_gone() -> None:
+    core = CorePair(config(), config()).b
+    core.connection_lost()
+    assert core.receive_write("late", b"x") is not None  # refused, not held
+    assert isinstance(core.receive_end("late", {FINAL_SIZE_KEY: 1}), str)
+    assert core.early.held == {}
+
+
+def test_a_reader_that_ends_its_side_first_gets_an_end_saying_what_was_sent() -> None:
+    """Duplex without half-open: the reader ends its side before reading all of a primed
+    stream; the writer drops what it still buffered and ends. Its end said the bytes its
+    application wrote, so the reader failed a stream nothing was lost from with IntegrityError."""
+    pair = CorePair(config(), config())
+    primed_upload(pair, DATA)  # three offers: the writer keeps two buffered
+    while pair.deliver(pair.a):
+        pass
+    (reader,) = pair.decoded[id(pair.b)]
+    pair.b.end(reader)
+    read_all(pair, reader)
+    pair.flush()
+    assert not isinstance(reader.error, IntegrityError), reader.error

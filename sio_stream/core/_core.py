@@ -525,6 +525,8 @@ class ProtocolCore(ReadingMixin, DigestMixin, ResumeMixin, InitialMixin, EarlyMi
                     f"the peer ended stream {stream.id} before {stream.pending_size} buffered "
                     f"{'objects' if stream.object_mode else 'bytes'} could be sent"
                 )
+                if not stream.object_mode:  # a primed stream's end says what it did send
+                    stream.written_bytes -= stream.pending_size
                 stream.pending.clear()
                 self.end(stream)
                 self.fail(stream, lost, notify=False, keep_inbox=True)

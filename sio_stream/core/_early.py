@@ -9,14 +9,16 @@ server whose handler threads ran the writes first) the writes came first, were d
 ``"invalid stream id"`` (unacked: the writer never knew), and the stream later ended cleanly,
 short. The rules, per connection:
 
-* **Held**: while our offer is made and not taken (and the session is not suspended), a
-  ``$stream-write`` for an id we do not know is kept, with its arguments, as long as everything
+* **Held**: while our offer is made and not taken (and the session is not suspended, and the
+  connection is up), a ``$stream-write`` for an id we do not know is kept, as the bytes it
+  decodes to and a marker of the small form our peers send (see :func:`compact`: a peer's other
+  JSON is not what the offer counted, so such a write is lost), as long as everything
   held stays within the offer: at most its credits in chunks (and in ids), each chunk within its
   size and ``max_read_chunk``. The offer paid for them (the budget counts it as offered; on a
   cluster node's record of another node's client, that node counted it), so memory stays
   within the budget; the ack says accepted. A ``$stream-end`` for an id with held
-  writes, or one that carries a final size (only a primed stream's does), is held too, and its
-  ack waits (a :class:`PendingReply`).
+  writes, or one that carries a final size (only a primed stream's does), is held too (its value
+  in the same small form, else refused), and its ack waits (a :class:`PendingReply`).
 * **Delivered**: the event whose placeholder takes the offer for that id gets what was held, in
   arrival order, as if it came right after the event (so a write beyond the credit it claims
   fails it, as any write beyond credit). An id never announced cannot outlive the offer: the
@@ -28,7 +30,8 @@ short. The rules, per connection:
   placeholder arrives, the stream fails with :class:`IntegrityError`, and so do held ids that
   age past the idle timeout (they count the driver's idle sweeps as streams do). A suspension
   (the writer sends again after the resume) and the connection's end forget all of it.
-* **Final size**: a primed stream's writer puts ``{"size": N}`` (what its application wrote)
+* **Final size**: a primed stream's writer puts ``{"size": N}`` (what its application wrote,
+  less what it dropped unsent when the reader ended a duplex stream without half-open)
   in its ``$stream-end`` value, beside a digest. A reader that accepted another count fails the
   stream with :class:`IntegrityError` and answers ``{"integrity": message}``, so the writer's
   ``end()`` raises it too: whatever lost the data, the stream never ends cleanly short. (A
@@ -50,6 +53,12 @@ from ._chunks import decode_chunk
 from ._config import FEATURE_INITIAL_CREDIT, FEATURE_UNACKED_WRITE, FINAL_SIZE_KEY, INTEGRITY_KEY, CoreConfig
 from ._initial import InitialCredit
 from ._streamcore import PendingReply, StreamCore
+
+#: The longest string a held write's marker or a held end's value may carry (a digest's name or
+#: hex value; sha512 is 128 hex digits), and the most keys either may have: what is held must be
+#: what the offer counted, not any JSON a peer puts beside it.
+MAX_HELD_TEXT = 256
+MAX_HELD_KEYS = 4
 
 #: Ids whose early writes were dropped, remembered so that their streams fail when announced.
 #: Only a hostile or broken writer loses more than one: its oldest are forgotten (the final
@@ -153,6 +162,25 @@ class EarlyWrites:
         self.lost.clear()
 
 
+def compact(value: Any) -> tuple[bool, Any]:
+    """A held write's marker or a held end's value, kept only in the small form sio_stream peers
+    send (``None``, or a dict of a few short keys to ints or short strings: a digest's name or
+    value, ``left``, ``size``): (whether it is that form, the value to keep)."""
+    if value is None:
+        return True, None
+    if not isinstance(value, dict) or len(value) > MAX_HELD_KEYS:
+        return False, None
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        small = (isinstance(item, int) and not isinstance(item, bool) and abs(item) < 2**63) or (
+            isinstance(item, str) and len(item) <= MAX_HELD_TEXT
+        )
+        if not isinstance(key, str) or len(key) > MAX_HELD_TEXT or not small:
+            return False, None
+        kept[key] = item
+    return True, kept
+
+
 def _refuse(entry: _Held | None, stream_id: str) -> None:
     if entry is not None and entry.reply is not None:
         entry.reply.resolve(f"invalid stream id: {stream_id}")
@@ -162,6 +190,7 @@ class _Core(Protocol):
     config: CoreConfig
     peer_features: frozenset[str]
     initial_offer: InitialCredit | None
+    closed: bool
     suspended: bool
     early: EarlyWrites
 
@@ -188,7 +217,7 @@ class EarlyMixin:
     def _early_offer(self: _Core, stream_id: Any) -> InitialCredit | None:
         """The offer that may hold an early event for ``stream_id`` (``None``: refuse it)."""
         offer = self.initial_offer
-        if offer is None or self.suspended or not isinstance(stream_id, str) or not stream_id:
+        if offer is None or self.closed or self.suspended or not isinstance(stream_id, str) or not stream_id:
             return None
         return offer if FEATURE_INITIAL_CREDIT in self.peer_features else None
 
@@ -198,14 +227,18 @@ class EarlyMixin:
         offer = self._early_offer(stream_id)
         if offer is None:
             return refusal
+        # Held as the bytes it decodes to and a marker of the small form (see compact()): what
+        # is held is what the offer counted, whatever else the peer's JSON carried.
+        small, marker = compact(marker)
         try:
-            size = len(decode_chunk(chunk, encoding, False))
+            data: bytes | None = decode_chunk(chunk, encoding, False)
         except InvalidChunkError:
-            size = None
+            data = None
         if (
-            size is None
-            or size > self.config.max_read_chunk
-            or not self.early.hold_write(stream_id, (chunk, encoding, marker), size, offer)
+            data is None
+            or not small
+            or len(data) > self.config.max_read_chunk
+            or not self.early.hold_write(stream_id, (data, None, marker), len(data), offer)
         ):
             self.early.lose(stream_id)
             return refusal
@@ -214,7 +247,8 @@ class EarlyMixin:
     def _early_end(self: _Core, stream_id: Any, value: Any) -> Any:
         """An end for an id we do not know: its :class:`PendingReply` when held, else the refusal."""
         offer = self._early_offer(stream_id)
-        if offer is not None:
+        small, value = compact(value)
+        if offer is not None and small:
             sized = isinstance(value, dict) and FINAL_SIZE_KEY in value
             reply = self.early.hold_end(stream_id, value, sized, offer)
             if reply is not None:

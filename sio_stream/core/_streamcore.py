@@ -119,7 +119,8 @@ class StreamCore:
         #: Writer: the digest sent (or to send, when external); reader: the one the peer sent.
         self.digest_value: str | None = None
         self.bytes_received = 0
-        #: Writer: bytes the application wrote (a primed stream's end says it, see _early.py).
+        #: Writer: bytes the application wrote, less any it dropped unsent (a primed stream's
+        #: end says it, see _early.py).
         self.written_bytes = 0
         self.end_reply: PendingReply | None = None
         # -- negotiated ``resume`` (see sio_stream.core._resume) --
