@@ -37,6 +37,15 @@ _M_MMAP_THRESHOLD = -3
 _USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 
 
+def _sets_malloc(name: str) -> bool:
+    """The environment variable ``name`` sets malloc's behaviour (``GLIBC_TUNABLES`` only when
+    it names a ``glibc.malloc.`` tunable: other tunables leave malloc to us)."""
+    value = os.environ.get(name)
+    if value is None:
+        return False
+    return name != "GLIBC_TUNABLES" or "glibc.malloc." in value
+
+
 def keep_freed_buffers() -> bool:
     """Make this process keep freed chunk buffers for reuse (glibc's trim and mmap thresholds,
     see the module's docstring for what it costs); return whether the thresholds were set.
@@ -44,9 +53,9 @@ def keep_freed_buffers() -> bool:
     Call it once, early (before the first transfer); it affects every thread of the process and
     stays for its life. Returns False, changing nothing, off Linux, with a C library other than
     glibc (musl), or when the environment already sets malloc tunables
-    (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``GLIBC_TUNABLES``: the user's own
-    choice wins). Raises nothing."""
-    if not sys.platform.startswith("linux") or any(name in os.environ for name in _USER_SETTINGS):
+    (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, a ``glibc.malloc.`` tunable in
+    ``GLIBC_TUNABLES``: the user's own choice wins). Raises nothing."""
+    if not sys.platform.startswith("linux") or any(_sets_malloc(name) for name in _USER_SETTINGS):
         return False
     try:
         libc = ctypes.CDLL(None)  # the interpreter's own symbols, libc's among them

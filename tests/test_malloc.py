@@ -58,3 +58,8 @@ def test_freed_chunks_are_reused_without_faulting_their_pages_again() -> None:
 
 def test_the_users_own_malloc_settings_win() -> None:
     assert _run("tuned", MALLOC_TRIM_THRESHOLD_="131072")["kept"] is False
+
+
+def test_a_malloc_tunable_wins_and_other_tunables_do_not_count() -> None:
+    assert _run("tuned", GLIBC_TUNABLES="glibc.malloc.trim_threshold=131072")["kept"] is False
+    assert _run("tuned", GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX512F")["kept"] is True
