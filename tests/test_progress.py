@@ -44,6 +44,10 @@ from tests.corepair import CorePair
 MAX_STREAMS = 8
 MAX_FLOWS = 6  # every flow is a stream on both cores: within MAX_STREAMS on each
 PROCESS_LIMIT = 24 * 1024  # two connections of 16 KiB contend for it
+#: When a busy round destroys a stream: its reader waits for its turn, or holds credit from the
+#: pool (a turn's); and whether the reader or the writer is destroyed.
+WHEN = ("waiting", "holding")
+Destroy = tuple[int, str, bool]
 #: Initial credit each side offers when the example turns it on: one chunk, so that both
 #: offers fit in the process's share of offers (1/8 of its limit, 3 KiB).
 OFFER = 1024
@@ -220,18 +224,22 @@ class FlowControl(RuleBasedStateMachine):
     @rule(
         rounds=st.integers(min_value=1, max_value=20),
         count=st.integers(min_value=1, max_value=6),
-        destroy=st.one_of(st.none(), st.tuples(st.integers(min_value=0, max_value=12), st.booleans())),
+        destroy=st.one_of(
+            st.none(),
+            st.tuples(st.integers(min_value=0, max_value=12), st.sampled_from(WHEN), st.booleans()),
+        ),
     )
-    def everyone_busy(self, rounds: int, count: int, destroy: tuple[int, bool] | None) -> None:
+    def everyone_busy(self, rounds: int, count: int, destroy: Destroy | None) -> None:
         """``rounds`` times: every active writer hands over all it has and ends, every active
         reader takes all that arrived, and ``count`` packets travel each way. Many streams then
-        owe credit at once, and take turns. With ``destroy`` (``skip``, ``reader``), the
-        ``skip``-th time a delivery leaves a reader waiting for its turn, the application
-        destroys that stream's reader (or its writer, at the other end) right there."""
+        owe credit at once, and take turns. With ``destroy`` (``skip``, ``when``, ``reader``),
+        the ``skip``-th time a delivery leaves a reader in state ``when`` (waiting for its turn,
+        or holding credit a turn paid from the pool), the application destroys that stream's
+        reader (or its writer, at the other end) right there."""
         for _ in range(rounds):
             destroy = self._busy_round(count, destroy)
 
-    def _busy_round(self, count: int, destroy: tuple[int, bool] | None) -> tuple[int, bool] | None:
+    def _busy_round(self, count: int, destroy: Destroy | None) -> Destroy | None:
         self._arrived()
         for flow in self.flows:
             if flow.writes:
@@ -247,28 +255,39 @@ class FlowControl(RuleBasedStateMachine):
         for _ in range(count):
             for core in self._cores():
                 self.pair.deliver(core)
-                if destroy is not None and self._waiting_flows():
-                    skip, reader = destroy
-                    if skip == 0:
-                        self._destroy_waiting(reader)
-                        destroy = None
-                    else:
-                        destroy = (skip - 1, reader)
+                if destroy is None:
+                    continue
+                skip, when, reader = destroy
+                found = self._flows_in(when)
+                if found and skip == 0:
+                    self._destroy_end(found[0], when, reader)
+                    destroy = None
+                elif found:
+                    destroy = (skip - 1, when, reader)
         return destroy
 
-    def _waiting_flows(self) -> list[Flow]:
-        return [f for f in self.flows if f.reader is not None and f.reader in f.sink.turn_waiters]
+    def _flows_in(self, when: str) -> list[Flow]:
+        """The flows whose reader waits for its turn (``when`` "waiting"), or holds credit from
+        the pool, what a turn pays ("holding")."""
+        found = []
+        for flow in self.flows:
+            reader = flow.reader
+            if reader is None or reader.error is not None:
+                continue
+            pooled = reader.holding is not None and reader.holding.reserved > reader.holding.floor_reserved
+            if (when == "waiting" and reader in flow.sink.turn_waiters) or (when == "holding" and pooled):
+                found.append(flow)
+        return found
 
-    def _destroy_waiting(self, reader: bool) -> None:
-        """Destroy an end of the first stream whose reader waits for its turn."""
-        flow = self._waiting_flows()[0]
+    def _destroy_end(self, flow: Flow, when: str, reader: bool) -> None:
         assert flow.reader is not None
-        event(f"destroyed the {'reader' if reader else 'writer'} of a stream waiting for its turn")
+        end = "reader" if reader else "writer"
+        event(f"destroyed the {end} of a stream whose reader is {when} (a turn)")
         flow.destroyed = True
         if reader:
-            flow.sink.fail(flow.reader, StreamClosedError("destroyed while waiting for its turn"))
+            flow.sink.fail(flow.reader, StreamClosedError(f"destroyed while {when}"))
         else:
-            flow.source.fail(flow.writer, StreamClosedError("destroyed while its reader waits for a turn"))
+            flow.source.fail(flow.writer, StreamClosedError(f"destroyed while its reader is {when}"))
 
     @rule(index=st.integers(min_value=0), size=st.integers(min_value=1, max_value=8192))
     def hostile_write(self, index: int, size: int) -> None:
