@@ -374,9 +374,9 @@ class ReadingMixin:
 
     def _turn(self: _Core, stream: StreamCore, size: int) -> int:
         """Credits of ``size`` bytes (its :meth:`_credit_bytes`) ``stream`` is paid on its turn
-        (see _turns.py), or 0 when it takes no turns:
-        its writer did not announce ``final-size``, it is the only stream owed credit (it takes
-        what the window has), the window stalled, or the link is long for the window."""
+        (see _turns.py), or 0 when it takes no turns: its writer did not announce
+        ``final-size``, it is the only stream owed credit (it takes what the window has), the
+        window stalled, or the link is long for the window."""
         if (
             len(self.starved) < 2
             or self.turns.stalled
