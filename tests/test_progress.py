@@ -10,7 +10,12 @@ packet, and hostile writes beyond credit. Then every active end runs to completi
   offered (negotiated ``initial-credit``), beyond that by at most the offers taken (a taken
   offer is reserved whatever the budgets hold: the peer holds the credit already).
 * **Progress**, at the end: every stream whose writer and reader are both active finished,
-  intact and in order, whatever the quiet, stalled or hostile streams beside it did.
+  intact and in order, whatever the quiet, stalled, hostile or destroyed streams beside it did
+  (the application destroys either end at any point: while its reader waits for a turn of the
+  connection window, holds credit, or holds unread bytes).
+* **Nothing stays reserved**: once the application destroyed every stream left, both
+  connections and the process hold and reserve nothing, and no debt, turn or budget waiter
+  is left behind.
 
 On the second wave's main the progress property fails: a quiet stream's window reserved the
 connection window, and no other stream was ever granted credit (issue 20).
@@ -22,22 +27,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from sio_stream import StreamClosedError
 from sio_stream.core import _placeholder as placeholders
 from sio_stream.core import _wire as wire
 from sio_stream.core._budget import OFFER_SHARE, Budget
 from sio_stream.core._config import FINAL_SIZE_KEY
 from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
-from sio_stream.core._state import WriteState
+from sio_stream.core._state import ReadState, WriteState
 from sio_stream.core._turns import STALL_CHECK
 from tests.corepair import CorePair
 
 MAX_STREAMS = 8
 MAX_FLOWS = 6  # every flow is a stream on both cores: within MAX_STREAMS on each
 PROCESS_LIMIT = 24 * 1024  # two connections of 16 KiB contend for it
+#: When a busy round destroys a stream: its reader waits for its turn, or holds credit from the
+#: pool (a turn's); and whether the reader or the writer is destroyed.
+WHEN = ("waiting", "holding")
+Destroy = tuple[int, str, bool]
 #: Initial credit each side offers when the example turns it on: one chunk, so that both
 #: offers fit in the process's share of offers (1/8 of its limit, 3 KiB).
 OFFER = 1024
@@ -75,11 +85,12 @@ class Flow:
     written: int = 0
     received: bytearray = field(default_factory=bytearray)
     hostile: bool = False  # the peer wrote beyond credit on it: its stream may fail
+    destroyed: bool = False  # the application destroyed one of its ends
     reader: StreamCore | None = None  # once the event announcing it was delivered
 
     @property
     def must_finish(self) -> bool:
-        return self.writes and self.reads and not self.hostile
+        return self.writes and self.reads and not self.hostile and not self.destroyed
 
 
 class FlowControl(RuleBasedStateMachine):
@@ -123,6 +134,18 @@ class FlowControl(RuleBasedStateMachine):
     )
     def open_stream(self, forward: bool, writes: bool, reads: bool, size: int, seed: int) -> None:
         self._open(forward, writes, reads, size, seed)
+
+    @precondition(lambda self: len(self.flows) < MAX_FLOWS)
+    @rule(
+        forward=st.booleans(),
+        count=st.integers(min_value=2, max_value=MAX_FLOWS),
+        size=st.integers(min_value=1024, max_value=12 * 1024),
+    )
+    def open_bulk_streams(self, forward: bool, count: int, size: int) -> None:
+        """Several active streams of one size in one direction: with every end busy they owe
+        credit together, and take turns of the connection window."""
+        for seed in range(min(count, MAX_FLOWS - len(self.flows))):
+            self._open(forward, True, True, size, seed)
 
     @precondition(
         lambda self: (
@@ -198,6 +221,74 @@ class FlowControl(RuleBasedStateMachine):
         if flow is not None and flow.reads and flow.reader is not None and flow.reader.inbox:
             flow.received += flow.sink.take(flow.reader, size)
 
+    @rule(
+        rounds=st.integers(min_value=1, max_value=20),
+        count=st.integers(min_value=1, max_value=6),
+        destroy=st.one_of(
+            st.none(),
+            st.tuples(st.integers(min_value=0, max_value=12), st.sampled_from(WHEN), st.booleans()),
+        ),
+    )
+    def everyone_busy(self, rounds: int, count: int, destroy: Destroy | None) -> None:
+        """``rounds`` times: every active writer hands over all it has and ends, every active
+        reader takes all that arrived, and ``count`` packets travel each way. Many streams then
+        owe credit at once, and take turns. With ``destroy`` (``skip``, ``when``, ``reader``),
+        the ``skip``-th time a delivery leaves a reader in state ``when`` (waiting for its turn,
+        or holding credit a turn paid from the pool), the application destroys that stream's
+        reader (or its writer, at the other end) right there."""
+        for _ in range(rounds):
+            destroy = self._busy_round(count, destroy)
+
+    def _busy_round(self, count: int, destroy: Destroy | None) -> Destroy | None:
+        self._arrived()
+        for flow in self.flows:
+            if flow.writes:
+                self._write(flow, len(flow.data))
+                if flow.writer.error is None and flow.writer.write_state is WriteState.OPEN:
+                    flow.source.end(flow.writer)
+            if flow.reads and flow.reader is not None:
+                while flow.reader.inbox:
+                    flow.received += flow.sink.take(flow.reader, 1 << 20)
+        for core in self._cores():
+            while self.pair.send(core):
+                pass
+        for _ in range(count):
+            for core in self._cores():
+                self.pair.deliver(core)
+                if destroy is None:
+                    continue
+                skip, when, reader = destroy
+                found = self._flows_in(when)
+                if found and skip == 0:
+                    self._destroy_end(found[0], when, reader)
+                    destroy = None
+                elif found:
+                    destroy = (skip - 1, when, reader)
+        return destroy
+
+    def _flows_in(self, when: str) -> list[Flow]:
+        """The flows whose reader waits for its turn (``when`` "waiting"), or holds credit from
+        the pool, what a turn pays ("holding")."""
+        found = []
+        for flow in self.flows:
+            reader = flow.reader
+            if reader is None or reader.error is not None:
+                continue
+            pooled = reader.holding is not None and reader.holding.reserved > reader.holding.floor_reserved
+            if (when == "waiting" and reader in flow.sink.turn_waiters) or (when == "holding" and pooled):
+                found.append(flow)
+        return found
+
+    def _destroy_end(self, flow: Flow, when: str, reader: bool) -> None:
+        assert flow.reader is not None
+        end = "reader" if reader else "writer"
+        event(f"destroyed the {end} of a stream whose reader is {when} (a turn)")
+        flow.destroyed = True
+        if reader:
+            flow.sink.fail(flow.reader, StreamClosedError(f"destroyed while {when}"))
+        else:
+            flow.source.fail(flow.writer, StreamClosedError(f"destroyed while its reader is {when}"))
+
     @rule(index=st.integers(min_value=0), size=st.integers(min_value=1, max_value=8192))
     def hostile_write(self, index: int, size: int) -> None:
         """The peer writes a chunk straight into the reader, whatever its credit."""
@@ -206,6 +297,43 @@ class FlowControl(RuleBasedStateMachine):
             return
         flow.hostile = True
         flow.sink.receive_write(flow.writer.id, b"h" * size, "buffer")
+
+    @rule(index=st.integers(min_value=0), reader=st.booleans())
+    def destroy(self, index: int, reader: bool) -> None:
+        """The application destroys one end of a stream, whatever it is doing (as
+        ``IOStream.destroy()``): the peer is told, and the other end fails too."""
+        flow = self._flow(index)
+        if flow is None or (reader and flow.reader is None):
+            return
+        flow.destroyed = True
+        if reader:
+            assert flow.reader is not None
+            flow.sink.fail(flow.reader, StreamClosedError("destroyed by its reader"))
+        else:
+            flow.source.fail(flow.writer, StreamClosedError("destroyed by its writer"))
+
+    @precondition(lambda self: any(core.turn_waiters or core.starved for core in self._cores()))
+    @rule(index=st.integers(min_value=0), waiting=st.booleans())
+    def destroy_owed_reader(self, index: int, waiting: bool) -> None:
+        """The application destroys a reader owed credit: one that waits for its turn of the
+        connection window (``waiting``), or any stream the connection owes credit (it may hold
+        credit from a turn already)."""
+        owed = [
+            flow
+            for flow in self.flows
+            if flow.reader is not None
+            and (flow.reader in flow.sink.turn_waiters if waiting else flow.reader in flow.sink.starved)
+        ]
+        if not owed:
+            return
+        flow = owed[index % len(owed)]
+        assert flow.reader is not None
+        event("destroyed a reader waiting for its turn" if waiting else "destroyed a reader owed credit")
+        flow.destroyed = True
+        flow.sink.fail(flow.reader, StreamClosedError("destroyed while owed credit"))
+
+    def _cores(self) -> tuple[ProtocolCore, ...]:
+        return (self.pair.a, self.pair.b) if hasattr(self, "pair") else ()
 
     # -- the wire --------------------------------------------------------------------------
     @rule(forward=st.booleans(), count=st.integers(min_value=1, max_value=8))
@@ -262,6 +390,20 @@ class FlowControl(RuleBasedStateMachine):
         assert taken <= self.process.limit // OFFER_SHARE
         assert self.process.held + self.process.reserved <= self.process.limit + taken
 
+    @invariant()
+    def debts_of_live_readers(self) -> None:
+        """Only a reader that reads is owed credit, and a stream waits for its turn only while
+        it is owed some: a destroyed stream leaves no debt, no turn (a stale one kept the
+        connection's turns running for nothing) and nothing reserved."""
+        for core in self._cores():
+            for stream in core.starved:
+                assert stream.error is None and stream.read_state is ReadState.READING, stream.id
+            assert core.turn_waiters.keys() <= core.starved.keys(), (core.turn_waiters, core.starved)
+        for flow in self.flows:
+            for end in (flow.writer, flow.reader):
+                if end is not None and end.error is not None and end.holding is not None:
+                    assert end.holding.reserved == 0 and end.holding.held == 0, end.id
+
     # -- progress --------------------------------------------------------------------------
     def _write(self, flow: Flow, size: int) -> None:
         if flow.writer.error is not None or flow.written >= len(flow.data):
@@ -300,6 +442,31 @@ class FlowControl(RuleBasedStateMachine):
             assert bytes(flow.received) == flow.data, f"stream {number} stalled at {len(flow.received)}"
             assert flow.reader.readable_ended, f"stream {number} never ended"
             assert flow.writer.write_finished, f"stream {number}: its writer never finished"
+        self._all_destroyed_and_idle()
+
+    def _all_destroyed_and_idle(self) -> None:
+        """The application destroys every stream left (done ones too: a no-op, or the unread
+        bytes go) and the wire drains: nothing may stay held, reserved or waiting."""
+        for flow in self.flows:
+            flow.source.fail(flow.writer, StreamClosedError("closing"))
+            if flow.reader is not None:
+                flow.sink.fail(flow.reader, StreamClosedError("closing"))
+        for _ in range(100):
+            self.pair.flush()
+            self._arrived()
+            for flow in self.flows:
+                if flow.reader is not None:
+                    flow.sink.fail(flow.reader, StreamClosedError("closing"))
+            if not any(self.pair.wires.values()):
+                break
+        for core in (self.pair.a, self.pair.b):
+            stats = core.budget.statistics()
+            assert (stats.held, stats.reserved, stats.waiting) == (0, 0, 0), stats
+            assert not core.streams and not core.starved and not core.turn_waiters, core.statistics()
+            assert not core.floor_due and not core.grown, (core.floor_due, core.grown)
+            assert core.budget.floor_used == 0 and core.budget.floor_reserved == 0
+            assert not core.turns.waiting, "the driver's stall checks go on with no debt"
+        assert (self.process.held, self.process.reserved) == (0, 0), self.process.statistics()
 
     def _progress_marks(self) -> tuple[int, ...]:
         marks: list[int] = []

@@ -257,6 +257,14 @@ class Budget:
             room = self.window - (self.reserved - self.floor_reserved)
         return room if room > 0 else 0
 
+    def windowed(self, room: int) -> int:
+        """:meth:`grantable` (under the window) from ``room``, what ``grantable(window=False)``
+        returned with nothing changed since: one room check where a caller needs both (a turn
+        asks whether it fits now, and else whether it will once the window turns)."""
+        if self.window is not None and self.window - (self.reserved - self.floor_reserved) < room:
+            room = self.window - (self.reserved - self.floor_reserved)
+        return room if room > 0 else 0
+
     @property
     def pooled(self) -> int:
         """Bytes of credit outstanding from the shared pool (reserved beyond the floors). Not

@@ -101,25 +101,25 @@ class _Core(Protocol):
 
     def _fit_connection_window(self, stream: StreamCore, size: int) -> None: ...
 
-    def _tune_connection_window(self, stream: StreamCore) -> None: ...
+    def _tune_connection_window(self, stream: StreamCore, size: int) -> None: ...
 
     def _reads_alone(self, stream: StreamCore) -> bool: ...
 
-    def _pay_pooled(self, stream: StreamCore) -> None: ...
+    def _pay_pooled(self, stream: StreamCore, size: int) -> None: ...
 
     def _floor_credit_bytes(self, stream: StreamCore) -> int: ...
 
     def _pay_floor(self, stream: StreamCore) -> None: ...
 
-    def _turn(self, stream: StreamCore) -> int: ...
+    def _turn(self, stream: StreamCore, size: int) -> int: ...
 
-    def _take_turn(self, stream: StreamCore, turn: int) -> bool | None: ...
+    def _take_turn(self, stream: StreamCore, turn: int, size: int) -> bool | None: ...
 
     def _covered(self, stream: StreamCore) -> bool: ...
 
     def _behind_turn(self, stream: StreamCore) -> bool: ...
 
-    def _turns_may_fail(self) -> bool: ...
+    def _turns_may_fail(self, room: int | None = None) -> bool: ...
 
     def _send_credit(self, stream: StreamCore, count: int, size: int) -> None: ...
 
@@ -159,17 +159,16 @@ class ReadingMixin:
         if seen > stream.credit_size:
             cap = self.budget.limit if stream.object_mode else self.config.max_read_chunk
             stream.credit_size = min(seen, cap)
-        if (
-            self.turn_waiters
-            and holding.reserved - holding.floor_reserved < pooled
-            and (self.budget.grantable() + self.budget.floor >= self.budget.wanted or self._turns_may_fail())
-        ):
+        if self.turn_waiters and holding.reserved - holding.floor_reserved < pooled:
             # Credit from the pool arrived: the streams waiting for their turn look again once
             # the room covers the first one's turn (the rule the budget wakes them by: 100
             # streams on a connection made a pass at each of 3,300 chunks, and the room covered
             # a turn at 12 of them), or at once when turns may fail (the credit becomes held
-            # bytes if its reader stopped reading).
-            self._pay()
+            # bytes if its reader stopped reading). One room check answers both.
+            budget = self.budget
+            room = budget.grantable(window=False)
+            if budget.windowed(room) + budget.floor >= budget.wanted or self._turns_may_fail(room):
+                self._pay()
         stream.probing = False
         if stream.parked:
             parked, stream.parked = stream.parked, 0
@@ -283,10 +282,13 @@ class ReadingMixin:
                 gone.append(stream)
                 continue
             assert stream.window is not None
-            turn = self._turn(stream) if stream.window.proven else 0
+            # Sized once for the pass: its turn, the room the turn waits for and the pool's
+            # credit (sized three times, with 100 streams a pass cost 1.4 sizings per chunk).
+            size = self._credit_bytes(stream) if stream.window.proven else 0
+            turn = self._turn(stream, size) if size else 0
             if turn and self._covered(stream):
                 continue  # what its writer has left is granted: nothing to wait for
-            taken = self._take_turn(stream, turn) if turn else None
+            taken = self._take_turn(stream, turn, size) if turn else None
             if taken:
                 self.turn_waiters.pop(stream, None)
                 (rotate if stream.owed_credit else gone).append(stream)  # the others go first
@@ -298,10 +300,10 @@ class ReadingMixin:
                 if stream.window.dry:
                     self.turn_waiters[stream] = None
                     self.floor_due.pop(stream, None)
-                wanted = turn * self._credit_bytes(stream)
+                wanted = turn * size
                 break
-            if stream.window.proven:
-                self._pay_pooled(stream)
+            if size:
+                self._pay_pooled(stream, size)
             if stream.owed_credit:
                 self._pay_floor(stream)
             if not stream.owed_credit:
@@ -329,8 +331,9 @@ class ReadingMixin:
                 del self.starved[stream], self.floor_due[stream]
                 continue
             assert stream.window is not None
-            turn = self._turn(stream) if stream.window.proven and stream.window.dry else 0
-            if turn and self._take_turn(stream, turn) is False:
+            size = self._credit_bytes(stream) if stream.window.proven and stream.window.dry else 0
+            turn = self._turn(stream, size) if size else 0
+            if turn and self._take_turn(stream, turn, size) is False:
                 # Its turn comes as the window turns (see _turns.py): no floor pays it.
                 del self.floor_due[stream]
                 self.turn_waiters[stream] = None
@@ -369,10 +372,11 @@ class ReadingMixin:
             self._pay()
         return self.turns.waiting
 
-    def _turn(self: _Core, stream: StreamCore) -> int:
-        """Credits ``stream`` is paid on its turn (see _turns.py), or 0 when it takes no turns:
-        its writer did not announce ``final-size``, it is the only stream owed credit (it takes
-        what the window has), the window stalled, or the link is long for the window."""
+    def _turn(self: _Core, stream: StreamCore, size: int) -> int:
+        """Credits of ``size`` bytes (its :meth:`_credit_bytes`) ``stream`` is paid on its turn
+        (see _turns.py), or 0 when it takes no turns: its writer did not announce
+        ``final-size``, it is the only stream owed credit (it takes what the window has), the
+        window stalled, or the link is long for the window."""
         if (
             len(self.starved) < 2
             or self.turns.stalled
@@ -381,28 +385,31 @@ class ReadingMixin:
         ):
             return 0
         assert stream.window is not None
-        size, left = self._credit_bytes(stream), stream.peer_left
-        return turn_credits(stream.owed_credit, stream.window.base, self.budget.window, size, left)
+        return turn_credits(
+            stream.owed_credit, stream.window.base, self.budget.window, size, stream.peer_left
+        )
 
-    def _take_turn(self: _Core, stream: StreamCore, turn: int) -> bool | None:
-        """Pay ``stream``'s whole turn of ``turn`` credits from the pool (and its unused floor),
-        topping up credit still outstanding to a larger read size (its next read's size applies
-        to every credit it holds): True. Otherwise False when the turn will fit once the credit
-        in flight from the pool comes back (it waits: held bytes come back only if their readers
-        read, so they do not count), ``None`` when it will not (the budget, not the window, is
-        short). One function, since a busy connection asks it on every chunk consumed."""
+    def _take_turn(self: _Core, stream: StreamCore, turn: int, size: int) -> bool | None:
+        """Pay ``stream``'s whole turn of ``turn`` credits of ``size`` bytes from the pool (and
+        its unused floor), topping up credit still outstanding to a larger read size (its next
+        read's size applies to every credit it holds): True. Otherwise False when the turn will
+        fit once the credit in flight from the pool comes back (it waits: held bytes come back
+        only if their readers read, so they do not count), ``None`` when it will not (the
+        budget, not the window, is short). One function, since a busy connection asks it on
+        every chunk consumed; one room check answers both questions (two were a quarter of the
+        room checks per chunk with 100 streams)."""
         assert stream.window is not None and stream.holding is not None
-        size = self._credit_bytes(stream)
         needed = turn * size
         top_up = stream.window.outstanding * max(0, size - stream.grant_size)
         budget = self.budget
         floor_room = stream.holding.floor_room
-        if min(budget.grantable() + floor_room, budget.free) >= needed + top_up:
+        room = budget.grantable(window=False)
+        if min(budget.windowed(room) + floor_room, budget.free) >= needed + top_up:
             if stream.holding.reserve(needed + top_up):
                 self._send_credit(stream, turn, size)
                 return True
             return None
-        if budget.grantable(window=False) + floor_room + budget.pooled >= needed:
+        if room + floor_room + budget.pooled >= needed:
             return False
         return None
 
@@ -422,30 +429,33 @@ class ReadingMixin:
         two turns and paid none (100 streams on a connection: three chunks in four)."""
         assert stream.window is not None
         budget = self.budget
-        return (
-            bool(self.turn_waiters)
+        if not (
+            self.turn_waiters
             and not self.turns.stalled
             and not budget.floor_short
             and not stream.window.dry
             and self._sized(stream)
             and next(iter(self.starved), None) in self.turn_waiters
-            and budget.grantable() + budget.floor < budget.wanted
-            and not self._turns_may_fail()
-        )
+        ):
+            return False
+        room = budget.grantable(window=False)  # once for both questions
+        return budget.windowed(room) + budget.floor < budget.wanted and not self._turns_may_fail(room)
 
-    def _turns_may_fail(self: _Core) -> bool:
+    def _turns_may_fail(self: _Core, room: int | None = None) -> bool:
         """Credit in flight and the pool's room no longer cover a turn of half the window: the
         waiting streams must be looked at again (credit that arrived for readers that do not
-        read became held bytes)."""
+        read became held bytes). ``room``: ``grantable(window=False)`` when the caller has it."""
         budget = self.budget
-        return budget.grantable(window=False) + budget.pooled < (budget.window or 0) // 2
+        if room is None:
+            room = budget.grantable(window=False)
+        return room + budget.pooled < (budget.window or 0) // 2
 
-    def _pay_pooled(self: _Core, stream: StreamCore) -> None:
-        """As many owed credits of full size as the shared pool (and the stream's unused floor)
-        can reserve; toward a read-size writer, credit still outstanding is topped up to that
-        size too, since its next read's size applies to every credit it holds."""
+    def _pay_pooled(self: _Core, stream: StreamCore, size: int) -> None:
+        """As many owed credits of full ``size`` (:meth:`_credit_bytes`) as the shared pool (and
+        the stream's unused floor) can reserve; toward a read-size writer, credit still
+        outstanding is topped up to that size too, since its next read's size applies to every
+        credit it holds."""
         assert stream.window is not None and stream.holding is not None
-        size = self._credit_bytes(stream)
         top_up = 0
         if self._sized(stream) and stream.grant_size < size:
             top_up = stream.window.outstanding * (size - stream.grant_size)
@@ -542,15 +552,15 @@ class ReadingMixin:
         pool = self.budget.limit - self.budget.floor_pool
         self.budget.window = max(self.config.connection_window, min(wanted, pool))
 
-    def _tune_connection_window(self: _Core, stream: StreamCore) -> None:
+    def _tune_connection_window(self: _Core, stream: StreamCore, size: int) -> None:
         """A chunk of ``stream`` was consumed while streams wait for the connection window: the
         window, not the streams' own, limits them (several streams sharing a long link each
         drain too slowly to grow, and two of the largest window stay too small). Counted in
         credits of this stream's size, the connection window grows as a stream's does (see
-        sio_stream.core._tuning), on the round trip of the stream that consumed."""
+        sio_stream.core._tuning), on the round trip of the stream that consumed. ``size``: its
+        :meth:`_credit_bytes`."""
         budget = self.budget
         assert budget.window is not None
-        size = self._credit_bytes(stream)
         if budget.window - budget.pooled >= size or budget.grantable(window=False) < size:
             return  # the window has room, or something else (the budget) is the limit
         wanted = self.window_tuner.grow(
@@ -623,6 +633,8 @@ class ReadingMixin:
         grew = 0
         if pressed:
             self.reached = 0
+        # Sized once for this chunk (twice, with many streams waiting, cost 0.8 sizings per chunk).
+        size = 0
         if self._may_grow(stream):
             size = self._credit_bytes(stream)
             cap = self.config.max_window // size
@@ -642,9 +654,10 @@ class ReadingMixin:
             if grew:
                 self.reached = max(self.reached, window.size * size)
         if grew or (pressed and stream in self.grown):  # grew, or shrinks back under pressure
-            self._fit_connection_window(stream, window.size * self._credit_bytes(stream))
+            self._fit_connection_window(stream, window.size * (size or self._credit_bytes(stream)))
+            size = 0  # the connection window, so the largest credit (the budget's ceiling), moved
         if self.starved and not pressed and self._may_grow(stream) and self.budget.window is not None:
-            self._tune_connection_window(stream)
+            self._tune_connection_window(stream, size or self._credit_bytes(stream))
         if FEATURE_BATCH_READ in self.peer_features:
             # Toward a sio_stream peer, grant in batches of a quarter window: one packet instead of
             # several, while at least three quarters of the window stay in flight. (Half-window
