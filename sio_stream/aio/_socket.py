@@ -267,7 +267,6 @@ def ss(
         max_window=max_window,
         process_budget=process_budget,
         resume_timeout=resume_timeout,
-        # Offered by this driver only (see socket_config): its handler tasks start in order.
         initial_credit=initial_credit,
     )
     host = Host(sio, namespace)
