@@ -38,16 +38,19 @@ def main() -> None:
     parser.add_argument("--host", choices=("socketio", "flask"), default="socketio")
     parser.add_argument("--max-chunk", type=int, default=None)
     parser.add_argument("--websocket-compression", action="store_true", help="ss(websocket_compression=True)")
+    parser.add_argument("--initial-credit", type=int, default=0, help="ss(initial_credit=N)")
     args = parser.parse_args()
     monkey_patch(args.mode)
-    serve(args.mode, args.host, args.max_chunk, args.websocket_compression)
+    serve(args.mode, args.host, args.max_chunk, args.websocket_compression, args.initial_credit)
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
-def serve(mode: str, host: str, max_chunk: int | None, websocket_compression: bool = False) -> None:
+def serve(
+    mode: str, host: str, max_chunk: int | None, websocket_compression: bool = False, initial_credit: int = 0
+) -> None:
     import hashlib
     import json
     import os
@@ -59,6 +62,7 @@ def serve(mode: str, host: str, max_chunk: int | None, websocket_compression: bo
 
     options: dict[str, Any] = {} if max_chunk is None else {"max_chunk": max_chunk}
     options["websocket_compression"] = websocket_compression
+    options["initial_credit"] = initial_credit
     if host == "flask":
         from flask import Flask, request
         from flask_socketio import SocketIO

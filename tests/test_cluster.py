@@ -53,9 +53,10 @@ async def nodes(redis_url: str) -> AsyncIterator[Any]:
     started: list[Node] = []
     clients: list[socketio.AsyncClient] = []
 
-    async def node() -> Node:
+    async def node(**options: Any) -> Node:
+        """A node; ``options`` go to its ``ss()``."""
         sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=socketio.AsyncRedisManager(redis_url))
-        ss(sio)
+        ss(sio, **options)
         runner, url = await start_server(sio)
         result = Node(sio, runner, url)
         await result.cluster.ready()

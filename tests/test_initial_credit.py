@@ -206,10 +206,12 @@ def test_ss_initial_credit_option_sets_or_turns_off_the_offer() -> None:
             sio_stream.ss(socketio.AsyncServer(async_mode="aiohttp"), initial_credit=bad)
 
 
-def test_the_sync_driver_refuses_initial_credit_and_never_announces_it() -> None:
-    from sio_stream.core._config import FEATURE_INITIAL_CREDIT
+def test_the_sync_driver_takes_the_option_and_announces_the_feature() -> None:
     from sio_stream.sync import ss as sync_ss
 
-    with pytest.raises(sio_stream.InvalidOptionError, match="initial_credit"):
-        sync_ss(socketio.Server(), initial_credit=16 * 1024 * 1024)
-    assert FEATURE_INITIAL_CREDIT not in sync_ss(socketio.Server())._config.features
+    offers = [sync_ss(socketio.Server(), initial_credit=value)._config.initial_credit for value in (0, 2**24)]
+    assert offers == [0, 2**24]
+    assert FEATURE_INITIAL_CREDIT in sync_ss(socketio.Server(), initial_credit=2**24)._config.features
+    for bad in (-1, 1.5, True, "16M"):
+        with pytest.raises(sio_stream.InvalidOptionError, match="initial_credit"):
+            sync_ss(socketio.Server(), initial_credit=bad)

@@ -74,12 +74,19 @@ def install_handlers(streams: sync.StreamSocket, sio: Any) -> None:
         return back
 
 
+#: Initial credit both ends offer where a test asks for it (``sync_pair`` parametrized).
+OFFER = 16 * MiB
+
+
 @pytest.fixture
-def sync_pair() -> Iterator[tuple[sync.StreamSocket, sync.StreamSocket, socketio.Server, socketio.Client]]:
+def sync_pair(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[sync.StreamSocket, sync.StreamSocket, socketio.Server, socketio.Client]]:
+    offer = getattr(request, "param", 0)  # ss(initial_credit=) of both ends
     with sync_server() as (sio, url), sync_client(url) as client:
-        server_streams = sync.ss(sio)
+        server_streams = sync.ss(sio, initial_credit=offer)
         install_handlers(server_streams, sio)
-        client_streams = sync.ss(client)
+        client_streams = sync.ss(client, initial_credit=offer)
         client.connect(url, transports=["websocket"])
         yield server_streams, client_streams, sio, client
         client.disconnect()
@@ -105,8 +112,14 @@ def write_in_thread(stream: sync.IOStream, data: bytes, piece: int = 100_000) ->
 
 
 # -- sync <-> sync --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sync_pair", [0, OFFER], ids=["no-offer", "offer"], indirect=True)
 def test_upload_download_and_echo(sync_pair) -> None:
-    _, client_streams, _, _ = sync_pair
+    server_streams, client_streams, _, client = sync_pair
+    client_core = client_streams._connections[None].core
+    eventually(lambda: client_core.peer_offer_seen)
+    server_core = server_streams._connections[client.get_sid()].core
+    offered = client_core.peer_offer is not None
+    assert offered is (client_core.initial_offer is not None) is bool(server_streams._config.initial_credit)
     data = os.urandom(5 * MiB + 7)
     stream = sync.create_stream()
     writer = write_in_thread(stream, data)
@@ -122,8 +135,12 @@ def test_upload_download_and_echo(sync_pair) -> None:
     writer = write_in_thread(out, data[:MiB], 65537)
     assert back.read(timeout=30) == data[:MiB]
     writer.join()
+    # The upload took the server's offer, the download the client's (both primed, both intact).
+    assert client_core.peer_offer is None and client_core.initial_offer is None
+    assert not server_core.early.held and server_core.early.bytes == 0
 
 
+@pytest.mark.parametrize("sync_pair", [0, OFFER], ids=["no-offer", "offer"], indirect=True)
 def test_streams_from_many_threads_arrive_complete_and_in_order(sync_pair) -> None:
     _, client_streams, _, _ = sync_pair
     results: dict[int, Any] = {}

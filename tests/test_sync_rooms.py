@@ -338,7 +338,9 @@ def test_a_slow_member_with_max_lag_is_dropped_and_the_others_go_on() -> None:
 
 
 def test_without_max_lag_the_room_moves_at_the_slowest_members_pace() -> None:
-    with room_of(3) as room:
+    # Members offer no initial credit: 16 MiB of it would take all 8 MiB and the writer would
+    # never block (the pace under test is the slow member's window).
+    with room_of(3, initial_credit=0) as room:
         slow = room.members[0]
         slow.gate.clear()
         stream = sync.create_stream()

@@ -239,9 +239,9 @@ def ss(
     (negotiated ``initial-credit``; a 150 ms link's first 48 MiB go about 1.6x faster). Offered
     only while the process budget and the connection have room for it, within ``max_window``,
     half the connection's shared pool and an eighth of the process budget; an offer nobody takes
-    holds no memory. Opt-in for now: on a server that joins a cluster it stays off, since a
-    stream a client returns in its answer to another node's event could have its first writes
-    overtake the answer between the nodes.
+    holds no memory. Opt-in for now. Cluster nodes offer it too: writes that overtake their
+    stream's event (a stream a client returns in its answer to another node's event) are held
+    within the offer, and a primed stream's end carries its final size.
     Raises :class:`LocalProtocolError` for an ``AsyncServer(async_handlers=False)``.
     """
     per_sio: dict[str, StreamSocket] | None = getattr(sio, _SOCKETS_ATTRIBUTE, None)
@@ -267,7 +267,6 @@ def ss(
         max_window=max_window,
         process_budget=process_budget,
         resume_timeout=resume_timeout,
-        # Offered by this driver only (see socket_config): its handler tasks start in order.
         initial_credit=initial_credit,
     )
     host = Host(sio, namespace)
@@ -283,11 +282,7 @@ def ss(
     if not socket._host.is_server and not per_sio:
         _announce_disconnects(sio)
     if cluster and socket._host.is_server:
-        relay = _relay_for(sio)
-        if relay is not None and config.initial_credit:
-            config.initial_credit = 0  # see the docstring: not across nodes yet
-            logger.warning("sio_stream: initial_credit is off on a server that joins a cluster")
-        socket._join_cluster(relay)
+        socket._join_cluster(_relay_for(sio))
     per_sio[namespace] = socket
     setattr(sio, _SOCKETS_ATTRIBUTE, per_sio)
     return socket

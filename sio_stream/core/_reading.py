@@ -46,6 +46,7 @@ from ._config import (
     RECEIVED_KEY,
     CoreConfig,
 )
+from ._progress import progress_due
 from ._state import ReadInput, ReadState
 from ._streamcore import Outgoing, StreamCore
 from ._tuning import Tuner
@@ -666,7 +667,11 @@ class ReadingMixin:
             # window still small, or a stream gone dry, is refilled at once.
             paid = False
             stream.owed_reads += credits
-            if stream.owed_reads * 4 >= stream.window.current or stream.window.dry:
+            if (
+                stream.owed_reads * 4 >= stream.window.current
+                or stream.window.dry
+                or (FEATURE_CONSUMED in self.peer_features and progress_due(stream))
+            ):
                 paid = self._grant(stream, stream.owed_reads)
                 stream.owed_reads = 0
         else:

@@ -111,11 +111,10 @@ def socket_config(
     initial_credit: int = 0,
 ) -> CoreConfig:
     """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`). ``initial_credit``:
-    what each hello offers (negotiated initial-credit); only a driver that decodes an event's
-    streams before it handles any packet that came after the event may offer it, since the
-    writes the offer lets go follow the event at once (the asyncio driver: python-socketio starts
-    its handler tasks in arrival order; a sync server's handler threads do not keep that order,
-    and a green server lost the chunks that overtook their stream's event)."""
+    what each hello offers (negotiated initial-credit). The writes the offer lets go follow the
+    event at once, and a sync server handles them on its receive loop before the event's handler
+    thread decodes it: the core holds such writes within the offer (core/_early.py), so every
+    driver may offer it."""
     config = CoreConfig(
         window=DEFAULT_WINDOW if window is None else window,
         object_window=DEFAULT_OBJECT_WINDOW if object_window is None else object_window,

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import HandlerError, InvalidOptionError, LocalProtocolError, StreamError, StreamTimeoutError
-from ..core._config import DEFAULT_RESUME_TIMEOUT, FEATURE_INITIAL_CREDIT
+from .._errors import HandlerError, LocalProtocolError, StreamError, StreamTimeoutError
+from ..core._config import DEFAULT_RESUME_TIMEOUT
 from ..glue import _client_masks as client_masks
 from ..glue import _compression as compression
 from ..glue import _fast_unmask as fast_unmask
@@ -56,6 +56,8 @@ def ss(
     ``socketio.Client`` reconnects by itself after its transport drops, and its streams continue
     on the new connection; a server keeps a dropped client's streams that long. Sync and asyncio
     peers resume each other's sessions (one protocol, see the protocol notes, ``resume``).
+    ``initial_credit`` (default 0: off), as :func:`sio_stream.ss`: a stream's writes that a
+    server's receive loop handles before its event's handler thread are held within the offer.
     Raises :class:`~sio_stream.LocalProtocolError` for ``async_handlers=False``.
     """
     host_object = getattr(sio, "server", None) if type(sio).__name__ == "SocketIO" else sio
@@ -71,13 +73,11 @@ def ss(
         if existing._host.is_server:
             compression.configure(existing._host.sio.eio, websocket_compression)
         return existing
-    if options.get("initial_credit"):
-        raise InvalidOptionError("initial_credit: the sync driver neither offers nor takes initial credit")
+    # initial_credit offers as the asyncio driver's: writes that overtake their stream's event
+    # (handled on the receive loop while the event waits for its handler thread) are held within
+    # the offer and delivered behind the event (core/_early.py), and a primed stream's end
+    # carries its final size, so nothing is lost unseen.
     config = socket_config(resume_timeout=resume_timeout, **options)
-    # Neither offers nor takes initial credit: a sync peer's handler threads and writer threads
-    # do not keep a stream's writes behind its event (a green server lost chunks that overtook
-    # their event; a sync server's writer taking an asyncio client's offer lost one in a room).
-    config.features = config.features - {FEATURE_INITIAL_CREDIT}
     host = SyncHost(sio, namespace)
     if host.is_server:  # before anything is installed: it raises on a conflicting choice
         compression.configure(host.sio.eio, websocket_compression)

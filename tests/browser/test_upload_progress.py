@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from sio_stream import IOStream
+from sio_stream.core._config import DEFAULT_INITIAL_CREDIT
 from tests.support import wait_for
 
 CHUNK = 64 * 1024
-SIZE = 48 * CHUNK
+SIZE = 80 * CHUNK  # beyond the 2 MiB the page takes of the offer (32 credits of its chunk)
 
 UPLOAD = """async ([size, chunk]) => {
   const { io } = await import('/socket.io.esm.min.js');
@@ -57,11 +58,11 @@ async def test_upload_progress_never_runs_ahead_of_what_the_server_consumed(
             # sent after its handler took those chunks: what it consumed by now is at least that.
             seen.append((value, consumed))
 
-        # Reports come with the server's reads, in batches of a quarter of the stream's window:
-        # the 16 MiB of initial credit (negotiated initial-credit) would let the page send all
-        # 3 MiB behind its event and leave two reports to judge by. The bound under test is the
-        # same with it; this test needs a window that starts small to see many reports.
-        server.streams._config.initial_credit = 0
+        # The server offers initial credit (negotiated initial-credit; the file server takes no
+        # option for it yet) and the page takes it, so all 3 MiB may follow the event at once:
+        # reports still come often enough to judge by, since a reader reports what it consumed
+        # at least every eighth of its window (core/_progress.py).
+        server.streams._config.initial_credit = DEFAULT_INITIAL_CREDIT
         server.streams.on("slow-put", slow_put)
         server.sio.on("progress", progress)
         page = await browser.new_page()
