@@ -108,6 +108,21 @@ async def emit_with_ack(streams: Any, event: str, *args: Any) -> asyncio.Future[
     return future
 
 
+async def upload_to_a_file(pair: Any, source: Path, target: Path, size: int, timeout: float = 60) -> None:
+    """The client sends ``source`` (``size`` bytes) with ``send_file``; the server's handler
+    stores it at ``target`` with ``receive_file``. Checks both ends' counts."""
+
+    @pair.server_streams.on("upload")
+    async def upload(sid: str, stream: Any) -> int:
+        return await receive_file(stream, target)
+
+    stream = create_stream()
+    ack = await emit_with_ack(pair.client_streams, "upload", stream)
+    with anyio.fail_after(timeout):
+        assert await send_file(stream, source) == size
+        assert await ack == size
+
+
 async def test_download_with_progress(pair, tmp_path):
     source = tmp_path / "source.bin"
     data = make_file(source, 3_000_000 + 17)

@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 import sio_stream.files._reserve as reserve_module
-from sio_stream import StreamError, create_stream, receive_file, send_file
+from sio_stream import StreamError, create_stream, receive_file
 from sio_stream.files._reserve import RESERVE_AHEAD, Reserving
-from tests.test_files import emit_with_ack, make_file, settle
+from tests.test_files import make_file, settle, upload_to_a_file
 
 pytestmark = pytest.mark.anyio
 
@@ -78,16 +78,7 @@ async def test_a_received_file_holds_no_reserved_space(pair, tmp_path):
     source = tmp_path / "source.bin"
     data = make_file(source, 1024 * 1024 + 1000)
     target = tmp_path / "stored.bin"
-
-    @pair.server_streams.on("upload")
-    async def upload(sid, stream):
-        return await receive_file(stream, target)
-
-    stream = create_stream()
-    ack = await emit_with_ack(pair.client_streams, "upload", stream)
-    with anyio.fail_after(30):
-        assert await send_file(stream, source) == len(data)
-        assert await ack == len(data)
+    await upload_to_a_file(pair, source, target, len(data))
     assert target.read_bytes() == data
     # The 4 MiB reserved at the first write were given back: the file holds its own blocks.
     assert allocated(target) < len(data) + 64 * 1024

@@ -11,13 +11,12 @@ import sys
 import threading
 from pathlib import Path
 
-import anyio
 import pytest
 
 import sio_stream.files._writeout as writeout_module
-from sio_stream import create_stream, receive_file, send_file, sync
+from sio_stream import sync
 from sio_stream.files._writeout import WRITE_OUT_STEP, WritingOut
-from tests.test_files import emit_with_ack, make_file
+from tests.test_files import make_file, upload_to_a_file
 from tests.test_sync import sync_pair  # noqa: F401 (a fixture)
 
 BLOCK = 512 * 1024
@@ -102,16 +101,7 @@ async def test_a_received_file_is_exact_and_left_the_cache(pair, tmp_path, write
     source = tmp_path / "source.bin"
     data = make_file(source, 3 * WRITE_OUT_STEP + 1000)
     target = tmp_path / "stored.bin"
-
-    @pair.server_streams.on("upload")
-    async def upload(sid, stream):
-        return await receive_file(stream, target)
-
-    stream = create_stream()
-    ack = await emit_with_ack(pair.client_streams, "upload", stream)
-    with anyio.fail_after(60):
-        assert await send_file(stream, source) == len(data)
-        assert await ack == len(data)
+    await upload_to_a_file(pair, source, target, len(data))
     assert not cached(target, 0)
     assert target.read_bytes() == data
 
