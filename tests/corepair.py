@@ -21,6 +21,14 @@ from sio_stream.core import _wire as wire
 from sio_stream.core._core import CoreConfig, Outgoing, PendingReply, ProtocolCore, StreamCore
 
 
+def take_all(core: ProtocolCore, stream: StreamCore) -> list[Any]:
+    """Everything ``stream``'s inbox holds, taken by the application."""
+    out: list[Any] = []
+    while stream.inbox:
+        out.append(core.take(stream, 1 << 30))
+    return out
+
+
 @dataclass
 class Ack:
     callback: Any
@@ -117,6 +125,18 @@ class CorePair:
             if not moved:
                 return
         raise AssertionError("the pair never went quiet")
+
+    def read_to_end(
+        self, core: ProtocolCore, stream: StreamCore, got: bytes = b"", rounds: int = 500
+    ) -> bytes:
+        """Flush the pair and take what ``stream`` (read by ``core``) holds until its readable
+        side ended or it failed: ``got`` followed by what was read."""
+        for _ in range(rounds):
+            self.flush()
+            got += b"".join(take_all(core, stream))
+            if stream.readable_ended or stream.error is not None:
+                break
+        return got
 
     def in_flight_writes(self, src: ProtocolCore, stream_id: str) -> int:
         return sum(

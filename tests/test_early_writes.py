@@ -19,7 +19,6 @@ from sio_stream.core._config import FINAL_SIZE_KEY, CoreConfig
 from sio_stream.core._core import Outgoing, PendingReply, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
 from tests.corepair import CorePair
-from tests.test_session_resume_core import take_all
 
 CHUNK = 1024
 CREDITS = 8
@@ -65,13 +64,7 @@ def event_last(pair: CorePair) -> None:
 
 def read_all(pair: CorePair, reader: StreamCore) -> bytes:
     pair.b.start_reading(reader)
-    got = b""
-    for _ in range(1_000):
-        pair.flush()
-        got += b"".join(take_all(pair.b, reader))
-        if reader.readable_ended or reader.error is not None:
-            break
-    return got
+    return pair.read_to_end(pair.b, reader, rounds=1_000)
 
 
 @pytest.mark.parametrize("data", [DATA, DATA[: 3 * CHUNK]], ids=["beyond-the-offer", "within-the-offer"])

@@ -160,7 +160,7 @@ def test_a_stream_whose_event_is_sent_again_after_a_resume_takes_its_initial_cre
     from tests.test_session_events_core import resume
     from tests.test_session_resume_core import CHUNK as RESUME_CHUNK
     from tests.test_session_resume_core import config as resume_config
-    from tests.test_session_resume_core import cut, take_all
+    from tests.test_session_resume_core import cut
 
     offer = 4 * RESUME_CHUNK
     pair = CorePair(resume_config(), resume_config(initial_credit=offer))
@@ -186,12 +186,7 @@ def test_a_stream_whose_event_is_sent_again_after_a_resume_takes_its_initial_cre
     (reader,) = pair.events[id(pair.b)][0][1]
     assert reader.error is None and reader.initial_credit == 4
     pair.b.start_reading(reader)
-    got = b""
-    for _ in range(500):
-        pair.flush()
-        got += b"".join(take_all(pair.b, reader))
-        if reader.readable_ended:
-            break
+    got = pair.read_to_end(pair.b, reader, rounds=500)
     assert got == data and reader.error is None and stream.error is None
 
 

@@ -16,8 +16,8 @@ from sio_stream.core import _wire as wire
 from sio_stream.core._core import Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
 from sio_stream.core._sent_events import SentEvents
-from tests.corepair import CorePair
-from tests.test_session_resume_core import config, cut, take_all
+from tests.corepair import CorePair, take_all
+from tests.test_session_resume_core import config, cut
 
 
 def resume(pair: CorePair, *, answer_lost: bool = False) -> None:
@@ -227,10 +227,5 @@ def test_an_end_queued_while_suspended_goes_after_the_replay() -> None:
     pair.a.end(stream)  # queued while suspended
     assert [getattr(item, "event", None) for item in pair.a.outbox] == [wire.END]
     resume(pair)
-    got = b""
-    for _ in range(100):
-        pair.flush()
-        got += b"".join(take_all(pair.b, peer))
-        if peer.readable_ended:
-            break
+    got = pair.read_to_end(pair.b, peer, rounds=100)
     assert got == data and stream.error is None and peer.error is None

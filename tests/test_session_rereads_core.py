@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from sio_stream.core import _wire as wire
 from sio_stream.core._core import Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
-from tests.corepair import CorePair
+from tests.corepair import CorePair, take_all
 from tests.test_session_events_core import resume
-from tests.test_session_resume_core import config, cut, take_all
+from tests.test_session_resume_core import config, cut
 
 DATA = bytes(range(256)) * 3  # many chunks of the pair's 8 bytes: several windows
 OBJECTS = [{"n": n} for n in range(40)]
@@ -156,12 +156,7 @@ def test_a_writer_whose_event_is_sent_again_starts_from_byte_0_with_its_digest(
     assert [name for name, _args in pair.events[id(pair.b)]] == ["upload"]
     (reader,) = pair.events[id(pair.b)][0][1]
     pair.b.start_reading(reader)
-    got = b""
-    for _ in range(500):
-        pair.flush()
-        got += b"".join(take_all(pair.b, reader))
-        if reader.readable_ended:
-            break
+    got = pair.read_to_end(pair.b, reader, rounds=500)
     assert got == data and reader.error is None and stream.error is None
     assert reader.digest_name == "sha256" and reader.digest_value == hashlib.sha256(data).hexdigest()
     pair.flush()
@@ -278,10 +273,5 @@ def test_a_reader_returned_in_an_answer_lost_in_a_drop_asks_again_behind_the_rep
     assert upload.id == slot.id
     pair.a.write(upload, DATA)
     pair.a.end(upload)
-    got = b""
-    for _ in range(500):
-        pair.flush()
-        got += b"".join(take_all(pair.b, slot))
-        if slot.readable_ended:
-            break
+    got = pair.read_to_end(pair.b, slot, rounds=500)
     assert got == DATA and slot.error is None and upload.error is None

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 
 from sio_stream import ConnectionAbortedStreamError
 from sio_stream.core import _wire as wire
-from sio_stream.core._core import FEATURE_RESUME, OUR_FEATURES, CoreConfig, ProtocolCore, StreamCore
+from sio_stream.core._core import FEATURE_RESUME, OUR_FEATURES, CoreConfig, StreamCore
 from sio_stream.core._options import StreamOptions
-from tests.corepair import CorePair
+from tests.corepair import CorePair, take_all
 
 WINDOW, CHUNK = 4, 8
 
@@ -48,13 +48,6 @@ def resume(pair: CorePair) -> None:
     pair.a.apply_resume(server_state)
 
 
-def take_all(core: ProtocolCore, stream: StreamCore) -> list[Any]:
-    out: list[Any] = []
-    while stream.inbox:
-        out.append(core.take(stream, 1 << 30))
-    return out
-
-
 def test_a_cut_loses_in_flight_writes_and_reads_and_the_resume_replays_them() -> None:
     pair = CorePair(config(), config())
     assert pair.a.resumable and pair.b.resumable
@@ -74,11 +67,7 @@ def test_a_cut_loses_in_flight_writes_and_reads_and_the_resume_replays_them() ->
     cut(pair)
     resume(pair)
     assert pair.a.resumes == pair.b.resumes == 1
-    for _ in range(200):
-        pair.flush()
-        got += b"".join(take_all(pair.b, receiver))
-        if receiver.readable_ended:
-            break
+    got = pair.read_to_end(pair.b, receiver, got, rounds=200)
     pair.flush()
     assert got == data
     assert sender.write_finished and receiver.readable_ended
@@ -265,11 +254,7 @@ def test_a_second_drop_before_the_answer_arrives_loses_nothing() -> None:
     cut(pair)
     assert pair.a.resumes == 0 and pair.b.resumes == 1
     resume(pair)
-    for _ in range(200):
-        pair.flush()
-        got += b"".join(take_all(pair.a, reader))
-        if reader.readable_ended:
-            break
+    got = pair.read_to_end(pair.a, reader, got, rounds=200)
     pair.flush()
     assert got == data and down.error is None and reader.error is None
     assert pair.a.streams == {} and pair.b.streams == {} and pair.b.budget.retained == 0

@@ -15,10 +15,10 @@ from sio_stream import ConnectionAbortedStreamError, RemoteProtocolError, create
 from sio_stream.core import _wire as wire
 from sio_stream.core._core import FEATURE_RESUME, OUR_FEATURES, Outgoing, StreamCore
 from sio_stream.core._options import StreamOptions
-from tests.corepair import CorePair
+from tests.corepair import CorePair, take_all
 from tests.support import wait_for
 from tests.test_session_resume import hello_answer, session
-from tests.test_session_resume_core import config, cut, take_all
+from tests.test_session_resume_core import config, cut
 
 
 def two_streams(pair: CorePair) -> tuple[StreamCore, StreamCore, StreamCore, StreamCore]:

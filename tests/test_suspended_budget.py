@@ -15,7 +15,7 @@ from sio_stream.core._budget import Budget
 from sio_stream.core._core import StreamCore
 from sio_stream.core._options import StreamOptions
 from tests.corepair import CorePair
-from tests.test_session_resume_core import config, cut, resume, take_all
+from tests.test_session_resume_core import config, cut, resume
 
 
 def fresh_fair_level(process: Budget) -> int:
@@ -61,12 +61,7 @@ def test_a_suspended_session_waits_for_no_room_and_is_paid_at_its_resume() -> No
     data = bytes(range(200))
     pair.a.write(sender, data)
     pair.a.end(sender)
-    got = b""
-    for _ in range(100):
-        pair.flush()
-        got += b"".join(take_all(pair.b, receiver))
-        if receiver.readable_ended:
-            break
+    got = pair.read_to_end(pair.b, receiver, rounds=100)
     assert got == data
 
 
