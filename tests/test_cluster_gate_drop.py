@@ -8,17 +8,14 @@ the queue A waited for went with the dead transport, so A must not go on waiting
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import socketio
 
 from benchmarks.stall_relay import stall_relay
 from sio_stream import HandlerError, ss
-from sio_stream.cluster import ClusterNode, cluster_for
-from tests.support import start_server, tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse)
+from tests.support import tasks_end_while_the_loop_runs, wait_for  # noqa: F401 (autouse)
+from tests.test_cluster import nodes  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.anyio
 
@@ -30,40 +27,9 @@ PIECE = 256 * 1024
 PIECES = 96
 
 
-@dataclass
-class Node:
-    sio: socketio.AsyncServer
-    runner: Any
-    url: str
-
-    @property
-    def cluster(self) -> ClusterNode:
-        node = cluster_for(self.sio)
-        assert node is not None
-        return node
-
-
-@contextlib.asynccontextmanager
-async def two_nodes(redis_url: str) -> AsyncIterator[tuple[Node, Node]]:
-    started: list[Node] = []
-    try:
-        for _ in range(2):
-            manager = socketio.AsyncRedisManager(redis_url)
-            sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
-            ss(sio, resume_timeout=RESUME_TIMEOUT)
-            runner, url = await start_server(sio)
-            started.append(Node(sio, runner, url))
-            await started[-1].cluster.ready()
-        yield started[0], started[1]
-    finally:
-        for node in started:
-            await node.cluster.close()
-            await node.sio.shutdown()  # ends the suspended session
-            await node.runner.cleanup()
-
-
-async def test_a_dropped_client_opens_the_gate_of_a_node_that_sent_it_only_events(redis_url: str) -> None:
-    async with two_nodes(redis_url) as (a, b), stall_relay(int(b.url.rsplit(":", 1)[1])) as relay:
+async def test_a_dropped_client_opens_the_gate_of_a_node_that_sent_it_only_events(nodes) -> None:  # noqa: F811
+    a, b = await nodes(resume_timeout=RESUME_TIMEOUT), await nodes(resume_timeout=RESUME_TIMEOUT)
+    async with stall_relay(int(b.url.rsplit(":", 1)[1])) as relay:
         client = socketio.AsyncClient(reconnection=False)
         client_streams = ss(client, resume_timeout=RESUME_TIMEOUT)
         try:
