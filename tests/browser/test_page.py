@@ -5,6 +5,7 @@ side and by what the page shows (each transfer row carries ``data-state``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.link import Link
 from sio_stream.core._config import DEFAULT_RESUME_TIMEOUT
 from tests.support import wait_for
 
@@ -34,6 +36,16 @@ def make_file(path: Path, size: int) -> str:
 def sha256_of(path: Path) -> str:
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+#: The rate of the link the mid-transfer tests put between the page and the server: 64 MiB take
+#: 4 s, so the upload is still under way when the test acts (at loopback speed a fast upload can
+#: finish while Playwright is still handing the file to the page, and the test waits in vain).
+SLOW_RATE = 16e6
+
+
+def slow_link(url: str) -> Link:
+    return Link(int(url.rsplit(":", 1)[1]), rate=SLOW_RATE, rtt=0.002)
 
 
 def leftovers(root: Path) -> list[str]:
@@ -207,8 +219,8 @@ async def test_closed_tab_mid_upload_leaves_no_partial_file(
 ) -> None:
     big = tmp_path / "big.bin"
     make_file(big, 64 * 1024 * 1024)
-    async with file_server() as (server, url):
-        page = await open_page(browser, url)
+    async with file_server() as (server, url), slow_link(url) as link:
+        page = await open_page(browser, link.url)
         await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
         await page.set_input_files("#picker", [str(big)])
         await wait_for(lambda: bool(leftovers(server.root)), timeout=60)  # the upload is under way
@@ -223,16 +235,18 @@ async def test_closed_tab_mid_upload_leaves_no_partial_file(
 async def test_server_going_away_mid_transfer(browser: Any, file_server: Any, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     make_file(big, 64 * 1024 * 1024)
-    async with file_server() as (server, url):
-        page = await open_page(browser, url)
-        await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
-        await page.set_input_files("#picker", [str(big)])
-        await wait_for(lambda: bool(leftovers(server.root)), timeout=60)
-    # The server stopped with the upload under way: the page says so, in words.
-    assert await transfer_state(page, "big.bin") == "failed"
-    assert "connection to the server was lost" in await note_of(page, "big.bin")
-    await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
-    assert leftovers(server.root) == []
+    async with contextlib.AsyncExitStack() as links:  # the link outlives the server
+        async with file_server() as (server, url):
+            link = await links.enter_async_context(slow_link(url))
+            page = await open_page(browser, link.url)
+            await page.wait_for_selector("#app:not([hidden])", timeout=TIMEOUT_MS)
+            await page.set_input_files("#picker", [str(big)])
+            await wait_for(lambda: bool(leftovers(server.root)), timeout=60)
+        # The server stopped with the upload under way: the page says so, in words.
+        assert await transfer_state(page, "big.bin") == "failed"
+        assert "connection to the server was lost" in await note_of(page, "big.bin")
+        await page.wait_for_selector("#status[data-state='offline']", timeout=TIMEOUT_MS)
+        assert leftovers(server.root) == []
 
 
 @pytest.mark.anyio
