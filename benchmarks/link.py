@@ -269,6 +269,7 @@ class _Side(asyncio.BufferedProtocol):
         self.got_eof = False  # the socket sent its FIN
         self.sent_eof = False  # we forwarded the peer's FIN to it
         self.write_blocked = False
+        self.stranded = False  # aborted without a word to the peer (see Link.strand)
 
     # -- asyncio callbacks -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -301,6 +302,7 @@ class _Side(asyncio.BufferedProtocol):
         if (
             self.peer is not None
             and not self.peer.closed
+            and not self.stranded
             and (exc is not None or not (self.got_eof and self.sent_eof))
         ):
             self.peer.abort()
@@ -476,6 +478,17 @@ class Link:
             client.abort()
             if client.peer is not None:
                 client.peer.abort()
+        self.cuts += len(clients)
+        return len(clients)
+
+    def strand(self) -> int:
+        """Abort the clients' sockets only, and leave the servers' open and silent: a connection
+        that died on the way (a NAT that lost its state, a phone gone to another network), which
+        the server learns of only from its own timeouts. Returns how many were stranded."""
+        clients = [side for side in self._sides if side.out is self._up and not side.closed]
+        for client in clients:
+            client.stranded = True
+            client.abort()
         self.cuts += len(clients)
         return len(clients)
 

@@ -273,7 +273,7 @@ async def hello_answer(url: str, info: dict[str, Any]) -> dict[str, Any]:
         await raw.disconnect()
 
 
-async def test_forged_reused_and_live_tokens_are_refused() -> None:
+async def test_forged_and_reused_tokens_are_refused() -> None:
     async with session() as setup:
         features = sorted(OUR_FEATURES | {FEATURE_RESUME})
         stream = create_stream()
@@ -293,11 +293,10 @@ async def test_forged_reused_and_live_tokens_are_refused() -> None:
         forged = await hello_answer(setup.url, ask("A" * 43))
         assert forged["resume"]["refused"] == "unknown session"
         assert isinstance(forged["resume"]["token"], str) and "streams" not in forged["resume"]
-        # Another client presenting the token of a live session gets nothing of it.
+        # (A connection presenting the current token of a session whose connection still looks
+        # alive takes the session over: test_resume_takeover.py.)
         live_token = setup.client_streams._connections[None].token
         assert live_token is not None
-        live = await hello_answer(setup.url, ask(live_token))
-        assert live["resume"] == {"token": live["resume"]["token"], "refused": "session in use"}
         # The owner resumes after a cut; its old token is replaced and cannot be used again.
         setup.link.cut()
         await wait_for(lambda: setup.client_streams.statistics().resumes == 1)

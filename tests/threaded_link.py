@@ -34,6 +34,10 @@ class ThreadedLink:
         """Abort every open connection (RST both ways); returns how many were cut."""
         return int(self._run(self.link.cut))
 
+    def strand(self) -> int:
+        """Abort the clients' sockets only, the servers' left open (see :meth:`Link.strand`)."""
+        return int(self._run(self.link.strand))
+
     def connections(self) -> int:
         return int(self._run(lambda: self.link.statistics().connections))
 

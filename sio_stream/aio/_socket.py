@@ -339,6 +339,11 @@ class StreamSocket(SocketLogic):
     def _new_future(self) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().create_future()
 
+    def _drop_peer(self, peer: Any) -> None:
+        task = asyncio.ensure_future(self._host.sio.disconnect(peer, namespace=self.namespace))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
     def _rebind(self, connection: Any, peer: Any) -> None:
         assert isinstance(connection, Connection)
         connection.rebind(

@@ -694,6 +694,8 @@ class SocketLogic:
         token = request.get("token")
         key = _session_key(token) if isinstance(token, str) else None
         old = self._sessions.get(key) if key is not None else None
+        if old is not None and key == old.session_key and not old.core.suspended and not old.core.closed:
+            self._take_over(old)
         if old is None:
             reason = "unknown session"  # forged, expired, or replaced by an earlier resume
         elif not old.core.suspended or old.core.closed:
@@ -786,6 +788,27 @@ class SocketLogic:
         connection.core.queue_control(Outgoing(wire.HELLO, ({"resume": {"close": True}},), answered))
 
     def _new_future(self) -> Any:
+        raise NotImplementedError
+
+    def _take_over(self, connection: ConnectionLogic) -> None:
+        """A client resumes, with its current token, a session whose connection we still take
+        for alive: that connection died on the way and we have not seen it yet (the client saw
+        it first: a NAT that lost its state, a phone on another network, or bytes still
+        draining toward us behind the close). Treat it as dropped now, so the session resumes
+        on the new connection instead of being refused as in use: suspend it, stop taking its
+        packets (a sid that sends more gets a fresh, empty record), and close its transport.
+        The current token only: a token the session was just resumed with (kept until the
+        client confirms the new one) cannot take it back from the client that resumed it."""
+        peer = next((p for p, c in self._connections.items() if c is connection), None)
+        if peer is None or not self._host.is_server or not self._may_suspend(connection):
+            return
+        logger.info("sio_stream: %s resumes its session from a new connection; the old one is closed", peer)
+        del self._connections[peer]
+        self._suspend(connection)
+        self._drop_peer(peer)
+
+    def _drop_peer(self, peer: Any) -> None:
+        """Close the transport of a server's ``peer`` (in the background): the driver's."""
         raise NotImplementedError
 
     def _rebind(self, connection: ConnectionLogic, peer: Any) -> None:

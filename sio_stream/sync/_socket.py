@@ -189,6 +189,9 @@ class StreamSocket(SocketLogic):
     def _new_future(self) -> Future:
         return Future(self._host.create_event())
 
+    def _drop_peer(self, peer: Any) -> None:
+        self._host.sio.start_background_task(self._host.sio.disconnect, peer, namespace=self.namespace)
+
     def _rebind(self, connection: Any, peer: Any) -> None:
         assert isinstance(connection, Connection)
         host = self._host
