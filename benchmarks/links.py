@@ -131,9 +131,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rtts = [float(x) for x in args.rtt.split(",")] if args.rtt else list(RTTS[mode])
     rate = link_emulator.parse_size(args.rate)
     options = "its defaults"
-    credit = link_emulator.parse_size(args.initial_credit) if args.initial_credit else 0
-    if 0 < credit < float("inf"):
-        credit = int(credit)
+    if args.initial_credit is not None:
+        size = link_emulator.parse_size(args.initial_credit)
+        credit = int(size) if size < float("inf") else 0  # parse_size reads "0" as unlimited
         os.environ["SIO_BENCH_INITIAL_CREDIT"] = str(credit)  # read by peer.py, both roles
         options = f"initial_credit={credit} on both ends"
     report.note(
@@ -304,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--initial-credit",
         default=None,
-        help="ss(initial_credit=) for both Python ends, bytes (e.g. 16Mi; default off, as the library)",
+        help="ss(initial_credit=) for both Python ends, bytes (0: off; default: the library's, 16Mi)",
     )
     p.add_argument(
         "--browser",

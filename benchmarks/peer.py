@@ -119,7 +119,7 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
 
 def initial_credit_option() -> dict[str, Any]:
     """``ss(initial_credit=)`` from SIO_BENCH_INITIAL_CREDIT (bytes; ``links.py
-    --initial-credit``), for both roles; nothing when unset (the library's default, off)."""
+    --initial-credit``; 0: off), for both roles; nothing when unset (the library's default)."""
     value = os.environ.get("SIO_BENCH_INITIAL_CREDIT")
     return {"initial_credit": int(value)} if value else {}
 
