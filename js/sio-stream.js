@@ -113,6 +113,8 @@ const DEFAULT_OBJECT_WINDOW = 128;
  * nothing until a stream takes it, and then at most the chunks that stream was granted.
  */
 export const DEFAULT_INITIAL_CREDIT = 16 * 1024 * 1024;
+/** Bytes a reader consumes at most before it reports them to a writer that counts progress from them. */
+const PROGRESS_STEP = 1024 * 1024;
 
 /**
  * The smallest time (ms) from granting credit to the arrival of the chunk that used its last
@@ -506,7 +508,7 @@ export class IOStream {
       // As the Python reader: credit goes back every quarter window, so that one read event
       // replaces several while three quarters of the window stay in flight.
       this.owed += 1;
-      if (this.owed * 4 >= this.readWindow) {
+      if (this.owed * 4 >= this.readWindow || (this.socket.uses('consumed') && this._progressDue())) {
         const owed = this.owed;
         this.owed = 0;
         this._grant(owed);
@@ -514,6 +516,16 @@ export class IOStream {
     } else {
       this._grant(1); // a JavaScript writer remembers only one pending read: one read per chunk
     }
+  }
+
+  /**
+   * Report what was consumed with the credit given back before the quarter window is due (as the
+   * Python reader, core/_progress.py): a writer's progress moves only with our `consumed` reports,
+   * and a quarter of a primed 64-chunk window is 4 MiB. The step is 1 MiB or an eighth of the
+   * window, whichever is less, never below two chunks (a window of 8 keeps its quarter batches).
+   */
+  _progressDue() {
+    return this.owed >= Math.max(2, Math.min(Math.floor(PROGRESS_STEP / this.socket.maxChunk), Math.floor(this.readWindow / 8)));
   }
 
   _receiveWrite(chunk, encoding) {

@@ -224,3 +224,24 @@ test('a resume keeps an offer not taken; its hello offers nothing; a refused one
   socket.serve('$stream', 'get', { $stream: 'r2', credit: 1 });
   assert.match(received.at(-1).error.message, /not offered/);
 });
+
+test('a primed window reports what was consumed every MiB, not every quarter window', async () => {
+  const socket = fakeSocket();
+  const streams = new StreamSocket(socket, { initialCredit: 16 << 20 });
+  const received = [];
+  streams.on('get', (s) => void received.push(s));
+  socket.serve('$stream-hello', { version: 1, features: NO_RESUME });
+  socket.serve('$stream', 'get', { $stream: 'p1', credit: 64 });
+  const stream = received[0];
+  assert.equal(stream.readWindow, 64);
+  for (let i = 0; i < 12; i++) write(socket, 'p1', DEFAULT_MAX_CHUNK);
+  const reader = stream.readable.getReader();
+  for (let i = 0; i < 12; i++) await reader.read();
+  // 12 chunks of 256 KiB consumed: reads every 4 chunks (1 MiB), where a quarter window is 16.
+  const reads = socket.of('$stream-read').map(([, , , count, report]) => [count, report.consumed]);
+  assert.deepEqual(reads, [
+    [4, 4],
+    [4, 8],
+    [4, 12],
+  ]);
+});
