@@ -6,7 +6,7 @@
  *     config: {url, initialCredit?, download?: bytes, expect?: [names]}
  *
  * With `download`, calls the server's `download(size)` and reads the stream it answers with:
- * prints {received, sha256, primed, offersTaken}. With `expect`, tells the server `play` (a plain
+ * prints {received, sha256, primed, offersTaken, seconds} (from the call to the end). With `expect`, tells the server `play` (a plain
  * Socket.IO event) and reads every stream the server sends in `get(stream, name)` events until
  * each expected name settled: prints {results: {name: {bytes, sha256, primed, error, errorName}}}.
  * Then waits for its stdin to close, and prints {streams: registered streams} as it disconnects.
@@ -45,9 +45,12 @@ try {
   await new Promise((resolve) => socket.once('connect', resolve));
   await streams.negotiated(30_000);
   if (config.download !== undefined) {
+    const started = performance.now();
     const [down] = await streams.call('download', config.download);
     const got = await drain(down);
-    print({ received: got.bytes, sha256: got.sha256, primed: got.primed, error: got.error, offersTaken: streams.statistics().offersTaken });
+    const seconds = (performance.now() - started) / 1000;
+    const { offersTaken } = streams.statistics();
+    print({ received: got.bytes, sha256: got.sha256, primed: got.primed, error: got.error, offersTaken, seconds });
   } else {
     const results = {};
     const settled = [];
