@@ -29,12 +29,21 @@ export declare const DEFAULT_MAX_WINDOW: number;
 export declare const BLOB_WARNING_SIZE: number;
 /** How long a dropped connection's streams wait for the reconnection (30,000 ms). */
 export declare const DEFAULT_RESUME_TIMEOUT_MS: number;
+/** Bytes of credit each hello offers a sio_stream server for its first byte stream (16 MiB). */
+export declare const DEFAULT_INITIAL_CREDIT: number;
 
 /** Every failure of a stream or a call. `remote`: the peer reported it. */
 export declare class StreamError extends Error {
   constructor(message: string, options?: { remote?: boolean });
   readonly remote: boolean;
 }
+
+/**
+ * What arrived is not what was sent: a stream that took initial credit ended at another byte
+ * count than the final size its writer sent. Raised by the reader that compared, and by the
+ * writer told through its end's answer (`remote` then true).
+ */
+export declare class IntegrityError extends StreamError {}
 
 /**
  * The server refused to resume a dropped connection's session (it expired, or is unknown): the
@@ -64,6 +73,10 @@ export declare class IOStream {
    * peers), else acked (plain protocol).
    */
   readonly bytesAccepted: number;
+  /** Credits this stream took of the server's initial offer, as a writer (0: none). */
+  readonly initialCredit: number;
+  /** Credits the server's writer took of our initial offer with this stream, as a reader (0: none). */
+  readonly primed: number;
   /** Called whenever bytesAccepted grows. */
   onaccepted: ((bytesAccepted: number) => void) | null;
   /** Resolves once the stream left its socket's registry (finished or failed); never rejects. */
@@ -96,6 +109,14 @@ export interface StreamSocketOptions {
    * them at once, and `resume` is not announced).
    */
   resumeTimeoutMs?: number;
+  /**
+   * Bytes of credit each hello offers a sio_stream server for the first byte stream it sends this
+   * client (negotiated `initial-credit`; default 16 MiB, 0: off): a download's data then follows
+   * its event without waiting a round trip for the first read, nor for the window to ramp. In
+   * chunks of `maxChunk`, at most `maxWindow` of them; the stream reads them whether or not the
+   * application has asked yet. Servers that did not announce the feature are offered nothing.
+   */
+  initialCredit?: number;
 }
 
 export interface StreamSocketStatistics {
@@ -115,6 +136,8 @@ export interface StreamSocketStatistics {
   repliesSent: number;
   /** Events kept until they are known to have arrived (at most MAX_UNCONFIRMED_EVENTS). */
   unconfirmedEvents: number;
+  /** Streams of the server that took our initial credit (at most one per connection). */
+  offersTaken: number;
 }
 
 /** Application events kept while nothing confirms they arrived (negotiated resume). */

@@ -8,7 +8,7 @@
 //                  batch-read); with `consumed`, the chunks its application consumed so far
 //   $stream-write  (id, chunk, encoding[, ack])  one chunk; acked unless unacked-write was negotiated
 //   $stream-end    (id[, {size}][, ack])    the writer finished (acked when unacked-write was negotiated);
-//                  `size`: a stream that took initial credit says the bytes it wrote
+//                  `size`: a stream that took initial credit says the bytes it wrote (checked by the reader)
 //   $stream-error  (id, message)            the sender failed the stream
 //   $stream-hello  ({version, features})    sent by the client on connect; a sio_stream server answers
 // With `resume` negotiated, a dropped transport suspends the streams instead of failing them, and
@@ -41,10 +41,11 @@ export const FEATURES = Object.freeze([
   // granted beyond it), and says what our writer keeps (MAX_CREDIT chunks).
   'credit-limit',
   'error-reply',
-  // A sio_stream reader's hello may offer credit for the first byte stream we send it
+  // A sio_stream reader's hello may offer credit for the first byte stream the peer sends it
   // ({initial: {credits, size}}): that stream's placeholder says how many credits it took
   // ({credit: k}) and its data follows the event at once, without waiting a round trip for a
-  // $stream-read (our uploads on a long link). As a reader we offer none.
+  // $stream-read. Both ways: we take a server's offer (uploads), and our hello offers
+  // `initialCredit` bytes (downloads on a long link; see DEFAULT_INITIAL_CREDIT).
   'initial-credit',
   // Once a stream was ended, our writes say the bytes left after them ({left: N}, a fourth
   // argument): a sio_stream reader sizes that stream's credit to it, and takes turns in its
@@ -62,6 +63,8 @@ export const FEATURES = Object.freeze([
   // credit, so a sio_stream reader may grow its window for our uploads on a long link.
   'window-growth',
 ]);
+/** The features an initial-credit offer needs on both sides (the writer's chunks stay within its size). */
+const INITIAL_CREDIT_NEEDS = Object.freeze(['initial-credit', 'batch-read', 'read-size']);
 const CONSUMED_KEY = 'consumed';
 const RECEIVED_KEY = 'received';
 /**
@@ -101,6 +104,17 @@ export const DEFAULT_MAX_WINDOW = 64;
  */
 export const MAX_CREDIT = 1024;
 const DEFAULT_OBJECT_WINDOW = 128;
+/**
+ * Bytes of credit our hello offers a sio_stream server for the first byte stream it sends us
+ * (negotiated `initial-credit`; the Python side's default too): 16 MiB covers a 100 MB/s link at
+ * 150 ms, so a download's data follows its event instead of waiting a round trip for the first
+ * $stream-read and then for the window to ramp. Offered in chunks of `maxChunk`, within the
+ * largest window a stream may reach (`maxWindow` chunks) and MAX_CREDIT; 0 turns it off. It holds
+ * nothing until a stream takes it, and then at most the chunks that stream was granted.
+ */
+export const DEFAULT_INITIAL_CREDIT = 16 * 1024 * 1024;
+/** Bytes a reader consumes at most before it reports them to a writer that counts progress from them. */
+const PROGRESS_STEP = 1024 * 1024;
 
 /**
  * The smallest time (ms) from granting credit to the arrival of the chunk that used its last
@@ -122,6 +136,15 @@ class RoundTrip {
     this.grants.push([this.grantedTotal, now]);
   }
 
+  /**
+   * `count` credits granted at no time we know (initial credit, which the writer took before we
+   * knew the stream): their chunks are counted, never sampled (a stamp at the decoding would make
+   * the burst look like a round trip of a few ms).
+   */
+  unstamped(count) {
+    this.grantedTotal += count;
+  }
+
   arrived(count, now) {
     this.arrivedTotal += count;
     while (this.head < this.grants.length && this.grants[this.head][0] <= this.arrivedTotal) {
@@ -141,6 +164,18 @@ export class StreamError extends Error {
     super(message);
     this.name = 'StreamError';
     this.remote = remote;
+  }
+}
+
+/**
+ * What arrived is not what was sent: a stream that took initial credit ended at another byte
+ * count than the final size its writer sent (its first writes overtook its event and were lost),
+ * on either end (the reader that compared, and the writer told by the end's answer).
+ */
+export class IntegrityError extends StreamError {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'IntegrityError';
   }
 }
 
@@ -302,6 +337,7 @@ export class IOStream {
     this.chunksAccepted = 0;
     this.readSize = 0; // the `size` of the reader's last read (read-size: our chunks' limit)
     this.initialCredit = 0; // credits taken of the reader's initial offer (initial-credit)
+    this.primed = 0; // as a reader: credits its writer took of our offer (initial-credit)
     this.bytesWritten = 0; // bytes the application wrote: a primed stream's end says it (its final size)
     this.peerConsumed = 0; // the reader's last `consumed` report (never goes back, never beyond chunksSent)
     this.bytesSent = 0;
@@ -428,6 +464,20 @@ export class IOStream {
     this.bestRate = 0;
   }
 
+  /**
+   * The writer took `credits` credits of our offer with this stream (initial-credit), as if we had
+   * granted them in a read of `size` bytes: open the window at that many chunks and read at once,
+   * whether or not the application has asked yet (as the Python reader, core/_initial.py). From
+   * there it is an ordinary stream: each chunk consumed gives its credit back, in quarter windows.
+   */
+  _prime(credits) {
+    this.readOpen = true;
+    this.readWindow = Math.max(Math.min(this.socket.window, this.socket._creditCap(false)), credits);
+    this.outstanding = credits;
+    this.roundTrip.unstamped(credits);
+    this.primed = credits;
+  }
+
   /** The peer never saw this stream (its event goes again): the credit granted went nowhere. */
   _restartReading() {
     this.readOpen = false;
@@ -458,7 +508,7 @@ export class IOStream {
       // As the Python reader: credit goes back every quarter window, so that one read event
       // replaces several while three quarters of the window stay in flight.
       this.owed += 1;
-      if (this.owed * 4 >= this.readWindow) {
+      if (this.owed * 4 >= this.readWindow || (this.socket.uses('consumed') && this._progressDue())) {
         const owed = this.owed;
         this.owed = 0;
         this._grant(owed);
@@ -466,6 +516,16 @@ export class IOStream {
     } else {
       this._grant(1); // a JavaScript writer remembers only one pending read: one read per chunk
     }
+  }
+
+  /**
+   * Report what was consumed with the credit given back before the quarter window is due (as the
+   * Python reader, core/_progress.py): a writer's progress moves only with our `consumed` reports,
+   * and a quarter of a primed 64-chunk window is 4 MiB. The step is 1 MiB or an eighth of the
+   * window, whichever is less, never below two chunks (a window of 8 keeps its quarter batches).
+   */
+  _progressDue() {
+    return this.owed >= Math.max(2, Math.min(Math.floor(PROGRESS_STEP / this.socket.maxChunk), Math.floor(this.readWindow / 8)));
   }
 
   _receiveWrite(chunk, encoding) {
@@ -498,6 +558,24 @@ export class IOStream {
   _refuse(message) {
     this._fail(new StreamError(message), true);
     return message;
+  }
+
+  /**
+   * The writer's end says it wrote `size` bytes (a stream that took initial credit: its final
+   * size). Null when that is what arrived; else the stream fails and this is the end's answer:
+   * {integrity} (IntegrityError: its first writes overtook the event and were lost, so it must not
+   * end cleanly short; `notify`: also send $stream-error, for a writer whose end asks no answer),
+   * or a message for a size that is not a byte count (a protocol error, as a write beyond credit).
+   */
+  _checkFinalSize(size, notify) {
+    if (this.error || this.objectMode) return null;
+    if (!Number.isSafeInteger(size) || size < 0) {
+      return this._refuse(`bad final size ${String(JSON.stringify(size)).slice(0, 40)} on stream ${this.id}`);
+    }
+    if (size === this.receivedUnits) return null;
+    const message = `stream ${this.id} ended at ${this.receivedUnits} bytes of its final size ${size}`;
+    this._fail(new IntegrityError(message), notify);
+    return { integrity: message };
   }
 
   _receiveEnd() {
@@ -658,7 +736,7 @@ export class IOStream {
       const integrity = typeof args[0] === 'object' ? args[0].integrity : undefined;
       if (typeof integrity === 'string') {
         // The reader's check failed (a digest, or a primed stream's final size): nothing it kept holds.
-        this._fail(new StreamError(integrity, { remote: true }), false);
+        this._fail(new IntegrityError(integrity, { remote: true }), false);
         return;
       }
       if (this.chunksSent) {
@@ -1022,6 +1100,7 @@ export class StreamSocket {
       objectWindow = DEFAULT_OBJECT_WINDOW,
       maxChunk = DEFAULT_MAX_CHUNK,
       resumeTimeoutMs = DEFAULT_RESUME_TIMEOUT_MS,
+      initialCredit = DEFAULT_INITIAL_CREDIT,
       clock = () => performance.now(),
     } = {},
   ) {
@@ -1046,6 +1125,11 @@ export class StreamSocket {
       throw new TypeError(`resumeTimeoutMs must be a number of milliseconds (0: off), not ${resumeTimeoutMs}`);
     }
     this.resumeTimeoutMs = resumeTimeoutMs;
+    if (!(Number.isSafeInteger(initialCredit) && initialCredit >= 0)) {
+      throw new RangeError(`initialCredit must be a whole number of bytes (0: off), not ${initialCredit}`);
+    }
+    /** Bytes of credit each hello offers the server for the first byte stream it sends us (0: none). */
+    this.initialCredit = initialCredit;
     /** The features this socket announces (`resume` only with a resume timeout). */
     this.features = FEATURES.filter((f) => f !== 'resume' || resumeTimeoutMs > 0);
     this.streams = new Map();
@@ -1056,6 +1140,10 @@ export class StreamSocket {
     this.peerCredit = null;
     /** The peer reader's initial credit ({credits, size}) until our first byte stream takes it. */
     this.peerOffer = null;
+    /** Our hello's offer ({credits, size}) until the peer's first byte stream takes it. */
+    this.offer = null;
+    /** Streams of the peer that took our offer (one per connection at most). */
+    this.offersTaken = 0;
     this._helloWaiters = [];
     // negotiated resume
     this._token = null; // the session's secret (the server's answer to our hello)
@@ -1085,7 +1173,11 @@ export class StreamSocket {
       // the writer asked for one, is the last argument; this reader has no use for the rest.
       this._onWrite(id, chunk, encoding, rest[rest.length - 1]);
     });
-    socket.on(EV.END, (id, ack) => this._onEnd(id, ack));
+    socket.on(EV.END, (id, ...rest) => {
+      // A primed stream's end carries a value ({size}: its final size) before the ack, if any.
+      const ack = typeof rest[rest.length - 1] === 'function' ? rest.pop() : undefined;
+      this._onEnd(id, rest[0], ack);
+    });
     socket.on(EV.ERROR, (id, message) => this._lookup(id)?._fail(new StreamError(String(message), { remote: true }), false));
     socket.on(EV.HELLO, (info) => this._onHello(info));
     socket.on('connect', () => this._connected());
@@ -1132,7 +1224,7 @@ export class StreamSocket {
    * replay), `resent` (bytes sent again after resumes), `eventsResent` (application events sent
    * again after resumes: the server had not received them), `repliesSent` (answers of our
    * handlers sent again after resumes), `unconfirmedEvents` (events kept until they are known to
-   * have arrived).
+   * have arrived), `offersTaken` (streams of the server that took our initial credit).
    */
   statistics() {
     let retained = 0;
@@ -1150,6 +1242,7 @@ export class StreamSocket {
       eventsResent: this.eventsResent,
       repliesSent: this.repliesSent,
       unconfirmedEvents: this._sentEvents.kept.length,
+      offersTaken: this.offersTaken,
     };
   }
 
@@ -1265,7 +1358,7 @@ export class StreamSocket {
     if (Array.isArray(value)) return value.map((v) => this._decode(v, found));
     if (value && typeof value === 'object' && !isBinary(value)) {
       if (value[PLACEHOLDER_KEY]) {
-        const stream = this._received(value[PLACEHOLDER_KEY], value.options);
+        const stream = this._received(value[PLACEHOLDER_KEY], value.options, value.credit);
         found.push(stream);
         return stream;
       }
@@ -1276,7 +1369,8 @@ export class StreamSocket {
     return value;
   }
 
-  _received(id, options) {
+  /** A stream the peer sent us; `credit`: the credits its writer took of our offer (initial-credit). */
+  _received(id, options, credit) {
     const stream = new IOStream(options && typeof options === 'object' ? options : {}, String(id));
     if (this.streams.has(stream.id)) {
       stream._fail(new StreamError(`Decoded stream already exists: ${stream.id}`), false);
@@ -1286,7 +1380,41 @@ export class StreamSocket {
     stream.socket = this;
     this.streams.set(stream.id, stream);
     this._announce(stream);
+    if (credit !== undefined && credit !== null) this._prime(stream, credit);
     return stream;
+  }
+
+  /**
+   * The peer's writer says `stream` took `credit` credits of our offer: prime it (see
+   * IOStream._prime), or fail it when that credit was not offered (no offer, one already taken,
+   * an object-mode stream, not a whole number from 1 to what we offered): the peer gets
+   * $stream-error for it, the connection stays up, and the offer stays for another stream.
+   */
+  _prime(stream, credit) {
+    const offer = this.offer;
+    let problem = null;
+    if (!offer || !this.uses('initial-credit')) problem = 'initial credit that was not offered';
+    else if (stream.objectMode) problem = 'initial credit on an object-mode stream';
+    else if (!Number.isSafeInteger(credit) || credit < 1 || credit > offer.credits) {
+      problem = `bad initial credit ${String(JSON.stringify(credit)).slice(0, 40)} (offered ${offer.credits})`;
+    }
+    if (problem) {
+      stream._refuse(`${problem} on stream ${stream.id}`);
+      return;
+    }
+    this.offer = null;
+    this.offersTaken += 1;
+    stream._prime(credit);
+  }
+
+  /**
+   * What our hello offers: `initialCredit` bytes in credits of `maxChunk` (the size our reads ask
+   * for), within the largest window a stream reaches and MAX_CREDIT; null for none.
+   */
+  _makeOffer() {
+    const largest = Math.max(this.window, this.maxWindow) * this.maxChunk;
+    const credits = Math.min(Math.floor(Math.min(this.initialCredit, largest) / this.maxChunk), MAX_CREDIT);
+    return credits > 0 ? { credits, size: this.maxChunk } : null;
   }
 
   _announce(stream) {
@@ -1323,12 +1451,17 @@ export class StreamSocket {
     }
   }
 
-  _onEnd(id, ack) {
+  _onEnd(id, value, ack) {
     const stream = this._lookup(id);
-    if (stream) stream._receiveEnd();
+    let answer = null;
+    if (stream && this.uses('initial-credit') && value && typeof value === 'object' && 'size' in value) {
+      answer = stream._checkFinalSize(value.size, !this.uses('unacked-write'));
+    }
+    if (stream && !answer) stream._receiveEnd();
     if (typeof ack === 'function') {
-      if (stream) ack();
-      else ack(`invalid stream id: ${id}`);
+      if (!stream) ack(`invalid stream id: ${id}`);
+      else if (answer) ack(answer);
+      else ack();
     }
   }
 
@@ -1356,10 +1489,13 @@ export class StreamSocket {
       this.peerFeatures.has('credit-limit') && credit && whole(credit.bytes) && whole(credit.objects)
         ? { bytes: credit.bytes, objects: credit.objects }
         : null;
-    // The peer reader's initial credit (initial-credit), taken by our first byte stream.
+    // The peer reader's initial credit (initial-credit), taken by our first byte stream; ours is
+    // withdrawn from a peer that cannot take it.
     const initial = info && info.initial;
+    const offers = INITIAL_CREDIT_NEEDS.every((f) => this.peerFeatures.has(f));
+    if (!offers) this.offer = null;
     this.peerOffer =
-      ['initial-credit', 'batch-read', 'read-size'].every((f) => this.peerFeatures.has(f)) &&
+      offers &&
       initial &&
       whole(initial.credits) &&
       whole(initial.size)
@@ -1439,7 +1575,12 @@ export class StreamSocket {
     this._helloSeen = false;
     this._token = null;
     this._recentlyClosed.clear();
-    this.sio.emit(EV.HELLO, { version: PROTOCOL_VERSION, features: [...this.features], credit: this._creditLimit() });
+    // A server that announces no initial-credit ignores the offer (npm servers ignore the whole
+    // hello) and is sent no credit to take: _setFeatures withdraws it then.
+    this.offer = this._makeOffer();
+    const hello = { version: PROTOCOL_VERSION, features: [...this.features], credit: this._creditLimit() };
+    if (this.offer) hello.initial = { ...this.offer };
+    this.sio.emit(EV.HELLO, hello);
   }
 
   /**
@@ -1538,6 +1679,7 @@ export class StreamSocket {
     this.peerFeatures = new Set();
     this.peerCredit = null;
     this.peerOffer = null;
+    this.offer = null;
     this._helloSeen = false;
     this._token = null;
     this._recentlyClosed.clear();
@@ -1614,11 +1756,12 @@ export class StreamSocket {
   _resumeAnswered(info, answer) {
     const accepted = answer && typeof answer === 'object' && 'streams' in answer && !('refused' in answer);
     if (accepted) {
-      // The session goes on: its offer is the first hello's (taken or not), as on the Python
+      // The session goes on: its offers are the first hellos' (taken or not), as on the Python
       // side; an untaken one repeated in the answer must not be taken a second time.
-      const offer = this.peerOffer;
+      const [offer, ours] = [this.peerOffer, this.offer];
       this._setFeatures(info);
       this.peerOffer = offer;
+      this.offer = ours;
       if (this.resumable) {
         if (typeof answer.token === 'string') this._token = answer.token;
         // The server forgets the token we resumed with once we confirm we hold the new one.
@@ -1639,7 +1782,9 @@ export class StreamSocket {
     this._resetEvents();
     this._failCalls(error, new Set(held.map((h) => h.onAck).filter(Boolean)));
     // A fresh session on this connection: events emitted meanwhile (with their new streams) go on it.
+    // Our resume hello offered no credit, so the fresh session has none to take.
     this._setFeatures(info);
+    this.offer = null;
     this._token = answer && typeof answer.token === 'string' && this.resumable ? answer.token : null;
     this._sendHeld(held);
   }

@@ -26,7 +26,8 @@ DOWNLOAD = """async ([size]) => {
   const { io } = await import('/socket.io.esm.min.js');
   const { StreamSocket, DEFAULT_WINDOW } = await import('/sio-stream.js');
   const socket = io(location.origin, { transports: ['websocket'] });
-  const streams = new StreamSocket(socket);
+  // No initial credit: a primed download would start at its full window, with nothing to grow.
+  const streams = new StreamSocket(socket, { initialCredit: 0 });
   await new Promise((r) => socket.once('connect', r));
   const features = [...(await streams.negotiated())];
   const [down] = await streams.call('link-download', size);

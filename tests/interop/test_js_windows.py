@@ -103,7 +103,8 @@ async def test_both_read_windows_grow_on_a_long_link(node_tools: NodeTools) -> N
     size = 32 * MiB
     windows: list[int] = []
     async with serving(windows) as url:
-        result = await run_client(node_tools, {"url": url, "up": size, "down": size})
+        # The client offers no initial credit: its download's window must grow from 8 chunks.
+        result = await run_client(node_tools, {"url": url, "up": size, "down": size, "initialCredit": 0})
     assert "error" not in result, result["error"]
     assert (result["sent"], result["received"]) == (size, size)
     assert result["initialWindow"] == WINDOW
@@ -127,7 +128,8 @@ async def test_the_client_window_stays_small_when_data_comes_slower_than_the_rou
     when it began; 64 would need half of a 32-chunk window waiting unread."""
     size = 24 * MiB  # 96 chunks of 256 KiB: enough windows for the old rule to reach 64
     async with serving([], rtt=None) as url:
-        result = await run_client(node_tools, {"url": url, "up": 0, "down": size, "paceMs": 10})
+        config = {"url": url, "up": 0, "down": size, "paceMs": 10, "initialCredit": 0}
+        result = await run_client(node_tools, config)
     assert "error" not in result, result["error"]
     assert result["received"] == size
     assert result["initialWindow"] == WINDOW

@@ -2,11 +2,12 @@
  * Our JavaScript client (js/sio-stream.js) in Node: one upload, then one download, through a
  * link with a long round trip (tests/interop/test_js_windows.py), to see both read windows grow.
  *
- *   node window_client.mjs '<json config>'      config: {url, up: bytes, down: bytes, paceMs?}
+ *   node window_client.mjs '<json config>'      config: {url, up: bytes, down: bytes, paceMs?, initialCredit?}
  *
  * With `paceMs`, the client's clock is virtual: it moves `paceMs` forward as each chunk arrives
  * and never otherwise, as if the server sent one chunk every `paceMs` over a link without delay
  * (a slow writer: the window drains no faster than that, whatever the machine's timing).
+ * `initialCredit` is the client's option (0: the download's window starts small and must grow).
  *
  * Prints one JSON line: {sent, received, readWindow: the download's window at its end (chunks),
  * initialWindow}, or {error}.
@@ -24,7 +25,9 @@ if (config.paceMs) {
     now += config.paceMs;
   });
 }
-const streams = new StreamSocket(socket, config.paceMs ? { clock: () => now } : {});
+const options = config.paceMs ? { clock: () => now } : {};
+if (config.initialCredit !== undefined) options.initialCredit = config.initialCredit;
+const streams = new StreamSocket(socket, options);
 try {
   await new Promise((resolve) => socket.once('connect', resolve));
   await streams.negotiated(30_000);
