@@ -121,7 +121,11 @@ def initial_credit_option() -> dict[str, Any]:
     """``ss(initial_credit=)`` from SIO_BENCH_INITIAL_CREDIT (bytes; ``links.py
     --initial-credit``; 0: off), for both roles; nothing when unset (the library's default)."""
     value = os.environ.get("SIO_BENCH_INITIAL_CREDIT")
-    return {"initial_credit": int(value)} if value else {}
+    options: dict[str, Any] = {"initial_credit": int(value)} if value else {}
+    # SIO_BENCH_RESUME_TIMEOUT (seconds; 0: off) compares what resume's retained replays cost.
+    if os.environ.get("SIO_BENCH_RESUME_TIMEOUT"):
+        options["resume_timeout"] = float(os.environ["SIO_BENCH_RESUME_TIMEOUT"])
+    return options
 
 
 def namespace_for(window: int | None, chunk: int | None) -> str:

@@ -157,6 +157,24 @@ test('a drop suspends; the resume hello reports what arrived; the writer replays
   down.destroy('done');
 });
 
+test('a read of 0 credits that says what the server received drops that much of the replay and grants nothing', async () => {
+  // A sio_stream reader whose stream waits for its turn sends it (docs/protocol.md, resume).
+  const { socket, streams } = connected();
+  const { stream, written } = await upload(socket, streams, 8);
+  assert.equal(writesOf(socket, stream.id).length, 4);
+  assert.equal(stream.retained, 4000);
+  socket.serve('$stream-read', stream.id, 1000, 0, { received: 4000 });
+  await tick();
+  assert.equal(stream.retained, 0, 'everything it received is forgotten');
+  assert.equal(writesOf(socket, stream.id).length, 4, 'no credit came with it');
+  assert.equal(stream.error, null);
+  socket.serve('$stream-read', stream.id, 1000, 4, { consumed: 4, received: 4000 });
+  await tick();
+  assert.deepEqual(writesOf(socket, stream.id).map((c) => c[0]), [0, 1, 2, 3, 4, 5, 6, 7]);
+  socket.sent.filter(([name, id]) => name === '$stream-end' && id === stream.id).at(-1)[2]();
+  assert.equal(await written, null);
+});
+
 test('an end whose answer was lost is taken as answered when the server says it had it', async () => {
   const { socket, streams } = connected();
   const { stream, written } = await upload(socket, streams, 1);

@@ -131,6 +131,7 @@ class StreamCore:
         self.replay_bytes = 0  # writer: bytes of ``replay`` counted in the budget
         self.replay_left = 0  # writer: bytes at the head of ``pending`` already hashed (replayed)
         self.received_units = 0  # reader: bytes (objects) accepted
+        self.told_received = 0  # reader: ``received_units`` as its last read told the writer
 
     # -- derived state -------------------------------------------------------------------
     @property
