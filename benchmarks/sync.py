@@ -24,7 +24,9 @@ Under each upload and download line, a note splits both transfers' CPU between t
 the server, with each process's page faults per transfer (a kernel count the machine's load does
 not move): where sio_stream costs more than the hand-rolled emits, and how much of it is glibc
 handing freed chunk memory back to the kernel and faulting it in again (the client's reader
-keeps a window of chunks alive where the hand-rolled callback frees each at once).
+keeps a window of chunks alive where the hand-rolled callback frees each at once), and the
+packets the client sent per MiB (a download's are its credit: ``$stream-read`` events, against
+the hand-rolled requests).
 
 ``--malloc-kept`` measures both transfers once more per mode in a server and a client process
 that called ``sio_stream.keep_freed_buffers()`` first (the public opt-in; lines marked ``[malloc
@@ -45,7 +47,7 @@ vs 4 uploads`` (the same upload read by the server itself, 4 times one after the
 Per mode also a **fan-out**: the server sends one stream to a room of ``--recipients`` sync
 clients (10 by default, all in this process), against the same bytes sent to each of them as a
 stream of its own, one after the other (the same stream code, N times). The line is the bytes
-delivered in all per second, with ``xN vs N unicast sends``.
+delivered in all per second, with ``xN vs N unicast sends`` (``--no-fanout`` skips it).
 """
 
 from __future__ import annotations
@@ -261,8 +263,9 @@ def process_usage() -> list[float]:
     return [usage.ru_utime + usage.ru_stime, float(usage.ru_minflt)]
 
 
-#: Per job, medians of: CPU seconds of the client, of the server; page faults of each.
-Split = dict[str, tuple[float, float, float, float]]
+#: Per job, medians of: CPU seconds of the client, of the server; page faults of each; packets
+#: the client sent.
+Split = dict[str, tuple[float, float, float, float, float]]
 
 
 Measured = tuple[dict[str, float], dict[str, float], Split]
@@ -279,6 +282,16 @@ def measure(url: str, size: int, repeats: int) -> Measured:
     client = socketio.Client(reconnection=False)
     streams = sync.ss(client)
     client.connect(url, transports=["websocket"], wait_timeout=30)
+    # Packets the client sends (a stream's credit, the hand-rolled requests): counted where every
+    # emit and ack of python-socketio's client goes through.
+    sent = [0]
+    send_packet = client._send_packet
+
+    def counted_send(packet: Any) -> None:
+        sent[0] += 1
+        send_packet(packet)
+
+    client._send_packet = counted_send  # type: ignore[method-assign]
     data = bytes(range(256)) * (size // 256)
     jobs = {
         "sio upload": lambda: sio_upload(streams, data),
@@ -289,11 +302,11 @@ def measure(url: str, size: int, repeats: int) -> Measured:
     }
     times: dict[str, list[float]] = {name: [] for name in jobs}
     cpu: dict[str, list[float]] = {name: [] for name in jobs}
-    split: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in jobs}
+    split: dict[str, list[tuple[float, float, float, float, float]]] = {name: [] for name in jobs}
 
-    def counters() -> tuple[float, float, float, float]:
+    def counters() -> tuple[float, float, float, float, float]:
         (client_cpu, client_faults), (server_cpu, server_faults) = process_usage(), client.call("usage")
-        return client_cpu, server_cpu, client_faults, server_faults
+        return client_cpu, server_cpu, client_faults, server_faults, float(sent[0])
 
     try:
         for _ in range(repeats):
@@ -304,7 +317,8 @@ def measure(url: str, size: int, repeats: int) -> Measured:
                 times[name].append(time.perf_counter() - started)
                 used = tuple(after - was for after, was in zip(counters(), before, strict=True))
                 cpu[name].append(used[0] + used[1])
-                split[name].append((used[0], used[1], used[2], used[3]))
+                # The counters' own "usage" call is one packet, sent before the job's count ends.
+                split[name].append((used[0], used[1], used[2], used[3], used[4] - 1))
     finally:
         client.disconnect()
     return (
@@ -316,6 +330,7 @@ def measure(url: str, size: int, repeats: int) -> Measured:
                 median([v[1] for v in values]),
                 median([v[2] for v in values]),
                 median([v[3] for v in values]),
+                median([v[4] for v in values]),
             )
             for name, values in split.items()
         },
@@ -467,7 +482,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proc, url = start_server(server_mode)
         try:
             seconds, cpu, split = measure(url, size, repeats)
-            fan = measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
+            fan = None if args.no_fanout else measure_fanout(url, FAN_SIZES[mode], args.recipients, repeats)
         finally:
             stop_server(proc)
         transfer_lines(report, server_mode, size, (seconds, cpu, split))
@@ -487,6 +502,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             mode=server_mode,
             op="upload-ceiling",
         )
+        if fan is None:
+            continue
         report.line(
             f"{server_mode} server: fan-out {FAN_SIZES[mode] // MiB}MiB to {args.recipients} sync clients",
             args.recipients * FAN_SIZES[mode] / fan[True] / 1e6,
@@ -514,16 +531,20 @@ def transfer_lines(report: Report, server_mode: str, size: int, measured: Measur
             mode=server_mode,
             op=op + tag.replace(" [malloc kept]", "-malloc-kept"),
         )
-        report.note(split_note(split[f"sio {op}"], split[f"raw {op}"]))
+        report.note(split_note(split[f"sio {op}"], split[f"raw {op}"], size))
 
 
-def split_note(ours: tuple[float, float, float, float], raw: tuple[float, float, float, float]) -> str:
-    """Client and server CPU (ms) and page faults of one transfer, sio_stream's -> raw-socketio's."""
+def split_note(ours: tuple[float, ...], raw: tuple[float, ...], size: int) -> str:
+    """Client and server CPU (ms), page faults, and the client's packets sent per MiB of one
+    transfer, sio_stream's -> raw-socketio's."""
+    per_mib = MiB / size
     return (
         f"  client {ours[0] * 1000:.0f} -> {raw[0] * 1000:.0f} ms CPU (x{ratio(raw[0], ours[0]):.2f}), "
         f"{ours[2]:.0f} -> {raw[2]:.0f} page faults; "
         f"server {ours[1] * 1000:.0f} -> {raw[1] * 1000:.0f} ms CPU (x{ratio(raw[1], ours[1]):.2f}), "
-        f"{ours[3]:.0f} -> {raw[3]:.0f} page faults (sio_stream -> raw-socketio)"
+        f"{ours[3]:.0f} -> {raw[3]:.0f} page faults; "
+        f"client sent {ours[4] * per_mib:.2f} -> {raw[4] * per_mib:.2f} packets/MiB "
+        "(sio_stream -> raw-socketio)"
     )
 
 
@@ -532,6 +553,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default=",".join(MODES), help="server async modes, comma-separated")
     p.add_argument("--recipients", type=int, default=10, help="sync clients in the fan-out's room")
     p.add_argument("--no-room", action="store_true", help="skip the Flask-SocketIO relay to a room")
+    p.add_argument("--no-fanout", action="store_true", help="skip the fan-out to --recipients clients")
     p.add_argument(
         "--malloc-kept",
         action="store_true",

@@ -25,6 +25,7 @@ import socketio
 from .._errors import LocalProtocolError
 from ..core import _wire as wire
 from ..glue._host import Host, LifecycleHook, TriggerCall, fire, install_lifecycle
+from ._direct_events import direct_events
 from ._stream import LOCK, SEND_AFTER
 
 #: Wire events handled in arrival order on the receive loop.
@@ -67,6 +68,7 @@ def _patch(sio: Any, is_server: bool) -> None:
 
     sio._send_packet = locked_send_packet
     handle_event = sio._handle_event
+    direct = direct_events(sio)  # see _direct_events.py
     if is_server:
 
         def server_handle_event(eio_sid: Any, namespace: Any, id: Any, data: Any) -> Any:
@@ -74,7 +76,11 @@ def _patch(sio: Any, is_server: bool) -> None:
                 return handle_event(eio_sid, namespace, id, data)
             namespace = namespace or "/"
             sid = sio.manager.sid_from_eio_sid(eio_sid, namespace)
-            if sid is not None and sio.manager.is_connected(sid, namespace):
+            if (
+                sid is not None
+                and sio.manager.is_connected(sid, namespace)
+                and not direct.dispatch(namespace, data[0], id, sid, data[1:])
+            ):
                 sio._handle_event_internal(sio, sid, eio_sid, data, namespace, id)
             return None
 
@@ -96,6 +102,8 @@ def _patch(sio: Any, is_server: bool) -> None:
 
     def client_handle_event(namespace: Any, id: Any, data: Any) -> Any:
         if data and data[0] in _INLINE:
+            if direct.dispatch(namespace or "/", data[0], id, None, data[1:]):
+                return None
             return handle_event(namespace, id, data)
         return sio.start_background_task(handle_event, namespace, id, data)
 
@@ -180,6 +188,8 @@ class SyncHost(Host):
                 return handler(*args)
 
         super().on(event, locked)
+        registered = self.sio.handlers[self.namespace][event]  # locked, or the client's wrapper of it
+        direct_events(self.sio).add(self.namespace, event, registered, locked)
 
     def on_lifecycle(self, hook: LifecycleHook) -> None:
         def locked(event: str, namespace: str, peer: Any) -> None:

@@ -65,6 +65,8 @@ class IOStream(StreamBase):
         self._core = core
         core.listener = self._wake
         self._waiters: list[Any] = []
+        #: The reader's event, made once and cleared before each wait (see :meth:`_until`).
+        self._read_waiter: Any = None
         self._reader_busy = False
         self._writer_busy = False
 
@@ -74,9 +76,12 @@ class IOStream(StreamBase):
         for waiter in waiters:
             waiter.set()
 
-    def _until(self, step: Callable[[], Any], timeout: float | None, what: str) -> Any:
+    def _until(self, step: Callable[[], Any], timeout: float | None, what: str, reader: bool = False) -> Any:
         """Run ``step`` under the lock until it returns something other than ``NOT_YET``,
-        waiting for the stream's next change in between."""
+        waiting for the stream's next change in between. ``reader``: the one reading thread
+        waits on its own event, cleared under the lock before it is registered (so a wake-up
+        between the two cannot be lost), instead of a new event per wait: a download waits
+        once per chunk or so."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with SEND_AFTER:
@@ -88,7 +93,14 @@ class IOStream(StreamBase):
                         f"stream {self._core.id} cannot wait for the peer inside the connect handler "
                         f"(what was written is still sent): {connect_scope.ADVICE}"
                     )
-                waiter = _Events.create()
+                if reader:
+                    waiter = self._read_waiter
+                    if waiter is None:
+                        waiter = self._read_waiter = _Events.create()
+                    else:
+                        waiter.clear()
+                else:
+                    waiter = _Events.create()
                 self._waiters.append(waiter)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and (remaining <= 0 or not waiter.wait(remaining)):
@@ -108,12 +120,17 @@ class IOStream(StreamBase):
         :class:`~sio_stream.StreamEnded` at the end."""
         if max_bytes < 1:
             raise ValueError("max_bytes must be at least 1")
-        with LOCK:
+        with SEND_AFTER:
             if self._reader_busy:
                 raise StreamBusyError("another thread is already reading this stream")
+            if self._core.inbox:
+                # Data is here (a reader that keeps up finds it so about once a chunk in three,
+                # one that lags every time): taken in this one hold of the lock, the credit it
+                # gives back emitted by this thread after it.
+                return self._owner.take(self._core, max_bytes)
             self._reader_busy = True
         try:
-            return self._until(lambda: self._receive_nowait(max_bytes), timeout, "read")
+            return self._until(lambda: self._receive_nowait(max_bytes), timeout, "read", reader=True)
         finally:
             self._reader_busy = False
 
