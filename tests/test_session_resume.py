@@ -334,6 +334,12 @@ async def test_a_refused_resume_fails_the_clients_streams_with_a_typed_error() -
         await again.end()
         await wait_for(lambda: len(setup.uploads) == 2)
         assert setup.uploads[1][0] == 10
+        # And the first byte stream the server sends on the fresh session takes no initial
+        # credit: the offer in the refused resume's hello was the old session's, which the
+        # client dropped (taking it failed the download: "initial credit that was not offered").
+        down = await setup.client_streams.call("download", MiB, timeout=20)
+        received = b"".join([chunk async for chunk in down])
+        assert hashlib.sha256(received).hexdigest() == setup.uploads[2]
 
 
 async def test_a_client_that_never_returns_fails_its_streams_after_the_timeout() -> None:

@@ -34,8 +34,8 @@ short. The rules, per connection:
   less what it dropped unsent when the reader ended a duplex stream without half-open)
   in its ``$stream-end`` value, beside a digest. A reader that accepted another count fails the
   stream with :class:`IntegrityError` and answers ``{"integrity": message}``, so the writer's
-  ``end()`` raises it too: whatever lost the data, the stream never ends cleanly short. (A
-  writer without the key, our JavaScript client, is checked by the rules above only.)
+  ``end()`` raises it too: whatever lost the data, the stream never ends cleanly short (our
+  JavaScript client sends the key too; a writer without it is checked by the rules above only).
 
 Why IntegrityError and not RemoteProtocolError: the peer broke no rule (the reordering happened
 between the two), and what arrived is not what was sent, which is what IntegrityError says:
