@@ -84,6 +84,8 @@ class SessionRelay(Protocol):
 
     def dropped(self, namespace: str, sid: str, session: Any) -> None: ...
 
+    def taken_over(self, namespace: str, sid: str, session: Any) -> None: ...
+
     def ask(
         self, namespace: str, peer: str, session: Any, request: dict[str, Any], retry: Callable[[], None]
     ) -> dict[str, Any] | None: ...
@@ -655,6 +657,10 @@ class StreamSocket(SocketLogic):
                 cluster.left(namespace, peer)
             elif event == "connected":
                 cluster.joined(namespace, peer)
+
+    def _taken_over(self, peer: Any, connection: Any) -> None:
+        if self._cluster is not None and connection in self._suspended:
+            self._cluster.sessions.taken_over(self.namespace, peer, connection)
 
     def _resume_elsewhere(
         self, peer: Any, fresh: Any, old: Any, info: Any, request: dict[str, Any]

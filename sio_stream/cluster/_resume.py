@@ -243,7 +243,20 @@ class ForwardedSessions:
         self.quiet.add(new)
         for node in attempt.nodes:
             self._frame(node, "suspend", new)
-        self.retired[new] = None
+        self._retire(new)
+
+    def taken_over(self, namespace: str, sid: str, session: Any) -> None:
+        """The client resumed its session from a new connection while its old one, ``sid``,
+        still looked live here (see ``_take_over`` in glue/_dispatch.py): the nodes holding its
+        streams suspend their records as after a seen drop (the resume then moves them to the
+        new sid), and that connection's disconnect, which follows, must not ``leave``: the
+        broadcast could overtake the ``resume`` frames and fail the streams they move (the
+        resume's completion tells every node to forget ``sid`` in order)."""
+        self.dropped(namespace, sid, session)
+        self._retire((namespace, sid))
+
+    def _retire(self, key: Key) -> None:
+        self.retired[key] = None
         while len(self.retired) > _MAX_RETIRED:
             del self.retired[next(iter(self.retired))]
 

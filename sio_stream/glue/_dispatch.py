@@ -808,7 +808,12 @@ class SocketLogic:
         logger.info("sio_stream: %s resumes its session from a new connection; the old one is closed", peer)
         del self._connections[peer]
         self._suspend(connection)
+        self._taken_over(peer, connection)
         self._drop_peer(peer)
+
+    def _taken_over(self, peer: Any, connection: ConnectionLogic) -> None:
+        """``connection``, the old one of ``peer``, was suspended by a takeover: a cluster's
+        socket tells the nodes holding its streams (as for a drop it saw). On one node: nothing."""
 
     def _drop_peer(self, peer: Any) -> None:
         """Close the transport of a server's ``peer`` (in the background): the driver's."""
