@@ -260,6 +260,9 @@ class SocketLogic:
         #: server's suspended sessions (no longer in ``_connections``), and resumes so far.
         self._sessions: dict[str, ConnectionLogic] = {}
         self._suspended: set[ConnectionLogic] = set()
+        #: Sids whose session a takeover moved to a new connection, until their disconnect:
+        #: what they still deliver was sent on a transport the session left (see _take_over).
+        self._stale: set[Any] = set()
         self.resumes = 0
         #: The server was shut down (python-socketio's ``shutdown()``): no session waits for
         #: its client any more, and a drop from now on fails the streams at once.
@@ -482,9 +485,10 @@ class SocketLogic:
             if self._host.is_connecting(peer):
                 # Inside the server's connect handler: queue now, send after CONNECT.
                 connection.hold()
-            elif not self._host.is_connected(peer):
+            elif not self._host.is_connected(peer) or peer in self._stale:
                 # An event python-socketio dispatched just before the peer left: its disconnect
-                # was already handled, so a registered connection would never be released.
+                # was already handled, so a registered connection would never be released. (Or
+                # a packet of a connection a takeover retired: none of the session's.)
                 connection.lost()
                 return connection
             self._connections[peer] = connection
@@ -529,6 +533,8 @@ class SocketLogic:
     # -- receiving -------------------------------------------------------------------------------
     def _prepare_event(self, peer: Any, args: tuple[Any, ...]) -> Any:
         """A ``$stream`` event: a :class:`PreparedEvent`, or the ack refusing it."""
+        if peer in self._stale:
+            return None  # sent on the connection a takeover retired: the client sends it again
         connection = self._from_peer(peer)
         number = connection.core.event_received()
         if not number:
@@ -799,7 +805,8 @@ class SocketLogic:
         it first: a NAT that lost its state, a phone on another network, or bytes still
         draining toward us behind the close). Treat it as dropped now, so the session resumes
         on the new connection instead of being refused as in use: suspend it, stop taking its
-        packets (a sid that sends more gets a fresh, empty record), and close its transport.
+        packets (bytes still draining from it, until its disconnect: a stream event is not handled,
+        the client sends it again on the resumed session), and close its transport.
         The current token only: a token the session was just resumed with (kept until the
         client confirms the new one) cannot take it back from the client that resumed it."""
         peer = next((p for p, c in self._connections.items() if c is connection), None)
@@ -807,6 +814,7 @@ class SocketLogic:
             return
         logger.info("sio_stream: %s resumes its session from a new connection; the old one is closed", peer)
         del self._connections[peer]
+        self._stale.add(peer)  # until its disconnect, which _drop_peer brings
         self._suspend(connection)
         self._taken_over(peer, connection)
         self._drop_peer(peer)
@@ -894,6 +902,8 @@ class SocketLogic:
         if event == "shutdown":
             self._shutting_down()
             return
+        if event in ("disconnect", "dropped"):
+            self._stale.discard(peer)
         if event == "dropped":
             # The transport failed (no deliberate disconnect): the session may resume.
             connection = self._connections.get(peer)
