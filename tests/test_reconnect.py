@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import socketio
 import sio_stream
 from sio_stream import ConnectionAbortedStreamError, IOStream, StreamError, create_stream
 from tests.support import start_server, wait_for
+from tests.test_session_resume import tolerate_socketio_cut_races
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +65,14 @@ class CutProxy:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+
+@pytest.fixture(autouse=True)
+async def cut_races() -> AsyncIterator[None]:
+    """The cut lands in the middle of binary packets (the offer puts up to 16 MiB in flight): a
+    python-socketio task may fail on an attachment of the dead transport (see there)."""
+    with tolerate_socketio_cut_races():
+        yield
 
 
 async def test_client_reconnects_after_a_network_cut_mid_transfer() -> None:
@@ -141,8 +151,14 @@ async def test_client_reconnects_after_a_network_cut_mid_transfer() -> None:
         assert all(isinstance(o, ConnectionAbortedStreamError) for o in server_outcomes), server_outcomes
         assert all(str(o) == "Connection aborted" for o in server_outcomes)
 
-        # python-socketio reconnects on its own; the new connection gets a new sid.
-        await wait_for(lambda: len(sids) == 2 and client.connected and "/" in client.namespaces)
+        # python-socketio reconnects on its own; the new connection gets a new sid. Its reconnects
+        # wait 1 s for the namespace's answer (connect()'s wait_timeout default; reconnects take no
+        # other), and the cut left this one process (both ends) digesting what was in flight (up to
+        # the 16 MiB of initial credit, on by default): on busy cores that second can pass and
+        # python-socketio tries again, so a third sid is python-socketio's doing, not a lost
+        # connection (1 loaded run in 10 failed here).
+        await wait_for(lambda: len(sids) >= 2 and client.connected and "/" in client.namespaces)
+        assert client.get_sid() == sids[-1]
         assert streams.stream_count() == 0
         server_outcomes.clear()
 
