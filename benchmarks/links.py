@@ -304,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--initial-credit",
         default=None,
-        help="ss(initial_credit=) for both Python ends, bytes (0: off; default: the library's, 16Mi)",
+        help="ss(initial_credit=) for both Python ends, bytes (e.g. 16Mi; default off, as the library)",
     )
     p.add_argument(
         "--browser",

@@ -111,7 +111,7 @@ export interface StreamSocketOptions {
   resumeTimeoutMs?: number;
   /**
    * Bytes of credit each hello offers a sio_stream server for the first byte stream it sends this
-   * client (negotiated `initial-credit`; default 16 MiB, 0: off): a download's data then follows
+   * client (negotiated `initial-credit`; default 0: off; DEFAULT_INITIAL_CREDIT, 16 MiB, for a long link): a download's data then follows
    * its event without waiting a round trip for the first read, nor for the window to ramp. In
    * chunks of `maxChunk`, at most `maxWindow` of them; the stream reads them whether or not the
    * application has asked yet. Servers that did not announce the feature are offered nothing.

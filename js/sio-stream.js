@@ -106,7 +106,7 @@ export const MAX_CREDIT = 1024;
 const DEFAULT_OBJECT_WINDOW = 128;
 /**
  * Bytes of credit our hello offers a sio_stream server for the first byte stream it sends us
- * (negotiated `initial-credit`; the Python side's default too): 16 MiB covers a 100 MB/s link at
+ * when asked (negotiated `initial-credit`; off by default, as on the Python side): 16 MiB covers a 100 MB/s link at
  * 150 ms, so a download's data follows its event instead of waiting a round trip for the first
  * $stream-read and then for the window to ramp. Offered in chunks of `maxChunk`, within the
  * largest window a stream may reach (`maxWindow` chunks) and MAX_CREDIT; 0 turns it off. It holds
@@ -1100,7 +1100,7 @@ export class StreamSocket {
       objectWindow = DEFAULT_OBJECT_WINDOW,
       maxChunk = DEFAULT_MAX_CHUNK,
       resumeTimeoutMs = DEFAULT_RESUME_TIMEOUT_MS,
-      initialCredit = DEFAULT_INITIAL_CREDIT,
+      initialCredit = 0,
       clock = () => performance.now(),
     } = {},
   ) {

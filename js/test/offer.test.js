@@ -51,12 +51,14 @@ async function readAll(stream) {
 
 test('the hello offers initialCredit in chunks of maxChunk, within the largest window; 0 offers none', () => {
   const plain = fakeSocket();
-  new StreamSocket(plain);
+  new StreamSocket(plain, { initialCredit: DEFAULT_INITIAL_CREDIT });
   const credits = DEFAULT_INITIAL_CREDIT / DEFAULT_MAX_CHUNK;
   assert.deepEqual(plain.of('$stream-hello')[0][1].initial, { credits, size: DEFAULT_MAX_CHUNK });
-  const off = fakeSocket();
-  new StreamSocket(off, { initialCredit: 0 });
-  assert.equal(off.of('$stream-hello')[0][1].initial, undefined);
+  for (const options of [{}, { initialCredit: 0 }]) {
+    const off = fakeSocket();
+    new StreamSocket(off, options); // off by default, as on the Python side
+    assert.equal(off.of('$stream-hello')[0][1].initial, undefined);
+  }
   const small = fakeSocket();
   new StreamSocket(small, { maxChunk: 1000, window: 2, maxWindow: 5, initialCredit: 1 << 20 });
   assert.deepEqual(small.of('$stream-hello')[0][1].initial, { credits: 5, size: 1000 });

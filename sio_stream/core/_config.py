@@ -227,9 +227,9 @@ class CoreConfig:
     #: ``max_chunk`` or less: the window never grows.
     max_window: int = DEFAULT_MAX_WINDOW
     #: Bytes of initial credit offered to the peer's first byte stream (see
-    #: DEFAULT_INITIAL_CREDIT, what ``ss()`` offers unless told otherwise); within ``max_window``
-    #: and half the connection's shared pool. 0 (a bare core's default): no offer, though our
-    #: writer still takes the peer's.
+    #: DEFAULT_INITIAL_CREDIT, the value for a long link); within ``max_window`` and half the
+    #: connection's shared pool. 0 (the default, also of ``ss()``, which takes
+    #: ``initial_credit=``): no offer, though our writer still takes the peer's.
     initial_credit: int = 0
     features: frozenset[str] = field(default=OUR_FEATURES)
     #: Seconds a dropped connection's streams wait for the client to come back (negotiated

@@ -36,7 +36,7 @@ from .._errors import (
 from ..core import _placeholder as placeholders
 from ..core import _wire as wire
 from ..core._budget import Budget, StreamSocketStatistics, process_budget
-from ..core._config import DEFAULT_INITIAL_CREDIT, DEFAULT_MAX_SUSPENDED
+from ..core._config import DEFAULT_MAX_SUSPENDED
 from ..core._core import (
     DEFAULT_CONNECTION_WINDOW,
     DEFAULT_IDLE_TIMEOUT,
@@ -108,7 +108,7 @@ def socket_config(
     max_window: int = DEFAULT_MAX_WINDOW,
     process_budget: Budget | None = None,
     resume_timeout: float = 0.0,
-    initial_credit: int = DEFAULT_INITIAL_CREDIT,
+    initial_credit: int = 0,
 ) -> CoreConfig:
     """The core settings of ``ss()``'s options (see :func:`sio_stream.ss`). ``initial_credit``:
     what each hello offers (negotiated initial-credit). The writes the offer lets go follow the

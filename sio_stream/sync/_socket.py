@@ -56,7 +56,7 @@ def ss(
     ``socketio.Client`` reconnects by itself after its transport drops, and its streams continue
     on the new connection; a server keeps a dropped client's streams that long. Sync and asyncio
     peers resume each other's sessions (one protocol, see the protocol notes, ``resume``).
-    ``initial_credit`` (default 16 MiB; 0: off), as :func:`sio_stream.ss`: a stream's writes that a
+    ``initial_credit`` (default 0: off), as :func:`sio_stream.ss`: a stream's writes that a
     server's receive loop handles before its event's handler thread are held within the offer.
     Raises :class:`~sio_stream.LocalProtocolError` for ``async_handlers=False``.
     """

@@ -21,7 +21,7 @@ DOWNLOAD = """async ([size]) => {
   const { io } = await import('/socket.io.esm.min.js');
   const { StreamSocket } = await import('/sio-stream.js');
   const socket = io(location.origin, { transports: ['websocket'] });
-  const streams = new StreamSocket(socket);
+  const streams = new StreamSocket(socket, { initialCredit: 16 * 1024 * 1024 });
   await new Promise((r) => socket.once('connect', r));
   await streams.negotiated();
   const [down] = await streams.call('offer-download', size);

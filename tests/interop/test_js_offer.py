@@ -75,8 +75,7 @@ async def test_a_download_takes_the_offer_and_arrives_intact(node_tools: NodeToo
     size = 24 * MiB  # beyond the 16 MiB offer: the stream goes on with credit given back
     sent: list[IOStream] = []
     config: dict[str, Any] = {"download": size}
-    if not offer:
-        config["initialCredit"] = 0
+    config["initialCredit"] = 16 * MiB if offer else 0
     async with sio_stream_server(sent) as (url, streams):
         async with json_line_client(node_tools, SCRIPT, {"url": url, **config}, TIMEOUT) as line:
             result = await line()
@@ -165,7 +164,7 @@ async def test_a_credit_that_was_not_offered_fails_its_stream_only(node_tools: N
         await w.get(sid, "again", 1)  # the offer was taken: one per connection
 
     async with hand_writer(scenario) as (writer, url):
-        config = {"url": url, "expect": ["bad", "good", "again"]}
+        config = {"url": url, "initialCredit": 16 * MiB, "expect": ["bad", "good", "again"]}
         async with json_line_client(node_tools, SCRIPT, config, TIMEOUT) as line:
             result = await line()
             assert "error" not in result, result
@@ -193,7 +192,7 @@ async def test_a_final_size_other_than_what_arrived_fails_with_integrity_error(n
         answers.append(await w.end(sid, short, 2000))  # one write "lost"
 
     async with hand_writer(scenario) as (writer, url):
-        config = {"url": url, "expect": ["short"]}
+        config = {"url": url, "initialCredit": 16 * MiB, "expect": ["short"]}
         async with json_line_client(node_tools, SCRIPT, config, TIMEOUT) as line:
             result = await line()
             assert "error" not in result, result
