@@ -7,6 +7,7 @@ drivers' stall checks."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -54,6 +55,21 @@ def drain(pair: CorePair, reader: StreamCore) -> int:
     while reader.inbox:
         got += len(pair.b.take(reader, 1 << 30))
     return got
+
+
+def rounds_to_the_end(
+    pair: CorePair, readers: list[StreamCore], most: int
+) -> Iterator[list[tuple[str, tuple]]]:
+    """Round trips until every reader ended (at most ``most``): yields each one's crossed
+    packets (see :func:`round_trip`), then drains the readers, each waiting for data again."""
+    for _ in range(most):
+        yield round_trip(pair)
+        for reader in readers:
+            if drain(pair, reader) and not reader.readable_ended:
+                pair.b.start_reading(reader)  # the reader waits for data again
+        if all(r.readable_ended for r in readers):
+            return
+    raise AssertionError("the streams never ended")
 
 
 def open_uploads(pair: CorePair, count: int, size: int) -> list[StreamCore]:

@@ -8,7 +8,7 @@ from sio_stream.core import _wire as wire
 from sio_stream.core._budget import Budget
 from sio_stream.core._core import FEATURE_RESUME, OUR_FEATURES, CoreConfig, ProtocolCore
 from tests.corepair import CorePair
-from tests.test_turns import drain, open_uploads, round_trip
+from tests.test_turns import open_uploads, round_trip, rounds_to_the_end
 
 MiB = 1024 * 1024
 CHUNKS = 1600
@@ -28,21 +28,14 @@ def run_uploads(streams: int, *, resume: bool = True) -> dict[str, int]:
     assert pair.b.resumable is resume
     readers = open_uploads(pair, streams, CHUNKS * config.max_chunk // streams)
     counts = {"writes": 0, "reads": 0, "acks": 0, "kept": 0}
-    for _ in range(10 * CHUNKS):
-        for event, args in round_trip(pair):
+    for crossed in rounds_to_the_end(pair, readers, 10 * CHUNKS):
+        for event, args in crossed:
             if event == wire.WRITE:
                 counts["writes"] += 1
             elif event == wire.READ:
                 counts["reads"] += 1
                 counts["acks"] += args[2] == 0
         counts["kept"] = max(counts["kept"], kept(pair.a))
-        for reader in readers:
-            if drain(pair, reader) and not reader.readable_ended:
-                pair.b.start_reading(reader)  # the reader waits for data again
-        if all(r.readable_ended for r in readers):
-            break
-    else:
-        raise AssertionError("the streams never ended")
     for _ in range(3):
         round_trip(pair)  # the ends' acks: the writer forgets the rest
     assert kept(pair.a) == 0 and not pair.a.streams

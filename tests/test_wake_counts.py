@@ -15,7 +15,7 @@ from sio_stream.core import _wire as wire
 from sio_stream.core._budget import Budget
 from sio_stream.core._core import CoreConfig, ProtocolCore
 from tests.corepair import CorePair
-from tests.test_turns import drain, open_uploads, round_trip
+from tests.test_turns import open_uploads, rounds_to_the_end
 
 MiB = 1024 * 1024
 
@@ -122,15 +122,8 @@ def run_uploads(streams: int, chunks: int, calls: Counter[str]) -> tuple[int, di
     readers = open_uploads(pair, streams, chunks * config.max_chunk // streams)
     calls.clear()
     writes = 0
-    for _ in range(10 * chunks):
-        writes += sum(1 for event, _ in round_trip(pair) if event == wire.WRITE)
-        for reader in readers:
-            if drain(pair, reader) and not reader.readable_ended:
-                pair.b.start_reading(reader)  # the reader waits for data again
-        if all(r.readable_ended for r in readers):
-            break
-    else:
-        raise AssertionError("the streams never ended")
+    for crossed in rounds_to_the_end(pair, readers, 10 * chunks):
+        writes += sum(1 for event, _ in crossed if event == wire.WRITE)
     names = ("grantable", "_wake", "_credit_bytes")
     return writes, {name: calls[name] / writes for name in names}
 
