@@ -35,7 +35,7 @@ from sio_stream.core import _placeholder as placeholders
 from sio_stream.core import _wire as wire
 from sio_stream.core._budget import OFFER_SHARE, Budget
 from sio_stream.core._config import FINAL_SIZE_KEY
-from sio_stream.core._core import CoreConfig, Outgoing, ProtocolCore, StreamCore
+from sio_stream.core._core import FEATURE_RESUME, OUR_FEATURES, CoreConfig, Outgoing, ProtocolCore, StreamCore
 from sio_stream.core._options import StreamOptions
 from sio_stream.core._state import ReadState, WriteState
 from sio_stream.core._turns import STALL_CHECK
@@ -53,7 +53,9 @@ Destroy = tuple[int, str, bool]
 OFFER = 1024
 
 
-def config(process: Budget, clock: Callable[[], float], initial: bool = False) -> CoreConfig:
+def config(
+    process: Budget, clock: Callable[[], float], initial: bool = False, resume: bool = False
+) -> CoreConfig:
     # Small numbers so that a few streams fill every bound: windows of 4 KiB that may grow to
     # 32 KiB, a connection window of 4 KiB (it grows with them), 16 KiB per connection (floors
     # of 1 KiB).
@@ -69,6 +71,10 @@ def config(process: Budget, clock: Callable[[], float], initial: bool = False) -
         idle_timeout=None,
         max_window=32 * 1024,  # windows may grow to 32 chunks (window-growth)
         initial_credit=OFFER if initial else 0,
+        # With resume, a writer keeps what its reader has not said it received, and a reader
+        # waiting for its turn says so in a read of 0 credits (_reading.py, _wait_turn).
+        features=OUR_FEATURES | {FEATURE_RESUME} if resume else OUR_FEATURES,
+        resume_timeout=30.0 if resume else 0.0,
         clock=clock,
     )
 
@@ -103,10 +109,12 @@ class FlowControl(RuleBasedStateMachine):
         self.flows: list[Flow] = []
         self.pair: CorePair
 
-    @initialize(hello=st.booleans(), initial=st.booleans())
-    def connect(self, hello: bool, initial: bool) -> None:
+    @initialize(hello=st.booleans(), initial=st.booleans(), resume=st.booleans())
+    def connect(self, hello: bool, initial: bool, resume: bool) -> None:
         self.pair = CorePair(
-            config(self.process, self.clock, initial), config(self.process, self.clock, initial), hello=hello
+            config(self.process, self.clock, initial, resume),
+            config(self.process, self.clock, initial, resume),
+            hello=hello,
         )
 
     def clock(self) -> float:
