@@ -10,12 +10,15 @@ streams ended."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import pytest
 
 from sio_stream import create_stream
 from sio_stream.core._core import ProtocolCore
+from tests.support import wait_for
+from tests.test_session_resume import cut_when_back, session
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +85,23 @@ async def test_readers_waiting_for_their_turn_tell_the_writer_what_arrived(
     # Each says a chunk's worth or more arrived (never the 32 KiB floor chunk alone).
     assert all(CHUNK <= received <= SIZE for received in acknowledgements), acknowledgements
     assert sum(c.retained for c in pair.client_streams.statistics().connections) == 0
+
+
+async def test_uploads_taking_turns_survive_a_cut_link() -> None:
+    """The same uploads through a link cut once mid-transfer (resume on): the writers dropped
+    what the reads of 0 credits said arrived, and each resumes from what its reader received;
+    every upload arrives whole, and nothing stays kept."""
+    async with session(rtt=0.01) as setup:
+        progress = asyncio.ensure_future(upload_all(setup.client_streams))
+        # Half the uploads done: the rest have waited for turns (their writers told what arrived)
+        # or are under way.
+        await wait_for(lambda: len(setup.uploads) >= STREAMS // 2, 60)
+        await cut_when_back(setup, 0)
+        answers = await progress
+        assert answers == [None] * STREAMS  # the session's upload handler answers nothing
+        await wait_for(lambda: len(setup.uploads) == STREAMS, 60)
+        assert sorted(setup.uploads) == sorted(
+            (SIZE, hashlib.sha256(bytes([n]) * SIZE).hexdigest()) for n in range(STREAMS)
+        )
+        assert setup.client_streams.statistics().resumes == 1
+        assert sum(c.retained for c in setup.client_streams.statistics().connections) == 0
