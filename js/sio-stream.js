@@ -105,9 +105,9 @@ export const DEFAULT_MAX_WINDOW = 64;
 export const MAX_CREDIT = 1024;
 const DEFAULT_OBJECT_WINDOW = 128;
 /**
- * Bytes of credit our hello offers a sio_stream server for the first byte stream it sends us
- * when asked (negotiated `initial-credit`; off by default, as on the Python side): 16 MiB covers a 100 MB/s link at
- * 150 ms, so a download's data follows its event instead of waiting a round trip for the first
+ * Bytes of credit our hello offers, when asked, a sio_stream server for the first byte stream it
+ * sends us (negotiated `initial-credit`; off by default, as on the Python side): 16 MiB covers a
+ * 100 MB/s link at 150 ms, so a download's data follows its event instead of waiting a round trip for the first
  * $stream-read and then for the window to ramp. Offered in chunks of `maxChunk`, within the
  * largest window a stream may reach (`maxWindow` chunks) and MAX_CREDIT; 0 turns it off. It holds
  * nothing until a stream takes it, and then at most the chunks that stream was granted.

@@ -134,6 +134,12 @@ class InitialMixin:
             self.peer_offer_seen = True
             self.peer_offer = InitialCredit.from_wire(value)
 
+    def forget_peer_offer(self: _Core) -> None:
+        """The hello that carried the peer's offer asked to resume another session, and was
+        refused: that offer was the old session's (the client drops it with the session), so
+        none is taken here, and the client's next hello, if it sends one, offers anew."""
+        self.peer_offer, self.peer_offer_seen = None, False
+
     def _take_offer(self: _Core, stream: StreamCore) -> int:
         """Writer: ``stream`` is being sent; the credits it takes from the peer's offer (0: none)."""
         offer = self.peer_offer

@@ -712,9 +712,7 @@ class SocketLogic:
             reason = None
         if reason is not None:
             logger.info("sio_stream: resume refused for %s: %s", peer, reason)
-            # An offer in the resume hello was the old session's: the client drops it with the
-            # session, and its fresh one's hello (if any) offers anew.
-            fresh.core.peer_offer, fresh.core.peer_offer_seen = None, False
+            fresh.core.forget_peer_offer()
             fresh.send_hello({"token": self._new_session(fresh), "refused": reason})
             if old is None and key is not None:
                 self._session_unknown(key)
